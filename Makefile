@@ -1,0 +1,43 @@
+# atdata-lab: `make demo` runs the main job, `make test` runs every test.
+# Both set everything up on a fresh machine (venv, packages, services).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test test-fast lint bench reliability setup system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian packages the tests need (real Redis, real Chromium). Installed only when missing.
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+demo: setup
+	$(PY) -m atdata_lab.demo
+
+test: setup system-deps
+	$(PY) -m ruff check atdata_lab tests benchmarks
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not browser and not sandbox and not slow"
+
+lint: setup
+	$(PY) -m ruff check atdata_lab tests benchmarks
+	$(PY) -m ruff format --check atdata_lab tests benchmarks || true
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+reliability: setup system-deps
+	$(PY) -m pytest -m reliability -s
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

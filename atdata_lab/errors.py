@@ -1,0 +1,133 @@
+"""The project's errors: one root, and each subclass also the builtin it specialises.
+
+Every error raised on purpose by ``atdata_lab`` derives from :class:`AtdataLabError`.
+Where a user would naturally catch a builtin (``KeyError`` for "not found",
+``ValueError`` for "bad input"), the error subclasses that builtin too, so code
+written for atdata (``except KeyError:``) keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AtdataLabError",
+    "AtmosphereError",
+    "AuthenticationError",
+    "EntryConflictError",
+    "EntryNotFoundError",
+    "PDSUnavailableError",
+    "PromotionConflictError",
+    "RateLimitedError",
+    "RecordNotFoundError",
+    "RecordTooLargeError",
+    "RecordValidationError",
+    "RequestError",
+    "SampleDecodeError",
+    "SchemaConflictError",
+    "SchemaNotFoundError",
+    "ShardError",
+    "StoreError",
+]
+
+
+class AtdataLabError(Exception):
+    """Root of every error raised on purpose by atdata_lab."""
+
+
+class _NotFound(AtdataLabError, KeyError):
+    """Base for "no such thing" errors. ``str()`` is the message, not its repr."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class EntryNotFoundError(_NotFound):
+    """No dataset entry with that name or CID in the index."""
+
+
+class SchemaNotFoundError(_NotFound):
+    """No schema with that reference in the index."""
+
+
+class EntryConflictError(AtdataLabError, ValueError):
+    """A name already holds different content (pass ``overwrite=True`` to replace it)."""
+
+
+class SchemaConflictError(AtdataLabError, ValueError):
+    """A different schema is already stored under the same name and version.
+
+    Attributes:
+        diff: The :class:`~atdata_lab.schema_diff.SchemaDiff` between stored and new.
+        suggested_version: The next semantic version to publish the new schema under.
+    """
+
+    def __init__(self, message: str, *, diff: Any = None, suggested_version: str | None = None):
+        super().__init__(message)
+        self.diff = diff
+        self.suggested_version = suggested_version
+
+
+class ShardError(AtdataLabError, ValueError):
+    """A shard is corrupt, truncated or unreadable. The message names shard and member."""
+
+
+class SampleDecodeError(AtdataLabError, ValueError):
+    """A stored sample does not fit the sample type. The message names shard, key and field."""
+
+
+class StoreError(AtdataLabError, OSError):
+    """A data store (disk, S3) failed; the message names the store and the fix."""
+
+
+class RecordValidationError(AtdataLabError, ValueError):
+    """A record breaks its lexicon (length, count, float, format). Names field and limit."""
+
+
+class PromotionConflictError(AtdataLabError, ValueError):
+    """Promotion cannot proceed: a published schema with the same name@version differs."""
+
+    def __init__(self, message: str, *, diff: Any = None, suggested_version: str | None = None):
+        super().__init__(message)
+        self.diff = diff
+        self.suggested_version = suggested_version
+
+
+class AtmosphereError(AtdataLabError):
+    """Base of errors talking to an ATProto PDS."""
+
+
+class RequestError(AtmosphereError):
+    """A PDS request failed. ``response`` carries the server's answer when there was one."""
+
+    def __init__(self, message: str, *, response: Any = None, status: int | None = None):
+        super().__init__(message)
+        self.response = response
+        self.status = status
+
+
+class AuthenticationError(RequestError):
+    """Login failed or the session is no longer valid: log in again."""
+
+
+class RecordNotFoundError(RequestError, KeyError):
+    """The record does not exist in the repository."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RateLimitedError(RequestError):
+    """The PDS rate limit was hit. ``reset_at`` is when it resets (datetime, UTC) if known."""
+
+    def __init__(self, message: str, *, reset_at: Any = None, response: Any = None, status: int | None = 429):
+        super().__init__(message, response=response, status=status)
+        self.reset_at = reset_at
+
+
+class RecordTooLargeError(RequestError, ValueError):
+    """A record or blob exceeds the server's limit."""
+
+
+class PDSUnavailableError(RequestError, ConnectionError):
+    """The PDS could not be reached or answered 5xx after retries."""
