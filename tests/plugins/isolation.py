@@ -1,0 +1,14 @@
+"""Every test runs with its own ATDATA_HOME, so nothing touches the real home directory."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def atdata_home(tmp_path, monkeypatch):
+    """A fresh ``ATDATA_HOME`` for each test (index DB and default data dir live under it)."""
+    home = tmp_path / "atdata-home"
+    home.mkdir()
+    monkeypatch.setenv("ATDATA_HOME", str(home))
+    return home

@@ -1,0 +1,1 @@
+"""pytest fixtures: services (being built)."""
