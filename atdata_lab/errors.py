@@ -19,7 +19,9 @@ __all__ = [
     "PDSUnavailableError",
     "PromotionConflictError",
     "RateLimitedError",
+    "RecordConflictError",
     "RecordNotFoundError",
+    "RecordSizeError",
     "RecordTooLargeError",
     "RecordValidationError",
     "RequestError",
@@ -131,3 +133,23 @@ class RecordTooLargeError(RequestError, ValueError):
 
 class PDSUnavailableError(RequestError, ConnectionError):
     """The PDS could not be reached or answered 5xx after retries."""
+
+
+class RecordSizeError(RecordValidationError, RecordTooLargeError):
+    """A record is too large for the PDS, found before sending (both a validation and a size error)."""
+
+    def __init__(self, message: str, *, response: Any = None, status: int | None = None):
+        RecordTooLargeError.__init__(self, message, response=response, status=status)
+
+
+class RecordConflictError(RequestError, ValueError):
+    """A write lost a race: the record changed since ``swap_record`` was read, or already exists.
+
+    Attributes:
+        current_cid: The record's CID on the server now, when known (None: the record is absent).
+    """
+
+    def __init__(self, message: str, *, current_cid: str | None = None, response: Any = None,
+                 status: int | None = None):
+        super().__init__(message, response=response, status=status)
+        self.current_cid = current_cid
