@@ -26,6 +26,7 @@ __all__ = [
     "RecordValidationError",
     "RequestError",
     "SampleDecodeError",
+    "SandboxError",
     "SchemaConflictError",
     "SchemaNotFoundError",
     "ShardError",
@@ -80,6 +81,10 @@ class SampleDecodeError(AtdataLabError, ValueError):
 
 class StoreError(AtdataLabError, OSError):
     """A data store (disk, S3) failed; the message names the store and the fix."""
+
+
+class SandboxError(AtdataLabError, RuntimeError):
+    """The local sandbox PDS could not be installed, started or stopped; the message names the fix."""
 
 
 class RecordValidationError(AtdataLabError, ValueError):
