@@ -1,0 +1,566 @@
+"""``Dataset[T]``: iterate, batch, shuffle and randomly access samples in shards.
+
+Batches are assembled column-wise: NDArray fields of equal dtype and shape are copied once,
+straight from the msgpack payloads into one contiguous batch array; ragged arrays and
+``None`` mixes stay lists. ``filter()``/``map()`` also apply when batching.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import os
+import random
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+import msgpack
+import numpy as np
+
+from .errors import SampleDecodeError, ShardError
+from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
+from .sample import DictSample, codec_for
+from .schema import fields_of
+from .shards import ShardInfo, iter_sample_members, local_shard_signature, scan_shard
+from .urls import expand_urls, is_local, local_path, read_range
+
+__all__ = ["Dataset", "SampleBatch", "DatasetDict"]
+
+ST = TypeVar("ST")
+
+# Offset indexes of local shards scanned on first use, keyed by (path, size, mtime).
+_scan_cache: dict[tuple, ShardInfo] = {}
+
+_ALLOWED_TYPES: dict[str, frozenset] = {
+    "str": frozenset({str}),
+    "int": frozenset({int, bool}),
+    "float": frozenset({float, int}),
+    "bool": frozenset({bool}),
+    "bytes": frozenset({bytes}),
+    "list": frozenset({list}),
+    "dict": frozenset({dict}),
+    "ndarray": frozenset({bytes}),
+}
+_NONE = frozenset({type(None)})
+
+
+class SampleBatch:
+    """A batch of samples, column by column.
+
+    ``batch.field`` is an array stacked on a new leading axis for NDArray fields whose items
+    share dtype and shape, otherwise a list (ragged arrays, ``None`` mixes, other kinds).
+    ``batch.samples`` rebuilds the sample objects; ``batch.keys`` are the sample keys.
+    """
+
+    def __init__(self, columns: dict[str, Any], sample_type: type, keys: list[str], samples: list | None = None):
+        self._columns = columns
+        self.sample_type = sample_type
+        self.keys = keys
+        self._samples = samples
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_columns"][name]
+        except KeyError:
+            raise AttributeError(f"batch has no field {name!r} (fields: {', '.join(self._columns)})") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._columns[name]
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self._columns)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._columns)
+
+    @property
+    def samples(self) -> list:
+        """The batch as a list of sample objects."""
+        if self._samples is None:
+            n = len(self.keys)
+            cols = self._columns
+            if self.sample_type is DictSample:
+                self._samples = [DictSample({k: v[i] for k, v in cols.items()}) for i in range(n)]
+            else:
+                self._samples = [self.sample_type(**{k: v[i] for k, v in cols.items()}) for i in range(n)]
+        return self._samples
+
+    def __repr__(self) -> str:
+        parts = []
+        for k, v in self._columns.items():
+            if isinstance(v, np.ndarray):
+                parts.append(f"{k}: ndarray{v.dtype.str}{list(v.shape)}")
+            else:
+                parts.append(f"{k}: list[{len(v)}]")
+        return f"SampleBatch[{getattr(self.sample_type, '__name__', '?')}]({len(self)}; {', '.join(parts)})"
+
+    @classmethod
+    def from_samples(cls, samples: list, keys: list[str] | None = None) -> SampleBatch:
+        """Build a batch from sample objects (any packable type, DictSample, or plain objects)."""
+        keys = keys if keys is not None else [str(i) for i in range(len(samples))]
+        if not samples:
+            return cls({}, DictSample, keys, samples)
+        st = type(samples[0])
+        if any(type(s) is not st for s in samples):
+            return cls({}, object, keys, samples)
+        if st is DictSample:
+            names: dict[str, None] = {}
+            for s in samples:
+                names.update(dict.fromkeys(s.keys()))
+            cols = {n: [s._data.get(n) for s in samples] for n in names}
+        else:
+            try:
+                names_list = [f.name for f in fields_of(st)]
+            except TypeError:
+                return cls({}, st, keys, samples)
+            cols = {n: [getattr(s, n) for s in samples] for n in names_list}
+        for n, col in cols.items():
+            cols[n] = _stack_if_uniform(col)
+        return cls(cols, st, keys, samples)
+
+
+def _stack_if_uniform(col: list) -> Any:
+    first = col[0]
+    if not isinstance(first, np.ndarray):
+        return col
+    dt, shape = first.dtype, first.shape
+    for a in col:
+        if not isinstance(a, np.ndarray) or a.dtype != dt or a.shape != shape:
+            return col
+    return np.stack(col)
+
+
+def _stack_ndarray_payloads(col: list, where: Callable[[int], str], optional: bool) -> Any:
+    """Decode a column of NDArray payloads straight into one batch array when uniform."""
+    first = col[0]
+    if type(first) is bytes and first[:6] != b"\x93NUMPY":
+        try:
+            dt, shape, off = parse_ndarray_header(first)
+        except NDArrayFormatError as e:
+            raise SampleDecodeError(f"{where(0)}: {e}") from e
+        n0 = len(first)
+        head = first[:off]
+        uniform = True
+        for b in col:
+            if type(b) is not bytes or len(b) != n0 or b[:off] != head:
+                uniform = False
+                break
+        if uniform:
+            joined = bytearray().join([memoryview(b)[off:] for b in col])
+            return np.frombuffer(joined, dtype=dt).reshape((len(col), *shape))
+    out = []
+    for i, b in enumerate(col):
+        if b is None and optional:
+            out.append(None)
+            continue
+        try:
+            out.append(decode_ndarray(b))
+        except (NDArrayFormatError, TypeError) as e:
+            raise SampleDecodeError(f"{where(i)}: {e}") from e
+    return _stack_if_uniform(out) if all(a is not None for a in out) else out
+
+
+class Dataset(Generic[ST]):
+    """Samples in one or more WebDataset shards.
+
+    ``Dataset[T](urls)`` reads them as ``T``; without a type they are ``DictSample``.
+
+    Args:
+        urls: A URL, a list of URLs, or a brace pattern (``data-{000000..000009}.tar``).
+            Local paths, ``file://``, and any fsspec URL (``https://``, ``s3://``).
+        sample_type: The sample type (same as the ``Dataset[T]`` form).
+        storage_options: fsspec options for remote URLs (credentials, endpoint).
+    """
+
+    _bound_type: type | None = None
+    _typed_cache: dict[Any, type] = {}
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        if isinstance(item, TypeVar):
+            return super().__class_getitem__(item)  # type: ignore[misc]
+        sub = cls._typed_cache.get(item)
+        if sub is None:
+            sub = type(f"Dataset[{getattr(item, '__name__', item)}]", (cls,), {"_bound_type": item})
+            cls._typed_cache[item] = sub
+        return sub
+
+    def __init__(
+        self,
+        urls: str | os.PathLike | list,
+        *,
+        sample_type: type | None = None,
+        storage_options: dict[str, Any] | None = None,
+        _ops: tuple = (),
+        _infos: dict[str, ShardInfo] | None = None,
+    ) -> None:
+        self.urls = expand_urls(urls)
+        if not self.urls:
+            raise ValueError("Dataset needs at least one shard URL")
+        self.sample_type: type = sample_type or self._bound_type or DictSample
+        self.storage_options = storage_options or {}
+        self._ops = _ops
+        self._infos: dict[str, ShardInfo] = dict(_infos or {})
+        self._cum: list[int] | None = None
+
+    # ------------------------------------------------------------------ plumbing
+    def _derive(self, **changes: Any) -> Dataset:
+        kw = {
+            "sample_type": self.sample_type,
+            "storage_options": self.storage_options,
+            "_ops": self._ops,
+            "_infos": self._infos,
+        }
+        urls = changes.pop("urls", self.urls)
+        kw.update(changes)
+        return Dataset(urls, **kw)
+
+    def _remember_shards(self, infos: list[ShardInfo]) -> None:
+        for info in infos:
+            self._infos[info.url] = info
+            sig = local_shard_signature(info.url) if is_local(info.url) else None
+            if sig is not None:
+                _scan_cache[(local_path(info.url), *sig)] = info
+        self._cum = None
+
+    def shard_info(self, url: str) -> ShardInfo:
+        """The offset index of a shard (scanned once on first use, then cached)."""
+        info = self._infos.get(url)
+        if info is not None:
+            return info
+        key = None
+        if is_local(url):
+            sig = local_shard_signature(local_path(url))
+            if sig is None:
+                raise ShardError(f"shard {url} does not exist")
+            key = (local_path(url), *sig)
+            info = _scan_cache.get(key)
+        if info is None:
+            info = scan_shard(url, self.storage_options)
+            if key is not None:
+                _scan_cache[key] = info
+        self._infos[url] = info
+        return info
+
+    @property
+    def url(self) -> str:
+        """The first shard's URL."""
+        return self.urls[0]
+
+    @property
+    def shard_list(self) -> list[str]:
+        return list(self.urls)
+
+    def __repr__(self) -> str:
+        name = getattr(self.sample_type, "__name__", str(self.sample_type))
+        shards = f"{len(self.urls)} shard{'s' if len(self.urls) != 1 else ''}"
+        ops = f", {len(self._ops)} ops" if self._ops else ""
+        return f"Dataset[{name}]({shards}: {self.urls[0]}{' ...' if len(self.urls) > 1 else ''}{ops})"
+
+    # ------------------------------------------------------------------ composition
+    def filter(self, predicate: Callable[[Any], bool]) -> Dataset:
+        """Keep samples for which ``predicate(sample)`` is true (applies to batches too)."""
+        return self._derive(_ops=(*self._ops, ("filter", predicate)))
+
+    def map(self, fn: Callable[[Any], Any]) -> Dataset:
+        """Transform each sample (applies to batches too)."""
+        return self._derive(_ops=(*self._ops, ("map", fn)))
+
+    def as_type(self, sample_type: type) -> Dataset:
+        """Read the same shards as another type (fields matched by name)."""
+        return self._derive(sample_type=sample_type)
+
+    def split_by_worker(self, worker_id: int, num_workers: int) -> Dataset:
+        """The shards worker ``worker_id`` of ``num_workers`` should read (every n-th)."""
+        if not 0 <= worker_id < num_workers:
+            raise ValueError(f"worker_id must be in [0, {num_workers}), not {worker_id}")
+        urls = self.urls[worker_id::num_workers]
+        if not urls:
+            raise ValueError(
+                f"worker {worker_id} of {num_workers} gets no shard: the dataset has only {len(self.urls)}; "
+                "use fewer workers or write smaller shards (maxcount=)"
+            )
+        return self._derive(urls=urls)
+
+    def shard(self, rank: int, world_size: int) -> Dataset:
+        """The shards of process ``rank`` in a ``world_size``-process job."""
+        return self.split_by_worker(rank, world_size)
+
+    def _assigned_urls(self) -> list[str]:
+        """Shards for this process and DataLoader worker: each shard is seen once overall."""
+        urls = self.urls
+        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+        if rank is not None and world is not None and int(world) > 1:
+            urls = urls[int(rank) :: int(world)]
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            info = torch.utils.data.get_worker_info()
+            if info is not None and info.num_workers > 1:
+                urls = urls[info.id :: info.num_workers]
+        return urls
+
+    # ------------------------------------------------------------------ iteration
+    def _raw(self, urls: list[str]) -> Iterator[tuple[str, str, Any]]:
+        opts = self.storage_options
+        for url in urls:
+            for key, data in iter_sample_members(url, opts):
+                yield url, key, data
+
+    def _decode(self, url: str, key: str, data: Any) -> Any:
+        codec = codec_for(self.sample_type)
+        return codec.unpack(data, f"shard {url}, sample {key!r}")
+
+    def _apply_ops(self, samples: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+        for key, s in samples:
+            keep = True
+            for kind, fn in self._ops:
+                if kind == "filter":
+                    if not fn(s):
+                        keep = False
+                        break
+                else:
+                    s = fn(s)
+            if keep:
+                yield key, s
+
+    def _samples(self, raw: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, Any]]:
+        dec = self._decode
+        gen = ((key, dec(url, key, data)) for url, key, data in raw)
+        return self._apply_ops(gen) if self._ops else gen
+
+    def __iter__(self) -> Iterator[ST]:
+        return self.ordered()
+
+    def ordered(self, batch_size: int | None = None) -> Iterator[Any]:
+        """Samples (or :class:`SampleBatch` of ``batch_size``) in shard order."""
+        urls = self._assigned_urls()
+        if batch_size is None:
+            return (s for _, s in self._samples(self._raw(urls)))
+        _check_batch_size(batch_size)
+        if self._ops:
+            return self._batch_objects(self._samples(self._raw(urls)), batch_size)
+        return self._batch_raw(self._raw(urls), batch_size)
+
+    def shuffled(self, buffer: int = 1000, seed: int | None = None, batch_size: int | None = None) -> Iterator[Any]:
+        """Samples in random order: shards shuffled, then a ``buffer``-sample shuffle buffer.
+
+        The same ``seed`` gives the same order.
+        """
+        if buffer < 1:
+            raise ValueError(f"buffer must be at least 1, not {buffer}")
+        rng = random.Random(seed)
+        urls = list(self._assigned_urls())
+        rng.shuffle(urls)
+
+        def mixed() -> Iterator[tuple[str, str, Any]]:
+            pool: list = []
+            for url, key, data in self._raw(urls):
+                item = (url, key, bytes(data))
+                if len(pool) < buffer:
+                    pool.append(item)
+                    continue
+                j = rng.randrange(buffer)
+                yield pool[j]
+                pool[j] = item
+            rng.shuffle(pool)
+            yield from pool
+
+        if batch_size is None:
+            return (s for _, s in self._samples(mixed()))
+        _check_batch_size(batch_size)
+        if self._ops:
+            return self._batch_objects(self._samples(mixed()), batch_size)
+        return self._batch_raw(mixed(), batch_size)
+
+    def _batch_objects(self, samples: Iterator[tuple[str, Any]], n: int) -> Iterator[SampleBatch]:
+        while True:
+            chunk = list(itertools.islice(samples, n))
+            if not chunk:
+                return
+            yield SampleBatch.from_samples([s for _, s in chunk], [k for k, _ in chunk])
+
+    def _batch_raw(self, raw: Iterator[tuple[str, str, Any]], n: int) -> Iterator[SampleBatch]:
+        unpackb = msgpack.unpackb
+        st = self.sample_type
+        while True:
+            chunk = list(itertools.islice(raw, n))
+            if not chunk:
+                return
+            maps = []
+            for url, key, data in chunk:
+                try:
+                    maps.append(unpackb(data))
+                except Exception as e:
+                    raise SampleDecodeError(f"shard {url}, sample {key!r}: not a valid msgpack sample ({e})") from e
+            keys = [c[1] for c in chunk]
+            yield self._columns(maps, chunk, keys, st)
+
+    def _columns(self, maps: list, chunk: list, keys: list[str], st: type) -> SampleBatch:
+        def where_for(i: int, field: str) -> str:
+            return f"shard {chunk[i][0]}, sample {chunk[i][1]!r}, field {field!r}"
+
+        if set(map(type, maps)) != {dict}:
+            i = next(i for i, m in enumerate(maps) if type(m) is not dict)
+            raise SampleDecodeError(f"shard {chunk[i][0]}, sample {chunk[i][1]!r}: a sample must be a msgpack map")
+        cols: dict[str, Any] = {}
+        if st is DictSample:
+            names: dict[str, None] = {}
+            for m in maps:
+                names.update(dict.fromkeys(m))
+            for name in names:
+                col = [m.get(name) for m in maps]
+                if type(col[0]) is bytes and _looks_like_array(col[0]):
+                    try:
+                        cols[name] = _stack_ndarray_payloads(col, lambda i, f=name: where_for(i, f), True)
+                        continue
+                    except SampleDecodeError:
+                        pass
+                cols[name] = col
+            return SampleBatch(cols, st, keys)
+        for f in codec_for(st).fields:
+            name = f.name
+            col = [m.get(name) for m in maps]
+            allowed = _ALLOWED_TYPES[f.type.kind]
+            types_ = set(map(type, col))
+            if f.optional:
+                allowed = allowed | _NONE
+            if not types_ <= allowed:
+                i = next(i for i, v in enumerate(col) if type(v) not in allowed)
+                what = "is missing or None" if col[i] is None else f"holds {type(col[i]).__name__}"
+                raise SampleDecodeError(
+                    f"{where_for(i, name)}: {what}, but {st.__name__}.{name} is {f.describe()}"
+                )
+            kind = f.type.kind
+            if kind == "ndarray":
+                cols[name] = _stack_ndarray_payloads(col, lambda i, f=name: where_for(i, f), f.optional)
+            elif kind == "float" and int in types_:
+                cols[name] = [float(v) if type(v) is int else v for v in col]
+            elif kind == "list" and f.type.items is not None and f.type.items.kind == "ndarray":
+                cols[name] = [None if v is None else [decode_ndarray(x) for x in v] for v in col]
+            else:
+                cols[name] = col
+        return SampleBatch(cols, st, keys)
+
+    # ------------------------------------------------------------------ access
+    def head(self, n: int = 5) -> list:
+        """The first ``n`` samples."""
+        return list(itertools.islice(self.ordered(), n))
+
+    def _cumulative(self) -> list[int]:
+        if self._cum is None:
+            total = 0
+            cum = [0]
+            for url in self.urls:
+                total += self.shard_info(url).num_samples
+                cum.append(total)
+            self._cum = cum
+        return self._cum
+
+    def __len__(self) -> int:
+        if any(kind == "filter" for kind, _ in self._ops):
+            raise TypeError("len() is unknown after filter(); iterate to count")
+        return self._cumulative()[-1]
+
+    def locate(self, k: int) -> tuple[str, int, str]:
+        """``(shard url, index in shard, key)`` of sample ``k``."""
+        cum = self._cumulative()
+        n = cum[-1]
+        if k < 0:
+            k += n
+        if not 0 <= k < n:
+            raise IndexError(f"sample {k} is out of range: the dataset has {n} samples")
+        s = bisect.bisect_right(cum, k) - 1
+        url = self.urls[s]
+        i = k - cum[s]
+        return url, i, self.shard_info(url).keys[i]
+
+    def __getitem__(self, k: int) -> ST:
+        """Sample ``k``, read with one seek through the shard's offset index."""
+        if not isinstance(k, (int, np.integer)):
+            raise TypeError(f"dataset indices must be integers, not {type(k).__name__}")
+        if any(kind == "filter" for kind, _ in self._ops):
+            raise TypeError("random access is not available after filter(); index the unfiltered dataset")
+        url, i, key = self.locate(int(k))
+        off, size = self.shard_info(url).offsets[i]
+        data = read_range(url, int(off), int(size), self.storage_options)
+        if len(data) != size:
+            raise ShardError(f"shard {url}: sample {key!r} is truncated (expected {size} bytes, got {len(data)})")
+        sample = self._decode(url, key, data)
+        for _kind, fn in self._ops:
+            sample = fn(sample)
+        return sample
+
+    def to_pandas(self, limit: int | None = None):
+        """A DataFrame of the samples (arrays kept as objects). Needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas() needs pandas: pip install 'atdata-lab[widgets]' or pip install pandas") from None
+        rows = []
+        for s in itertools.islice(self.ordered(), limit):
+            if isinstance(s, DictSample):
+                rows.append(s.to_dict())
+            else:
+                rows.append({f.name: getattr(s, f.name) for f in fields_of(type(s))})
+        return pd.DataFrame(rows)
+
+    def describe(self) -> dict[str, Any]:
+        """A summary: shards, samples, bytes, and each field with dtype and shape of sample 0."""
+        infos = [self.shard_info(u) for u in self.urls]
+        first = self.head(1)
+        fields = []
+        if first:
+            s = first[0]
+            items = s.items() if isinstance(s, DictSample) else ((f.name, getattr(s, f.name)) for f in fields_of(type(s)))
+            for name, v in items:
+                if isinstance(v, np.ndarray):
+                    fields.append({"name": name, "kind": "ndarray", "dtype": v.dtype.str, "shape": list(v.shape)})
+                else:
+                    fields.append({"name": name, "kind": type(v).__name__})
+        return {
+            "sample_type": getattr(self.sample_type, "__name__", str(self.sample_type)),
+            "shards": len(self.urls),
+            "samples": sum(i.num_samples for i in infos),
+            "bytes": sum(i.size for i in infos),
+            "fields": fields,
+            "urls": list(self.urls),
+        }
+
+    def inspect(self, **kwargs: Any):
+        """Open the sample inspector widget on this dataset (needs ``atdata-lab[widgets]``)."""
+        from .widgets.sample_inspector import SampleInspector
+
+        return SampleInspector(self, **kwargs)
+
+
+def _looks_like_array(b: bytes) -> bool:
+    if b[:6] == b"\x93NUMPY":
+        return True
+    try:
+        parse_ndarray_header(b)
+        return True
+    except NDArrayFormatError:
+        return False
+
+
+def _check_batch_size(n: Any) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {n!r}")
+
+
+class DatasetDict(dict):
+    """Splits of one dataset: ``{"train": Dataset, "test": Dataset, ...}``."""
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {v!r}" for k, v in self.items())
+        return f"DatasetDict({{{inner}}})"
+
+    def __getitem__(self, split: str) -> Dataset:
+        try:
+            return super().__getitem__(split)
+        except KeyError:
+            raise KeyError(f"no split {split!r}; available splits: {', '.join(self) or 'none'}") from None

@@ -1,0 +1,361 @@
+"""Shards: writing samples into WebDataset tars, and reading them back member by member.
+
+Writing serializes each sample once, straight into the shard bytes, while computing the
+shard's sha256 and a per-sample offset index (byte offset and length of each sample's
+member), so sample *k* can later be read with one seek. Shards are staged out of sight and
+published only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from .errors import ShardError
+from .progress import ProgressEvent, ProgressLike, resolve_progress
+from .stores.base import ShardSink
+from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header
+from .urls import open_url
+
+__all__ = ["ShardInfo", "ShardSetWriter", "HintObserver", "scan_shard", "iter_sample_members", "write_samples"]
+
+_PADS = [bytes(i) for i in range(BLOCK)]
+_warned_exts: set[str] = set()
+
+
+@dataclass
+class ShardInfo:
+    """What the index knows about one shard.
+
+    Attributes:
+        url: Where the shard is.
+        checksum: sha256 hex digest of the whole file.
+        size: Bytes.
+        num_samples: Samples in the shard.
+        offsets: ``int64`` array of shape (num_samples, 2): data offset and length of each
+            sample's msgpack member, in order.
+        keys: The sample keys, in order.
+    """
+
+    url: str
+    checksum: str
+    size: int
+    num_samples: int
+    offsets: np.ndarray = field(repr=False)
+    keys: list[str] = field(repr=False)
+
+    def index_blob(self) -> bytes:
+        """Offsets and keys packed for storage in an index."""
+        return msgpack.packb({"o": np.ascontiguousarray(self.offsets, dtype="<i8").tobytes(), "k": self.keys})
+
+    @staticmethod
+    def offsets_from_blob(blob: bytes) -> tuple[np.ndarray, list[str]]:
+        d = msgpack.unpackb(blob)
+        return np.frombuffer(d["o"], dtype="<i8").reshape(-1, 2), d["k"]
+
+    def with_url(self, url: str) -> ShardInfo:
+        return ShardInfo(url, self.checksum, self.size, self.num_samples, self.offsets, self.keys)
+
+
+class HintObserver:
+    """Collects the dtype and shape of each NDArray field across the samples written."""
+
+    def __init__(self, ndarray_fields: Iterable[str]) -> None:
+        self.fields = list(ndarray_fields)
+        self.dtypes: dict[str, str | None] = {}
+        self.shapes: dict[str, tuple | None] = {}
+        self._seen: set[str] = set()
+
+    def observe(self, sample: Any) -> None:
+        for name in self.fields:
+            v = getattr(sample, name, None)
+            if not isinstance(v, np.ndarray):
+                continue
+            if name not in self._seen:
+                self._seen.add(name)
+                self.dtypes[name] = v.dtype.str
+                self.shapes[name] = v.shape
+                continue
+            if self.dtypes[name] is not None and v.dtype.str != self.dtypes[name]:
+                self.dtypes[name] = None  # mixed dtypes: record "any"
+            old = self.shapes[name]
+            if old is not None and old != v.shape:
+                if len(old) != v.ndim:
+                    self.shapes[name] = None
+                else:
+                    self.shapes[name] = tuple(a if a == b else None for a, b in zip(old, v.shape))
+
+
+class _OpenShard:
+    __slots__ = ("sink", "sha", "pos", "offsets", "keys", "buf")
+
+    def __init__(self, sink: ShardSink) -> None:
+        self.sink = sink
+        self.sha = hashlib.sha256()
+        self.pos = 0
+        self.offsets: list[tuple[int, int]] = []
+        self.keys: list[str] = []
+        self.buf = bytearray()
+
+
+class ShardSetWriter:
+    """Writes members into a numbered series of shards, honouring maxcount and maxsize.
+
+    Shards are staged; call :meth:`commit` to publish them all, or :meth:`abort`.
+
+    Args:
+        url_for: Shard index -> URL.
+        open_sink: URL -> :class:`ShardSink`.
+        maxcount: Samples per shard at most (None: no limit).
+        maxsize: Bytes per shard at most (None: no limit). A single larger sample gets a shard of its own.
+    """
+
+    FLUSH = 1 << 20
+
+    def __init__(
+        self,
+        url_for: Callable[[int], str],
+        open_sink: Callable[[str], ShardSink],
+        *,
+        maxcount: int | None = None,
+        maxsize: int | None = None,
+    ) -> None:
+        if maxcount is not None and (not isinstance(maxcount, int) or maxcount < 1):
+            raise ValueError(f"maxcount must be a positive integer, not {maxcount!r}")
+        if maxsize is not None and (not isinstance(maxsize, int) or maxsize < 2 * BLOCK):
+            raise ValueError(f"maxsize must be an integer of at least {2 * BLOCK} bytes, not {maxsize!r}")
+        self.url_for = url_for
+        self.open_sink = open_sink
+        self.maxcount = maxcount
+        self.maxsize = maxsize
+        self.infos: list[ShardInfo] = []
+        self._staged: list[ShardSink] = []
+        self._cur: _OpenShard | None = None
+
+    def add(self, key: str, payload: bytes, ext: str = "msgpack") -> None:
+        cur = self._cur
+        size = len(payload)
+        padded = (size + BLOCK - 1) & ~(BLOCK - 1)
+        if cur is not None and (
+            (self.maxcount is not None and len(cur.keys) >= self.maxcount)
+            or (self.maxsize is not None and cur.pos + BLOCK + padded + 2 * BLOCK > self.maxsize)
+        ):
+            self._close_current()
+            cur = None
+        if cur is None:
+            cur = self._cur = _OpenShard(self.open_sink(self.url_for(len(self.infos))))
+        buf = cur.buf
+        buf += ustar_header(f"{key}.{ext}", size)
+        cur.offsets.append((cur.pos + BLOCK, size))
+        cur.keys.append(key)
+        buf += payload
+        if padded != size:
+            buf += _PADS[padded - size]
+        cur.pos += BLOCK + padded
+        if len(buf) >= self.FLUSH:
+            self._flush(cur)
+
+    def _flush(self, cur: _OpenShard) -> None:
+        if cur.buf:
+            data = bytes(cur.buf)
+            cur.sha.update(data)
+            cur.sink.write(data)
+            cur.buf.clear()
+
+    def _close_current(self) -> None:
+        cur = self._cur
+        if cur is None:
+            return
+        cur.buf += END_OF_ARCHIVE
+        cur.pos += len(END_OF_ARCHIVE)
+        self._flush(cur)
+        self.infos.append(
+            ShardInfo(
+                cur.sink.url,
+                cur.sha.hexdigest(),
+                cur.pos,
+                len(cur.keys),
+                np.asarray(cur.offsets, dtype=np.int64).reshape(-1, 2),
+                cur.keys,
+            )
+        )
+        self._staged.append(cur.sink)
+        self._cur = None
+
+    def finish(self) -> list[ShardInfo]:
+        """Close the last shard; return every shard's info (still staged, not published)."""
+        self._close_current()
+        return self.infos
+
+    def commit(self) -> None:
+        """Publish every staged shard at its final URL."""
+        for sink in self._staged:
+            sink.commit()
+        self._staged.clear()
+
+    def abort(self) -> None:
+        """Discard everything staged (and the shard being written)."""
+        sinks = list(self._staged)
+        if self._cur is not None:
+            sinks.append(self._cur.sink)
+            self._cur = None
+        self._staged.clear()
+        for sink in sinks:
+            try:
+                sink.abort()
+            except OSError:
+                pass
+
+
+def encode_samples_into(
+    writer: ShardSetWriter,
+    samples: Iterable[Any],
+    codec: Any,
+    *,
+    observer: HintObserver | None = None,
+    progress: ProgressLike = False,
+    task: str = "write",
+) -> int:
+    """Serialize each sample once into ``writer``. Returns the number of samples written."""
+    report = resolve_progress(progress)
+    total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
+    packer = msgpack.Packer(use_bin_type=True)
+    to_dict = codec.to_dict
+    n = 0
+    for n, sample in enumerate(samples, 1):  # noqa: B007
+        if observer is not None:
+            observer.observe(sample)
+        writer.add("%06d" % (n - 1), packer.pack(to_dict(sample)))
+        if n % 512 == 0:
+            report(ProgressEvent(task, n, total, "samples"))
+    report(ProgressEvent(task, n, total if total is not None else n, "samples", finished=True))
+    return n
+
+
+def _shard_pattern(path: str | os.PathLike, split: bool) -> Callable[[int], str]:
+    p = os.fspath(path)
+    if "%" in p:
+        return lambda i: p % i
+    if p.endswith(".tar"):
+        if not split:
+            return lambda i: p if i == 0 else p[:-4] + f"-{i:06d}.tar"
+        p = p[:-4]
+    return lambda i: f"{p}-{i:06d}.tar"
+
+
+def write_samples(
+    samples: Iterable[Any],
+    path: str | os.PathLike,
+    *,
+    maxcount: int | None = None,
+    maxsize: int | None = None,
+    progress: ProgressLike = False,
+):
+    """Write samples to ``name-%06d.tar`` shards on local disk and return them as a Dataset.
+
+    ``path`` may be ``"out/data"`` (gives ``out/data-000000.tar``, ...), a pattern with ``%``
+    (``"out/data-%04d.tar"``), or, with neither maxcount nor maxsize, a single ``.tar`` file.
+    Bytes are deterministic: the same samples always give identical shards.
+
+    Raises:
+        ValueError: ``samples`` is empty (no file is left behind).
+    """
+    from .dataset import Dataset
+    from .sample import codec_for
+    from .stores.local import FileSink
+
+    it = iter(samples)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise ValueError("write_samples: no samples to write (the input is empty); nothing was written") from None
+    cls = type(first)
+    codec = codec_for(cls)
+    url_for = _shard_pattern(path, split=maxcount is not None or maxsize is not None)
+    writer = ShardSetWriter(url_for, lambda u: FileSink(u), maxcount=maxcount, maxsize=maxsize)
+    import itertools
+
+    try:
+        encode_samples_into(writer, itertools.chain([first], it), codec, progress=progress)
+        infos = writer.finish()
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    ds = Dataset([i.url for i in infos], sample_type=cls)
+    ds._remember_shards(infos)
+    return ds
+
+
+class _HashingReader:
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.sha.update(data)
+        self.size += len(data)
+        return data
+
+
+def scan_shard(url: str, storage_options: dict[str, Any] | None = None) -> ShardInfo:
+    """Read a whole shard once: its sha256, size, and per-sample offset index."""
+    offsets: list[tuple[int, int]] = []
+    keys: list[str] = []
+    with open_url(url, storage_options) as f:
+        reader = _HashingReader(f)
+        for name, off, size, _ in iter_members(reader, url, with_data=False):
+            key, ext = split_key(name)
+            if ext != "msgpack":
+                _warn_ext(ext, url)
+                continue
+            offsets.append((off, size))
+            keys.append(key)
+        while reader.read(1 << 20):  # hash any trailing bytes after the end-of-archive blocks
+            pass
+    return ShardInfo(url, reader.sha.hexdigest(), reader.size, len(keys),
+                     np.asarray(offsets, dtype=np.int64).reshape(-1, 2), keys)
+
+
+def _warn_ext(ext: str, url: str) -> None:
+    if ext not in _warned_exts:
+        _warned_exts.add(ext)
+        warnings.warn(
+            f"ignoring tar members with extension {ext!r} (first seen in {url}); "
+            "atdata samples are stored as '<key>.msgpack'",
+            stacklevel=4,
+        )
+
+
+def iter_sample_members(url: str, storage_options: dict[str, Any] | None = None) -> Iterator[tuple[str, memoryview]]:
+    """Yield ``(key, msgpack bytes)`` for each sample of a shard, in file order."""
+    try:
+        f = open_url(url, storage_options)
+    except FileNotFoundError:
+        raise ShardError(f"shard {url} does not exist") from None
+    with f:
+        for name, _off, _size, data in iter_members(f, url):
+            key, ext = split_key(name)
+            if ext == "msgpack":
+                yield key, data  # type: ignore[misc]
+            else:
+                _warn_ext(ext, url)
+
+
+def local_shard_signature(url: str) -> tuple | None:
+    """(size, mtime_ns) of a local shard, to key caches of scanned offset indexes."""
+    try:
+        st = Path(url).stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)

@@ -1,0 +1,146 @@
+"""``LocalDiskStore``: shards under a folder on local disk, published by atomic rename."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import StoreError
+from .base import DataStore, ShardSink
+
+__all__ = ["LocalDiskStore", "FileSink", "atdata_home", "clean_stale_temp_files"]
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+TEMP_MARK = ".atdata-tmp-"
+
+
+def atdata_home() -> Path:
+    """``$ATDATA_HOME``, or ``~/.atdata``."""
+    env = os.environ.get("ATDATA_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".atdata"
+
+
+def check_dataset_name(name: str) -> str:
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        raise ValueError(
+            f"dataset name {name!r} is invalid: use letters, digits, '.', '_' and '-' (at most 200), "
+            "starting with a letter or digit, e.g. 'experiment-2024-001'"
+        )
+    return name
+
+
+class FileSink(ShardSink):
+    """Writes to a hidden temp file beside the target; ``commit`` fsyncs and renames."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.url = str(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self._f = open(self.tmp, "wb")
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._f.write(data)
+
+    def commit(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def clean_stale_temp_files(folder: Path) -> int:
+    """Remove temp files left by writers that died (their pid is gone). Returns how many."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for p in folder.iterdir():
+        if TEMP_MARK not in p.name:
+            continue
+        try:
+            pid = int(p.name.split(TEMP_MARK, 1)[1].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalDiskStore(DataStore):
+    """Shards on local disk: ``{root}/{name}/{name}-%06d.tar``.
+
+    Args:
+        root: The folder (default ``$ATDATA_HOME/data``, i.e. ``~/.atdata/data``).
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root).expanduser().resolve() if root is not None else (atdata_home() / "data").resolve()
+
+    def __repr__(self) -> str:
+        return f"LocalDiskStore({str(self.root)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LocalDiskStore) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(("LocalDiskStore", self.root))
+
+    def shard_url(self, dataset: str, index: int) -> str:
+        check_dataset_name(dataset)
+        return str(self.root / dataset / f"{dataset}-{index:06d}.tar")
+
+    def open_sink(self, url: str) -> FileSink:
+        try:
+            folder = Path(url).parent
+            folder.mkdir(parents=True, exist_ok=True)
+            clean_stale_temp_files(folder)
+            return FileSink(url)
+        except OSError as e:
+            raise StoreError(f"{self}: cannot write {url}: {e.strerror or e}; check the folder's permissions and free space") from e
+
+    def exists(self, url: str) -> bool:
+        return Path(url).is_file()
+
+    def size(self, url: str) -> int:
+        return Path(url).stat().st_size
+
+    def delete(self, url: str) -> None:
+        Path(url).unlink(missing_ok=True)
+        folder = Path(url).parent
+        try:
+            if folder != self.root and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        except OSError:
+            pass
+
+    def open_read(self, url: str) -> BinaryIO:
+        return open(url, "rb")
+
+    def owns(self, url: str) -> bool:
+        try:
+            return Path(url).resolve().is_relative_to(self.root)
+        except (OSError, ValueError):
+            return False
+
+    def describe(self) -> str:
+        return f"local disk at {self.root}"
