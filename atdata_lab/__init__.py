@@ -1,5 +1,63 @@
-"""atdata-lab: typed, sharded ML datasets, developed in Jupyter, published to ATProto."""
+"""atdata-lab: typed, sharded ML datasets, developed in Jupyter, published to ATProto.
+
+``import atdata_lab as atdata`` runs atdata 0.7's tutorials unchanged.
+"""
+
 from .dataset import Dataset, DatasetDict, SampleBatch
+from .entry import IndexEntry
+from .errors import (
+    AtdataLabError,
+    EntryConflictError,
+    EntryNotFoundError,
+    SampleDecodeError,
+    SchemaConflictError,
+    SchemaNotFoundError,
+    ShardError,
+)
+from .index import Index, SearchPage
+from .load import load_dataset
+from .progress import ProgressEvent, TqdmProgress
 from .sample import DictSample, PackableSample, packable
 from .schema import Schema
+from .schema_diff import SchemaDiff, schema_diff
 from .shards import write_samples
+from .stores.local import LocalDiskStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AtdataLabError",
+    "Dataset",
+    "DatasetDict",
+    "DictSample",
+    "EntryConflictError",
+    "EntryNotFoundError",
+    "Index",
+    "IndexEntry",
+    "LocalDiskStore",
+    "PackableSample",
+    "ProgressEvent",
+    "S3DataStore",
+    "SampleBatch",
+    "SampleDecodeError",
+    "Schema",
+    "SchemaConflictError",
+    "SchemaDiff",
+    "SchemaNotFoundError",
+    "SearchPage",
+    "ShardError",
+    "TqdmProgress",
+    "load_dataset",
+    "packable",
+    "schema_diff",
+    "write_samples",
+]
+
+
+def __getattr__(name: str):
+    # Optional backends load on first use, so `import atdata_lab` needs no s3fs.
+    if name == "S3DataStore":
+        from .stores.s3 import S3DataStore
+
+        return S3DataStore
+    raise AttributeError(f"module 'atdata_lab' has no attribute {name!r}")

@@ -1,0 +1,531 @@
+"""``Index``: datasets and schemas you develop privately, before you promote them.
+
+An index keeps entries (name -> shards, schema, checksums, offsets) in a provider (SQLite by
+default, Redis for teams) and writes data into a data store (local disk by default, S3).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .cid import cid_for
+from .dataset import Dataset
+from .entry import IndexEntry
+from .errors import EntryConflictError, EntryNotFoundError, SchemaConflictError, SchemaNotFoundError
+from .progress import ProgressLike
+from .providers.base import IndexProvider
+from .sample import DictSample, codec_for
+from .schema import Field, FieldType, Schema, bump_version, fields_of, parse_schema_ref, schema_ref, version_key
+from .schema_diff import schema_diff
+from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into
+from .stores.base import DataStore
+from .stores.local import LocalDiskStore, atdata_home, check_dataset_name
+
+__all__ = ["Index", "SearchPage"]
+
+
+class SearchPage(list):
+    """One page of search results: a list of :class:`IndexEntry` plus ``total``, ``offset``, ``limit``."""
+
+    def __init__(self, entries: Iterable[IndexEntry], total: int, offset: int, limit: int | None) -> None:
+        super().__init__(entries)
+        self.total = total
+        self.offset = offset
+        self.limit = limit
+
+    def __repr__(self) -> str:
+        start = self.offset + 1 if self else 0
+        return f"SearchPage({start}-{self.offset + len(self)} of {self.total})"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _conforms(data: Schema, stored: Schema) -> bool:
+    """True when data described by ``data`` satisfies ``stored`` (stored dtype None = any)."""
+    if len(data.fields) != len(stored.fields):
+        return False
+    for f, g in zip(data.fields, stored.fields):
+        if f.name != g.name or f.optional != g.optional or f.type.kind != g.type.kind:
+            return False
+        if f.type.kind == "ndarray" and g.type.dtype is not None and f.type.dtype != g.type.dtype:
+            return False
+        if f.type.kind == "list" and f.type.identity() != g.type.identity():
+            return False
+    return True
+
+
+def _infer_schema(name: str, sample: DictSample) -> Schema:
+    """A schema for schema-less data, from one sample's values."""
+    import numpy as np
+
+    fields = []
+    for k, v in sample.items():
+        if isinstance(v, np.ndarray):
+            ft = FieldType("ndarray", dtype=v.dtype.str, shape=v.shape)
+        elif isinstance(v, bool):
+            ft = FieldType("bool")
+        elif isinstance(v, int):
+            ft = FieldType("int")
+        elif isinstance(v, float):
+            ft = FieldType("float")
+        elif isinstance(v, str):
+            ft = FieldType("str")
+        elif isinstance(v, bytes):
+            ft = FieldType("bytes")
+        elif isinstance(v, list):
+            ft = FieldType("list")
+        elif isinstance(v, dict):
+            ft = FieldType("dict")
+        else:  # None: we cannot tell the kind; keep it as an optional string
+            fields.append(Field(k, FieldType("str"), True))
+            continue
+        fields.append(Field(k, ft, False))
+    return Schema(name, "1.0.0", tuple(fields), None, _now())
+
+
+class Index:
+    """Your datasets and schemas, before and after promotion.
+
+    Args:
+        provider: ``None`` or ``"sqlite"`` (default: ``$ATDATA_HOME/index.db``, i.e.
+            ``~/.atdata/index.db``), ``"redis"``, or an :class:`IndexProvider` instance.
+        path: The SQLite file (implies ``provider="sqlite"``).
+        data_store: Where new shards go (default :class:`LocalDiskStore`).
+        atmosphere: A logged-in :class:`~atdata_lab.atmosphere.Atmosphere` for promotion.
+        redis: A ``redis.Redis`` client (implies ``provider="redis"``).
+        url: A ``redis://`` URL (implies ``provider="redis"``).
+        key_prefix: Redis key prefix, so several indexes can share one Redis.
+    """
+
+    def __init__(
+        self,
+        provider: str | IndexProvider | None = None,
+        *,
+        path: str | os.PathLike | None = None,
+        data_store: DataStore | None = None,
+        atmosphere: Any = None,
+        redis: Any = None,
+        url: str | None = None,
+        key_prefix: str = "atdata:",
+    ) -> None:
+        if isinstance(provider, IndexProvider):
+            self.provider = provider
+        else:
+            kind = provider or ("redis" if (redis is not None or url) else "sqlite")
+            if kind == "sqlite":
+                from .providers.sqlite import SQLiteProvider
+
+                self.provider = SQLiteProvider(path if path is not None else atdata_home() / "index.db")
+            elif kind == "redis":
+                from .providers.redis import RedisProvider
+
+                self.provider = RedisProvider(redis=redis, url=url, key_prefix=key_prefix)
+            else:
+                raise ValueError(f"unknown index provider {provider!r}: use 'sqlite', 'redis' or an IndexProvider")
+        self.data_store: DataStore = data_store if data_store is not None else LocalDiskStore()
+        self.atmosphere = atmosphere
+
+    def __repr__(self) -> str:
+        atm = f", atmosphere={self.atmosphere!r}" if self.atmosphere is not None else ""
+        return f"Index({self.provider!r}, data_store={self.data_store!r}{atm})"
+
+    # ------------------------------------------------------------------ writing
+    def write(
+        self,
+        samples: Iterable[Any],
+        *,
+        name: str,
+        maxcount: int | None = None,
+        maxsize: int | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        license: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        progress: ProgressLike = True,
+    ) -> IndexEntry:
+        """Write samples as a new dataset: shards into the data store, entry into the index.
+
+        Each sample is serialized once, straight into the store's shards (``maxcount`` samples
+        or ``maxsize`` bytes per shard at most). The schema is stored (reused when an
+        identical one exists). The entry is committed only after every shard is complete.
+        Writing an existing name with identical content returns the existing entry;
+        different content raises unless ``overwrite=True``.
+
+        Raises:
+            ValueError: empty input or a bad name (nothing is written).
+            EntryConflictError: the name holds different content (a ``ValueError``).
+        """
+        check_dataset_name(name)
+        tags = self._check_tags(tags)
+        it = iter(samples)
+        try:
+            first = next(it)
+        except StopIteration:
+            raise ValueError(f"write({name!r}): no samples to write (the input is empty); nothing was written") from None
+        cls = type(first)
+        codec = codec_for(cls)
+        nd_fields = [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
+        observer = HintObserver(nd_fields)
+        store = self.data_store
+        writer = ShardSetWriter(lambda i: store.shard_url(name, i), store.open_sink, maxcount=maxcount, maxsize=maxsize)
+        total = None
+        if hasattr(samples, "__len__"):
+            total = len(samples)  # type: ignore[arg-type]
+
+        class _Sized:
+            def __iter__(self_inner):
+                return itertools.chain([first], it)
+
+            def __len__(self_inner):
+                return total
+
+        source = _Sized() if total is not None else itertools.chain([first], it)
+        try:
+            n = encode_samples_into(writer, source, codec, observer=observer, progress=progress)
+            infos = writer.finish()
+            if cls is DictSample:
+                schema = _infer_schema(name, first)
+            else:
+                schema = Schema.from_type(cls).with_hints(observer.dtypes, observer.shapes)
+            ref, stored = self._store_schema(schema)
+            cid = self._entry_cid(stored, infos, n)
+            existing = self.provider.get_entry(name)
+            if existing is not None and not overwrite:
+                if existing["cid"] == cid:
+                    writer.abort()
+                    return IndexEntry.from_row(existing, self)
+                raise EntryConflictError(
+                    f"an entry named {name!r} already exists with different content "
+                    f"(cid {existing['cid']}, new {cid}); pass overwrite=True to replace it, or choose another name"
+                )
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        entry = self._commit_entry(name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing)
+        return entry
+
+    write_samples = write
+
+    def _commit_entry(self, name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing):
+        entry = IndexEntry(
+            name=name, cid=cid, schema_ref=ref, data_urls=[i.url for i in infos], num_samples=n,
+            size_bytes=sum(i.size for i in infos), shard_checksums=[i.checksum for i in infos],
+            metadata=dict(metadata or {}), created_at=_now(), description=description, tags=list(tags or []),
+            license=license, _index=self,
+        )
+        shard_rows = [self._shard_row(i, name) for i in infos]
+        self.provider.put_entry(entry.to_row(), shard_rows, replace=overwrite)
+        if existing is not None:
+            for url in set(existing["data_urls"]) - set(entry.data_urls):
+                if self.data_store.owns(url):
+                    self.data_store.delete(url)
+        return entry
+
+    @staticmethod
+    def _shard_row(info: ShardInfo, entry: str) -> dict[str, Any]:
+        return {"url": info.url, "entry": entry, "checksum": info.checksum, "size": info.size,
+                "num_samples": info.num_samples, "offsets": info.index_blob()}
+
+    @staticmethod
+    def _entry_cid(schema: Schema, infos: list[ShardInfo], n: int) -> str:
+        return cid_for({"schema": schema.content_cid(), "shards": [i.checksum for i in infos], "samples": n})
+
+    @staticmethod
+    def _check_tags(tags: Any) -> list[str]:
+        if tags is None:
+            return []
+        if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+            raise ValueError(f"tags must be a list of strings, e.g. ['features', 'embeddings'], not {tags!r}")
+        return list(tags)
+
+    def insert_dataset(
+        self,
+        ds: Dataset,
+        *,
+        name: str,
+        copy: bool = False,
+        prefix: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        license: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        progress: ProgressLike = True,
+    ) -> IndexEntry:
+        """Index shards that already exist (checksums and offsets computed in one pass each).
+
+        With ``copy=True`` the shards are first copied into this index's data store
+        (streamed, verified). ``prefix`` is accepted for atdata compatibility and ignored.
+        """
+        check_dataset_name(name)
+        tags = self._check_tags(tags)
+        infos = [ds.shard_info(u) for u in ds.urls]
+        n = sum(i.num_samples for i in infos)
+        if n == 0:
+            raise ValueError(f"insert_dataset({name!r}): the shards hold no samples")
+        first = ds.head(1)[0]
+        if isinstance(first, DictSample):
+            schema = _infer_schema(name, first)
+        else:
+            import numpy as np
+
+            st = type(first)
+            dtypes = {f.name: getattr(first, f.name).dtype.str for f in fields_of(st)
+                      if isinstance(getattr(first, f.name), np.ndarray)}
+            shapes = {f.name: getattr(first, f.name).shape for f in fields_of(st)
+                      if isinstance(getattr(first, f.name), np.ndarray)}
+            schema = Schema.from_type(st).with_hints(dtypes, shapes)
+        ref, stored = self._store_schema(schema)
+        cid = self._entry_cid(stored, infos, n)
+        existing = self.provider.get_entry(name)
+        if existing is not None and not overwrite:
+            if existing["cid"] == cid:
+                return IndexEntry.from_row(existing, self)
+            raise EntryConflictError(
+                f"an entry named {name!r} already exists with different content; pass overwrite=True to replace it"
+            )
+        if copy:
+            from .transfer import copy_shards
+
+            infos = copy_shards(infos, self.data_store, name, source_options=ds.storage_options, progress=progress)
+        return self._commit_entry(name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing)
+
+    # ------------------------------------------------------------------ reading entries
+    def get_entry_by_name(self, name: str) -> IndexEntry:
+        """The entry called ``name``. Raises ``EntryNotFoundError`` (a ``KeyError``)."""
+        row = self.provider.get_entry(name)
+        if row is None:
+            raise EntryNotFoundError(f"no dataset named {name!r} in {self.provider!r}")
+        return IndexEntry.from_row(row, self)
+
+    def get_entry(self, cid: str) -> IndexEntry:
+        """The entry with content CID ``cid`` (the newest if several names share it)."""
+        row = self.provider.get_entry_by_cid(cid)
+        if row is None:
+            raise EntryNotFoundError(f"no dataset with cid {cid!r} in {self.provider!r}")
+        return IndexEntry.from_row(row, self)
+
+    def list_entries(self) -> list[IndexEntry]:
+        """Every entry, newest first."""
+        rows, _ = self.provider.search(limit=None)
+        return [IndexEntry.from_row(r, self) for r in rows]
+
+    @property
+    def entries(self) -> list[IndexEntry]:
+        return self.list_entries()
+
+    def __len__(self) -> int:
+        return self.provider.search(limit=0)[1]
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        tags: list[str] | None = None,
+        schema: str | None = None,
+        published: bool | None = None,
+        sort: str = "created_at",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int | None = 25,
+    ) -> SearchPage:
+        """Entries matching ``text`` (name, description, tags), all ``tags``, and a schema name or ref.
+
+        Filtering, sorting and paging happen in the provider (SQL side for SQLite).
+        """
+        rows, total = self.provider.search(text=text, tags=tags, schema=schema, published=published, sort=sort,
+                                           descending=descending, offset=offset, limit=limit)
+        return SearchPage((IndexEntry.from_row(r, self) for r in rows), total, offset, limit)
+
+    def delete_entry(self, name: str, *, delete_data: bool = False) -> IndexEntry:
+        """Remove an entry; with ``delete_data=True`` also its shards (only those in this index's store)."""
+        row = self.provider.delete_entry(name)
+        if row is None:
+            raise EntryNotFoundError(f"no dataset named {name!r} to delete")
+        if delete_data:
+            for url in row["data_urls"]:
+                if self.data_store.owns(url):
+                    self.data_store.delete(url)
+        return IndexEntry.from_row(row)
+
+    def generation(self) -> int:
+        """Grows whenever this index changes (in any kernel): cheap change detection."""
+        return self.provider.generation()
+
+    def to_pandas(self):
+        """Every entry as a DataFrame row."""
+        import pandas as pd
+
+        rows, _ = self.provider.search(limit=None)
+        return pd.DataFrame(rows, columns=[
+            "name", "schema_ref", "num_samples", "num_shards", "size_bytes", "created_at", "tags", "license",
+            "published_uri", "cid", "description",
+        ])
+
+    def dataset(self, entry: IndexEntry | str, sample_type: type | None = None) -> Dataset:
+        """An entry's data as a Dataset, with the index's offset indexes for random access."""
+        if isinstance(entry, str):
+            entry = self.get_entry_by_name(entry)
+        if sample_type is None:
+            try:
+                sample_type = self.get_schema_type(entry.schema_ref)
+            except (SchemaNotFoundError, ValueError):
+                sample_type = DictSample
+        ds = Dataset(entry.data_urls, sample_type=sample_type, storage_options=self._options_for(entry.data_urls))
+        rows = self.provider.get_shards(entry.data_urls)
+        infos = []
+        for url in entry.data_urls:
+            r = rows.get(url)
+            if r is not None and r.get("offsets"):
+                offsets, keys = ShardInfo.offsets_from_blob(r["offsets"])
+                infos.append(ShardInfo(url, r["checksum"], r["size"], r["num_samples"], offsets, keys))
+        ds._remember_shards(infos)
+        return ds
+
+    def _options_for(self, urls: list[str]) -> dict[str, Any]:
+        if urls and self.data_store.owns(urls[0]):
+            return self.data_store.storage_options
+        return {}
+
+    # ------------------------------------------------------------------ schemas
+    def _store_schema(self, schema: Schema) -> tuple[str, Schema]:
+        """Store a schema for written data; reuse an identical or conforming one. Returns (ref, schema)."""
+        rows = self.provider.list_schemas(schema.name)
+        cid = schema.content_cid()
+        stored = [Schema.from_record(r["record"]) for r in rows]
+        stored.sort(key=lambda s: version_key(s.version), reverse=True)
+        for s in stored:
+            if s.content_cid() == cid:
+                return s.ref, s
+        for s in stored:
+            if _conforms(schema, s):
+                return s.ref, s
+        if not stored:
+            new = schema.with_version("1.0.0")
+        else:
+            version = schema_diff(stored[0], schema).next_version
+            taken = {s.version for s in stored}
+            while version in taken:
+                version = bump_version(version, "patch")
+            new = schema.with_version(version)
+        self._put_schema(new)
+        return new.ref, new
+
+    def _put_schema(self, schema: Schema) -> None:
+        rec = schema.to_record()
+        row = {"ref": schema.ref, "name": schema.name, "version": schema.version, "content_cid": rec["contentCid"],
+               "record": rec, "created_at": rec["createdAt"]}
+        if not self.provider.put_schema(row):
+            existing = self.provider.get_schema(schema.ref)
+            if existing and existing["content_cid"] != rec["contentCid"]:
+                self._raise_conflict(Schema.from_record(existing["record"]), schema)
+
+    def _raise_conflict(self, old: Schema, new: Schema) -> None:
+        d = schema_diff(old, new)
+        changed = ", ".join(f"{c.name} ({c.status}{': ' + '; '.join(c.changes) if c.changes else ''})"
+                            for c in d.changed()) or "field order"
+        raise SchemaConflictError(
+            f"schema {old.name}@{old.version} already exists with different fields: {changed}. "
+            f"Versions are immutable: publish this one as version {d.next_version!r}",
+            diff=d, suggested_version=d.next_version,
+        )
+
+    def publish_schema(self, sample_type: type, *, version: str | None = None, description: str | None = None) -> str:
+        """Store a sample type's schema in this index; return its ref.
+
+        Args:
+            version: The version to store it as. ``None``: reuse an identical stored version,
+                else the next version ``schema_diff`` suggests (``1.0.0`` for a new name).
+
+        Raises:
+            SchemaConflictError: ``version`` exists with different fields (a ``ValueError``
+                naming the fields and the version to use instead).
+        """
+        schema = Schema.from_type(sample_type, description=description)
+        rows = self.provider.list_schemas(schema.name)
+        stored = sorted((Schema.from_record(r["record"]) for r in rows), key=lambda s: version_key(s.version),
+                        reverse=True)
+        if stored:  # a plain NDArray field takes the dtype the stored schema recorded from data
+            base = next((s for s in stored if s.version == version), stored[0])
+            known = {f.name: f.type for f in base.fields if f.type.kind == "ndarray"}
+            schema = schema.with_hints({k: t.dtype for k, t in known.items()}, {k: t.shape for k, t in known.items()})
+        if version is not None:
+            for s in stored:
+                if s.version == version:
+                    if s.content_cid() == schema.content_cid() or _conforms(s, schema) or _conforms(schema, s):
+                        return s.ref
+                    self._raise_conflict(s, schema.with_version(version))
+            new = schema.with_version(version)
+        else:
+            for s in stored:
+                if s.content_cid() == schema.content_cid() or _conforms(schema, s) or _conforms(s, schema):
+                    return s.ref
+            new = schema.with_version("1.0.0" if not stored else schema_diff(stored[0], schema).next_version)
+        self._put_schema(new)
+        return new.ref
+
+    def get_schema(self, ref: str) -> dict[str, Any]:
+        """The local schema record for ``ref``. Raises ``SchemaNotFoundError`` (a ``KeyError``)."""
+        row = self.provider.get_schema(ref)
+        if row is None:
+            try:
+                name, version = parse_schema_ref(ref)
+            except ValueError:
+                raise SchemaNotFoundError(f"no schema {ref!r} in this index") from None
+            row = self.provider.get_schema(schema_ref(name, version))  # e.g. atdata's local:// form
+            if row is None:
+                raise SchemaNotFoundError(
+                    f"no schema {ref!r} in this index; store it with index.publish_schema(SampleType)"
+                )
+        return dict(row["record"])
+
+    def list_schemas(self) -> list[dict[str, Any]]:
+        """Every stored schema record (each with its ``$ref``)."""
+        out = []
+        for r in self.provider.list_schemas():
+            rec = dict(r["record"])
+            rec["$ref"] = r["ref"]
+            if r.get("published_uri"):
+                rec["publishedUri"] = r["published_uri"]
+            out.append(rec)
+        return out
+
+    def get_schema_type(self, ref: str) -> type:
+        """A working ``@packable`` type generated from a stored schema."""
+        return Schema.from_record(self.get_schema(ref)).to_type()
+
+    decode_schema = get_schema_type
+
+    def resolve_schema(self, obj: Any) -> Schema:
+        """A Schema from a ref, an at:// URI, an IndexEntry, a record, or a type."""
+        from .schema_diff import as_schema
+
+        if isinstance(obj, IndexEntry):
+            obj = obj.schema_ref
+        if isinstance(obj, str):
+            if obj.startswith("at://"):
+                from .promotion import fetch_schema
+
+                return fetch_schema(self, obj)
+            return Schema.from_record(self.get_schema(obj))
+        return as_schema(obj)
+
+    # ------------------------------------------------------------------ widgets
+    def browse(self, **kwargs: Any):
+        """Open the index browser widget (needs ``atdata-lab[widgets]``)."""
+        from .widgets.index_browser import IndexBrowser
+
+        return IndexBrowser(self, **kwargs)
+
+
+def default_index_path() -> Path:
+    return atdata_home() / "index.db"

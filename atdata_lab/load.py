@@ -1,0 +1,105 @@
+"""``load_dataset``: one call for local files, indexed names and published datasets."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .dataset import Dataset, DatasetDict
+from .urls import expand_urls, is_local, local_path
+
+__all__ = ["load_dataset", "split_of"]
+
+_SPLITS = (
+    ("train", re.compile(r"(?:^|[^a-z])(train|training)(?:[^a-z]|$)")),
+    ("test", re.compile(r"(?:^|[^a-z])(test|testing)(?:[^a-z]|$)")),
+    ("validation", re.compile(r"(?:^|[^a-z])(validation|valid|val|dev)(?:[^a-z]|$)")),
+)
+
+
+def split_of(url: str) -> str | None:
+    """The split a file name names (``train``, ``test``, ``validation``), as HF and atdata detect it."""
+    parts = url.replace("\\", "/").lower().split("/")
+    for part in reversed(parts):  # the file name first, then its folders
+        for split, rx in _SPLITS:
+            if rx.search(part):
+                return split
+    return None
+
+
+def _resolve_files(path: str) -> list[str]:
+    if is_local(path):
+        p = local_path(path)
+        if os.path.isdir(p):
+            files = sorted(str(f) for f in Path(p).rglob("*.tar"))
+            if not files:
+                raise FileNotFoundError(f"no .tar shards in folder {p}")
+            return files
+        if any(ch in p for ch in "*?["):
+            files = sorted(glob.glob(p, recursive=True))
+            if not files:
+                raise FileNotFoundError(f"no files match {p}")
+            return files
+        files = expand_urls(p)
+        missing = [f for f in files if not os.path.exists(f)]
+        if missing:
+            raise FileNotFoundError(f"shard not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        return files
+    if any(ch in path for ch in "*?["):
+        import fsspec
+
+        fs, _ = fsspec.core.url_to_fs(path)
+        proto = path.split("://", 1)[0]
+        return sorted(f"{proto}://{f}" for f in fs.glob(path))
+    return expand_urls(path)
+
+
+def _pick(dd: DatasetDict, split: str | None) -> Dataset | DatasetDict:
+    return dd if split is None else dd[split]
+
+
+def load_dataset(
+    path: str | os.PathLike,
+    sample_type: type | None = None,
+    *,
+    split: str | None = None,
+    index: Any = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Dataset | DatasetDict:
+    """Load a dataset by path, pattern, indexed name or published URI.
+
+    Args:
+        path: A shard file, folder, glob (``data/*.tar``), brace pattern
+            (``data-{000000..000009}.tar``), fsspec URL, ``@local/name`` (an entry in
+            ``index``), ``at://...`` (a published dataset record) or ``@handle/name[@version]``.
+        sample_type: Decode as this type. Default: the type generated from the indexed or
+            published schema, else :class:`~atdata_lab.sample.DictSample`.
+        split: ``"train"``, ``"test"``, ``"validation"``... ``None`` returns a
+            :class:`DatasetDict` of every split found (files without a split name are "train").
+        index: The :class:`~atdata_lab.index.Index` for ``@local/`` names (default: ``Index()``).
+        storage_options: fsspec options for remote URLs.
+    """
+    path = os.fspath(path)
+    if path.startswith("@local/"):
+        from .index import Index
+
+        idx = index if index is not None else Index()
+        name = path[len("@local/") :]
+        entry = idx.get_entry_by_name(name)
+        ds = idx.dataset(entry, sample_type=sample_type)
+        return _pick(DatasetDict({entry.metadata.get("split", "train"): ds}), split)
+    if path.startswith("at://") or path.startswith("@"):
+        from .promotion import load_published
+
+        ds = load_published(path, sample_type=sample_type, index=index)
+        return _pick(DatasetDict({ds._split: ds}), split)
+    files = _resolve_files(path)
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        groups.setdefault(split_of(f) or "train", []).append(f)
+    dd = DatasetDict({s: Dataset(urls, sample_type=sample_type, storage_options=storage_options)
+                      for s, urls in groups.items()})
+    return _pick(dd, split)

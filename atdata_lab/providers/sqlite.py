@@ -1,0 +1,286 @@
+"""The SQLite index provider (the default): one file, WAL, shareable by several kernels."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import EntryConflictError
+from .base import ENTRY_KEYS, SORT_COLUMNS, IndexProvider, search_text
+
+__all__ = ["SQLiteProvider"]
+
+_JSON_COLS = ("data_urls", "shard_checksums", "metadata", "tags")
+_SELECT = "SELECT " + ", ".join(ENTRY_KEYS) + " FROM entries"
+
+
+def _row(values: tuple) -> dict[str, Any]:
+    d = dict(zip(ENTRY_KEYS, values))
+    for c in _JSON_COLS:
+        v = d[c]
+        d[c] = json.loads(v) if v is not None else None
+    return d
+
+
+class SQLiteProvider(IndexProvider):
+    """Entries, shards and schemas in a SQLite file (built on sqlite-utils).
+
+    WAL journaling and a 30 s busy timeout let several kernels and processes share one file;
+    every write runs in a ``BEGIN IMMEDIATE`` transaction.
+
+    Args:
+        path: The database file (created with its folder if missing).
+    """
+
+    kind = "sqlite"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn = conn
+        self._lock = threading.RLock()
+        self.db = sqlite_utils.Database(conn)
+        with self._write():
+            self._create()
+        if self.db.journal_mode != "wal":
+            self.db.enable_wal()
+        conn.execute("PRAGMA synchronous = NORMAL")
+
+    def __repr__(self) -> str:
+        return f"SQLiteProvider({str(self.path)!r})"
+
+    def _create(self) -> None:
+        db = self.db
+        db["entries"].create(
+            {
+                "name": str, "cid": str, "schema_ref": str, "data_urls": str, "num_samples": int,
+                "num_shards": int, "size_bytes": int, "shard_checksums": str, "metadata": str,
+                "description": str, "tags": str, "license": str, "created_at": str, "published_uri": str,
+                "search_text": str,
+            },
+            pk="name", if_not_exists=True,
+        )
+        for col in ("cid", "schema_ref", "created_at", "num_samples", "size_bytes", "num_shards", "license",
+                    "published_uri"):
+            db["entries"].create_index([col], if_not_exists=True)
+        db["entry_tags"].create({"name": str, "tag": str}, pk=("name", "tag"), if_not_exists=True)
+        db["entry_tags"].create_index(["tag"], if_not_exists=True)
+        db["shards"].create(
+            {"url": str, "entry": str, "checksum": str, "size": int, "num_samples": int, "offsets": bytes},
+            pk="url", if_not_exists=True,
+        )
+        db["shards"].create_index(["entry"], if_not_exists=True)
+        db["schemas"].create(
+            {"ref": str, "name": str, "version": str, "content_cid": str, "record": str, "created_at": str,
+             "published_uri": str},
+            pk="ref", if_not_exists=True,
+        )
+        db["schemas"].create_index(["name"], if_not_exists=True)
+        db["schemas"].create_index(["content_cid"], if_not_exists=True)
+        db["state"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        db["meta"].create({"key": str, "value": int}, pk="key", if_not_exists=True)
+        self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', 0)")
+
+    @contextmanager
+    def _write(self):
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ entries
+    def put_entry(self, row: dict[str, Any], shards: list[dict[str, Any]], *, replace: bool = False) -> None:
+        values = [json.dumps(row[k]) if k in _JSON_COLS else row.get(k) for k in ENTRY_KEYS]
+        with self._write() as c:
+            exists = c.execute("SELECT 1 FROM entries WHERE name = ?", (row["name"],)).fetchone()
+            if exists and not replace:
+                raise EntryConflictError(
+                    f"an entry named {row['name']!r} already exists; pass overwrite=True to replace it"
+                )
+            if exists:
+                c.execute("DELETE FROM entries WHERE name = ?", (row["name"],))
+                c.execute("DELETE FROM entry_tags WHERE name = ?", (row["name"],))
+                c.execute("DELETE FROM shards WHERE entry = ?", (row["name"],))
+            c.execute(
+                f"INSERT INTO entries ({', '.join(ENTRY_KEYS)}, search_text) VALUES ({', '.join('?' * (len(ENTRY_KEYS) + 1))})",
+                (*values, search_text(row)),
+            )
+            c.executemany("INSERT OR IGNORE INTO entry_tags(name, tag) VALUES (?, ?)",
+                          [(row["name"], t) for t in row.get("tags") or []])
+            self._put_shards(c, shards)
+
+    def _put_shards(self, c: sqlite3.Connection, shards: list[dict[str, Any]]) -> None:
+        c.executemany(
+            "INSERT OR REPLACE INTO shards(url, entry, checksum, size, num_samples, offsets) VALUES (?, ?, ?, ?, ?, ?)",
+            [(s["url"], s.get("entry"), s["checksum"], s["size"], s["num_samples"], s.get("offsets")) for s in shards],
+        )
+
+    def put_shards(self, shards: list[dict[str, Any]]) -> None:
+        with self._write() as c:
+            self._put_shards(c, shards)
+
+    def get_entry(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            r = self.conn.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
+        return _row(r) if r else None
+
+    def get_entry_by_cid(self, cid: str) -> dict[str, Any] | None:
+        with self._lock:
+            r = self.conn.execute(_SELECT + " WHERE cid = ? ORDER BY created_at DESC LIMIT 1", (cid,)).fetchone()
+        return _row(r) if r else None
+
+    def update_entry(self, name: str, **fields: Any) -> None:
+        bad = set(fields) - set(ENTRY_KEYS)
+        if bad:
+            raise ValueError(f"unknown entry fields {sorted(bad)}")
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        vals = [json.dumps(v) if k in _JSON_COLS else v for k, v in fields.items()]
+        with self._write() as c:
+            c.execute(f"UPDATE entries SET {sets} WHERE name = ?", (*vals, name))
+            if "tags" in fields or "description" in fields:
+                r = c.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
+                if r:
+                    row = _row(r)
+                    c.execute("UPDATE entries SET search_text = ? WHERE name = ?", (search_text(row), name))
+                    c.execute("DELETE FROM entry_tags WHERE name = ?", (name,))
+                    c.executemany("INSERT OR IGNORE INTO entry_tags(name, tag) VALUES (?, ?)",
+                                  [(name, t) for t in row.get("tags") or []])
+
+    def delete_entry(self, name: str) -> dict[str, Any] | None:
+        with self._write() as c:
+            r = c.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
+            if not r:
+                return None
+            c.execute("DELETE FROM entries WHERE name = ?", (name,))
+            c.execute("DELETE FROM entry_tags WHERE name = ?", (name,))
+            c.execute("DELETE FROM shards WHERE entry = ?", (name,))
+        return _row(r)
+
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        tags: list[str] | None = None,
+        schema: str | None = None,
+        published: bool | None = None,
+        sort: str = "created_at",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int | None = 25,
+    ) -> tuple[list[dict[str, Any]], int]:
+        if sort not in SORT_COLUMNS:
+            raise ValueError(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
+        where, args = [], []
+        if text:
+            where.append("search_text LIKE ? ESCAPE '\\'")
+            esc = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            args.append(f"%{esc}%")
+        for t in tags or []:
+            where.append("name IN (SELECT name FROM entry_tags WHERE tag = ?)")
+            args.append(t)
+        if schema:
+            if "@" in schema or "://" in schema:
+                where.append("schema_ref = ?")
+                args.append(schema)
+            else:  # a schema name: any version
+                where.append("schema_ref LIKE ? ESCAPE '\\'")
+                args.append("%/" + schema.replace("%", "\\%").replace("_", "\\_") + "@%")
+        if published is not None:
+            where.append("published_uri IS NOT NULL" if published else "published_uri IS NULL")
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        order = f" ORDER BY {sort} {'DESC' if descending else 'ASC'}, name ASC"
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        with self._lock:
+            total = self.conn.execute("SELECT COUNT(*) FROM entries" + clause, args).fetchone()[0]
+            rows = self.conn.execute(_SELECT + clause + order + page, args).fetchall()
+        return [_row(r) for r in rows], total
+
+    def get_shards(self, urls: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for i in range(0, len(urls), 500):
+                part = urls[i : i + 500]
+                q = f"SELECT url, entry, checksum, size, num_samples, offsets FROM shards WHERE url IN ({', '.join('?' * len(part))})"
+                for r in self.conn.execute(q, part):
+                    out[r[0]] = dict(zip(("url", "entry", "checksum", "size", "num_samples", "offsets"), r))
+        return out
+
+    # ------------------------------------------------------------------ schemas
+    _SCHEMA_COLS = ("ref", "name", "version", "content_cid", "record", "created_at", "published_uri")
+
+    def _schema_row(self, r: tuple) -> dict[str, Any]:
+        d = dict(zip(self._SCHEMA_COLS, r))
+        d["record"] = json.loads(d["record"])
+        return d
+
+    def put_schema(self, row: dict[str, Any]) -> bool:
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO schemas(ref, name, version, content_cid, record, created_at, published_uri) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (row["ref"], row["name"], row["version"], row["content_cid"], json.dumps(row["record"]),
+                 row.get("created_at"), row.get("published_uri")),
+            )
+            return cur.rowcount == 1
+
+    def get_schema(self, ref: str) -> dict[str, Any] | None:
+        with self._lock:
+            r = self.conn.execute(f"SELECT {', '.join(self._SCHEMA_COLS)} FROM schemas WHERE ref = ?", (ref,)).fetchone()
+        return self._schema_row(r) if r else None
+
+    def list_schemas(self, name: str | None = None) -> list[dict[str, Any]]:
+        q = f"SELECT {', '.join(self._SCHEMA_COLS)} FROM schemas"
+        args: tuple = ()
+        if name is not None:
+            q += " WHERE name = ?"
+            args = (name,)
+        with self._lock:
+            return [self._schema_row(r) for r in self.conn.execute(q + " ORDER BY name, created_at", args)]
+
+    def update_schema(self, ref: str, **fields: Any) -> None:
+        allowed = {"published_uri"}
+        if set(fields) - allowed:
+            raise ValueError(f"only {allowed} can change on a stored schema")
+        with self._write() as c:
+            c.execute("UPDATE schemas SET published_uri = ? WHERE ref = ?", (fields["published_uri"], ref))
+
+    # ------------------------------------------------------------------ state
+    def get_state(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            r = self.conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(r[0]) if r else None
+
+    def set_state(self, key: str, value: dict[str, Any] | None) -> None:
+        with self._write() as c:
+            if value is None:
+                c.execute("DELETE FROM state WHERE key = ?", (key,))
+            else:
+                c.execute("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def list_state(self, prefix: str) -> dict[str, dict[str, Any]]:
+        esc = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._lock:
+            rows = self.conn.execute("SELECT key, value FROM state WHERE key LIKE ? ESCAPE '\\'", (esc + "%",)).fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    def generation(self) -> int:
+        with self._lock:
+            return int(self.conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
