@@ -191,6 +191,14 @@ def _from_annotation(ann: Any, where: str) -> tuple[FieldType, bool]:
 _fields_cache: dict[type, tuple[Field, ...]] = {}
 
 
+def _fallback_namespace() -> dict[str, Any]:
+    from numpy.typing import NDArray
+
+    ns: dict[str, Any] = {name: getattr(typing, name) for name in ("Optional", "Union", "List", "Dict", "Any", "Annotated")}
+    ns.update({"NDArray": NDArray, "np": np, "numpy": np})
+    return ns
+
+
 def fields_of(cls: type) -> tuple[Field, ...]:
     """The fields of a packable class, in declaration order (inherited fields first)."""
     cached = _fields_cache.get(cls)
@@ -202,7 +210,10 @@ def fields_of(cls: type) -> tuple[Field, ...]:
     else:
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"{cls.__name__} is not a sample type: decorate it with @atdata.packable")
-        hints = typing.get_type_hints(cls, include_extras=True)
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        except NameError:  # string annotations naming things imported inside a function
+            hints = typing.get_type_hints(cls, localns=_fallback_namespace(), include_extras=True)
         out = []
         for f in dataclasses.fields(cls):
             ft, optional = _from_annotation(hints.get(f.name, f.type), f"{cls.__name__}.{f.name}")

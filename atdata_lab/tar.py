@@ -178,13 +178,12 @@ def iter_members(f: BinaryIO, shard: str, *, with_data: bool = True) -> Iterator
 
     while True:
         if len(buf) - pos < BLOCK and not refill(BLOCK):
-            if len(buf) - pos == 0 and base + pos > 0 and last != "<start of archive>":
-                # archive ended without the end-of-archive blocks: accept (tarfile does)
-                _verify_checksums(buf, pending, pending_names, shard, base)
-                return
             if len(buf) - pos == 0 and base + pos == 0:
                 raise ShardError(f"shard {shard}: empty file, not a tar archive")
-            raise ShardError(f"shard {shard}: truncated tar header after member {last!r}")
+            raise ShardError(
+                f"shard {shard}: truncated after member {last!r} (no end-of-archive marker); "
+                "the file is incomplete: re-download or re-write it"
+            )
         hdr_off = pos
         if buf[pos] == 0 and buf[pos : pos + BLOCK] == bytes(BLOCK):
             _verify_checksums(buf, pending, pending_names, shard, base)
@@ -211,10 +210,7 @@ def iter_members(f: BinaryIO, shard: str, *, with_data: bool = True) -> Iterator
         pos += BLOCK
         if len(buf) - pos < padded:
             if not refill(padded):
-                if len(buf) - pos >= size:  # last member without padding: accept
-                    pass
-                else:
-                    raise ShardError(
+                raise ShardError(
                         f"shard {shard}: truncated: member {name!r} declares {size} bytes but the file ends first"
                     )
         data_off = base + pos
