@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,16 @@ from .errors import EntryConflictError, EntryNotFoundError, SchemaConflictError,
 from .progress import ProgressLike
 from .providers.base import IndexProvider
 from .sample import DictSample, codec_for
-from .schema import Field, FieldType, Schema, bump_version, fields_of, parse_schema_ref, schema_ref, version_key
+from .schema import (
+    Field,
+    FieldType,
+    Schema,
+    bump_version,
+    fields_of,
+    parse_schema_ref,
+    schema_ref,
+    version_key,
+)
 from .schema_diff import schema_diff
 from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into
 from .stores.base import DataStore
@@ -44,7 +53,7 @@ class SearchPage(list):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _conforms(data: Schema, stored: Schema) -> bool:

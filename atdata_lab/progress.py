@@ -13,8 +13,9 @@ Functions that accept ``progress=`` take:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Union
+from typing import Any, Protocol, Union
 
 __all__ = ["ProgressEvent", "ProgressCallback", "TqdmProgress", "resolve_progress", "ProgressLike"]
 
