@@ -296,7 +296,7 @@ class Sandbox:
             _procs.stop_process_group(self._detached_pid, expected_start=self._detached_start, timeout=timeout)
         self._detached_pid = None
         if self.run_dir is not None:
-            _unlink_quietly(self.run_dir / _PID_FILE)
+            _unlink_quietly(self._pid_file())
         if self._tmp_dir is not None:
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
             self._tmp_dir = None
@@ -347,7 +347,28 @@ class Sandbox:
             raise SandboxError(f"{nsid} failed with HTTP {resp.status_code}: {why}")
         return resp
 
+    def state(self) -> dict[str, Any]:
+        """What a later process needs to find and stop this server (no secrets)."""
+        pid = self.pid
+        return {
+            "pid": pid,
+            "start_time": _procs.start_time(pid) if pid else None,
+            "pds_url": self.pds_url,
+            "plc_url": self.plc_url,
+            "pds_port": self.pds_port,
+            "plc_port": self.plc_port,
+            "data_dir": str(self.data_dir) if self.data_dir else None,
+            "scratch_dir": str(self._tmp_dir) if self._tmp_dir else None,
+            "pid_file": str(self._pid_file()),
+            "log": str(self.log_path),
+        }
+
     # ---------------------------------------------------------------- internals
+    def _pid_file(self) -> Path:
+        base = self.data_dir or self.run_dir
+        assert base is not None
+        return base / _PID_FILE
+
     def _prepare_dirs(self) -> None:
         if self._requested_run_dir is not None:
             self.run_dir = self._requested_run_dir
@@ -370,8 +391,7 @@ class Sandbox:
         self.run_dir.mkdir(parents=True, exist_ok=True)
 
     def _check_not_in_use(self) -> None:
-        assert self.run_dir is not None
-        pid_file = self.run_dir / _PID_FILE
+        pid_file = self._pid_file()
         try:
             info = json.loads(pid_file.read_text())
         except (OSError, ValueError):
@@ -454,7 +474,7 @@ class Sandbox:
         )
         log_path = self.run_dir / _LOG_FILE
         started = time.monotonic()
-        with open(log_path, "ab") as log:
+        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
             log.write(f"--- atdata-lab sandbox starting {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n".encode())
             log.flush()
             proc = subprocess.Popen(
@@ -482,7 +502,7 @@ class Sandbox:
             self.pds_port = self.plc_port = None
             raise
         self.started_in = time.monotonic() - started
-        (self.run_dir / _PID_FILE).write_text(
+        self._pid_file().write_text(
             json.dumps({"pid": proc.pid, "start_time": _procs.start_time(proc.pid)})
         )
         if detach:
@@ -546,6 +566,8 @@ def _port_free(port: int) -> bool:
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # Like Node (libuv), allow ports in TIME_WAIT: right after a stop the old port is one.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
