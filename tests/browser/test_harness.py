@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
 
-from tests.support.notebook_ui import make_notebook
+from tests.support.notebook_ui import LabPage, NotebookCellError, make_notebook
 
 pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
 
 def test_ipywidgets_button_round_trip(lab, tmp_path, atdata_home):
@@ -55,7 +55,7 @@ widgets.VBox([button, label, out])
     # (c) the same kernel, read through a second client
     assert lab.kernel_eval("clicks") == 1
     # Output.outputs is filled by the front end only: proves kernel -> browser -> kernel
-    assert lab.kernel_eval("len(out.outputs)") == 1
+    lab.wait_for_kernel("len(out.outputs)", 1)
     # the kernel is this venv's python and got the test's own ATDATA_HOME
     assert lab.kernel_eval("sys.executable") == sys.executable
     assert lab.kernel_eval("os.environ['ATDATA_HOME']") == str(atdata_home)
@@ -106,7 +106,8 @@ smoke
     button.click()
     expect(button).to_have_text("clicks: 1")
     # the click synced the traitlet to the kernel, and the kernel-side observer ran
-    assert lab.kernel_eval("smoke.clicks") == 1
+    # (the page shows the new value before the kernel has it: poll the kernel)
+    lab.wait_for_kernel("smoke.clicks", 1)
     assert lab.kernel_eval("seen") == [1]
 
 
@@ -126,3 +127,39 @@ def test_save_through_jupyterlab(lab):
     assert "saved-output-marker" in text
     assert any(o.get("data", {}).get("text/plain") == "42" for o in outputs), outputs
     assert [c["execution_count"] for c in saved["cells"]] == [1, 2]
+
+
+def test_kernel_env_and_cell_errors(lab, monkeypatch, atdata_home):
+    """Kernels get the test's ATDATA_* variables and ``env=``; a raising cell fails fast."""
+    monkeypatch.setenv("ATDATA_PDS_URL", "http://127.0.0.1:9/pds")
+    nb = make_notebook("import os\nvalue = 1", "raise ValueError('boom from cell')", "never = 1")
+    lab.open_notebook(nb, name="smoke_errors.ipynb", env={"EXTRA_FOR_KERNEL": "yes"})
+    lab.run_all()
+    with pytest.raises(NotebookCellError, match="ValueError: boom from cell"):
+        lab.wait_all_executed()
+    lab.wait_kernel_idle()
+    env = lab.kernel_eval(
+        "{k: os.environ.get(k) for k in ('ATDATA_HOME', 'ATDATA_PDS_URL', 'EXTRA_FOR_KERNEL')}"
+    )
+    assert env == {
+        "ATDATA_HOME": str(atdata_home),
+        "ATDATA_PDS_URL": "http://127.0.0.1:9/pds",
+        "EXTRA_FOR_KERNEL": "yes",
+    }
+    assert lab.kernel_eval("value") == 1
+    with pytest.raises(RuntimeError, match="NameError"):
+        lab.kernel_eval("never")
+
+
+def test_server_factory_env(jupyter_lab, jupyter_server, page):
+    """``jupyter_lab(env=...)`` starts a separate server whose kernels inherit ``env``."""
+    server = jupyter_lab(env={"ATDATA_FACTORY_MARKER": "from-factory"})
+    assert server is not jupyter_server and server is jupyter_lab(
+        env={"ATDATA_FACTORY_MARKER": "from-factory"}
+    )
+    lab = LabPage(page, server, subdir="factory")
+    try:
+        lab.open_notebook(make_notebook("1"), name="factory.ipynb")
+        assert lab.kernel_eval("__import__('os').environ.get('ATDATA_FACTORY_MARKER')") == "from-factory"
+    finally:
+        server.shutdown_kernels()

@@ -31,6 +31,7 @@ KERNEL_NAME = "python3"
 KERNEL_DISPLAY_NAME = "Python 3 (ipykernel)"
 IDLE_TEXT = f"{KERNEL_DISPLAY_NAME} | Idle"
 KERNELSPEC = {"name": KERNEL_NAME, "display_name": KERNEL_DISPLAY_NAME, "language": "python"}
+_TRUTHY = object()
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # JS helper: the NotebookPanel showing ``path`` (relative to the server root), or null.
@@ -74,7 +75,7 @@ class LabPage:
         self.subdir = subdir.strip("/")
         self.timeout_s = timeout_s
         self.path: str | None = None  # the open notebook, relative to the server root
-        self.workspace = "t" + uuid.uuid4().hex[:12]  # a fresh workspace: no tabs from earlier tests
+        self.workspace: str | None = None  # a fresh one per open_notebook: no tabs from earlier tests
 
     # -- files -------------------------------------------------------------------------------------
     @property
@@ -127,6 +128,7 @@ class LabPage:
         self.server.set_kernel_env(kernel_env)
 
         self.path = rel
+        self.workspace = "t" + uuid.uuid4().hex[:12]  # only this notebook open, nothing restored
         self.page.goto(self.server.lab_url(rel, workspace=self.workspace), wait_until="domcontentloaded")
         self.page.wait_for_function(
             "() => window.jupyterapp && window.jupyterapp.shell && "
@@ -272,6 +274,20 @@ class LabPage:
         come back as their ``repr``)."""
         text = self.kernel_repr(f"__import__('json').dumps(({expr}), default=repr)", timeout)
         return json.loads(ast.literal_eval(text))
+
+    def wait_for_kernel(self, expr: str, expected: Any = _TRUTHY, timeout: float | None = None) -> Any:
+        """Poll ``kernel_eval(expr)`` until it equals ``expected`` (or is truthy when no ``expected``)
+        and return it. Use it for state that the front end sends back to the kernel (traitlets set in
+        the browser, ``Output.outputs``): the page can show a change before the kernel has it."""
+        deadline = time.monotonic() + (timeout or self.timeout_s)
+        while True:
+            value = self.kernel_eval(expr)
+            if bool(value) if expected is _TRUTHY else value == expected:
+                return value
+            if time.monotonic() > deadline:
+                want = "a truthy value" if expected is _TRUTHY else repr(expected)
+                raise AssertionError(f"kernel: {expr} is {value!r}, expected {want}")
+            self.page.wait_for_timeout(100)
 
     # -- saving ------------------------------------------------------------------------------------
     def save_notebook(self) -> nbformat.NotebookNode:
