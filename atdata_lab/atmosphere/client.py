@@ -1,0 +1,1387 @@
+"""The ATProto client: login, sessions, records, blobs and identity, on the ``atproto`` SDK.
+
+:class:`Atmosphere` wraps the MarshalX ``atproto`` SDK's :class:`atproto.Client` (which owns the
+session and refreshes expired access tokens) and adds what a data tool needs:
+
+* plain-dict records in and out: every record operation returns ``{"uri", "cid", "value"}``;
+* one error family (:mod:`atdata_lab.errors`), each :class:`~atdata_lab.errors.RequestError`
+  carrying the server's answer as a :class:`PDSResponse` (``status_code``, ``headers``,
+  ``content``, ``error``, ``message``);
+* bounded retries with exponential backoff for 5xx, 429 and dropped connections, honouring
+  ``retry-after`` and ``ratelimit-reset``. Writes are retried only when that is safe (see below);
+* ``round_trips``: the number of HTTP requests sent to PDSes (login, token refresh, reads and
+  writes alike) — read it, or reset it to 0, to prove how many a piece of work needed;
+* local validation before any write: the ATProto data model (no floats) and, for the
+  ``science.alt.dataset.*`` collections, the bundled lexicons, plus the 1,000,000-byte body cap.
+
+Retry safety of writes:
+
+* :meth:`Atmosphere.create_record` always sends a record key (a client-made TID when you pass
+  none), so a retried create can tell "my first attempt landed" from a conflict: if the key
+  already holds a record whose CID equals the CID of what we sent (computed locally,
+  :func:`~atdata_lab.atmosphere.records.record_cid`), the create succeeded; otherwise
+  :class:`~atdata_lab.errors.RecordConflictError`. This also makes a repeated create with the
+  same key and content idempotent.
+* :meth:`Atmosphere.put_record` is idempotent (same value, same result); with ``swap_record``, a
+  retry that meets ``InvalidSwap`` checks whether the record now holds exactly our value.
+* :meth:`Atmosphere.apply_writes` fills in TIDs for creates without an rkey; a retry that fails
+  because the batch already landed is verified record by record (a few extra reads, only then).
+* A 429 means the server did not act, so every request may be retried after it.
+
+Not thread-safe: use one :class:`Atmosphere` per thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import inspect
+import json
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import httpx
+
+from atdata_lab.atmosphere.lexicon import bundled_lexicons, check_data_model, record_json_size
+from atdata_lab.atmosphere.records import is_valid_rkey, make_tid, record_cid
+from atdata_lab.errors import (
+    AtmosphereError,
+    AuthenticationError,
+    PDSUnavailableError,
+    RateLimitedError,
+    RecordConflictError,
+    RecordNotFoundError,
+    RecordSizeError,
+    RecordTooLargeError,
+    RecordValidationError,
+    RequestError,
+)
+from atdata_lab.progress import ProgressEvent, ProgressLike, resolve_progress
+
+__all__ = ["Atmosphere", "PDSResponse", "DEFAULT_BLOB_UPLOAD_LIMIT", "MAX_APPLY_WRITES"]
+
+log = logging.getLogger("atdata_lab.atmosphere")
+
+#: The reference PDS's default ``blobUploadLimit`` (5 MB) — used when the server does not say.
+DEFAULT_BLOB_UPLOAD_LIMIT = 5 * 1024 * 1024
+#: applyWrites takes at most 200 writes per call.
+MAX_APPLY_WRITES = 200
+#: createRecord/putRecord/applyWrites JSON bodies are capped at 1,000,000 bytes (PDS 0.5.x).
+MAX_BODY_BYTES = 1_000_000
+
+_START_SANDBOX_HINT = "is the PDS running? start the sandbox: atdata-lab sandbox start"
+_LOGIN_HINT = "log in again: Atmosphere.login(handle, password) (or Atmosphere.from_env())"
+_AUTH_ERRORS = {"AuthenticationRequired", "ExpiredToken", "InvalidToken", "AuthMissing", "AccountTakedown",
+                "AccountDeactivated", "AuthFactorTokenRequired", "InvalidAuth", "BadJwt", "BadJwtSignature"}
+_NOT_FOUND_ERRORS = {"RecordNotFound", "RepoNotFound", "BlobNotFound", "NotFound", "RepoDeactivated",
+                     "RepoTakendown", "RepoSuspended"}
+
+
+@dataclass
+class PDSResponse:
+    """What a PDS answered (attached to every :class:`~atdata_lab.errors.RequestError`).
+
+    Attributes:
+        status_code: HTTP status (0 if no answer arrived).
+        headers: Response headers, lower-case keys.
+        content: Parsed JSON body (dict) or raw bytes.
+        error: The XRPC error name (e.g. ``"RecordNotFound"``), if any.
+        message: The XRPC error message, if any.
+        url: The request URL (without query string).
+        success: ``200 <= status_code < 300``.
+    """
+
+    status_code: int
+    headers: dict[str, str] = field(default_factory=dict)
+    content: Any = None
+    error: str | None = None
+    message: str | None = None
+    url: str = ""
+
+    @property
+    def success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+class _Failure(Exception):
+    """Internal: one failed attempt (an HTTP error answer or a transport failure)."""
+
+    def __init__(self, response: PDSResponse | None, transport: BaseException | None = None, url: str = ""):
+        super().__init__(url)
+        self.response = response
+        self.transport = transport
+        self.url = url
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status_code if self.response is not None else None
+
+    @property
+    def error(self) -> str | None:
+        return self.response.error if self.response is not None else None
+
+    def text(self) -> str:
+        r = self.response
+        if r is None:
+            return ""
+        return " ".join(x for x in (r.error, r.message) if x) or str(r.content)[:200]
+
+
+class _Params:
+    """Query parameters for the SDK's ``invoke_query`` (duck-types a pydantic params model)."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self._params = {k: v for k, v in params.items() if v is not None}
+
+    def model_dump(self, **_: Any) -> dict[str, Any]:
+        return dict(self._params)
+
+    def __bool__(self) -> bool:
+        return bool(self._params)
+
+
+def _norm_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if url.endswith("/xrpc"):
+        url = url[: -len("/xrpc")]
+    return url
+
+
+def _same_server(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    ua, ub = httpx.URL(_norm_url(a)), httpx.URL(_norm_url(b))
+    loop = {"localhost", "127.0.0.1", "::1"}
+    ha = "127.0.0.1" if ua.host in loop else ua.host
+    hb = "127.0.0.1" if ub.host in loop else ub.host
+    return (ua.scheme, ha, ua.port) == (ub.scheme, hb, ub.port)
+
+
+def _headers_dict(headers: Any) -> dict[str, str]:
+    try:
+        return {str(k).lower(): str(v) for k, v in dict(headers).items()}
+    except Exception:
+        return {}
+
+
+def _raw_cid(data: bytes) -> str:
+    """CIDv1 raw sha2-256 of ``data`` (the blob CID form, ``bafkrei...``)."""
+    raw = bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(data).digest()
+    return "b" + base64.b32encode(raw).decode("ascii").lower().rstrip("=")
+
+
+def _sdk_response(exc: Any, url: str) -> PDSResponse | None:
+    """Convert an SDK exception's ``response`` to a :class:`PDSResponse`."""
+    resp = getattr(exc, "response", None)
+    if resp is None:
+        return None
+    content = getattr(resp, "content", None)
+    error = message = None
+    if content is not None and hasattr(content, "error") and not isinstance(content, (bytes, dict)):
+        error, message = getattr(content, "error", None), getattr(content, "message", None)
+        content = {"error": error, "message": message}
+    elif isinstance(content, dict):
+        error, message = content.get("error"), content.get("message")
+    elif isinstance(content, bytes):
+        with contextlib.suppress(Exception):
+            parsed = json.loads(content)
+            if isinstance(parsed, dict):
+                content = parsed
+                error, message = parsed.get("error"), parsed.get("message")
+    return PDSResponse(status_code=int(getattr(resp, "status_code", 0) or 0), headers=_headers_dict(
+        getattr(resp, "headers", {}) or {}), content=content, error=error, message=message, url=url)
+
+
+def _httpx_response(resp: httpx.Response, url: str) -> PDSResponse:
+    content: Any = resp.content
+    error = message = None
+    if "json" in resp.headers.get("content-type", ""):
+        with contextlib.suppress(Exception):
+            content = resp.json()
+            if isinstance(content, dict):
+                error, message = content.get("error"), content.get("message")
+    return PDSResponse(status_code=resp.status_code, headers=_headers_dict(resp.headers), content=content,
+                       error=error, message=message, url=url)
+
+
+def _retry_after_seconds(resp: PDSResponse | None) -> float | None:
+    """Seconds the server asked us to wait (``retry-after`` or ``ratelimit-reset``), if any."""
+    if resp is None:
+        return None
+    ra = resp.headers.get("retry-after")
+    if ra:
+        try:
+            return max(0.0, float(ra))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            with contextlib.suppress(Exception):
+                when = parsedate_to_datetime(ra)
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=UTC)
+                return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    reset = resp.headers.get("ratelimit-reset")
+    if reset:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(reset) - time.time())
+    return None
+
+
+def _reset_at(resp: PDSResponse | None) -> datetime | None:
+    if resp is None:
+        return None
+    reset = resp.headers.get("ratelimit-reset")
+    if reset:
+        with contextlib.suppress(ValueError, OverflowError, OSError):
+            return datetime.fromtimestamp(float(reset), tz=UTC)
+    secs = _retry_after_seconds(resp)
+    if secs is not None:
+        return datetime.fromtimestamp(time.time() + secs, tz=UTC)
+    return None
+
+
+class Atmosphere:
+    """A logged-in (or anonymous) connection to an ATProto PDS.
+
+    Create one with :meth:`login`, :meth:`from_env` or :meth:`from_session`. The password is used
+    once, to create the session, and never stored; ``repr()`` shows handle, DID and PDS URL only.
+
+    Args:
+        pds_url: The PDS base URL (e.g. ``http://127.0.0.1:2583``).
+        plc_url: PLC directory for DID resolution; default ``$ATDATA_PLC_URL`` or
+            ``https://plc.directory``.
+        timeout: Per-request timeout in seconds (connect timeout is at most 5 s).
+        max_tries: Attempts per request for retryable failures (5xx, 429, dropped connections).
+        max_wait: Upper bound, in seconds, on the total time spent waiting between retries of one
+            request; a 429 whose reset lies beyond it raises :class:`RateLimitedError` at once.
+        backoff: First backoff delay in seconds (doubles each retry, with +-20 % jitter).
+        transport: An ``httpx`` transport for every PDS request (for fault-injection tests).
+
+    Attributes:
+        round_trips: HTTP requests sent to PDSes so far (an int; the caller may reset it).
+    """
+
+    def __init__(
+        self,
+        pds_url: str,
+        *,
+        plc_url: str | None = None,
+        timeout: float = 30.0,
+        max_tries: int = 4,
+        max_wait: float = 30.0,
+        backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        from atproto_client import Client
+        from atproto_client.request import Request
+
+        self._pds_url = _norm_url(pds_url)
+        self._plc_url = plc_url or os.environ.get("ATDATA_PLC_URL") or None
+        self.max_tries = max(1, int(max_tries))
+        self.max_wait = float(max_wait)
+        self.backoff = float(backoff)
+        self.round_trips = 0
+        self._count_lock = threading.Lock()
+        self._timeout = httpx.Timeout(timeout, connect=min(5.0, timeout))
+        hooks = {"request": [self._count]}
+        http_kwargs: dict[str, Any] = {"timeout": self._timeout, "event_hooks": hooks}
+        if transport is not None:
+            http_kwargs["transport"] = transport
+        self._sdk = Client(base_url=self._pds_url, request=Request(**http_kwargs))
+        self._http = httpx.Client(follow_redirects=True, **http_kwargs)  # unauthenticated requests
+        self._sdk.on_session_change(self._on_session_change)
+        self._session_files: list[Path] = []
+        self._did_cache: dict[str, str] = {}
+        self._pds_cache: dict[str, str] = {}
+        self._server_info: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # construction and sessions
+    # ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def login(cls, handle: str, password: str, *, pds_url: str | None = None, **options: Any) -> Atmosphere:
+        """Log in with a handle (or DID) and an (app) password.
+
+        Args:
+            handle: The account's handle, e.g. ``alice.example.com``, or its DID.
+            password: Account or app password. Used once; never stored, logged or shown.
+            pds_url: The PDS URL. Default: ``$ATDATA_PDS_URL``, else resolved the standard way
+                (handle -> DID via DNS TXT ``_atproto.<handle>`` or
+                ``https://<handle>/.well-known/atproto-did`` -> DID document -> ``#atproto_pds``).
+            **options: Passed to :class:`Atmosphere` (``plc_url``, ``timeout``, ``max_tries``...).
+
+        Returns:
+            A logged-in client.
+
+        Raises:
+            AuthenticationError: Wrong handle or password (the message never contains it).
+            PDSUnavailableError: The PDS cannot be reached.
+        """
+        pds_url = pds_url or os.environ.get("ATDATA_PDS_URL") or None
+        pinned = pds_url is not None
+        if pds_url is None:
+            pds_url = cls._discover_pds(handle, options.get("plc_url"))
+        self = cls(pds_url, **options)
+        self._pinned = pinned
+        failure = self._create_session(handle, password)
+        password = ""  # drop the only reference we hold
+        del password
+        if failure is not None:
+            raise failure
+        log.debug("logged in as %s (%s) on %s", self.handle, self.did, self.pds_url)
+        return self
+
+    def _create_session(self, identifier: str, password: str) -> AtmosphereError | None:
+        """Create the session; returns (never raises) an error without any chained context."""
+        login = self._sdk.login
+        kwargs: dict[str, Any] = {}
+        if "fetch_bsky_profile" in inspect.signature(login).parameters:
+            kwargs["fetch_bsky_profile"] = False  # a bare PDS has no app.bsky: would answer 400
+        err: AtmosphereError | None = None
+        url = f"{self._pds_url}/xrpc/com.atproto.server.createSession"
+        try:
+            for attempt in range(1, self.max_tries + 1):
+                try:
+                    if kwargs:
+                        login(identifier, password, **kwargs)
+                    else:  # older SDKs: create the session without the profile lookup
+                        self._sdk._get_and_set_session(identifier, password)
+                    break
+                except Exception as e:  # noqa: BLE001 - converted below, password-free
+                    try:
+                        failure = self._failure_from_exception(e, url)
+                    except Exception:
+                        failure = None
+                    kind = type(e).__name__
+                    traceback.clear_frames(e.__traceback__)
+                    del e
+                    if failure is None:
+                        err = AuthenticationError(f"login failed for {identifier!r} on {self._pds_url} ({kind})")
+                        break
+                    if failure.status == 429 and attempt < self.max_tries:
+                        delay = _retry_after_seconds(failure.response)
+                        if delay is not None and delay <= self.max_wait:
+                            time.sleep(delay)
+                            continue
+                    if failure.status is not None and failure.status >= 500 and attempt < self.max_tries:
+                        time.sleep(self._backoff_delay(attempt))
+                        continue
+                    if failure.status in (400, 401) and (failure.error in _AUTH_ERRORS or failure.status == 401):
+                        msg = failure.response.message if failure.response else None
+                        err = AuthenticationError(
+                            f"login failed for {identifier!r} on {self._pds_url}: "
+                            f"{msg or 'invalid handle or password'} (check the handle and password)",
+                            response=failure.response, status=failure.status)
+                    else:
+                        err = self._to_error(failure, "log in")
+                    break
+        finally:
+            password = ""
+        return err
+
+    @classmethod
+    def from_env(cls, **options: Any) -> Atmosphere:
+        """Log in from ``ATDATA_HANDLE``, ``ATDATA_PASSWORD`` and (optional) ``ATDATA_PDS_URL``.
+
+        Raises:
+            AuthenticationError: A variable is missing, or the login failed.
+        """
+        handle = os.environ.get("ATDATA_HANDLE")
+        if not handle or not os.environ.get("ATDATA_PASSWORD"):
+            raise AuthenticationError("set ATDATA_HANDLE and ATDATA_PASSWORD (and ATDATA_PDS_URL for a local PDS)")
+        return cls.login(handle, os.environ["ATDATA_PASSWORD"], pds_url=os.environ.get("ATDATA_PDS_URL"), **options)
+
+    @classmethod
+    def from_session(cls, session_string: str, *, pds_url: str | None = None, **options: Any) -> Atmosphere:
+        """Resume a session exported with :meth:`export_session` (no password needed).
+
+        The session is checked with one ``getSession`` request (refreshing the access token if
+        it has expired).
+
+        Args:
+            session_string: From :meth:`export_session`, or the contents of :meth:`save_session`'s file.
+            pds_url: Override the PDS URL stored in the session.
+
+        Raises:
+            AuthenticationError: The string is malformed, or the session was revoked/expired.
+        """
+        from atproto_client.client.session import Session
+
+        session_string = session_string.strip()
+        try:
+            sess = Session.decode(session_string)
+        except Exception:
+            raise AuthenticationError("not a session string (expected the output of export_session())") from None
+        base = pds_url or os.environ.get("ATDATA_PDS_URL") or sess.pds_endpoint
+        if not base:
+            raise AuthenticationError("the session string names no PDS: pass pds_url=")
+        self = cls(base, **options)
+        self._pinned = pds_url is not None or bool(os.environ.get("ATDATA_PDS_URL"))
+        try:
+            kwargs = {"fetch_bsky_profile": False} if "fetch_bsky_profile" in inspect.signature(
+                self._sdk.login).parameters else {}
+            if kwargs:
+                self._sdk.login(session_string=session_string, **kwargs)
+            else:
+                self._sdk._import_session_string(session_string)
+        except Exception:
+            raise AuthenticationError("could not import the session string: " + _LOGIN_HINT) from None
+        info = self._call("query", "com.atproto.server.getSession", op="check the session")
+        if isinstance(info, dict) and info.get("handle") and self._sdk._session is not None:
+            self._sdk._session.handle = info["handle"]
+        return self
+
+    def export_session(self) -> str:
+        """The session as a string (handle, DID, tokens, PDS) for :meth:`from_session`.
+
+        Treat it like a password: it grants access to the account until revoked or expired.
+        """
+        if self._sdk._session is None:
+            raise AuthenticationError("not logged in")
+        return self._sdk.export_session_string()
+
+    def save_session(self, path: str | os.PathLike[str], *, keep_updated: bool = False) -> Path:
+        """Write :meth:`export_session` to ``path`` with mode 0600 (owner read/write only).
+
+        Args:
+            path: The file to (over)write.
+            keep_updated: Also rewrite the file whenever the SDK refreshes the tokens (refresh
+                tokens rotate, so an old saved session stops working after a refresh).
+
+        Returns:
+            The path written.
+        """
+        p = Path(path).expanduser()
+        self._write_session_file(p, self.export_session())
+        if keep_updated and p not in self._session_files:
+            self._session_files.append(p)
+        return p
+
+    @staticmethod
+    def _write_session_file(p: Path, text: str) -> None:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
+        os.replace(tmp, p)
+
+    def _on_session_change(self, event: Any, session: Any) -> None:
+        if getattr(self, "_pinned", True):
+            # Keep talking to the URL we were given; the DID document may name a public URL.
+            self._sdk.update_base_url(self._pds_url)
+        else:
+            endpoint = getattr(session, "pds_endpoint", None)
+            if endpoint:
+                self._pds_url = _norm_url(endpoint)
+        if str(getattr(event, "value", event)) == "refresh":
+            log.debug("session tokens refreshed for %s", getattr(session, "did", "?"))
+            for p in self._session_files:
+                with contextlib.suppress(OSError):
+                    self._write_session_file(p, session.encode())
+
+    @staticmethod
+    def _discover_pds(handle: str, plc_url: str | None) -> str:
+        from atproto_identity.resolver import IdResolver
+
+        resolver = IdResolver(plc_url=plc_url or os.environ.get("ATDATA_PLC_URL") or None)
+        did = handle if handle.startswith("did:") else None
+        if did is None:
+            try:
+                did = resolver.handle.resolve(handle)
+            except Exception:
+                did = None
+        if not did:
+            raise AuthenticationError(
+                f"cannot resolve the handle {handle!r} to a DID (DNS TXT _atproto.{handle} and "
+                f"https://{handle}/.well-known/atproto-did both failed): pass pds_url= or set ATDATA_PDS_URL")
+        try:
+            doc = resolver.did.resolve(did)
+            endpoint = doc.get_pds_endpoint() if doc is not None else None
+        except Exception:
+            endpoint = None
+        if not endpoint:
+            raise PDSUnavailableError(
+                f"cannot find the PDS of {did} (no #atproto_pds service in its DID document): pass pds_url=")
+        return _norm_url(endpoint)
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        with contextlib.suppress(Exception):
+            self._sdk.request.close()
+        with contextlib.suppress(Exception):
+            self._http.close()
+
+    def __enter__(self) -> Atmosphere:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Atmosphere(handle={self.handle!r}, did={self.did!r}, pds_url={self.pds_url!r})"
+
+    __str__ = __repr__
+
+    def __getstate__(self) -> Any:
+        raise TypeError("Atmosphere holds a live session and cannot be pickled; use export_session()")
+
+    # ------------------------------------------------------------------------------------------
+    # properties
+    # ------------------------------------------------------------------------------------------
+
+    @property
+    def did(self) -> str | None:
+        """The logged-in account's DID (None when anonymous)."""
+        s = self._sdk._session
+        return s.did if s is not None else None
+
+    @property
+    def handle(self) -> str | None:
+        """The logged-in account's handle (None when anonymous)."""
+        s = self._sdk._session
+        return s.handle if s is not None else None
+
+    @property
+    def pds_url(self) -> str:
+        """The PDS base URL requests go to."""
+        return self._pds_url
+
+    def _require_login(self, what: str) -> str:
+        did = self.did
+        if did is None:
+            raise AuthenticationError(f"{what} needs a logged-in session: {_LOGIN_HINT}")
+        return did
+
+    # ------------------------------------------------------------------------------------------
+    # transport: counting, retries, error mapping
+    # ------------------------------------------------------------------------------------------
+
+    def _count(self, request: httpx.Request) -> None:
+        with self._count_lock:
+            self.round_trips += 1
+        log.debug("-> %s %s", request.method, request.url.copy_with(query=None))
+
+    def _backoff_delay(self, attempt: int) -> float:
+        return self.backoff * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+
+    def _failure_from_exception(self, e: BaseException, url: str) -> _Failure:
+        if isinstance(e, _Failure):
+            return e
+        if isinstance(e, httpx.TransportError):
+            return _Failure(None, e, url)
+        response = _sdk_response(e, url)
+        if response is not None:
+            return _Failure(response, None, url)
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, httpx.TransportError):
+            return _Failure(None, cause, url)
+        name = type(e).__name__
+        if name in ("NetworkError", "InvokeTimeoutError"):
+            return _Failure(None, cause or e, url)
+        if name == "LoginRequiredError":
+            return _Failure(PDSResponse(401, error="AuthenticationRequired", message="not logged in", url=url), None, url)
+        raise e
+
+    def _to_error(self, f: _Failure, op: str, *, budget_exceeded: bool = False) -> AtmosphereError:
+        """Map a failure to our error classes (with the response attached)."""
+        url = f.url.split("?", 1)[0]
+        resp = f.response
+        if resp is None:
+            t = f.transport
+            if isinstance(t, httpx.ConnectError):
+                return PDSUnavailableError(
+                    f"cannot {op}: cannot connect to the PDS at {self._host_of(url)} ({_short_exc(t)}) — "
+                    f"{_START_SANDBOX_HINT}", response=None, status=None)
+            if isinstance(t, httpx.TimeoutException):
+                return PDSUnavailableError(
+                    f"cannot {op}: the PDS at {self._host_of(url)} did not answer in time ({type(t).__name__}); "
+                    f"{_START_SANDBOX_HINT}", response=None, status=None)
+            return PDSUnavailableError(
+                f"cannot {op}: the connection to the PDS at {self._host_of(url)} failed ({_short_exc(t)}); "
+                f"{_START_SANDBOX_HINT}", response=None, status=None)
+        status, error, detail = resp.status_code, resp.error, f.text()
+        if status == 429:
+            reset = _reset_at(resp)
+            when = f" until {reset.isoformat(timespec='seconds')}" if reset else ""
+            extra = f" (beyond the {self.max_wait:g} s retry budget)" if budget_exceeded else ""
+            return RateLimitedError(f"cannot {op}: the PDS rate limit was hit{when}{extra}: {detail}",
+                                    reset_at=reset, response=resp, status=status)
+        if error in _AUTH_ERRORS or status in (401, 403):
+            return AuthenticationError(
+                f"cannot {op}: the session is no longer valid ({detail}) — {_LOGIN_HINT}", response=resp, status=status)
+        msg_l = (resp.message or "").lower()
+        if error in _NOT_FOUND_ERRORS or status == 404 or (status == 400 and (
+                "could not locate record" in msg_l or "blob not found" in msg_l or "could not find repo" in msg_l)):
+            return RecordNotFoundError(f"cannot {op}: not found ({detail})", response=resp, status=status)
+        if error == "InvalidSwap":
+            return RecordConflictError(f"cannot {op}: the record changed since it was read ({detail})",
+                                       response=resp, status=status)
+        if status == 413 or error in ("BlobTooLarge", "PayloadTooLarge") or (
+                resp.message and "too large" in resp.message.lower()):
+            return RecordTooLargeError(f"cannot {op}: too large for the PDS ({detail})", response=resp, status=status)
+        if status >= 500:
+            return PDSUnavailableError(f"cannot {op}: the PDS at {self._host_of(url)} failed with {status} "
+                                       f"after {self.max_tries} tries ({detail})", response=resp, status=status)
+        return RequestError(f"cannot {op}: {status} {detail}", response=resp, status=status)
+
+    @staticmethod
+    def _host_of(url: str) -> str:
+        try:
+            u = httpx.URL(url)
+            return f"{u.scheme}://{u.host}" + (f":{u.port}" if u.port else "")
+        except Exception:
+            return url
+
+    def _retrying(self, send: Callable[[int], Any], *, url: str, op: str, safe: bool, retry: bool = True,
+                  check: Callable[[], Any] | None = None) -> Any:
+        """Run ``send`` with bounded retries; raise our error on final failure.
+
+        ``check`` (for writes) runs after a 5xx or a dropped connection: it returns the result if
+        the write is found to have landed, raises if it conflicts, or returns None (retry).
+        """
+        can_retry = retry
+        waited = 0.0
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            failure: _Failure | None = None
+            try:
+                return send(attempt)
+            except Exception as e:  # noqa: BLE001 - mapped below
+                failure = self._failure_from_exception(e, url)
+            status = failure.status
+            # An expired access token (e.g. clock skew): refresh once and repeat (nothing was done).
+            if failure.error == "ExpiredToken" and not refreshed and self._can_refresh():
+                refreshed = True
+                if self._refresh():
+                    attempt -= 1
+                    continue
+            if check is not None and (status is None or status >= 500) and not (
+                    failure.response is None and isinstance(failure.transport, httpx.ConnectError)):
+                try:
+                    landed = check()
+                except PDSUnavailableError:
+                    landed = None
+                if landed is not None:
+                    return landed
+            if status == 429:
+                retry = True  # the server did not act: always safe
+            elif (status is not None and status >= 500) or (
+                    failure.response is None and not isinstance(failure.transport, httpx.ConnectError)):
+                retry = safe
+            else:
+                retry = False
+            if not retry or not can_retry or attempt >= self.max_tries:
+                raise self._to_error(failure, op)
+            delay = self._backoff_delay(attempt)
+            hinted = _retry_after_seconds(failure.response)
+            if hinted is not None:
+                delay = max(delay, hinted)
+            if waited + delay > self.max_wait:
+                raise self._to_error(failure, op, budget_exceeded=True)
+            log.debug("retrying %s in %.2f s (attempt %d failed: %s)", op, delay, attempt,
+                      status if status is not None else type(failure.transport).__name__)
+            time.sleep(delay)
+            waited += delay
+
+    def _can_refresh(self) -> bool:
+        s = self._sdk._session
+        return s is not None and bool(getattr(s, "refresh_jwt", None))
+
+    def _refresh(self) -> bool:
+        refresh = getattr(self._sdk, "_refresh_and_set_session", None)
+        if refresh is None:
+            return False
+        try:
+            refresh()
+            return True
+        except Exception:
+            return False
+
+    def _call(
+        self,
+        kind: str,
+        nsid: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        op: str,
+        safe: bool = True,
+        base_url: str | None = None,
+        rewind: Callable[[], None] | None = None,
+        retry: bool = True,
+        check: Callable[[], Any] | None = None,
+    ) -> Any:
+        """One XRPC call with retries. Own PDS: through the SDK (session, refresh). Others: anonymous."""
+        own = base_url is None or _same_server(base_url, self._pds_url)
+        base = self._pds_url if own else _norm_url(base_url or "")
+        url = f"{base}/xrpc/{nsid}"
+        hdrs = dict(headers or {})
+        if body is not None:
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            hdrs.setdefault("Content-Type", "application/json")
+
+        def send(attempt: int) -> Any:
+            if rewind is not None and attempt > 1:
+                rewind()
+            t0 = time.perf_counter()
+            if own and self._sdk._session is not None:
+                if kind == "query":
+                    resp = self._sdk.invoke_query(nsid, params=_Params(params or {}) or None, headers=hdrs)
+                else:
+                    resp = self._sdk.invoke_procedure(nsid, params=_Params(params or {}) or None, data=None,
+                                                      content=content, headers=hdrs)
+                out = resp.content
+            else:
+                r = self._http.request("GET" if kind == "query" else "POST", url,
+                                       params={k: v for k, v in (params or {}).items() if v is not None},
+                                       content=content, headers=hdrs)
+                if not 200 <= r.status_code < 300:
+                    raise _Failure(_httpx_response(r, url), None, url)
+                out = r.json() if "json" in r.headers.get("content-type", "") else r.content
+            log.debug("%s %s ok in %.1f ms", kind, nsid, (time.perf_counter() - t0) * 1000)
+            return out
+
+        return self._retrying(send, url=url, op=op, safe=safe, retry=retry, check=check)
+
+    # ------------------------------------------------------------------------------------------
+    # identity
+    # ------------------------------------------------------------------------------------------
+
+    def resolve_handle(self, handle: str) -> str:
+        """Resolve a handle to its DID.
+
+        Asks the PDS first (``com.atproto.identity.resolveHandle``: it knows its own accounts,
+        including ``.test`` sandbox handles, and resolves others the standard way), then falls
+        back to the SDK's resolver (DNS TXT ``_atproto.<handle>``, then
+        ``https://<handle>/.well-known/atproto-did``). A DID is returned unchanged.
+
+        Raises:
+            RecordNotFoundError: The handle does not resolve.
+        """
+        if handle.startswith("did:"):
+            return handle
+        handle = handle.lstrip("@").lower()
+        if handle == (self.handle or "").lower() and self.did:
+            return self.did
+        if handle in self._did_cache:
+            return self._did_cache[handle]
+        did: str | None = None
+        try:
+            out = self._call("query", "com.atproto.identity.resolveHandle", params={"handle": handle},
+                             op=f"resolve the handle {handle!r}")
+            did = out.get("did") if isinstance(out, dict) else None
+        except (RequestError, PDSUnavailableError):
+            did = None
+        if not did:
+            from atproto_identity.resolver import IdResolver
+
+            try:
+                did = IdResolver(plc_url=self._plc_url, timeout=5.0).handle.resolve(handle)
+            except Exception:
+                did = None
+        if not did:
+            raise RecordNotFoundError(f"the handle {handle!r} does not resolve to a DID")
+        self._did_cache[handle] = did
+        return did
+
+    def get_repo_pds(self, did: str) -> str:
+        """The PDS URL hosting ``did``'s repository (from its DID document).
+
+        Our own DID answers our PDS URL. Otherwise the DID document is read from our PDS when it
+        hosts that repo (``describeRepo``), else resolved via the PLC directory (``plc_url``) or
+        did:web.
+
+        Raises:
+            RecordNotFoundError: The DID cannot be resolved or names no PDS.
+        """
+        did = self.resolve_handle(did) if not did.startswith("did:") else did
+        if did == self.did:
+            return self._pds_url
+        if did in self._pds_cache:
+            return self._pds_cache[did]
+        endpoint: str | None = None
+        unreachable: PDSUnavailableError | None = None
+        try:  # our PDS knows the DID documents of the repos it hosts
+            out = self._call("query", "com.atproto.repo.describeRepo", params={"repo": did},
+                             op=f"describe the repo {did}")
+        except PDSUnavailableError as e:
+            unreachable, out = e, None
+        except RequestError:
+            out = None
+        if isinstance(out, dict) and isinstance(out.get("didDoc"), dict):
+            from atproto_core.did_doc import DidDocument
+
+            with contextlib.suppress(Exception):
+                endpoint = DidDocument.from_dict(out["didDoc"]).get_pds_endpoint()
+            if endpoint and _same_server(endpoint, self._pds_url):
+                endpoint = self._pds_url
+        if not endpoint:
+            from atproto_identity.resolver import IdResolver
+
+            try:
+                doc = IdResolver(plc_url=self._plc_url, timeout=5.0).did.resolve(did)
+                endpoint = doc.get_pds_endpoint() if doc is not None else None
+            except Exception:
+                endpoint = None
+        if not endpoint and unreachable is not None:
+            raise unreachable
+        if not endpoint:
+            raise RecordNotFoundError(f"cannot find the PDS of {did}: its DID document did not resolve "
+                                      "(for a local PLC directory set ATDATA_PLC_URL)")
+        endpoint = _norm_url(endpoint)
+        self._pds_cache[did] = endpoint
+        return endpoint
+
+    def _repo_target(self, repo: str | None, what: str) -> tuple[str, str | None]:
+        """(repo DID, base URL of its PDS or None for our own PDS)."""
+        if repo is None:
+            return self._require_login(what), None
+        if repo == self.did or (self.handle and repo.lstrip("@").lower() == self.handle.lower()):
+            return self.did or repo, None
+        did = self.resolve_handle(repo)
+        if did == self.did:
+            return did, None
+        pds = self.get_repo_pds(did)
+        return did, (None if _same_server(pds, self._pds_url) else pds)
+
+    # ------------------------------------------------------------------------------------------
+    # server
+    # ------------------------------------------------------------------------------------------
+
+    def describe_server(self) -> dict[str, Any]:
+        """``com.atproto.server.describeServer``, plus ``blobUploadLimit`` (bytes).
+
+        The reference PDS does not report its blob limit; then ``blobUploadLimit`` is
+        :data:`DEFAULT_BLOB_UPLOAD_LIMIT` (5 MB, the PDS default) and ``blobUploadLimitSource`` is
+        ``"default"`` (``"server"`` when the server said).
+        """
+        out = self._call("query", "com.atproto.server.describeServer", op="describe the server")
+        info = dict(out) if isinstance(out, dict) else {}
+        limits = info.get("limits") if isinstance(info.get("limits"), dict) else {}
+        limit = info.get("blobUploadLimit", limits.get("blobUploadLimit"))
+        if isinstance(limit, int) and limit > 0:
+            info["blobUploadLimit"], info["blobUploadLimitSource"] = limit, "server"
+        else:
+            info["blobUploadLimit"], info["blobUploadLimitSource"] = DEFAULT_BLOB_UPLOAD_LIMIT, "default"
+        self._server_info = info
+        return info
+
+    # ------------------------------------------------------------------------------------------
+    # records
+    # ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _prepare(collection: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Copy, add ``$type``, and validate locally (data model, bundled lexicon, size)."""
+        if not isinstance(record, Mapping):
+            raise RecordValidationError(f"record: expected a dict, got {type(record).__name__}")
+        rec = dict(record)
+        rtype = rec.setdefault("$type", collection)
+        label = collection.rsplit(".", 1)[-1]
+        if rtype != collection:
+            raise RecordValidationError(f"{label}.$type: {rtype!r} does not match the collection {collection!r}")
+        lex = bundled_lexicons()
+        if collection in lex:
+            lex.validate_record(collection, rec)
+        else:
+            check_data_model(rec, label)
+            size = record_json_size(rec)
+            if size >= MAX_BODY_BYTES:
+                raise RecordSizeError(f"{label}: the record is {size:,} bytes as JSON, the limit is {MAX_BODY_BYTES:,}")
+        return rec
+
+    @staticmethod
+    def _check_rkey(rkey: str) -> None:
+        if not is_valid_rkey(rkey):
+            raise RecordValidationError(f"rkey: {rkey!r} is not a valid record key (1-512 of A-Za-z0-9.-_:~)")
+
+    def get_record(self, collection: str, rkey: str, *, repo: str | None = None) -> dict[str, Any]:
+        """Fetch one record.
+
+        Args:
+            collection: The collection NSID.
+            rkey: The record key.
+            repo: DID or handle; default the logged-in account. Another PDS is found via the DID
+                document and read anonymously.
+
+        Returns:
+            ``{"uri", "cid", "value"}``.
+
+        Raises:
+            RecordNotFoundError: No such record (also a ``KeyError``).
+        """
+        did, base = self._repo_target(repo, "get_record")
+        uri = f"at://{did}/{collection}/{rkey}"
+        out = self._call("query", "com.atproto.repo.getRecord",
+                         params={"repo": did, "collection": collection, "rkey": rkey},
+                         op=f"get {uri}", base_url=base)
+        if not isinstance(out, dict) or "value" not in out:
+            raise RecordNotFoundError(f"cannot get {uri}: the PDS returned no record")
+        return {"uri": out.get("uri", uri), "cid": out.get("cid"), "value": out["value"]}
+
+    def list_records(self, collection: str, *, repo: str | None = None, limit: int | None = None,
+                     reverse: bool = False) -> list[dict[str, Any]]:
+        """All records of a collection, following cursors to the end (pages of 100).
+
+        Returns a list (not a generator): errors surface here, not halfway through a loop.
+
+        Args:
+            collection: The collection NSID.
+            repo: DID or handle; default the logged-in account.
+            limit: Stop after this many records (default: all of them).
+            reverse: Oldest first instead of the PDS's default order.
+
+        Returns:
+            ``[{"uri", "cid", "value"}, ...]``.
+        """
+        did, base = self._repo_target(repo, "list_records")
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while limit is None or len(out) < limit:
+            page = 100 if limit is None else max(1, min(100, limit - len(out)))
+            res = self._call("query", "com.atproto.repo.listRecords",
+                             params={"repo": did, "collection": collection, "limit": page, "cursor": cursor,
+                                     "reverse": "true" if reverse else None},
+                             op=f"list {collection} of {did}", base_url=base)
+            recs = res.get("records", []) if isinstance(res, dict) else []
+            out.extend({"uri": r.get("uri"), "cid": r.get("cid"), "value": r.get("value")} for r in recs)
+            cursor = res.get("cursor") if isinstance(res, dict) else None
+            if len(recs) < page or not cursor or cursor in seen:
+                break  # a short page is the last one
+            seen.add(cursor)
+        return out if limit is None else out[:limit]
+
+    def create_record(self, collection: str, record: Mapping[str, Any], *, rkey: str | None = None,
+                      validate: bool | None = None) -> dict[str, Any]:
+        """Create a record.
+
+        Args:
+            collection: The collection NSID (``$type`` is added if missing and must match).
+            record: The record value (validated locally first).
+            rkey: Record key; default a fresh TID made here, so that a retry is safe.
+            validate: The PDS's lexicon validation (``None``: server default; ``True`` fails on
+                PDSes that do not know the lexicon).
+
+        Returns:
+            ``{"uri", "cid", "value"}``. If ``rkey`` already holds exactly this value, that record
+            is returned (idempotent create).
+
+        Raises:
+            RecordValidationError: The record breaks the data model/lexicon (nothing was sent).
+            RecordConflictError: ``rkey`` already holds a different record.
+        """
+        did = self._require_login("create_record")
+        rec = self._prepare(collection, record)
+        rkey = rkey or make_tid()
+        self._check_rkey(rkey)
+        body: dict[str, Any] = {"repo": did, "collection": collection, "rkey": rkey, "record": rec}
+        if validate is not None:
+            body["validate"] = validate
+        uri = f"at://{did}/{collection}/{rkey}"
+        try:
+            out = self._call("procedure", "com.atproto.repo.createRecord", body=body, op=f"create {uri}",
+                             check=lambda: self._landed(collection, rkey, rec))
+        except RequestError as e:
+            if self._is_exists_error(e):
+                return self._verify_written(collection, rkey, rec, e)
+            raise
+        if isinstance(out, dict) and "value" in out:
+            return out  # from _landed(): an earlier attempt (or an identical earlier create) landed
+        return {"uri": out.get("uri", uri), "cid": out.get("cid"), "value": rec}
+
+    def _landed(self, collection: str, rkey: str, rec: Mapping[str, Any]) -> dict[str, Any] | None:
+        """After a 5xx on a create: the PDS answers 500 when the rkey is taken. Look.
+
+        Returns the record if the rkey holds exactly ``rec`` (our write landed, or an identical
+        earlier one), None if the rkey is free (retry), and raises RecordConflictError if it
+        holds something else.
+        """
+        try:
+            cur = self.get_record(collection, rkey)
+        except RecordNotFoundError:
+            return None
+        want = record_cid(rec)
+        if cur["cid"] == want:
+            log.debug("%s/%s already holds our record (cid %s)", collection, rkey, want)
+            return {"uri": cur["uri"], "cid": cur["cid"], "value": dict(rec)}
+        raise RecordConflictError(
+            f"cannot create {cur['uri']}: that record key already holds a different record "
+            f"(cid {cur['cid']}, ours would be {want}); use put_record() to replace it or pick another rkey",
+            current_cid=cur["cid"])
+
+    @staticmethod
+    def _is_exists_error(e: RequestError) -> bool:
+        resp = e.response
+        if not isinstance(resp, PDSResponse):
+            return False
+        text = f"{resp.error or ''} {resp.message or ''}".lower()
+        return resp.status_code in (400, 409) and ("already exists" in text or "exists" in text
+                                                   or "invalidswap" in text)
+
+    def _verify_written(self, collection: str, rkey: str, rec: Mapping[str, Any], err: RequestError) -> dict[str, Any]:
+        """After "already exists"/InvalidSwap: success iff the record now holds exactly ``rec``."""
+        want = record_cid(rec)
+        try:
+            cur = self.get_record(collection, rkey)
+        except RecordNotFoundError:
+            cur = None
+        if cur is not None and cur["cid"] == want:
+            log.debug("%s/%s already holds the same record (cid %s): treating as written", collection, rkey, want)
+            return {"uri": cur["uri"], "cid": cur["cid"], "value": dict(rec)}
+        raise RecordConflictError(
+            f"cannot write at://{self.did}/{collection}/{rkey}: "
+            + ("it already holds a different record" if cur is not None else "the record changed")
+            + f" (cid now {cur['cid'] if cur else None}, ours would be {want})",
+            current_cid=cur["cid"] if cur else None, response=err.response, status=err.status)
+
+    def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], *,
+                   swap_record: str | None = None, validate: bool | None = None) -> dict[str, Any]:
+        """Create or replace the record at ``rkey``.
+
+        Args:
+            collection: The collection NSID.
+            rkey: The record key.
+            record: The new value (validated locally first).
+            swap_record: Compare-and-swap: the CID the record must still have (from a previous
+                read); if it changed meanwhile, nothing is written.
+            validate: The PDS's lexicon validation (see :meth:`create_record`).
+
+        Returns:
+            ``{"uri", "cid", "value"}``.
+
+        Raises:
+            RecordConflictError: ``swap_record`` is stale (``current_cid`` tells the CID now).
+        """
+        did = self._require_login("put_record")
+        self._check_rkey(rkey)
+        rec = self._prepare(collection, record)
+        body: dict[str, Any] = {"repo": did, "collection": collection, "rkey": rkey, "record": rec}
+        if swap_record is not None:
+            body["swapRecord"] = swap_record
+        if validate is not None:
+            body["validate"] = validate
+        uri = f"at://{did}/{collection}/{rkey}"
+        try:
+            out = self._call("procedure", "com.atproto.repo.putRecord", body=body, op=f"put {uri}")
+        except RecordConflictError as e:
+            try:
+                cur = self.get_record(collection, rkey)
+            except RecordNotFoundError:
+                cur = None
+            if cur is not None and cur["cid"] == record_cid(rec):
+                return {"uri": cur["uri"], "cid": cur["cid"], "value": rec}
+            raise RecordConflictError(
+                f"cannot put {uri}: the record changed since it was read (expected cid {swap_record}, "
+                f"now {cur['cid'] if cur else 'deleted'}); read it again and retry",
+                current_cid=cur["cid"] if cur else None, response=e.response, status=e.status) from None
+        return {"uri": out.get("uri", uri), "cid": out.get("cid"), "value": rec}
+
+    def delete_record(self, collection: str, rkey: str, *, swap_record: str | None = None) -> None:
+        """Delete a record (deleting a missing record is not an error).
+
+        Raises:
+            RecordConflictError: ``swap_record`` is stale.
+        """
+        did = self._require_login("delete_record")
+        self._check_rkey(rkey)
+        body: dict[str, Any] = {"repo": did, "collection": collection, "rkey": rkey}
+        if swap_record is not None:
+            body["swapRecord"] = swap_record
+        self._call("procedure", "com.atproto.repo.deleteRecord", body=body,
+                   op=f"delete at://{did}/{collection}/{rkey}")
+
+    def apply_writes(self, writes: Iterable[Mapping[str, Any]], *, validate: bool | None = None) -> list[dict[str, Any]]:
+        """Apply up to 200 creates/updates/deletes atomically, in one request.
+
+        Args:
+            writes: ``{"action": "create"|"update"|"delete", "collection", "rkey", "value"}``
+                dicts (``rkey`` optional for creates: a TID is made here; ``value`` unused
+                for deletes).
+            validate: The PDS's lexicon validation for every write.
+
+        Returns:
+            One ``{"action", "uri", "cid", "collection", "rkey", "value"}`` per write, in order
+            (``cid``/``value`` are None for deletes).
+
+        Raises:
+            RecordValidationError: A bad write, more than 200 writes, or a body over 1,000,000
+                bytes (:class:`~atdata_lab.errors.RecordSizeError`) — nothing was sent.
+            RecordConflictError: A create's rkey already holds a different record.
+        """
+        did = self._require_login("apply_writes")
+        items = list(writes)
+        if not items:
+            return []
+        if len(items) > MAX_APPLY_WRITES:
+            raise RecordValidationError(f"writes: {len(items)} writes, the limit is {MAX_APPLY_WRITES} per applyWrites")
+        wire: list[dict[str, Any]] = []
+        plan: list[dict[str, Any]] = []
+        for i, w in enumerate(items):
+            if not isinstance(w, Mapping):
+                raise RecordValidationError(f"writes[{i}]: expected a dict")
+            action, collection = w.get("action"), w.get("collection")
+            if not isinstance(collection, str) or not collection:
+                raise RecordValidationError(f"writes[{i}].collection: required")
+            rkey = w.get("rkey") or (make_tid() if action == "create" else None)
+            if not isinstance(rkey, str):
+                raise RecordValidationError(f"writes[{i}].rkey: required for {action!r}")
+            self._check_rkey(rkey)
+            if action in ("create", "update"):
+                try:
+                    value = self._prepare(collection, w.get("value") or {})
+                except RecordValidationError as e:
+                    raise type(e)(f"writes[{i}]: {e}") from None
+                t = "com.atproto.repo.applyWrites#" + action
+                wire.append({"$type": t, "collection": collection, "rkey": rkey, "value": value})
+            elif action == "delete":
+                value = None
+                wire.append({"$type": "com.atproto.repo.applyWrites#delete", "collection": collection, "rkey": rkey})
+            else:
+                raise RecordValidationError(f"writes[{i}].action: {action!r} is not create, update or delete")
+            plan.append({"action": action, "collection": collection, "rkey": rkey, "value": value,
+                         "uri": f"at://{did}/{collection}/{rkey}"})
+        body: dict[str, Any] = {"repo": did, "writes": wire}
+        if validate is not None:
+            body["validate"] = validate
+        size = record_json_size(body)
+        if size >= MAX_BODY_BYTES:
+            raise RecordSizeError(f"writes: the applyWrites body is {size:,} bytes as JSON, the limit is "
+                                  f"{MAX_BODY_BYTES:,}: split the batch or move bulk data to blobs")
+        try:
+            out = self._call("procedure", "com.atproto.repo.applyWrites", body=body,
+                             op=f"apply {len(wire)} writes", check=lambda: self._batch_landed(plan))
+        except RequestError as e:
+            if self._is_exists_error(e) or isinstance(e, RecordConflictError):
+                return self._verify_batch(plan, e)
+            raise
+        if isinstance(out, list):  # from _batch_landed()
+            return out
+        results = out.get("results") if isinstance(out, dict) else None
+        final = []
+        for j, p in enumerate(plan):
+            r = results[j] if isinstance(results, list) and j < len(results) and isinstance(results[j], dict) else {}
+            final.append({"action": p["action"], "uri": r.get("uri", p["uri"]),
+                          "cid": r.get("cid") if p["action"] != "delete" else None,
+                          "collection": p["collection"], "rkey": p["rkey"], "value": p["value"]})
+        return final
+
+    def _batch_landed(self, plan: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """After a 5xx on applyWrites (the PDS answers 500 when a create's rkey is taken).
+
+        The batch is atomic: if every create's rkey holds exactly our record, it landed (return
+        the results); if none holds anything, it did not (None: retry); a create rkey holding a
+        different record raises RecordConflictError.
+        """
+        creates = [p for p in plan if p["action"] == "create"]
+        if not creates:
+            return None  # updates and deletes are idempotent: just retry
+        found = 0
+        for p in creates:
+            try:
+                cur = self.get_record(p["collection"], p["rkey"])
+            except RecordNotFoundError:
+                continue
+            if cur["cid"] != record_cid(p["value"]):
+                raise RecordConflictError(
+                    f"cannot apply the writes: {p['uri']} already holds a different record (cid {cur['cid']}); "
+                    "nothing was written", current_cid=cur["cid"])
+            found += 1
+        if found == 0:
+            return None
+        if found < len(creates):
+            raise RecordConflictError(
+                f"cannot apply the writes: {found} of {len(creates)} created records already exist with the "
+                "same content (written by an earlier, partial attempt?); nothing was written")
+        return [{"action": p["action"], "uri": p["uri"],
+                 "cid": record_cid(p["value"]) if p["value"] is not None else None,
+                 "collection": p["collection"], "rkey": p["rkey"], "value": p["value"]} for p in plan]
+
+    def _verify_batch(self, plan: list[dict[str, Any]], err: RequestError) -> list[dict[str, Any]]:
+        """The batch was refused as a conflict: succeed iff the repo already holds exactly the batch."""
+        final = []
+        for p in plan:
+            try:
+                cur = self.get_record(p["collection"], p["rkey"])
+            except RecordNotFoundError:
+                cur = None
+            if p["action"] == "delete":
+                ok = cur is None
+            else:
+                ok = cur is not None and cur["cid"] == record_cid(p["value"])
+            if not ok:
+                raise RecordConflictError(
+                    f"cannot apply the writes: {p['uri']} "
+                    + ("already holds a different record" if cur is not None else "does not hold our record")
+                    + f" ({err})", current_cid=cur["cid"] if cur else None,
+                    response=err.response, status=err.status)
+            final.append({"action": p["action"], "uri": p["uri"], "cid": cur["cid"] if cur else None,
+                          "collection": p["collection"], "rkey": p["rkey"], "value": p["value"]})
+        log.debug("applyWrites conflict resolved: the repo already holds all %d writes", len(plan))
+        return final
+
+    # ------------------------------------------------------------------------------------------
+    # blobs
+    # ------------------------------------------------------------------------------------------
+
+    def upload_blob(self, data: bytes | bytearray | memoryview | BinaryIO | str | os.PathLike[str], *,
+                    content_type: str) -> dict[str, Any]:
+        """Upload a blob; returns its blob reference for use in a record.
+
+        Args:
+            data: Bytes, a binary file object (streamed from its current position), or a path
+                (streamed from disk).
+            content_type: Always sent as ``Content-Type`` (e.g. ``"application/x-tar"``);
+                without it the PDS would store ``*/*``.
+
+        Returns:
+            ``{"$type": "blob", "ref": {"$link": cid}, "mimeType", "size"}``. The PDS serves it
+            only after a record references it.
+
+        Raises:
+            RecordTooLargeError: Over the server's blob limit (default 5 MB on the reference PDS).
+        """
+        self._require_login("upload_blob")
+        if not content_type or "/" not in content_type:
+            raise ValueError(f"content_type must be a MIME type like 'application/x-tar', got {content_type!r}")
+        close: IO[bytes] | None = None
+        rewind: Callable[[], None] | None = None
+        size: int | None = None
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            payload: Any = bytes(data)
+            size = len(payload)
+        elif isinstance(data, (str, os.PathLike)):
+            p = Path(data)
+            size = p.stat().st_size
+            close = payload = open(p, "rb")  # noqa: SIM115 - closed in finally
+            rewind = lambda: payload.seek(0)  # noqa: E731
+        elif hasattr(data, "read"):
+            payload = data
+            if hasattr(data, "seek") and getattr(data, "seekable", lambda: False)():
+                start = data.tell()
+                rewind = lambda: data.seek(start)  # noqa: E731
+                size = data.seek(0, os.SEEK_END) - start
+                data.seek(start)
+        else:
+            raise TypeError(f"upload_blob takes bytes, a binary file or a path, not {type(data).__name__}")
+        headers = {"Content-Type": content_type}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        try:
+            try:
+                out = self._call("procedure", "com.atproto.repo.uploadBlob", content=payload, headers=headers,
+                                 op=f"upload a {size if size is not None else '?'}-byte blob",
+                                 safe=True, rewind=rewind,
+                                 retry=rewind is not None or isinstance(payload, bytes))
+            except RecordTooLargeError as e:
+                limit = (self._server_info or {}).get("blobUploadLimit", DEFAULT_BLOB_UPLOAD_LIMIT)
+                raise RecordTooLargeError(
+                    f"the blob is {size:,} bytes; the PDS refused it as too large (its blob upload limit; "
+                    f"the reference PDS defaults to {limit:,} bytes, set by PDS_BLOB_UPLOAD_LIMIT)"
+                    if size is not None else str(e), response=e.response, status=e.status) from None
+        finally:
+            if close is not None:
+                close.close()
+        blob = out.get("blob") if isinstance(out, dict) else None
+        if not isinstance(blob, dict):
+            raise RequestError("uploadBlob returned no blob reference", response=None)
+        return blob
+
+    def get_blob(self, did: str, cid: str) -> bytes:
+        """Download a blob into memory and check it against its CID.
+
+        Raises:
+            RecordNotFoundError: No such blob (an uploaded blob is served only once a record
+                references it).
+            RequestError: The bytes do not match the CID.
+        """
+        did, base = self._repo_target(did, "get_blob")
+        data = self._call("query", "com.atproto.sync.getBlob", params={"did": did, "cid": cid},
+                          op=f"get the blob {cid} of {did}", base_url=base or self._pds_url)
+        if isinstance(data, (dict, list)):
+            data = json.dumps(data).encode()
+        self._check_blob(cid, data)
+        return bytes(data)
+
+    @staticmethod
+    def _check_blob(cid: str, data: bytes) -> None:
+        if cid.startswith("bafkrei") and _raw_cid(data) != cid:
+            raise RequestError(f"the blob downloaded for {cid} does not match its CID (got {_raw_cid(data)})")
+
+    def download_blob(self, did: str, cid: str, dest_path: str | os.PathLike[str],
+                      progress: ProgressLike = None) -> Path:
+        """Stream a blob to ``dest_path`` (atomically: written beside it, renamed when complete).
+
+        Args:
+            did: The repo's DID or handle.
+            cid: The blob CID.
+            dest_path: Where to write the file.
+            progress: ``None``/``False`` (silent), ``True`` (tqdm) or a callable taking
+                :class:`~atdata_lab.progress.ProgressEvent` (task ``"download"``, unit ``"bytes"``).
+
+        Returns:
+            The path written. The content is checked against the CID.
+        """
+        did, base = self._repo_target(did, "download_blob")
+        base_url = base or self._pds_url
+        url = f"{base_url}/xrpc/com.atproto.sync.getBlob"
+        dest = Path(dest_path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        report = resolve_progress(progress)
+
+        def send(attempt: int) -> Path:
+            hasher = hashlib.sha256()
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh, self._http.stream("GET", url, params={"did": did, "cid": cid}) as r:
+                    if not 200 <= r.status_code < 300:
+                        r.read()
+                        raise _Failure(_httpx_response(r, url), None, url)
+                    total = int(r.headers["content-length"]) if r.headers.get("content-length") else None
+                    done = 0
+                    report(ProgressEvent("download", 0, total, "bytes", cid))
+                    for chunk in r.iter_bytes(1 << 20):
+                        fh.write(chunk)
+                        hasher.update(chunk)
+                        done += len(chunk)
+                        report(ProgressEvent("download", done, total, "bytes", cid))
+                    report(ProgressEvent("download", done, total, "bytes", cid, finished=True))
+                digest = hasher.digest()
+                got = "b" + base64.b32encode(bytes([0x01, 0x55, 0x12, 0x20]) + digest).decode().lower().rstrip("=")
+                if cid.startswith("bafkrei") and got != cid:
+                    raise RequestError(f"the blob downloaded for {cid} does not match its CID (got {got})")
+                os.replace(tmp, dest)
+                return dest
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+
+        return self._retrying(send, url=url, op=f"download the blob {cid} of {did}", safe=True)
+
+
+def _short_exc(e: BaseException | None) -> str:
+    if e is None:
+        return "no answer"
+    text = str(e) or type(e).__name__
+    return text if len(text) < 160 else text[:160] + "…"
