@@ -396,6 +396,12 @@ def test_blobs_upload_reference_download(atm, tmp_path):
     assert dest.read_bytes() == data
     assert events[-1].finished and events[-1].done == len(data) and events[-1].unit == "bytes"
     assert [p.name for p in (tmp_path / "dl").iterdir()] == ["x.tar"]  # no temp file left
+    # a JSON blob comes back as the exact bytes, not parsed
+    raw = b'{"b": 1,  "a": [2]}'
+    jref = atm.upload_blob(raw, content_type="application/json")
+    assert jref["mimeType"] == "application/json"
+    atm.create_record("org.example.thing", {"file": jref})
+    assert atm.get_blob(atm.did, jref["ref"]["$link"]) == raw
 
 
 @pytest.mark.sandbox

@@ -175,12 +175,6 @@ def _headers_dict(headers: Any) -> dict[str, str]:
         return {}
 
 
-def _raw_cid(data: bytes) -> str:
-    """CIDv1 raw sha2-256 of ``data`` (the blob CID form, ``bafkrei...``)."""
-    raw = bytes([0x01, 0x55, 0x12, 0x20]) + hashlib.sha256(data).digest()
-    return "b" + base64.b32encode(raw).decode("ascii").lower().rstrip("=")
-
-
 def _sdk_response(exc: Any, url: str) -> PDSResponse | None:
     """Convert an SDK exception's ``response`` to a :class:`PDSResponse`."""
     resp = getattr(exc, "response", None)
@@ -305,6 +299,7 @@ class Atmosphere:
         self._did_cache: dict[str, str] = {}
         self._pds_cache: dict[str, str] = {}
         self._server_info: dict[str, Any] | None = None
+        self._pinned = True  # keep using pds_url even if the DID document names another URL
 
     # ------------------------------------------------------------------------------------------
     # construction and sessions
@@ -1308,25 +1303,20 @@ class Atmosphere:
         return blob
 
     def get_blob(self, did: str, cid: str) -> bytes:
-        """Download a blob into memory and check it against its CID.
+        """Download a blob into memory; the bytes are checked against the CID.
+
+        Args:
+            did: The repo's DID or handle.
+            cid: The blob CID (``bafkrei...``).
 
         Raises:
             RecordNotFoundError: No such blob (an uploaded blob is served only once a record
                 references it).
             RequestError: The bytes do not match the CID.
         """
-        did, base = self._repo_target(did, "get_blob")
-        data = self._call("query", "com.atproto.sync.getBlob", params={"did": did, "cid": cid},
-                          op=f"get the blob {cid} of {did}", base_url=base or self._pds_url)
-        if isinstance(data, (dict, list)):
-            data = json.dumps(data).encode()
-        self._check_blob(cid, data)
-        return bytes(data)
-
-    @staticmethod
-    def _check_blob(cid: str, data: bytes) -> None:
-        if cid.startswith("bafkrei") and _raw_cid(data) != cid:
-            raise RequestError(f"the blob downloaded for {cid} does not match its CID (got {_raw_cid(data)})")
+        buf = bytearray()
+        self._fetch_blob(did, cid, buf.extend, None, "get_blob")
+        return bytes(buf)
 
     def download_blob(self, did: str, cid: str, dest_path: str | os.PathLike[str],
                       progress: ProgressLike = None) -> Path:
@@ -1340,44 +1330,62 @@ class Atmosphere:
                 :class:`~atdata_lab.progress.ProgressEvent` (task ``"download"``, unit ``"bytes"``).
 
         Returns:
-            The path written. The content is checked against the CID.
+            The path written. The content is checked against the CID before the rename.
+
+        Raises:
+            RecordNotFoundError: No such blob.
+            RequestError: The bytes do not match the CID (nothing is left at ``dest_path``).
         """
-        did, base = self._repo_target(did, "download_blob")
-        base_url = base or self._pds_url
-        url = f"{base_url}/xrpc/com.atproto.sync.getBlob"
         dest = Path(dest_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                def reset() -> None:
+                    fh.seek(0)
+                    fh.truncate()
+
+                self._fetch_blob(did, cid, fh.write, progress, "download_blob", reset=reset)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return dest
+
+    def _fetch_blob(self, did: str, cid: str, write: Callable[[bytes], Any], progress: ProgressLike, what: str,
+                    *, reset: Callable[[], None] | None = None) -> None:
+        """Stream ``com.atproto.sync.getBlob`` (public, anonymous) into ``write``, with retries."""
+        did, base = self._repo_target(did, what)
+        url = f"{base or self._pds_url}/xrpc/com.atproto.sync.getBlob"
         report = resolve_progress(progress)
 
-        def send(attempt: int) -> Path:
+        def send(attempt: int) -> None:
+            if attempt > 1 and reset is not None:
+                reset()
             hasher = hashlib.sha256()
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh, self._http.stream("GET", url, params={"did": did, "cid": cid}) as r:
-                    if not 200 <= r.status_code < 300:
-                        r.read()
-                        raise _Failure(_httpx_response(r, url), None, url)
-                    total = int(r.headers["content-length"]) if r.headers.get("content-length") else None
-                    done = 0
-                    report(ProgressEvent("download", 0, total, "bytes", cid))
-                    for chunk in r.iter_bytes(1 << 20):
-                        fh.write(chunk)
-                        hasher.update(chunk)
-                        done += len(chunk)
-                        report(ProgressEvent("download", done, total, "bytes", cid))
-                    report(ProgressEvent("download", done, total, "bytes", cid, finished=True))
-                digest = hasher.digest()
-                got = "b" + base64.b32encode(bytes([0x01, 0x55, 0x12, 0x20]) + digest).decode().lower().rstrip("=")
-                if cid.startswith("bafkrei") and got != cid:
-                    raise RequestError(f"the blob downloaded for {cid} does not match its CID (got {got})")
-                os.replace(tmp, dest)
-                return dest
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            with self._http.stream("GET", url, params={"did": did, "cid": cid}) as r:
+                if not 200 <= r.status_code < 300:
+                    r.read()
+                    raise _Failure(_httpx_response(r, url), None, url)
+                total = int(r.headers["content-length"]) if r.headers.get("content-length") else None
+                done = 0
+                report(ProgressEvent("download", 0, total, "bytes", cid))
+                for chunk in r.iter_bytes(1 << 20):
+                    write(chunk)
+                    hasher.update(chunk)
+                    done += len(chunk)
+                    report(ProgressEvent("download", done, total, "bytes", cid))
+            got = "b" + base64.b32encode(bytes([0x01, 0x55, 0x12, 0x20]) + hasher.digest()).decode().lower().rstrip("=")
+            if cid.startswith("bafkrei") and got != cid:
+                raise RequestError(f"the blob downloaded for {cid} does not match its CID (got {got})")
+            report(ProgressEvent("download", done, total, "bytes", cid, finished=True))
 
-        return self._retrying(send, url=url, op=f"download the blob {cid} of {did}", safe=True)
+        if reset is None:
+            reset_buf = getattr(write, "__self__", None)
+            if isinstance(reset_buf, bytearray):
+                reset = reset_buf.clear
+        self._retrying(send, url=url, op=f"get the blob {cid} of {did}", safe=True, retry=reset is not None)
 
 
 def _short_exc(e: BaseException | None) -> str:
