@@ -175,6 +175,9 @@ class Dataset(Generic[ST]):
             Local paths, ``file://``, and any fsspec URL (``https://``, ``s3://``).
         sample_type: The sample type (same as the ``Dataset[T]`` form).
         storage_options: fsspec options for remote URLs (credentials, endpoint).
+        checksums: ``{url: sha256 hex}``; each shard is hashed while it streams and a mismatch
+            raises :class:`~atdata_lab.errors.ShardError` naming the shard (published datasets
+            set this).
     """
 
     _bound_type: type | None = None
@@ -195,6 +198,7 @@ class Dataset(Generic[ST]):
         *,
         sample_type: type | None = None,
         storage_options: dict[str, Any] | None = None,
+        checksums: dict[str, str] | None = None,
         _ops: tuple = (),
         _infos: dict[str, ShardInfo] | None = None,
     ) -> None:
@@ -206,12 +210,14 @@ class Dataset(Generic[ST]):
         self._ops = _ops
         self._infos: dict[str, ShardInfo] = dict(_infos or {})
         self._cum: list[int] | None = None
+        self.checksums = dict(checksums or {})
 
     # ------------------------------------------------------------------ plumbing
     def _derive(self, **changes: Any) -> Dataset:
         kw = {
             "sample_type": self.sample_type,
             "storage_options": self.storage_options,
+            "checksums": self.checksums,
             "_ops": self._ops,
             "_infos": self._infos,
         }
@@ -307,7 +313,7 @@ class Dataset(Generic[ST]):
     def _raw(self, urls: list[str]) -> Iterator[tuple[str, str, Any]]:
         opts = self.storage_options
         for url in urls:
-            for key, data in iter_sample_members(url, opts):
+            for key, data in iter_sample_members(url, opts, sha256=self.checksums.get(url)):
                 yield url, key, data
 
     def _decode(self, url: str, key: str, data: Any) -> Any:

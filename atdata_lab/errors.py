@@ -14,6 +14,7 @@ __all__ = [
     "AtdataLabError",
     "AtmosphereError",
     "AuthenticationError",
+    "NoAtmosphereError",
     "EntryConflictError",
     "EntryNotFoundError",
     "PDSUnavailableError",
@@ -98,6 +99,10 @@ class PromotionConflictError(AtdataLabError, ValueError):
         super().__init__(message)
         self.diff = diff
         self.suggested_version = suggested_version
+
+
+class NoAtmosphereError(AtdataLabError, ValueError):
+    """An operation needs a logged-in Atmosphere and the index has none attached."""
 
 
 class AtmosphereError(AtdataLabError):

@@ -528,6 +528,80 @@ class Index:
             return Schema.from_record(self.get_schema(obj))
         return as_schema(obj)
 
+    # ------------------------------------------------------------------ promotion
+    def plan_promotion(
+        self,
+        entry_name: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        license: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        copy_to: Any = None,
+    ):
+        """Decide how to publish an entry, without writing anything.
+
+        Returns a :class:`~atdata_lab.promotion.PromotionPlan`: the schema decision (reuse,
+        publish or conflict), the exact records, the data action (keep the URLs, copy to
+        ``copy_to``: a store or ``"blobs"``), and the cost. All validation happens here.
+
+        Raises:
+            KeyError: no such entry, or its schema is missing.
+            ValueError: no atmosphere attached, no data URLs, or invalid name, description,
+                tags, license or metadata (the message names the field and the limit).
+        """
+        from .promotion import plan_promotion
+
+        return plan_promotion(self, entry_name, name=name, description=description, tags=tags, license=license,
+                              metadata=metadata, copy_to=copy_to)
+
+    def promote_entry(self, entry_name: str, *, progress: ProgressLike = True, **options: Any) -> str:
+        """Publish an entry to the attached atmosphere: plan, one atomic write. Returns its at:// URI.
+
+        Options are those of :meth:`plan_promotion`. Promoting an unchanged, already-promoted
+        entry returns the existing URI without writing.
+        """
+        return self.plan_promotion(entry_name, **options).execute(progress=progress).at_uri
+
+    def promote_dataset(
+        self,
+        ds: Dataset,
+        *,
+        name: str,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        license: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        copy_to: Any = None,
+        progress: ProgressLike = True,
+    ) -> str:
+        """Publish a Dataset: index it, copy the data to ``copy_to`` (default: this index's data
+        store) before any record is written, then promote. Returns the at:// URI."""
+        self.insert_dataset(ds, name=name, description=description, tags=tags, license=license,
+                            metadata=metadata, progress=progress)
+        return self.promote_entry(name, copy_to=copy_to if copy_to is not None else self.data_store,
+                                  progress=progress)
+
+    def get_dataset(self, at_uri: str) -> IndexEntry:
+        """A published dataset (``at://...`` or ``@handle/name``) as an entry: name, schema_ref,
+        data_urls, cid, metadata, tags, license, size."""
+        from .promotion import get_published_entry
+
+        return get_published_entry(self, at_uri)
+
+    def list_published(self) -> dict[str, list[dict[str, Any]]]:
+        """The ``entries``, ``schemas`` and ``labels`` records in the attached account's repository."""
+        from .promotion import list_published
+
+        return list_published(self)
+
+    def verify(self, at_uri: str):
+        """Check a published dataset: records present, CIDs, shard checksums, first batch loads."""
+        from .promotion import verify_published
+
+        return verify_published(self, at_uri)
+
     # ------------------------------------------------------------------ widgets
     def browse(self, **kwargs: Any):
         """Open the index browser widget (needs ``atdata-lab[widgets]``)."""

@@ -337,19 +337,34 @@ def _warn_ext(ext: str, url: str) -> None:
         )
 
 
-def iter_sample_members(url: str, storage_options: dict[str, Any] | None = None) -> Iterator[tuple[str, memoryview]]:
-    """Yield ``(key, msgpack bytes)`` for each sample of a shard, in file order."""
+def iter_sample_members(
+    url: str, storage_options: dict[str, Any] | None = None, *, sha256: str | None = None
+) -> Iterator[tuple[str, memoryview]]:
+    """Yield ``(key, msgpack bytes)`` for each sample of a shard, in file order.
+
+    With ``sha256``, the whole file is hashed as it streams; a mismatch raises ``ShardError``
+    after the last member.
+    """
     try:
         f = open_url(url, storage_options)
     except FileNotFoundError:
         raise ShardError(f"shard {url} does not exist") from None
     with f:
-        for name, _off, _size, data in iter_members(f, url):
+        src = _HashingReader(f) if sha256 else f
+        for name, _off, _size, data in iter_members(src, url):
             key, ext = split_key(name)
             if ext == "msgpack":
                 yield key, data  # type: ignore[misc]
             else:
                 _warn_ext(ext, url)
+        if sha256:
+            while src.read(1 << 20):
+                pass
+            if src.sha.hexdigest() != sha256:
+                raise ShardError(
+                    f"shard {url} does not match its published sha256 checksum ({src.sha.hexdigest()} != {sha256}): "
+                    "the file changed or is corrupt; ask the publisher to re-upload it"
+                )
 
 
 def local_shard_signature(url: str) -> tuple | None:

@@ -1,0 +1,935 @@
+"""Promotion: publish a local dataset to an ATProto repository — plan, one atomic write, verify.
+
+:func:`plan_promotion` decides everything without writing: whether the schema is reused,
+published or in conflict; the exact records; the data action; the cost. The wizard renders that
+plan and :meth:`PromotionPlan.execute` carries it out:
+
+1. the intent (record keys) is saved in the local index;
+2. data is copied or uploaded when asked (streamed, verified, resumable);
+3. schema (if new), entry and label records are written in ONE ``applyWrites`` call;
+4. the local index records what was published.
+
+Records are deterministic for a given entry, name and repository (keys derived from content,
+``createdAt`` from the local entry), so a re-run after a crash, or two kernels promoting at once,
+converge on exactly one schema, one entry and one label record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .entry import IndexEntry, human_bytes
+from .errors import (
+    AtdataLabError,
+    NoAtmosphereError,
+    PromotionConflictError,
+    RecordNotFoundError,
+    RecordTooLargeError,
+    RecordValidationError,
+    ShardError,
+)
+from .licenses import check_license
+from .progress import ProgressEvent, ProgressLike, resolve_progress
+from .schema import Schema, parse_schema_ref
+from .schema_diff import SchemaDiff, schema_diff
+from .stores.base import DataStore
+from .stores.local import atdata_home
+from .urls import is_local, local_path
+
+__all__ = [
+    "PromotionPlan",
+    "PromotionResult",
+    "SchemaDecision",
+    "DataAction",
+    "PlannedWrite",
+    "VerificationReport",
+    "PDSBlobStore",
+    "plan_promotion",
+    "load_published",
+    "fetch_schema",
+    "get_published_entry",
+    "list_published",
+    "verify_published",
+]
+
+RATE_POINTS = {"create": 3, "update": 2, "delete": 1}
+SCAN_CACHE_SECONDS = 600
+_CRASH_ENV = "ATDATA_LAB_CRASH_AT"  # test hook: kill -9 ourselves at a named step
+
+
+def _crash_point(step: str) -> None:
+    """Crash tests set ``ATDATA_LAB_CRASH_AT=<step>`` to kill this process at that step."""
+    if os.environ.get(_CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _records():
+    from .atmosphere import records
+
+    return records
+
+
+class PDSBlobStore:
+    """A copy target meaning "upload each shard as a blob to the repository's PDS".
+
+    ``copy_to="blobs"`` is the same.
+    """
+
+    def __repr__(self) -> str:
+        return "PDSBlobStore()"
+
+
+# ---------------------------------------------------------------------------------------------
+# plan objects
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannedWrite:
+    """One record write: ``action`` create/update, ``collection``, ``rkey``, ``uri``, exact ``value``."""
+
+    action: str
+    collection: str
+    rkey: str
+    uri: str
+    value: dict[str, Any]
+
+    def as_write(self) -> dict[str, Any]:
+        return {"action": self.action, "collection": self.collection, "rkey": self.rkey, "value": self.value}
+
+
+@dataclass
+class SchemaDecision:
+    """What happens to the schema: ``reuse`` an existing record, ``publish`` a new one, or ``conflict``.
+
+    Attributes:
+        action: ``reuse``, ``publish`` or ``conflict``.
+        uri: The schema record's at:// URI (existing for reuse/conflict, new for publish).
+        found_by: ``local index``, ``record key`` or ``repository scan`` (reuse/conflict).
+        diff: For a conflict, the diff between the published schema and ours.
+        suggested_version: For a conflict, the version to publish ours as.
+    """
+
+    action: str
+    uri: str
+    schema: Schema
+    found_by: str | None = None
+    diff: SchemaDiff | None = None
+    suggested_version: str | None = None
+
+    def describe(self) -> str:
+        if self.action == "reuse":
+            return f"Reuse existing schema {self.uri}"
+        if self.action == "publish":
+            return f"Publish new schema {self.schema.name}@{self.schema.version}"
+        return (f"Conflict: {self.schema.name}@{self.schema.version} is already published at {self.uri} with "
+                f"different fields; publish ours as version {self.suggested_version}")
+
+
+@dataclass
+class DataAction:
+    """What happens to the data: ``keep`` the URLs, ``copy`` to a store, or upload as ``blobs``."""
+
+    kind: str
+    shards: int
+    bytes: int
+    target: str
+    warnings: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.kind == "keep":
+            return f"Keep the {self.shards} shard URLs ({human_bytes(self.bytes)})"
+        if self.kind == "copy":
+            return f"Copy {self.shards} shards ({human_bytes(self.bytes)}) to {self.target}"
+        return f"Upload {self.shards} shards ({human_bytes(self.bytes)}) as PDS blobs"
+
+
+@dataclass
+class PromotionResult:
+    """What a promotion did."""
+
+    at_uri: str
+    schema_uri: str
+    label_uri: str
+    schema_reused: bool
+    cid: str
+    data_urls: list[str]
+    written: list[str]
+    already_published: bool = False
+    round_trips: int = 0
+
+    def __str__(self) -> str:
+        return self.at_uri
+
+
+@dataclass
+class PromotionPlan:
+    """Everything a promotion will do, decided before any write. Render it, then :meth:`execute`."""
+
+    index: Any = field(repr=False)
+    entry: IndexEntry
+    name: str
+    description: str | None
+    tags: list[str]
+    license: str | None
+    metadata: dict[str, Any]
+    did: str
+    handle: str | None
+    schema_decision: SchemaDecision
+    writes: list[PlannedWrite]
+    data: DataAction
+    copy_to: Any = field(repr=False, default=None)
+    entry_uri: str = ""
+    label_uri: str = ""
+    already_published: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    blocking: list[str] = field(default_factory=list)
+    planning_round_trips: int = 0
+
+    # -- cost
+    @property
+    def pds_calls(self) -> int:
+        """PDS requests :meth:`execute` will send (applyWrites, blob uploads)."""
+        if self.already_published:
+            return 0
+        return 1 + (self.data.shards if self.data.kind == "blobs" else 0)
+
+    @property
+    def rate_limit_points(self) -> int:
+        """Write points the PDS rate limiter charges (create 3, update 2)."""
+        return sum(RATE_POINTS[w.action] for w in self.writes) if not self.already_published else 0
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The exact records that will be written."""
+        return [w.value for w in self.writes]
+
+    def summary(self) -> str:
+        lines = [f"Promote {self.entry.name!r} as {self.name!r} to {self.handle or self.did}"]
+        if self.already_published:
+            lines.append(f"Already published: {self.already_published} (nothing to write)")
+        lines.append(f"Schema: {self.schema_decision.describe()}")
+        lines.append(f"Data: {self.data.describe()}")
+        for w in self.writes:
+            lines.append(f"Write: {w.action} {w.uri}")
+        lines.append(f"Cost: {self.pds_calls} PDS calls, {self.rate_limit_points} rate-limit points")
+        lines += [f"Warning: {w}" for w in self.warnings + self.data.warnings]
+        lines += [f"Blocked: {b}" for b in self.blocking]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.schema_decision
+        return {
+            "entry": self.entry.name,
+            "name": self.name,
+            "did": self.did,
+            "schema": {"action": d.action, "uri": d.uri, "name": d.schema.name, "version": d.schema.version,
+                       "found_by": d.found_by, "suggested_version": d.suggested_version,
+                       "diff": d.diff.to_dict() if d.diff else None},
+            "writes": [{"action": w.action, "uri": w.uri, "value": w.value} for w in self.writes],
+            "data": {"kind": self.data.kind, "shards": self.data.shards, "bytes": self.data.bytes,
+                     "target": self.data.target, "warnings": list(self.data.warnings)},
+            "pds_calls": self.pds_calls,
+            "rate_limit_points": self.rate_limit_points,
+            "already_published": self.already_published,
+            "warnings": list(self.warnings),
+            "blocking": list(self.blocking),
+        }
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in self.summary().splitlines())
+        return f"<ul class='atdata-promotion-plan'>{items}</ul>"
+
+    def execute(self, progress: ProgressLike = True) -> PromotionResult:
+        """Carry the plan out: intent, data, one atomic ``applyWrites``, local bookkeeping.
+
+        Raises:
+            PromotionConflictError: the schema decision is a conflict (nothing is written).
+            RecordTooLargeError: a shard exceeds the PDS blob limit (nothing is written).
+        """
+        return _execute(self, resolve_progress(progress))
+
+
+@dataclass
+class VerificationReport:
+    """The checks :func:`verify_published` ran: each ``(name, ok, detail)``."""
+
+    uri: str
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    load_line: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, ok, _ in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str = "") -> None:
+        self.checks.append((name, ok, detail))
+
+    def __str__(self) -> str:
+        lines = [f"Verification of {self.uri}: {'OK' if self.ok else 'FAILED'}"]
+        lines += [f"  [{'ok' if ok else 'FAIL'}] {name}: {detail}" for name, ok, detail in self.checks]
+        if self.load_line:
+            lines.append(f"  load it with: {self.load_line}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{'✔' if ok else '✘'}</td><td>{html.escape(n)}</td><td>{html.escape(d)}</td></tr>"
+            for n, ok, d in self.checks)
+        return f"<table class='atdata-verify'><caption>{html.escape(self.uri)}</caption>{rows}</table>"
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _iso_us(iso: str | None) -> int:
+    try:
+        dt = datetime.fromisoformat((iso or "").replace("Z", "+00:00"))
+    except ValueError:
+        dt = datetime.now(UTC)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1_000_000)
+
+
+def derived_tid(seed: str, created_at: str | None) -> str:
+    """A valid TID that is a pure function of ``seed`` and a timestamp (for idempotent writes)."""
+    h = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")
+    ts = (_iso_us(created_at) & ~0xFFFFF) | (h & 0xFFFFF)
+    return _records().make_tid(ts, (h >> 20) & 0x3FF)
+
+
+def _atmosphere(index: Any) -> Any:
+    atm = getattr(index, "atmosphere", None)
+    if atm is None:
+        raise NoAtmosphereError(
+            "no atmosphere is attached to this index: log in first, e.g. "
+            "Index(atmosphere=Atmosphere.login(handle, app_password), ...) or index.atmosphere = client"
+        )
+    return atm
+
+
+def _state_key(*parts: str) -> str:
+    return ":".join(parts)
+
+
+def _schema_matches(ours: Schema, remote: Schema) -> bool:
+    """Same content: full CID, or (when the remote carries no dtypes, as atdata's do) CID with dtypes erased."""
+    if remote.content_cid() == ours.content_cid():
+        return True
+    remote_has_dtypes = any(f.type.kind == "ndarray" and f.type.dtype for f in remote.fields)
+    return not remote_has_dtypes and remote.content_cid(erase_dtypes=True) == ours.content_cid(erase_dtypes=True)
+
+
+def _remote_schema(record: dict[str, Any]) -> Schema:
+    return Schema.from_record(_records().local_schema_from_record(record))
+
+
+def _check_inputs(name: str, description: str | None, tags: list[str] | None, license: str | None,
+                  metadata: dict[str, Any] | None) -> tuple[list[str], str | None]:
+    if not isinstance(name, str) or not name.strip():
+        raise RecordValidationError("name: a dataset name is required")
+    if len(name.encode()) > 200:
+        raise RecordValidationError(f"name: {len(name.encode())} bytes, the limit is 200")
+    if description is not None and len(description.encode()) > 5000:
+        raise RecordValidationError(f"description: {len(description.encode())} bytes, the limit is 5000")
+    tags = list(tags or [])
+    if len(tags) > 30:
+        raise RecordValidationError(f"tags: {len(tags)} tags, the limit is 30")
+    for i, t in enumerate(tags):
+        if not isinstance(t, str) or not t:
+            raise RecordValidationError(f"tags[{i}]: a non-empty string is required")
+        if len(t.encode()) > 150:
+            raise RecordValidationError(f"tags[{i}]: {len(t.encode())} bytes, the limit is 150")
+    if license is not None:
+        try:
+            license = check_license(license)
+        except ValueError as e:
+            raise RecordValidationError(f"license: {e}") from None
+        if len(license.encode()) > 200:
+            raise RecordValidationError(f"license: {len(license.encode())} bytes, the limit is 200")
+    if metadata:
+        _records().check_data_model(dict(metadata), "metadata")
+    return tags, license
+
+
+def _storage_for(urls: list[str], checksums: list[str], store: DataStore | None) -> tuple[dict[str, Any], list[str]]:
+    """The entry's storage union for shard URLs, plus warnings."""
+    rec = _records()
+    warnings: list[str] = []
+    if urls and all(u.startswith("s3://") for u in urls):
+        bucket = urls[0][5:].split("/", 1)[0]
+        if any(u[5:].split("/", 1)[0] != bucket for u in urls):
+            raise RecordValidationError("storage: all S3 shards of one dataset must be in one bucket")
+        endpoint = getattr(store, "endpoint_url", None) if store is not None and store.owns(urls[0]) else None
+        region = getattr(store, "region", None) if store is not None and store.owns(urls[0]) else None
+        if endpoint and ("127.0.0.1" in endpoint or "localhost" in endpoint):
+            warnings.append(f"the S3 endpoint {endpoint} is on this machine: nobody else can reach the data")
+        shards = [{"key": u[5:].split("/", 1)[1], "sha256": c} for u, c in zip(urls, checksums)]
+        return rec.storage_s3(bucket, shards, region=region, endpoint=endpoint), warnings
+    shards = []
+    local = 0
+    for u, c in zip(urls, checksums):
+        if is_local(u):
+            local += 1
+            u = Path(local_path(u)).resolve().as_uri()
+        shards.append({"url": u, "sha256": c})
+    if local:
+        warnings.append(
+            f"{local} shard URL(s) are local file paths that nobody else can reach: copy the data to a "
+            "public store (copy_to=S3DataStore(...)) or upload it as PDS blobs (copy_to='blobs')")
+    return rec.storage_http(shards), warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# planning
+# ---------------------------------------------------------------------------------------------
+
+
+def _find_schema(index: Any, atm: Any, schema: Schema, ref: str) -> SchemaDecision:
+    rec = _records()
+    did = atm.did
+    # 1. the local index remembers publishing this schema to this repository
+    known = index.provider.get_state(_state_key("schema-published", did, ref))
+    if known is not None:
+        uri = rec.AtUri.parse(known["uri"])
+        try:
+            got = atm.get_record(uri.collection, uri.rkey, repo=did)
+            remote = _remote_schema(got["value"])
+            if _schema_matches(schema, remote):
+                return SchemaDecision("reuse", got["uri"], schema, "local index")
+        except RecordNotFoundError:
+            index.provider.set_state(_state_key("schema-published", did, ref), None)
+    # 2. our deterministic record key
+    rkey = rec.schema_rkey(schema.name, schema.version)
+    uri = f"at://{did}/{rec.SCHEMA_NSID}/{rkey}"
+    try:
+        got = atm.get_record(rec.SCHEMA_NSID, rkey, repo=did)
+    except RecordNotFoundError:
+        got = None
+    if got is not None:
+        remote = _remote_schema(got["value"])
+        if _schema_matches(schema, remote):
+            return SchemaDecision("reuse", got["uri"], schema, "record key")
+        return _conflict(remote, schema, got["uri"], "record key")
+    # 3. schemas published by others (atdata 0.7 uses TID keys): a cached full scan
+    for item in _scan_schemas(index, atm):
+        if item["name"] == schema.name and item["version"] == schema.version:
+            remote = Schema.from_record(item["local"])
+            if _schema_matches(schema, remote):
+                return SchemaDecision("reuse", item["uri"], schema, "repository scan")
+            return _conflict(remote, schema, item["uri"], "repository scan")
+    return SchemaDecision("publish", uri, schema)
+
+
+def _conflict(remote: Schema, ours: Schema, uri: str, found_by: str) -> SchemaDecision:
+    d = schema_diff(remote, ours)
+    return SchemaDecision("conflict", uri, ours, found_by, diff=d, suggested_version=d.next_version)
+
+
+def _scan_schemas(index: Any, atm: Any) -> list[dict[str, Any]]:
+    key = _state_key("schema-scan", atm.did)
+    cached = index.provider.get_state(key)
+    if cached is not None and time.time() - cached.get("at", 0) < SCAN_CACHE_SECONDS:
+        return cached["items"]
+    items = []
+    for r in atm.list_records(_records().SCHEMA_NSID, repo=atm.did):
+        try:
+            local = _records().local_schema_from_record(r["value"])
+            Schema.from_record(local)
+        except (ValueError, AtdataLabError):
+            continue  # a record we cannot read is never a match
+        items.append({"uri": r["uri"], "name": local["name"], "version": local["version"], "local": local})
+    index.provider.set_state(key, {"at": time.time(), "items": items})
+    return items
+
+
+def plan_promotion(
+    index: Any,
+    entry_name: str,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    copy_to: Any = None,
+    label_version: str | None = None,
+) -> PromotionPlan:
+    """Decide a promotion without writing anything. See :meth:`Index.plan_promotion`."""
+    rec = _records()
+    entry = index.get_entry_by_name(entry_name)  # KeyError when missing
+    if not entry.data_urls:
+        raise ValueError(f"entry {entry_name!r} has no data URLs: there is nothing to publish")
+    atm = _atmosphere(index)
+    name = name if name is not None else entry.name
+    description = description if description is not None else entry.description
+    tags = tags if tags is not None else entry.tags
+    license = license if license is not None else entry.license
+    meta = dict(entry.metadata)
+    meta.update(metadata or {})
+    tags, license = _check_inputs(name, description, tags, license, meta)
+    local_schema = index.get_schema(entry.schema_ref)  # KeyError when missing
+    schema = Schema.from_record(local_schema)
+    start = atm.round_trips
+    did = atm.did
+
+    # already published, unchanged?
+    pub_key = _state_key("published", entry.name, did, name)
+    published = index.provider.get_state(pub_key)
+    decision = _find_schema(index, atm, schema, entry.schema_ref)
+    schema_uri = decision.uri
+
+    # data action
+    copy_target = "blobs" if isinstance(copy_to, PDSBlobStore) else copy_to
+    total = entry.size_bytes or 0
+    warnings: list[str] = []
+    blocking: list[str] = []
+    if copy_target is None:
+        storage, w = _storage_for(entry.data_urls, entry.shard_checksums, index.data_store)
+        data = DataAction("keep", entry.num_shards, total, "the current URLs", w)
+    elif copy_target == "blobs":
+        limit = atm.describe_server().get("blobUploadLimit") or 5_000_000
+        sizes = _shard_sizes(index, entry)
+        over = [u for u, s in zip(entry.data_urls, sizes) if s > limit]
+        data = DataAction("blobs", entry.num_shards, total, f"PDS blobs at {atm.pds_url}")
+        if over:
+            msg = (f"{len(over)} shard(s) exceed the PDS blob limit of {human_bytes(limit)} (e.g. {over[0]}): "
+                   "re-write with a smaller maxsize= or copy to a store instead")
+            data.warnings.append(msg)
+            blocking.append(msg)
+        storage = rec.storage_blobs([{"blob": {"$type": "blob", "ref": {"$link": "bafkreiplaceholder"},
+                                               "mimeType": "application/x-tar", "size": 0}}])
+    elif isinstance(copy_target, DataStore):
+        new_urls = [copy_target.shard_url(name if _safe(name) else entry.name, i) for i in range(entry.num_shards)]
+        storage, w = _storage_for(new_urls, entry.shard_checksums, copy_target)
+        data = DataAction("copy", entry.num_shards, total, copy_target.describe(), w)
+    else:
+        raise ValueError(f"copy_to must be a data store (LocalDiskStore, S3DataStore), 'blobs' or None, not {copy_to!r}")
+
+    entry_rkey = derived_tid(f"entry|{did}|{entry.cid}|{name}", entry.created_at)
+    label_rkey = derived_tid(f"label|{did}|{entry.cid}|{name}", entry.created_at)
+    entry_uri = f"at://{did}/{rec.ENTRY_NSID}/{entry_rkey}"
+    label_uri = f"at://{did}/{rec.LABEL_NSID}/{label_rkey}"
+    entry_value = rec.entry_record(
+        name, schema_uri, storage, description=description, tags=tags or None, license=license,
+        size={"samples": entry.num_samples, "bytes": entry.size_bytes, "shards": entry.num_shards},
+        metadata=meta or None, content_cid=entry.cid, created_at=entry.created_at,
+    )
+    label_value = rec.label_record(name, entry_uri, version=label_version, created_at=entry.created_at)
+    writes = []
+    if decision.action == "publish":
+        writes.append(PlannedWrite("create", rec.SCHEMA_NSID, schema_uri.rsplit("/", 1)[1], schema_uri,
+                                   rec.schema_record(local_schema, license=None)))
+    action = "update" if published and published.get("entry_uri") == entry_uri else "create"
+    writes.append(PlannedWrite(action, rec.ENTRY_NSID, entry_rkey, entry_uri, entry_value))
+    writes.append(PlannedWrite(action, rec.LABEL_NSID, label_rkey, label_uri, label_value))
+    if decision.action == "conflict":
+        blocking.append(decision.describe())
+
+    already = None
+    if published and data.kind == "keep" and published.get("entry_uri") == entry_uri:
+        if published.get("record_cids", {}).get("entry") == rec.record_cid(entry_value) \
+                and published.get("schema_uri") == schema_uri:
+            already = entry_uri
+    if already:
+        writes = []
+    plan = PromotionPlan(
+        index=index, entry=entry, name=name, description=description, tags=tags, license=license, metadata=meta,
+        did=did, handle=atm.handle, schema_decision=decision, writes=writes, data=data, copy_to=copy_target,
+        entry_uri=entry_uri, label_uri=label_uri, already_published=already, warnings=warnings,
+        blocking=blocking,
+    )
+    plan.planning_round_trips = atm.round_trips - start
+    # the whole batch must fit in one request
+    body = {"writes": [w.as_write() for w in writes]}
+    if len(json.dumps(body)) >= 1_000_000:
+        raise RecordTooLargeError(
+            f"the records of this promotion are {len(json.dumps(body)):,} bytes of JSON; a PDS accepts under "
+            "1,000,000: shorten the description/metadata or use fewer, larger shards")
+    return plan
+
+
+def _safe(name: str) -> bool:
+    from .stores.local import _SAFE_NAME
+
+    return bool(_SAFE_NAME.match(name))
+
+
+def _shard_sizes(index: Any, entry: IndexEntry) -> list[int]:
+    rows = index.provider.get_shards(entry.data_urls)
+    out = []
+    for u in entry.data_urls:
+        r = rows.get(u)
+        if r is not None:
+            out.append(int(r["size"]))
+        else:
+            from .urls import url_size
+
+            out.append(url_size(u, index._options_for([u])))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# execution
+# ---------------------------------------------------------------------------------------------
+
+
+def _execute(plan: PromotionPlan, report: Any) -> PromotionResult:
+    index, entry = plan.index, plan.entry
+    atm = _atmosphere(index)
+    rec = _records()
+    start = atm.round_trips
+    d = plan.schema_decision
+    if d.action == "conflict":
+        raise PromotionConflictError(
+            f"schema {d.schema.name}@{d.schema.version} is already published at {d.uri} with different fields "
+            f"({'; '.join(c.name + ' ' + c.status for c in d.diff.changed()) if d.diff else ''}). Publish ours as a "
+            f"new version: index.publish_schema(SampleType, version={d.suggested_version!r}), re-write the "
+            "entry, then promote again", diff=d.diff, suggested_version=d.suggested_version)
+    if plan.blocking:
+        raise RecordTooLargeError("cannot promote: " + "; ".join(plan.blocking))
+    if plan.already_published:
+        report(ProgressEvent("promote", 1, 1, "steps", "already published", finished=True))
+        return PromotionResult(plan.already_published, d.uri, plan.label_uri, True, entry.cid,
+                               list(entry.data_urls), [], already_published=True)
+
+    steps = 4
+    report(ProgressEvent("promote", 0, steps, "steps", "recording intent"))
+    _crash_point("before_intent")
+    intent_key = _state_key("promotion-intent", plan.did, plan.entry_uri.rsplit("/", 1)[1])
+    index.provider.set_state(intent_key, {"entry": entry.name, "name": plan.name, "at": time.time(),
+                                          "writes": [w.uri for w in plan.writes]})
+    _crash_point("after_intent")
+
+    # data
+    report(ProgressEvent("promote", 1, steps, "steps", "moving data"))
+    data_urls = list(entry.data_urls)
+    writes = [PlannedWrite(w.action, w.collection, w.rkey, w.uri, dict(w.value)) for w in plan.writes]
+    entry_write = next(w for w in writes if w.collection == rec.ENTRY_NSID)
+    if plan.data.kind == "copy":
+        from .shards import ShardInfo
+        from .transfer import copy_shards
+
+        infos = _shard_infos(index, entry)
+        target_name = plan.name if _safe(plan.name) else entry.name
+        copied = copy_shards(infos, plan.copy_to, target_name, source_options=index._options_for(entry.data_urls),
+                             progress=report, on_shard=lambda i, info: _crash_point("during_copy") if i == 0 else None)
+        data_urls = [c.url for c in copied]
+        assert all(isinstance(c, ShardInfo) for c in copied)
+    elif plan.data.kind == "blobs":
+        blobs = []
+        for i, (url, checksum) in enumerate(zip(entry.data_urls, entry.shard_checksums)):
+            from .transfer import sha256_of
+
+            opts = index._options_for([url])
+            if sha256_of(url, opts) != checksum:
+                raise ShardError(f"shard {url} changed since it was indexed (sha256 mismatch); re-insert the dataset")
+            with _open_for_upload(url, opts) as f:
+                ref = atm.upload_blob(f, content_type="application/x-tar")
+            blobs.append({"blob": ref, "sha256": checksum})
+            report(ProgressEvent("upload", i + 1, len(entry.data_urls), "shards", url.rsplit("/", 1)[-1]))
+            if i == 0:
+                _crash_point("during_copy")
+        entry_write.value["storage"] = rec.storage_blobs(blobs)
+        rec.validate_record(entry_write.value, rec.ENTRY_NSID)
+
+    # one atomic write
+    report(ProgressEvent("promote", 2, steps, "steps", "writing records"))
+    _crash_point("before_apply")
+    try:
+        results = atm.apply_writes([w.as_write() for w in writes])
+    except AtdataLabError as e:
+        from .errors import RecordConflictError
+
+        if not isinstance(e, RecordConflictError):
+            raise
+        # an earlier promotion (other options, or lost local state) holds these keys: update them
+        writes = [PlannedWrite("update" if w.collection != rec.SCHEMA_NSID else w.action, w.collection, w.rkey,
+                               w.uri, w.value) for w in writes if w.collection != rec.SCHEMA_NSID
+                  or not _exists(atm, w)]
+        results = atm.apply_writes([w.as_write() for w in writes])
+    _crash_point("after_apply")
+
+    # bookkeeping
+    report(ProgressEvent("promote", 3, steps, "steps", "recording what was published"))
+    cids = {r["collection"].rsplit(".", 1)[-1]: r["cid"] for r in results}
+    schema_ref = entry.schema_ref
+    index.provider.set_state(_state_key("schema-published", plan.did, schema_ref), {"uri": d.uri})
+    try:
+        index.provider.update_schema(schema_ref, published_uri=d.uri)
+    except (ValueError, AtdataLabError):
+        pass
+    scan = index.provider.get_state(_state_key("schema-scan", plan.did))
+    if scan is not None and d.action == "publish":
+        local = index.get_schema(schema_ref)
+        scan["items"].append({"uri": d.uri, "name": local["name"], "version": local["version"], "local": local})
+        index.provider.set_state(_state_key("schema-scan", plan.did), scan)
+    index.provider.set_state(_state_key("published", entry.name, plan.did, plan.name), {
+        "entry_uri": plan.entry_uri, "schema_uri": d.uri, "label_uri": plan.label_uri, "data_urls": data_urls,
+        "record_cids": {"entry": rec.record_cid(entry_write.value), **cids}, "at": time.time(),
+        "name": plan.name, "did": plan.did,
+    })
+    index.provider.update_entry(entry.name, published_uri=plan.entry_uri)
+    index.provider.set_state(intent_key, None)
+    report(ProgressEvent("promote", 4, steps, "steps", "done", finished=True))
+    return PromotionResult(
+        at_uri=plan.entry_uri, schema_uri=d.uri, label_uri=plan.label_uri, schema_reused=d.action == "reuse",
+        cid=entry.cid, data_urls=data_urls, written=[r["uri"] for r in results],
+        round_trips=atm.round_trips - start,
+    )
+
+
+def _exists(atm: Any, w: PlannedWrite) -> bool:
+    try:
+        atm.get_record(w.collection, w.rkey)
+        return True
+    except RecordNotFoundError:
+        return False
+
+
+def _open_for_upload(url: str, opts: dict[str, Any]):
+    from .urls import open_url
+
+    return open_url(url, opts)
+
+
+def _shard_infos(index: Any, entry: IndexEntry) -> list:
+    ds = index.dataset(entry)
+    return [ds.shard_info(u) for u in entry.data_urls]
+
+
+# ---------------------------------------------------------------------------------------------
+# reading back
+# ---------------------------------------------------------------------------------------------
+
+
+def _reader(index: Any = None) -> Any:
+    """A client for reading records: the index's atmosphere, else an anonymous one on ATDATA_PDS_URL."""
+    atm = getattr(index, "atmosphere", None) if index is not None else None
+    if atm is not None:
+        return atm
+    url = os.environ.get("ATDATA_PDS_URL")
+    if not url:
+        raise ValueError(
+            "cannot read published datasets: attach an Atmosphere to the index, or set ATDATA_PDS_URL "
+            "(for the sandbox: atdata-lab sandbox start)")
+    from .atmosphere import Atmosphere
+
+    return Atmosphere(url)
+
+
+def resolve_entry_uri(atm: Any, path: str) -> str:
+    """``at://...`` stays; ``@handle/name[@version]`` is resolved through the handle's label records."""
+    if path.startswith("at://"):
+        return path
+    body = path[1:]
+    handle, sep, rest = body.partition("/")
+    if not sep or not rest:
+        raise ValueError(f"{path!r} is not '@handle/name' or '@handle/name@version'")
+    name, _, version = rest.partition("@")
+    did = handle if handle.startswith("did:") else atm.resolve_handle(handle)
+    rec = _records()
+    best = None
+    for r in atm.list_records(rec.LABEL_NSID, repo=did):
+        v = r["value"]
+        if v.get("name") != name or (version and v.get("version") != version):
+            continue
+        if best is None or str(v.get("createdAt", "")) > str(best["value"].get("createdAt", "")):
+            best = r
+    if best is None:
+        raise RecordNotFoundError(f"no dataset named {name!r}{' version ' + version if version else ''} "
+                                  f"published by {handle}")
+    return best["value"]["datasetUri"]
+
+
+def _get(atm: Any, uri: str) -> dict[str, Any]:
+    u = _records().AtUri.parse(uri)
+    return atm.get_record(u.collection, u.rkey, repo=u.authority)
+
+
+def fetch_schema(index: Any, uri: str) -> Schema:
+    """The Schema of a published schema record (cached in the index when one is given)."""
+    key = _state_key("remote-schema", uri)
+    if index is not None:
+        cached = index.provider.get_state(key)
+        if cached is not None:
+            return Schema.from_record(cached)
+    atm = _reader(index)
+    local = _records().local_schema_from_record(_get(atm, uri)["value"])
+    if index is not None:
+        index.provider.set_state(key, local)
+    return Schema.from_record(local)
+
+
+def get_published_entry(index: Any, uri: str) -> IndexEntry:
+    """A published dataset record as an :class:`IndexEntry` (data URLs resolved)."""
+    atm = _reader(index)
+    uri = resolve_entry_uri(atm, uri)
+    got = _get(atm, uri)
+    parsed = _records().entry_from_record(got["value"])
+    storage = parsed["storage"]
+    did = _records().AtUri.parse(uri).authority
+    if storage["kind"] == "blobs":
+        pds = atm.get_repo_pds(did) if did != atm.did else atm.pds_url
+        urls = [f"{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={s['cid']}" for s in storage["shards"]]
+    else:
+        urls = [s["url"] for s in storage["shards"]]
+    size = parsed.get("size") or {}
+    return IndexEntry(
+        name=parsed["name"], cid=parsed.get("contentCid") or got["cid"], schema_ref=parsed["schemaRef"],
+        data_urls=urls, num_samples=size.get("samples"), size_bytes=size.get("bytes"),
+        shard_checksums=[(s.get("checksum") or {}).get("digest", "") for s in storage["shards"]],
+        metadata=parsed.get("metadata") or {}, created_at=parsed.get("createdAt"),
+        description=parsed.get("description"), tags=parsed.get("tags") or [], license=parsed.get("license"),
+        published_uri=uri,
+    )
+
+
+def load_published(path: str, *, sample_type: type | None = None, index: Any = None, verify: bool = True):
+    """A Dataset for ``at://...`` or ``@handle/name[@version]``: schema resolved, checksums verified."""
+    from .dataset import Dataset
+
+    atm = _reader(index)
+    uri = resolve_entry_uri(atm, path)
+    got = _get(atm, uri)
+    parsed = _records().entry_from_record(got["value"])
+    storage = parsed["storage"]
+    st = sample_type or fetch_schema(index, parsed["schemaRef"]).to_type()
+    did = _records().AtUri.parse(uri).authority
+    checks: dict[str, str] = {}
+    options: dict[str, Any] = {}
+    if storage["kind"] == "blobs":
+        cache = atdata_home() / "cache" / "blobs" / did.replace(":", "_")
+        urls = []
+        for s in storage["shards"]:
+            dest = cache / f"{s['cid']}.tar"
+            if not dest.exists():
+                atm.download_blob(did, s["cid"], dest)
+            if s.get("checksum"):
+                from .transfer import sha256_of
+
+                if sha256_of(str(dest)) != s["checksum"]["digest"]:
+                    dest.unlink(missing_ok=True)
+                    raise ShardError(f"blob {s['cid']} of {uri} does not match its sha256 checksum")
+            urls.append(str(dest))
+    else:
+        urls = [s["url"] for s in storage["shards"]]
+        if storage["kind"] == "s3":
+            options = _s3_options(storage)
+        for s, u in zip(storage["shards"], urls):
+            if s.get("checksum") and s["checksum"].get("algorithm") == "sha256":
+                checks[u] = s["checksum"]["digest"]
+    ds = Dataset(urls, sample_type=st, storage_options=options, checksums=checks if verify else None)
+    ds._split = (parsed.get("metadata") or {}).get("split", "train")
+    ds.published_uri = uri
+    return ds
+
+
+def _s3_options(storage: dict[str, Any]) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if storage.get("endpoint"):
+        opts["client_kwargs"] = {"endpoint_url": storage["endpoint"]}
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        opts["key"], opts["secret"] = key, secret
+    return opts
+
+
+def list_published(index: Any) -> dict[str, list[dict[str, Any]]]:
+    """The dataset, schema and label records in the attached account's repository."""
+    atm = _atmosphere(index)
+    rec = _records()
+    return {kind: list(atm.list_records(nsid, repo=atm.did))
+            for kind, nsid in (("entries", rec.ENTRY_NSID), ("schemas", rec.SCHEMA_NSID), ("labels", rec.LABEL_NSID))}
+
+
+def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> VerificationReport:
+    """Check a published dataset: records present, CIDs as written, shard checksums, first batch loads."""
+    from .transfer import sha256_of
+
+    atm = _reader(index)
+    rec = _records()
+    report = VerificationReport(at_uri)
+    try:
+        uri = resolve_entry_uri(atm, at_uri)
+        got = _get(atm, uri)
+        report.add("entry record present", True, uri)
+    except AtdataLabError as e:
+        report.add("entry record present", False, str(e))
+        return report
+    parsed = rec.entry_from_record(got["value"])
+    try:
+        sch = _get(atm, parsed["schemaRef"])
+        report.add("schema record present", True, sch["uri"])
+    except AtdataLabError as e:
+        report.add("schema record present", False, str(e))
+        return report
+    known = None
+    if index is not None:
+        for v in index.provider.list_state("published:").values():
+            if v.get("entry_uri") == uri:
+                known = v
+    if known is not None:
+        try:
+            lab = _get(atm, known["label_uri"])
+            report.add("label record present", True, lab["uri"])
+        except AtdataLabError as e:
+            report.add("label record present", False, str(e))
+        want = known.get("record_cids", {})
+        ok = want.get("entry") in (None, got["cid"])
+        report.add("CIDs match what was written", ok, f"entry {got['cid']}" + ("" if ok else f" != {want.get('entry')}"))
+    else:
+        report.add("CIDs match what was written", True, "no local record of the write (published elsewhere); skipped")
+    entry = get_published_entry(index, uri)
+    try:
+        ds = load_published(uri, index=index, verify=False)
+    except AtdataLabError as e:
+        report.add("data reachable", False, str(e))
+        return report
+    bad = []
+    for url, want_sum in zip(ds.urls, entry.shard_checksums):
+        if not want_sum:
+            continue
+        try:
+            if sha256_of(url, ds.storage_options) != want_sum:
+                bad.append(url)
+        except OSError as e:
+            bad.append(f"{url} ({e})")
+    report.add("shard checksums match", not bad, f"{len(ds.urls)} shards" if not bad else f"mismatch: {bad[0]}")
+    try:
+        batch = next(ds.ordered(batch_size=batch_size))
+        shapes = {k: (list(v.shape) if hasattr(v, "shape") else f"list[{len(v)}]") for k, v in batch.as_dict().items()}
+        schema = fetch_schema(index, parsed["schemaRef"])
+        mism = []
+        for f in schema.fields:
+            col = batch.as_dict().get(f.name)
+            if f.type.kind == "ndarray" and f.type.shape and hasattr(col, "shape"):
+                want_shape = [batch_size if len(batch) == batch_size else len(batch), *f.type.shape]
+                if any(w is not None and w != g for w, g in zip(want_shape, col.shape)):
+                    mism.append(f"{f.name}: {list(col.shape)} vs schema {list(f.type.shape)}")
+        report.add("first batch loads with the right shapes", not mism, json.dumps(shapes) if not mism else "; ".join(mism))
+    except (AtdataLabError, StopIteration) as e:
+        report.add("first batch loads with the right shapes", False, str(e) or "no samples")
+    handle = getattr(atm, "handle", None)
+    report.load_line = (f'atdata.load_dataset("@{handle}/{entry.name}", split="train")' if handle
+                        else f'atdata.load_dataset("{uri}", split="train")')
+    return report
+
+
+def schema_version_of(ref: str) -> str:
+    return parse_schema_ref(ref)[1]
