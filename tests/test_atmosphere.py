@@ -100,9 +100,6 @@ def test_connection_refused_names_url_and_fix():
 # login, sessions, secrets
 # ------------------------------------------------------------------------------------------------
 
-pytestmark_sandbox = pytest.mark.sandbox
-
-
 @pytest.mark.sandbox
 def test_login_properties_and_round_trips(sandbox, pds_account):
     a = Atmosphere.login(pds_account.handle, pds_account.password, pds_url=sandbox.pds_url)
@@ -246,6 +243,7 @@ def test_create_default_rkey_is_a_tid_and_create_is_idempotent(atm):
     with pytest.raises(RecordConflictError) as ei:
         atm.create_record(LABEL, label(atm.did, name="other"), rkey=rkey)
     assert ei.value.current_cid == out["cid"] and time.monotonic() - t0 < 2  # no blind retries
+    assert ei.value.status == 500 and ei.value.response.status_code == 500  # the PDS's answer to the create
     assert len(atm.list_records(LABEL)) == 1
 
 

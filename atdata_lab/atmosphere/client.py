@@ -674,6 +674,10 @@ class Atmosphere:
                     landed = check()
                 except PDSUnavailableError:
                     landed = None
+                except RecordConflictError as conflict:
+                    if conflict.response is None:  # carry the answer that made us look
+                        conflict.response, conflict.status = failure.response, failure.status
+                    raise
                 if landed is not None:
                     return landed
             if status == 429:
@@ -1031,8 +1035,7 @@ class Atmosphere:
         if not isinstance(resp, PDSResponse):
             return False
         text = f"{resp.error or ''} {resp.message or ''}".lower()
-        return resp.status_code in (400, 409) and ("already exists" in text or "exists" in text
-                                                   or "invalidswap" in text)
+        return resp.status_code in (400, 409) and ("already exists" in text or "invalidswap" in text)
 
     def _verify_written(self, collection: str, rkey: str, rec: Mapping[str, Any], err: RequestError) -> dict[str, Any]:
         """After "already exists"/InvalidSwap: success iff the record now holds exactly ``rec``."""
