@@ -87,19 +87,28 @@ def _slug(text: str, limit: int = 80) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:limit] or "test"
 
 
-def _descendants(pid: int) -> list[int]:
-    """Pids of every live descendant of ``pid`` (read from /proc; empty where /proc is missing)."""
-    children: dict[int, list[int]] = {}
+def _proc_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, start time) for every process (read from /proc; empty without it)."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+            table[int(stat.parent.name)] = (int(fields[1]), fields[19])
         except (OSError, IndexError, ValueError):
             continue
+    return table
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, start time) of every live descendant of ``pid``."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _start) in table.items():
+        children.setdefault(parent, []).append(child)
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
-            out.append(child)
+            out.append((child, table[child][1]))
             todo.append(child)
     return out
 
@@ -244,12 +253,15 @@ class JupyterLabServer:
                 proc.wait(timeout=wait_s)
             except subprocess.TimeoutExpired:
                 pass
-        # Kernels run in their own process groups: end any this server left behind, by pid.
-        for pid in kids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        # Kernels run in their own process groups: end any this server left behind, by pid (only
+        # while the pid still names the same process: same start time).
+        table = _proc_table()
+        for pid, start in kids:
+            if table.get(pid, (None, None))[1] == start:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     # -- REST --------------------------------------------------------------------------------------
     def api(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
@@ -429,13 +441,18 @@ def lab(page, jupyter_server, request):
 # ------------------------------------------------------------------------------------------------
 # Failure artifacts
 # ------------------------------------------------------------------------------------------------
+def _is_playwright_page(obj: Any) -> bool:
+    cls = type(obj)
+    return cls.__name__ == "Page" and cls.__module__.startswith("playwright.")
+
+
 def _pages_of(item: pytest.Item) -> list[Any]:
-    funcargs = getattr(item, "funcargs", {}) or {}
-    pages = []
-    for value in funcargs.values():
-        candidate = getattr(value, "page", value)
-        if hasattr(candidate, "screenshot") and hasattr(candidate, "content") and candidate not in pages:
-            pages.append(candidate)
+    """Playwright pages among the test's fixture values (a page, or an object holding ``.page``)."""
+    pages: list[Any] = []
+    for value in (getattr(item, "funcargs", None) or {}).values():
+        held = getattr(value, "__dict__", {}).get("page") if not _is_playwright_page(value) else value
+        if _is_playwright_page(held) and all(held is not p for p in pages):
+            pages.append(held)
     return pages
 
 
