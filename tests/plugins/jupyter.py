@@ -16,7 +16,8 @@ Kernel environment: kernels run this venv's python (``sys.executable``) with the
 ``PYTHONPATH``. Every ``ATDATA_*`` variable set in the test process when a notebook is opened (e.g. the
 per-test ``ATDATA_HOME``, or ``ATDATA_PDS_URL`` set with monkeypatch) is passed to that notebook's
 kernel, plus any ``env=`` given to ``LabPage.open_notebook`` (written into the server's kernelspec,
-which the server re-reads at every kernel start).
+which the server re-reads at every kernel start). Precedence, lowest first: the server's own env
+(``jupyter_lab(env=...)``), the test's ``ATDATA_*`` variables, ``open_notebook(env=...)``.
 """
 
 from __future__ import annotations
