@@ -377,8 +377,8 @@ class Sandbox:
         else:
             self.run_dir = None
         if self.data_dir is not None:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.data_dir, 0o700)
+            if not self.data_dir.exists():
+                self.data_dir.mkdir(parents=True, mode=0o700)
             self._store = self.data_dir
         else:
             parent = self.run_dir if self.run_dir is not None else None

@@ -228,6 +228,7 @@ def _install_node(root: Path, report: Reporter) -> Path:
         if out.returncode != 0 or not out.stdout.startswith("v"):
             raise SandboxError(f"the downloaded Node.js does not run here: {out.stderr.strip()}")
         (node_dir / _COMPLETE).write_text(out.stdout)
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover (we hold the lock)
         os.rename(node_dir, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -256,8 +257,11 @@ def _install_deps(root: Path, node_dir: Path, key: str, report: Reporter) -> tup
                 "PATH": f"{node_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}",
                 # Compile against Node 22's headers (the machine's npmrc may point at its own Node).
                 "npm_config_nodedir": str(node_dir),
-                # better-sqlite3: build from source, never try to download a prebuilt binary.
+                # better-sqlite3: build from source, never try to download a prebuilt binary
+                # (read by its prebuild-install step; npm itself warns it does not know the key).
                 "npm_config_build_from_source": "true",
+                # node-gyp: compile sqlite3.c and the binding in parallel on every core.
+                "JOBS": "max",
                 "npm_config_update_notifier": "false",
                 "npm_config_fund": "false",
                 "npm_config_audit": "false",
@@ -293,6 +297,7 @@ def _install_deps(root: Path, node_dir: Path, key: str, report: Reporter) -> tup
         seconds = time.monotonic() - started
         (tmp / _COMPLETE).write_text(json.dumps({"seconds": round(seconds, 1), "installed": time.time()}))
         shutil.move(str(log_path), str(tmp / "npm-ci.log.done"))
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete leftover (we hold the lock)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
