@@ -54,6 +54,8 @@ __all__ = [
     "VerificationReport",
     "PDSBlobStore",
     "plan_promotion",
+    "validate_promotion_inputs",
+    "PromotionCancelled",
     "load_published",
     "fetch_schema",
     "get_published_entry",
@@ -252,14 +254,21 @@ class PromotionPlan:
         items = "".join(f"<li>{html.escape(line)}</li>" for line in self.summary().splitlines())
         return f"<ul class='atdata-promotion-plan'>{items}</ul>"
 
-    def execute(self, progress: ProgressLike = True) -> PromotionResult:
+    def execute(self, progress: ProgressLike = True, *, cancel: Any = None) -> PromotionResult:
         """Carry the plan out: intent, data, one atomic ``applyWrites``, local bookkeeping.
 
+        Args:
+            progress: The progress protocol.
+            cancel: A ``threading.Event``; when set before the records are written, the
+                promotion stops with :class:`PromotionCancelled` and nothing is published
+                (copied shards stay and are reused by the next run).
+
         Raises:
+            PromotionCancelled: ``cancel`` was set before the atomic write.
             PromotionConflictError: the schema decision is a conflict (nothing is written).
             RecordTooLargeError: a shard exceeds the PDS blob limit (nothing is written).
         """
-        return _execute(self, resolve_progress(progress))
+        return _execute(self, resolve_progress(progress), cancel)
 
 
 @dataclass
@@ -339,8 +348,13 @@ def _remote_schema(record: dict[str, Any]) -> Schema:
     return Schema.from_record(_records().local_schema_from_record(record))
 
 
-def _check_inputs(name: str, description: str | None, tags: list[str] | None, license: str | None,
+def validate_promotion_inputs(name: str, description: str | None, tags: list[str] | None, license: str | None,
                   metadata: dict[str, Any] | None) -> tuple[list[str], str | None]:
+    """Check what a user typed against the lexicon limits, before any network call.
+
+    Returns the cleaned ``(tags, license)``. Raises :class:`RecordValidationError` naming the
+    field and the limit. The wizard validates its inputs with this same function.
+    """
     if not isinstance(name, str) or not name.strip():
         raise RecordValidationError("name: a dataset name is required")
     if len(name.encode()) > 200:
@@ -482,7 +496,7 @@ def plan_promotion(
     license = license if license is not None else entry.license
     meta = dict(entry.metadata)
     meta.update(metadata or {})
-    tags, license = _check_inputs(name, description, tags, license, meta)
+    tags, license = validate_promotion_inputs(name, description, tags, license, meta)
     local_schema = index.get_schema(entry.schema_ref)  # KeyError when missing
     schema = Schema.from_record(local_schema)
     start = atm.round_trips
@@ -589,7 +603,15 @@ def _shard_sizes(index: Any, entry: IndexEntry) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _execute(plan: PromotionPlan, report: Any) -> PromotionResult:
+class PromotionCancelled(AtdataLabError):
+    """The promotion was cancelled before its records were written; nothing was published."""
+
+
+def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionResult:
+    def check_cancel(where: str) -> None:
+        if cancel is not None and cancel.is_set():
+            raise PromotionCancelled(f"promotion of {plan.entry.name!r} cancelled {where}; nothing was published")
+
     index, entry = plan.index, plan.entry
     atm = _atmosphere(index)
     rec = _records()
@@ -610,6 +632,7 @@ def _execute(plan: PromotionPlan, report: Any) -> PromotionResult:
 
     steps = 4
     report(ProgressEvent("promote", 0, steps, "steps", "recording intent"))
+    check_cancel("before it started")
     _crash_point("before_intent")
     intent_key = _state_key("promotion-intent", plan.did, plan.entry_uri.rsplit("/", 1)[1])
     index.provider.set_state(intent_key, {"entry": entry.name, "name": plan.name, "at": time.time(),
@@ -627,8 +650,13 @@ def _execute(plan: PromotionPlan, report: Any) -> PromotionResult:
 
         infos = _shard_infos(index, entry)
         target_name = plan.name if _safe(plan.name) else entry.name
+        def on_shard(i: int, info: Any) -> None:
+            if i == 0:
+                _crash_point("during_copy")
+            check_cancel("while copying data")
+
         copied = copy_shards(infos, plan.copy_to, target_name, source_options=index._options_for(entry.data_urls),
-                             progress=report, on_shard=lambda i, info: _crash_point("during_copy") if i == 0 else None)
+                             progress=report, on_shard=on_shard)
         data_urls = [c.url for c in copied]
         assert all(isinstance(c, ShardInfo) for c in copied)
     elif plan.data.kind == "blobs":
@@ -645,11 +673,13 @@ def _execute(plan: PromotionPlan, report: Any) -> PromotionResult:
             report(ProgressEvent("upload", i + 1, len(entry.data_urls), "shards", url.rsplit("/", 1)[-1]))
             if i == 0:
                 _crash_point("during_copy")
+            check_cancel("while uploading blobs")
         entry_write.value["storage"] = rec.storage_blobs(blobs)
         rec.validate_record(entry_write.value, rec.ENTRY_NSID)
 
     # one atomic write
     report(ProgressEvent("promote", 2, steps, "steps", "writing records"))
+    check_cancel("before writing records")
     _crash_point("before_apply")
     try:
         results = atm.apply_writes([w.as_write() for w in writes])
