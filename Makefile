@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test test-fast lint bench reliability setup system-deps clean
+.PHONY: demo test test-fast test-browser lint bench reliability setup system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,10 @@ test: setup system-deps
 	$(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not browser and not sandbox and not slow"
+	$(PY) -m pytest -m "not browser and not sandbox and not slow and not redis and not s3"
+
+test-browser: setup system-deps
+	$(PY) -m pytest -m browser tests/browser
 
 lint: setup
 	$(PY) -m ruff check atdata_lab tests benchmarks
