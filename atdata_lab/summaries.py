@@ -1,0 +1,571 @@
+"""Pure helpers that turn library objects into what a person reads: rows, labels, stats, previews.
+
+The widgets render these and hold no logic of their own; everything here is a function of its
+arguments (no widget, no I/O) and is unit-tested without a browser. numpy is the only import at
+module level; Pillow and matplotlib's colormaps are imported on first use (they come with
+``atdata-lab[widgets]``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .entry import IndexEntry, human_bytes
+
+__all__ = [
+    "ArrayStats",
+    "ENTRY_COLUMNS",
+    "EntryColumn",
+    "array_stats",
+    "classify",
+    "colormaps",
+    "entry_detail_rows",
+    "entry_row",
+    "format_count",
+    "format_created",
+    "hex_preview",
+    "histogram",
+    "histogram_svg",
+    "image_layout",
+    "json_preview",
+    "jsonable",
+    "page_label",
+    "png_bytes",
+    "progress_text",
+    "record_rows",
+    "sample_fields",
+    "sample_header",
+    "schema_field_rows",
+    "schema_label",
+    "shard_label",
+    "shard_rows",
+    "slice_axes",
+    "take_slice",
+    "thumbnail_png",
+    "to_rgba",
+    "value_text",
+    "verification_rows",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers and labels
+# ---------------------------------------------------------------------------------------------
+def format_count(n: int | None) -> str:
+    """``10000 -> '10,000'``; ``None -> '?'``."""
+    return "?" if n is None else f"{int(n):,}"
+
+
+def page_label(offset: int, shown: int, total: int) -> str:
+    """``page_label(0, 25, 10000) == '1–25 of 10,000'`` (an en dash); ``'0 of 0'`` when empty."""
+    if total <= 0 or shown <= 0:
+        return f"0 of {format_count(max(total, 0))}"
+    return f"{offset + 1:,}–{offset + shown:,} of {total:,}"
+
+
+def format_created(iso: str | None) -> str:
+    """An ISO-8601 timestamp as ``'2026-01-31 14:05'`` (UTC as stored); unparsable text as is."""
+    if not iso:
+        return ""
+    from datetime import datetime
+
+    try:
+        dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return dt.strftime("%Y-%m-%d %H:%M")
+
+
+def schema_label(ref: str | None) -> str:
+    """``'atdata://local/schema/Img@1.2.0' -> 'Img@1.2.0'``; an at:// URI keeps its record key."""
+    if not ref:
+        return ""
+    return ref.rsplit("/", 1)[-1]
+
+
+def shard_label(url: str) -> str:
+    """The file name of a shard URL (``'/data/x/x-000001.tar' -> 'x-000001.tar'``)."""
+    tail = url.rstrip("/").rsplit("/", 1)[-1]
+    return os.path.basename(tail) or url
+
+
+# ---------------------------------------------------------------------------------------------
+# entries (the index browser)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EntryColumn:
+    """A column of the entry table: ``key`` in :func:`entry_row`, header ``label``, and the
+    index's sort column (``None``: not sortable, e.g. tags)."""
+
+    key: str
+    label: str
+    sort: str | None
+    numeric: bool = False
+
+
+ENTRY_COLUMNS: tuple[EntryColumn, ...] = (
+    EntryColumn("name", "Name", "name"),
+    EntryColumn("schema", "Schema", "schema_ref"),
+    EntryColumn("samples", "Samples", "num_samples", True),
+    EntryColumn("shards", "Shards", "num_shards", True),
+    EntryColumn("size", "Size", "size_bytes", True),
+    EntryColumn("created", "Created", "created_at"),
+    EntryColumn("tags", "Tags", None),
+    EntryColumn("license", "License", "license"),
+    EntryColumn("published", "Published", "published_uri"),
+)
+
+
+def entry_row(entry: IndexEntry) -> dict[str, str]:
+    """One table row of ``entry``, every cell a display string.
+
+    ``published`` is ``"published"`` or ``""``; ``uri`` is the at:// URI (or ``""``).
+    """
+    return {
+        "name": entry.name,
+        "schema": schema_label(entry.schema_ref),
+        "samples": format_count(entry.num_samples),
+        "shards": format_count(entry.num_shards),
+        "size": human_bytes(entry.size_bytes),
+        "created": format_created(entry.created_at),
+        "tags": ", ".join(entry.tags),
+        "license": entry.license or "",
+        "published": "published" if entry.published_uri else "",
+        "uri": entry.published_uri or "",
+    }
+
+
+def entry_detail_rows(entry: IndexEntry) -> list[tuple[str, str]]:
+    """``(label, value)`` pairs describing ``entry`` for a detail panel."""
+    meta = json.dumps(entry.metadata, sort_keys=True, default=str) if entry.metadata else ""
+    return [
+        ("Name", entry.name),
+        ("Description", entry.description or ""),
+        ("Schema", entry.schema_ref),
+        ("Samples", format_count(entry.num_samples)),
+        ("Shards", format_count(entry.num_shards)),
+        ("Size", human_bytes(entry.size_bytes)),
+        ("Created", format_created(entry.created_at)),
+        ("Tags", ", ".join(entry.tags)),
+        ("License", entry.license or ""),
+        ("CID", entry.cid),
+        ("Published", entry.published_uri or "not published"),
+        ("Metadata", meta),
+    ]
+
+
+def schema_field_rows(schema: Any) -> list[dict[str, str]]:
+    """One row per field of a :class:`~atdata_lab.schema.Schema`: name, kind, dtype, shape, optional."""
+    rows = []
+    for f in schema.fields:
+        t = f.type
+        kind = t.describe() if t.kind == "list" else t.kind
+        shape = ""
+        if t.kind == "ndarray" and t.shape is not None:
+            shape = "(" + ", ".join("?" if s is None else str(s) for s in t.shape) + (",)" if len(t.shape) == 1 else ")")
+        rows.append({
+            "name": f.name,
+            "kind": kind,
+            "dtype": (t.dtype or "any") if t.kind == "ndarray" else "",
+            "shape": shape,
+            "optional": "yes" if f.optional else "no",
+        })
+    return rows
+
+
+def shard_rows(shards: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+    """Display rows for shard dicts (``url``, ``size``, ``checksum``, ``num_samples``)."""
+    out = []
+    for s in shards:
+        out.append({
+            "url": s.get("url", ""),
+            "samples": format_count(s.get("num_samples")),
+            "size": human_bytes(s.get("size")),
+            "checksum": s.get("checksum") or "",
+        })
+    return out
+
+
+def record_rows(published: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
+    """Rows of ``index.list_published()``: kind (dataset/schema/label), name, version, at:// URI."""
+    kinds = (("entries", "dataset"), ("schemas", "schema"), ("labels", "label"))
+    rows = []
+    for key, kind in kinds:
+        for rec in published.get(key) or []:
+            value = rec.get("value") or {}
+            rows.append({
+                "kind": kind,
+                "name": str(value.get("name", "")),
+                "version": str(value.get("version", "")),
+                "uri": rec.get("uri", ""),
+                "cid": rec.get("cid", ""),
+            })
+    return rows
+
+
+def verification_rows(report: Any) -> list[dict[str, str]]:
+    """Rows of a :class:`~atdata_lab.promotion.VerificationReport`: check, ok/failed, detail."""
+    return [{"check": name, "status": "ok" if ok else "failed", "detail": detail}
+            for name, ok, detail in report.checks]
+
+
+def progress_text(event: Any) -> str:
+    """``'write: 500 / 1,000 samples · shard 2'`` for a :class:`~atdata_lab.progress.ProgressEvent`."""
+    unit = event.unit
+    if unit == "bytes":
+        amount = human_bytes(event.done) + (f" / {human_bytes(event.total)}" if event.total else "")
+    else:
+        amount = f"{event.done:,}" + (f" / {event.total:,}" if event.total else "") + f" {unit}"
+    text = f"{event.task}: {amount}"
+    if event.message:
+        text += f" · {event.message}"
+    if event.finished:
+        text += " · done"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# samples (the sample inspector)
+# ---------------------------------------------------------------------------------------------
+def sample_fields(sample: Any) -> list[tuple[str, Any]]:
+    """``(name, value)`` of each field of a sample: a ``@packable`` object or a ``DictSample``."""
+    from .sample import DictSample
+    from .schema import fields_of
+
+    if isinstance(sample, DictSample):
+        return list(sample.items())
+    if isinstance(sample, dict):
+        return list(sample.items())
+    return [(f.name, getattr(sample, f.name)) for f in fields_of(type(sample))]
+
+
+def sample_header(k: int, n: int, key: str, url: str) -> str:
+    """``'sample 10 of 1,000 · key 000010 · shard data-000000.tar'`` (``k`` counts from 0)."""
+    return f"sample {k:,} of {n:,} · key {key} · shard {shard_label(url)}"
+
+
+def image_layout(shape: Sequence[int]) -> str | None:
+    """How an array shape shows as an image: ``'HW'``, ``'HWC'``, ``'CHW'``, or None.
+
+    2-D arrays are images; 3-D arrays whose last (else first) axis has 1, 3 or 4 channels are
+    images; anything else is not (1-D is a line, higher-D needs slicing).
+    """
+    if len(shape) == 2 and shape[0] > 0 and shape[1] > 0:
+        return "HW"
+    if len(shape) == 3 and min(shape) > 0:
+        if shape[2] in (1, 3, 4):
+            return "HWC"
+        if shape[0] in (1, 3, 4):
+            return "CHW"
+    return None
+
+
+def classify(value: Any) -> str:
+    """The rendering kind of a field value.
+
+    ``none``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, ``list``, ``dict``, and for arrays:
+    ``scalar`` (0-D), ``empty`` (no elements), ``line`` (1-D), ``image`` (see :func:`image_layout`),
+    ``volume`` (higher-D: slice selectors and an image), ``array`` (not numeric: strings, objects).
+    Anything else is ``other``.
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufc":
+            return "array"
+        if value.ndim == 0:
+            return "scalar"
+        if value.size == 0:
+            return "empty"
+        if value.ndim == 1:
+            return "line"
+        if image_layout(value.shape) is not None:
+            return "image"
+        return "volume"
+    return "other"
+
+
+def value_text(value: Any) -> str:
+    """Strings, numbers, booleans and None as they read (floats with ``repr`` precision)."""
+    if value is None:
+        return "None"
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value) if not isinstance(value, float) else repr(value)
+
+
+def hex_preview(data: bytes | bytearray | memoryview, limit: int = 64) -> str:
+    """``'12 bytes: 00 01 ff …'``: the length and the first ``limit`` bytes in hex."""
+    b = bytes(data)
+    head = " ".join(f"{x:02x}" for x in b[:limit])
+    more = " …" if len(b) > limit else ""
+    unit = "byte" if len(b) == 1 else "bytes"
+    return f"{len(b):,} {unit}" + (f": {head}{more}" if b else "")
+
+
+def jsonable(value: Any, *, max_items: int = 200) -> Any:
+    """``value`` made JSON-safe for display: arrays and bytes become short descriptions, long lists
+    are cut (with a note of how many items were left out)."""
+    if isinstance(value, np.ndarray):
+        if value.size <= 16 and value.dtype.kind in "biuf":
+            return {"ndarray": f"{value.dtype.str}{list(value.shape)}", "values": value.tolist()}
+        return {"ndarray": f"{value.dtype.str}{list(value.shape)}"}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"bytes": hex_preview(value, 16)}
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {str(k): jsonable(v, max_items=max_items) for k, v in items[:max_items]}
+        if len(items) > max_items:
+            out["…"] = f"{len(items) - max_items} more keys"
+        return out
+    if isinstance(value, (list, tuple)):
+        out_list = [jsonable(v, max_items=max_items) for v in value[:max_items]]
+        if len(value) > max_items:
+            out_list.append(f"… {len(value) - max_items} more items")
+        return out_list
+    return value
+
+
+def json_preview(value: Any, *, max_items: int = 200) -> str:
+    """Indented JSON of :func:`jsonable` ``(value)``."""
+    return json.dumps(jsonable(value, max_items=max_items), indent=2, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ArrayStats:
+    """Statistics of an array's finite values, plus counts of NaN and ±Inf."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    nan: int
+    inf: int
+
+    @property
+    def badge(self) -> str:
+        """``'<f4 (64,)'``: dtype and shape."""
+        shape = "(" + ", ".join(str(s) for s in self.shape) + (",)" if len(self.shape) == 1 else ")")
+        return f"{self.dtype} {shape}"
+
+    def rows(self) -> list[tuple[str, str]]:
+        def g(x: float | None) -> str:
+            return "—" if x is None else f"{x:.6g}"
+
+        return [("min", g(self.min)), ("max", g(self.max)), ("mean", g(self.mean)), ("std", g(self.std)),
+                ("NaN", f"{self.nan:,}"), ("Inf", f"{self.inf:,}")]
+
+
+def _numeric(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "c":
+        return np.abs(arr)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.uint8)
+    return arr
+
+
+def array_stats(arr: np.ndarray) -> ArrayStats:
+    """min, max, mean, std of the finite values (complex: of magnitudes), NaN and Inf counts."""
+    a = np.asarray(arr)
+    if a.dtype.kind not in "biufc" or a.size == 0:
+        return ArrayStats(a.dtype.str, tuple(a.shape), None, None, None, None, 0, 0)
+    x = _numeric(a)
+    nan = inf = 0
+    if x.dtype.kind == "f":
+        nan_mask = np.isnan(x)
+        inf_mask = np.isinf(x)
+        nan, inf = int(nan_mask.sum()), int(inf_mask.sum())
+        if nan or inf:
+            x = x[~(nan_mask | inf_mask)]
+    if x.size == 0:
+        return ArrayStats(a.dtype.str, tuple(a.shape), None, None, None, None, nan, inf)
+    xf = x.astype(np.float64, copy=False)
+    return ArrayStats(a.dtype.str, tuple(a.shape), float(xf.min()), float(xf.max()), float(xf.mean()),
+                      float(xf.std()), nan, inf)
+
+
+def histogram(arr: np.ndarray, bins: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and edges of the finite values (``(array([]), array([]))`` when there are none)."""
+    a = np.asarray(arr)
+    if a.dtype.kind not in "biufc" or a.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    x = _numeric(a).ravel()
+    if x.dtype.kind == "f":
+        x = x[np.isfinite(x)]
+    if x.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    lo, hi = float(x.min()), float(x.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
+    return counts, edges
+
+
+def histogram_svg(counts: Sequence[int], edges: Sequence[float] | None = None, *, width: int = 160,
+                  height: int = 40) -> str:
+    """A small inline SVG bar chart of ``counts`` (bars in ``currentColor``, so it follows the theme)."""
+    counts = list(counts)
+    if not counts:
+        return "<span class='atdata-muted'>no finite values</span>"
+    top = max(counts) or 1
+    w = width / len(counts)
+    bars = []
+    for i, c in enumerate(counts):
+        h = 0 if c == 0 else max(1.0, height * c / top)
+        bars.append(f"<rect x='{i * w:.2f}' y='{height - h:.2f}' width='{max(w - 1, 0.5):.2f}' height='{h:.2f}'>"
+                    f"<title>{c:,}</title></rect>")
+    title = ""
+    if edges is not None and len(edges) >= 2:
+        title = f"<title>histogram of {sum(counts):,} values in [{edges[0]:.4g}, {edges[-1]:.4g}]</title>"
+    return (f"<svg class='atdata-histogram' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
+            f"xmlns='http://www.w3.org/2000/svg' fill='currentColor' role='img'>{title}{''.join(bars)}</svg>")
+
+
+def slice_axes(shape: Sequence[int]) -> list[int]:
+    """The axes a person picks an index on, to see a higher-D array as an image.
+
+    The image is the last two axes, or the last three when the last one holds 1, 3 or 4
+    channels; every axis before that gets a selector.
+    """
+    nd = len(shape)
+    keep = 3 if nd >= 4 and shape[-1] in (1, 3, 4) else 2
+    return list(range(max(nd - keep, 0)))
+
+
+def take_slice(arr: np.ndarray, indices: Sequence[int]) -> np.ndarray:
+    """``arr`` indexed on its leading :func:`slice_axes` with ``indices`` (clamped to range)."""
+    axes = slice_axes(arr.shape)
+    idx = list(indices) + [0] * (len(axes) - len(indices))
+    sel = tuple(min(max(int(i), 0), arr.shape[a] - 1) for a, i in zip(axes, idx))
+    return arr[sel]
+
+
+def colormaps() -> list[str]:
+    """Colormap names offered by the inspector (matplotlib's perceptual ones and gray)."""
+    return ["viridis", "gray", "magma", "inferno", "plasma", "cividis", "coolwarm", "twilight"]
+
+
+def _scale01(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32, copy=False)
+    finite = np.isfinite(x)
+    if not finite.all():
+        x = np.where(finite, x, np.nan)
+        if not finite.any():
+            return np.zeros(x.shape, dtype=np.float32)
+        lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+    else:
+        lo, hi = float(x.min()), float(x.max())
+    out = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    return np.nan_to_num(out, nan=0.0)
+
+
+def to_rgba(arr: np.ndarray, cmap: str = "viridis", layout: str | None = None) -> np.ndarray:
+    """An image array as uint8 RGBA (H, W, 4), auto-scaled.
+
+    Single-channel images are scaled min..max and coloured with ``cmap``; RGB(A) images stay as
+    they are when uint8, else are scaled min..max (all channels together). NaN and Inf show as
+    the lowest colour.
+
+    Raises:
+        ValueError: the array is not image-like (see :func:`image_layout`).
+    """
+    a = np.asarray(arr)
+    layout = layout or image_layout(a.shape)
+    if layout is None:
+        raise ValueError(f"an array of shape {a.shape} is not an image (2-D, or 3-D with 1, 3 or 4 channels)")
+    a = _numeric(a)
+    if layout == "CHW":
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        lut = _lut(cmap)
+        idx = (_scale01(a) * 255).astype(np.uint8)
+        return lut[idx]
+    if a.dtype == np.uint8:
+        rgb = a
+    else:
+        rgb = (_scale01(a) * 255).astype(np.uint8)
+    if rgb.shape[2] == 3:
+        alpha = np.full(rgb.shape[:2] + (1,), 255, dtype=np.uint8)
+        rgb = np.concatenate([rgb, alpha], axis=2)
+    return np.ascontiguousarray(rgb)
+
+
+_luts: dict[str, np.ndarray] = {}
+
+
+def _lut(name: str) -> np.ndarray:
+    lut = _luts.get(name)
+    if lut is None:
+        if name == "gray":
+            g = np.arange(256, dtype=np.uint8)
+            lut = np.stack([g, g, g, np.full(256, 255, np.uint8)], axis=1)
+        else:
+            from matplotlib import colormaps as mpl_colormaps  # lazily: matplotlib is optional
+
+            try:
+                cm = mpl_colormaps[name]
+            except KeyError:
+                raise ValueError(f"unknown colormap {name!r}; choose one of {', '.join(colormaps())}") from None
+            lut = (cm(np.linspace(0.0, 1.0, 256)) * 255).round().astype(np.uint8)
+        _luts[name] = lut
+    return lut
+
+
+def png_bytes(rgba: np.ndarray, *, max_size: int | None = None, min_size: int | None = None) -> bytes:
+    """PNG bytes of a uint8 (H, W, 3|4) image. ``max_size`` shrinks it (keeping its aspect) so its
+    longer side fits; ``min_size`` enlarges small images (nearest neighbour: pixels stay crisp)."""
+    import io
+
+    from PIL import Image  # lazily: Pillow comes with matplotlib
+
+    img = Image.fromarray(np.ascontiguousarray(rgba))
+    w, h = img.size
+    longer = max(w, h)
+    if max_size and longer > max_size:
+        s = max_size / longer
+        img = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR)
+    elif min_size and longer < min_size:
+        s = max(1, min_size // longer)
+        img = img.resize((w * s, h * s), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def thumbnail_png(arr: np.ndarray, size: int = 96, cmap: str = "viridis") -> bytes | None:
+    """A PNG thumbnail of an image-like array (a higher-D one: its first slice), or None."""
+    a = np.asarray(arr)
+    if classify(a) == "volume":
+        a = take_slice(a, [])
+    if classify(a) != "image":
+        return None
+    return png_bytes(to_rgba(a, cmap), max_size=size, min_size=size // 2)
