@@ -257,8 +257,6 @@ class Sandbox:
             return self
         self.install = ensure_installed(progress=self._progress)
         self._prepare_dirs()
-        assert self.run_dir is not None
-        self._check_not_in_use()
         saved = self._load_config()
         attempts = 3
         for attempt in range(1, attempts + 1):
@@ -370,21 +368,18 @@ class Sandbox:
         return base / _PID_FILE
 
     def _prepare_dirs(self) -> None:
-        if self._requested_run_dir is not None:
-            self.run_dir = self._requested_run_dir
-        elif self.data_dir is not None:
-            self.run_dir = self.data_dir
-        else:
-            self.run_dir = None
+        """Pick run dir and storage; refuse a data/run dir that a live sandbox is using."""
+        self.run_dir = self._requested_run_dir or self.data_dir
+        if self.run_dir is not None:
+            self._check_not_in_use()  # before creating anything
         if self.data_dir is not None:
             if not self.data_dir.exists():
                 self.data_dir.mkdir(parents=True, mode=0o700)
             self._store = self.data_dir
         else:
-            parent = self.run_dir if self.run_dir is not None else None
-            if parent is not None:
-                parent.mkdir(parents=True, exist_ok=True)
-            self._tmp_dir = Path(tempfile.mkdtemp(prefix="atdata-sandbox-", dir=parent))
+            if self.run_dir is not None:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._tmp_dir = Path(tempfile.mkdtemp(prefix="atdata-sandbox-", dir=self.run_dir))
             self._store = self._tmp_dir
         if self.run_dir is None:
             self.run_dir = self._store
