@@ -174,7 +174,8 @@ def test_concurrent_ensure_builds_once(tmp_path: Path, monkeypatch):
         staging = final.parent / ".staging"
         (staging / "bin").mkdir(parents=True)
         (staging / "bin" / "python").write_text("")
-        (staging / ref.READY_MARKER).write_text("{}")
+        marker = {"requirements": list(ref.VENV_REQUIREMENTS)}
+        (staging / ref.READY_MARKER).write_text(json.dumps(marker))
         staging.rename(final)
 
     monkeypatch.setattr(ref, "_build", fake_build)

@@ -189,7 +189,15 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _is_ready(root: Path) -> bool:
-    return (root / READY_MARKER).is_file() and venv_python(root).exists()
+    """A venv is ready when its marker exists, names the current requirements, and python runs."""
+    marker = root / READY_MARKER
+    if not (marker.is_file() and venv_python(root).exists()):
+        return False
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("requirements") == list(VENV_REQUIREMENTS)
 
 
 @contextmanager
@@ -249,14 +257,17 @@ def _build(python312: str, final: Path) -> None:
             raise AtdataBuildError(f"expected atdata {ATDATA_VERSION}, got {versions.get('atdata')}")
         marker = {
             "atdata_version": ATDATA_VERSION,
+            "requirements": list(VENV_REQUIREMENTS),
             "python": python312,
             "packages": versions,
             "build_seconds": round(time.monotonic() - started, 2),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (tmp / READY_MARKER).write_text(json.dumps(marker, indent=1))
-        if final.exists():  # a broken leftover (no marker): move it away, then replace
-            shutil.rmtree(final, ignore_errors=True)
+        if final.exists():  # a broken or outdated leftover: replace it
+            stale = final.with_name(f".{VENV_NAME}.stale-{os.getpid()}")
+            os.rename(final, stale)
+            shutil.rmtree(stale, ignore_errors=True)
         os.rename(tmp, final)
     finally:
         if tmp.exists():
