@@ -199,17 +199,23 @@ class ErrorPanel(ipywidgets.VBox):
         self.history: list[tuple[str, BaseException]] = []
         self.last: BaseException | None = None
         self.message = ""
+        self.advice = ""
 
-    def show(self, exc: BaseException, context: str = "") -> None:
-        """Display ``exc`` (``context`` says what was being done, e.g. ``"Searching"``) and log it."""
+    def show(self, exc: BaseException, context: str = "", advice: str = "") -> None:
+        """Display ``exc`` (``context`` says what was being done, e.g. ``"Searching"``) and log it.
+
+        ``advice`` (optional) says what to do next; it is shown under the message.
+        """
         self.history.append((context, exc))
         self.last = exc
         what = f"{context} failed" if context else "Something failed"
         self.message = f"{what}: {_describe(exc)}"
+        self.advice = advice
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        hint = f"<div class='atdata-error-advice'>What to do next: {esc(advice)}</div>" if advice else ""
         self._html.value = (
             f"<div class='atdata-error-title'>{esc(what)}</div>"
-            f"<div class='atdata-error-message'>{esc(_describe(exc))}</div>"
+            f"<div class='atdata-error-message'>{esc(_describe(exc))}</div>{hint}"
             f"<details class='atdata-error-details'><summary>Traceback</summary><pre>{esc(tb)}</pre></details>"
         )
         self.layout.display = "flex"
@@ -226,6 +232,7 @@ class ErrorPanel(ipywidgets.VBox):
     def clear(self) -> None:
         """Hide the panel (the history stays)."""
         self.message = ""
+        self.advice = ""
         self._html.value = ""
         self.layout.display = "none"
 
@@ -455,7 +462,7 @@ class AtdataWidget(ipywidgets.VBox):
             yield
         except Exception as e:
             if not getattr(e, "_atdata_shown", False):
-                self.errors.show(e, what)
+                self.errors.show(e, what, self.error_advice(e))
                 with contextlib.suppress(Exception):
                     e._atdata_shown = True  # type: ignore[attr-defined]
             if reraise:
@@ -477,6 +484,10 @@ class AtdataWidget(ipywidgets.VBox):
         """``button.on_click(self.ui(handler, what))``."""
         button.on_click(self.ui(handler, what))
 
+    def error_advice(self, exc: BaseException) -> str:
+        """What to do next about ``exc``, shown under the message. Override per widget ("" = none)."""
+        return ""
+
     # -- background work
     def run_task(self, what: str, fn: Callable[[BackgroundTask], Any], *,
                  progress: Callable[[ProgressEvent], Any] | None = None,
@@ -491,7 +502,7 @@ class AtdataWidget(ipywidgets.VBox):
                 flush()
             if isinstance(e, TaskCancelled):
                 return
-            self.errors.show(e, what)
+            self.errors.show(e, what, self.error_advice(e))
 
         def done(result: Any) -> None:
             flush = getattr(progress, "flush", None)
