@@ -308,6 +308,24 @@ class Index:
             infos = copy_shards(infos, self.data_store, name, source_options=ds.storage_options, progress=progress)
         return self._commit_entry(name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing)
 
+    def copy_entry(self, name: str, *, to: DataStore, progress: ProgressLike = True) -> IndexEntry:
+        """Copy an entry's shards to another store and point the entry at the copies.
+
+        Streaming, verified by checksum, resumable (shards already there with the right checksum
+        are skipped); the originals stay where they were. The entry's CID does not change.
+        """
+        from .transfer import copy_shards
+
+        entry = self.get_entry_by_name(name)
+        ds = self.dataset(entry)
+        infos = [ds.shard_info(u) for u in entry.data_urls]
+        copied = copy_shards(infos, to, name, source_options=ds.storage_options, progress=progress)
+        urls = [c.url for c in copied]
+        if urls != entry.data_urls:
+            self.provider.put_shards([self._shard_row(c, name) for c in copied])
+            self.provider.update_entry(name, data_urls=urls)
+        return self.get_entry_by_name(name)
+
     # ------------------------------------------------------------------ reading entries
     def get_entry_by_name(self, name: str) -> IndexEntry:
         """The entry called ``name``. Raises ``EntryNotFoundError`` (a ``KeyError``)."""
@@ -355,6 +373,19 @@ class Index:
                                            descending=descending, offset=offset, limit=limit)
         return SearchPage((IndexEntry.from_row(r, self) for r in rows), total, offset, limit)
 
+    def get_shards(self, entry: IndexEntry | str) -> list[dict[str, Any]]:
+        """An entry's shards in order: ``url``, ``size``, ``checksum``, ``num_samples`` (from the
+        index's shard rows; ``size``/``num_samples`` are None for a shard the index has no row for)."""
+        if isinstance(entry, str):
+            entry = self.get_entry_by_name(entry)
+        rows = self.provider.get_shards(entry.data_urls)
+        out = []
+        for i, url in enumerate(entry.data_urls):
+            r = rows.get(url) or {}
+            checksum = r.get("checksum") or (entry.shard_checksums[i] if i < len(entry.shard_checksums) else None)
+            out.append({"url": url, "size": r.get("size"), "checksum": checksum, "num_samples": r.get("num_samples")})
+        return out
+
     def delete_entry(self, name: str, *, delete_data: bool = False) -> IndexEntry:
         """Remove an entry; with ``delete_data=True`` also its shards (only those in this index's store)."""
         row = self.provider.delete_entry(name)
@@ -401,8 +432,12 @@ class Index:
         return ds
 
     def _options_for(self, urls: list[str]) -> dict[str, Any]:
+        """fsspec options for reading ``urls``: the data store's when it owns them, else the
+        environment's (for s3:// URLs: AWS_* variables and AWS_ENDPOINT_URL)."""
         if urls and self.data_store.owns(urls[0]):
             return self.data_store.storage_options
+        if urls and urls[0].startswith("s3://") and os.environ.get("AWS_ENDPOINT_URL"):
+            return {"client_kwargs": {"endpoint_url": os.environ["AWS_ENDPOINT_URL"]}}
         return {}
 
     # ------------------------------------------------------------------ schemas
