@@ -238,3 +238,26 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
     assert not Path(state["scratch_dir"]).exists()
     assert run("status").returncode == 3
     assert run("stop").returncode == 0  # idempotent
+
+
+@pytest.mark.slow
+def test_server_stops_when_its_python_process_dies(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from atdata_lab.sandbox import Sandbox\n"
+        f"sb = Sandbox(run_dir={str(tmp_path)!r}, progress=False).start()\n"
+        "print(sb.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        server_pid = int(owner.stdout.readline())
+        assert _procs.is_alive(server_pid)
+    finally:
+        owner.kill()  # SIGKILL: no atexit, no cleanup in Python
+        owner.wait()
+    deadline = time.monotonic() + 15
+    while _procs.is_alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _procs.is_alive(server_pid), "the server outlived the Python process that started it"
