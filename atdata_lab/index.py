@@ -140,6 +140,7 @@ class Index:
                 raise ValueError(f"unknown index provider {provider!r}: use 'sqlite', 'redis' or an IndexProvider")
         self.data_store: DataStore = data_store if data_store is not None else LocalDiskStore()
         self.atmosphere = atmosphere
+        self._stores: list[DataStore] = []  # other stores used this session (copies), for credentials
 
     def __repr__(self) -> str:
         atm = f", atmosphere={self.atmosphere!r}" if self.atmosphere is not None else ""
@@ -308,6 +309,11 @@ class Index:
             infos = copy_shards(infos, self.data_store, name, source_options=ds.storage_options, progress=progress)
         return self._commit_entry(name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing)
 
+    def remember_store(self, store: DataStore) -> None:
+        """Use ``store``'s credentials for its URLs when reading (copies register their target)."""
+        if store is not self.data_store and store not in self._stores:
+            self._stores.append(store)
+
     def copy_entry(self, name: str, *, to: DataStore, progress: ProgressLike = True) -> IndexEntry:
         """Copy an entry's shards to another store and point the entry at the copies.
 
@@ -319,6 +325,7 @@ class Index:
         entry = self.get_entry_by_name(name)
         ds = self.dataset(entry)
         infos = [ds.shard_info(u) for u in entry.data_urls]
+        self.remember_store(to)
         copied = copy_shards(infos, to, name, source_options=ds.storage_options, progress=progress)
         urls = [c.url for c in copied]
         if urls != entry.data_urls:
@@ -434,8 +441,9 @@ class Index:
     def _options_for(self, urls: list[str]) -> dict[str, Any]:
         """fsspec options for reading ``urls``: the data store's when it owns them, else the
         environment's (for s3:// URLs: AWS_* variables and AWS_ENDPOINT_URL)."""
-        if urls and self.data_store.owns(urls[0]):
-            return self.data_store.storage_options
+        for store in (self.data_store, *self._stores):
+            if urls and store.owns(urls[0]):
+                return store.storage_options
         if urls and urls[0].startswith("s3://") and os.environ.get("AWS_ENDPOINT_URL"):
             return {"client_kwargs": {"endpoint_url": os.environ["AWS_ENDPOINT_URL"]}}
         return {}

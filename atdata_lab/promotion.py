@@ -649,8 +649,9 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         from .transfer import copy_shards
 
         infos = _shard_infos(index, entry)
+        index.remember_store(plan.copy_to)
         target_name = plan.name if _safe(plan.name) else entry.name
-        def on_shard(i: int, info: Any) -> None:
+        def on_shard(i: int, info: Any, copied: bool) -> None:
             if i == 0:
                 _crash_point("during_copy")
             check_cancel("while copying data")

@@ -42,7 +42,7 @@ def copy_shards(
     *,
     source_options: Callable[[str], dict[str, Any]] | dict[str, Any] | None = None,
     progress: ProgressLike = True,
-    on_shard: Callable[[int, ShardInfo], None] | None = None,
+    on_shard: Callable[[int, ShardInfo, bool], None] | None = None,
 ) -> list[ShardInfo]:
     """Copy shards into ``dest`` as ``dataset_name``; return their infos at the new URLs.
 
@@ -52,19 +52,20 @@ def copy_shards(
         dataset_name: Names the destination URLs (``dest.shard_url(dataset_name, i)``).
         source_options: fsspec options for reading the sources (or a function of the URL).
         progress: The progress protocol (bytes).
-        on_shard: Called after each shard is in place (used by crash tests and resumable
-            promotion bookkeeping).
+        on_shard: Called as ``on_shard(i, info, copied)`` after each shard is in place;
+            ``copied`` is False when the shard was already at the destination and was skipped.
 
     Raises:
         ShardError: a source does not match its recorded checksum (nothing is published for it).
     """
     report = resolve_progress(progress)
     total = sum(i.size for i in infos)
-    done = 0
     out: list[ShardInfo] = []
     for i, info in enumerate(infos):
+        before = sum(x.size for x in infos[:i])
         url = dest.shard_url(dataset_name, i)
         opts = source_options(info.url) if callable(source_options) else (source_options or {})
+        copied = False
         if url == info.url:
             out.append(info)
         elif dest.exists(url) and dest.size(url) == info.size and sha256_of(url, dest.storage_options) == info.checksum:
@@ -72,6 +73,7 @@ def copy_shards(
         else:
             sink = dest.open_sink(url)
             h = hashlib.sha256()
+            done = before
             try:
                 with open_url(info.url, opts) as f:
                     while True:
@@ -92,9 +94,9 @@ def copy_shards(
                 sink.abort()
                 raise
             out.append(info.with_url(url))
-            done = sum(x.size for x in infos[: i + 1])
-        report(ProgressEvent("copy", sum(x.size for x in infos[: i + 1]), total, "bytes"))
+            copied = True
+        report(ProgressEvent("copy", before + info.size, total, "bytes"))
         if on_shard is not None:
-            on_shard(i, out[-1])
+            on_shard(i, out[-1], copied)
     report(ProgressEvent("copy", total, total, "bytes", finished=True))
     return out

@@ -1,0 +1,90 @@
+"""The data store conformance suite, written once. A backend opts in by subclassing
+:class:`StoreSuite` and providing a ``store`` fixture (a fresh, empty store) and an ``other_store``
+fixture (a second one, for copies)."""
+
+from __future__ import annotations
+
+import pytest
+
+import atdata_lab as atdata
+from atdata_lab.progress import ProgressEvent
+from atdata_lab.transfer import copy_shards
+from tests.conformance.index_suite import ExperimentSample, experiment
+
+
+class StoreSuite:
+    @pytest.fixture
+    def store(self):  # pragma: no cover - each backend overrides
+        raise NotImplementedError
+
+    @pytest.fixture
+    def other_store(self):  # pragma: no cover
+        raise NotImplementedError
+
+    def test_sink_publishes_only_on_commit(self, store):
+        url = store.shard_url("ds", 0)
+        assert url.endswith("ds/ds-000000.tar") and store.owns(url)
+        sink = store.open_sink(url)
+        sink.write(b"a" * 1000)
+        sink.write(memoryview(b"b" * 24))
+        assert not store.exists(url)  # staged, not visible under the final name
+        sink.commit()
+        assert store.exists(url) and store.size(url) == 1024
+        with store.open_read(url) as f:
+            assert f.read() == b"a" * 1000 + b"b" * 24
+
+    def test_abort_leaves_nothing_and_keeps_the_previous_shard(self, store):
+        url = store.shard_url("ab", 0)
+        first = store.open_sink(url)
+        first.write(b"old")
+        first.commit()
+        sink = store.open_sink(url)
+        sink.write(b"x" * 10)
+        sink.abort()
+        with store.open_read(url) as f:
+            assert f.read() == b"old"  # nothing already stored is lost
+        other = store.shard_url("ab", 1)
+        s2 = store.open_sink(other)
+        s2.write(b"y")
+        s2.abort()
+        assert not store.exists(other)
+
+    def test_delete_is_idempotent(self, store):
+        url = store.shard_url("del", 0)
+        sink = store.open_sink(url)
+        sink.write(b"z")
+        sink.commit()
+        store.delete(url)
+        store.delete(url)
+        assert not store.exists(url)
+
+    def test_index_writes_and_reads_through_the_store(self, store, tmp_path):
+        index = atdata.Index(path=tmp_path / "i.db", data_store=store)
+        entry = index.write(experiment(300), name="through", maxcount=128, progress=False)
+        assert len(entry.data_urls) == 3 and all(store.owns(u) for u in entry.data_urls)
+        ds = index.dataset("through")
+        assert sum(len(b) for b in ds.ordered(batch_size=64)) == 300
+        assert ds[257].timestamp == 257.0  # a ranged read through the offset index
+        typed = atdata.Dataset[ExperimentSample](entry.data_urls, storage_options=store.storage_options)
+        assert len(typed) == 300 and typed[5].sensor_id == "sensor_1"
+
+    def test_copy_between_stores_is_verified_and_resumable(self, store, other_store, tmp_path):
+        index = atdata.Index(path=tmp_path / "i.db", data_store=store)
+        entry = index.write(experiment(200), name="mover", maxcount=50, progress=False)
+        ds = index.dataset(entry)
+        infos = [ds.shard_info(u) for u in entry.data_urls]
+        copied = copy_shards(infos[:2], other_store, "mover", source_options=store.storage_options, progress=False)
+        assert [c.checksum for c in copied] == [i.checksum for i in infos[:2]]
+        flags: list[bool] = []
+        again = copy_shards(infos, other_store, "mover", source_options=store.storage_options, progress=False,
+                            on_shard=lambda i, info, copied: flags.append(copied))
+        assert flags == [False, False, True, True]  # the first two were already there: skipped
+        assert [a.url for a in again][:2] == [c.url for c in copied]
+        events: list[ProgressEvent] = []
+        moved = index.copy_entry("mover", to=other_store, progress=events.append)
+        assert moved.cid == entry.cid and all(other_store.owns(u) for u in moved.data_urls)
+        assert events[-1].finished and events[-1].done == sum(i.size for i in infos)
+        assert [e.done for e in events] == sorted(e.done for e in events)  # progress never goes back
+        back = index.dataset("mover")
+        assert back[199].timestamp == 199.0
+        assert all(store.exists(u) for u in entry.data_urls)  # originals stay
