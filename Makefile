@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test test-fast test-browser lint bench reliability setup system-deps clean
+.PHONY: demo test test-fast test-browser lint bench reliability setup system-deps sandbox-install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,14 @@ setup: $(STAMP)
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-demo: setup
+demo: setup system-deps sandbox-install
 	$(PY) -m atdata_lab.demo
 
-test: setup system-deps
+# The sandbox PDS's pinned Node deps go into ~/.cache/atdata-lab once (about 2 minutes).
+sandbox-install: setup system-deps
+	$(PY) -c "from atdata_lab.sandbox import ensure_installed; ensure_installed()"
+
+test: setup system-deps sandbox-install
 	$(PY) -m ruff check atdata_lab tests benchmarks
 	$(PY) -m pytest
 
