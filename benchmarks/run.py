@@ -189,7 +189,7 @@ def main() -> None:
         print(f"| {fig} | {ours} | {theirs} | {ratio} | {raw} |")
 
     ref_w = ref["write"]["samples_per_s"] if isinstance(ref, dict) and "write" in ref else None
-    ref_r = ref["read"]["samples_per_s"] if isinstance(ref, dict) and "read" in ref else None
+    ref_r = ref["read_batched"]["samples_per_s"] if isinstance(ref, dict) and "read_batched" in ref else None
     sw = small["n"] / small["write_s"]
     sr = small["n"] / small["read_s"]
     row("small write, samples/s", f"{sw:,.0f}", f"{ref_w:,.0f}" if ref_w else str(ref)[:60], f"{sw / ref_w:.1f}x" if ref_w else "—")
