@@ -26,6 +26,7 @@ __all__ = [
     "array_stats",
     "classify",
     "colormaps",
+    "diff_candidates",
     "entry_detail_rows",
     "entry_row",
     "format_count",
@@ -36,6 +37,7 @@ __all__ = [
     "image_layout",
     "json_preview",
     "jsonable",
+    "line_points",
     "page_label",
     "png_bytes",
     "progress_text",
@@ -569,3 +571,41 @@ def thumbnail_png(arr: np.ndarray, size: int = 96, cmap: str = "viridis") -> byt
     if classify(a) != "image":
         return None
     return png_bytes(to_rgba(a, cmap), max_size=size, min_size=size // 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# schemas to compare with (the browser's "Diff schema" action)
+# ---------------------------------------------------------------------------------------------
+def diff_candidates(schema_records: Iterable[dict[str, Any]], ref: str) -> list[tuple[str, str]]:
+    """What the schema ``ref`` can be compared with, best first, as ``(label, ref or at:// URI)``.
+
+    ``schema_records`` is ``index.list_schemas()``. The published record of ``ref`` itself comes
+    first, then the other versions of the same name, newest first (local ref, and its published
+    record when it has one).
+    """
+    from .schema import version_key
+
+    records = list(schema_records)
+    name = next((r.get("name") for r in records if r.get("$ref") == ref), None)
+    if name is None:
+        name = schema_label(ref).rpartition("@")[0] or None
+    out: list[tuple[str, str]] = []
+    for r in records:
+        if r.get("$ref") == ref and r.get("publishedUri"):
+            out.append((f"{schema_label(ref)} as published ({r['publishedUri']})", r["publishedUri"]))
+    others = [r for r in records if r.get("name") == name and r.get("$ref") != ref]
+    others.sort(key=lambda r: version_key(str(r.get("version", ""))), reverse=True)
+    for r in others:
+        out.append((f"{name}@{r.get('version')} (local)", r["$ref"]))
+        if r.get("publishedUri"):
+            out.append((f"{name}@{r.get('version')} as published ({r['publishedUri']})", r["publishedUri"]))
+    return out
+
+
+def line_points(arr: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` to plot a 1-D array as a line: every value, or an even stride of at most
+    ``max_points`` (complex: magnitudes; bool: 0/1)."""
+    a = _numeric(np.asarray(arr)).ravel()
+    step = max(1, -(-a.size // max_points))
+    x = np.arange(0, a.size, step)
+    return x, a[::step]

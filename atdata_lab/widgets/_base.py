@@ -67,13 +67,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import anywidget
 import ipywidgets
+import traitlets
 
 from ..progress import ProgressEvent
 
 __all__ = [
     "AtdataWidget",
     "BackgroundTask",
+    "DataTable",
+    "Debouncer",
     "ErrorPanel",
     "ProgressBar",
     "TaskCancelled",
@@ -411,6 +415,92 @@ def run_in_thread(fn: Callable[[BackgroundTask], Any], **kwargs: Any) -> Backgro
     ``on_error``). The kernel keeps answering the front end meanwhile, so the widget stays live.
     """
     return BackgroundTask(fn, **kwargs).start()
+
+
+class Debouncer:
+    """Call ``fn(*args)`` once, ``delay`` seconds after the last :meth:`__call__` (e.g. keystrokes).
+
+    ``fn`` runs in a timer thread. :meth:`flush` runs a pending call now (tests use it);
+    ``calls`` counts the calls that actually ran.
+    """
+
+    def __init__(self, delay: float, fn: Callable[..., Any]) -> None:
+        self.delay = delay
+        self.fn = fn
+        self.calls = 0
+        self._timer: threading.Timer | None = None
+        self._args: tuple = ()
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._args = args
+            self._timer = threading.Timer(self.delay, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._timer is None:
+                return
+            self._timer = None
+            args = self._args
+        self.calls += 1
+        self.fn(*args)
+
+    @property
+    def pending(self) -> bool:
+        return self._timer is not None
+
+    def flush(self) -> None:
+        """Run the pending call now, in this thread (nothing happens when none is pending)."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+            args = self._args
+        if timer is not None:
+            timer.cancel()
+            self.calls += 1
+            self.fn(*args)
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None
+
+
+# ---------------------------------------------------------------------------------------------
+# a sortable, clickable table (anywidget)
+# ---------------------------------------------------------------------------------------------
+class DataTable(anywidget.AnyWidget):
+    """A table whose header clicks (sort) and row clicks (select) reach Python.
+
+    The front end is ``widgets/data_table.js``. Python sets ``columns`` and ``rows`` (display
+    strings only: the caller pages, sorts and formats); the browser sets ``sort_key``,
+    ``descending``, ``selected`` and ``clicks``. Observe those (``table.observe(fn, "selected")``).
+    Rows carry the class ``f"{css_prefix}-row"`` and ``data-id``; headers ``f"{css_prefix}-th"``
+    and ``data-key``.
+    """
+
+    _esm = traitlets.Unicode().tag(sync=True)
+    columns = traitlets.List(help="Columns: [{key, label, sortable, numeric}].").tag(sync=True)
+    rows = traitlets.List(help="Rows: [{column key: display string}], one page at most.").tag(sync=True)
+    row_key = traitlets.Unicode("name", help="The cell that identifies a row.").tag(sync=True)
+    sort_key = traitlets.Unicode("", help="The column key sorted by ('' for none).").tag(sync=True)
+    descending = traitlets.Bool(False, help="Sort direction of sort_key.").tag(sync=True)
+    selected = traitlets.Unicode("", help="The id (row_key cell) of the selected row, '' for none.").tag(sync=True)
+    clicks = traitlets.Int(0, help="Grows on every row click, also on the selected row.").tag(sync=True)
+    badges = traitlets.Dict(help="{column key: {cell text: ok|warn|error|info}}: such cells show as badges.").tag(
+        sync=True)
+    subtitle = traitlets.Dict(help="{column key: other key}: that cell is shown under it in small text.").tag(
+        sync=True)
+    empty_text = traitlets.Unicode("Nothing to show", help="Shown when there are no rows.").tag(sync=True)
+    css_prefix = traitlets.Unicode("atdata-table", help="Prefix of the per-part CSS classes.").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(_esm=read_asset("data_table.js"), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

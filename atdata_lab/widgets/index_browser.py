@@ -1,0 +1,595 @@
+"""``IndexBrowser(index)``: browse, search, sort and open the entries of an index.
+
+Filtering, sorting and paging are done by the index (``Index.search``: SQL side for SQLite);
+the widget only ever holds one page of rows. Every user action has a programmatic twin::
+
+    browser = index.browse()          # or IndexBrowser(index)
+    browser.search("exp")             # the search box (debounced when typed)
+    browser.filter_schema("Image")    # the schema filter (a name: any version)
+    browser.sort_by("size")           # a header click (again: reverses)
+    browser.next_page(); browser.prev_page(); browser.goto_page(3)
+    browser.select("mnist-train")     # a row click: the detail panel
+    browser.inspect_selected()        # "Inspect samples"
+    browser.diff_selected()           # "Diff schema"
+    browser.promote_selected()        # "Promote…"
+    browser.refresh()                 # sees entries written by other kernels
+    browser.show_tab("published"); browser.load_published(); browser.select_record(uri)
+    browser.verify(uri).wait()        # "Verify" (runs off the UI thread)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import ipywidgets
+
+from .. import summaries as S
+from ..entry import IndexEntry
+from ._base import AtdataWidget, BackgroundTask, DataTable, Debouncer, esc, html_table, not_available
+
+__all__ = ["IndexBrowser"]
+
+_COLUMN_BY_KEY = {c.key: c for c in S.ENTRY_COLUMNS}
+_COLUMN_BY_SORT = {c.sort: c for c in S.ENTRY_COLUMNS if c.sort}
+_RECORD_COLUMNS = [
+    {"key": "kind", "label": "Kind", "sortable": False, "numeric": False},
+    {"key": "name", "label": "Name", "sortable": False, "numeric": False},
+    {"key": "version", "label": "Version", "sortable": False, "numeric": False},
+    {"key": "uri", "label": "at:// URI", "sortable": False, "numeric": False},
+]
+
+
+class IndexBrowser(AtdataWidget):
+    """A table of an index's entries with search, schema filter, sorting, paging and a detail panel.
+
+    Args:
+        index: The :class:`~atdata_lab.index.Index` to browse.
+        page_size: Rows per page.
+        sort: Initial sort column (a table key such as ``"size"`` or an index column such as
+            ``"size_bytes"``).
+        descending: Initial sort direction.
+        debounce: Seconds the search box waits after the last keystroke before searching.
+
+    Attributes:
+        page: The :class:`~atdata_lab.index.SearchPage` shown.
+        selected: The selected :class:`~atdata_lab.entry.IndexEntry`, or None.
+        action_widget: The widget opened by the last action (inspector, diff, wizard), or None.
+        published: ``index.list_published()`` as last loaded (Published tab), or None.
+        timings: Kernel time in ms of the last ``render`` (first page), ``query`` and ``select``.
+    """
+
+    _root_class = "atdata-index-browser"
+    _css_files = ("atdata.css", "index_browser.css")
+
+    def __init__(self, index: Any, *, page_size: int = 25, sort: str = "created_at", descending: bool = True,
+                 debounce: float = 0.25) -> None:
+        t0 = time.perf_counter()
+        super().__init__()
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        self.index = index
+        self.page_size = int(page_size)
+        self.query = ""
+        self.schema_filter: str | None = None
+        self.sort = self._sort_column(sort)
+        self.descending = bool(descending)
+        self.offset = 0
+        self.page: Any = None
+        self.selected: IndexEntry | None = None
+        self.action_widget: Any = None
+        self.published: dict[str, list[dict[str, Any]]] | None = None
+        self.selected_record: dict[str, Any] | None = None
+        self.verification: Any = None
+        self.generation: int | None = None
+        self.timings: dict[str, float] = {}
+        self._syncing = False
+
+        # -- toolbar
+        self.search_box = self.part(ipywidgets.Text(placeholder="Search name, description, tags",
+                                                    continuous_update=True,
+                                                    layout=ipywidgets.Layout(width="280px")), "search")
+        self.schema_dropdown = self.part(ipywidgets.Dropdown(options=[("All schemas", "")], value="",
+                                                             layout=ipywidgets.Layout(width="220px")),
+                                         "schema-filter")
+        self.refresh_button = self.part(ipywidgets.Button(description="Refresh", icon="refresh",
+                                                          tooltip="Reload from the index (sees other kernels' writes)",
+                                                          layout=ipywidgets.Layout(width="auto")), "refresh")
+        self.status = self.part(ipywidgets.HTML(), "status", "atdata-muted")
+        toolbar = self.part(ipywidgets.HBox([self.search_box, self.schema_dropdown, self.refresh_button, self.status]),
+                            "toolbar", "atdata-toolbar")
+
+        # -- table and pager
+        self.table = self.part(DataTable(
+            columns=[{"key": c.key, "label": c.label, "sortable": c.sort is not None, "numeric": c.numeric}
+                     for c in S.ENTRY_COLUMNS],
+            row_key="name", css_prefix=self._root_class, empty_text="No entries match",
+            badges={"published": {"published": "ok"}}, subtitle={"published": "uri"},
+        ), "table")
+        self.prev_button = self.part(ipywidgets.Button(description="‹ Prev", layout=ipywidgets.Layout(width="auto")),
+                                     "prev")
+        self.next_button = self.part(ipywidgets.Button(description="Next ›", layout=ipywidgets.Layout(width="auto")),
+                                     "next")
+        self.page_label = self.part(ipywidgets.HTML(), "page-label")
+        pager = self.part(ipywidgets.HBox([self.prev_button, self.page_label, self.next_button]), "pager",
+                          "atdata-toolbar")
+
+        # -- detail panel and actions
+        self.detail_title = self.part(ipywidgets.HTML(), "detail-title")
+        self.detail_meta = self.part(ipywidgets.HTML(), "detail-meta")
+        self.detail_fields = self.part(ipywidgets.HTML(), "detail-fields")
+        self.detail_shards = self.part(ipywidgets.HTML(), "detail-shards")
+        self.inspect_button = self.part(ipywidgets.Button(description="Inspect samples", icon="search",
+                                                          layout=ipywidgets.Layout(width="auto")), "inspect")
+        self.diff_against = self.part(ipywidgets.Dropdown(options=[], layout=ipywidgets.Layout(width="320px")),
+                                      "diff-against")
+        self.diff_button = self.part(ipywidgets.Button(description="Diff schema", icon="columns",
+                                                       layout=ipywidgets.Layout(width="auto")), "diff")
+        self.promote_button = self.part(ipywidgets.Button(description="Promote…", icon="upload",
+                                                          button_style="primary",
+                                                          layout=ipywidgets.Layout(width="auto")), "promote")
+        actions = self.part(ipywidgets.HBox([self.inspect_button, self.diff_against, self.diff_button,
+                                             self.promote_button]), "actions", "atdata-toolbar")
+        self.detail = self.part(ipywidgets.VBox([self.detail_title, actions, self.detail_meta, self.detail_fields,
+                                                 self.detail_shards],
+                                                layout=ipywidgets.Layout(display="none")), "detail", "atdata-card")
+        self.close_action_button = self.part(ipywidgets.Button(description="Close", icon="times",
+                                                               layout=ipywidgets.Layout(width="auto")), "close-action")
+        self.action_title = self.part(ipywidgets.HTML(), "action-title")
+        self.action_area = self.part(ipywidgets.VBox([], layout=ipywidgets.Layout(display="none")), "action-area")
+        self.local_tab = self.part(ipywidgets.VBox([toolbar, self.table, pager, self.detail, self.action_area]),
+                                   "local")
+
+        # -- published tab (only with an atmosphere)
+        self.published_tab: ipywidgets.VBox | None = None
+        self.tabs: ipywidgets.Tab | None = None
+        if getattr(index, "atmosphere", None) is not None:
+            self._build_published_tab()
+
+        # -- events (each calls a public method)
+        self._debouncer = Debouncer(debounce, self.ui(self.search, "Searching"))
+        self.search_box.observe(lambda ch: self._debouncer(ch["new"]), names="value")
+        self.schema_dropdown.observe(self.ui(lambda ch: self._schema_changed(ch["new"]), "Filtering by schema"),
+                                     names="value")
+        self.on_click(self.refresh_button, lambda _b: self.refresh(), "Refreshing")
+        self.on_click(self.prev_button, lambda _b: self.prev_page(), "Paging")
+        self.on_click(self.next_button, lambda _b: self.next_page(), "Paging")
+        self.table.observe(self.ui(self._table_sorted, "Sorting"), names=["sort_key", "descending"])
+        self.table.observe(self.ui(self._table_selected, "Opening the entry"), names=["selected"])
+        self.on_click(self.inspect_button, lambda _b: self.inspect_selected(), "Opening the sample inspector")
+        self.on_click(self.diff_button, lambda _b: self.diff_selected(self.diff_against.value or None),
+                      "Comparing schemas")
+        self.on_click(self.promote_button, lambda _b: self.promote_selected(), "Opening the promotion wizard")
+        self.on_click(self.close_action_button, lambda _b: self.close_action(), "Closing")
+
+        body = self.tabs if self.tabs is not None else self.local_tab
+        self.set_body(body)
+        with self.reporting("Loading the index"):
+            self._load_schema_options()
+            self._reload()
+        self.timings["render"] = (time.perf_counter() - t0) * 1000
+
+    # ------------------------------------------------------------------ querying
+    @staticmethod
+    def _sort_column(column: str) -> str:
+        if column in _COLUMN_BY_SORT:
+            return column
+        col = _COLUMN_BY_KEY.get(column)
+        if col is None or col.sort is None:
+            sortable = ", ".join(c.key for c in S.ENTRY_COLUMNS if c.sort)
+            raise ValueError(f"cannot sort by {column!r}; sortable columns: {sortable}")
+        return col.sort
+
+    def _reload(self) -> Any:
+        t = time.perf_counter()
+        idx = self.index
+        page = idx.search(self.query or None, schema=self.schema_filter, sort=self.sort, descending=self.descending,
+                          offset=self.offset, limit=self.page_size)
+        if not page and page.total and self.offset >= page.total:  # the page emptied (entries deleted)
+            self.offset = max(0, (page.total - 1) // self.page_size * self.page_size)
+            page = idx.search(self.query or None, schema=self.schema_filter, sort=self.sort,
+                              descending=self.descending, offset=self.offset, limit=self.page_size)
+        self.page = page
+        self.generation = idx.generation()
+        self._syncing = True
+        try:
+            with self.table.hold_sync():
+                self.table.rows = [S.entry_row(e) for e in page]
+                self.table.sort_key = _COLUMN_BY_SORT[self.sort].key
+                self.table.descending = self.descending
+                self.table.selected = self.selected.name if self.selected is not None else ""
+        finally:
+            self._syncing = False
+        self.page_label.value = esc(S.page_label(self.offset, len(page), page.total))
+        self.prev_button.disabled = self.offset <= 0
+        self.next_button.disabled = self.offset + len(page) >= page.total
+        self.timings["query"] = (time.perf_counter() - t) * 1000
+        self.status.value = esc(f"{S.format_count(len(idx))} entries in {idx.provider!r}")
+        return page
+
+    def _load_schema_options(self) -> None:
+        names = sorted({r.get("name") for r in self.index.list_schemas() if r.get("name")})
+        options = [("All schemas", "")] + [(n, n) for n in names]
+        current = self.schema_filter or ""
+        if current and current not in names:
+            options.append((current, current))
+        self._syncing = True
+        try:
+            self.schema_dropdown.options = options
+            self.schema_dropdown.value = current
+        finally:
+            self._syncing = False
+
+    def search(self, text: str = "") -> Any:
+        """Show entries whose name, description or tags contain ``text`` (from the first page).
+
+        Returns the :class:`~atdata_lab.index.SearchPage` shown.
+        """
+        with self.reporting("Searching"):
+            text = text or ""
+            self.query = text
+            if self.search_box.value != text:
+                self._debouncer.cancel()
+                self._syncing = True
+                try:
+                    self.search_box.value = text
+                finally:
+                    self._syncing = False
+                self._debouncer.cancel()
+            self.offset = 0
+            t = time.perf_counter()
+            page = self._reload()
+            self.timings["search"] = (time.perf_counter() - t) * 1000
+            return page
+
+    def filter_schema(self, name: str | None) -> Any:
+        """Show only entries of schema ``name`` (any version; a full ref pins one); None: all."""
+        with self.reporting("Filtering by schema"):
+            self.schema_filter = name or None
+            self.offset = 0
+            self._load_schema_options()
+            return self._reload()
+
+    def _schema_changed(self, value: str) -> None:
+        if not self._syncing and (value or None) != self.schema_filter:
+            self.filter_schema(value or None)
+
+    def sort_by(self, column: str, descending: bool | None = None) -> Any:
+        """Sort by ``column`` (e.g. ``"size"``, ``"name"``, ``"created"``; or ``"size_bytes"``).
+
+        ``descending=None`` reverses the direction when ``column`` is already the sort column,
+        else sorts ascending. Starts again from the first page.
+        """
+        with self.reporting("Sorting"):
+            col = self._sort_column(column)
+            if descending is None:
+                descending = (not self.descending) if col == self.sort else False
+            self.sort, self.descending, self.offset = col, bool(descending), 0
+            return self._reload()
+
+    def _table_sorted(self, change: dict) -> None:
+        if self._syncing:
+            return
+        key, desc = self.table.sort_key, self.table.descending
+        col = _COLUMN_BY_KEY.get(key)
+        if col is None or col.sort is None:
+            return
+        if (col.sort, desc) != (self.sort, self.descending):
+            self.sort_by(key, desc)
+
+    def goto_page(self, number: int) -> Any:
+        """Show page ``number`` (from 1; clamped to the pages there are)."""
+        with self.reporting("Paging"):
+            total = self.page.total if self.page is not None else 0
+            last = max(0, (total - 1) // self.page_size)
+            self.offset = min(max(int(number) - 1, 0), last) * self.page_size
+            return self._reload()
+
+    def next_page(self) -> Any:
+        """Show the next page (stays on the last one)."""
+        return self.goto_page(self.offset // self.page_size + 2)
+
+    def prev_page(self) -> Any:
+        """Show the previous page (stays on the first one)."""
+        return self.goto_page(self.offset // self.page_size)
+
+    @property
+    def page_number(self) -> int:
+        return self.offset // self.page_size + 1
+
+    @property
+    def names(self) -> list[str]:
+        """The names of the entries on the page shown."""
+        return [e.name for e in self.page] if self.page is not None else []
+
+    def refresh(self) -> Any:
+        """Reload the page, the schema list and the selected entry from the index (entries written
+        or deleted by other kernels show up); also reloads the Published tab if it was loaded."""
+        with self.reporting("Refreshing"):
+            self._load_schema_options()
+            if self.selected is not None:
+                try:
+                    self.selected = self.index.get_entry_by_name(self.selected.name)
+                except KeyError:
+                    self.selected = None
+            page = self._reload()
+            if self.selected is not None:
+                self._show_detail(self.selected)
+            else:
+                self.detail.layout.display = "none"
+            if self.published is not None:
+                self.load_published()
+            return page
+
+    # ------------------------------------------------------------------ selection and detail
+    def _table_selected(self, change: dict) -> None:
+        if self._syncing:
+            return
+        name = change["new"]
+        if name and (self.selected is None or self.selected.name != name):
+            self.select(name)
+
+    def select(self, name: str) -> IndexEntry:
+        """Select the entry ``name`` (it need not be on the page) and show its detail panel.
+
+        Raises:
+            EntryNotFoundError: no such entry (a ``KeyError``).
+        """
+        with self.reporting(f"Opening {name!r}"):
+            t = time.perf_counter()
+            entry = self.index.get_entry_by_name(name)
+            self.selected = entry
+            self._syncing = True
+            try:
+                self.table.selected = entry.name
+            finally:
+                self._syncing = False
+            self._show_detail(entry)
+            self.timings["select"] = (time.perf_counter() - t) * 1000
+            return entry
+
+    def _show_detail(self, entry: IndexEntry) -> None:
+        badge = ("<span class='atdata-badge atdata-badge-ok'>published</span>" if entry.published_uri
+                 else "<span class='atdata-badge'>local</span>")
+        self.detail_title.value = (f"<div class='atdata-section-title'>{esc(entry.name)} {badge}</div>"
+                                   + (f"<div class='atdata-muted atdata-wrap'>{esc(entry.published_uri)}</div>"
+                                      if entry.published_uri else ""))
+        self.detail_meta.value = html_table(["", ""], S.entry_detail_rows(entry), css_class="atdata-kv")
+        try:
+            schema = self.index.resolve_schema(entry)
+        except Exception as e:  # the entry stays usable without its schema: say why
+            self.detail_fields.value = (f"<div class='atdata-section-title'>Schema {esc(entry.schema_ref)}</div>"
+                                        f"<div class='atdata-empty'>schema not available: {esc(e)}</div>")
+        else:
+            rows = S.schema_field_rows(schema)
+            self.detail_fields.value = (
+                f"<div class='atdata-section-title'>Schema {esc(schema.name)}@{esc(schema.version)}</div>"
+                + html_table(["field", "kind", "dtype", "shape", "optional"],
+                             [[r["name"], r["kind"], r["dtype"], r["shape"], r["optional"]] for r in rows],
+                             css_class="atdata-index-browser-fields-table"))
+        shards = S.shard_rows(self.index.get_shards(entry))
+        self.detail_shards.value = (
+            f"<div class='atdata-section-title'>Shards ({len(shards)})</div>"
+            + html_table(["url", "samples", "size", "sha256"],
+                         [[s["url"], s["samples"], s["size"], s["checksum"]] for s in shards],
+                         css_class="atdata-index-browser-shards-table"))
+        try:
+            candidates = S.diff_candidates(self.index.list_schemas(), entry.schema_ref)
+        except Exception:  # a remote schema ref: nothing local to offer
+            candidates = []
+        self.diff_against.options = candidates or [("no other version to compare with", "")]
+        self.diff_against.value = candidates[0][1] if candidates else ""
+        self.diff_button.disabled = not candidates
+        self.detail.layout.display = "flex"
+
+    def _require_selected(self) -> IndexEntry:
+        if self.selected is None:
+            raise ValueError("no entry is selected: select one in the table (or call browser.select(name))")
+        return self.selected
+
+    # ------------------------------------------------------------------ actions
+    def _open_action(self, title: str, widget: Any) -> Any:
+        self.action_widget = widget
+        self.action_title.value = f"<div class='atdata-section-title'>{esc(title)}</div>"
+        self.action_area.children = [ipywidgets.HBox([self.action_title, self.close_action_button],
+                                                      layout=ipywidgets.Layout(justify_content="space-between")),
+                                     widget]
+        self.action_area.layout.display = "flex"
+        return widget
+
+    def close_action(self) -> None:
+        """Close the inspector / diff / wizard opened by an action."""
+        self.action_widget = None
+        self.action_area.children = []
+        self.action_area.layout.display = "none"
+
+    def inspect_selected(self) -> Any:
+        """"Inspect samples": open a :class:`SampleInspector` on the selected entry (returned)."""
+        with self.reporting("Opening the sample inspector"):
+            entry = self._require_selected()
+            from .sample_inspector import SampleInspector
+
+            return self._open_action(f"Samples of {entry.name}", SampleInspector(entry))
+
+    def diff_selected(self, against: str | None = None) -> Any:
+        """"Diff schema": compare ``against`` (a local ref or at:// URI; default: the first of the
+        dropdown — the published record, else the newest other version) with the selected
+        entry's schema. Returns the ``SchemaDiff`` widget, or None when it is not available."""
+        with self.reporting("Comparing schemas"):
+            entry = self._require_selected()
+            against = against or (self.diff_against.value or None)
+            if not against:
+                raise ValueError(f"schema {S.schema_label(entry.schema_ref)} has no other version, local or "
+                                 "published, to compare with")
+            try:
+                from .schema_diff import SchemaDiff
+            except ImportError as e:
+                self.errors.show_message(not_available("The schema diff viewer", "schema_diff", e))
+                return None
+            return self._open_action(f"{S.schema_label(against)} → {S.schema_label(entry.schema_ref)}",
+                                     SchemaDiff(against, entry.schema_ref, index=self.index))
+
+    def promote_selected(self) -> Any:
+        """"Promote…": open the ``PromotionWizard`` on the selected entry (returned), or None when
+        it is not available."""
+        with self.reporting("Opening the promotion wizard"):
+            entry = self._require_selected()
+            try:
+                from .promotion_wizard import PromotionWizard
+            except ImportError as e:
+                self.errors.show_message(not_available("The promotion wizard", "promotion_wizard", e))
+                return None
+            return self._open_action(f"Promote {entry.name}", PromotionWizard(self.index, entry=entry))
+
+    # ------------------------------------------------------------------ published tab
+    def _build_published_tab(self) -> None:
+        self.published_refresh = self.part(ipywidgets.Button(description="Reload", icon="refresh",
+                                                             layout=ipywidgets.Layout(width="auto")),
+                                           "published-refresh")
+        self.published_status = self.part(ipywidgets.HTML(), "published-status", "atdata-muted")
+        self.records_table = self.part(DataTable(columns=_RECORD_COLUMNS, row_key="uri",
+                                                 css_prefix=f"{self._root_class}-record",
+                                                 empty_text="Nothing published yet"), "records")
+        self.record_detail = self.part(ipywidgets.HTML(), "record-detail")
+        self.verify_button = self.part(ipywidgets.Button(description="Verify", icon="check", disabled=True,
+                                                         layout=ipywidgets.Layout(width="auto")), "verify")
+        self.verify_output = self.part(ipywidgets.HTML(), "verify-result")
+        self.record_box = self.part(ipywidgets.VBox([self.verify_button, self.verify_output, self.record_detail],
+                                                    layout=ipywidgets.Layout(display="none")),
+                                    "record", "atdata-card")
+        self.published_tab = self.part(ipywidgets.VBox([
+            ipywidgets.HBox([self.published_refresh, self.published_status]), self.records_table, self.record_box,
+        ]), "published")
+        self.published_tab.children[0].add_class("atdata-toolbar")
+        self.tabs = self.part(ipywidgets.Tab([self.local_tab, self.published_tab]), "tabs")
+        self.tabs.set_title(0, "Local")
+        self.tabs.set_title(1, "Published")
+        self.tabs.observe(self.ui(self._tab_changed, "Loading published records"), names="selected_index")
+        self.on_click(self.published_refresh, lambda _b: self.load_published(), "Loading published records")
+        self.records_table.observe(self.ui(lambda ch: ch["new"] and self.select_record(ch["new"]),
+                                           "Opening the record"), names="selected")
+        self.on_click(self.verify_button, lambda _b: self.verify(), "Verifying")
+
+    def _tab_changed(self, change: dict) -> None:
+        if change["new"] == 1 and self.published is None:
+            self.load_published()
+
+    def show_tab(self, name: str) -> None:
+        """Switch to the ``"local"`` or ``"published"`` tab (the latter loads the records once)."""
+        with self.reporting("Switching tabs"):
+            if name not in ("local", "published"):
+                raise ValueError(f"no tab {name!r}: choose 'local' or 'published'")
+            if self.tabs is None:
+                if name == "published":
+                    raise ValueError("the Published tab needs an index with an atmosphere attached "
+                                     "(Index(..., atmosphere=Atmosphere.login(handle, app_password)))")
+                return
+            self.tabs.selected_index = 0 if name == "local" else 1
+            if name == "published" and self.published is None:
+                self.load_published()
+
+    def load_published(self) -> list[dict[str, str]]:
+        """Load the dataset, schema and label records of the attached account's repository
+        (``index.list_published()``) into the Published tab; returns its rows."""
+        with self.reporting("Loading published records"):
+            if self.tabs is None:
+                raise ValueError("no atmosphere is attached to this index: nothing published to show")
+            self.published_status.value = "loading…"
+            self.published = self.index.list_published()
+            rows = S.record_rows(self.published)
+            self.records_table.rows = rows
+            atm = self.index.atmosphere
+            who = getattr(atm, "handle", None) or getattr(atm, "did", "")
+            self.published_status.value = esc(f"{len(rows)} records in the repository of {who}")
+            if self.selected_record is not None and all(r["uri"] != self.selected_record["uri"] for r in rows):
+                self.selected_record = None
+                self.record_box.layout.display = "none"
+            return rows
+
+    def _find_record(self, uri: str) -> tuple[str, dict[str, Any]]:
+        kinds = {"entries": "dataset", "schemas": "schema", "labels": "label"}
+        for key, kind in kinds.items():
+            for rec in (self.published or {}).get(key) or []:
+                if rec.get("uri") == uri:
+                    return kind, rec
+        raise KeyError(f"no published record {uri!r} in this repository (reload the Published tab?)")
+
+    def select_record(self, uri: str) -> dict[str, Any]:
+        """Show a published record: its at:// URI, CID and raw JSON; "Verify" for dataset records."""
+        with self.reporting("Opening the record"):
+            if self.published is None:
+                self.load_published()
+            kind, rec = self._find_record(uri)
+            self.selected_record = rec
+            if self.records_table.selected != uri:
+                self.records_table.selected = uri
+            raw = json.dumps(rec.get("value"), indent=2, sort_keys=True, ensure_ascii=False, default=str)
+            self.record_detail.value = (
+                f"<div class='atdata-section-title'>{esc(kind)} record</div>"
+                + html_table(["", ""], [("at:// URI", rec.get("uri", "")), ("CID", rec.get("cid", ""))],
+                             css_class="atdata-kv")
+                + f"<details open class='atdata-json'><summary>Record JSON</summary><pre>{esc(raw)}</pre></details>")
+            self.verify_button.disabled = kind != "dataset"
+            self.verify_output.value = ""
+            self.record_box.layout.display = "flex"
+            return rec
+
+    def verify(self, uri: str | None = None) -> BackgroundTask:
+        """"Verify": run ``index.verify(uri)`` (default: the selected dataset record) off the UI
+        thread; the checks show when done. ``verify(uri).wait()`` returns the report."""
+        with self.reporting("Verifying"):
+            if uri is None:
+                if self.selected_record is None:
+                    raise ValueError("select a dataset record to verify")
+                uri = self.selected_record["uri"]
+            self.verify_button.disabled = True
+            self.verify_output.value = f"<div class='atdata-muted'>verifying {esc(uri)} …</div>"
+
+            def work(task: BackgroundTask) -> Any:
+                try:
+                    return self.index.verify(uri)
+                except Exception:
+                    self.verify_output.value = ""
+                    raise
+                finally:
+                    self.verify_button.disabled = False
+
+            def done(report: Any) -> None:
+                self.verification = report
+                rows = S.verification_rows(report)
+                verdict = ("<span class='atdata-badge atdata-badge-ok'>verified</span>" if report.ok
+                           else "<span class='atdata-badge atdata-badge-error'>verification failed</span>")
+                table = html_table(["check", "", "detail"], [
+                    [esc(r["check"]),
+                     f"<span class='atdata-badge atdata-badge-{'ok' if r['status'] == 'ok' else 'error'}'>"
+                     f"{esc(r['status'])}</span>", esc(r["detail"])] for r in rows], raw=True,
+                    css_class="atdata-index-browser-verify-table")
+                load = (f"<div>Load it with: <code>{esc(report.load_line)}</code></div>" if report.load_line else "")
+                self.verify_output.value = f"<div>{verdict}</div>{table}{load}"
+
+            task = self.run_task("Verifying", work, on_done=done)
+            return task
+
+    # ------------------------------------------------------------------ static fallback
+    def __repr__(self) -> str:
+        if self.page is None:
+            return "IndexBrowser(not loaded)"
+        q = f", search {self.query!r}" if self.query else ""
+        s = f", schema {self.schema_filter!r}" if self.schema_filter else ""
+        return (f"IndexBrowser({S.page_label(self.offset, len(self.page), self.page.total)} entries{q}{s}, "
+                f"sorted by {self.sort} {'descending' if self.descending else 'ascending'})")
+
+    def _static_html(self) -> str:
+        if self.page is None:
+            return f"<div class='atdata-index-browser'>{esc(repr(self))}</div>"
+        keys = [c.key for c in S.ENTRY_COLUMNS]
+        rows = [S.entry_row(e) for e in self.page]
+        table = html_table([c.label for c in S.ENTRY_COLUMNS],
+                           [[r[k] + (f" {r['uri']}" if k == "published" and r["uri"] else "") for k in keys]
+                            for r in rows])
+        label = S.page_label(self.offset, len(self.page), self.page.total)
+        return (f"<div class='atdata-index-browser'><div><b>Index</b> {esc(self.index.provider)} · "
+                f"entries {esc(label)}</div>{table}"
+                "<div class='atdata-static-note'>A static view: run the notebook with ipywidgets to search, "
+                "sort and open entries.</div></div>")

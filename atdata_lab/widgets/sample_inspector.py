@@ -1,0 +1,511 @@
+"""``SampleInspector(dataset | entry)``: look at samples one at a time, each field by its kind.
+
+Sample *k* is read by random access (one seek through the shard's offset index), never by
+iterating up to it. Every user action has a programmatic twin::
+
+    insp = entry.inspect()            # or dataset.inspect(), SampleInspector(ds)
+    insp.goto(10); insp.next(); insp.prev(); insp.random()
+    insp.set_cmap("gray")
+    insp.set_slice("volume", 3)       # the slice selectors of a higher-D array
+    insp.show_grid("image", n=16)     # thumbnails of the first samples; insp.show_sample()
+
+How a value shows is decided by :func:`atdata_lab.summaries.classify`: images (2-D, and 3-D with
+1/3/4 channels, HWC or CHW) auto-scaled with a colormap; 1-D arrays as a line plot; higher-D
+arrays with slice selectors and an image; every array with a dtype/shape badge, statistics and a
+histogram; strings and numbers as they are; bytes as length and hex; lists and dicts as
+collapsible JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import random as _random
+import time
+from collections import OrderedDict
+from typing import Any
+
+import ipywidgets
+import numpy as np
+
+from .. import summaries as S
+from ..entry import IndexEntry
+from ._base import AtdataWidget, esc, html_table
+
+__all__ = ["SampleInspector"]
+
+_ARRAY_KINDS = ("image", "line", "volume", "scalar", "empty", "array")
+
+
+def _line_png(values: np.ndarray, width: float = 4.6, height: float = 1.7) -> bytes:
+    """A line plot of a 1-D array as PNG bytes (matplotlib's Agg canvas: no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    x, y = S.line_points(values)
+    fig = Figure(figsize=(width, height), dpi=80)
+    fig.patch.set_alpha(0.0)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.1, 0.16, 0.88, 0.78))
+    ax.set_facecolor("none")
+    ax.plot(x, y, linewidth=1.0, color="#1f77b4")
+    ax.margins(x=0)
+    for spine in ax.spines.values():
+        spine.set_color("#888888")
+    ax.tick_params(colors="#888888", labelsize=7, length=2)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", transparent=True)
+    return buf.getvalue()
+
+
+def _badge(text: str, style: str = "") -> str:
+    cls = "atdata-badge" + (f" atdata-badge-{style}" if style else "")
+    return f"<span class='{cls}'>{esc(text)}</span>"
+
+
+class _FieldView:
+    """The widgets of one field. Rebuilt when the field's kind (or slicing) changes, otherwise
+    updated in place, so stepping through samples re-creates no widgets."""
+
+    def __init__(self, owner: SampleInspector, name: str, kind: str, signature: Any) -> None:
+        self.owner = owner
+        self.name = name
+        self.kind = kind
+        self.signature = signature
+        self.title = ipywidgets.HTML()
+        self.title.add_class("atdata-sample-inspector-field-title")
+        self.image = ipywidgets.Image(format="png")
+        self.image.add_class("atdata-sample-inspector-image")
+        self.stats = ipywidgets.HTML()
+        self.stats.add_class("atdata-sample-inspector-stats")
+        self.value = ipywidgets.HTML()
+        self.value.add_class("atdata-sample-inspector-value")
+        self.sliders: list[ipywidgets.IntSlider] = []
+        parts: list[Any] = [self.title]
+        if kind == "volume":
+            shape = signature
+            for axis in S.slice_axes(shape):
+                s = ipywidgets.IntSlider(value=0, min=0, max=shape[axis] - 1, description=f"axis {axis}",
+                                         continuous_update=False, layout=ipywidgets.Layout(width="320px"))
+                s.add_class("atdata-sample-inspector-slice")
+                s.observe(owner.ui(lambda _ch: owner.set_slice(name, *[x.value for x in self.sliders]),
+                                   f"Slicing {name}"), names="value")
+                self.sliders.append(s)
+            parts.append(ipywidgets.HBox(self.sliders, layout=ipywidgets.Layout(flex_flow="row wrap")))
+        if kind in ("image", "line", "volume"):
+            parts.append(ipywidgets.HBox([self.image, self.stats]))
+            self.image.layout = ipywidgets.Layout(max_width="100%")
+        elif kind in ("scalar", "empty", "array"):
+            parts += [self.value, self.stats]
+        else:
+            parts.append(self.value)
+        self.box = ipywidgets.VBox(parts)
+        self.box.add_class("atdata-sample-inspector-field")
+        self.box.add_class(f"atdata-sample-inspector-kind-{kind}")
+        self.png: bytes = b""
+        self.summary = ""
+
+    def update(self, value: Any) -> None:
+        owner, kind, name = self.owner, self.kind, self.name
+        kind_badge = _badge(kind if kind not in ("str", "int", "float", "bool", "bytes", "list", "dict", "none")
+                            else type(value).__name__ if value is not None else "None")
+        if isinstance(value, np.ndarray):
+            st = S.array_stats(value)
+            self.title.value = f"<b>{esc(name)}</b> {kind_badge} {_badge(st.badge, 'info')}"
+            self.summary = st.badge
+            if kind in ("image", "line", "volume"):
+                self.png = owner._render(name, kind, value)
+                self.image.value = self.png
+            if kind == "scalar":
+                self.value.value = f"<code>{esc(S.value_text(value.item()))}</code>"
+            elif kind == "empty":
+                self.value.value = "<div class='atdata-empty'>empty array</div>"
+            elif kind == "array":
+                self.value.value = f"<pre class='atdata-json'>{esc(S.json_preview(value.tolist()[:200]))}</pre>"
+            counts, edges = S.histogram(value) if kind not in ("scalar", "array") else ([], None)
+            stats = html_table([s for s, _ in st.rows()], [[v for _, v in st.rows()]],
+                               css_class="atdata-sample-inspector-stats-table")
+            hist = S.histogram_svg(list(counts), edges) if kind not in ("scalar", "array", "empty") else ""
+            self.stats.value = f"{stats}<div class='atdata-sample-inspector-histogram'>{hist}</div>"
+            return
+        self.title.value = f"<b>{esc(name)}</b> {kind_badge}"
+        if kind == "bytes":
+            text = S.hex_preview(value)
+            self.value.value = f"<code class='atdata-hex'>{esc(text)}</code>"
+        elif kind in ("list", "dict"):
+            n = len(value)
+            what = f"{kind} · {n:,} item{'s' if n != 1 else ''}" if kind == "list" else f"dict · {n:,} keys"
+            text = what
+            self.value.value = (f"<details class='atdata-json'><summary>{esc(what)}</summary>"
+                                f"<pre>{esc(S.json_preview(value))}</pre></details>")
+        elif kind == "str":
+            text = value
+            self.value.value = f"<div class='atdata-sample-inspector-text'>{esc(value)}</div>"
+        else:
+            text = S.value_text(value)
+            self.value.value = f"<code>{esc(text)}</code>"
+        self.summary = text if len(text) <= 120 else text[:117] + "…"
+
+
+class SampleInspector(AtdataWidget):
+    """Navigate the samples of a dataset and see every field rendered by its kind.
+
+    Args:
+        source: A :class:`~atdata_lab.dataset.Dataset`, an :class:`~atdata_lab.entry.IndexEntry`,
+            or an entry name together with ``index``.
+        index: The index holding ``source`` when it is a name.
+        start: The first sample shown.
+        cmap: Colormap of single-channel images (see :func:`atdata_lab.summaries.colormaps`).
+        seed: Seed of :meth:`random` (None: unpredictable).
+        grid_size: Thumbnails in the grid view.
+
+    Attributes:
+        k: The index of the sample shown. ``sample`` is that sample, ``key`` and ``shard_url`` its
+            key and shard.
+        n: The number of samples.
+        timings: Kernel time in ms of the last ``render`` (first sample) and ``step``.
+    """
+
+    _root_class = "atdata-sample-inspector"
+    _css_files = ("atdata.css", "sample_inspector.css")
+
+    def __init__(self, source: Any, *, index: Any = None, start: int = 0, cmap: str = "viridis",
+                 seed: int | None = None, grid_size: int = 16) -> None:
+        t0 = time.perf_counter()
+        super().__init__()
+        self.entry: IndexEntry | None = None
+        if isinstance(source, str):
+            if index is None:
+                raise ValueError("SampleInspector(name) needs index=: SampleInspector('my-data', index=index)")
+            source = index.get_entry_by_name(source)
+        if isinstance(source, IndexEntry):
+            self.entry = source
+            self.dataset = source.dataset()
+        elif hasattr(source, "locate") and hasattr(source, "__getitem__"):
+            self.dataset = source
+        else:
+            raise TypeError(f"SampleInspector shows a Dataset or an IndexEntry, not {type(source).__name__}")
+        if cmap not in S.colormaps():
+            raise ValueError(f"unknown colormap {cmap!r}; choose one of {', '.join(S.colormaps())}")
+        self.n = len(self.dataset)
+        self.k = -1
+        self.sample: Any = None
+        self.key = ""
+        self.shard_url = ""
+        self.cmap = cmap
+        self.grid_size = grid_size
+        self.grid_field: str | None = None
+        self.slices: dict[str, list[int]] = {}
+        self.timings: dict[str, float] = {}
+        self._rng = _random.Random(seed)
+        self._views: dict[str, _FieldView] = {}
+        self._png_cache: OrderedDict[tuple, bytes] = OrderedDict()
+        self._syncing = False
+
+        last = max(self.n - 1, 0)
+        self.header = self.part(ipywidgets.HTML(), "header")
+        self.prev_button = self.part(ipywidgets.Button(description="‹ Prev", layout=ipywidgets.Layout(width="auto")),
+                                     "prev")
+        self.next_button = self.part(ipywidgets.Button(description="Next ›", layout=ipywidgets.Layout(width="auto")),
+                                     "next")
+        self.slider = self.part(ipywidgets.IntSlider(value=0, min=0, max=last, continuous_update=False,
+                                                     readout=True, layout=ipywidgets.Layout(width="320px")),
+                                "slider")
+        self.jump = self.part(ipywidgets.BoundedIntText(value=0, min=0, max=last, description="Go to",
+                                                        layout=ipywidgets.Layout(width="160px")), "jump")
+        self.random_button = self.part(ipywidgets.Button(description="Random", icon="random",
+                                                         layout=ipywidgets.Layout(width="auto")), "random")
+        self.cmap_dropdown = self.part(ipywidgets.Dropdown(options=S.colormaps(), value=cmap, description="Colormap",
+                                                           layout=ipywidgets.Layout(width="200px")), "cmap")
+        self.view_toggle = self.part(ipywidgets.ToggleButtons(options=["Sample", "Grid"], value="Sample"), "view")
+        nav = self.part(ipywidgets.HBox([self.prev_button, self.slider, self.next_button, self.jump,
+                                         self.random_button]), "nav", "atdata-toolbar")
+        options = self.part(ipywidgets.HBox([self.view_toggle, self.cmap_dropdown]), "options", "atdata-toolbar")
+        self.fields_box = self.part(ipywidgets.VBox([]), "fields")
+        self.grid_field_dropdown = self.part(ipywidgets.Dropdown(options=[], description="Field",
+                                                                 layout=ipywidgets.Layout(width="240px")),
+                                             "grid-field")
+        self.grid_status = self.part(ipywidgets.HTML(), "grid-status", "atdata-muted")
+        self.grid_box = self.part(ipywidgets.Box([], layout=ipywidgets.Layout(flex_flow="row wrap")), "grid")
+        self.grid_panel = self.part(ipywidgets.VBox([
+            ipywidgets.HBox([self.grid_field_dropdown, self.grid_status]), self.grid_box,
+        ], layout=ipywidgets.Layout(display="none")), "grid-panel")
+        self.sample_panel = self.part(ipywidgets.VBox([nav, self.fields_box]), "sample-panel")
+
+        self.on_click(self.prev_button, lambda _b: self.prev(), "Going to the previous sample")
+        self.on_click(self.next_button, lambda _b: self.next(), "Going to the next sample")
+        self.on_click(self.random_button, lambda _b: self.random(), "Going to a random sample")
+        self.slider.observe(self.ui(lambda ch: self._nav_changed(ch["new"]), "Going to the sample"), names="value")
+        self.jump.observe(self.ui(lambda ch: self._nav_changed(ch["new"]), "Jumping to the sample"), names="value")
+        self.cmap_dropdown.observe(self.ui(lambda ch: self.set_cmap(ch["new"]), "Changing the colormap"),
+                                   names="value")
+        self.view_toggle.observe(self.ui(lambda ch: self._view_changed(ch["new"]), "Switching the view"),
+                                 names="value")
+        self.grid_field_dropdown.observe(
+            self.ui(lambda ch: ch["new"] and not self._syncing and self.show_grid(ch["new"]), "Showing the grid"),
+            names="value")
+
+        self.set_body(self.header, options, self.sample_panel, self.grid_panel)
+        if self.n == 0:
+            self.header.value = "<div class='atdata-empty'>This dataset has no samples.</div>"
+            for w in (self.prev_button, self.next_button, self.slider, self.jump, self.random_button):
+                w.disabled = True
+        else:
+            with self.reporting("Loading the first sample"):
+                self.goto(min(max(int(start), 0), last))
+        self.timings["render"] = (time.perf_counter() - t0) * 1000
+
+    # ------------------------------------------------------------------ navigation
+    def _nav_changed(self, value: int) -> None:
+        if not self._syncing and value != self.k:
+            self.goto(value)
+
+    def goto(self, k: int) -> Any:
+        """Show sample ``k`` (negative counts from the end). Returns the sample.
+
+        Raises:
+            IndexError: ``k`` is out of range (the message says the range).
+        """
+        with self.reporting(f"Loading sample {k}"):
+            t = time.perf_counter()
+            k = int(k)
+            if self.n == 0:
+                raise IndexError("the dataset has no samples")
+            if k < 0:
+                k += self.n
+            if not 0 <= k < self.n:
+                raise IndexError(f"sample {k} is out of range: the dataset has {self.n:,} samples (0–{self.n - 1:,})")
+            url, _i, key = self.dataset.locate(k)
+            sample = self.dataset[k]
+            self.k, self.sample, self.key, self.shard_url = k, sample, key, url
+            self._syncing = True
+            try:
+                self.slider.value = k
+                self.jump.value = k
+            finally:
+                self._syncing = False
+            self.prev_button.disabled = k <= 0
+            self.next_button.disabled = k >= self.n - 1
+            self.header.value = f"<div class='atdata-sample-inspector-title'>{esc(S.sample_header(k, self.n, key, url))}</div>"
+            self._render_fields()
+            self.timings["step"] = (time.perf_counter() - t) * 1000
+            return sample
+
+    def next(self) -> Any:
+        """Show the next sample (stays on the last)."""
+        return self.goto(min(self.k + 1, self.n - 1))
+
+    def prev(self) -> Any:
+        """Show the previous sample (stays on the first)."""
+        return self.goto(max(self.k - 1, 0))
+
+    def random(self) -> int:
+        """Show a random sample; returns its index."""
+        with self.reporting("Going to a random sample"):
+            if self.n == 0:
+                raise IndexError("the dataset has no samples")
+            k = self._rng.randrange(self.n)
+            self.goto(k)
+            return k
+
+    # ------------------------------------------------------------------ fields
+    @property
+    def fields(self) -> dict[str, str]:
+        """``{field name: rendering kind}`` of the sample shown (see :func:`~atdata_lab.summaries.classify`)."""
+        return {name: v.kind for name, v in self._views.items()}
+
+    def field_summary(self, name: str) -> str:
+        """The one-line summary shown for field ``name`` (array badge, or the value's text)."""
+        return self._views[name].summary
+
+    def field_png(self, name: str) -> bytes:
+        """The PNG shown for an image, line or volume field."""
+        return self._views[name].png
+
+    def _render_fields(self) -> None:
+        items = S.sample_fields(self.sample)
+        views: dict[str, _FieldView] = {}
+        changed = list(self._views) != [n for n, _ in items]
+        for name, value in items:
+            kind = S.classify(value)
+            signature = tuple(value.shape) if kind == "volume" else None
+            view = self._views.get(name)
+            if view is None or view.kind != kind or view.signature != signature:
+                view = _FieldView(self, name, kind, signature)
+                changed = True
+                if kind == "volume":
+                    self.slices[name] = [min(i, value.shape[a] - 1) for a, i in
+                                         zip(S.slice_axes(value.shape), self.slices.get(name, []))]
+                    self._sync_sliders(view, name)
+            view.update(value)
+            views[name] = view
+        self._views = views
+        if changed:
+            self.fields_box.children = [v.box for v in views.values()]
+            self._grid_options()
+
+    def _render(self, name: str, kind: str, value: np.ndarray) -> bytes:
+        key = (self.k, name, kind, self.cmap, tuple(self.slices.get(name, ())))
+        png = self._png_cache.get(key)
+        if png is not None:
+            self._png_cache.move_to_end(key)
+            return png
+        if kind == "line":
+            png = _line_png(value)
+        else:
+            img = S.take_slice(value, self.slices.get(name, [])) if kind == "volume" else value
+            if S.image_layout(img.shape) is None:  # a slice that is 1-D (e.g. shape (n, 1, m))
+                png = _line_png(img.ravel())
+            else:
+                png = S.png_bytes(S.to_rgba(img, self.cmap), max_size=512, min_size=128)
+        self._png_cache[key] = png
+        while len(self._png_cache) > 256:
+            self._png_cache.popitem(last=False)
+        return png
+
+    def _sync_sliders(self, view: _FieldView, name: str) -> None:
+        self._syncing = True
+        try:
+            for s, i in zip(view.sliders, self.slices.get(name, [])):
+                s.value = i
+        finally:
+            self._syncing = False
+
+    def set_cmap(self, name: str) -> None:
+        """Colour single-channel images with colormap ``name``."""
+        with self.reporting("Changing the colormap"):
+            if name not in S.colormaps():
+                raise ValueError(f"unknown colormap {name!r}; choose one of {', '.join(S.colormaps())}")
+            self.cmap = name
+            if self.cmap_dropdown.value != name:
+                self._syncing = True
+                try:
+                    self.cmap_dropdown.value = name
+                finally:
+                    self._syncing = False
+            if self.sample is not None:
+                self._render_fields()
+            if self.grid_field is not None and self.grid_panel.layout.display != "none":
+                self.show_grid(self.grid_field)
+
+    def set_slice(self, name: str, *indices: int) -> bytes:
+        """Pick the slice of a higher-D array field: one index per leading axis. Returns the PNG."""
+        with self.reporting(f"Slicing {name}"):
+            if self._syncing:
+                return b""
+            view = self._views.get(name)
+            if view is None or view.kind != "volume":
+                vols = [n for n, v in self._views.items() if v.kind == "volume"] or ["none"]
+                raise ValueError(f"field {name!r} has no slices; fields with slices: {', '.join(vols)}")
+            shape = view.signature
+            axes = S.slice_axes(shape)
+            if len(indices) > len(axes):
+                raise ValueError(f"field {name!r} has {len(axes)} slice axes, not {len(indices)}")
+            for a, i in zip(axes, indices):
+                if not 0 <= int(i) < shape[a]:
+                    raise IndexError(f"index {i} is out of range for axis {a} of {name!r} (size {shape[a]})")
+            self.slices[name] = [int(i) for i in indices] + self.slices.get(name, [])[len(indices):]
+            self._sync_sliders(view, name)
+            view.update(dict(S.sample_fields(self.sample))[name])
+            return view.png
+
+    # ------------------------------------------------------------------ grid
+    def _image_fields(self) -> list[str]:
+        return [n for n, v in self._views.items() if v.kind in ("image", "volume")]
+
+    def _grid_options(self) -> None:
+        names = self._image_fields()
+        self._syncing = True
+        try:
+            self.grid_field_dropdown.options = names
+            if self.grid_field in names:
+                self.grid_field_dropdown.value = self.grid_field
+        finally:
+            self._syncing = False
+
+    def _view_changed(self, value: str) -> None:
+        if self._syncing:
+            return
+        if value == "Grid":
+            self.show_grid()
+        else:
+            self.show_sample()
+
+    def show_grid(self, field: str | None = None, n: int | None = None) -> list[bytes | None]:
+        """Show thumbnails of field ``field`` (default: the first image field) of the first ``n``
+        samples (default ``grid_size``); clicking one opens that sample. Returns the PNGs
+        (None where a sample's value is not an image)."""
+        with self.reporting("Showing the grid"):
+            names = self._image_fields()
+            if field is None:
+                field = self.grid_field if self.grid_field in names else (names[0] if names else None)
+            if field is None:
+                raise ValueError("this dataset has no image field to show as a grid")
+            if field not in self._views:
+                raise ValueError(f"no field {field!r}; fields: {', '.join(self._views)}")
+            count = min(int(n or self.grid_size), self.n)
+            t = time.perf_counter()
+            thumbs: list[bytes | None] = []
+            cells = []
+            for k in range(count):
+                value = dict(S.sample_fields(self.dataset[k]))[field]
+                png = S.thumbnail_png(value, 96, self.cmap) if isinstance(value, np.ndarray) else None
+                thumbs.append(png)
+                if png is not None:
+                    pic: Any = ipywidgets.Image(value=png, format="png")
+                else:
+                    pic = ipywidgets.HTML(f"<div class='atdata-empty'>{esc(S.value_text(value))[:40]}</div>")
+                pic.add_class("atdata-sample-inspector-thumb-image")
+                button = ipywidgets.Button(description=f"#{k}", layout=ipywidgets.Layout(width="auto"))
+                button.add_class("atdata-sample-inspector-thumb-open")
+                self.on_click(button, lambda _b, k=k: self.show_sample(k), "Opening the sample")
+                cell = ipywidgets.VBox([pic, button])
+                cell.add_class("atdata-sample-inspector-thumb")
+                cells.append(cell)
+            self.grid_field = field
+            self._syncing = True
+            try:
+                self.grid_field_dropdown.value = field
+                self.view_toggle.value = "Grid"
+            finally:
+                self._syncing = False
+            self.grid_box.children = cells
+            self.grid_status.value = esc(f"{field}: samples 0–{count - 1} of {self.n:,}")
+            self.grid_panel.layout.display = "flex"
+            self.sample_panel.layout.display = "none"
+            self.timings["grid"] = (time.perf_counter() - t) * 1000
+            return thumbs
+
+    def show_sample(self, k: int | None = None) -> Any:
+        """Back from the grid to the one-sample view (at sample ``k`` when given)."""
+        with self.reporting("Showing the sample"):
+            self._syncing = True
+            try:
+                self.view_toggle.value = "Sample"
+            finally:
+                self._syncing = False
+            self.grid_panel.layout.display = "none"
+            self.sample_panel.layout.display = "flex"
+            return self.goto(k) if k is not None else self.sample
+
+    # ------------------------------------------------------------------ static fallback
+    def __repr__(self) -> str:
+        if self.k < 0:
+            return f"SampleInspector({self.n:,} samples)"
+        return f"SampleInspector({S.sample_header(self.k, self.n, self.key, self.shard_url)})"
+
+    def _static_html(self) -> str:
+        if self.k < 0:
+            return f"<div class='atdata-sample-inspector'>{esc(repr(self))}</div>"
+        rows = []
+        for name, v in self._views.items():
+            pic = ""
+            if v.png:
+                pic = (f"<img alt='{esc(name)}' style='max-width:160px;max-height:160px' "
+                       f"src='data:image/png;base64,{base64.b64encode(v.png).decode()}'>")
+            rows.append([f"<b>{esc(name)}</b>", esc(v.kind), esc(v.summary), pic])
+        table = html_table(["field", "kind", "value", ""], rows, raw=True)
+        header = esc(S.sample_header(self.k, self.n, self.key, self.shard_url))
+        return (f"<div class='atdata-sample-inspector'><div><b>{header}</b></div>{table}"
+                "<div class='atdata-static-note'>A static view: run the notebook with ipywidgets to step "
+                "through the samples.</div></div>")
