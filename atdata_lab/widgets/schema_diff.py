@@ -1,0 +1,140 @@
+"""``SchemaDiff``: two schemas side by side, with the verdict and the version to use next.
+
+Usage::
+
+    from atdata_lab.widgets import SchemaDiff, diff
+    SchemaDiff(FeatureSample, "at://did:plc:.../science.alt.dataset.schema/...", index=index)
+    diff(index.get_entry_by_name("a"), index.get_entry_by_name("b"))
+
+Each side may be a sample type, a local schema ref, an at:// schema URI, a schema record dict or
+an :class:`~atdata_lab.entry.IndexEntry`, mixed freely. Everything shown comes from
+:mod:`atdata_lab.plan_view` (which resolves the inputs and formats the rows); the widget only lays
+it out.
+
+CSS classes: ``atdata-schema-diff`` (root), ``atdata-schema-diff-verdict``,
+``atdata-schema-diff-table`` (rows ``atdata-diff-row atdata-diff-<status>``),
+``atdata-schema-diff-left-record`` / ``-right-record`` (collapsible raw records),
+``atdata-schema-diff-swap``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets
+import traitlets
+
+from .. import plan_view
+from ..plan_view import SchemaComparison
+from ._base import AtdataWidget, esc
+
+__all__ = ["SchemaDiff", "diff"]
+
+
+def _record_pane(title: str) -> tuple[ipywidgets.Accordion, ipywidgets.HTML]:
+    body = ipywidgets.HTML()
+    body.add_class("atdata-json")
+    pane = ipywidgets.Accordion(children=[body], selected_index=None)
+    pane.set_title(0, title)
+    return pane, body
+
+
+class SchemaDiff(AtdataWidget):
+    """A side-by-side field table of two schemas, the verdict, and both raw records.
+
+    Args:
+        a: The left (older) side.
+        b: The right (newer) side.
+        index: Resolves local refs and entries; its atmosphere (else ``ATDATA_PDS_URL``) reads
+            at:// URIs. Default: an entry's own index, else ``Index()``.
+
+    Attributes:
+        comparison: The :class:`~atdata_lab.plan_view.SchemaComparison` shown (sides and diff).
+    """
+
+    _root_class = "atdata-schema-diff"
+    _css_files = ("atdata.css", "schema_diff.css")
+
+    verdict = traitlets.Unicode("", help="identical, compatible or breaking ('' until compared).")
+    next_version = traitlets.Unicode("", help="The semantic version the right side should be published as.")
+
+    def __init__(self, a: Any, b: Any, *, index: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.index = index
+        self.comparison: SchemaComparison | None = None
+        self._inputs = (a, b)
+        self._title = self.part(ipywidgets.HTML(), "title")
+        self._verdict = self.part(ipywidgets.HTML(), "verdict")
+        self._table = self.part(ipywidgets.HTML(), "table")
+        self._left_pane, self._left_body = _record_pane("left record")
+        self._right_pane, self._right_body = _record_pane("right record")
+        self.part(self._left_pane, "left-record")
+        self.part(self._right_pane, "right-record")
+        swap = self.part(ipywidgets.Button(description="Swap sides", icon="exchange",
+                                           layout=ipywidgets.Layout(width="auto")), "swap")
+        self.on_click(swap, lambda _b: self.swap(), "Swapping the sides")
+        toolbar = ipywidgets.HBox([self._title, swap])
+        toolbar.add_class("atdata-toolbar")
+        records = self.part(ipywidgets.HBox([self._left_pane, self._right_pane]), "records")
+        self.set_body(toolbar, self._verdict, self._table, records)
+        self.compare(a, b)
+
+    # -- actions (programmatic twins) ------------------------------------------------------------
+    def compare(self, a: Any, b: Any) -> SchemaComparison:
+        """Resolve both sides, diff them, and show the result."""
+        with self.reporting("Comparing the schemas"):
+            cmp = plan_view.compare_schemas(a, b, self.index)
+            self._inputs = (a, b)
+            self._show(cmp)
+            return cmp
+
+    def swap(self) -> SchemaComparison:
+        """Compare the other way round (right becomes left)."""
+        a, b = self._inputs
+        return self.compare(b, a)
+
+    # -- what is shown ---------------------------------------------------------------------------
+    @property
+    def diff(self) -> Any:
+        """The library :class:`~atdata_lab.schema_diff.SchemaDiff` (None if the comparison failed)."""
+        return self.comparison.diff if self.comparison else None
+
+    @property
+    def rows(self) -> list[plan_view.DiffRow]:
+        """The rows of the table (field, left, right, status, changes)."""
+        return self.comparison.rows if self.comparison else []
+
+    def _show(self, cmp: SchemaComparison) -> None:
+        self.comparison = cmp
+        d = cmp.diff
+        self._title.value = (f"<span class='atdata-section-title'>{esc(cmp.left.title)} &rarr; "
+                             f"{esc(cmp.right.title)}</span>")
+        badge = {"identical": "ok", "compatible": "info", "breaking": "error"}[d.verdict]
+        self._verdict.value = (
+            f"<div class='atdata-diff-verdict atdata-verdict-{d.verdict}' data-verdict='{d.verdict}' "
+            f"data-next-version='{esc(d.next_version)}'><span class='atdata-badge atdata-badge-{badge}'>"
+            f"{esc(d.verdict)}</span> {esc(plan_view.verdict_line(d))}</div>")
+        self._table.value = plan_view.diff_table_html(d, cmp.left.title, cmp.right.title)
+        self._left_pane.set_title(0, f"left record: {cmp.left.title}")
+        self._right_pane.set_title(0, f"right record: {cmp.right.title}")
+        self._left_body.value = f"<pre>{esc(plan_view.record_json(cmp.left.record))}</pre>"
+        self._right_body.value = f"<pre>{esc(plan_view.record_json(cmp.right.record))}</pre>"
+        self.verdict = d.verdict
+        self.next_version = d.next_version
+
+    def _static_html(self) -> str:
+        if self.comparison is None:
+            return f"<div class='atdata-schema-diff'>{esc(self.errors.message or 'no comparison')}</div>"
+        return f"<div class='atdata-schema-diff'>{plan_view.comparison_html(self.comparison)}</div>"
+
+    def __repr__(self) -> str:
+        if self.comparison is None:
+            return "SchemaDiff(not compared)"
+        c = self.comparison
+        return (f"SchemaDiff({c.left.label} -> {c.right.label}: {c.diff.verdict}, "
+                f"next version {c.diff.next_version})")
+
+
+def diff(a: Any, b: Any, *, index: Any = None) -> SchemaDiff:
+    """Shortcut: ``SchemaDiff(a, b, index=index)``."""
+    return SchemaDiff(a, b, index=index)
