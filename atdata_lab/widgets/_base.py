@@ -484,7 +484,7 @@ class DataTable(anywidget.AnyWidget):
     and ``data-key``.
     """
 
-    _esm = traitlets.Unicode().tag(sync=True)
+    _esm = traitlets.Unicode(help="The view's ES module (widgets/data_table.js).").tag(sync=True)
     columns = traitlets.List(help="Columns: [{key, label, sortable, numeric}].").tag(sync=True)
     rows = traitlets.List(help="Rows: [{column key: display string}], one page at most.").tag(sync=True)
     row_key = traitlets.Unicode("name", help="The cell that identifies a row.").tag(sync=True)
