@@ -575,6 +575,7 @@ def plan_promotion(
         raise RecordTooLargeError(
             f"the records of this promotion are {len(json.dumps(body)):,} bytes of JSON; a PDS accepts under "
             "1,000,000: shorten the description/metadata or use fewer, larger shards")
+    _crash_point("after_plan")
     return plan
 
 
