@@ -307,6 +307,7 @@ class IndexBrowser(AtdataWidget):
         """Reload the page, the schema list and the selected entry from the index (entries written
         or deleted by other kernels show up); also reloads the Published tab if it was loaded."""
         with self.reporting("Refreshing"):
+            self._ensure_published_tab()
             self._load_schema_options()
             if self.selected is not None:
                 try:
@@ -440,7 +441,10 @@ class IndexBrowser(AtdataWidget):
             except ImportError as e:
                 self.errors.show_message(not_available("The promotion wizard", "promotion_wizard", e))
                 return None
-            return self._open_action(f"Promote {entry.name}", PromotionWizard(self.index, entry=entry))
+            import inspect
+
+            kwargs = {"browser": self} if "browser" in inspect.signature(PromotionWizard).parameters else {}
+            return self._open_action(f"Promote {entry.name}", PromotionWizard(self.index, entry=entry, **kwargs))
 
     # ------------------------------------------------------------------ published tab
     def _build_published_tab(self) -> None:
@@ -471,6 +475,13 @@ class IndexBrowser(AtdataWidget):
                                            "Opening the record"), names="selected")
         self.on_click(self.verify_button, lambda _b: self.verify(), "Verifying")
 
+    def _ensure_published_tab(self) -> bool:
+        """Add the Published tab once an atmosphere is attached (e.g. by the wizard's login)."""
+        if self.tabs is None and getattr(self.index, "atmosphere", None) is not None:
+            self._build_published_tab()
+            self.set_body(self.tabs)
+        return self.tabs is not None
+
     def _tab_changed(self, change: dict) -> None:
         if change["new"] == 1 and self.published is None:
             self.load_published()
@@ -480,7 +491,7 @@ class IndexBrowser(AtdataWidget):
         with self.reporting("Switching tabs"):
             if name not in ("local", "published"):
                 raise ValueError(f"no tab {name!r}: choose 'local' or 'published'")
-            if self.tabs is None:
+            if not self._ensure_published_tab():
                 if name == "published":
                     raise ValueError("the Published tab needs an index with an atmosphere attached "
                                      "(Index(..., atmosphere=Atmosphere.login(handle, app_password)))")
@@ -493,10 +504,11 @@ class IndexBrowser(AtdataWidget):
         """Load the dataset, schema and label records of the attached account's repository
         (``index.list_published()``) into the Published tab; returns its rows."""
         with self.reporting("Loading published records"):
-            if self.tabs is None:
+            if not self._ensure_published_tab():
                 raise ValueError("no atmosphere is attached to this index: nothing published to show")
             self.published_status.value = "loading…"
             self.published = self.index.list_published()
+            self._reload()  # published badges of the local entries
             rows = S.record_rows(self.published)
             self.records_table.rows = rows
             atm = self.index.atmosphere
