@@ -1,0 +1,857 @@
+"""``PromotionWizard``: publish a local dataset to the AT Protocol network, step by step.
+
+Steps: Connect, Dataset, Describe, Data, Preview, Publish, Verify. Back and Cancel are there at
+every step and the input survives Back and Next. The wizard holds no promotion logic: it collects
+the options, asks :meth:`Index.plan_promotion` for the plan (the very call
+:meth:`Index.promote_entry` makes), shows that :class:`~atdata_lab.promotion.PromotionPlan` and
+nothing else, and runs :meth:`PromotionPlan.execute` off the UI thread with a progress bar and a
+cancel event. Validation is :func:`~atdata_lab.promotion.validate_promotion_inputs`, the engine's
+own checks; the text shown comes from :mod:`atdata_lab.plan_view`.
+
+Every button has a programmatic twin::
+
+    w = PromotionWizard(index)
+    w.login("alice.example.com", app_password)     # Connect (skipped when index.atmosphere is set)
+    w.next(); w.select_entry("feature-vectors-v1"); w.next()
+    w.set_description(description="...", tags=["features"], license="MIT"); w.next()
+    w.set_data("keep"); w.next()                     # Preview: w.plan is index.plan_promotion(...)
+    w.next(); w.publish()                            # then Verify runs: w.report
+    w.back(); w.cancel()
+
+The app password lives only in the Password widget until Log in is clicked; the click handler
+reads it and clears the widget in a ``finally`` before anything else happens. It is never kept in
+an attribute, a log record, an error message or the index.
+
+CSS classes: root ``atdata-promotion-wizard``; the step indicator ``atdata-promotion-wizard-steps``
+(items ``atdata-step-<step>``, ``atdata-step-current``, ``atdata-step-done``); each step's pane
+``atdata-promotion-wizard-step-<step>``; navigation ``-back``, ``-next``, ``-cancel``; and the
+parts named in :meth:`PromotionWizard._build` (``-handle``, ``-password``, ``-pds-url``,
+``-login``, ``-identity``, ``-search``, ``-entries``, ``-entry-card``, ``-name``, ``-description``,
+``-tags``, ``-license``, ``-validation``, ``-data-mode``, ``-store``, ``-data-info``,
+``-decision``, ``-diff``, ``-plan``, ``-publish``, ``-progress``, ``-publish-info``, ``-checks``,
+``-verify``, ``-open-browser``, ``-already``, ``-cancelled``, ``-restart``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets
+import traitlets
+
+from .. import plan_view
+from ..entry import IndexEntry
+from ..errors import AuthenticationError
+from ..licenses import spdx_ids
+from ..progress import ProgressEvent
+from ._base import AtdataWidget, BackgroundTask, ProgressBar, esc
+
+__all__ = ["PromotionWizard", "STEPS"]
+
+STEPS = ("connect", "dataset", "describe", "data", "preview", "publish", "verify")
+STEP_TITLES = {
+    "connect": "Connect",
+    "dataset": "Dataset",
+    "describe": "Describe",
+    "data": "Data",
+    "preview": "Preview",
+    "publish": "Publish",
+    "verify": "Verify",
+}
+
+
+def _steps_html(current: str, done: set[str]) -> str:
+    items = []
+    for i, s in enumerate(STEPS, 1):
+        cls = f"atdata-step atdata-step-{s}"
+        if s == current:
+            cls += " atdata-step-current"
+        elif s in done:
+            cls += " atdata-step-done"
+        aria = " aria-current='step'" if s == current else ""
+        items.append(f"<li class='{cls}'{aria}><span class='atdata-step-num'>{i}</span> {STEP_TITLES[s]}</li>")
+    return f"<ol class='atdata-steps'>{''.join(items)}</ol>"
+
+
+def _button(description: str, **kwargs: Any) -> ipywidgets.Button:
+    return ipywidgets.Button(description=description, layout=ipywidgets.Layout(width="auto"), **kwargs)
+
+
+class PromotionWizard(AtdataWidget):
+    """Promote a local entry to the index's atmosphere, step by step.
+
+    Args:
+        index: The :class:`~atdata_lab.index.Index` holding the entry. Its ``atmosphere`` is the
+            account to publish to (set by the Connect step when missing).
+        entry: The entry to promote (name or :class:`IndexEntry`); it can be chosen later.
+        browser: An :class:`~atdata_lab.widgets.index_browser.IndexBrowser` to return to from the
+            Verify step (default: a new ``index.browse()`` on its Published tab).
+
+    Attributes:
+        entry: The selected :class:`IndexEntry`.
+        plan: The :class:`~atdata_lab.promotion.PromotionPlan` shown in Preview (None before).
+        result: The :class:`~atdata_lab.promotion.PromotionResult` once published.
+        report: The :class:`~atdata_lab.promotion.VerificationReport` of the Verify step.
+    """
+
+    _root_class = "atdata-promotion-wizard"
+    _css_files = ("atdata.css", "schema_diff.css", "promotion_wizard.css")
+
+    step = traitlets.Unicode("connect", help="The step shown: " + ", ".join(STEPS) + ".")
+    status = traitlets.Unicode(
+        "", help="What the wizard is doing or did last: '', connecting, connected, checking data, planning, "
+                 "planned, publishing, cancelling, published, already published, cancelled, verifying, verified, "
+                 "closed, or '<action> failed'.")
+    busy = traitlets.Bool(False, help="True while work runs in the background (login, planning, publishing, "
+                                      "verifying); Next is disabled meanwhile.")
+    can_next = traitlets.Bool(False, help="Whether Next is enabled: the current step's input is valid and "
+                                          "nothing is running.")
+    validation = traitlets.Unicode("", help="The Describe step's validation message ('' when the input is valid); "
+                                            "the engine's own lexicon checks.")
+    published_uri = traitlets.Unicode("", help="The at:// URI of the dataset record once published "
+                                               "(or already published).")
+
+    def __init__(self, index: Any, entry: str | IndexEntry | None = None, *, browser: Any = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.index = index
+        self.browser = browser
+        self.entry: IndexEntry | None = None
+        self.plan: Any = None
+        self.result: Any = None
+        self.report: Any = None
+        self.data_plan: Any = None
+        self._store_obj: Any = None
+        self._cancel_event = threading.Event()
+        self._publishing = False
+        self._done: set[str] = set()
+        self._running = 0
+        self._lock = threading.Lock()
+        self._data_seq = 0
+        self._quiet = False
+        self._matches: list[IndexEntry] = []
+        self._progress_subscribers: list[Callable[[ProgressEvent], Any]] = []
+        self._build()
+        if entry is not None:
+            self.select_entry(entry)
+        self._go("connect")
+
+    # =========================================================================================
+    # layout
+    # =========================================================================================
+    def _build(self) -> None:
+        part = self.part
+        self._indicator = part(ipywidgets.HTML(), "steps")
+        self._already = part(ipywidgets.HTML(layout=ipywidgets.Layout(display="none")), "already")
+
+        # 1. connect
+        self._identity = part(ipywidgets.HTML(), "identity")
+        self._handle = part(ipywidgets.Text(description="Handle", placeholder="alice.example.com",
+                                            value=os.environ.get("ATDATA_HANDLE", "")), "handle")
+        self._password = part(ipywidgets.Password(description="App password", placeholder="xxxx-xxxx-xxxx-xxxx"),
+                              "password")
+        self._pds_url = part(ipywidgets.Text(description="PDS URL", value=os.environ.get("ATDATA_PDS_URL", ""),
+                                             placeholder="empty: found from the handle"), "pds-url")
+        self._login_btn = part(_button("Log in", button_style="primary", icon="sign-in"), "login")
+        self.on_click(self._login_btn, self._on_login_click, "Logging in")
+        self._switch_btn = part(_button("Use another account"), "switch-account")
+        self.on_click(self._switch_btn, lambda _b: self._show_login_form(True), "Switching account")
+        self._login_form = part(ipywidgets.VBox([self._handle, self._password, self._pds_url, self._login_btn]),
+                                "login-form")
+        connect = ipywidgets.VBox([self._identity, self._switch_btn, self._login_form])
+
+        # 2. dataset
+        self._search = part(ipywidgets.Text(description="Search", placeholder="name, description or tag",
+                                            continuous_update=True), "search")
+        self._search.observe(self.ui(lambda ch: self.search(ch["new"]), "Searching"), names="value")
+        self._entries = part(ipywidgets.Select(options=[], rows=8, layout=ipywidgets.Layout(width="98%")),
+                             "entries")
+        self._entries.observe(self.ui(self._on_entry_pick, "Selecting the dataset"), names="value")
+        self._entry_card = part(ipywidgets.HTML(), "entry-card")
+        dataset = ipywidgets.VBox([self._search, self._entries, self._entry_card])
+
+        # 3. describe
+        self._name = part(ipywidgets.Text(description="Name"), "name")
+        self._description = part(ipywidgets.Textarea(description="Description", rows=3,
+                                                     layout=ipywidgets.Layout(width="98%")), "description")
+        self._tags = part(ipywidgets.TagsInput(value=[], allow_duplicates=False), "tags")
+        self._license = part(ipywidgets.Combobox(description="License", options=list(spdx_ids()),
+                                                 ensure_option=False, placeholder="MIT, CC-BY-4.0, Apache-2.0 …"),
+                             "license")
+        self._validation = part(ipywidgets.HTML(), "validation")
+        for w in (self._name, self._description, self._tags, self._license):
+            w.observe(self.ui(lambda _ch: self.validate(), "Validating"), names="value")
+        tags_row = ipywidgets.HBox([ipywidgets.Label("Tags", layout=ipywidgets.Layout(width="90px")), self._tags])
+        describe = ipywidgets.VBox([self._name, self._description, tags_row, self._license, self._validation])
+
+        # 4. data
+        self._data_mode = part(ipywidgets.RadioButtons(
+            options=[(label, key) for key, label in plan_view.DATA_MODES.items()], value="keep"), "data-mode")
+        self._store = part(ipywidgets.Text(description="Folder", placeholder="a folder others can reach",
+                                           continuous_update=False, layout=ipywidgets.Layout(display="none")),
+                           "store")
+        self._data_mode.observe(self.ui(self._on_data_change, "Choosing the data"), names="value")
+        self._store.observe(self.ui(self._on_data_change, "Choosing the data"), names="value")
+        self._data_info = part(ipywidgets.HTML(), "data-info")
+        data = ipywidgets.VBox([self._data_mode, self._store, self._data_info])
+
+        # 5. preview
+        self._decision = part(ipywidgets.HTML(), "decision")
+        self._diff_box = part(ipywidgets.VBox(), "diff")
+        self._plan_body = part(ipywidgets.HTML(), "plan")
+        self._nothing_written = part(ipywidgets.HTML(
+            "<p class='atdata-muted'>Nothing has been written yet: this is what Publish will do.</p>"),
+            "nothing-written")
+        preview = ipywidgets.VBox([self._nothing_written, self._decision, self._diff_box, self._plan_body])
+
+        # 6. publish
+        self._publish_btn = part(_button("Publish", button_style="success", icon="upload"), "publish")
+        self.on_click(self._publish_btn, lambda _b: self.publish(wait=False), "Publishing")
+        self._progress = part(ProgressBar(description="Publishing"), "progress")
+        self._publish_info = part(ipywidgets.HTML(), "publish-info")
+        publish = ipywidgets.VBox([self._publish_btn, self._progress, self._publish_info])
+
+        # 7. verify
+        self._checks = part(ipywidgets.HTML(), "checks")
+        self._verify_btn = part(_button("Verify again", icon="check"), "verify")
+        self.on_click(self._verify_btn, lambda _b: self.verify(wait=False), "Verifying")
+        self._open_browser_btn = part(_button("Back to the index browser (Published tab)", icon="list"),
+                                      "open-browser")
+        self.on_click(self._open_browser_btn, lambda _b: self.open_browser(), "Opening the index browser")
+        self._browser_box = part(ipywidgets.VBox(), "browser")
+        verify = ipywidgets.VBox([self._checks, ipywidgets.HBox([self._verify_btn, self._open_browser_btn]),
+                                  self._browser_box])
+
+        self._panes = {"connect": connect, "dataset": dataset, "describe": describe, "data": data,
+                       "preview": preview, "publish": publish, "verify": verify}
+        for name, pane in self._panes.items():
+            part(pane, f"step-{name}", "atdata-promotion-wizard-step")
+
+        # cancelled
+        self._restart_btn = part(_button("Start over"), "restart")
+        self.on_click(self._restart_btn, lambda _b: self.restart(), "Starting over")
+        self._cancelled_msg = ipywidgets.HTML()
+        self._cancelled = part(ipywidgets.VBox([self._cancelled_msg, self._restart_btn]), "cancelled")
+
+        # navigation
+        self._back_btn = part(_button("Back", icon="arrow-left"), "back")
+        self._next_btn = part(_button("Next", button_style="primary", icon="arrow-right"), "next")
+        self._cancel_btn = part(_button("Cancel", icon="times"), "cancel")
+        self.on_click(self._back_btn, lambda _b: self.back(), "Going back")
+        self.on_click(self._next_btn, lambda _b: self.next(wait=False), "Going on")
+        self.on_click(self._cancel_btn, lambda _b: self.cancel(), "Cancelling")
+        self._nav = part(ipywidgets.HBox([self._back_btn, self._next_btn, self._cancel_btn]), "nav", "atdata-toolbar")
+
+        self.search("")
+        self._render_connect()
+
+    def _go(self, step: str) -> None:
+        self.step = step
+        self._render_banner()
+        if step == "publish":
+            self._render_publish()
+        self.set_body(self._indicator, self._already, self._panes[step], self._nav)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompute the step indicator and what Back / Next / Cancel allow."""
+        self._indicator.value = _steps_html(self.step, self._done)
+        ok = not self.busy and self._step_ok(self.step)
+        self.can_next = ok
+        self._next_btn.disabled = not ok
+        self._back_btn.disabled = self._publishing or self.step == STEPS[0]
+        self._publish_btn.disabled = self._publishing or not self._can_publish()
+
+    def _step_ok(self, step: str) -> bool:
+        if step == "connect":
+            return self._connected()
+        if step == "dataset":
+            return self.entry is not None
+        if step == "describe":
+            return self.entry is not None and not self.validation
+        if step == "data":
+            return self._data_error() is None
+        if step == "preview":
+            return self._can_publish() or bool(self.plan is not None and self.plan.already_published)
+        if step == "publish":
+            return not self._publishing and (self.result is not None or bool(
+                self.plan is not None and self.plan.already_published))
+        return False
+
+    def _why_not(self) -> str:
+        step = self.step
+        if self.busy:
+            return f"wait: {self.status} is still running"
+        if step == "connect":
+            return "log in first (handle and app password)"
+        if step == "dataset":
+            return "choose a dataset first"
+        if step == "describe":
+            return self.validation or "choose a dataset first"
+        if step == "data":
+            return self._data_error() or ""
+        if step == "preview":
+            if self.plan is None:
+                return "the plan is not ready"
+            return "publishing is blocked: " + "; ".join(self.plan.blocking)
+        if step == "publish":
+            return "publish first"
+        return "this is the last step"
+
+    # =========================================================================================
+    # background work
+    # =========================================================================================
+    def _background(self, what: str, status: str, work: Callable[[BackgroundTask], Any], *, wait: bool,
+                    exclusive: bool = True) -> Any:
+        """Run ``work`` off the UI thread; errors go to the panel (and are re-raised when ``wait``)."""
+        with self._lock:
+            if exclusive and self._running:
+                raise RuntimeError(f"{self.status or 'something'} is still running: wait for it, or Cancel")
+            self._running += 1
+        self.busy = True
+        self.status = status
+        self._refresh()
+
+        def fn(task: BackgroundTask) -> Any:
+            try:
+                with self.reporting(what):
+                    return work(task)
+            except Exception as e:
+                task.failure = e  # type: ignore[attr-defined]
+                self.status = f"{what.lower()} failed"
+                return None
+            finally:
+                with self._lock:
+                    self._running -= 1
+                    self.busy = self._running > 0
+                self._refresh()
+
+        task = self.run_task(what, fn)
+        if not wait:
+            return task
+        task.wait()
+        failure = getattr(task, "failure", None)
+        if failure is not None:
+            raise failure
+        return task.result
+
+    def wait(self, timeout: float | None = 120) -> None:
+        """Block until the work started by the buttons (login, checks, plan, publish, verify) is
+        done. Errors are in the error panel, not raised."""
+        for task in list(self._tasks):
+            task.wait(timeout)
+
+    def error_advice(self, exc: BaseException) -> str:
+        return plan_view.error_advice(exc)
+
+    def on_progress(self, callback: Callable[[ProgressEvent], Any]) -> None:
+        """Also send the publish step's progress events to ``callback`` (called in the worker thread)."""
+        self._progress_subscribers.append(callback)
+
+    def _report(self, event: ProgressEvent) -> None:
+        self._progress(event)
+        for cb in list(self._progress_subscribers):
+            cb(event)
+
+    # =========================================================================================
+    # 1. connect
+    # =========================================================================================
+    def _connected(self) -> bool:
+        atm = getattr(self.index, "atmosphere", None)
+        return atm is not None and bool(getattr(atm, "did", None))
+
+    def _render_connect(self) -> None:
+        atm = getattr(self.index, "atmosphere", None)
+        if self._connected():
+            self._identity.value = (
+                f"<div class='atdata-card atdata-identity'>Connected as <strong>@{esc(atm.handle)}</strong> "
+                f"(<code>{esc(atm.did)}</code>) on <code>{esc(atm.pds_url)}</code></div>")
+            self._show_login_form(False)
+        else:
+            self._identity.value = ("<div class='atdata-muted'>No account is attached to this index: log in with "
+                                    "your handle and an app password.</div>")
+            self._show_login_form(True)
+        self._switch_btn.layout.display = "flex" if self._connected() else "none"
+
+    def _show_login_form(self, show: bool) -> None:
+        self._login_form.layout.display = "flex" if show else "none"
+
+    @property
+    def identity(self) -> str:
+        """``@handle (did) on pds_url`` of the attached atmosphere, or ``""``."""
+        atm = getattr(self.index, "atmosphere", None)
+        return f"@{atm.handle} ({atm.did}) on {atm.pds_url}" if self._connected() else ""
+
+    def _on_login_click(self, _button: Any) -> None:
+        # The password leaves the widget here, once: read, then cleared whatever happens.
+        try:
+            password = self._password.value
+        finally:
+            self._password.value = ""
+        try:
+            self.login(self._handle.value, password, self._pds_url.value, wait=False)
+        finally:
+            password = ""
+
+    def login(self, handle: str, password: str, pds_url: str | None = None, *, wait: bool = True) -> Any:
+        """Log in and attach the :class:`~atdata_lab.atmosphere.Atmosphere` to the index.
+
+        The password is used for this one login and never kept (not in an attribute, a log
+        record or an error). ``pds_url`` defaults to the PDS URL field (``ATDATA_PDS_URL``).
+
+        Returns:
+            The Atmosphere (``wait=True``), else the running :class:`BackgroundTask`.
+
+        Raises:
+            AuthenticationError: wrong handle or password (the message never contains it).
+            PDSUnavailableError: the PDS cannot be reached.
+        """
+        if self._password.value:
+            self._password.value = ""
+        secret = [password]  # the worker pops it: no reference survives the attempt
+        password = ""
+        handle = (handle or "").strip().lstrip("@")
+        pds = (pds_url if pds_url is not None else self._pds_url.value).strip() or None
+        if pds_url is not None:
+            self._pds_url.value = pds_url
+        if handle:
+            self._handle.value = handle
+
+        def work(task: BackgroundTask) -> Any:
+            from ..atmosphere import Atmosphere
+
+            pw = secret.pop() if secret else ""
+            secret.clear()
+            try:
+                if not handle:
+                    raise AuthenticationError("type your handle (e.g. alice.bsky.social)")
+                if not pw:
+                    raise AuthenticationError("type your app password")
+                atm = Atmosphere.login(handle, pw, pds_url=pds)
+            except BaseException as e:
+                pw = ""
+                traceback.clear_frames(e.__traceback__)  # no frame keeps the password alive
+                raise
+            finally:
+                pw = ""
+            self.index.atmosphere = atm
+            self.plan = self.data_plan = None
+            self._render_connect()
+            self.status = "connected"
+            return atm
+
+        return self._background("Logging in", "connecting", work, wait=wait)
+
+    # =========================================================================================
+    # 2. dataset
+    # =========================================================================================
+    def search(self, text: str = "") -> list[IndexEntry]:
+        """Filter the list of local entries (name, description, tags); returns the matches."""
+        if self._search.value != text:
+            self._search.value = text  # the observer calls back here
+            return self._matches
+        page = self.index.search(text.strip() or None, limit=500)
+        self._matches = list(page)
+        options = [(plan_view.entry_option_label(e), e.name) for e in page]
+        current = self.entry.name if self.entry is not None else None
+        if current is not None and current not in [n for _, n in options]:
+            options.insert(0, (plan_view.entry_option_label(self.entry), current))
+        self._entries.options = options
+        self._entries.value = current
+        return self._matches
+
+    def _on_entry_pick(self, change: dict[str, Any]) -> None:
+        name = change["new"]
+        if name is not None and (self.entry is None or name != self.entry.name):
+            self.select_entry(name)
+
+    def select_entry(self, entry: str | IndexEntry) -> IndexEntry:
+        """Choose the dataset to promote (by name or entry). A different entry resets Describe to
+        its values; the same one keeps what was typed."""
+        name = entry.name if isinstance(entry, IndexEntry) else entry
+        with self.reporting("Selecting the dataset"):
+            fresh = self.index.get_entry_by_name(name)
+            changed = self.entry is None or self.entry.name != fresh.name
+            self.entry = fresh
+            if changed:
+                self.plan = self.data_plan = self.result = self.report = None
+                self.published_uri = fresh.published_uri or ""
+                self._name.value = fresh.name
+                self._description.value = fresh.description or ""
+                self._tags.value = list(fresh.tags)
+                self._license.value = fresh.license or ""
+            names = [n for _, n in self._entries.options]
+            if fresh.name not in names:
+                self._entries.options = [(plan_view.entry_option_label(fresh), fresh.name),
+                                         *self._entries.options]
+            self._entries.value = fresh.name
+            self._entry_card.value = plan_view.entry_summary_html(fresh)
+            self._done.add("dataset")
+            self.validate()
+            self._render_banner()
+            self._refresh()
+            return fresh
+
+    def _render_banner(self) -> None:
+        uri = self.entry.published_uri if self.entry is not None and self.result is None else None
+        if uri:
+            self._already.value = (
+                f"<div class='atdata-card atdata-already'><span class='atdata-badge atdata-badge-info'>already "
+                f"published</span> <strong>{esc(self.entry.name)}</strong> is already published at "
+                f"<code>{esc(uri)}</code>. Publishing again writes no second copy: an unchanged entry writes "
+                "nothing, changed details update those records in place.</div>")
+            self._already.layout.display = "flex"
+        else:
+            self._already.value = ""
+            self._already.layout.display = "none"
+
+    # =========================================================================================
+    # 3. describe
+    # =========================================================================================
+    def set_description(self, *, name: str | None = None, description: str | None = None,
+                        tags: list[str] | None = None, license: str | None = None) -> str:
+        """Fill the Describe step (arguments left out keep their value). Returns the validation
+        message ("" when valid)."""
+        if name is not None:
+            self._name.value = name
+        if description is not None:
+            self._description.value = description
+        if tags is not None:
+            self._tags.value = list(tags)
+        if license is not None:
+            self._license.value = license
+        return self.validate()
+
+    def validate(self) -> str:
+        """Check the Describe inputs with the engine's own lexicon checks; Next stays disabled
+        until they pass. Returns the message ("" when valid)."""
+        if self.entry is None:
+            msg = "choose a dataset first"
+        else:
+            msg = plan_view.check_describe(self._name.value.strip(), self._description.value, list(self._tags.value),
+                                           self._license.value.strip(), self.entry.metadata) or ""
+        self.validation = msg
+        self._validation.value = (f"<div class='atdata-invalid'><span class='atdata-badge atdata-badge-error'>invalid"
+                                  f"</span> {esc(msg)}</div>" if msg else
+                                  "<div class='atdata-valid'><span class='atdata-badge atdata-badge-ok'>valid</span>"
+                                  "</div>")
+        self._refresh()
+        return msg
+
+    def promotion_options(self) -> dict[str, Any]:
+        """The keyword arguments this wizard passes to :meth:`Index.plan_promotion`."""
+        return {
+            "name": self._name.value.strip(),
+            "description": self._description.value or None,
+            "tags": list(self._tags.value),
+            "license": self._license.value.strip() or None,
+            "copy_to": self.copy_to(),
+        }
+
+    # =========================================================================================
+    # 4. data
+    # =========================================================================================
+    def copy_to(self) -> Any:
+        """The ``copy_to=`` for the data choice: None (keep), a store (copy) or ``"blobs"``."""
+        return plan_view.copy_target(self._data_mode.value, self._store.value, self._store_obj)
+
+    def _data_error(self) -> str | None:
+        try:
+            self.copy_to()
+        except ValueError as e:
+            return str(e)
+        return None
+
+    def set_data(self, mode: str, location: str | None = None, *, store: Any = None, wait: bool = True) -> Any:
+        """Choose what happens to the data: ``keep`` the URLs, ``copy`` to a folder (``location``)
+        or a ``store``, or upload as PDS ``blobs``. Then checks it (warnings for local paths nobody
+        else can reach and shards over the server's blob limit)."""
+        if mode not in plan_view.DATA_MODES:
+            raise ValueError(f"data mode must be one of {', '.join(plan_view.DATA_MODES)}, not {mode!r}")
+        self._quiet = True  # set both fields, then check once
+        try:
+            self._data_mode.value = mode
+            if location is not None:
+                self._store.value = location
+        finally:
+            self._quiet = False
+        self._store_obj = store
+        self.data_plan = None
+        return self.check_data(wait=wait)
+
+    def _on_data_change(self, change: dict[str, Any]) -> None:
+        self._store.layout.display = "flex" if self._data_mode.value == "copy" else "none"
+        if self._quiet:
+            return
+        if change["owner"] is self._store:
+            self._store_obj = None  # a folder typed in the UI replaces a store given from code
+        self.data_plan = None
+        if self.step == "data":
+            self.check_data(wait=False)
+        else:
+            self._refresh()
+
+    def check_data(self, *, wait: bool = True) -> Any:
+        """Plan with the current choice and show the data action and its warnings."""
+        err = self._data_error()
+        self._store.layout.display = "flex" if self._data_mode.value == "copy" else "none"
+        if err is not None:
+            self._data_info.value = f"<div class='atdata-invalid'>{esc(err)}</div>"
+            self._refresh()
+            return None
+        if self.entry is None or not self._connected() or self.validation:
+            self._refresh()
+            return None
+        self._data_seq += 1
+        seq = self._data_seq
+        options = self.promotion_options()
+        self._data_info.value = "<div class='atdata-muted'>Checking the data…</div>"
+
+        def work(task: BackgroundTask) -> Any:
+            plan = self.index.plan_promotion(self.entry.name, **options)
+            if seq == self._data_seq:
+                self.data_plan = plan
+                self._data_info.value = plan_view.data_html(plan)
+                self.status = "data checked"
+            return plan
+
+        return self._background("Checking the data", "checking data", work, wait=wait, exclusive=False)
+
+    # =========================================================================================
+    # 5. preview
+    # =========================================================================================
+    def make_plan(self, *, wait: bool = True) -> Any:
+        """Ask :meth:`Index.plan_promotion` for the plan (nothing is written) and show it."""
+        if self.entry is None:
+            raise ValueError("choose a dataset first")
+        options = self.promotion_options()
+        self._decision.value = "<div class='atdata-muted'>Planning…</div>"
+        self._plan_body.value = ""
+        self._diff_box.children = []
+        self.plan = None
+
+        def work(task: BackgroundTask) -> Any:
+            plan = self.index.plan_promotion(self.entry.name, **options)
+            d = plan.schema_decision
+            children = []
+            if d.action == "conflict":
+                from .schema_diff import SchemaDiff
+
+                children = [SchemaDiff(d.uri, self.entry, index=self.index)]
+            self.plan = plan
+            self._decision.value = plan_view.plan_head_html(plan)
+            self._diff_box.children = children
+            self._plan_body.value = plan_view.plan_body_html(plan)
+            if plan.already_published:
+                self.published_uri = plan.already_published
+            self.status = "planned"
+            return plan
+
+        return self._background("Planning the promotion", "planning", work, wait=wait)
+
+    @property
+    def schema_diff(self) -> Any:
+        """The SchemaDiff widget embedded in Preview for a conflict (else None)."""
+        return self._diff_box.children[0] if self._diff_box.children else None
+
+    def _can_publish(self) -> bool:
+        p = self.plan
+        return (p is not None and not p.blocking and p.schema_decision.action != "conflict"
+                and not p.already_published)
+
+    # =========================================================================================
+    # 6. publish
+    # =========================================================================================
+    def _render_publish(self) -> None:
+        p = self.plan
+        if self._publishing:
+            return
+        if self.result is not None:
+            return
+        if p is not None and p.already_published:
+            self._publish_info.value = (
+                f"<div class='atdata-card atdata-already'>Already published at <code>{esc(p.already_published)}"
+                "</code>: nothing to publish, and it will not be published twice. Next verifies it.</div>")
+        elif p is not None:
+            self._publish_info.value = (f"<div class='atdata-muted'>Ready: {esc(plan_view.plan_decision_line(p))}; "
+                                        f"{esc(plan_view.plan_cost_line(p))}.</div>")
+
+    def publish(self, *, wait: bool = True) -> Any:
+        """Execute the plan shown in Preview (off the UI thread, with progress and Cancel), then
+        verify. An already-published plan writes nothing.
+
+        Returns:
+            The :class:`~atdata_lab.promotion.PromotionResult` (None when cancelled) with
+            ``wait=True``, else the running :class:`BackgroundTask`.
+        """
+        from ..promotion import PromotionCancelled
+
+        if self.plan is None:
+            raise ValueError("there is no plan yet: go to Preview first")
+        plan = self.plan
+        if plan.blocking or plan.schema_decision.action == "conflict":
+            raise ValueError("publishing is blocked: " + "; ".join(plan.blocking))
+        self._go("publish")
+        self._cancel_event.clear()
+        self._progress.reset()
+        self._publishing = True
+        self._publish_info.value = "<div class='atdata-muted'>Publishing… (Cancel stops it before any record " \
+                                   "is written)</div>"
+
+        def work(task: BackgroundTask) -> Any:
+            try:
+                try:
+                    result = plan.execute(progress=self._report, cancel=self._cancel_event)
+                except PromotionCancelled as e:
+                    self.status = "cancelled"
+                    self._publish_info.value = (
+                        f"<div class='atdata-card atdata-publish-cancelled'><strong>Cancelled.</strong> {esc(e)}. "
+                        f"{esc(plan_view.error_advice(e))}</div>")
+                    return None
+            finally:
+                self._publishing = False
+            self.result = result
+            self.published_uri = result.at_uri
+            self.entry = self.index.get_entry_by_name(self.entry.name)
+            self._done.add("publish")
+            self.status = "already published" if result.already_published else "published"
+            self._publish_info.value = (
+                f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-ok'>published"
+                f"</span> <code>{esc(result.at_uri)}</code> ({len(result.written)} records written"
+                f"{', schema reused' if result.schema_reused else ''})</div>")
+            self._render_banner()
+            self._go("verify")
+            try:
+                self._verify_work()
+            except Exception:  # shown in the panel as "Verifying failed"; the publication stands
+                self.status = "verification failed"
+            return result
+
+        return self._background("Publishing", "publishing", work, wait=wait)
+
+    # =========================================================================================
+    # 7. verify
+    # =========================================================================================
+    def uris(self) -> dict[str, str]:
+        """The at:// URIs to share: dataset, schema and label records."""
+        if self.result is not None:
+            return {"dataset": self.result.at_uri, "schema": self.result.schema_uri, "label": self.result.label_uri}
+        if self.plan is not None:
+            return {"dataset": self.plan.already_published or self.plan.entry_uri,
+                    "schema": self.plan.schema_decision.uri, "label": self.plan.label_uri}
+        return {"dataset": self.published_uri} if self.published_uri else {}
+
+    def _verify_work(self) -> Any:
+        with self.reporting("Verifying"):
+            self.status = "verifying"
+            self._checks.value = "<div class='atdata-muted'>Verifying…</div>"
+            report = self.index.verify(self.published_uri)
+            self.report = report
+            self._checks.value = plan_view.verify_html(report, self.uris())
+            self._done.add("verify")
+            self.status = "verified" if report.ok else "verification failed"
+            return report
+
+    def verify(self, *, wait: bool = True) -> Any:
+        """Run :meth:`Index.verify` on the published dataset and show each check."""
+        if not self.published_uri:
+            raise ValueError("nothing is published yet: publish first")
+        if self.step != "verify":
+            self._go("verify")
+        return self._background("Verifying", "verifying", lambda _t: self._verify_work(), wait=wait)
+
+    @property
+    def load_line(self) -> str:
+        """The ``atdata.load_dataset(...)`` line to share (after Verify)."""
+        return self.report.load_line if self.report is not None else ""
+
+    def open_browser(self) -> Any:
+        """Show the index browser's Published tab with the published dataset selected: the browser
+        given to the wizard, else a new ``index.browse()`` below the checks. Returns the browser."""
+        b = self.browser
+        if b is None or getattr(b, "tabs", None) is None:  # none given, or built before login
+            b = self.index.browse()
+            self._browser_box.children = [b]
+        b.show_tab("published")
+        b.load_published()  # the records just written
+        if self.published_uri:
+            b.select_record(self.published_uri)
+        return b
+
+    # =========================================================================================
+    # navigation
+    # =========================================================================================
+    def next(self, *, wait: bool = True) -> str:
+        """Go to the next step (when its input is valid); returns the new step.
+
+        Entering Data checks the data; entering Preview plans; entering Verify verifies.
+
+        Raises:
+            ValueError: the current step is not complete (the message says why).
+        """
+        if not self.can_next:
+            raise ValueError(f"cannot go on from {STEP_TITLES[self.step]}: {self._why_not()}")
+        i = STEPS.index(self.step)
+        self._done.add(self.step)
+        target = STEPS[i + 1]
+        self._go(target)
+        if target == "data":
+            self.check_data(wait=wait)
+        elif target == "preview":
+            self.make_plan(wait=wait)
+        elif target == "verify" and self.report is None:
+            self.verify(wait=wait)
+        return self.step
+
+    def back(self) -> str:
+        """Go to the previous step; everything typed stays."""
+        if self._publishing:
+            raise ValueError("publishing is running: Cancel it first")
+        i = STEPS.index(self.step)
+        if i > 0:
+            self._go(STEPS[i - 1])
+        return self.step
+
+    def cancel(self) -> str:
+        """Cancel: while publishing, stop before the records are written (nothing is published);
+        otherwise close the wizard (Start over brings it back with the input kept)."""
+        if self._publishing:
+            self._cancel_event.set()
+            self.status = "cancelling"
+            return self.status
+        published = self.published_uri
+        self._cancelled_msg.value = (
+            "<div class='atdata-card'>Promotion wizard closed. "
+            + (f"<code>{esc(published)}</code> stays published." if published else "Nothing was published.")
+            + "</div>")
+        self.set_body(self._indicator, self._cancelled)
+        self.status = "closed"
+        return self.status
+
+    def restart(self) -> str:
+        """After Cancel: back to the first step, with everything typed kept."""
+        self.status = ""
+        self._go("connect")
+        return self.step
+
+    # =========================================================================================
+    # static fallback
+    # =========================================================================================
+    def _static_html(self) -> str:
+        parts = [f"<div class='atdata-promotion-wizard'>{_steps_html(self.step, self._done)}"]
+        if self.entry is not None:
+            parts.append(plan_view.entry_summary_html(self.entry))
+        if self.plan is not None:
+            parts.append(plan_view.plan_html(self.plan))
+        if self.report is not None:
+            parts.append(plan_view.verify_html(self.report, self.uris()))
+        parts.append("</div>")
+        return "".join(parts)
+
+    def __repr__(self) -> str:
+        entry = self.entry.name if self.entry is not None else None
+        return f"PromotionWizard(step={self.step!r}, entry={entry!r}, status={self.status!r})"

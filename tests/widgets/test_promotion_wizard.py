@@ -1,0 +1,702 @@
+"""PromotionWizard, kernel side, against the real sandbox PDS: every step driven through the
+programmatic twins (and the buttons' own handlers where it matters), each schema decision, inline
+validation gating Next, Back keeping input, Cancel mid-publish, re-opening on a published entry,
+and the app password never leaking."""
+
+from __future__ import annotations
+
+import gc
+import html
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import types
+from pathlib import Path
+from typing import Optional
+
+import ipywidgets
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+import atdata_lab as atdata
+from atdata_lab import plan_view
+from atdata_lab.atmosphere import records as rec
+from atdata_lab.errors import (
+    AuthenticationError,
+    NoAtmosphereError,
+    PDSUnavailableError,
+    PromotionConflictError,
+    RateLimitedError,
+    RecordValidationError,
+)
+from atdata_lab.promotion import PromotionCancelled
+
+
+@atdata.packable
+class FeatureSample:
+    features: NDArray
+    label: int
+
+
+def features(n=100, seed=0, dim=16):
+    rng = np.random.default_rng(seed)
+    return [FeatureSample(features=rng.standard_normal(dim).astype(np.float32), label=i % 10) for i in range(n)]
+
+
+def counts(client):
+    return tuple(len(list(client.list_records(n, repo=client.did)))
+                 for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID))
+
+
+@pytest.fixture
+def client(pds_account):
+    from atdata_lab.atmosphere import Atmosphere
+
+    return Atmosphere.login(pds_account.handle, pds_account.password)
+
+
+@pytest.fixture
+def index(client, tmp_path):
+    idx = atdata.Index(path=tmp_path / "index.db", atmosphere=client,
+                       data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    idx.write(features(), name="fv", maxcount=50, progress=False, description="feature vectors",
+              tags=["features"], license="MIT")
+    return idx
+
+
+def to_preview(w, entry_name="fv", mode="keep", **describe):
+    """Drive a connected wizard from Connect to Preview."""
+    from atdata_lab.widgets import PromotionWizard
+
+    assert isinstance(w, PromotionWizard)
+    if w.step == "connect":
+        w.next()
+    w.select_entry(entry_name)
+    assert w.next() == "describe"
+    if describe:
+        assert w.set_description(**describe) == ""
+    assert w.next() == "data"
+    w.set_data(mode)
+    assert w.next() == "preview"
+    return w.plan
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole flow
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.sandbox
+def test_every_step_from_login_to_verify(pds_account, client, tmp_path):
+    from atdata_lab.widgets import PromotionWizard
+
+    bare = atdata.Index(path=tmp_path / "bare.db", data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    bare.write(features(), name="fv", maxcount=50, progress=False)
+    w = PromotionWizard(bare)
+    assert w.step == "connect" and not w.can_next and w._next_btn.disabled
+    assert w._pds_url.value == os.environ["ATDATA_PDS_URL"]  # defaults to ATDATA_PDS_URL
+    assert w._login_form.layout.display != "none"
+    with pytest.raises(ValueError, match="log in first"):
+        w.next()
+
+    atm = w.login(pds_account.handle, pds_account.password)
+    assert bare.atmosphere is atm and w.status == "connected"
+    assert w.identity == f"@{pds_account.handle} ({atm.did}) on {atm.pds_url}"
+    assert pds_account.handle in w._identity.value and w._login_form.layout.display == "none"
+    assert w.can_next
+
+    assert w.next() == "dataset" and not w.can_next
+    assert [name for _, name in w._entries.options] == ["fv"]
+    label = w._entries.options[0][0]
+    assert "100 samples" in label and "FeatureSample" in label and "not published" in label
+    w.select_entry("fv")
+    assert "fv" in w._entry_card.value and w.can_next
+
+    assert w.next() == "describe"
+    assert (w._name.value, w._description.value, list(w._tags.value), w._license.value) == ("fv", "", [], "")
+    assert w.set_description(description="Feature vectors for classification", tags=["features", "embeddings"],
+                             license="MIT") == ""
+    assert w.next() == "data"
+    assert w.data_plan is not None and "local file paths that nobody else can reach" in w._data_info.value
+    assert w.next() == "preview"
+
+    fresh = bare.plan_promotion("fv", **w.promotion_options())
+    assert w.plan.to_dict() == fresh.to_dict()
+    assert w._decision.value == plan_view.plan_head_html(fresh)
+    assert w._plan_body.value == plan_view.plan_body_html(fresh)
+    assert "Publish new schema FeatureSample@1.0.0" in w._decision.value
+    assert counts(client) == (0, 0, 0)  # nothing has been written at this point
+    assert "Nothing has been written yet" in w._nothing_written.value
+
+    assert w.next() == "publish" and not w.can_next
+    result = w.publish()
+    assert w.status == "verified" and w.step == "verify"
+    assert result.at_uri == w.published_uri == bare.get_entry_by_name("fv").published_uri
+    assert counts(client) == (1, 1, 1)
+    assert w.report.ok and [c[0] for c in w.report.checks] == [
+        "entry record present", "schema record present", "label record present", "CIDs match what was written",
+        "shard checksums match", "first batch loads with the right shapes"]
+    for uri in w.uris().values():
+        assert uri in w._checks.value
+    assert w.load_line == f'atdata.load_dataset("@{pds_account.handle}/fv", split="train")'
+    assert "✔ ok" in w._checks.value and "[16]" not in w.load_line
+    assert all(f"atdata-step-{s} atdata-step-done" in w._indicator.value
+               for s in ("connect", "dataset", "describe", "data", "preview", "publish"))
+    got = atdata.load_dataset(result.at_uri, split="train")
+    assert len(got) == 100
+
+
+@pytest.mark.sandbox
+def test_promote_entry_and_the_wizard_share_one_code_path(index, client):
+    """The plan shown is index.plan_promotion() of the same input; promote_entry() then finds it done."""
+    from atdata_lab.widgets import PromotionWizard
+
+    w = PromotionWizard(index, "fv")
+    assert w.step == "connect" and w.can_next and "Connected as" in w._identity.value
+    opts = {"description": "d", "tags": ["a", "b"], "license": "CC-BY-4.0"}
+    plan = to_preview(w, **opts)
+    assert w.promotion_options() == {"name": "fv", "copy_to": None, **opts}
+    assert plan.to_dict() == index.plan_promotion("fv", **opts).to_dict()
+    w.next()
+    w.publish()
+    again = index.plan_promotion("fv", **opts)
+    assert again.already_published == w.published_uri  # the engine sees the wizard's write as its own
+    assert index.promote_entry("fv", progress=False, **opts) == w.published_uri
+    assert counts(client) == (1, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# schema decisions: publish, reuse, conflict
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.sandbox
+def test_schema_decisions_publish_reuse_conflict(index, client, tmp_path):
+    from atdata_lab.widgets import PromotionWizard, SchemaDiff
+
+    first = PromotionWizard(index, "fv")
+    plan = to_preview(first)
+    assert plan.schema_decision.action == "publish"
+    assert "Publish new schema FeatureSample@1.0.0" in first._decision.value and first.schema_diff is None
+    first.next()
+    schema_uri = first.publish().schema_uri
+
+    index.write(features(30, seed=3), name="fv2", progress=False)
+    second = PromotionWizard(index, "fv2")
+    plan = to_preview(second, "fv2")
+    assert plan.schema_decision.action == "reuse" and plan.schema_decision.uri == schema_uri
+    assert f"Reuse existing schema {schema_uri}" in second._decision.value
+    assert plan.to_dict() == index.plan_promotion("fv2").to_dict()
+    assert [w.collection for w in plan.writes] == [rec.ENTRY_NSID, rec.LABEL_NSID]
+    second.next()
+    assert second.publish().schema_reused
+
+    @atdata.packable
+    class FeatureSample:  # noqa: F811 - same name and version, other fields, "another notebook"
+        features: NDArray
+        label: int
+        note: Optional[str] = None
+
+    other = atdata.Index(path=tmp_path / "other.db", atmosphere=client,
+                         data_store=atdata.LocalDiskStore(tmp_path / "other"))
+    other.write([FeatureSample(features=np.zeros(16, np.float32), label=1, note="x")], name="clash", progress=False)
+    before = counts(client)
+    third = PromotionWizard(other, "clash")
+    plan = to_preview(third, "clash")
+    d = plan.schema_decision
+    assert d.action == "conflict" and d.suggested_version == "1.1.0"
+    assert "Conflict" in third._decision.value and "Suggested version: <code>1.1.0</code>" in third._decision.value
+    embedded = third.schema_diff
+    assert isinstance(embedded, SchemaDiff) and "atdata-schema-diff" in embedded._dom_classes
+    assert embedded.diff.to_dict()["fields"] == d.diff.to_dict()["fields"]
+    assert (embedded.verdict, embedded.next_version) == ("compatible", "1.1.0")
+    assert [r.field for r in embedded.rows if r.status == "added"] == ["note"]
+    assert plan.to_dict() == other.plan_promotion("clash").to_dict()
+    assert not third.can_next and third._next_btn.disabled
+    with pytest.raises(ValueError, match="blocked"):
+        third.next()
+    with pytest.raises(ValueError, match="blocked"):
+        third.publish()
+    assert counts(client) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Describe: inline validation gates Next (the engine's own checks)
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("name", "", "name: a dataset name is required"),
+        ("name", "n" * 201, "name: 201 bytes, the limit is 200"),
+        ("description", "x" * 5001, "description: 5001 bytes, the limit is 5000"),
+        ("tags", [f"t{i}" for i in range(31)], "tags: 31 tags, the limit is 30"),
+        ("tags", ["y" * 151], "tags[0]: 151 bytes, the limit is 150"),
+        ("license", "MIT-ish", "license: license 'MIT-ish' is not an SPDX identifier"),
+    ],
+)
+def test_validation_gates_next(index, client, field, value, words):
+    from atdata_lab.widgets import PromotionWizard
+
+    w = PromotionWizard(index, "fv")
+    w.next()
+    w.next()
+    assert w.step == "describe" and w.can_next
+    client.round_trips = 0
+    msg = w.set_description(**{field: value})
+    assert words in msg and w.validation == msg and words in html.unescape(w._validation.value)
+    assert not w.can_next and w._next_btn.disabled
+    with pytest.raises(ValueError, match="cannot go on from Describe"):
+        w.next()
+    assert client.round_trips == 0  # validated inline, no PDS call
+    # the very message the engine gives for the same input
+    opts = w.promotion_options()
+    with pytest.raises(RecordValidationError) as engine:
+        index.plan_promotion("fv", **opts)
+    assert str(engine.value) == msg
+    fixed = {"name": "fv", "description": "ok", "tags": ["ok"], "license": "mit"}[field]
+    assert w.set_description(**{field: fixed}) == "" and w.can_next and not w._next_btn.disabled
+    assert w.next() == "data"
+
+
+@pytest.mark.sandbox
+def test_metadata_the_lexicon_rejects_is_reported_at_describe(client, tmp_path):
+    from atdata_lab.widgets import PromotionWizard
+
+    idx = atdata.Index(path=tmp_path / "m.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "m"))
+    idx.write(features(5), name="floaty", metadata={"accuracy": 0.93}, progress=False)
+    w = PromotionWizard(idx, "floaty")
+    w.next()
+    w.next()
+    assert "metadata.accuracy" in w.validation and "float" in w.validation and not w.can_next
+
+
+# ---------------------------------------------------------------------------------------------
+# Back keeps input; Cancel (not publishing) closes and Start over keeps it too
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.sandbox
+def test_back_and_next_keep_every_input(index, tmp_path):
+    from atdata_lab.widgets import PromotionWizard
+
+    w = PromotionWizard(index, "fv")
+    folder = str(tmp_path / "public")
+    to_preview(w, description="kept", tags=["x", "y"], license="Apache-2.0", name="fv-public")
+    w.back()
+    w.set_data("copy", folder)
+    assert w.data_plan.data.kind == "copy" and "Copy 2 shards" in w._data_info.value
+    assert w.next() == "preview"
+    first = w.plan.to_dict()
+    assert first["data"]["kind"] == "copy" and folder in first["data"]["target"]
+    assert [w.back() for _ in range(4)] == ["data", "describe", "dataset", "connect"]
+    assert w.back() == "connect" and w._back_btn.disabled  # the first step has no Back
+    assert (w._name.value, w._description.value, list(w._tags.value), w._license.value) == \
+        ("fv-public", "kept", ["x", "y"], "Apache-2.0")
+    assert (w._data_mode.value, w._store.value) == ("copy", folder)
+    assert w._entries.value == "fv"
+    for step in ("dataset", "describe", "data", "preview"):
+        assert w.next() == step
+    assert w.plan.to_dict() == first
+    w.select_entry("fv")  # the same entry again keeps what was typed
+    assert w._description.value == "kept"
+
+    assert w.cancel() == "closed" and "Nothing was published" in w._cancelled_msg.value
+    assert w._cancelled in w.children and w._nav not in w.children
+    assert w.restart() == "connect" and w._description.value == "kept" and w._store.value == folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Publish: off the UI thread, progress, Cancel mid-publish, errors with what to do next
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.sandbox
+@pytest.mark.parametrize("mode, cancel_on", [("keep", ("promote", "moving data")), ("blobs", ("upload", 1))])
+def test_cancel_mid_publish_writes_no_record(index, client, mode, cancel_on):
+    from atdata_lab.widgets import PromotionWizard
+
+    w = PromotionWizard(index, "fv")
+    to_preview(w, mode=mode)
+    w.next()
+    seen = []
+
+    def cancel_midway(event):
+        seen.append(event)
+        task, what = cancel_on
+        if event.task == task and (event.message == what or event.done == what):
+            assert w.cancel() == "cancelling"
+
+    w.on_progress(cancel_midway)
+    assert w.publish() is None
+    assert w.status == "cancelled" and w.step == "publish"
+    assert "Cancelled" in w._publish_info.value and "nothing was published" in w._publish_info.value
+    assert counts(client) == (0, 0, 0)  # the single atomic write never happened
+    assert index.get_entry_by_name("fv").published_uri is None and not w.published_uri
+    assert not w.errors.visible  # a cancel is not an error
+    assert w._progress.events and not w._publish_btn.disabled
+    # publishing again goes through and writes one of each
+    seen.clear()
+    w._progress_subscribers.clear()
+    result = w.publish()
+    assert result is not None and counts(client) == (1, 1, 1) and w.report.ok
+
+
+@pytest.mark.sandbox
+def test_publish_runs_off_the_ui_thread_and_the_widget_stays_live(index, client):
+    from atdata_lab.widgets import PromotionWizard
+
+    w = PromotionWizard(index, "fv")
+    to_preview(w)
+    w.next()
+    gate, reached = threading.Event(), threading.Event()
+    threads = set()
+
+    def hold(event):
+        threads.add(threading.current_thread().name)
+        if event.message == "moving data":
+            reached.set()
+            assert gate.wait(30)
+
+    w.on_progress(hold)
+    w._publish_btn.click()  # the button's own handler: returns at once
+    assert reached.wait(30)
+    assert w.busy and w.status == "publishing" and w._publish_btn.disabled and w._next_btn.disabled
+    assert w._progress.layout.display == "flex"
+    w._search.value = "f"  # the kernel still handles the front end meanwhile
+    with pytest.raises(ValueError, match="Cancel it first"):
+        w.back()
+    gate.set()
+    w.wait()
+    assert threads == {"Publishing"} and threading.current_thread().name not in threads
+    assert w.status == "verified" and counts(client) == (1, 1, 1)
+    assert "done" in w._progress.text
+
+
+@pytest.mark.sandbox
+def test_publish_error_is_shown_with_what_to_do_next(index, client):
+    from atdata_lab.widgets import PromotionWizard
+
+    w = PromotionWizard(index, "fv")
+    to_preview(w, mode="blobs")
+    w.next()
+    shard = Path(index.get_entry_by_name("fv").data_urls[0])
+    shard.write_bytes(shard.read_bytes()[:-10] + b"0123456789")  # the data changed since it was indexed
+    with pytest.raises(atdata.ShardError, match="changed since it was indexed"):
+        w.publish()
+    assert w.status == "publishing failed" and w.errors.visible and w.step == "publish"
+    assert "Publishing failed: ShardError" in w.errors.message
+    assert "What to do next" in w.errors._html.value and w.errors.advice
+    assert counts(client) == (0, 0, 0) and not w._publish_btn.disabled and not w._back_btn.disabled
+
+
+@pytest.mark.sandbox
+def test_login_errors_are_readable(index, pds_account, tmp_path):
+    from atdata_lab.widgets import PromotionWizard
+
+    bare = atdata.Index(path=tmp_path / "b.db")
+    w = PromotionWizard(bare)
+    with pytest.raises(AuthenticationError):
+        w.login(pds_account.handle, "wrong-password-123")
+    assert "Logging in failed" in w.errors.message and "check the handle and password" in w.errors.message
+    assert "app password" in w.errors.advice and w.status == "logging in failed" and not w.can_next
+    with pytest.raises(PDSUnavailableError):
+        w.login(pds_account.handle, "whatever", "http://127.0.0.1:9")
+    assert "PDS URL" in w.errors.advice
+    with pytest.raises(AuthenticationError, match="type your app password"):
+        w.login(pds_account.handle, "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: warnings for local paths and the blob limit
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.sandbox
+def test_data_step_warns_about_local_paths_and_the_blob_limit(index, client):
+    from atdata_lab.widgets import PromotionWizard
+
+    index.write([FeatureSample(features=np.zeros(1_600_000, np.float32), label=0)], name="big", progress=False)
+    w = PromotionWizard(index, "big")
+    w.next()
+    w.next()
+    w.next()
+    assert w.step == "data"
+    assert "local file paths that nobody else can reach" in w._data_info.value
+    w.set_data("blobs")
+    assert "exceed the PDS blob limit" in w._data_info.value and "blocks publishing" in w._data_info.value
+    assert "local file paths" not in w._data_info.value
+    assert w.next() == "preview"
+    assert w.plan.blocking and not w.can_next and "atdata-plan-blocking" in w._plan_body.value
+    with pytest.raises(ValueError, match="blob limit"):
+        w.publish()
+    w.back()
+    w.set_data("copy", "")
+    assert not w.can_next and "give the folder" in w._data_info.value
+    assert counts(client) == (0, 0, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# re-opening on a published entry
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.sandbox
+def test_reopening_on_a_published_entry_says_so_and_does_not_publish_twice(index, client):
+    from atdata_lab.widgets import PromotionWizard
+
+    uri = index.promote_entry("fv", progress=False)
+    assert counts(client) == (1, 1, 1)
+    w = PromotionWizard(index, "fv")
+    assert w._already.layout.display == "flex" and uri in w._already.value and "already published" in w._already.value
+    assert w.published_uri == uri
+    plan = to_preview(w)
+    assert plan.already_published == uri and not plan.writes and plan.pds_calls == 0
+    assert "Already published" in w._decision.value and "No records will be written" in w._plan_body.value
+    assert w.next() == "publish"
+    assert w._publish_btn.disabled and uri in w._publish_info.value and "not be published twice" in w._publish_info.value
+    assert w.can_next
+    client.round_trips = 0
+    result = w.publish()  # the programmatic twin: the engine writes nothing
+    assert result.already_published and result.at_uri == uri and result.written == []
+    assert w.status == "verified" and w.report.ok
+    assert counts(client) == (1, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Verify: back to the index browser's Published tab
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.sandbox
+def test_verify_offers_the_index_browsers_published_tab(index, client):
+    from atdata_lab.widgets import IndexBrowser, PromotionWizard
+
+    browser = index.browse()
+    w = PromotionWizard(index, "fv", browser=browser)
+    to_preview(w)
+    w.next()
+    w.publish()
+    assert w.verify().ok
+    assert w.open_browser() is browser
+    assert browser.tabs.selected_index == 1 and browser.selected_record["uri"] == w.published_uri
+    # without a browser: a new one opens below the checks, on the Published tab
+    w.browser = None
+    b = w.open_browser()
+    assert isinstance(b, IndexBrowser) and w._browser_box.children == (b,)
+    assert b.tabs.selected_index == 1 and b.selected_record["uri"] == w.published_uri
+
+
+# ---------------------------------------------------------------------------------------------
+# the app password
+# ---------------------------------------------------------------------------------------------
+def _deep_contains(root, needle: str, limit: int = 200_000) -> list[str]:
+    """Paths from ``root`` to any str containing ``needle``: attributes, containers, closures,
+    exceptions and their traceback frames' locals."""
+    seen, hits, todo = set(), [], [(root, "w")]
+    while todo and len(seen) < limit:
+        obj, path = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            if needle in obj:
+                hits.append(path)
+            continue
+        if isinstance(obj, (bytes, bytearray)):
+            if needle.encode() in obj:
+                hits.append(path)
+            continue
+        if isinstance(obj, (int, float, bool, type(None), type, types.ModuleType)):
+            continue
+        if isinstance(obj, dict):
+            todo += [(v, f"{path}[{k!r}]") for k, v in obj.items()] + [(k, f"{path}.key") for k in obj]
+            continue
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            todo += [(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+            continue
+        if isinstance(obj, types.FunctionType):
+            todo += [(c.cell_contents, f"{path}.<closure {n}>") for n, c in
+                     zip(obj.__code__.co_freevars, obj.__closure__ or ()) if c.cell_contents is not None] \
+                if obj.__closure__ else []
+            continue
+        if isinstance(obj, BaseException):
+            todo += [(obj.args, f"{path}.args"), (str(obj), f"{path}.str")]
+            tb = obj.__traceback__
+            while tb is not None:
+                todo.append((dict(tb.tb_frame.f_locals), f"{path}.tb<{tb.tb_frame.f_code.co_name}>"))
+                tb = tb.tb_next
+            for chained in (obj.__cause__, obj.__context__):
+                if chained is not None:
+                    todo.append((chained, f"{path}.chained"))
+        if isinstance(obj, threading.Thread):
+            continue
+        d = getattr(obj, "__dict__", None)
+        if isinstance(d, dict) and type(obj).__module__.split(".")[0] in ("atdata_lab", "ipywidgets", "traitlets",
+                                                                         "tests", "builtins"):
+            todo.append((d, f"{path}.__dict__"))
+        if hasattr(obj, "_trait_values"):
+            todo.append((obj._trait_values, f"{path}._trait_values"))
+    return hits
+
+
+@pytest.mark.sandbox
+def test_the_app_password_never_leaks(pds_account, tmp_path, atdata_home, caplog):
+    from atdata_lab.widgets import PromotionWizard
+
+    secret = pds_account.password
+    wrong = "Wrong-" + secret[::-1]
+    bare = atdata.Index(path=tmp_path / "secret.db", data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    bare.write(features(20), name="fv", progress=False)
+    caplog.set_level(logging.DEBUG)  # every logger, every level
+
+    w = PromotionWizard(bare)
+    w._handle.value = pds_account.handle
+    # a failed login through the button: the widget is cleared at once, the error is readable
+    w._password.value = wrong
+    w._login_btn.click()
+    assert w._password.value == ""
+    w.wait()
+    assert "Logging in failed" in w.errors.message and bare.atmosphere is None
+    # a successful one
+    w._password.value = secret
+    w._login_btn.click()
+    assert w._password.value == ""
+    w.wait()
+    assert bare.atmosphere is not None and w.status == "connected" and not w.errors.visible
+    to_preview(w)
+    w.next()
+    w.publish()
+    assert w.report.ok
+    gc.collect()
+
+    for pw in (secret, wrong):
+        # saved widget state: every widget alive, the wizard's and all others
+        for model_id, widget in list(ipywidgets.widgets.widget._instances.items()):
+            state = json.dumps(widget.get_state(), default=repr)
+            assert pw not in state, (model_id, type(widget).__name__)
+        # the static views and reprs that land in a notebook
+        bundle = w._repr_mimebundle_()
+        assert pw not in json.dumps(bundle, default=repr)
+        assert pw not in repr(w) and pw not in repr(bare) and pw not in repr(bare.atmosphere)
+        # the error panel, its history, and every log record (message, arguments, traceback)
+        assert pw not in w.errors._html.value and pw not in w.errors.message
+        for _context, exc in w.errors.history:
+            assert pw not in str(exc) and pw not in repr(exc.args)
+        for r in caplog.records:
+            assert pw not in r.getMessage() and pw not in caplog.text and pw not in repr(r.args)
+        # no attribute, closure, task or exception frame of the wizard keeps it
+        assert _deep_contains(w, pw) == []
+        # the index and everything under ATDATA_HOME and the data folder
+        for folder in (tmp_path, Path(atdata_home)):
+            for f in folder.rglob("*"):
+                if f.is_file():
+                    assert pw.encode() not in f.read_bytes(), f
+    assert caplog.records  # the logs were really captured
+
+
+# ---------------------------------------------------------------------------------------------
+# without the PDS
+# ---------------------------------------------------------------------------------------------
+def test_library_views_do_not_import_widgets():
+    code = ("import sys, atdata_lab, atdata_lab.plan_view, atdata_lab.promotion; "
+            "bad = [m for m in ('ipywidgets', 'anywidget', 'matplotlib') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_check_describe_is_the_engines_validation():
+    from atdata_lab.promotion import validate_promotion_inputs
+
+    assert plan_view.check_describe("ok", "", [], "") is None
+    assert plan_view.check_describe("ok", None, ["a"], "mit", {"split": "train"}) is None
+    for args in (("", None, [], None), ("x", "y" * 5001, [], None), ("x", None, ["a"] * 31, None),
+                 ("x", None, [], "nope"), ("x", None, [], None, {"f": 0.5})):
+        msg = plan_view.check_describe(*args)
+        with pytest.raises(ValueError) as e:
+            validate_promotion_inputs(args[0], args[1] or None, args[2], args[3], args[4] if len(args) > 4 else None)
+        assert msg == str(e.value)
+
+
+def test_copy_target_for_each_data_choice(tmp_path):
+    store = atdata.LocalDiskStore(tmp_path / "s")
+    assert plan_view.copy_target("keep") is None
+    assert plan_view.copy_target("blobs") == "blobs"
+    assert plan_view.copy_target("copy", store=store) is store
+    target = plan_view.copy_target("copy", str(tmp_path / "f"))
+    assert isinstance(target, atdata.LocalDiskStore) and str(tmp_path / "f") in target.describe()
+    with pytest.raises(ValueError, match="give the folder"):
+        plan_view.copy_target("copy", "  ")
+    with pytest.raises(ValueError, match="S3DataStore"):
+        plan_view.copy_target("copy", "s3://bucket/x")
+    with pytest.raises(ValueError, match="keep, copy, blobs"):
+        plan_view.copy_target("move")
+
+
+def test_error_advice_names_what_to_do_next():
+    advice = {
+        PromotionCancelled("x"): "Nothing was published",
+        AuthenticationError("x"): "app password",
+        PDSUnavailableError("x"): "sandbox start",
+        RateLimitedError("x"): "wait",
+        NoAtmosphereError("x"): "Log in first",
+        PromotionConflictError("x", suggested_version="1.1.0"): "version='1.1.0'",
+        RecordValidationError("x"): "step Describe",
+        KeyError("x"): "pick another dataset",
+        RuntimeError("x"): "report it",
+    }
+    for exc, words in advice.items():
+        assert words in plan_view.error_advice(exc), exc
+    html = plan_view.error_html(AuthenticationError("bad <login>"), "Logging in")
+    assert "Logging in failed" in html and "bad &lt;login&gt;" in html and "What to do next" in html
+
+
+def test_connect_step_without_an_account_shows_the_login_form(tmp_path, monkeypatch):
+    from atdata_lab.widgets import PromotionWizard
+
+    monkeypatch.setenv("ATDATA_PDS_URL", "http://127.0.0.1:2583")
+    monkeypatch.setenv("ATDATA_HANDLE", "alice.test")
+    w = PromotionWizard(atdata.Index(path=tmp_path / "x.db"))
+    assert isinstance(w._password, ipywidgets.Password)
+    assert (w._handle.value, w._pds_url.value, w._password.value) == ("alice.test", "http://127.0.0.1:2583", "")
+    assert w._login_form.layout.display == "flex" and "log in" in w._identity.value
+    assert not w.can_next and w._back_btn.disabled and not w._cancel_btn.disabled
+    for cls in ("atdata-promotion-wizard", "atdata-widget"):
+        assert cls in w._dom_classes
+    for part, name in ((w._handle, "handle"), (w._password, "password"), (w._login_btn, "login"),
+                       (w._next_btn, "next"), (w._back_btn, "back"), (w._cancel_btn, "cancel")):
+        assert f"atdata-promotion-wizard-{name}" in part._dom_classes
+    for step, pane in w._panes.items():
+        assert f"atdata-promotion-wizard-step-{step}" in pane._dom_classes
+    assert "atdata-step-connect atdata-step-current" in w._indicator.value
+    static = w._repr_mimebundle_()["text/html"]
+    assert "atdata-steps" in static and repr(w) == "PromotionWizard(step='connect', entry=None, status='')"
+    assert isinstance(w.step, str) and PromotionWizard.step.help  # documented traits
+
+
+def test_traits_are_documented():
+    from atdata_lab.widgets import PromotionWizard, SchemaDiff
+
+    for cls in (PromotionWizard, SchemaDiff):
+        own = {n: t for n, t in cls.class_traits().items() if n in cls.__dict__}
+        assert own and all(t.help for t in own.values()), cls
+        for n, t in cls.class_traits(sync=True).items():
+            assert t.help or n.startswith("_") or n in ipywidgets.VBox.class_traits(), (cls, n)
+
+
+def test_index_browsers_diff_schema_action_opens_schema_diff(tmp_path):
+    from atdata_lab.widgets import IndexBrowser, SchemaDiff
+
+    @atdata.packable
+    class Probe:
+        x: int
+
+    idx = atdata.Index(path=tmp_path / "b.db", data_store=atdata.LocalDiskStore(tmp_path / "bd"))
+    old = idx.write([Probe(x=1)], name="old", progress=False)
+
+    @atdata.packable
+    class Probe:  # noqa: F811 - a new version: one optional field more
+        x: int
+        y: Optional[str] = None
+
+    new = idx.write([Probe(x=1, y="a")], name="new", progress=False)
+    assert old.schema_ref != new.schema_ref
+    browser = IndexBrowser(idx)
+    browser.select("new")
+    shown = browser.diff_selected(old.schema_ref)
+    assert isinstance(shown, SchemaDiff) and browser.action_widget is shown
+    assert (shown.verdict, shown.next_version) == ("compatible", "1.1.0")
+    assert shown in browser.action_area.children
+    assert browser.diff_button.description == "Diff schema"
