@@ -165,7 +165,7 @@ class IndexBrowser(AtdataWidget):
 
         body = self.tabs if self.tabs is not None else self.local_tab
         self.set_body(body)
-        with self.reporting("Loading the index"):
+        with self.reporting("Loading the index", reraise=False):  # shown in the widget
             self._load_schema_options()
             self._reload()
         self.timings["render"] = (time.perf_counter() - t0) * 1000

@@ -250,8 +250,8 @@ class SampleInspector(AtdataWidget):
             self.header.value = "<div class='atdata-empty'>This dataset has no samples.</div>"
             for w in (self.prev_button, self.next_button, self.slider, self.jump, self.random_button):
                 w.disabled = True
-        else:
-            with self.reporting("Loading the first sample"):
+        else:  # a sample that cannot be read is shown as an error; the widget stays usable
+            with self.reporting("Loading the first sample", reraise=False):
                 self.goto(min(max(int(start), 0), last))
         self.timings["render"] = (time.perf_counter() - t0) * 1000
 
@@ -427,7 +427,15 @@ class SampleInspector(AtdataWidget):
         if self._syncing:
             return
         if value == "Grid":
-            self.show_grid()
+            try:
+                self.show_grid()
+            except Exception:
+                self._syncing = True
+                try:
+                    self.view_toggle.value = "Sample"
+                finally:
+                    self._syncing = False
+                raise
         else:
             self.show_sample()
 
