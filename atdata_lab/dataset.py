@@ -19,6 +19,7 @@ import msgpack
 import numpy as np
 
 from .errors import SampleDecodeError, ShardError
+from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
 from .sample import DictSample, codec_for
 from .schema import fields_of
@@ -37,11 +38,14 @@ _ALLOWED_TYPES: dict[str, frozenset] = {
     "int": frozenset({int, bool}),
     "float": frozenset({float, int}),
     "bool": frozenset({bool}),
-    "bytes": frozenset({bytes}),
+    "bytes": frozenset({bytes, memoryview}),
     "list": frozenset({list}),
     "dict": frozenset({dict}),
-    "ndarray": frozenset({bytes}),
+    "ndarray": frozenset({bytes, memoryview}),
 }
+_BIN = (bytes, memoryview)
+# Samples at least this large are read with zero-copy views of their bin values.
+ZERO_COPY_MIN = 16 << 10
 _NONE = frozenset({type(None)})
 
 
@@ -136,23 +140,32 @@ def _stack_if_uniform(col: list) -> Any:
 
 
 def _stack_ndarray_payloads(col: list, where: Callable[[int], str], optional: bool) -> Any:
-    """Decode a column of NDArray payloads straight into one batch array when uniform."""
+    """Decode a column of NDArray payloads straight into one batch array when uniform.
+
+    Payloads may be bytes or memoryviews (zero-copy views into the shard): either way the
+    array data is copied exactly once, into the batch.
+    """
     first = col[0]
-    if type(first) is bytes and first[:6] != b"\x93NUMPY":
+    if type(first) in _BIN and first[:6] != b"\x93NUMPY":
         try:
             dt, shape, off = parse_ndarray_header(first)
         except NDArrayFormatError as e:
             raise SampleDecodeError(f"{where(0)}: {e}") from e
         n0 = len(first)
-        head = first[:off]
+        head = bytes(first[:off])
         uniform = True
         for b in col:
-            if type(b) is not bytes or len(b) != n0 or b[:off] != head:
+            if type(b) not in _BIN or len(b) != n0 or b[:off] != head:
                 uniform = False
                 break
         if uniform:
-            joined = bytearray().join([memoryview(b)[off:] for b in col])
-            return np.frombuffer(joined, dtype=dt).reshape((len(col), *shape))
+            # numpy's large allocations get transparent huge pages: fewer page faults than a bytearray
+            rb = n0 - off
+            out = np.empty(len(col) * rb, dtype=np.uint8)
+            dest = memoryview(out)
+            for i, b in enumerate(col):
+                dest[i * rb : (i + 1) * rb] = memoryview(b)[off:]
+            return out.view(dt).reshape((len(col), *shape))
     out = []
     for i, b in enumerate(col):
         if b is None and optional:
@@ -399,7 +412,7 @@ class Dataset(Generic[ST]):
             maps = []
             for url, key, data in chunk:
                 try:
-                    maps.append(unpackb(data))
+                    maps.append(unpack_map_views(data) if len(data) >= ZERO_COPY_MIN else unpackb(data))
                 except Exception as e:
                     raise SampleDecodeError(f"shard {url}, sample {key!r}: not a valid msgpack sample ({e})") from e
             keys = [c[1] for c in chunk]
@@ -419,13 +432,13 @@ class Dataset(Generic[ST]):
                 names.update(dict.fromkeys(m))
             for name in names:
                 col = [m.get(name) for m in maps]
-                if type(col[0]) is bytes and _looks_like_array(col[0]):
+                if type(col[0]) in _BIN and _looks_like_array(col[0]):
                     try:
                         cols[name] = _stack_ndarray_payloads(col, lambda i, f=name: where_for(i, f), True)
                         continue
                     except SampleDecodeError:
                         pass
-                cols[name] = col
+                cols[name] = [bytes(v) if type(v) is memoryview else v for v in col]
             return SampleBatch(cols, st, keys)
         for f in codec_for(st).fields:
             name = f.name
@@ -443,6 +456,8 @@ class Dataset(Generic[ST]):
             kind = f.type.kind
             if kind == "ndarray":
                 cols[name] = _stack_ndarray_payloads(col, lambda i, f=name: where_for(i, f), f.optional)
+            elif kind == "bytes" and memoryview in types_:
+                cols[name] = [bytes(v) if type(v) is memoryview else v for v in col]
             elif kind == "float" and int in types_:
                 cols[name] = [float(v) if type(v) is int else v for v in col]
             elif kind == "list" and f.type.items is not None and f.type.items.kind == "ndarray":

@@ -9,6 +9,7 @@ published only when complete.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +24,7 @@ from .errors import ShardError
 from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .stores.base import ShardSink
 from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header
-from .urls import open_url
+from .urls import is_local, local_path, open_url
 
 __all__ = ["ShardInfo", "ShardSetWriter", "HintObserver", "scan_shard", "iter_sample_members", "write_samples"]
 
@@ -337,14 +338,46 @@ def _warn_ext(ext: str, url: str) -> None:
         )
 
 
+def _map_local(path: str) -> Any:
+    """A read-only mmap of a local shard (``b""`` for an empty file); the fd is closed at once."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return b""
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(mm, "madvise"):
+        mm.madvise(mmap.MADV_SEQUENTIAL)
+    return mm
+
+
 def iter_sample_members(
     url: str, storage_options: dict[str, Any] | None = None, *, sha256: str | None = None
 ) -> Iterator[tuple[str, memoryview]]:
     """Yield ``(key, msgpack bytes)`` for each sample of a shard, in file order.
 
-    With ``sha256``, the whole file is hashed as it streams; a mismatch raises ``ShardError``
-    after the last member.
+    Local shards are memory-mapped and parsed in place (members are views, nothing is copied);
+    remote ones stream in large chunks. With ``sha256``, the whole file is hashed and a mismatch
+    raises ``ShardError`` after the last member.
     """
+    if is_local(url):
+        try:
+            mm = _map_local(local_path(url))
+        except FileNotFoundError:
+            raise ShardError(f"shard {url} does not exist") from None
+        for name, _off, _size, data in iter_members(mm, url):
+            key, ext = split_key(name)
+            if ext == "msgpack":
+                yield key, data  # type: ignore[misc]
+            else:
+                _warn_ext(ext, url)
+        if sha256:
+            got = hashlib.sha256(mm).hexdigest()
+            if got != sha256:
+                raise ShardError(
+                    f"shard {url} does not match its published sha256 checksum ({got} != {sha256}): "
+                    "the file changed or is corrupt; ask the publisher to re-upload it"
+                )
+        return
     try:
         f = open_url(url, storage_options)
     except FileNotFoundError:

@@ -12,8 +12,9 @@ mode, so the same members always give the same bytes.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -138,17 +139,24 @@ def _verify_checksums(buf: bytes, offsets: list[int], names: list[str], shard: s
             )
 
 
-def iter_members(f: BinaryIO, shard: str, *, with_data: bool = True) -> Iterator[tuple[str, int, int, memoryview | None]]:
-    """Yield ``(name, data_offset, size, data)`` for each regular file in a tar stream.
+RELEASE_EVERY = 64 << 20
 
-    ``data`` is a memoryview valid until the next iteration (``None`` when ``with_data`` is
-    false, in which case member data is skipped without being kept). Offsets are absolute
-    file positions, usable for random access later.
+
+def iter_members(f: BinaryIO | Any, shard: str, *, with_data: bool = True) -> Iterator[tuple[str, int, int, memoryview | None]]:
+    """Yield ``(name, data_offset, size, data)`` for each regular file in a tar archive.
+
+    ``f`` is a file object (read in large chunks) or a whole-file buffer such as an ``mmap``
+    (parsed in place: member data are views into it, nothing is copied). ``data`` is a
+    memoryview (``None`` when ``with_data`` is false). Offsets are absolute file positions,
+    usable for random access later.
 
     Raises:
         ShardError: truncated or corrupt archive; names the shard and the member.
     """
-    buf = b""
+    whole = isinstance(f, (bytes, bytearray, memoryview, mmap.mmap))
+    buf = f if whole else b""
+    view = memoryview(buf) if whole else None
+    released = 0
     pos = 0  # position in buf
     base = 0  # file offset of buf[0]
     pending: list[int] = []  # header offsets in buf awaiting checksum verification
@@ -162,6 +170,8 @@ def iter_members(f: BinaryIO, shard: str, *, with_data: bool = True) -> Iterator
         _verify_checksums(buf, pending, pending_names, shard, base)
         pending.clear()
         pending_names.clear()
+        if whole:
+            return len(buf) - pos >= need
         avail = len(buf) - pos
         parts = [buf[pos:]] if avail else []
         base += pos
@@ -185,22 +195,34 @@ def iter_members(f: BinaryIO, shard: str, *, with_data: bool = True) -> Iterator
                 "the file is incomplete: re-download or re-write it"
             )
         hdr_off = pos
+        if whole and len(pending) >= 4096:  # verify in bulk as we go; give consumed pages back
+            _verify_checksums(buf, pending, pending_names, shard, base)
+            pending.clear()
+            pending_names.clear()
+            if pos - released >= RELEASE_EVERY and hasattr(buf, "madvise"):
+                start = released & ~(mmap.PAGESIZE - 1)
+                end = pos & ~(mmap.PAGESIZE - 1)
+                buf.madvise(mmap.MADV_DONTNEED, start, end - start)
+                released = end
         if buf[pos] == 0 and buf[pos : pos + BLOCK] == bytes(BLOCK):
             _verify_checksums(buf, pending, pending_names, shard, base)
             return
         try:
-            size = _octal(buf[pos + 124 : pos + 136], "size")
+            try:  # the usual "%011o\0" field
+                size = int(buf[pos + 124 : pos + 135], 8)
+            except ValueError:
+                size = _octal(buf[pos + 124 : pos + 136], "size")
         except ValueError:
             raise ShardError(
                 f"shard {shard}: corrupt tar header after member {last!r} at byte {base + pos} "
                 "(size field is not a number); the file is damaged or not a tar archive"
             ) from None
         typeflag = buf[pos + 156]
-        name_raw = buf[pos : pos + 100].split(b"\x00", 1)[0]
-        if buf[pos + 257 : pos + 262] == b"ustar":
+        nul = buf.find(b"\x00", pos, pos + 100)
+        name_raw = buf[pos : nul if nul >= 0 else pos + 100]
+        if buf[pos + 345] != 0 and buf[pos + 257 : pos + 262] == b"ustar":
             prefix = buf[pos + 345 : pos + 500].split(b"\x00", 1)[0]
-            if prefix:
-                name_raw = prefix + b"/" + name_raw
+            name_raw = prefix + b"/" + name_raw
         name = name_raw.decode("utf-8", "replace")
         pending.append(hdr_off)
         pending_names.append(name)
@@ -220,7 +242,10 @@ def iter_members(f: BinaryIO, shard: str, *, with_data: bool = True) -> Iterator
             if "path" in pax:
                 name = pax["path"]
             last = name
-            yield name, data_off, size, (memoryview(buf)[pos : pos + size] if with_data else None)
+            if with_data:
+                yield name, data_off, size, (view[pos : pos + size] if whole else memoryview(buf)[pos : pos + size])
+            else:
+                yield name, data_off, size, None
             pax = {}
             longname = None
         elif typeflag == 0x78:  # 'x': PAX header for the next member
