@@ -136,6 +136,10 @@ class Sandbox:
         log_level: Server log level (``"info"`` logs one line per request, ``"warn"`` less).
         blob_upload_limit: Largest blob the PDS accepts, in bytes.
         run_dir: Where the log and pid file go; default ``data_dir`` or a temporary folder.
+        pds_env: Extra PDS settings as the PDS's own ``PDS_*`` environment variables, e.g.
+            ``{"PDS_RATE_LIMITS_ENABLED": "true"}`` (its rate limits are off by default). They are
+            read by the PDS's ``readEnv()`` and applied over the sandbox's settings; a variable
+            the PDS does not know is ignored (and named in the server log).
     """
 
     def __init__(
@@ -149,7 +153,12 @@ class Sandbox:
         log_level: str = "info",
         blob_upload_limit: int = 5 * 1024 * 1024,
         run_dir: str | os.PathLike[str] | None = None,
+        pds_env: dict[str, str] | None = None,
     ) -> None:
+        bad = [k for k in (pds_env or {}) if not (isinstance(k, str) and k.startswith("PDS_"))]
+        if bad:
+            raise SandboxError(f"pds_env takes the PDS's PDS_* environment variables, not {bad!r}")
+        self.pds_env: dict[str, str] = {k: str(v) for k, v in (pds_env or {}).items()}
         self.data_dir: Path | None = Path(data_dir).expanduser().resolve() if data_dir is not None else None
         self._requested_run_dir = Path(run_dir).expanduser().resolve() if run_dir is not None else None
         self._pds_port_wanted = pds_port
@@ -455,6 +464,7 @@ class Sandbox:
             "plcOpsFile": str(store / _PLC_OPS_FILE) if self.data_dir is not None else None,
             "blobUploadLimit": self.blob_upload_limit,
             "parentPid": None if detach else os.getpid(),
+            "pdsEnv": dict(self.pds_env),
             **self._secrets,
         }
         env = dict(os.environ)

@@ -11,6 +11,8 @@
 //                                   appended to on every accepted operation (persistence)
 //   jwtSecret, adminPassword, plcRotationKeyHex, blobUploadLimit
 //   parentPid                       optional: shut down when this process is gone
+//   pdsEnv                          optional: extra PDS settings as PDS_* variables (e.g.
+//                                   PDS_RATE_LIMITS_ENABLED), parsed by the PDS's readEnv()
 // Logs (pino JSON) go to stdout/stderr, which the Python side sends to a log file.
 
 import fs from 'node:fs'
@@ -91,8 +93,32 @@ async function startPlc(cfg) {
   return { plc, addr, replayed }
 }
 
+// The PDS settings that `vars` (PDS_* names) change, parsed by the PDS's own readEnv().
+function pdsEnvOverrides(readEnv, vars) {
+  const names = Object.keys(vars || {})
+  if (!names.length) return {}
+  const before = readEnv()
+  const saved = Object.fromEntries(names.map((k) => [k, process.env[k]]))
+  let after
+  try {
+    for (const k of names) process.env[k] = String(vars[k])
+    after = readEnv()
+  } finally {
+    for (const k of names) {
+      if (saved[k] === undefined) delete process.env[k]
+      else process.env[k] = saved[k]
+    }
+  }
+  const out = {}
+  for (const [k, v] of Object.entries(after)) {
+    if (JSON.stringify(v) !== JSON.stringify(before[k])) out[k] = v
+  }
+  say('pds-env', { applied: Object.keys(out), given: names })
+  return out
+}
+
 async function startPds(cfg) {
-  const { PDS, envToCfg, envToSecrets } = await import('@atproto/pds')
+  const { PDS, envToCfg, envToSecrets, readEnv } = await import('@atproto/pds')
   fs.mkdirSync(cfg.dataDirectory, { recursive: true, mode: 0o700 })
   fs.mkdirSync(cfg.blobstoreDir, { recursive: true, mode: 0o700 })
   const env = {
@@ -109,6 +135,7 @@ async function startPds(cfg) {
     blobUploadLimit: cfg.blobUploadLimit,
     crawlers: [],
     version: '0.5-atdata-lab-sandbox',
+    ...pdsEnvOverrides(readEnv, cfg.pdsEnv),
   }
   const pdsCfg = envToCfg(env)
   if (cfg.publicUrl) pdsCfg.service.publicUrl = cfg.publicUrl
