@@ -69,9 +69,11 @@ class SQLiteProvider(IndexProvider):
             },
             pk="name", if_not_exists=True,
         )
-        for col in ("cid", "schema_ref", "created_at", "num_samples", "size_bytes", "num_shards", "license",
-                    "published_uri"):
-            db["entries"].create_index([col], if_not_exists=True)
+        db["entries"].create_index(["cid"], if_not_exists=True)
+        for col in SORT_COLUMNS:  # covering (column, name) indexes: a page is an index walk
+            if col != "name":
+                db["entries"].create_index([col, "name"], if_not_exists=True)
+        self._create_fts()
         db["entry_tags"].create({"name": str, "tag": str}, pk=("name", "tag"), if_not_exists=True)
         db["entry_tags"].create_index(["tag"], if_not_exists=True)
         db["shards"].create(
@@ -89,6 +91,23 @@ class SQLiteProvider(IndexProvider):
         db["state"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
         db["meta"].create({"key": str, "value": int}, pk="key", if_not_exists=True)
         self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', 0)")
+
+    def _create_fts(self) -> None:
+        """A trigram full-text index over ``search_text`` (substring search), kept in sync by triggers."""
+        c = self.conn
+        exists = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries_fts'").fetchone()
+        if exists:
+            return
+        c.execute("CREATE VIRTUAL TABLE entries_fts USING fts5(search_text, content='entries', "
+                  "content_rowid='rowid', tokenize='trigram')")
+        c.execute("CREATE TRIGGER entries_fts_ai AFTER INSERT ON entries BEGIN "
+                  "INSERT INTO entries_fts(rowid, search_text) VALUES (new.rowid, new.search_text); END")
+        c.execute("CREATE TRIGGER entries_fts_ad AFTER DELETE ON entries BEGIN "
+                  "INSERT INTO entries_fts(entries_fts, rowid, search_text) VALUES ('delete', old.rowid, old.search_text); END")
+        c.execute("CREATE TRIGGER entries_fts_au AFTER UPDATE ON entries BEGIN "
+                  "INSERT INTO entries_fts(entries_fts, rowid, search_text) VALUES ('delete', old.rowid, old.search_text); "
+                  "INSERT INTO entries_fts(rowid, search_text) VALUES (new.rowid, new.search_text); END")
+        c.execute("INSERT INTO entries_fts(entries_fts) VALUES ('rebuild')")
 
     @contextmanager
     def _write(self):
@@ -186,9 +205,14 @@ class SQLiteProvider(IndexProvider):
             raise ValueError(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
         where, args = [], []
         if text:
-            where.append("search_text LIKE ? ESCAPE '\\'")
-            esc = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(f"%{esc}%")
+            needle = text.lower()
+            if len(needle.encode()) >= 3:  # trigram index: substring match without a table scan
+                where.append("rowid IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?)")
+                args.append('"' + needle.replace('"', '""') + '"')
+            else:
+                where.append("search_text LIKE ? ESCAPE '\\'")
+                esc = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                args.append(f"%{esc}%")
         for t in tags or []:
             where.append("name IN (SELECT name FROM entry_tags WHERE tag = ?)")
             args.append(t)
@@ -202,12 +226,26 @@ class SQLiteProvider(IndexProvider):
         if published is not None:
             where.append("published_uri IS NOT NULL" if published else "published_uri IS NULL")
         clause = (" WHERE " + " AND ".join(where)) if where else ""
-        order = f" ORDER BY {sort} {'DESC' if descending else 'ASC'}, name ASC"
+        # ties go in name order, reversed when descending (one index walk, like the Redis provider)
+        direction = "DESC" if descending else "ASC"
+        order = f" ORDER BY {sort} {direction}" + ("" if sort == "name" else f", name {direction}")
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         with self._lock:
             total = self.conn.execute("SELECT COUNT(*) FROM entries" + clause, args).fetchone()[0]
-            rows = self.conn.execute(_SELECT + clause + order + page, args).fetchall()
-        return [_row(r) for r in rows], total
+            if limit == 0:
+                return [], total
+            names = [r[0] for r in self.conn.execute("SELECT name FROM entries" + clause + order + page, args)]
+            rows = self._rows_by_name(names)
+        return rows, total
+
+    def _rows_by_name(self, names: list[str]) -> list[dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(names), 500):
+            part = names[i : i + 500]
+            for r in self.conn.execute(_SELECT + f" WHERE name IN ({', '.join('?' * len(part))})", part):
+                row = _row(r)
+                out[row["name"]] = row
+        return [out[n] for n in names if n in out]
 
     def get_shards(self, urls: list[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
