@@ -178,7 +178,9 @@ def iter_members(f: BinaryIO | Any, shard: str, *, with_data: bool = True) -> It
         pos = 0
         got = avail
         while got < need:
-            chunk = f.read(max(CHUNK, need - got))
+            # never more than CHUNK per read: a header may declare any size, and read(n) allocates
+            # n bytes up front, so memory stays bounded by the bytes actually present
+            chunk = f.read(CHUNK)
             if not chunk:
                 break
             parts.append(chunk)
@@ -227,7 +229,13 @@ def iter_members(f: BinaryIO | Any, shard: str, *, with_data: bool = True) -> It
         pending.append(hdr_off)
         pending_names.append(name)
         if "size" in pax:
-            size = int(pax["size"])
+            try:
+                size = int(pax["size"])
+            except ValueError:
+                size = -1
+            if size < 0:
+                raise ShardError(f"shard {shard}: corrupt PAX header for member {name!r}: size {pax['size'][:40]!r} "
+                                 "is not a byte count; the file is damaged or not a tar archive")
         padded = (size + BLOCK - 1) & ~(BLOCK - 1)
         pos += BLOCK
         if len(buf) - pos < padded:

@@ -1,0 +1,73 @@
+"""Bugs the fuzzers found, each kept as a plain regression test.
+
+Every input here once made a reader raise something other than the project's own errors, or
+allocate memory for a size a header declared rather than for the bytes present.
+"""
+
+from __future__ import annotations
+
+import io
+import tracemalloc
+
+import pytest
+
+from atdata_lab.errors import AtdataLabError, ShardError
+from atdata_lab.shards import scan_shard
+from atdata_lab.tar import BLOCK, END_OF_ARCHIVE, iter_members, ustar_header
+
+
+def _with_checksum(h: bytearray) -> bytes:
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\x00 " % sum(h)
+    return bytes(h)
+
+
+def _header(name: str, size_field: bytes, typeflag: bytes = b"0") -> bytes:
+    h = bytearray(ustar_header(name, 0))
+    h[124:136] = size_field
+    h[156:157] = typeflag
+    return _with_checksum(h)
+
+
+def _pax(record: bytes) -> bytes:
+    h = bytearray(ustar_header("PaxHeaders/x", len(record)))
+    h[156:157] = b"x"
+    return _with_checksum(h) + record + bytes(-len(record) % BLOCK)
+
+
+def _peak_while(fn) -> tuple[BaseException | None, int]:
+    tracemalloc.start()
+    try:
+        fn()
+        err = None
+    except BaseException as e:  # noqa: BLE001 - returned to the test
+        err = e
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return err, peak
+
+
+@pytest.mark.parametrize("size_field", [
+    bytes([0x80]) + (2**80).to_bytes(11, "big"),  # GNU base-256: once an OverflowError
+    b"77777777777\x00",                             # 8 GiB - 1: once an 8 GiB read(n) buffer (MemoryError)
+], ids=["base256-2**80", "octal-8GiB"])
+def test_tar_member_declaring_a_huge_size_is_a_shard_error_with_bounded_memory(tmp_path, size_field):
+    data = _header("0.msgpack", size_field) + bytes(4 * BLOCK)
+    path = tmp_path / "huge.tar"
+    path.write_bytes(data)
+    for fn in (lambda: list(iter_members(io.BytesIO(data), "huge.tar")),
+               lambda: list(iter_members(open(path, "rb"), "huge.tar")),  # noqa: SIM115
+               lambda: scan_shard(str(path))):
+        err, peak = _peak_while(fn)
+        assert isinstance(err, ShardError) and "truncated" in str(err), repr(err)
+        assert peak < 16 << 20, f"{peak:,} bytes allocated for a {len(data)}-byte file"
+
+
+@pytest.mark.parametrize("value", [b"abc", b"-5", b"9" * 5000], ids=["not-a-number", "negative", "5000-digits"])
+def test_tar_pax_size_that_is_not_a_byte_count_is_a_shard_error(value):
+    record = b"size=" + value + b"\n"
+    n = len(record) + 1
+    n = len(record) + len(str(n)) + 1
+    data = _pax(str(n).encode() + b" " + record) + ustar_header("0.msgpack", 1) + b"x" + bytes(BLOCK - 1) + END_OF_ARCHIVE
+    with pytest.raises(AtdataLabError):
+        list(iter_members(io.BytesIO(data), "pax.tar"))
