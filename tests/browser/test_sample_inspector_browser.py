@@ -1,0 +1,137 @@
+"""The SampleInspector in a real JupyterLab, clicked through in headless Chromium: next, previous,
+jump, slider, random, colormap, slices of a volume, the grid and its thumbnails, JSON panes; each
+step asserted on the DOM and on the kernel's state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+import atdata_lab as atdata
+from tests.support.notebook_ui import make_notebook
+
+pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
+
+
+@atdata.packable
+class Scan:
+    image: NDArray
+    volume: NDArray
+    trace: NDArray
+    name: str
+    raw: bytes
+    meta: dict
+
+
+def write_scans(n=12):
+    rng = np.random.default_rng(0)
+    index = atdata.Index()
+    index.write([Scan(image=rng.random((24, 32)).astype(np.float32), volume=rng.integers(0, 9, (5, 10, 12), dtype=np.uint8),
+                      trace=np.sin(np.linspace(0, 3 * (i + 1), 100)), name=f"scan {i}", raw=bytes(range(i, i + 20)),
+                      meta={"i": i, "tags": ["a", "b"]}) for i in range(n)],
+                name="scans", maxcount=5, progress=False)
+
+
+NOTEBOOK = make_notebook(
+    "import atdata_lab as atdata\nindex = atdata.Index()\nentry = index.get_entry_by_name('scans')",
+    "insp = entry.inspect(seed=1)\ninsp",
+)
+
+
+def test_step_through_samples(lab):
+    write_scans()
+    lab.open_notebook(NOTEBOOK, name="inspector.ipynb")
+    lab.run_all_and_wait()
+
+    header = lab.widget("atdata-sample-inspector-header")
+    expect(header).to_contain_text("sample 0 of 12")
+    expect(header).to_contain_text("shard scans-000000.tar")
+    fields = lab.page.locator(".atdata-sample-inspector-field")
+    expect(fields).to_have_count(6)
+    for kind in ("image", "volume", "line", "str", "bytes", "dict"):
+        expect(lab.widget(f"atdata-sample-inspector-kind-{kind}")).to_have_count(1)
+    images = lab.page.locator("img.atdata-sample-inspector-image")
+    expect(images).to_have_count(3)  # the image, the volume's slice, the line plot
+    assert images.evaluate_all("imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+    expect(lab.widget("atdata-sample-inspector-kind-bytes")).to_contain_text("20 bytes: 00 01 02")
+    expect(lab.widget("atdata-sample-inspector-kind-image")).to_contain_text("<f4 (24, 32)")
+    expect(lab.page.locator(".atdata-sample-inspector-kind-image svg.atdata-histogram")).to_have_count(1)
+
+    # next / previous
+    lab.widget("atdata-sample-inspector-next").click()
+    expect(header).to_contain_text("sample 1 of 12")
+    lab.wait_for_kernel("insp.k", 1)
+    expect(lab.widget("atdata-sample-inspector-kind-str")).to_contain_text("scan 1")
+    lab.widget("atdata-sample-inspector-prev").click()
+    expect(header).to_contain_text("sample 0 of 12")
+    lab.wait_for_kernel("insp.k", 0)
+
+    # jump to a sample in the second shard
+    jump = lab.page.locator(".atdata-sample-inspector-jump input")
+    jump.fill("7")
+    jump.press("Enter")
+    expect(header).to_contain_text("sample 7 of 12")
+    expect(header).to_contain_text("shard scans-000001.tar")
+    lab.wait_for_kernel("insp.k", 7)
+    assert lab.kernel_eval("insp.sample.name") == "scan 7"
+    # the slider follows
+    expect(lab.page.locator(".atdata-sample-inspector-slider .widget-readout")).to_have_text("7")
+
+    # random: the kernel draws, the page shows it
+    lab.widget("atdata-sample-inspector-random").click()
+    lab.wait_for_kernel("insp.timings.get('step') is not None and insp.k != 7", True)
+    k = lab.kernel_eval("insp.k")
+    expect(header).to_contain_text(f"sample {k} of 12")
+
+    # the JSON pane is collapsible
+    details = lab.page.locator(".atdata-sample-inspector-kind-dict details")
+    expect(details.locator("pre")).to_be_hidden()
+    details.locator("summary").click()
+    expect(details.locator("pre")).to_be_visible()
+    expect(details.locator("pre")).to_contain_text('"tags"')
+
+
+def test_colormap_slices_and_grid(lab):
+    write_scans()
+    lab.open_notebook(NOTEBOOK, name="inspector_grid.ipynb")
+    lab.run_all_and_wait()
+    header = lab.widget("atdata-sample-inspector-header")
+    expect(header).to_contain_text("sample 0 of 12")
+
+    image = lab.page.locator(".atdata-sample-inspector-kind-image img.atdata-sample-inspector-image")
+    before = image.get_attribute("src")
+    lab.page.locator(".atdata-sample-inspector-cmap select").select_option("gray")
+    lab.wait_for_kernel("insp.cmap", "gray")
+    expect(image).not_to_have_attribute("src", before)
+
+    # the volume's slice selector
+    volume_img = lab.page.locator(".atdata-sample-inspector-kind-volume img.atdata-sample-inspector-image")
+    vol_before = volume_img.get_attribute("src")
+    assert lab.page.locator(".atdata-sample-inspector-slice").count() == 1
+    handle = lab.page.locator(".atdata-sample-inspector-slice .noUi-handle")
+    handle.focus()
+    for _ in range(3):
+        handle.press("ArrowRight")
+    expect(lab.page.locator(".atdata-sample-inspector-slice .widget-readout")).to_have_text("3")
+    lab.wait_for_kernel("insp.slices['volume']", [3])
+    expect(volume_img).not_to_have_attribute("src", vol_before)
+
+    # the grid: thumbnails of the first samples; a thumbnail opens its sample
+    lab.widget("atdata-sample-inspector-view").get_by_role("button", name="Grid").click()
+    thumbs = lab.page.locator(".atdata-sample-inspector-thumb")
+    expect(thumbs).to_have_count(12)
+    lab.wait_for_kernel("insp.grid_field", "image")
+    assert lab.page.locator(".atdata-sample-inspector-thumb img").evaluate_all(
+        "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+    expect(lab.widget("atdata-sample-inspector-grid-status")).to_contain_text("image: samples 0–11 of 12")
+    lab.screenshot("sample-inspector-grid")
+    lab.page.locator(".atdata-sample-inspector-grid-field select").select_option("volume")
+    lab.wait_for_kernel("insp.grid_field", "volume")
+    thumbs.nth(4).get_by_role("button", name="#4").click()
+    expect(header).to_contain_text("sample 4 of 12")
+    expect(lab.widget("atdata-sample-inspector-fields")).to_be_visible()
+    expect(lab.widget("atdata-sample-inspector-grid-panel")).to_be_hidden()
+    lab.wait_for_kernel("[insp.k, insp.view_toggle.value]", [4, "Sample"])
+    lab.screenshot("sample-inspector-sample")
