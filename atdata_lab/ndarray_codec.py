@@ -44,6 +44,8 @@ def _dtype_from_str(raw: bytes) -> np.dtype:
         raise NDArrayFormatError(f"array header names an invalid dtype {raw!r}") from e
     if dt.kind not in _ALLOWED_KINDS or dt.fields is not None or dt.subdtype is not None:
         raise NDArrayFormatError(f"array dtype {text!r} is not allowed (object and structured dtypes never are)")
+    if dt.itemsize == 0:
+        raise NDArrayFormatError(f"array dtype {text!r} has no size (e.g. 'U0'); numpy cannot hold such an array")
     if len(_dtype_cache) < 256:
         _dtype_cache[raw] = dt
     return dt
@@ -93,6 +95,42 @@ def parse_ndarray_header(buf: bytes | memoryview) -> tuple[np.dtype, tuple[int, 
     return dt, shape, end
 
 
+def _parse_npy_header(buf: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """``(dtype, shape, fortran_order, data_offset)`` of a ``.npy`` payload, sizes checked.
+
+    The declared shape is checked against the bytes present before anything is allocated
+    (``np.load`` would allocate the declared size first).
+    """
+    from numpy.lib import format as npy
+
+    f = io.BytesIO(buf[:65536 + 12])  # the largest header numpy reads without max_header_size
+    try:
+        version = npy.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dt = npy.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dt = npy.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"version {version} is not supported (1.0 and 2.0 are)")
+    except Exception as e:  # numpy raises ValueError/EOFError/SyntaxError... on a bad header
+        raise NDArrayFormatError(f"invalid .npy array payload: {e}") from None
+    if dt.kind not in _ALLOWED_KINDS or dt.fields is not None or dt.subdtype is not None or dt.itemsize == 0:
+        raise NDArrayFormatError(f".npy payload has disallowed dtype {dt}")
+    if len(shape) > MAX_NDIM:
+        raise NDArrayFormatError(f".npy payload declares {len(shape)} dimensions; at most {MAX_NDIM} are allowed")
+    count = 1
+    for s in shape:
+        if not isinstance(s, int) or s < 0:
+            raise NDArrayFormatError(f".npy payload declares an invalid shape {shape}")
+        count *= s
+    off = f.tell()
+    expected = count * dt.itemsize
+    if expected != len(buf) - off:
+        raise NDArrayFormatError(
+            f".npy payload declares {dt.str}{list(shape)} = {expected} bytes but {len(buf) - off} bytes follow")
+    return dt, tuple(shape), bool(fortran), off
+
+
 def decode_ndarray(buf: bytes | memoryview, *, copy: bool = True) -> np.ndarray:
     """Decode an NDArray field (compact format or ``.npy``).
 
@@ -102,13 +140,13 @@ def decode_ndarray(buf: bytes | memoryview, *, copy: bool = True) -> np.ndarray:
             result is a read-only view of ``buf``.
     """
     if buf[:6] == _NPY_MAGIC:
-        try:
-            arr = np.load(io.BytesIO(bytes(buf)), allow_pickle=False)
-        except Exception as e:  # numpy raises ValueError/EOFError/OSError on bad .npy
-            raise NDArrayFormatError(f"invalid .npy array payload: {e}") from e
-        if arr.dtype.kind not in _ALLOWED_KINDS:
-            raise NDArrayFormatError(f".npy payload has disallowed dtype {arr.dtype}")
-        return arr
+        dt, shape, fortran, off = _parse_npy_header(buf)
+        count = 1
+        for s in shape:
+            count *= s
+        arr = np.frombuffer(buf, dtype=dt, count=count, offset=off)
+        arr = arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
+        return arr.copy(order="K") if copy else arr
     dt, shape, off = parse_ndarray_header(buf)
     arr = np.frombuffer(buf, dtype=dt, offset=off).reshape(shape)
     return arr.copy() if copy else arr

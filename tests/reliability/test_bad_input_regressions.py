@@ -71,3 +71,51 @@ def test_tar_pax_size_that_is_not_a_byte_count_is_a_shard_error(value):
     data = _pax(str(n).encode() + b" " + record) + ustar_header("0.msgpack", 1) + b"x" + bytes(BLOCK - 1) + END_OF_ARCHIVE
     with pytest.raises(AtdataLabError):
         list(iter_members(io.BytesIO(data), "pax.tar"))
+
+
+def _npy(descr: str, shape: tuple[int, ...], version: tuple[int, int] = (1, 0)) -> bytes:
+    header = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (descr, shape)
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    if version == (1, 0):
+        return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1")
+    return b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header.encode("latin1")
+
+
+@pytest.mark.parametrize("payload", [
+    _npy("<f8", (2**40,)),          # once np.load tried to allocate 8 TiB before reading
+    _npy("<f8", (50_000_000,)),     # ... or allocated 400 MB for a 128-byte payload
+    _npy("<f4", (2**20, 2**20), (2, 0)),
+], ids=["8TiB", "400MB", "v2-4TiB"])
+def test_npy_payload_declaring_more_than_it_holds_allocates_nothing(payload):
+    from atdata_lab.ndarray_codec import NDArrayFormatError, decode_ndarray
+
+    err, peak = _peak_while(lambda: decode_ndarray(payload))
+    assert isinstance(err, NDArrayFormatError) and "bytes but" in str(err), repr(err)
+    assert err.__cause__ is None and err.__context__ is None  # no MemoryError underneath
+    assert peak < 1 << 20
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x03<U0\x01" + (5).to_bytes(8, "little"),  # once numpy's "itemsize cannot be zero" ValueError
+    b"\x02S0\x00",
+    _npy("<U0", (3,)),
+], ids=["U0", "S0", "npy-U0"])
+def test_zero_size_dtype_is_an_ndarray_format_error(payload):
+    from atdata_lab.ndarray_codec import NDArrayFormatError, decode_ndarray
+
+    with pytest.raises(NDArrayFormatError, match="dtype"):
+        decode_ndarray(payload)
+
+
+def test_valid_npy_payloads_still_decode():
+    import numpy as np
+
+    from atdata_lab.ndarray_codec import decode_ndarray
+
+    for arr in (np.arange(12, dtype="<i4").reshape(3, 4), np.asfortranarray(np.ones((2, 5), ">f8")),
+                np.array(["ab", "c"]), np.zeros((0, 3), np.uint8), np.float16(1.5) * np.ones(())):
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        got = decode_ndarray(buf.getvalue())
+        assert got.dtype == arr.dtype and got.shape == arr.shape and np.array_equal(got, arr)
+        assert got.flags.writeable
