@@ -61,3 +61,15 @@ def test_restart_with_aof_keeps_committed_entries(start_redis, tmp_path):
     time.sleep(0.1)
     again = atdata.Index(url=server.url, data_store=atdata.LocalDiskStore(tmp_path))
     assert len(again) == 5 and again.dataset("k4")[1].timestamp == 1.0
+
+
+def test_text_search_sees_entries_written_by_another_client(redis_server, redis_client, tmp_path):
+    mine = atdata.Index(redis=redis_client, data_store=atdata.LocalDiskStore(tmp_path / "a"))
+    mine.write(experiment(2), name="alpha-run", progress=False)
+    assert [e.name for e in mine.search("run")] == ["alpha-run"]  # fills the text cache
+    other = atdata.Index(url=redis_server.url, data_store=atdata.LocalDiskStore(tmp_path / "b"))
+    other.write(experiment(3), name="beta-run", description="calibration", progress=False)
+    assert {e.name for e in mine.search("run")} == {"alpha-run", "beta-run"}
+    assert [e.name for e in mine.search("calib")] == ["beta-run"]
+    other.delete_entry("alpha-run")
+    assert [e.name for e in mine.search("run")] == ["beta-run"]

@@ -17,7 +17,9 @@ Search is one Lua script: one round trip, whatever the filters.
 
 from __future__ import annotations
 
+import bisect
 import json
+import re
 import struct
 import uuid
 from datetime import datetime
@@ -37,7 +39,7 @@ class IndexUnavailableError(AtdataLabError, ConnectionError):
 
 _SEARCH = r"""
 -- KEYS: 1 sort zset, 2 tmp key, 3 text hash, 4 published set, 5 all set, 6.. filter sets
--- ARGV: 1 desc(0/1), 2 offset, 3 limit(-1 = all), 4 text ('' = none), 5 published ('', '1', '0')
+-- ARGV: 1 desc(0/1), 2 offset, 3 limit(-1 = all), 4 text ('' = none), 5 published ('', '1', '0'), 6.. text matches
 local sortkey, tmp, texthash, pubset, allset = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local desc, offset, limit, text, pub = ARGV[1] == '1', tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local filters = {}
@@ -54,21 +56,19 @@ end
 local sets = {}
 for _, k in ipairs(filters) do sets[#sets + 1] = k end
 if pub == '1' then sets[#sets + 1] = pubset end
-if #sets == 0 then sets[1] = allset end
-redis.call('SINTERSTORE', tmp, unpack(sets))
-if pub == '0' then
-  local inter = redis.call('SMEMBERS', tmp)
-  for _, n in ipairs(inter) do
-    if redis.call('SISMEMBER', pubset, n) == 1 then redis.call('SREM', tmp, n) end
-  end
-end
 if text ~= '' then
-  local names = redis.call('SMEMBERS', tmp)
-  for _, n in ipairs(names) do
-    local t = redis.call('HGET', texthash, n)
-    if (not t) or (not string.find(t, text, 1, true)) then redis.call('SREM', tmp, n) end
+  -- text matches were found by the client (ARGV[6..]): filter, sort and page them here
+  if #ARGV < 6 then return {0} end
+  for i = 6, #ARGV, 4000 do redis.call('SADD', tmp, unpack(ARGV, i, math.min(i + 3999, #ARGV))) end
+  if #sets > 0 then
+    sets[#sets + 1] = tmp
+    redis.call('SINTERSTORE', tmp, unpack(sets))
   end
+else
+  if #sets == 0 then sets[1] = allset end
+  redis.call('SINTERSTORE', tmp, unpack(sets))
 end
+if pub == '0' then redis.call('SDIFFSTORE', tmp, tmp, pubset) end
 redis.call('ZINTERSTORE', tmp, 2, sortkey, tmp, 'WEIGHTS', 1, 0)
 local total = redis.call('ZCARD', tmp)
 local out = {}
@@ -128,6 +128,7 @@ class RedisProvider(IndexProvider):
         self.where = url or f"redis://{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
         self.p = key_prefix.rstrip(":") + ":"
         self._search = None
+        self._text_cache: tuple | None = None
         self._call(self.r.ping)
 
     def __repr__(self) -> str:
@@ -310,9 +311,38 @@ class RedisProvider(IndexProvider):
                 self._k("all"), *filters]
         args = ["1" if descending else "0", int(offset), -1 if limit is None else int(limit), (text or "").lower(),
                 "" if published is None else ("1" if published else "0")]
+        if text:
+            hits = self._text_matches(text.lower())
+            if not hits:
+                return [], 0
+            args += hits
         out = self._call(self._search, keys=keys, args=args)
         total, names = int(out[0]), [n.decode() for n in out[1:]]
         return self._rows(names), total
+
+    def _text_matches(self, needle: str) -> list[str]:
+        """Names whose search text contains ``needle``.
+
+        Redis has no substring index, so the texts are cached here and refreshed only when the
+        index's generation changes (any write, by any process): a keystroke costs one GET and a
+        scan of one string, not a transfer of every text.
+        """
+        gen = self.generation()
+        cache = self._text_cache
+        if cache is None or cache[0] != gen:
+            raw = self._call(self.r.hgetall, self._k("text"))
+            names = [k.decode() for k in raw]
+            texts = [v.decode().replace("\x00", " ") for v in raw.values()]
+            starts, pos = [], 0
+            for t in texts:
+                starts.append(pos)
+                pos += len(t) + 1
+            cache = self._text_cache = (gen, names, "\x00".join(texts), starts)
+        _, names, blob, starts = cache
+        hits: dict[str, None] = {}
+        for m in re.finditer(re.escape(needle), blob):
+            hits[names[bisect.bisect_right(starts, m.start()) - 1]] = None
+        return list(hits)
 
     def _rows(self, names: list[str]) -> list[dict[str, Any]]:
         if not names:
