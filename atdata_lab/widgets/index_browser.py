@@ -459,7 +459,8 @@ class IndexBrowser(AtdataWidget):
         self.verify_button = self.part(ipywidgets.Button(description="Verify", icon="check", disabled=True,
                                                          layout=ipywidgets.Layout(width="auto")), "verify")
         self.verify_output = self.part(ipywidgets.HTML(), "verify-result")
-        self.record_box = self.part(ipywidgets.VBox([self.verify_button, self.verify_output, self.record_detail],
+        self.record_box = self.part(ipywidgets.VBox([ipywidgets.HBox([self.verify_button]), self.verify_output,
+                                                     self.record_detail],
                                                     layout=ipywidgets.Layout(display="none")),
                                     "record", "atdata-card")
         self.published_tab = self.part(ipywidgets.VBox([

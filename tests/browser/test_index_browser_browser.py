@@ -136,6 +136,13 @@ def test_errors_show_in_the_widget_and_refresh_sees_other_writers(lab):
     lab.run_all_and_wait()
     expect(rows(lab)).to_have_count(5)
 
+    # the saved notebook carries a static view for nbviewer/GitHub next to the live widget
+    saved = lab.save_notebook()
+    bundle = saved["cells"][1]["outputs"][0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "1–5 of 8" in bundle["text/html"] and "run-05" in bundle["text/html"]
+    assert bundle["text/plain"] == "IndexBrowser(1–5 of 8 entries, sorted by created_at descending)"
+
     # another writer deletes an entry that is still on the page; clicking it shows a readable error
     other = atdata.Index()
     victim = row_names(lab)[0]
@@ -182,3 +189,42 @@ def test_styles_follow_the_jupyterlab_theme(lab):
     lab.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
                       "{theme: 'JupyterLab Light'})")
     lab.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
+
+
+@pytest.mark.sandbox
+def test_published_tab_and_verify_in_the_browser(lab, pds_account):
+    """Promote with the library, then check it in the Published tab: records, raw JSON, Verify."""
+    from atdata_lab.atmosphere import Atmosphere
+
+    index = build_index()
+    index.atmosphere = Atmosphere.login(pds_account.handle, pds_account.password)
+    uri = index.promote_entry("frames-test", license="MIT", progress=False)
+    # the kernel logs in from the ATDATA_* variables it inherits: the password is not in the notebook
+    nb = make_notebook(
+        "import os\nimport atdata_lab as atdata\nfrom atdata_lab.atmosphere import Atmosphere\n"
+        "client = Atmosphere.login(os.environ['ATDATA_HANDLE'], os.environ['ATDATA_PASSWORD'])\n"
+        "index = atdata.Index(atmosphere=client)",
+        "browser = index.browse(page_size=10)\nbrowser",
+    )
+    lab.open_notebook(nb, name="index_browser_published.ipynb")
+    lab.run_all_and_wait()
+    published_row = lab.page.locator(".atdata-index-browser-row[data-id='frames-test']")
+    expect(published_row.locator(".atdata-badge-ok")).to_have_text("published")
+    expect(published_row).to_contain_text(uri)
+
+    lab.widget("atdata-index-browser-tabs").get_by_role("tab", name="Published", exact=True).click()
+    records = lab.page.locator("tr.atdata-index-browser-record-row")
+    expect(records).to_have_count(3)  # dataset, schema, label
+    expect(lab.widget("atdata-index-browser-published-status")).to_contain_text(
+        f"3 records in the repository of {pds_account.handle}")
+    lab.page.locator(f"tr.atdata-index-browser-record-row[data-id='{uri}']").click()
+    detail = lab.widget("atdata-index-browser-record-detail")
+    expect(detail).to_contain_text("dataset record")
+    expect(detail.locator("pre")).to_contain_text('"name": "frames-test"')
+    lab.widget("atdata-index-browser-verify").click()
+    result = lab.widget("atdata-index-browser-verify-result")
+    expect(result).to_contain_text("verified")
+    expect(result).to_contain_text("entry record present")
+    expect(result).to_contain_text("load_dataset(")
+    assert lab.wait_for_kernel("browser.verification is not None and browser.verification.ok", True)
+    lab.screenshot("index-browser-published")
