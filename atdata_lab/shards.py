@@ -350,6 +350,14 @@ def _map_local(path: str) -> Any:
     return mm
 
 
+def _check_published_sha256(url: str, got: str, want: str) -> None:
+    if got != want:
+        raise ShardError(
+            f"shard {url} does not match its published sha256 checksum ({got} != {want}): "
+            "the file changed or is corrupt; ask the publisher to re-upload it"
+        )
+
+
 def iter_sample_members(
     url: str, storage_options: dict[str, Any] | None = None, *, sha256: str | None = None
 ) -> Iterator[tuple[str, memoryview]]:
@@ -371,12 +379,7 @@ def iter_sample_members(
             else:
                 _warn_ext(ext, url)
         if sha256:
-            got = hashlib.sha256(mm).hexdigest()
-            if got != sha256:
-                raise ShardError(
-                    f"shard {url} does not match its published sha256 checksum ({got} != {sha256}): "
-                    "the file changed or is corrupt; ask the publisher to re-upload it"
-                )
+            _check_published_sha256(url, hashlib.sha256(mm).hexdigest(), sha256)
         return
     try:
         f = open_url(url, storage_options)
@@ -393,11 +396,7 @@ def iter_sample_members(
         if sha256:
             while src.read(1 << 20):
                 pass
-            if src.sha.hexdigest() != sha256:
-                raise ShardError(
-                    f"shard {url} does not match its published sha256 checksum ({src.sha.hexdigest()} != {sha256}): "
-                    "the file changed or is corrupt; ask the publisher to re-upload it"
-                )
+            _check_published_sha256(url, src.sha.hexdigest(), sha256)
 
 
 def local_shard_signature(url: str) -> tuple | None:
