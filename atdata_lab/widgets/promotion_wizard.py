@@ -773,7 +773,7 @@ class PromotionWizard(AtdataWidget):
         """Show the index browser's Published tab with the published dataset selected: the browser
         given to the wizard, else a new ``index.browse()`` below the checks. Returns the browser."""
         b = self.browser
-        if b is None or getattr(b, "tabs", None) is None:  # none given, or built before login
+        if b is None:
             b = self.index.browse()
             self._browser_box.children = [b]
         b.show_tab("published")
