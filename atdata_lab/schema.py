@@ -16,6 +16,7 @@ A :class:`Schema` is the description of a sample type that travels with a datase
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import re
 import types
 import typing
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .cid import cid_for
+from .errors import AtdataLabError, RecordValidationError
 
 __all__ = [
     "Field",
@@ -99,6 +101,8 @@ class FieldType:
         if not isinstance(rec, dict):
             raise ValueError(f"{where}: expected an object, got {type(rec).__name__}")
         t = rec.get("$type", "")
+        if not isinstance(t, str):
+            raise ValueError(f"{where}.$type: expected a string, got {type(t).__name__}")
         if t.endswith("#primitive"):
             prim = rec.get("primitive")
             if prim not in PRIMITIVES:
@@ -108,10 +112,15 @@ class FieldType:
             raw = rec.get("dtype")
             dtype = None
             if raw is not None:
+                if not isinstance(raw, str) or len(raw) > 64:
+                    raise ValueError(f"{where}.dtype: expected a numpy dtype string like '<f4', got {raw!r:.80}")
                 try:
-                    dtype = np.dtype(raw).str
-                except TypeError as e:
-                    raise ValueError(f"{where}: invalid dtype {raw!r}") from e
+                    dt = np.dtype(raw)
+                except Exception:  # numpy raises TypeError, ValueError, SyntaxError... for junk
+                    raise ValueError(f"{where}.dtype: invalid dtype {raw!r}") from None
+                if dt.kind in ("O", "V") or dt.fields is not None or dt.subdtype is not None:
+                    raise ValueError(f"{where}.dtype: {raw!r} cannot be stored in an NDArray field")
+                dtype = dt.str
             shape = rec.get("shape")
             if shape is not None:
                 if not isinstance(shape, list) or not all(s is None or (isinstance(s, int) and s >= 0) for s in shape):
@@ -376,7 +385,20 @@ class Schema:
 
     @classmethod
     def from_record(cls, rec: Any) -> Schema:
-        """Parse a local schema record (atdata's or ours). Raises ``ValueError`` naming the problem."""
+        """Parse a local schema record (atdata's or ours).
+
+        Raises:
+            RecordValidationError: (a ``ValueError``) naming the problem.
+        """
+        try:
+            return cls._from_record(rec)
+        except AtdataLabError:
+            raise
+        except ValueError as e:
+            raise RecordValidationError(f"schema record: {e}") from None
+
+    @classmethod
+    def _from_record(cls, rec: Any) -> Schema:
         if not isinstance(rec, dict):
             raise ValueError(f"a schema record must be an object, not {type(rec).__name__}")
         for key in ("name", "version", "fields"):
@@ -387,8 +409,9 @@ class Schema:
             raise ValueError("schema record 'fields' must be a list")
         fields = []
         for i, fr in enumerate(fields_raw):
-            if not isinstance(fr, dict) or not isinstance(fr.get("name"), str) or not fr["name"].isidentifier():
-                raise ValueError(f"schema record fields[{i}] needs a 'name' that is a Python identifier")
+            if not isinstance(fr, dict) or not isinstance(fr.get("name"), str) or not fr["name"].isidentifier() \
+                    or keyword.iskeyword(fr["name"]):
+                raise ValueError(f"schema record fields[{i}] needs a 'name' that is a Python identifier (not a keyword)")
             ft = FieldType.from_record(fr.get("fieldType"), f"fields[{i}].fieldType")
             fields.append(Field(fr["name"], ft, bool(fr.get("optional", False))))
         desc = rec.get("description")

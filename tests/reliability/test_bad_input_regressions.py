@@ -119,3 +119,28 @@ def test_valid_npy_payloads_still_decode():
         got = decode_ndarray(buf.getvalue())
         assert got.dtype == arr.dtype and got.shape == arr.shape and np.array_equal(got, arr)
         assert got.flags.writeable
+
+
+def _local_schema(**field_type) -> dict:
+    return {"name": "S", "version": "1.0.0",
+            "fields": [{"name": "x", "fieldType": field_type or {"$type": "local#primitive", "primitive": "int"}}]}
+
+
+@pytest.mark.parametrize("record", [
+    {"version": "1.0.0", "fields": []},                                  # once a bare ValueError
+    {**_local_schema(), "name": "1bad"},
+    {**_local_schema(), "version": "one"},
+    _local_schema(**{"$type": 5}),                                       # once an AttributeError
+    _local_schema(**{"$type": "local#ndarray", "dtype": {"names": ["a"], "formats": ["<f4"]}}),
+    _local_schema(**{"$type": "local#ndarray", "dtype": "f4,i4"}),       # once accepted (structured)
+    _local_schema(**{"$type": "local#ndarray", "dtype": "O"}),           # once accepted (object)
+    _local_schema(**{"$type": "local#ndarray", "dtype": "(2"}),
+    {**_local_schema(), "fields": [{"name": "class", "fieldType": {"$type": "local#dict"}}]},  # once a TypeError in to_type
+], ids=["no-name", "bad-name", "bad-version", "type-int", "dtype-dict", "dtype-structured", "dtype-object",
+        "dtype-junk", "keyword-field"])
+def test_schema_record_parser_raises_record_validation_error(record):
+    from atdata_lab.errors import RecordValidationError
+    from atdata_lab.schema import Schema
+
+    with pytest.raises(RecordValidationError):
+        Schema.from_record(record).to_type()
