@@ -359,3 +359,26 @@ def test_03_promotion(tmp_path, sandbox_installed):
     dedup = run.cell_text(nb, "schemas_before = ")
     assert "schema decision: reuse" in dedup and "schema records: 1 -> 1" in dedup, dedup
     assert "sandbox stopped: True" in run.cell_text(nb, "sandbox.stop()")
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_04_widgets_tour(tmp_path, sandbox_installed):
+    """The tour runs top to bottom with the wizard driven by its programmatic twins; the sandbox it
+    started stops with its kernel."""
+    import requests
+
+    run = run_notebook("04-widgets-tour.ipynb", tmp_path, {"ATDATA_TOUR_AUTOPILOT": "1"})
+    nb = "04-widgets-tour.ipynb"
+    assert "compatible -> 1.1.0" in run.cell_text(nb, "schema_diff.verdict")
+    wizard = run.cell_text(nb, "ATDATA_TOUR_AUTOPILOT")
+    assert "verified | all checks passed: True" in wizard and "Published tab: True" in wizard, wizard
+    pds = re.search(r"on (http://127\.0\.0\.1:\d+)", run.cell_text(nb, "Sandbox().start()")).group(1)
+    deadline = time.monotonic() + 20
+    while True:  # the kernel is gone, so is its sandbox
+        try:
+            requests.get(pds + "/xrpc/_health", timeout=2)
+        except requests.ConnectionError:
+            break
+        assert time.monotonic() < deadline, f"the notebook's sandbox at {pds} still answers after the kernel exited"
+        time.sleep(0.5)
