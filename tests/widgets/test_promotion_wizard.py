@@ -700,3 +700,23 @@ def test_index_browsers_diff_schema_action_opens_schema_diff(tmp_path):
     assert (shown.verdict, shown.next_version) == ("compatible", "1.1.0")
     assert shown in browser.action_area.children
     assert browser.diff_button.description == "Diff schema"
+
+
+@pytest.mark.sandbox
+def test_promote_from_the_index_browser_and_back_to_its_published_tab(pds_account, tmp_path):
+    """The browser's "Promote…" opens the wizard with browser=itself; the wizard's login attaches
+    the account, and "Back to the index browser" shows that same browser's Published tab."""
+    from atdata_lab.widgets import IndexBrowser, PromotionWizard
+
+    idx = atdata.Index(path=tmp_path / "pb.db", data_store=atdata.LocalDiskStore(tmp_path / "pbd"))
+    idx.write(features(10), name="fv", progress=False)
+    browser = IndexBrowser(idx)
+    browser.select("fv")
+    w = browser.promote_selected()
+    assert isinstance(w, PromotionWizard) and w.browser is browser and w.entry.name == "fv"
+    w.login(pds_account.handle, pds_account.password)
+    to_preview(w)
+    w.next()
+    w.publish()
+    assert w.open_browser() is browser
+    assert browser.tabs.selected_index == 1 and browser.selected_record["uri"] == w.published_uri

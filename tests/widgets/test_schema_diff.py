@@ -254,3 +254,7 @@ def test_at_uri_input_against_the_real_pds(pds_account, tmp_path):
     for other in (Reading, entry.schema_ref, index.get_schema(entry.schema_ref), entry):
         assert SchemaDiff(other, uri, index=index).verdict == "identical"
     assert diff(uri, Reading).verdict == "identical"
+
+
+def test_wizard_css_is_theme_aware_too():
+    assert_theme_colours(asset_path("promotion_wizard.css").read_text())
