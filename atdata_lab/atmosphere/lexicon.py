@@ -199,7 +199,10 @@ def check_data_model(value: Any, path: str = "record", *, _depth: int = 0) -> No
     """
     if _depth > 64:
         raise RecordValidationError(f"{path}: nested more than 64 levels deep")
-    if value is None or isinstance(value, (bool, int, str, bytes)):
+    if isinstance(value, str):
+        _check_unicode(value, path)
+        return
+    if value is None or isinstance(value, (bool, int, bytes)):
         return
     if isinstance(value, float):
         raise _float_error(path, value)
@@ -207,6 +210,7 @@ def check_data_model(value: Any, path: str = "record", *, _depth: int = 0) -> No
         for k, v in value.items():
             if not isinstance(k, str):
                 raise RecordValidationError(f"{path}: map key {k!r} is not a string (ATProto maps need string keys)")
+            _check_unicode(k, f"{path} (a key)")
             check_data_model(v, _join(path, k), _depth=_depth + 1)
         return
     if isinstance(value, (list, tuple)):
@@ -219,6 +223,16 @@ def check_data_model(value: Any, path: str = "record", *, _depth: int = 0) -> No
     )
 
 
+def _check_unicode(s: str, path: str) -> None:
+    """Records are UTF-8: a lone surrogate (e.g. from a bad decode) cannot be sent."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RecordValidationError(
+            f"{path}: not valid Unicode (a lone surrogate {s[e.start]!r} at character {e.start}); "
+            "ATProto strings are UTF-8") from None
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, bytes):
         return {"$bytes": base64.b64encode(o).decode("ascii").rstrip("=")}
@@ -229,9 +243,9 @@ def record_json_size(record: Any) -> int:
     """Size in bytes of ``record`` serialised as compact UTF-8 JSON (what the PDS body carries)."""
     try:
         text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-    except (TypeError, ValueError) as e:
+        return len(text.encode("utf-8"))
+    except (TypeError, ValueError) as e:  # UnicodeEncodeError is a ValueError
         raise RecordValidationError(f"record: cannot be serialised as JSON ({e})") from None
-    return len(text.encode("utf-8"))
 
 
 def _join(path: str, key: str) -> str:

@@ -144,3 +144,27 @@ def test_schema_record_parser_raises_record_validation_error(record):
 
     with pytest.raises(RecordValidationError):
         Schema.from_record(record).to_type()
+
+
+@pytest.mark.parametrize("where", ["value", "key", "nested"])
+def test_lone_surrogate_in_a_record_is_a_record_validation_error_naming_the_field(where):
+    from atdata_lab.atmosphere import records as rec
+    from atdata_lab.atmosphere.lexicon import record_json_size, validate_record
+    from atdata_lab.errors import RecordValidationError
+
+    label = rec.label_record("x", "at://did:plc:abcdefghijklmnopqrstuvwx/science.alt.dataset.entry/3kabcdefghijk")
+    bad = "a\ud800b"  # once a UnicodeEncodeError from the JSON size check
+    if where == "value":
+        label["description"] = bad
+        path = "label.description"
+    elif where == "key":
+        label[bad] = "v"
+        path = "label"
+    else:
+        label["extra"] = {"list": ["ok", bad]}
+        path = "label.extra.list[1]"
+    with pytest.raises(RecordValidationError, match=r"surrogate") as ei:
+        validate_record(label, rec.LABEL_NSID)
+    assert str(ei.value).startswith(path)
+    with pytest.raises(RecordValidationError):
+        record_json_size({"x": bad})
