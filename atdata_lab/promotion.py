@@ -636,6 +636,7 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
     check_cancel("before it started")
     _crash_point("before_intent")
     intent_key = _state_key("promotion-intent", plan.did, plan.entry_uri.rsplit("/", 1)[1])
+    earlier_intent = index.provider.get_state(intent_key)
     index.provider.set_state(intent_key, {"entry": entry.name, "name": plan.name, "at": time.time(),
                                           "writes": [w.uri for w in plan.writes]})
     _crash_point("after_intent")
@@ -679,12 +680,13 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         entry_write.value["storage"] = rec.storage_blobs(blobs)
         rec.validate_record(entry_write.value, rec.ENTRY_NSID)
 
-    # one atomic write
+    # one atomic write (unless an earlier, interrupted run already made it: its intent says so)
     report(ProgressEvent("promote", 2, steps, "steps", "writing records"))
     check_cancel("before writing records")
     _crash_point("before_apply")
+    landed = _landed_earlier(atm, writes, entry_write) if earlier_intent is not None else None
     try:
-        results = atm.apply_writes([w.as_write() for w in writes])
+        results = landed if landed is not None else atm.apply_writes([w.as_write() for w in writes])
     except AtdataLabError as e:
         from .errors import RecordConflictError
 
@@ -724,6 +726,20 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         cid=entry.cid, data_urls=data_urls, written=[r["uri"] for r in results],
         round_trips=atm.round_trips - start,
     )
+
+
+def _landed_earlier(atm: Any, writes: list[PlannedWrite], entry_write: PlannedWrite) -> list[dict[str, Any]] | None:
+    """After an interrupted run: if its entry record is on the PDS exactly as planned, the atomic
+    write happened (all records landed together); return results without writing again."""
+    rec = _records()
+    try:
+        cur = atm.get_record(entry_write.collection, entry_write.rkey)
+    except RecordNotFoundError:
+        return None
+    if cur["cid"] != rec.record_cid(entry_write.value):
+        return None
+    return [{"action": w.action, "uri": w.uri, "cid": rec.record_cid(w.value), "collection": w.collection,
+             "rkey": w.rkey, "value": w.value} for w in writes]
 
 
 def _exists(atm: Any, w: PlannedWrite) -> bool:
