@@ -339,7 +339,9 @@ def copy_target(mode: str, location: str | None = None, store: Any = None) -> An
 
     Args:
         mode: ``keep`` (None), ``copy`` (a data store) or ``blobs`` (``"blobs"``).
-        location: For ``copy`` without ``store``: a local folder (a :class:`LocalDiskStore` root).
+        location: For ``copy`` without ``store``: a local folder (a :class:`LocalDiskStore` root)
+            or ``s3://bucket/prefix`` (an ``S3DataStore``; endpoint and credentials from the
+            ``AWS_*`` environment variables).
         store: For ``copy``: a :class:`~atdata_lab.stores.base.DataStore` to copy into.
 
     Raises:
@@ -356,8 +358,13 @@ def copy_target(mode: str, location: str | None = None, store: Any = None) -> An
     loc = (location or "").strip()
     if not loc:
         raise ValueError("copy to a store: give the folder to copy the shards into (or pass store=)")
+    if loc.startswith("s3://"):
+        from .stores.s3 import S3DataStore
+
+        bucket, _, prefix = loc[len("s3://"):].partition("/")
+        return S3DataStore(bucket, prefix=prefix)
     if "://" in loc and not loc.startswith("file://"):
-        raise ValueError(f"{loc!r}: type a local folder here; for S3 pass store=S3DataStore(...) from code")
+        raise ValueError(f"{loc!r}: type a local folder or s3://bucket/prefix here, or pass store= from code")
     from .stores.local import LocalDiskStore
 
     return LocalDiskStore(Path(os.path.expanduser(loc[7:] if loc.startswith("file://") else loc)))

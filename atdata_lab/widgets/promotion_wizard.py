@@ -191,7 +191,7 @@ class PromotionWizard(AtdataWidget):
         # 4. data
         self._data_mode = part(ipywidgets.RadioButtons(
             options=[(label, key) for key, label in plan_view.DATA_MODES.items()], value="keep"), "data-mode")
-        self._store = part(ipywidgets.Text(description="Folder", placeholder="a folder others can reach",
+        self._store = part(ipywidgets.Text(description="Copy to", placeholder="a folder, or s3://bucket/prefix",
                                            continuous_update=False, layout=ipywidgets.Layout(display="none")),
                            "store")
         self._data_mode.observe(self.ui(self._on_data_change, "Choosing the data"), names="value")
@@ -567,8 +567,8 @@ class PromotionWizard(AtdataWidget):
         return None
 
     def set_data(self, mode: str, location: str | None = None, *, store: Any = None, wait: bool = True) -> Any:
-        """Choose what happens to the data: ``keep`` the URLs, ``copy`` to a folder (``location``)
-        or a ``store``, or upload as PDS ``blobs``. Then checks it (warnings for local paths nobody
+        """Choose what happens to the data: ``keep`` the URLs, ``copy`` to a folder or
+        ``s3://bucket/prefix`` (``location``) or a ``store``, or upload as PDS ``blobs``. Then checks it (warnings for local paths nobody
         else can reach and shards over the server's blob limit)."""
         if mode not in plan_view.DATA_MODES:
             raise ValueError(f"data mode must be one of {', '.join(plan_view.DATA_MODES)}, not {mode!r}")

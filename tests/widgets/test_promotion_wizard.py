@@ -619,8 +619,11 @@ def test_copy_target_for_each_data_choice(tmp_path):
     assert isinstance(target, atdata.LocalDiskStore) and str(tmp_path / "f") in target.describe()
     with pytest.raises(ValueError, match="give the folder"):
         plan_view.copy_target("copy", "  ")
-    with pytest.raises(ValueError, match="S3DataStore"):
-        plan_view.copy_target("copy", "s3://bucket/x")
+    s3 = plan_view.copy_target("copy", "s3://bucket/some/prefix")
+    assert type(s3).__name__ == "S3DataStore" and (s3.bucket, s3.prefix) == ("bucket", "some/prefix/")
+    assert s3.shard_url("fv", 0) == "s3://bucket/some/prefix/fv/fv-000000.tar"
+    with pytest.raises(ValueError, match="s3://bucket/prefix"):
+        plan_view.copy_target("copy", "gs://bucket/x")
     with pytest.raises(ValueError, match="keep, copy, blobs"):
         plan_view.copy_target("move")
 
@@ -720,3 +723,28 @@ def test_promote_from_the_index_browser_and_back_to_its_published_tab(pds_accoun
     w.publish()
     assert w.open_browser() is browser
     assert browser.tabs.selected_index == 1 and browser.selected_record["uri"] == w.published_uri
+
+
+@pytest.mark.sandbox
+@pytest.mark.s3
+def test_copy_to_an_s3_store_typed_as_a_location(index, client, s3_server, s3_bucket, monkeypatch):
+    """Data step "Copy to a store" with s3://bucket/prefix (real SeaweedFS): copied, then published."""
+    from atdata_lab.widgets import PromotionWizard
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    w = PromotionWizard(index, "fv")
+    w.next()
+    w.next()
+    w.next()
+    w.set_data("copy", f"s3://{s3_bucket}/wizard")
+    assert w.data_plan.data.kind == "copy" and f"s3://{s3_bucket}" in w.data_plan.data.target
+    assert "is on this machine: nobody else can reach the data" in w._data_info.value  # a loopback endpoint
+    assert w.next() == "preview"
+    assert w.plan.to_dict() == index.plan_promotion("fv", **w.promotion_options()).to_dict()
+    w.next()
+    result = w.publish()
+    assert all(u.startswith(f"s3://{s3_bucket}/wizard/fv/") for u in result.data_urls)
+    assert w.report.ok and counts(client) == (1, 1, 1)
+    assert len(atdata.load_dataset(result.at_uri, split="train")) == 100
