@@ -96,8 +96,10 @@ class FieldType:
         return {"$type": "local#dict"}
 
     @classmethod
-    def from_record(cls, rec: Any, where: str = "fieldType") -> FieldType:
+    def from_record(cls, rec: Any, where: str = "fieldType", _depth: int = 0) -> FieldType:
         """Parse a local schema ``fieldType`` (atdata's form or ours)."""
+        if _depth > 32:
+            raise ValueError(f"{where}: nested more than 32 levels deep")
         if not isinstance(rec, dict):
             raise ValueError(f"{where}: expected an object, got {type(rec).__name__}")
         t = rec.get("$type", "")
@@ -129,7 +131,7 @@ class FieldType:
             return cls("ndarray", dtype=dtype, shape=shape)
         if t.endswith("#array"):
             items = rec.get("items")
-            return cls("list", items=None if items is None else cls.from_record(items, where + ".items"))
+            return cls("list", items=None if items is None else cls.from_record(items, where + ".items", _depth + 1))
         if t.endswith("#dict"):
             return cls("dict")
         raise ValueError(f"{where}: unknown field type {t!r}")

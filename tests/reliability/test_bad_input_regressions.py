@@ -168,3 +168,14 @@ def test_lone_surrogate_in_a_record_is_a_record_validation_error_naming_the_fiel
     assert str(ei.value).startswith(path)
     with pytest.raises(RecordValidationError):
         record_json_size({"x": bad})
+
+
+def test_deeply_nested_schema_field_type_is_a_record_validation_error():
+    from atdata_lab.errors import RecordValidationError
+    from atdata_lab.schema import Schema
+
+    ft: dict = {"$type": "local#primitive", "primitive": "int"}
+    for _ in range(3000):  # once a RecursionError
+        ft = {"$type": "local#array", "items": ft}
+    with pytest.raises(RecordValidationError, match="nested more than 32"):
+        Schema.from_record({"name": "S", "version": "1.0.0", "fields": [{"name": "x", "fieldType": ft}]})
