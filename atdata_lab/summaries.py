@@ -104,7 +104,7 @@ def shard_label(url: str) -> str:
 @dataclass(frozen=True)
 class EntryColumn:
     """A column of the entry table: ``key`` in :func:`entry_row`, header ``label``, and the
-    index's sort column (``None``: not sortable, e.g. tags)."""
+    index's sort column (``None``: not sortable; tags sort by their first tag)."""
 
     key: str
     label: str
@@ -119,7 +119,7 @@ ENTRY_COLUMNS: tuple[EntryColumn, ...] = (
     EntryColumn("shards", "Shards", "num_shards", True),
     EntryColumn("size", "Size", "size_bytes", True),
     EntryColumn("created", "Created", "created_at"),
-    EntryColumn("tags", "Tags", None),
+    EntryColumn("tags", "Tags", "tags"),
     EntryColumn("license", "License", "license"),
     EntryColumn("published", "Published", "published_uri"),
 )

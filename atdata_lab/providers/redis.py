@@ -93,6 +93,8 @@ def _score(column: str, value: Any) -> float:
             return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
         except ValueError:
             return 0.0
+    if column == "tags":
+        value = value[0] if value else ""
     text = str(value)
     if column == "schema_ref":
         text = text.rsplit("/", 1)[-1]

@@ -102,6 +102,8 @@ class IndexSuite:
         assert index.search(tags=["even", "all"]).total == 15 and index.search(tags=["even", "odd"]).total == 0
         assert index.search(schema="ExperimentSample").total == 30
         assert index.search(schema="Other").total == 0
+        by_tag = index.search(sort="tags", descending=False, limit=30)
+        assert [e.tags[0] for e in by_tag] == sorted(e.tags[0] for e in by_tag)
         biggest = index.search(sort="num_samples", limit=1)[0]
         assert biggest.name == "run-29"
         assert index.search("100%_").total == 0  # LIKE wildcards are literal
