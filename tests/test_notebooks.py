@@ -140,13 +140,15 @@ class NbvalRun:
         raise KeyError(f"no cell of {notebook} contains {contains!r}")
 
 
-def run_nbval(notebooks: list[Path], workdir: Path, env: dict[str, str]) -> NbvalRun:
+def run_nbval(notebooks: list[Path], workdir: Path, env: dict[str, str], *, python: str = sys.executable,
+              prefix: tuple[str, ...] = ()) -> NbvalRun:
     """Run nbval (lax) on ``notebooks`` (already in ``workdir``) in a fresh pytest process rooted
-    at ``workdir`` (so this repo's conftest and plugins stay out of it)."""
+    at ``workdir`` (so this repo's conftest and plugins stay out of it), with ``python``, through
+    ``prefix`` (a command that execs the rest, such as ``binder/start``)."""
     (workdir / "pytest.ini").write_text("[pytest]\naddopts =\n")
     (workdir / "conftest.py").write_text(_COLLECTOR)
     Path(env["ATDATA_NBVAL_OUTPUTS"]).unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", "-c", str(workdir / "pytest.ini"), "--rootdir", str(workdir),
+    cmd = [*prefix, python, "-m", "pytest", "-c", str(workdir / "pytest.ini"), "--rootdir", str(workdir),
            "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env", f"--nbval-sanitize-with={SANITIZE}",
            f"--nbval-cell-timeout={NBVAL_TIMEOUT_S}", "-q", "-rfE", "--color=no",
            *[str(nb) for nb in notebooks]]
