@@ -12,6 +12,11 @@ Refresh the expectations after changing a checked cell (this rewrites the commit
 metadata, never their outputs)::
 
     ATDATA_NOTEBOOKS_RECORD=1 .venv/bin/python -m pytest tests/test_notebooks.py -m slow
+
+Strip a notebook saved with outputs (outputs, execution counts and timing, widget state; the
+recorded expectations stay)::
+
+    .venv/bin/python -m tests.test_notebooks --strip notebooks/04-widgets-tour.ipynb
 """
 
 from __future__ import annotations
@@ -201,6 +206,19 @@ def run_notebook(name: str, tmp_path: Path, extra_env: dict[str, str] | None = N
 # ------------------------------------------------------------------------------------------------
 # the committed notebooks
 # ------------------------------------------------------------------------------------------------
+def strip_notebook(path: Path) -> None:
+    """Remove outputs, execution counts, execution timing and widget state from ``path`` in place
+    (the expectations recorded in ``metadata.atdata`` stay)."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    nbformat.write(nb, path)
+
+
 def notebook_problems(paths: list[Path]) -> list[str]:
     """What is wrong with committed notebooks: outputs, execution counts, widget state, checked cells
     without a recorded expectation (or expectations on unchecked cells), password-shaped strings."""
@@ -250,7 +268,8 @@ def test_notebooks_are_committed_without_outputs_or_widget_state():
 
 
 def test_the_committed_check_is_not_vacuous(tmp_path):
-    """A notebook saved with outputs and widget state fails the check, with the reasons."""
+    """A notebook saved with outputs and widget state fails the check, with the reasons; stripping
+    it fixes everything but what only a person can fix."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell("print(1)", execution_count=1,
@@ -260,6 +279,8 @@ def test_the_committed_check_is_not_vacuous(tmp_path):
     problems = "\n".join(notebook_problems([tmp_path / "99-bad.ipynb"]))
     for words in ("widget state", "has outputs", "execution count", "no cell says"):
         assert words in problems, problems
+    strip_notebook(tmp_path / "99-bad.ipynb")
+    assert notebook_problems([tmp_path / "99-bad.ipynb"]) == ["99-bad.ipynb: no cell says # NBVAL_CHECK_OUTPUT"]
 
 
 @pytest.mark.slow
@@ -384,3 +405,17 @@ def test_04_widgets_tour(tmp_path, sandbox_installed):
             break
         assert time.monotonic() < deadline, f"the notebook's sandbox at {pds} still answers after the kernel exited"
         time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Notebook helpers for tests/test_notebooks.py")
+    ap.add_argument("--strip", nargs="+", type=Path, metavar="NOTEBOOK", required=True,
+                    help="remove outputs, execution counts and timing, and widget state (in place)")
+    args = ap.parse_args()
+    for nb_path in args.strip:
+        strip_notebook(nb_path)
+    problems = notebook_problems(args.strip)
+    print("\n".join(problems) or f"stripped {len(args.strip)} notebook(s): OK")
+    sys.exit(1 if problems else 0)
