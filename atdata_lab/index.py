@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,48 +181,46 @@ class Index:
             first = next(it)
         except StopIteration:
             raise ValueError(f"write({name!r}): no samples to write (the input is empty); nothing was written") from None
+        try:
+            total = len(samples)  # type: ignore[arg-type]
+        except TypeError:  # generators, filtered datasets: no length known
+            total = None
         cls = type(first)
         codec = codec_for(cls)
         nd_fields = [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
         observer = HintObserver(nd_fields)
         store = self.data_store
-        writer = ShardSetWriter(lambda i: store.shard_url(name, i), store.open_sink, maxcount=maxcount, maxsize=maxsize)
-        total = None
-        if hasattr(samples, "__len__"):
-            total = len(samples)  # type: ignore[arg-type]
-
-        class _Sized:
-            def __iter__(self_inner):
-                return itertools.chain([first], it)
-
-            def __len__(self_inner):
-                return total
-
-        source = _Sized() if total is not None else itertools.chain([first], it)
+        existing = self.provider.get_entry(name)
+        # Never write over files an entry may use: a name that exists (or left files) gets fresh URLs.
+        tag = uuid.uuid4().hex[:8] if existing is not None or store.exists(store.shard_url(name, 0)) else None
+        writer = ShardSetWriter(lambda i: store.shard_url(name, i, tag=tag), store.open_sink,
+                                maxcount=maxcount, maxsize=maxsize)
         try:
-            n = encode_samples_into(writer, source, codec, observer=observer, progress=progress)
+            n = encode_samples_into(writer, itertools.chain([first], it), codec, observer=observer,
+                                    progress=progress, total=total)
             infos = writer.finish()
             if cls is DictSample:
                 schema = _infer_schema(name, first)
             else:
                 schema = Schema.from_type(cls).with_hints(observer.dtypes, observer.shapes)
-            ref, stored = self._store_schema(schema)
-            cid = self._entry_cid(stored, infos, n)
-            existing = self.provider.get_entry(name)
-            if existing is not None and not overwrite:
-                if existing["cid"] == cid:
-                    writer.abort()
-                    return IndexEntry.from_row(existing, self)
-                raise EntryConflictError(
-                    f"an entry named {name!r} already exists with different content "
-                    f"(cid {existing['cid']}, new {cid}); pass overwrite=True to replace it, or choose another name"
-                )
+            chosen, is_new = self._choose_schema(schema)
+            cid = self._entry_cid(chosen, infos, n)
+            same = self._resolve_existing(existing, cid, overwrite)
+            if same is not None:
+                writer.abort()
+                return same
+            if is_new:
+                self._put_schema(chosen)
             writer.commit()
         except BaseException:
             writer.abort()
             raise
-        entry = self._commit_entry(name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing)
-        return entry
+        try:
+            return self._commit_entry(name, chosen.ref, infos, n, cid, description, tags, license, metadata,
+                                      overwrite, existing)
+        except BaseException:  # the entry did not change: its files were never touched; drop the new ones
+            self._delete_unused([i.url for i in infos])
+            raise
 
     write_samples = write
 
@@ -235,10 +234,26 @@ class Index:
         shard_rows = [self._shard_row(i, name) for i in infos]
         self.provider.put_entry(entry.to_row(), shard_rows, replace=overwrite)
         if existing is not None:
-            for url in set(existing["data_urls"]) - set(entry.data_urls):
-                if self.data_store.owns(url):
-                    self.data_store.delete(url)
+            self._delete_unused([u for u in existing["data_urls"] if u not in set(entry.data_urls)])
         return entry
+
+    def _delete_unused(self, urls: list[str]) -> None:
+        """Delete shards of this index's store that no entry references (the only place files go)."""
+        used = self.provider.urls_in_use(urls)
+        for url in urls:
+            if url not in used and self.data_store.owns(url):
+                self.data_store.delete(url)
+
+    def _resolve_existing(self, existing: dict[str, Any] | None, cid: str, overwrite: bool) -> IndexEntry | None:
+        """The existing entry when it holds exactly this content; raise when it holds other content."""
+        if existing is None or overwrite:
+            return None
+        if existing["cid"] == cid:
+            return IndexEntry.from_row(existing, self)
+        raise EntryConflictError(
+            f"an entry named {existing['name']!r} already exists with different content "
+            f"(cid {existing['cid']}, new {cid}); pass overwrite=True to replace it, or choose another name"
+        )
 
     @staticmethod
     def _shard_row(info: ShardInfo, entry: str) -> dict[str, Any]:
@@ -278,6 +293,11 @@ class Index:
         """
         check_dataset_name(name)
         tags = self._check_tags(tags)
+        if ds._ops:
+            raise ValueError(
+                f"insert_dataset({name!r}) indexes shards as they are, but this dataset has filter()/map(): "
+                "use index.write(ds, name=...) to write the transformed samples"
+            )
         infos = [ds.shard_info(u) for u in ds.urls]
         n = sum(i.num_samples for i in infos)
         if n == 0:
@@ -286,28 +306,24 @@ class Index:
         if isinstance(first, DictSample):
             schema = _infer_schema(name, first)
         else:
-            import numpy as np
-
             st = type(first)
-            dtypes = {f.name: getattr(first, f.name).dtype.str for f in fields_of(st)
-                      if isinstance(getattr(first, f.name), np.ndarray)}
-            shapes = {f.name: getattr(first, f.name).shape for f in fields_of(st)
-                      if isinstance(getattr(first, f.name), np.ndarray)}
-            schema = Schema.from_type(st).with_hints(dtypes, shapes)
-        ref, stored = self._store_schema(schema)
-        cid = self._entry_cid(stored, infos, n)
+            observer = HintObserver([f.name for f in fields_of(st) if f.type.kind == "ndarray"])
+            observer.observe(first)
+            schema = Schema.from_type(st).with_hints(observer.dtypes, observer.shapes)
+        chosen, is_new = self._choose_schema(schema)
+        cid = self._entry_cid(chosen, infos, n)
         existing = self.provider.get_entry(name)
-        if existing is not None and not overwrite:
-            if existing["cid"] == cid:
-                return IndexEntry.from_row(existing, self)
-            raise EntryConflictError(
-                f"an entry named {name!r} already exists with different content; pass overwrite=True to replace it"
-            )
+        same = self._resolve_existing(existing, cid, overwrite)
+        if same is not None:
+            return same
         if copy:
             from .transfer import copy_shards
 
             infos = copy_shards(infos, self.data_store, name, source_options=ds.storage_options, progress=progress)
-        return self._commit_entry(name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing)
+        if is_new:
+            self._put_schema(chosen)
+        return self._commit_entry(name, chosen.ref, infos, n, cid, description, tags, license, metadata, overwrite,
+                                  existing)
 
     def remember_store(self, store: DataStore) -> None:
         """Use ``store``'s credentials for its URLs when reading (copies register their target)."""
@@ -398,10 +414,8 @@ class Index:
         row = self.provider.delete_entry(name)
         if row is None:
             raise EntryNotFoundError(f"no dataset named {name!r} to delete")
-        if delete_data:
-            for url in row["data_urls"]:
-                if self.data_store.owns(url):
-                    self.data_store.delete(url)
+        if delete_data:  # shards another entry still uses are kept
+            self._delete_unused(list(row["data_urls"]))
         return IndexEntry.from_row(row)
 
     def generation(self) -> int:
@@ -449,28 +463,28 @@ class Index:
         return {}
 
     # ------------------------------------------------------------------ schemas
-    def _store_schema(self, schema: Schema) -> tuple[str, Schema]:
-        """Store a schema for written data; reuse an identical or conforming one. Returns (ref, schema)."""
+    def _choose_schema(self, schema: Schema) -> tuple[Schema, bool]:
+        """The stored schema written data should use (identical or conforming), else a new version.
+
+        Returns ``(schema, is_new)``; nothing is stored here (a write that fails stores nothing).
+        """
         rows = self.provider.list_schemas(schema.name)
         cid = schema.content_cid()
         stored = [Schema.from_record(r["record"]) for r in rows]
         stored.sort(key=lambda s: version_key(s.version), reverse=True)
         for s in stored:
             if s.content_cid() == cid:
-                return s.ref, s
+                return s, False
         for s in stored:
             if _conforms(schema, s):
-                return s.ref, s
+                return s, False
         if not stored:
-            new = schema.with_version("1.0.0")
-        else:
-            version = schema_diff(stored[0], schema).next_version
-            taken = {s.version for s in stored}
-            while version in taken:
-                version = bump_version(version, "patch")
-            new = schema.with_version(version)
-        self._put_schema(new)
-        return new.ref, new
+            return schema.with_version("1.0.0"), True
+        version = schema_diff(stored[0], schema).next_version
+        taken = {s.version for s in stored}
+        while version in taken:
+            version = bump_version(version, "patch")
+        return schema.with_version(version), True
 
     def _put_schema(self, schema: Schema) -> None:
         rec = schema.to_record()

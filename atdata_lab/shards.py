@@ -224,10 +224,10 @@ def encode_samples_into(
     observer: HintObserver | None = None,
     progress: ProgressLike = False,
     task: str = "write",
+    total: int | None = None,
 ) -> int:
     """Serialize each sample once into ``writer``. Returns the number of samples written."""
     report = resolve_progress(progress)
-    total = len(samples) if hasattr(samples, "__len__") else None  # type: ignore[arg-type]
     packer = msgpack.Packer(use_bin_type=True)
     to_dict = codec.to_dict
     n = 0
@@ -285,7 +285,11 @@ def write_samples(
     import itertools
 
     try:
-        encode_samples_into(writer, itertools.chain([first], it), codec, progress=progress)
+        total = len(samples)  # type: ignore[arg-type]
+    except TypeError:
+        total = None
+    try:
+        encode_samples_into(writer, itertools.chain([first], it), codec, progress=progress, total=total)
         infos = writer.finish()
         writer.commit()
     except BaseException:

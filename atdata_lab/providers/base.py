@@ -50,11 +50,12 @@ class IndexProvider(ABC):
 
     @abstractmethod
     def update_entry(self, name: str, **fields: Any) -> None:
-        """Change some fields of an entry (e.g. ``published_uri``)."""
+        """Change some fields of an entry (e.g. ``published_uri``, or ``data_urls`` after a copy:
+        shard rows of URLs no entry uses any more are dropped)."""
 
     @abstractmethod
     def delete_entry(self, name: str) -> dict[str, Any] | None:
-        """Remove an entry and its shard rows; return the removed row."""
+        """Remove an entry (and the shard rows no other entry uses); return the removed row."""
 
     @abstractmethod
     def search(
@@ -70,6 +71,10 @@ class IndexProvider(ABC):
         limit: int | None = 25,
     ) -> tuple[list[dict[str, Any]], int]:
         """Filter, sort and page entries on the provider's side. Returns (rows, total)."""
+
+    @abstractmethod
+    def urls_in_use(self, urls: list[str], *, exclude: str | None = None) -> set[str]:
+        """Those of ``urls`` that some entry (other than ``exclude``) references."""
 
     @abstractmethod
     def get_shards(self, urls: list[str]) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 Layout under a key prefix ``P`` (default ``atdata:``), so several indexes can share one Redis:
 
-* ``P:e:{name}``: the entry row (msgpack); ``P:es:{name}``: its shard URLs;
+* ``P:e:{name}``: the entry row (msgpack); ``P:url:{url}``: names of the entries using a shard URL;
 * ``P:cid:{cid}``, ``P:tag:{tag}``, ``P:sref:{schema_ref}``, ``P:sname:{schema name}``: sets of entry
   names (secondary keys: lookups by name, CID, tag or schema are O(1), never a SCAN);
 * ``P:published``: names of published entries; ``P:all``: every name;
@@ -158,10 +158,13 @@ class RedisProvider(IndexProvider):
                     try:
                         if watch:
                             pipe.watch(*watch)
-                        result = body(pipe)
+                        wrote = body(pipe)
+                        if wrote is False:  # nothing to change: no transaction, no new generation
+                            pipe.reset()
+                            return wrote
                         pipe.incr(self._k("gen"))
                         pipe.execute()
-                        return result
+                        return wrote
                     except self._redis_mod.WatchError:
                         continue
 
@@ -179,6 +182,7 @@ class RedisProvider(IndexProvider):
         keys = [self._k("cid", row["cid"]), self._k("sref", row["schema_ref"]),
                 self._k("sname", row["schema_ref"].rsplit("/", 1)[-1].split("@")[0])]
         keys += [self._k("tag", t) for t in row.get("tags") or []]
+        keys += [self._k("url", u) for u in row.get("data_urls") or []]
         return keys
 
     def _add_indexes(self, pipe: Any, row: dict[str, Any]) -> None:
@@ -211,28 +215,38 @@ class RedisProvider(IndexProvider):
     # ------------------------------------------------------------------ entries
     def put_entry(self, row: dict[str, Any], shards: list[dict[str, Any]], *, replace: bool = False) -> None:
         name = row["name"]
-        ekey, skey = self._k("e", name), self._k("es", name)
+        ekey = self._k("e", name)
         clean = {k: row.get(k) for k in ENTRY_KEYS}
 
-        def body(pipe: Any) -> None:
+        def body(pipe: Any) -> bool:
             old = self._unpack(pipe.get(ekey))
-            old_urls = [u.decode() for u in pipe.lrange(skey, 0, -1)] if old is not None else []
             if old is not None and not replace:
                 pipe.reset()
                 raise EntryConflictError(f"an entry named {name!r} already exists; pass overwrite=True to replace it")
+            orphans = self._orphaned(pipe, old, clean) if old is not None else []
             pipe.multi()
             if old is not None:
                 self._remove_indexes(pipe, old)
-                for u in old_urls:
-                    pipe.delete(self._k("sh", u))
-                pipe.delete(skey)
+            for u in orphans:
+                pipe.delete(self._k("sh", u))
             pipe.set(ekey, self._pack(clean))
-            if shards:
-                pipe.rpush(skey, *[s["url"] for s in shards])
             self._add_indexes(pipe, clean)
             self._shard_writes(pipe, shards)
+            return True
 
-        self._transact([ekey, skey], body)
+        self._transact([ekey], body)
+
+    def _orphaned(self, pipe: Any, old: dict[str, Any], new: dict[str, Any] | None) -> list[str]:
+        """URLs of ``old`` that no entry but ``old`` (or its replacement ``new``) uses: their shard rows go."""
+        keep = set(new.get("data_urls") or []) if new is not None else set()
+        out = []
+        for u in old.get("data_urls") or []:
+            if u in keep:
+                continue
+            users = {n.decode() for n in pipe.smembers(self._k("url", u))}
+            if users <= {old["name"]}:
+                out.append(u)
+        return out
 
     def put_shards(self, shards: list[dict[str, Any]]) -> None:
         def body(pipe: Any) -> None:
@@ -256,37 +270,52 @@ class RedisProvider(IndexProvider):
             raise ValueError(f"unknown entry fields {sorted(bad)}")
         ekey = self._k("e", name)
 
-        def body(pipe: Any) -> None:
+        def body(pipe: Any) -> bool:
             old = self._unpack(pipe.get(ekey))
             if old is None:
                 pipe.reset()
-                return
+                return False
             new = {**old, **fields}
+            orphans = self._orphaned(pipe, old, new) if "data_urls" in fields else []
             pipe.multi()
             self._remove_indexes(pipe, old)
+            for u in orphans:
+                pipe.delete(self._k("sh", u))
             pipe.set(ekey, self._pack(new))
             self._add_indexes(pipe, new)
+            return True
 
         self._transact([ekey], body)
 
     def delete_entry(self, name: str) -> dict[str, Any] | None:
-        ekey, skey = self._k("e", name), self._k("es", name)
+        ekey = self._k("e", name)
         removed: list[dict[str, Any]] = []
 
-        def body(pipe: Any) -> None:
+        def body(pipe: Any) -> bool:
             old = self._unpack(pipe.get(ekey))
-            urls = [u.decode() for u in pipe.lrange(skey, 0, -1)]
-            pipe.multi()
             if old is None:
-                return
+                pipe.reset()
+                return False
+            orphans = self._orphaned(pipe, old, None)
+            pipe.multi()
             removed.append(old)
             self._remove_indexes(pipe, old)
-            for u in urls:
+            for u in orphans:
                 pipe.delete(self._k("sh", u))
-            pipe.delete(ekey, skey)
+            pipe.delete(ekey)
+            return True
 
-        self._transact([ekey, skey], body)
+        self._transact([ekey], body)
         return removed[0] if removed else None
+
+    def urls_in_use(self, urls: list[str], *, exclude: str | None = None) -> set[str]:
+        if not urls:
+            return set()
+        pipe = self.r.pipeline(transaction=False)
+        for u in urls:
+            pipe.smembers(self._k("url", u))
+        users = self._call(pipe.execute)
+        return {u for u, names in zip(urls, users) if {n.decode() for n in names} - ({exclude} if exclude else set())}
 
     def search(
         self,
@@ -363,16 +392,16 @@ class RedisProvider(IndexProvider):
         key = self._k("s", row["ref"])
         stored: list[bool] = []
 
-        def body(pipe: Any) -> None:
-            exists = pipe.exists(key)
-            pipe.multi()
-            if exists:
+        def body(pipe: Any) -> bool:
+            if pipe.exists(key):
                 stored.append(False)
-                return
+                return False
+            pipe.multi()
             pipe.set(key, self._pack(row))
             pipe.sadd(self._k("sn", row["name"]), row["ref"])
             pipe.sadd(self._k("schemas"), row["ref"])
             stored.append(True)
+            return True
 
         self._transact([key], body)
         return stored[0]

@@ -75,6 +75,8 @@ class SQLiteProvider(IndexProvider):
                 db["entries"].create_index([col, "name"], if_not_exists=True)
         self._create_fts()
         db["entry_tags"].create({"name": str, "tag": str}, pk=("name", "tag"), if_not_exists=True)
+        db["entry_urls"].create({"name": str, "url": str}, pk=("name", "url"), if_not_exists=True)
+        db["entry_urls"].create_index(["url"], if_not_exists=True)
         db["entry_tags"].create_index(["tag"], if_not_exists=True)
         db["shards"].create(
             {"url": str, "entry": str, "checksum": str, "size": int, "num_samples": int, "offsets": bytes},
@@ -91,6 +93,9 @@ class SQLiteProvider(IndexProvider):
         db["state"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
         db["meta"].create({"key": str, "value": int}, pk="key", if_not_exists=True)
         self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', 0)")
+        if self.conn.execute("SELECT 1 FROM entry_urls LIMIT 1").fetchone() is None:  # older files
+            self.conn.execute("INSERT OR IGNORE INTO entry_urls(name, url) SELECT entries.name, j.value "
+                              "FROM entries, json_each(entries.data_urls) AS j")
 
     def _create_fts(self) -> None:
         """A trigram full-text index over ``search_text`` (substring search), kept in sync by triggers."""
@@ -131,16 +136,42 @@ class SQLiteProvider(IndexProvider):
                     f"an entry named {row['name']!r} already exists; pass overwrite=True to replace it"
                 )
             if exists:
-                c.execute("DELETE FROM entries WHERE name = ?", (row["name"],))
-                c.execute("DELETE FROM entry_tags WHERE name = ?", (row["name"],))
-                c.execute("DELETE FROM shards WHERE entry = ?", (row["name"],))
+                self._remove(c, row["name"])
             c.execute(
                 f"INSERT INTO entries ({', '.join(ENTRY_KEYS)}, search_text) VALUES ({', '.join('?' * (len(ENTRY_KEYS) + 1))})",
                 (*values, search_text(row)),
             )
             c.executemany("INSERT OR IGNORE INTO entry_tags(name, tag) VALUES (?, ?)",
                           [(row["name"], t) for t in row.get("tags") or []])
+            c.executemany("INSERT OR IGNORE INTO entry_urls(name, url) VALUES (?, ?)",
+                          [(row["name"], u) for u in row.get("data_urls") or []])
             self._put_shards(c, shards)
+
+    def _remove(self, c: sqlite3.Connection, name: str) -> None:
+        """Delete an entry's rows; shard rows go only when no other entry uses their URL."""
+        urls = [r[0] for r in c.execute("SELECT url FROM entry_urls WHERE name = ?", (name,))]
+        c.execute("DELETE FROM entries WHERE name = ?", (name,))
+        c.execute("DELETE FROM entry_tags WHERE name = ?", (name,))
+        c.execute("DELETE FROM entry_urls WHERE name = ?", (name,))
+        self._drop_unused_shards(c, urls)
+
+    @staticmethod
+    def _drop_unused_shards(c: sqlite3.Connection, urls: list[str]) -> None:
+        c.executemany("DELETE FROM shards WHERE url = ? AND NOT EXISTS (SELECT 1 FROM entry_urls WHERE url = ?)",
+                      [(u, u) for u in urls])
+
+    def urls_in_use(self, urls: list[str], *, exclude: str | None = None) -> set[str]:
+        out: set[str] = set()
+        with self._lock:
+            for i in range(0, len(urls), 500):
+                part = urls[i : i + 500]
+                q = f"SELECT DISTINCT url FROM entry_urls WHERE url IN ({', '.join('?' * len(part))})"
+                args: list[Any] = list(part)
+                if exclude is not None:
+                    q += " AND name != ?"
+                    args.append(exclude)
+                out.update(r[0] for r in self.conn.execute(q, args))
+        return out
 
     def _put_shards(self, c: sqlite3.Connection, shards: list[dict[str, Any]]) -> None:
         c.executemany(
@@ -170,6 +201,12 @@ class SQLiteProvider(IndexProvider):
         vals = [json.dumps(v) if k in _JSON_COLS else v for k, v in fields.items()]
         with self._write() as c:
             c.execute(f"UPDATE entries SET {sets} WHERE name = ?", (*vals, name))
+            if "data_urls" in fields:
+                old_urls = [r[0] for r in c.execute("SELECT url FROM entry_urls WHERE name = ?", (name,))]
+                c.execute("DELETE FROM entry_urls WHERE name = ?", (name,))
+                c.executemany("INSERT OR IGNORE INTO entry_urls(name, url) VALUES (?, ?)",
+                              [(name, u) for u in fields["data_urls"]])
+                self._drop_unused_shards(c, old_urls)
             if "tags" in fields or "description" in fields:
                 r = c.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
                 if r:
@@ -184,9 +221,7 @@ class SQLiteProvider(IndexProvider):
             r = c.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
             if not r:
                 return None
-            c.execute("DELETE FROM entries WHERE name = ?", (name,))
-            c.execute("DELETE FROM entry_tags WHERE name = ?", (name,))
-            c.execute("DELETE FROM shards WHERE entry = ?", (name,))
+            self._remove(c, name)
         return _row(r)
 
     def search(

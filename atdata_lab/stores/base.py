@@ -35,8 +35,9 @@ class DataStore(ABC):
     """Where shards are kept: ``LocalDiskStore``, ``S3DataStore``, ..."""
 
     @abstractmethod
-    def shard_url(self, dataset: str, index: int) -> str:
-        """The URL of shard ``index`` of dataset ``dataset``."""
+    def shard_url(self, dataset: str, index: int, *, tag: str | None = None) -> str:
+        """The URL of shard ``index`` of dataset ``dataset`` (``tag`` names a second generation of
+        its files, so an overwrite never writes over files an entry may still use)."""
 
     @abstractmethod
     def open_sink(self, url: str) -> ShardSink:

@@ -105,9 +105,10 @@ class LocalDiskStore(DataStore):
     def __hash__(self) -> int:
         return hash(("LocalDiskStore", self.root))
 
-    def shard_url(self, dataset: str, index: int) -> str:
+    def shard_url(self, dataset: str, index: int, *, tag: str | None = None) -> str:
         check_dataset_name(dataset)
-        return str(self.root / dataset / f"{dataset}-{index:06d}.tar")
+        stem = f"{dataset}-{tag}" if tag else dataset
+        return str(self.root / dataset / f"{stem}-{index:06d}.tar")
 
     def open_sink(self, url: str) -> FileSink:
         try:

@@ -117,9 +117,10 @@ class S3DataStore(DataStore):
     def storage_options(self) -> dict[str, Any]:
         return dict(self._options)
 
-    def shard_url(self, dataset: str, index: int) -> str:
+    def shard_url(self, dataset: str, index: int, *, tag: str | None = None) -> str:
         check_dataset_name(dataset)
-        return f"s3://{self.bucket}/{self.prefix}{dataset}/{dataset}-{index:06d}.tar"
+        stem = f"{dataset}-{tag}" if tag else dataset
+        return f"s3://{self.bucket}/{self.prefix}{dataset}/{stem}-{index:06d}.tar"
 
     def open_sink(self, url: str) -> S3Sink:
         return S3Sink(self, url)

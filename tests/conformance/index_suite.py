@@ -171,3 +171,46 @@ class IndexSuite:
         assert index.generation() > g0
         df = index.to_pandas()
         assert list(df["name"]) == ["p"] and df["num_samples"][0] == 3
+
+    def test_deleting_data_keeps_shards_other_entries_use(self, index):
+        a = index.write(experiment(10), name="a", progress=False)
+        index.insert_dataset(index.dataset("a"), name="b", progress=False)  # same shard files
+        index.delete_entry("b", delete_data=True)
+        assert all(os.path.exists(u) for u in a.data_urls)
+        assert len(index.dataset("a")) == 10 and index.dataset("a")[9].timestamp == 9.0
+        index.delete_entry("a", delete_data=True)
+        assert not any(os.path.exists(u) for u in a.data_urls)
+
+    def test_overwrite_never_writes_over_files_in_use(self, index):
+        old = index.write(experiment(10), name="ow", progress=False)
+        old_bytes = [open(u, "rb").read() for u in old.data_urls]
+        reader = index.dataset("ow")  # a reader opened before the overwrite
+        new = index.write(experiment(4, seed=9), name="ow", overwrite=True, progress=False)
+        assert set(new.data_urls).isdisjoint(old.data_urls)
+        assert index.get_entry_by_name("ow").data_urls == new.data_urls and len(index.dataset("ow")) == 4
+        assert not any(os.path.exists(u) for u in old.data_urls)  # unused old files are removed...
+        index.write(experiment(10), name="keep", progress=False)
+        index.insert_dataset(index.dataset("keep"), name="keep-twin", progress=False)
+        twin_urls = index.get_entry_by_name("keep-twin").data_urls
+        index.write(experiment(3, seed=2), name="keep", overwrite=True, progress=False)
+        assert all(os.path.exists(u) for u in twin_urls)  # ...but files another entry uses stay
+        assert len(index.dataset("keep-twin")) == 10
+        del reader, old_bytes
+
+    def test_a_failed_write_stores_no_schema(self, index):
+        index.write(experiment(5), name="taken", progress=False)
+
+        @atdata.packable
+        class Other:
+            y: int
+
+        with pytest.raises(atdata.EntryConflictError):
+            index.write([Other(y=1)], name="taken", progress=False)
+        assert {s["name"] for s in index.list_schemas()} == {"ExperimentSample"}
+
+    def test_filtered_datasets_write_but_do_not_insert(self, index):
+        src = index.write(experiment(20), name="src", progress=False)
+        evens = atdata.Dataset[ExperimentSample](src.data_urls).filter(lambda s: int(s.timestamp) % 2 == 0)
+        assert index.write(evens, name="evens", progress=False).num_samples == 10
+        with pytest.raises(ValueError, match="filter"):
+            index.insert_dataset(evens, name="nope", progress=False)
