@@ -67,10 +67,11 @@ class SampleBatch:
         return len(self.keys)
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["_columns"][name]
-        except KeyError:
-            raise AttributeError(f"batch has no field {name!r} (fields: {', '.join(self._columns)})") from None
+        cols = self.__dict__.get("_columns")  # absent while copy/pickle rebuild the object
+        if cols is None or name not in cols:
+            fields = f" (fields: {', '.join(cols)})" if cols else ""
+            raise AttributeError(f"batch has no field {name!r}{fields}")
+        return cols[name]
 
     def __getitem__(self, name: str) -> Any:
         return self._columns[name]
@@ -224,6 +225,11 @@ class Dataset(Generic[ST]):
         self._infos: dict[str, ShardInfo] = dict(_infos or {})
         self._cum: list[int] | None = None
         self.checksums = dict(checksums or {})
+        self._split_done = False
+
+    def __reduce__(self) -> tuple:
+        # Dataset[T] classes are made on the fly: pickle as the base class (for DataLoader workers)
+        return (_rebuild_dataset, (self.urls, self.__dict__))
 
     # ------------------------------------------------------------------ plumbing
     def _derive(self, **changes: Any) -> Dataset:
@@ -239,11 +245,15 @@ class Dataset(Generic[ST]):
         return Dataset(urls, **kw)
 
     def _remember_shards(self, infos: list[ShardInfo]) -> None:
+        """Use known offset indexes (from a writer or an index); a local file whose size no longer
+        matches is left to be scanned again, so stale offsets are never used."""
         for info in infos:
-            self._infos[info.url] = info
-            sig = local_shard_signature(info.url) if is_local(info.url) else None
-            if sig is not None:
+            if is_local(info.url):
+                sig = local_shard_signature(local_path(info.url))
+                if sig is None or sig[0] != info.size:
+                    continue
                 _scan_cache[(local_path(info.url), *sig)] = info
+            self._infos[info.url] = info
         self._cum = None
 
     def shard_info(self, url: str) -> ShardInfo:
@@ -303,7 +313,9 @@ class Dataset(Generic[ST]):
                 f"worker {worker_id} of {num_workers} gets no shard: the dataset has only {len(self.urls)}; "
                 "use fewer workers or write smaller shards (maxcount=)"
             )
-        return self._derive(urls=urls)
+        part = self._derive(urls=urls)
+        part._split_done = True  # an explicit split is final: no second split from RANK or workers
+        return part
 
     def shard(self, rank: int, world_size: int) -> Dataset:
         """The shards of process ``rank`` in a ``world_size``-process job."""
@@ -312,6 +324,8 @@ class Dataset(Generic[ST]):
     def _assigned_urls(self) -> list[str]:
         """Shards for this process and DataLoader worker: each shard is seen once overall."""
         urls = self.urls
+        if self._split_done:
+            return urls
         rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
         if rank is not None and world is not None and int(world) > 1:
             urls = urls[int(rank) :: int(world)]
@@ -556,6 +570,12 @@ class Dataset(Generic[ST]):
         from .widgets.sample_inspector import SampleInspector
 
         return SampleInspector(self, **kwargs)
+
+
+def _rebuild_dataset(urls: list[str], state: dict[str, Any]) -> Dataset:
+    ds = Dataset.__new__(Dataset)
+    ds.__dict__.update(state)
+    return ds
 
 
 def _looks_like_array(b: bytes) -> bool:

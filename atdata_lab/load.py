@@ -30,31 +30,42 @@ def split_of(url: str) -> str | None:
     return None
 
 
-def _resolve_files(path: str) -> list[str]:
+def _glob_root(pattern: str) -> str:
+    """The folder part of a pattern before its first wildcard."""
+    head = re.split(r"[*?\[{]", pattern, maxsplit=1)[0]
+    return head.rsplit("/", 1)[0] if "/" in head else ""
+
+
+def _resolve_files(path: str) -> tuple[str, list[str]]:
+    """``(root, files)``: splits are read from each file's path below ``root``."""
     if is_local(path):
         p = local_path(path)
         if os.path.isdir(p):
             files = sorted(str(f) for f in Path(p).rglob("*.tar"))
             if not files:
                 raise FileNotFoundError(f"no .tar shards in folder {p}")
-            return files
+            return p, files
         if any(ch in p for ch in "*?["):
             files = sorted(glob.glob(p, recursive=True))
             if not files:
                 raise FileNotFoundError(f"no files match {p}")
-            return files
+            return _glob_root(p), files
         files = expand_urls(p)
         missing = [f for f in files if not os.path.exists(f)]
         if missing:
             raise FileNotFoundError(f"shard not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        return files
+        return _glob_root(p), files
     if any(ch in path for ch in "*?["):
         import fsspec
 
         fs, _ = fsspec.core.url_to_fs(path)
         proto = path.split("://", 1)[0]
-        return sorted(f"{proto}://{f}" for f in fs.glob(path))
-    return expand_urls(path)
+        return _glob_root(path), sorted(f"{proto}://{f}" for f in fs.glob(path))
+    return _glob_root(path), expand_urls(path)
+
+
+def _below(root: str, f: str) -> str:
+    return f[len(root) :].lstrip("/") if root and f.startswith(root) else f.rsplit("/", 1)[-1]
 
 
 def _pick(dd: DatasetDict, split: str | None) -> Dataset | DatasetDict:
@@ -96,10 +107,10 @@ def load_dataset(
 
         ds = load_published(path, sample_type=sample_type, index=index)
         return _pick(DatasetDict({ds._split: ds}), split)
-    files = _resolve_files(path)
+    root, files = _resolve_files(path)
     groups: dict[str, list[str]] = {}
-    for f in files:
-        groups.setdefault(split_of(f) or "train", []).append(f)
+    for f in files:  # the split comes from the path below what was given, never from parent folders
+        groups.setdefault(split_of(_below(root, f)) or "train", []).append(f)
     dd = DatasetDict({s: Dataset(urls, sample_type=sample_type, storage_options=storage_options)
                       for s, urls in groups.items()})
     return _pick(dd, split)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -243,7 +244,7 @@ def encode_samples_into(
 
 def _shard_pattern(path: str | os.PathLike, split: bool) -> Callable[[int], str]:
     p = os.fspath(path)
-    if "%" in p:
+    if re.search(r"%0?\d*d", p):
         return lambda i: p % i
     if p.endswith(".tar"):
         if not split:

@@ -168,3 +168,53 @@ def test_load_dataset_from_local_index():
     assert type(ds[0]).__name__ == "Item"
     dd = atdata.load_dataset("@local/things", Item, index=index)
     assert isinstance(dd["train"][0], Item)
+
+
+def test_batches_and_typed_datasets_pickle_for_loader_workers(shards):
+    import copy
+    import pickle
+
+    b = next(shards.ordered(batch_size=4))
+    assert pickle.loads(pickle.dumps(b)).i == [0, 1, 2, 3] and copy.copy(b).name == b.name
+    with pytest.raises(AttributeError, match="no field 'nope'"):
+        b.nope
+    back = pickle.loads(pickle.dumps(shards))
+    assert back.sample_type is Item and len(back) == 100 and back[7].i == 7
+
+
+def test_explicit_split_is_not_split_again_by_rank(shards, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    part = shards.shard(1, 2)
+    assert sum(1 for _ in part.ordered()) == len(part) == 50
+
+
+def test_stale_offsets_are_never_used_after_a_file_changes(tmp_path):
+    ds = atdata.write_samples(items(10), tmp_path / "x.tar")
+    atdata.write_samples(items(4), tmp_path / "x.tar")  # the same path, other content
+    fresh = atdata.Dataset[Item](str(tmp_path / "x.tar"))
+    fresh._remember_shards([ds.shard_info(ds.url)])  # stale info (10 samples) is refused
+    assert len(fresh) == 4 and fresh[3].i == 3
+
+
+def test_percent_in_paths_is_not_a_pattern(tmp_path):
+    ds = atdata.write_samples(items(6), tmp_path / "50%_data", maxcount=4)
+    assert [u.rsplit("/", 1)[1] for u in ds.urls] == ["50%_data-000000.tar", "50%_data-000001.tar"]
+    assert atdata.write_samples(items(2), str(tmp_path / "p-%03d.tar"), maxcount=1).urls[1].endswith("p-001.tar")
+
+
+def test_local_store_never_claims_remote_urls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = atdata.LocalDiskStore(".")
+    assert not store.owns("s3://bucket/k.tar") and not store.owns("https://host/x.tar")
+    assert store.owns(str(tmp_path / "a" / "b.tar")) and store.owns(f"file://{tmp_path}/c.tar")
+
+
+def test_split_names_in_parent_folders_are_ignored(tmp_path):
+    root = tmp_path / "test_project" / "valid-data"  # folder names that look like splits
+    atdata.write_samples(items(4), root / "shards", maxcount=2)
+    assert list(atdata.load_dataset(str(root))) == ["train"]
+    assert list(atdata.load_dataset(str(root / "*.tar"))) == ["train"]
+    assert list(atdata.load_dataset(str(root / "shards-{000000..000001}.tar"))) == ["train"]
+    atdata.write_samples(items(2), root / "test" / "d", maxcount=1)  # a split folder below the root
+    assert sorted(atdata.load_dataset(str(root))) == ["test", "train"]

@@ -138,8 +138,10 @@ class LocalDiskStore(DataStore):
         return open(url, "rb")
 
     def owns(self, url: str) -> bool:
+        if "://" in url and not url.startswith("file://"):
+            return False  # s3://, https://...: never a local file
         try:
-            return Path(url).resolve().is_relative_to(self.root)
+            return Path(url.removeprefix("file://")).resolve().is_relative_to(self.root)
         except (OSError, ValueError):
             return False
 
