@@ -28,7 +28,7 @@ Retry safety of writes:
   because the batch already landed is verified record by record (a few extra reads, only then).
 * A 429 means the server did not act, so every request may be retried after it.
 
-Not thread-safe: use one :class:`Atmosphere` per thread.
+Thread-safe: requests from several threads are serialised by a per-client lock.
 """
 
 from __future__ import annotations
@@ -287,6 +287,7 @@ class Atmosphere:
         self.backoff = float(backoff)
         self.round_trips = 0
         self._count_lock = threading.Lock()
+        self._lock = threading.RLock()  # one request at a time (re-entrant: checks after a failure read back)
         self._timeout = httpx.Timeout(timeout, connect=min(5.0, timeout))
         hooks = {"request": [self._count]}
         http_kwargs: dict[str, Any] = {"timeout": self._timeout, "event_hooks": hooks}
@@ -643,7 +644,12 @@ class Atmosphere:
         except Exception:
             return url
 
-    def _retrying(self, send: Callable[[int], Any], *, url: str, op: str, safe: bool, retry: bool = True,
+    def _retrying(self, send: Callable[[int], Any], **kwargs: Any) -> Any:
+        """One request with its retries, serialised per client: widgets send from worker threads."""
+        with self._lock:
+            return self._retrying_unlocked(send, **kwargs)
+
+    def _retrying_unlocked(self, send: Callable[[int], Any], *, url: str, op: str, safe: bool, retry: bool = True,
                   check: Callable[[], Any] | None = None) -> Any:
         """Run ``send`` with bounded retries; raise our error on final failure.
 

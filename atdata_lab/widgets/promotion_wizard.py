@@ -438,7 +438,9 @@ class PromotionWizard(AtdataWidget):
                 raise
             finally:
                 pw = ""
-            self.index.atmosphere = atm
+            previous, self.index.atmosphere = self.index.atmosphere, atm
+            if previous is not None and previous is not atm:
+                previous.close()  # a re-login must not leak the old client's connections
             self.plan = self.data_plan = None
             self._render_connect()
             self.status = "connected"
