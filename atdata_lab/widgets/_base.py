@@ -358,8 +358,6 @@ class BackgroundTask:
             self.result = self.fn(self)
         except BaseException as e:  # noqa: BLE001 - handed to on_error, never lost
             self.error = e
-        finally:
-            self._done.set()
         try:
             if self.error is None:
                 if self._on_done is not None:
@@ -370,6 +368,8 @@ class BackgroundTask:
                 log.error("%s failed", self.name, exc_info=(type(self.error), self.error, self.error.__traceback__))
         except Exception:
             log.exception("%s: completion callback failed", self.name)
+        finally:
+            self._done.set()  # after the callbacks: wait() returns once the widget shows the outcome
 
     def progress(self, event: ProgressEvent) -> None:
         """Forward ``event`` to the subscriber; raise :class:`TaskCancelled` if cancel was asked."""
