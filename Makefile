@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test test-fast test-browser lint bench reliability setup system-deps sandbox-install clean
+.PHONY: demo test test-fast test-browser lint bench reliability setup system-deps sandbox-install voila lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test-fast: setup
 
 test-browser: setup system-deps
 	$(PY) -m pytest -m browser tests/browser
+
+voila: setup system-deps sandbox-install
+	$(PY) -m voila notebooks/04-widgets-tour.ipynb
+
+lab: setup system-deps sandbox-install
+	$(PY) -m jupyterlab notebooks/
 
 lint: setup
 	$(PY) -m ruff check atdata_lab tests benchmarks
