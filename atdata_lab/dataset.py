@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 import msgpack
 import numpy as np
 
-from .errors import SampleDecodeError, ShardError
+from .errors import InvalidArgumentError, InvalidTypeError, NotFoundError, SampleDecodeError, ShardError
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
 from .sample import DictSample, codec_for
@@ -218,7 +218,7 @@ class Dataset(Generic[ST]):
     ) -> None:
         self.urls = expand_urls(urls)
         if not self.urls:
-            raise ValueError("Dataset needs at least one shard URL")
+            raise InvalidArgumentError("Dataset needs at least one shard URL")
         self.sample_type: type = sample_type or self._bound_type or DictSample
         self.storage_options = storage_options or {}
         self._ops = _ops
@@ -306,10 +306,10 @@ class Dataset(Generic[ST]):
     def split_by_worker(self, worker_id: int, num_workers: int) -> Dataset:
         """The shards worker ``worker_id`` of ``num_workers`` should read (every n-th)."""
         if not 0 <= worker_id < num_workers:
-            raise ValueError(f"worker_id must be in [0, {num_workers}), not {worker_id}")
+            raise InvalidArgumentError(f"worker_id must be in [0, {num_workers}), not {worker_id}")
         urls = self.urls[worker_id::num_workers]
         if not urls:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"worker {worker_id} of {num_workers} gets no shard: the dataset has only {len(self.urls)}; "
                 "use fewer workers or write smaller shards (maxcount=)"
             )
@@ -384,7 +384,7 @@ class Dataset(Generic[ST]):
         The same ``seed`` gives the same order.
         """
         if buffer < 1:
-            raise ValueError(f"buffer must be at least 1, not {buffer}")
+            raise InvalidArgumentError(f"buffer must be at least 1, not {buffer}")
         rng = random.Random(seed)
         urls = list(self._assigned_urls())
         rng.shuffle(urls)
@@ -497,7 +497,7 @@ class Dataset(Generic[ST]):
 
     def __len__(self) -> int:
         if any(kind == "filter" for kind, _ in self._ops):
-            raise TypeError("len() is unknown after filter(); iterate to count")
+            raise InvalidTypeError("len() is unknown after filter(); iterate to count")
         return self._cumulative()[-1]
 
     def locate(self, k: int) -> tuple[str, int, str]:
@@ -516,9 +516,9 @@ class Dataset(Generic[ST]):
     def __getitem__(self, k: int) -> ST:
         """Sample ``k``, read with one seek through the shard's offset index."""
         if not isinstance(k, (int, np.integer)):
-            raise TypeError(f"dataset indices must be integers, not {type(k).__name__}")
+            raise InvalidTypeError(f"dataset indices must be integers, not {type(k).__name__}")
         if any(kind == "filter" for kind, _ in self._ops):
-            raise TypeError("random access is not available after filter(); index the unfiltered dataset")
+            raise InvalidTypeError("random access is not available after filter(); index the unfiltered dataset")
         url, i, key = self.locate(int(k))
         off, size = self.shard_info(url).offsets[i]
         data = read_range(url, int(off), int(size), self.storage_options)
@@ -590,7 +590,7 @@ def _looks_like_array(b: bytes) -> bool:
 
 def _check_batch_size(n: Any) -> None:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"batch_size must be a positive integer, not {n!r}")
+        raise InvalidArgumentError(f"batch_size must be a positive integer, not {n!r}")
 
 
 class DatasetDict(dict):
@@ -604,4 +604,4 @@ class DatasetDict(dict):
         try:
             return super().__getitem__(split)
         except KeyError:
-            raise KeyError(f"no split {split!r}; available splits: {', '.join(self) or 'none'}") from None
+            raise NotFoundError(f"no split {split!r}; available splits: {', '.join(self) or 'none'}") from None

@@ -14,6 +14,10 @@ __all__ = [
     "AtdataLabError",
     "AtmosphereError",
     "AuthenticationError",
+    "DataNotFoundError",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "NotFoundError",
     "NoAtmosphereError",
     "EntryConflictError",
     "EntryNotFoundError",
@@ -39,18 +43,30 @@ class AtdataLabError(Exception):
     """Root of every error raised on purpose by atdata_lab."""
 
 
-class _NotFound(AtdataLabError, KeyError):
+class InvalidArgumentError(AtdataLabError, ValueError):
+    """Bad input: the message names the problem and the fix."""
+
+
+class InvalidTypeError(AtdataLabError, TypeError):
+    """A value of the wrong type: the message names what was expected."""
+
+
+class DataNotFoundError(AtdataLabError, FileNotFoundError):
+    """No shards where the path or pattern points."""
+
+
+class NotFoundError(AtdataLabError, KeyError):
     """Base for "no such thing" errors. ``str()`` is the message, not its repr."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it readable.
         return str(self.args[0]) if self.args else ""
 
 
-class EntryNotFoundError(_NotFound):
+class EntryNotFoundError(NotFoundError):
     """No dataset entry with that name or CID in the index."""
 
 
-class SchemaNotFoundError(_NotFound):
+class SchemaNotFoundError(NotFoundError):
     """No schema with that reference in the index."""
 
 
@@ -118,7 +134,7 @@ class RequestError(AtmosphereError):
         self.status = status
 
 
-class AuthenticationError(RequestError):
+class AuthenticationError(RequestError, PermissionError):
     """Login failed or the session is no longer valid: log in again."""
 
 

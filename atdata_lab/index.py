@@ -17,7 +17,13 @@ from typing import Any
 from .cid import cid_for
 from .dataset import Dataset
 from .entry import IndexEntry
-from .errors import EntryConflictError, EntryNotFoundError, SchemaConflictError, SchemaNotFoundError
+from .errors import (
+    EntryConflictError,
+    EntryNotFoundError,
+    InvalidArgumentError,
+    SchemaConflictError,
+    SchemaNotFoundError,
+)
 from .progress import ProgressLike
 from .providers.base import IndexProvider
 from .sample import DictSample, codec_for
@@ -138,7 +144,7 @@ class Index:
 
                 self.provider = RedisProvider(redis=redis, url=url, key_prefix=key_prefix)
             else:
-                raise ValueError(f"unknown index provider {provider!r}: use 'sqlite', 'redis' or an IndexProvider")
+                raise InvalidArgumentError(f"unknown index provider {provider!r}: use 'sqlite', 'redis' or an IndexProvider")
         self.data_store: DataStore = data_store if data_store is not None else LocalDiskStore()
         self.atmosphere = atmosphere
         self._stores: list[DataStore] = []  # other stores used this session (copies), for credentials
@@ -180,7 +186,7 @@ class Index:
         try:
             first = next(it)
         except StopIteration:
-            raise ValueError(f"write({name!r}): no samples to write (the input is empty); nothing was written") from None
+            raise InvalidArgumentError(f"write({name!r}): no samples to write (the input is empty); nothing was written") from None
         try:
             total = len(samples)  # type: ignore[arg-type]
         except TypeError:  # generators, filtered datasets: no length known
@@ -269,7 +275,7 @@ class Index:
         if tags is None:
             return []
         if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
-            raise ValueError(f"tags must be a list of strings, e.g. ['features', 'embeddings'], not {tags!r}")
+            raise InvalidArgumentError(f"tags must be a list of strings, e.g. ['features', 'embeddings'], not {tags!r}")
         return list(tags)
 
     def insert_dataset(
@@ -294,14 +300,14 @@ class Index:
         check_dataset_name(name)
         tags = self._check_tags(tags)
         if ds._ops:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"insert_dataset({name!r}) indexes shards as they are, but this dataset has filter()/map(): "
                 "use index.write(ds, name=...) to write the transformed samples"
             )
         infos = [ds.shard_info(u) for u in ds.urls]
         n = sum(i.num_samples for i in infos)
         if n == 0:
-            raise ValueError(f"insert_dataset({name!r}): the shards hold no samples")
+            raise InvalidArgumentError(f"insert_dataset({name!r}): the shards hold no samples")
         first = ds.head(1)[0]
         if isinstance(first, DictSample):
             schema = _infer_schema(name, first)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .dataset import Dataset, DatasetDict
+from .errors import DataNotFoundError
 from .urls import expand_urls, is_local, local_path
 
 __all__ = ["load_dataset", "split_of"]
@@ -43,17 +44,17 @@ def _resolve_files(path: str) -> tuple[str, list[str]]:
         if os.path.isdir(p):
             files = sorted(str(f) for f in Path(p).rglob("*.tar"))
             if not files:
-                raise FileNotFoundError(f"no .tar shards in folder {p}")
+                raise DataNotFoundError(f"no .tar shards in folder {p}")
             return p, files
         if any(ch in p for ch in "*?["):
             files = sorted(glob.glob(p, recursive=True))
             if not files:
-                raise FileNotFoundError(f"no files match {p}")
+                raise DataNotFoundError(f"no files match {p}")
             return _glob_root(p), files
         files = expand_urls(p)
         missing = [f for f in files if not os.path.exists(f)]
         if missing:
-            raise FileNotFoundError(f"shard not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise DataNotFoundError(f"shard not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         return _glob_root(p), files
     if any(ch in path for ch in "*?["):
         import fsspec

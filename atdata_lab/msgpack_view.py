@@ -14,6 +14,8 @@ from typing import Any
 
 import msgpack
 
+from .errors import InvalidArgumentError
+
 __all__ = ["unpack_map_views"]
 
 _U16 = struct.Struct(">H").unpack_from
@@ -28,7 +30,7 @@ _MAX_DEPTH = 64
 def _skip(b: Any, i: int, depth: int = 0) -> int:
     """Index just past the msgpack object starting at ``i``."""
     if depth > _MAX_DEPTH:
-        raise ValueError("msgpack nesting is too deep")
+        raise InvalidArgumentError("msgpack nesting is too deep")
     t = b[i]
     if t <= 0x7F or t >= 0xE0:
         return i + 1
@@ -67,11 +69,11 @@ def _skip(b: Any, i: int, depth: int = 0) -> int:
         if t >= 0xDE:
             count *= 2
         if count > len(b) - i:
-            raise ValueError("msgpack container declares more items than bytes present")
+            raise InvalidArgumentError("msgpack container declares more items than bytes present")
         for _ in range(count):
             i = _skip(b, i, depth + 1)
         return i
-    raise ValueError(f"invalid msgpack type byte 0x{t:02x}")
+    raise InvalidArgumentError(f"invalid msgpack type byte 0x{t:02x}")
 
 
 def unpack_map_views(buf: bytes | memoryview) -> dict[str, Any]:
@@ -91,9 +93,9 @@ def unpack_map_views(buf: bytes | memoryview) -> dict[str, Any]:
         elif t == 0xDF:
             count, i = _U32(b, 1)[0], 5
         else:
-            raise ValueError("a sample must be a msgpack map")
+            raise InvalidArgumentError("a sample must be a msgpack map")
         if count > n:
-            raise ValueError("msgpack map declares more items than bytes present")
+            raise InvalidArgumentError("msgpack map declares more items than bytes present")
         out: dict[str, Any] = {}
         for _ in range(count):
             t = b[i]
@@ -108,7 +110,7 @@ def unpack_map_views(buf: bytes | memoryview) -> dict[str, Any]:
             else:
                 end = _skip(b, i)
                 if end > n:
-                    raise ValueError("msgpack data is truncated")
+                    raise InvalidArgumentError("msgpack data is truncated")
                 key = msgpack.unpackb(b[i:end], raw=False)
             i = end
             t = b[i]
@@ -131,19 +133,19 @@ def unpack_map_views(buf: bytes | memoryview) -> dict[str, Any]:
             if start >= 0:
                 end = start + size
                 if end > n:
-                    raise ValueError("msgpack bin value is truncated")
+                    raise InvalidArgumentError("msgpack bin value is truncated")
                 value: Any = b[start:end]
             else:
                 end = _skip(b, i)
                 if end > n:
-                    raise ValueError("msgpack data is truncated")
+                    raise InvalidArgumentError("msgpack data is truncated")
                 value = msgpack.unpackb(b[i:end], raw=False, strict_map_key=False)
             out[key if isinstance(key, str) else str(key)] = value
             i = end
     except (IndexError, struct.error) as e:
-        raise ValueError(f"msgpack data is truncated ({e})") from None
+        raise InvalidArgumentError(f"msgpack data is truncated ({e})") from None
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, UnicodeDecodeError) as e:
-        raise ValueError(f"invalid msgpack data ({e})") from None
+        raise InvalidArgumentError(f"invalid msgpack data ({e})") from None
     if i != n:
-        raise ValueError(f"{n - i} unexpected bytes after the msgpack map")
+        raise InvalidArgumentError(f"{n - i} unexpected bytes after the msgpack map")
     return out

@@ -16,7 +16,7 @@ import struct
 
 import numpy as np
 
-from .errors import AtdataLabError
+from .errors import AtdataLabError, InvalidArgumentError
 
 __all__ = ["encode_ndarray", "decode_ndarray", "parse_ndarray_header", "NDArrayFormatError", "MAX_NDIM"]
 
@@ -111,7 +111,7 @@ def _parse_npy_header(buf: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...
         elif version == (2, 0):
             shape, fortran, dt = npy.read_array_header_2_0(f)
         else:
-            raise ValueError(f"version {version} is not supported (1.0 and 2.0 are)")
+            raise InvalidArgumentError(f"version {version} is not supported (1.0 and 2.0 are)")
     except Exception as e:  # numpy raises ValueError/EOFError/SyntaxError... on a bad header
         raise NDArrayFormatError(f"invalid .npy array payload: {e}") from None
     if dt.kind not in _ALLOWED_KINDS or dt.fields is not None or dt.subdtype is not None or dt.itemsize == 0:

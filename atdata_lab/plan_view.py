@@ -25,6 +25,8 @@ from .entry import IndexEntry, human_bytes
 from .errors import (
     AtdataLabError,
     AuthenticationError,
+    InvalidArgumentError,
+    InvalidTypeError,
     NoAtmosphereError,
     PDSUnavailableError,
     PromotionConflictError,
@@ -147,7 +149,7 @@ def resolve_side(obj: Any, index: Any = None) -> SchemaSide:
         elif isinstance(obj.get("schema"), dict):
             s = Schema.from_record(local_schema_from_record(obj))
         else:
-            raise TypeError("a schema record needs 'fields' (local form) or 'schema' (ATProto form)")
+            raise InvalidTypeError("a schema record needs 'fields' (local form) or 'schema' (ATProto form)")
         return SchemaSide(f"{s.name}@{s.version}", "schema record", "", s, dict(obj))
     if isinstance(obj, str):
         if obj.startswith("at://"):
@@ -158,7 +160,7 @@ def resolve_side(obj: Any, index: Any = None) -> SchemaSide:
         record = idx.get_schema(obj)
         s = Schema.from_record(record)
         return SchemaSide(f"{s.name}@{s.version}", "local schema", obj, s, record)
-    raise TypeError(
+    raise InvalidTypeError(
         f"cannot compare {type(obj).__name__}: pass a sample type, a local schema ref, an at:// schema URI, "
         "a schema record dict or an IndexEntry")
 
@@ -352,19 +354,19 @@ def copy_target(mode: str, location: str | None = None, store: Any = None) -> An
     if mode == "blobs":
         return "blobs"
     if mode != "copy":
-        raise ValueError(f"data mode must be one of {', '.join(DATA_MODES)}, not {mode!r}")
+        raise InvalidArgumentError(f"data mode must be one of {', '.join(DATA_MODES)}, not {mode!r}")
     if store is not None:
         return store
     loc = (location or "").strip()
     if not loc:
-        raise ValueError("copy to a store: give the folder to copy the shards into (or pass store=)")
+        raise InvalidArgumentError("copy to a store: give the folder to copy the shards into (or pass store=)")
     if loc.startswith("s3://"):
         from .stores.s3 import S3DataStore
 
         bucket, _, prefix = loc[len("s3://"):].partition("/")
         return S3DataStore(bucket, prefix=prefix)
     if "://" in loc and not loc.startswith("file://"):
-        raise ValueError(f"{loc!r}: type a local folder or s3://bucket/prefix here, or pass store= from code")
+        raise InvalidArgumentError(f"{loc!r}: type a local folder or s3://bucket/prefix here, or pass store= from code")
     from .stores.local import LocalDiskStore
 
     return LocalDiskStore(Path(os.path.expanduser(loc[7:] if loc.startswith("file://") else loc)))

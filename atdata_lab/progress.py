@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
+from .errors import InvalidTypeError
+
 __all__ = ["ProgressEvent", "ProgressCallback", "TqdmProgress", "resolve_progress", "ProgressLike"]
 
 
@@ -88,4 +90,4 @@ def resolve_progress(progress: ProgressLike) -> Callable[[ProgressEvent], Any]:
         return _silent
     if callable(progress):
         return progress
-    raise TypeError(f"progress= takes True, False, None or a callable, not {type(progress).__name__}")
+    raise InvalidTypeError(f"progress= takes True, False, None or a callable, not {type(progress).__name__}")

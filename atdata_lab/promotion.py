@@ -30,6 +30,7 @@ from typing import Any
 from .entry import IndexEntry, human_bytes
 from .errors import (
     AtdataLabError,
+    InvalidArgumentError,
     NoAtmosphereError,
     PromotionConflictError,
     RecordNotFoundError,
@@ -488,7 +489,7 @@ def plan_promotion(
     rec = _records()
     entry = index.get_entry_by_name(entry_name)  # KeyError when missing
     if not entry.data_urls:
-        raise ValueError(f"entry {entry_name!r} has no data URLs: there is nothing to publish")
+        raise InvalidArgumentError(f"entry {entry_name!r} has no data URLs: there is nothing to publish")
     atm = _atmosphere(index)
     name = name if name is not None else entry.name
     description = description if description is not None else entry.description
@@ -533,7 +534,7 @@ def plan_promotion(
         storage, w = _storage_for(new_urls, entry.shard_checksums, copy_target)
         data = DataAction("copy", entry.num_shards, total, copy_target.describe(), w)
     else:
-        raise ValueError(f"copy_to must be a data store (LocalDiskStore, S3DataStore), 'blobs' or None, not {copy_to!r}")
+        raise InvalidArgumentError(f"copy_to must be a data store (LocalDiskStore, S3DataStore), 'blobs' or None, not {copy_to!r}")
 
     entry_rkey = derived_tid(f"entry|{did}|{entry.cid}|{name}", entry.created_at)
     label_rkey = derived_tid(f"label|{did}|{entry.cid}|{name}", entry.created_at)
@@ -773,7 +774,7 @@ def _reader(index: Any = None) -> Any:
         return atm
     url = os.environ.get("ATDATA_PDS_URL")
     if not url:
-        raise ValueError(
+        raise InvalidArgumentError(
             "cannot read published datasets: attach an Atmosphere to the index, or set ATDATA_PDS_URL "
             "(for the sandbox: atdata-lab sandbox start)")
     from .atmosphere import Atmosphere
@@ -788,7 +789,7 @@ def resolve_entry_uri(atm: Any, path: str) -> str:
     body = path[1:]
     handle, sep, rest = body.partition("/")
     if not sep or not rest:
-        raise ValueError(f"{path!r} is not '@handle/name' or '@handle/name@version'")
+        raise InvalidArgumentError(f"{path!r} is not '@handle/name' or '@handle/name@version'")
     name, _, version = rest.partition("@")
     did = handle if handle.startswith("did:") else atm.resolve_handle(handle)
     rec = _records()

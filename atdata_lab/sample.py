@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeVar
 import msgpack
 import numpy as np
 
-from .errors import SampleDecodeError
+from .errors import InvalidArgumentError, SampleDecodeError
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, encode_ndarray, parse_ndarray_header
 from .schema import Field, Schema, fields_of
 
@@ -104,7 +104,7 @@ def _plain(v: Any) -> Any:
 def _encode_value(f: Field, v: Any) -> Any:
     if v is None:
         if not f.optional:
-            raise ValueError(f"field {f.name!r} is None but not Optional")
+            raise InvalidArgumentError(f"field {f.name!r} is None but not Optional")
         return None
     kind = f.type.kind
     if kind == "ndarray":
@@ -126,7 +126,7 @@ def _check_kind(f: Field, v: Any) -> Any:
     if kind == "ndarray":
         if isinstance(v, bytes):
             return decode_ndarray(v)
-        raise ValueError(f"expected NDArray bytes, found {type(v).__name__}")
+        raise InvalidArgumentError(f"expected NDArray bytes, found {type(v).__name__}")
     if kind == "str":
         if isinstance(v, str):
             return v
@@ -153,7 +153,7 @@ def _check_kind(f: Field, v: Any) -> Any:
     elif kind == "dict":
         if isinstance(v, dict):
             return v
-    raise ValueError(f"expected {f.type.describe()}, found {type(v).__name__}")
+    raise InvalidArgumentError(f"expected {f.type.describe()}, found {type(v).__name__}")
 
 
 class SampleCodec:

@@ -27,7 +27,12 @@ from typing import Any
 import numpy as np
 
 from .cid import cid_for
-from .errors import AtdataLabError, RecordValidationError
+from .errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    NotFoundError,
+    RecordValidationError,
+)
 
 __all__ = [
     "Field",
@@ -99,34 +104,34 @@ class FieldType:
     def from_record(cls, rec: Any, where: str = "fieldType", _depth: int = 0) -> FieldType:
         """Parse a local schema ``fieldType`` (atdata's form or ours)."""
         if _depth > 32:
-            raise ValueError(f"{where}: nested more than 32 levels deep")
+            raise RecordValidationError(f"{where}: nested more than 32 levels deep")
         if not isinstance(rec, dict):
-            raise ValueError(f"{where}: expected an object, got {type(rec).__name__}")
+            raise RecordValidationError(f"{where}: expected an object, got {type(rec).__name__}")
         t = rec.get("$type", "")
         if not isinstance(t, str):
-            raise ValueError(f"{where}.$type: expected a string, got {type(t).__name__}")
+            raise RecordValidationError(f"{where}.$type: expected a string, got {type(t).__name__}")
         if t.endswith("#primitive"):
             prim = rec.get("primitive")
             if prim not in PRIMITIVES:
-                raise ValueError(f"{where}: unknown primitive {prim!r} (expected one of {', '.join(PRIMITIVES)})")
+                raise RecordValidationError(f"{where}: unknown primitive {prim!r} (expected one of {', '.join(PRIMITIVES)})")
             return cls(prim)
         if t.endswith("#ndarray"):
             raw = rec.get("dtype")
             dtype = None
             if raw is not None:
                 if not isinstance(raw, str) or len(raw) > 64:
-                    raise ValueError(f"{where}.dtype: expected a numpy dtype string like '<f4', got {raw!r:.80}")
+                    raise RecordValidationError(f"{where}.dtype: expected a numpy dtype string like '<f4', got {raw!r:.80}")
                 try:
                     dt = np.dtype(raw)
                 except Exception:  # numpy raises TypeError, ValueError, SyntaxError... for junk
-                    raise ValueError(f"{where}.dtype: invalid dtype {raw!r}") from None
+                    raise RecordValidationError(f"{where}.dtype: invalid dtype {raw!r}") from None
                 if dt.kind in ("O", "V") or dt.fields is not None or dt.subdtype is not None:
-                    raise ValueError(f"{where}.dtype: {raw!r} cannot be stored in an NDArray field")
+                    raise RecordValidationError(f"{where}.dtype: {raw!r} cannot be stored in an NDArray field")
                 dtype = dt.str
             shape = rec.get("shape")
             if shape is not None:
                 if not isinstance(shape, list) or not all(s is None or (isinstance(s, int) and s >= 0) for s in shape):
-                    raise ValueError(f"{where}: shape must be a list of non-negative ints or nulls")
+                    raise RecordValidationError(f"{where}: shape must be a list of non-negative ints or nulls")
                 shape = tuple(shape)
             return cls("ndarray", dtype=dtype, shape=shape)
         if t.endswith("#array"):
@@ -134,7 +139,7 @@ class FieldType:
             return cls("list", items=None if items is None else cls.from_record(items, where + ".items", _depth + 1))
         if t.endswith("#dict"):
             return cls("dict")
-        raise ValueError(f"{where}: unknown field type {t!r}")
+        raise RecordValidationError(f"{where}: unknown field type {t!r}")
 
     def annotation(self) -> Any:
         """A Python annotation for this type (used by generated sample types)."""
@@ -171,7 +176,7 @@ def _from_annotation(ann: Any, where: str) -> tuple[FieldType, bool]:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(ann) if a is not type(None)]
         if len(args) != 1:
-            raise TypeError(f"field {where}: unions other than Optional[X] are not supported ({ann})")
+            raise InvalidTypeError(f"field {where}: unions other than Optional[X] are not supported ({ann})")
         ft, _ = _from_annotation(args[0], where)
         return ft, True
     if ann in _PRIMITIVE_TYPES:
@@ -191,9 +196,9 @@ def _from_annotation(ann: Any, where: str) -> tuple[FieldType, bool]:
     if ann is dict or origin is dict:
         args = typing.get_args(ann)
         if args and args[0] is not str:
-            raise TypeError(f"field {where}: dict keys must be str ({ann})")
+            raise InvalidTypeError(f"field {where}: dict keys must be str ({ann})")
         return FieldType("dict"), False
-    raise TypeError(
+    raise InvalidTypeError(
         f"field {where}: type {ann!r} is not supported; use str, int, float, bool, bytes, NDArray, "
         "list[...], dict[str, ...] or Optional[...] of these"
     )
@@ -220,7 +225,7 @@ def fields_of(cls: type) -> tuple[Field, ...]:
         result = schema.fields
     else:
         if not dataclasses.is_dataclass(cls):
-            raise TypeError(f"{cls.__name__} is not a sample type: decorate it with @atdata.packable")
+            raise InvalidTypeError(f"{cls.__name__} is not a sample type: decorate it with @atdata.packable")
         try:
             hints = typing.get_type_hints(cls, include_extras=True)
         except NameError:  # string annotations naming things imported inside a function
@@ -250,12 +255,12 @@ def parse_schema_ref(ref: str) -> tuple[str, str]:
             name, sep, version = rest.rpartition("@")
             if sep and name and version:
                 return name.rsplit(".", 1)[-1] if prefix.startswith("local:") else name, version
-    raise ValueError(f"not a local schema ref: {ref!r} (expected {SCHEMA_REF_PREFIX}Name@1.0.0)")
+    raise InvalidArgumentError(f"not a local schema ref: {ref!r} (expected {SCHEMA_REF_PREFIX}Name@1.0.0)")
 
 
 def check_version(version: str) -> str:
     if not isinstance(version, str) or not _SEMVER.match(version):
-        raise ValueError(f"version {version!r} is not a semantic version like '1.0.0'")
+        raise InvalidArgumentError(f"version {version!r} is not a semantic version like '1.0.0'")
     return version
 
 
@@ -298,7 +303,7 @@ class Schema:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"schema name {self.name!r} is invalid: use letters, digits, '_', '.', '-' (at most 100), "
                 "starting with a letter"
             )
@@ -306,7 +311,7 @@ class Schema:
         names = [f.name for f in self.fields]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"schema {self.name}: duplicate field names {sorted(dup)}")
+            raise InvalidArgumentError(f"schema {self.name}: duplicate field names {sorted(dup)}")
 
     @property
     def ref(self) -> str:
@@ -317,7 +322,7 @@ class Schema:
         for f in self.fields:
             if f.name == name:
                 return f
-        raise KeyError(f"schema {self.name} has no field {name!r}")
+        raise NotFoundError(f"schema {self.name} has no field {name!r}")
 
     # -- identity
     def identity(self, *, erase_dtypes: bool = False) -> list[dict[str, Any]]:
@@ -394,26 +399,26 @@ class Schema:
         """
         try:
             return cls._from_record(rec)
-        except AtdataLabError:
+        except RecordValidationError:
             raise
-        except ValueError as e:
+        except ValueError as e:  # e.g. an invalid name or version, found by Schema itself
             raise RecordValidationError(f"schema record: {e}") from None
 
     @classmethod
     def _from_record(cls, rec: Any) -> Schema:
         if not isinstance(rec, dict):
-            raise ValueError(f"a schema record must be an object, not {type(rec).__name__}")
+            raise RecordValidationError(f"a schema record must be an object, not {type(rec).__name__}")
         for key in ("name", "version", "fields"):
             if key not in rec:
-                raise ValueError(f"schema record is missing {key!r}")
+                raise RecordValidationError(f"schema record is missing {key!r}")
         fields_raw = rec["fields"]
         if not isinstance(fields_raw, list):
-            raise ValueError("schema record 'fields' must be a list")
+            raise RecordValidationError("schema record 'fields' must be a list")
         fields = []
         for i, fr in enumerate(fields_raw):
             if not isinstance(fr, dict) or not isinstance(fr.get("name"), str) or not fr["name"].isidentifier() \
                     or keyword.iskeyword(fr["name"]):
-                raise ValueError(f"schema record fields[{i}] needs a 'name' that is a Python identifier (not a keyword)")
+                raise RecordValidationError(f"schema record fields[{i}] needs a 'name' that is a Python identifier (not a keyword)")
             ft = FieldType.from_record(fr.get("fieldType"), f"fields[{i}].fieldType")
             fields.append(Field(fr["name"], ft, bool(fr.get("optional", False))))
         desc = rec.get("description")

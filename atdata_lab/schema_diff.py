@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import InvalidTypeError
 from .schema import Field, Schema, bump_version
 
 __all__ = ["schema_diff", "SchemaDiff", "FieldChange", "as_schema"]
@@ -128,7 +129,7 @@ def as_schema(obj: Any, resolver: Any = None) -> Schema:
             return Schema.from_record(local_schema_from_record(obj))
     if resolver is not None:
         return resolver.resolve_schema(obj)
-    raise TypeError(
+    raise InvalidTypeError(
         f"cannot compare {type(obj).__name__}: pass a sample type, a schema record, a Schema, "
         "or a ref/URI/entry together with an index"
     )

@@ -21,7 +21,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .errors import ShardError
+from .errors import InvalidArgumentError, ShardError
 from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .stores.base import ShardSink
 from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header
@@ -131,9 +131,9 @@ class ShardSetWriter:
         maxsize: int | None = None,
     ) -> None:
         if maxcount is not None and (not isinstance(maxcount, int) or maxcount < 1):
-            raise ValueError(f"maxcount must be a positive integer, not {maxcount!r}")
+            raise InvalidArgumentError(f"maxcount must be a positive integer, not {maxcount!r}")
         if maxsize is not None and (not isinstance(maxsize, int) or maxsize < 2 * BLOCK):
-            raise ValueError(f"maxsize must be an integer of at least {2 * BLOCK} bytes, not {maxsize!r}")
+            raise InvalidArgumentError(f"maxsize must be an integer of at least {2 * BLOCK} bytes, not {maxsize!r}")
         self.url_for = url_for
         self.open_sink = open_sink
         self.maxcount = maxcount
@@ -278,7 +278,7 @@ def write_samples(
     try:
         first = next(it)
     except StopIteration:
-        raise ValueError("write_samples: no samples to write (the input is empty); nothing was written") from None
+        raise InvalidArgumentError("write_samples: no samples to write (the input is empty); nothing was written") from None
     cls = type(first)
     codec = codec_for(cls)
     url_for = _shard_pattern(path, split=maxcount is not None or maxsize is not None)

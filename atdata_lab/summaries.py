@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .entry import IndexEntry, human_bytes
+from .errors import InvalidArgumentError
 
 __all__ = [
     "ArrayStats",
@@ -501,7 +502,7 @@ def to_rgba(arr: np.ndarray, cmap: str = "viridis", layout: str | None = None) -
     a = np.asarray(arr)
     layout = layout or image_layout(a.shape)
     if layout is None:
-        raise ValueError(f"an array of shape {a.shape} is not an image (2-D, or 3-D with 1, 3 or 4 channels)")
+        raise InvalidArgumentError(f"an array of shape {a.shape} is not an image (2-D, or 3-D with 1, 3 or 4 channels)")
     a = _numeric(a)
     if layout == "CHW":
         a = np.moveaxis(a, 0, -1)
@@ -536,7 +537,7 @@ def _lut(name: str) -> np.ndarray:
             try:
                 cm = mpl_colormaps[name]
             except KeyError:
-                raise ValueError(f"unknown colormap {name!r}; choose one of {', '.join(colormaps())}") from None
+                raise InvalidArgumentError(f"unknown colormap {name!r}; choose one of {', '.join(colormaps())}") from None
             lut = (cm(np.linspace(0.0, 1.0, 256)) * 255).round().astype(np.uint8)
         _luts[name] = lut
     return lut

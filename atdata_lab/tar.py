@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import ShardError
+from .errors import InvalidArgumentError, ShardError
 
 __all__ = ["iter_members", "ustar_header", "END_OF_ARCHIVE", "split_key", "BLOCK"]
 
@@ -53,7 +53,7 @@ def ustar_header(name: str, size: int) -> bytes:
         # ustar splits long paths at a '/' into prefix (155) + name (100)
         cut = raw.rfind(b"/", 0, 156)
         if cut <= 0 or len(raw) - cut - 1 > 100:
-            raise ValueError(f"tar member name too long for ustar: {name!r}")
+            raise InvalidArgumentError(f"tar member name too long for ustar: {name!r}")
         h[345 : 345 + cut] = raw[:cut]
         raw = raw[cut + 1 :]
     h[0 : len(raw)] = raw
@@ -94,7 +94,7 @@ def _parse_pax(data: bytes) -> dict[str, str]:
             break
         length = int(data[pos:sp])
         if length <= 0:
-            raise ValueError("bad PAX record length")
+            raise InvalidArgumentError("bad PAX record length")
         rec = data[sp + 1 : pos + length - 1]
         key, _, value = rec.partition(b"=")
         out[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")

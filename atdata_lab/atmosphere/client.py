@@ -69,6 +69,8 @@ from atdata_lab.errors import (
 )
 from atdata_lab.progress import ProgressEvent, ProgressLike, resolve_progress
 
+from ..errors import InvalidArgumentError, InvalidTypeError
+
 __all__ = ["Atmosphere", "PDSResponse", "DEFAULT_BLOB_UPLOAD_LIMIT", "MAX_APPLY_WRITES"]
 
 log = logging.getLogger("atdata_lab.atmosphere")
@@ -535,7 +537,7 @@ class Atmosphere:
     __str__ = __repr__
 
     def __getstate__(self) -> Any:
-        raise TypeError("Atmosphere holds a live session and cannot be pickled; use export_session()")
+        raise InvalidTypeError("Atmosphere holds a live session and cannot be pickled; use export_session()")
 
     # ------------------------------------------------------------------------------------------
     # properties
@@ -1267,7 +1269,7 @@ class Atmosphere:
         """
         self._require_login("upload_blob")
         if not content_type or "/" not in content_type:
-            raise ValueError(f"content_type must be a MIME type like 'application/x-tar', got {content_type!r}")
+            raise InvalidArgumentError(f"content_type must be a MIME type like 'application/x-tar', got {content_type!r}")
         close: IO[bytes] | None = None
         rewind: Callable[[], None] | None = None
         size: int | None = None
@@ -1287,7 +1289,7 @@ class Atmosphere:
                 size = data.seek(0, os.SEEK_END) - start
                 data.seek(start)
         else:
-            raise TypeError(f"upload_blob takes bytes, a binary file or a path, not {type(data).__name__}")
+            raise InvalidTypeError(f"upload_blob takes bytes, a binary file or a path, not {type(data).__name__}")
         headers = {"Content-Type": content_type}
         if size is not None:
             headers["Content-Length"] = str(size)

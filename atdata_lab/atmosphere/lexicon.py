@@ -46,6 +46,8 @@ from typing import Any
 
 from atdata_lab.errors import RecordSizeError, RecordValidationError
 
+from ..errors import InvalidTypeError
+
 __all__ = [
     "COMPAT_ALTERNATIVES",
     "MAX_RECORD_JSON_BYTES",
@@ -236,7 +238,7 @@ def _check_unicode(s: str, path: str) -> None:
 def _json_default(o: Any) -> Any:
     if isinstance(o, bytes):
         return {"$bytes": base64.b64encode(o).decode("ascii").rstrip("=")}
-    raise TypeError(type(o).__name__)
+    raise InvalidTypeError(type(o).__name__)
 
 
 def record_json_size(record: Any) -> int:

@@ -48,6 +48,8 @@ from typing import Any
 from atdata_lab.atmosphere.lexicon import _is_did, _is_handle, _is_rkey, check_data_model, validate_record
 from atdata_lab.errors import RecordValidationError
 
+from ..errors import InvalidArgumentError
+
 __all__ = [
     "ENTRY_NSID",
     "LABEL_NSID",
@@ -143,10 +145,10 @@ def make_tid(timestamp_us: int | None = None, clock_id: int | None = None) -> st
     else:
         ts = int(timestamp_us)
     if not 0 <= ts < 1 << 53:
-        raise ValueError(f"timestamp_us out of range: {ts}")
+        raise InvalidArgumentError(f"timestamp_us out of range: {ts}")
     cid = _CLOCK_ID if clock_id is None else int(clock_id)
     if not 0 <= cid < 1024:
-        raise ValueError(f"clock_id must be 0-1023, got {cid}")
+        raise InvalidArgumentError(f"clock_id must be 0-1023, got {cid}")
     v = (ts << 10) | cid
     return "".join(_B32_SORT[(v >> (5 * i)) & 31] for i in range(12, -1, -1))
 
@@ -159,7 +161,7 @@ def is_valid_tid(s: object) -> bool:
 def tid_timestamp_us(tid: str) -> int:
     """The timestamp (microseconds since epoch) inside a TID."""
     if not is_valid_tid(tid):
-        raise ValueError(f"not a TID: {tid!r}")
+        raise InvalidArgumentError(f"not a TID: {tid!r}")
     v = 0
     for ch in tid:
         v = (v << 5) | _B32_SORT.index(ch)

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgpack
 
-from ..errors import AtdataLabError, EntryConflictError
+from ..errors import AtdataLabError, EntryConflictError, InvalidArgumentError
 from .base import ENTRY_KEYS, SORT_COLUMNS, IndexProvider, search_text
 
 __all__ = ["RedisProvider", "IndexUnavailableError"]
@@ -124,7 +124,7 @@ class RedisProvider(IndexProvider):
         if redis is None:
             redis = redis_mod.Redis.from_url(url or "redis://127.0.0.1:6379/0")
         if redis.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ValueError("pass a Redis client without decode_responses=True (the index stores bytes)")
+            raise InvalidArgumentError("pass a Redis client without decode_responses=True (the index stores bytes)")
         self.r = redis
         kw = redis.connection_pool.connection_kwargs
         self.where = url or f"redis://{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
@@ -267,7 +267,7 @@ class RedisProvider(IndexProvider):
     def update_entry(self, name: str, **fields: Any) -> None:
         bad = set(fields) - set(ENTRY_KEYS)
         if bad:
-            raise ValueError(f"unknown entry fields {sorted(bad)}")
+            raise InvalidArgumentError(f"unknown entry fields {sorted(bad)}")
         ekey = self._k("e", name)
 
         def body(pipe: Any) -> bool:
@@ -330,7 +330,7 @@ class RedisProvider(IndexProvider):
         limit: int | None = 25,
     ) -> tuple[list[dict[str, Any]], int]:
         if sort not in SORT_COLUMNS:
-            raise ValueError(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
+            raise InvalidArgumentError(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
         # Ties (equal scores) come back in name order, reversed when descending. String columns
         # sort exactly on their first 6 bytes, then by name.
         if self._search is None:
@@ -419,7 +419,7 @@ class RedisProvider(IndexProvider):
 
     def update_schema(self, ref: str, **fields: Any) -> None:
         if set(fields) - {"published_uri"}:
-            raise ValueError("only published_uri can change on a stored schema")
+            raise InvalidArgumentError("only published_uri can change on a stored schema")
         key = self._k("s", ref)
 
         def body(pipe: Any) -> None:

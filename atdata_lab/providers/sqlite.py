@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import EntryConflictError
+from ..errors import EntryConflictError, InvalidArgumentError
 from .base import ENTRY_KEYS, SORT_COLUMNS, IndexProvider, search_text
 
 __all__ = ["SQLiteProvider"]
@@ -196,7 +196,7 @@ class SQLiteProvider(IndexProvider):
     def update_entry(self, name: str, **fields: Any) -> None:
         bad = set(fields) - set(ENTRY_KEYS)
         if bad:
-            raise ValueError(f"unknown entry fields {sorted(bad)}")
+            raise InvalidArgumentError(f"unknown entry fields {sorted(bad)}")
         sets = ", ".join(f"{k} = ?" for k in fields)
         vals = [json.dumps(v) if k in _JSON_COLS else v for k, v in fields.items()]
         with self._write() as c:
@@ -237,7 +237,7 @@ class SQLiteProvider(IndexProvider):
         limit: int | None = 25,
     ) -> tuple[list[dict[str, Any]], int]:
         if sort not in SORT_COLUMNS:
-            raise ValueError(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
+            raise InvalidArgumentError(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
         where, args = [], []
         if text:
             needle = text.lower()
@@ -327,7 +327,7 @@ class SQLiteProvider(IndexProvider):
     def update_schema(self, ref: str, **fields: Any) -> None:
         allowed = {"published_uri"}
         if set(fields) - allowed:
-            raise ValueError(f"only {allowed} can change on a stored schema")
+            raise InvalidArgumentError(f"only {allowed} can change on a stored schema")
         with self._write() as c:
             c.execute("UPDATE schemas SET published_uri = ? WHERE ref = ?", (fields["published_uri"], ref))
 

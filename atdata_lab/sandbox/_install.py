@@ -40,6 +40,8 @@ from typing import Any
 from atdata_lab.errors import SandboxError
 from atdata_lab.progress import ProgressEvent
 
+from ..errors import InvalidTypeError
+
 __all__ = ["Installation", "cache_root", "ensure_installed", "js_dir"]
 
 _COMPLETE = ".complete"
@@ -102,7 +104,7 @@ def make_reporter(progress: Any) -> Reporter:
             progress(event or ProgressEvent(task="sandbox", done=0, message=message))
 
         return send
-    raise TypeError(f"progress= takes True, False, None or a callable, not {type(progress).__name__}")
+    raise InvalidTypeError(f"progress= takes True, False, None or a callable, not {type(progress).__name__}")
 
 
 def _package_json() -> dict[str, Any]:

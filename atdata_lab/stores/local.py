@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import StoreError
+from ..errors import InvalidArgumentError, StoreError
 from .base import DataStore, ShardSink
 
 __all__ = ["LocalDiskStore", "FileSink", "atdata_home", "clean_stale_temp_files"]
@@ -25,7 +25,7 @@ def atdata_home() -> Path:
 
 def check_dataset_name(name: str) -> str:
     if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"dataset name {name!r} is invalid: use letters, digits, '.', '_' and '-' (at most 200), "
             "starting with a letter or digit, e.g. 'experiment-2024-001'"
         )

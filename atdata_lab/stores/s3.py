@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, BinaryIO
 
-from ..errors import StoreError
+from ..errors import InvalidArgumentError, StoreError
 from .base import DataStore, ShardSink
 from .local import check_dataset_name
 
@@ -93,7 +93,7 @@ class S3DataStore(DataStore):
         except ImportError:
             raise ImportError("S3DataStore needs s3fs: pip install 'atdata-lab[s3]'") from None
         if not bucket or "/" in bucket:
-            raise ValueError(f"bucket must be a bucket name without '/', not {bucket!r}")
+            raise InvalidArgumentError(f"bucket must be a bucket name without '/', not {bucket!r}")
         self.bucket = bucket
         self.prefix = prefix.lstrip("/")
         if self.prefix and not self.prefix.endswith("/"):

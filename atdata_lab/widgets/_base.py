@@ -71,6 +71,7 @@ import anywidget
 import ipywidgets
 import traitlets
 
+from ..errors import DataNotFoundError
 from ..progress import ProgressEvent
 
 __all__ = [
@@ -119,7 +120,7 @@ def asset_path(name: str) -> Path:
         if p.is_file():
             return p
     where = ", ".join(str(d) for d in asset_dirs())
-    raise FileNotFoundError(
+    raise DataNotFoundError(
         f"front-end asset {name!r} not found in {where}; reinstall atdata-lab (the wheel ships it in "
         "atdata_lab/_frontend) or run from a checkout that has the top-level widgets/ folder"
     )

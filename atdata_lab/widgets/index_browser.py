@@ -27,6 +27,7 @@ import ipywidgets
 
 from .. import summaries as S
 from ..entry import IndexEntry
+from ..errors import InvalidArgumentError, NotFoundError
 from ._base import AtdataWidget, BackgroundTask, DataTable, Debouncer, esc, html_table, not_available
 
 __all__ = ["IndexBrowser"]
@@ -68,7 +69,7 @@ class IndexBrowser(AtdataWidget):
         t0 = time.perf_counter()
         super().__init__()
         if page_size < 1:
-            raise ValueError(f"page_size must be at least 1, not {page_size}")
+            raise InvalidArgumentError(f"page_size must be at least 1, not {page_size}")
         self.index = index
         self.page_size = int(page_size)
         self.query = ""
@@ -178,7 +179,7 @@ class IndexBrowser(AtdataWidget):
         col = _COLUMN_BY_KEY.get(column)
         if col is None or col.sort is None:
             sortable = ", ".join(c.key for c in S.ENTRY_COLUMNS if c.sort)
-            raise ValueError(f"cannot sort by {column!r}; sortable columns: {sortable}")
+            raise InvalidArgumentError(f"cannot sort by {column!r}; sortable columns: {sortable}")
         return col.sort
 
     def _reload(self) -> Any:
@@ -386,7 +387,7 @@ class IndexBrowser(AtdataWidget):
 
     def _require_selected(self) -> IndexEntry:
         if self.selected is None:
-            raise ValueError("no entry is selected: select one in the table (or call browser.select(name))")
+            raise InvalidArgumentError("no entry is selected: select one in the table (or call browser.select(name))")
         return self.selected
 
     # ------------------------------------------------------------------ actions
@@ -421,7 +422,7 @@ class IndexBrowser(AtdataWidget):
             entry = self._require_selected()
             against = against or (self.diff_against.value or None)
             if not against:
-                raise ValueError(f"schema {S.schema_label(entry.schema_ref)} has no other version, local or "
+                raise InvalidArgumentError(f"schema {S.schema_label(entry.schema_ref)} has no other version, local or "
                                  "published, to compare with")
             try:
                 from .schema_diff import SchemaDiff
@@ -491,10 +492,10 @@ class IndexBrowser(AtdataWidget):
         """Switch to the ``"local"`` or ``"published"`` tab (the latter loads the records once)."""
         with self.reporting("Switching tabs"):
             if name not in ("local", "published"):
-                raise ValueError(f"no tab {name!r}: choose 'local' or 'published'")
+                raise InvalidArgumentError(f"no tab {name!r}: choose 'local' or 'published'")
             if not self._ensure_published_tab():
                 if name == "published":
-                    raise ValueError("the Published tab needs an index with an atmosphere attached "
+                    raise InvalidArgumentError("the Published tab needs an index with an atmosphere attached "
                                      "(Index(..., atmosphere=Atmosphere.login(handle, app_password)))")
                 return
             self.tabs.selected_index = 0 if name == "local" else 1
@@ -506,7 +507,7 @@ class IndexBrowser(AtdataWidget):
         (``index.list_published()``) into the Published tab; returns its rows."""
         with self.reporting("Loading published records"):
             if not self._ensure_published_tab():
-                raise ValueError("no atmosphere is attached to this index: nothing published to show")
+                raise InvalidArgumentError("no atmosphere is attached to this index: nothing published to show")
             self.published_status.value = "loading…"
             self.published = self.index.list_published()
             self._reload()  # published badges of the local entries
@@ -526,7 +527,7 @@ class IndexBrowser(AtdataWidget):
             for rec in (self.published or {}).get(key) or []:
                 if rec.get("uri") == uri:
                     return kind, rec
-        raise KeyError(f"no published record {uri!r} in this repository (reload the Published tab?)")
+        raise NotFoundError(f"no published record {uri!r} in this repository (reload the Published tab?)")
 
     def select_record(self, uri: str) -> dict[str, Any]:
         """Show a published record: its at:// URI, CID and raw JSON; "Verify" for dataset records."""
@@ -554,7 +555,7 @@ class IndexBrowser(AtdataWidget):
         with self.reporting("Verifying"):
             if uri is None:
                 if self.selected_record is None:
-                    raise ValueError("select a dataset record to verify")
+                    raise InvalidArgumentError("select a dataset record to verify")
                 uri = self.selected_record["uri"]
             self.verify_button.disabled = True
             self.verify_output.value = f"<div class='atdata-muted'>verifying {esc(uri)} …</div>"

@@ -45,7 +45,7 @@ import traitlets
 
 from .. import plan_view
 from ..entry import IndexEntry
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, InvalidArgumentError
 from ..licenses import spdx_ids
 from ..progress import ProgressEvent
 from ._base import AtdataWidget, BackgroundTask, ProgressBar, esc
@@ -573,7 +573,7 @@ class PromotionWizard(AtdataWidget):
         ``s3://bucket/prefix`` (``location``) or a ``store``, or upload as PDS ``blobs``. Then checks it (warnings for local paths nobody
         else can reach and shards over the server's blob limit)."""
         if mode not in plan_view.DATA_MODES:
-            raise ValueError(f"data mode must be one of {', '.join(plan_view.DATA_MODES)}, not {mode!r}")
+            raise InvalidArgumentError(f"data mode must be one of {', '.join(plan_view.DATA_MODES)}, not {mode!r}")
         self._quiet = True  # set both fields, then check once
         try:
             self._data_mode.value = mode
@@ -629,7 +629,7 @@ class PromotionWizard(AtdataWidget):
     def make_plan(self, *, wait: bool = True) -> Any:
         """Ask :meth:`Index.plan_promotion` for the plan (nothing is written) and show it."""
         if self.entry is None:
-            raise ValueError("choose a dataset first")
+            raise InvalidArgumentError("choose a dataset first")
         options = self.promotion_options()
         self._decision.value = "<div class='atdata-muted'>Planning…</div>"
         self._plan_body.value = ""
@@ -693,10 +693,10 @@ class PromotionWizard(AtdataWidget):
         from ..promotion import PromotionCancelled
 
         if self.plan is None:
-            raise ValueError("there is no plan yet: go to Preview first")
+            raise InvalidArgumentError("there is no plan yet: go to Preview first")
         plan = self.plan
         if plan.blocking or plan.schema_decision.action == "conflict":
-            raise ValueError("publishing is blocked: " + "; ".join(plan.blocking))
+            raise InvalidArgumentError("publishing is blocked: " + "; ".join(plan.blocking))
         self._go("publish")
         self._cancel_event.clear()
         self._progress.reset()
@@ -761,7 +761,7 @@ class PromotionWizard(AtdataWidget):
     def verify(self, *, wait: bool = True) -> Any:
         """Run :meth:`Index.verify` on the published dataset and show each check."""
         if not self.published_uri:
-            raise ValueError("nothing is published yet: publish first")
+            raise InvalidArgumentError("nothing is published yet: publish first")
         if self.step != "verify":
             self._go("verify")
         return self._background("Verifying", "verifying", lambda _t: self._verify_work(), wait=wait)
@@ -796,7 +796,7 @@ class PromotionWizard(AtdataWidget):
             ValueError: the current step is not complete (the message says why).
         """
         if not self.can_next:
-            raise ValueError(f"cannot go on from {STEP_TITLES[self.step]}: {self._why_not()}")
+            raise InvalidArgumentError(f"cannot go on from {STEP_TITLES[self.step]}: {self._why_not()}")
         i = STEPS.index(self.step)
         self._done.add(self.step)
         target = STEPS[i + 1]
@@ -812,7 +812,7 @@ class PromotionWizard(AtdataWidget):
     def back(self) -> str:
         """Go to the previous step; everything typed stays."""
         if self._publishing:
-            raise ValueError("publishing is running: Cancel it first")
+            raise InvalidArgumentError("publishing is running: Cancel it first")
         i = STEPS.index(self.step)
         if i > 0:
             self._go(STEPS[i - 1])

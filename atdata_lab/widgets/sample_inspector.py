@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import summaries as S
 from ..entry import IndexEntry
+from ..errors import InvalidArgumentError, InvalidTypeError
 from ._base import AtdataWidget, esc, html_table
 
 __all__ = ["SampleInspector"]
@@ -176,7 +177,7 @@ class SampleInspector(AtdataWidget):
         self.entry: IndexEntry | None = None
         if isinstance(source, str):
             if index is None:
-                raise ValueError("SampleInspector(name) needs index=: SampleInspector('my-data', index=index)")
+                raise InvalidArgumentError("SampleInspector(name) needs index=: SampleInspector('my-data', index=index)")
             source = index.get_entry_by_name(source)
         if isinstance(source, IndexEntry):
             self.entry = source
@@ -184,9 +185,9 @@ class SampleInspector(AtdataWidget):
         elif hasattr(source, "locate") and hasattr(source, "__getitem__"):
             self.dataset = source
         else:
-            raise TypeError(f"SampleInspector shows a Dataset or an IndexEntry, not {type(source).__name__}")
+            raise InvalidTypeError(f"SampleInspector shows a Dataset or an IndexEntry, not {type(source).__name__}")
         if cmap not in S.colormaps():
-            raise ValueError(f"unknown colormap {cmap!r}; choose one of {', '.join(S.colormaps())}")
+            raise InvalidArgumentError(f"unknown colormap {cmap!r}; choose one of {', '.join(S.colormaps())}")
         self.n = len(self.dataset)
         self.k = -1
         self.sample: Any = None
@@ -375,7 +376,7 @@ class SampleInspector(AtdataWidget):
         """Colour single-channel images with colormap ``name``."""
         with self.reporting("Changing the colormap"):
             if name not in S.colormaps():
-                raise ValueError(f"unknown colormap {name!r}; choose one of {', '.join(S.colormaps())}")
+                raise InvalidArgumentError(f"unknown colormap {name!r}; choose one of {', '.join(S.colormaps())}")
             self.cmap = name
             if self.cmap_dropdown.value != name:
                 self._syncing = True
@@ -396,11 +397,11 @@ class SampleInspector(AtdataWidget):
             view = self._views.get(name)
             if view is None or view.kind != "volume":
                 vols = [n for n, v in self._views.items() if v.kind == "volume"] or ["none"]
-                raise ValueError(f"field {name!r} has no slices; fields with slices: {', '.join(vols)}")
+                raise InvalidArgumentError(f"field {name!r} has no slices; fields with slices: {', '.join(vols)}")
             shape = view.signature
             axes = S.slice_axes(shape)
             if len(indices) > len(axes):
-                raise ValueError(f"field {name!r} has {len(axes)} slice axes, not {len(indices)}")
+                raise InvalidArgumentError(f"field {name!r} has {len(axes)} slice axes, not {len(indices)}")
             for a, i in zip(axes, indices):
                 if not 0 <= int(i) < shape[a]:
                     raise IndexError(f"index {i} is out of range for axis {a} of {name!r} (size {shape[a]})")
@@ -448,9 +449,9 @@ class SampleInspector(AtdataWidget):
             if field is None:
                 field = self.grid_field if self.grid_field in names else (names[0] if names else None)
             if field is None:
-                raise ValueError("this dataset has no image field to show as a grid")
+                raise InvalidArgumentError("this dataset has no image field to show as a grid")
             if field not in self._views:
-                raise ValueError(f"no field {field!r}; fields: {', '.join(self._views)}")
+                raise InvalidArgumentError(f"no field {field!r}; fields: {', '.join(self._views)}")
             count = min(int(n or self.grid_size), self.n)
             t = time.perf_counter()
             thumbs: list[bytes | None] = []

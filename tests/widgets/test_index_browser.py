@@ -292,7 +292,7 @@ def test_actions_need_a_selection(index):
     b = IndexBrowser(index)
     with pytest.raises(ValueError, match="no entry is selected"):
         b.inspect_selected()
-    assert b.errors.message.startswith("Opening the sample inspector failed: ValueError: no entry is selected")
+    assert b.errors.message.startswith("Opening the sample inspector failed: InvalidArgumentError: no entry is selected")
     b.inspect_button.click()  # the same from the button: shown, not raised
     assert b.errors.visible
 

@@ -272,7 +272,7 @@ def test_grid_needs_an_image_field(index):
     with pytest.raises(ValueError, match="no image field"):
         insp.show_grid()
     insp.view_toggle.value = "Grid"
-    assert insp.errors.message == "Showing the grid failed: ValueError: this dataset has no image field to show as " \
+    assert insp.errors.message == "Showing the grid failed: InvalidArgumentError: this dataset has no image field to show as " \
                                   "a grid"
     assert insp.view_toggle.value == "Sample" and insp.sample_panel.layout.display != "none"
 
