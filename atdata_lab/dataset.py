@@ -18,7 +18,14 @@ from typing import Any, Generic, TypeVar
 import msgpack
 import numpy as np
 
-from .errors import InvalidArgumentError, InvalidTypeError, NotFoundError, SampleDecodeError, ShardError
+from .errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    NotFoundError,
+    SampleDecodeError,
+    SampleIndexError,
+    ShardError,
+)
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
 from .sample import DictSample, codec_for
@@ -507,7 +514,7 @@ class Dataset(Generic[ST]):
         if k < 0:
             k += n
         if not 0 <= k < n:
-            raise IndexError(f"sample {k} is out of range: the dataset has {n} samples")
+            raise SampleIndexError(f"sample {k} is out of range: the dataset has {n} samples")
         s = bisect.bisect_right(cum, k) - 1
         url = self.urls[s]
         i = k - cum[s]

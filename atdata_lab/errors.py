@@ -14,6 +14,8 @@ __all__ = [
     "AtdataLabError",
     "AtmosphereError",
     "AuthenticationError",
+    "BusyError",
+    "SampleIndexError",
     "DataNotFoundError",
     "InvalidArgumentError",
     "InvalidTypeError",
@@ -49,6 +51,14 @@ class InvalidArgumentError(AtdataLabError, ValueError):
 
 class InvalidTypeError(AtdataLabError, TypeError):
     """A value of the wrong type: the message names what was expected."""
+
+
+class SampleIndexError(AtdataLabError, IndexError):
+    """A sample index outside the dataset: the message gives the number of samples."""
+
+
+class BusyError(AtdataLabError, RuntimeError):
+    """Work of the same kind is still running: wait for it or cancel it."""
 
 
 class DataNotFoundError(AtdataLabError, FileNotFoundError):

@@ -45,7 +45,7 @@ import traitlets
 
 from .. import plan_view
 from ..entry import IndexEntry
-from ..errors import AuthenticationError, InvalidArgumentError
+from ..errors import AuthenticationError, BusyError, InvalidArgumentError
 from ..licenses import spdx_ids
 from ..progress import ProgressEvent
 from ._base import AtdataWidget, BackgroundTask, ProgressBar, esc
@@ -310,7 +310,7 @@ class PromotionWizard(AtdataWidget):
         """Run ``work`` off the UI thread; errors go to the panel (and are re-raised when ``wait``)."""
         with self._lock:
             if exclusive and self._running:
-                raise RuntimeError(f"{self.status or 'something'} is still running: wait for it, or Cancel")
+                raise BusyError(f"{self.status or 'something'} is still running: wait for it, or Cancel")
             self._running += 1
         self.busy = True
         self.status = status

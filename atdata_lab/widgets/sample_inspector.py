@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import summaries as S
 from ..entry import IndexEntry
-from ..errors import InvalidArgumentError, InvalidTypeError
+from ..errors import InvalidArgumentError, InvalidTypeError, SampleIndexError
 from ._base import AtdataWidget, esc, html_table
 
 __all__ = ["SampleInspector"]
@@ -271,11 +271,11 @@ class SampleInspector(AtdataWidget):
             t = time.perf_counter()
             k = int(k)
             if self.n == 0:
-                raise IndexError("the dataset has no samples")
+                raise SampleIndexError("the dataset has no samples")
             if k < 0:
                 k += self.n
             if not 0 <= k < self.n:
-                raise IndexError(f"sample {k} is out of range: the dataset has {self.n:,} samples (0–{self.n - 1:,})")
+                raise SampleIndexError(f"sample {k} is out of range: the dataset has {self.n:,} samples (0–{self.n - 1:,})")
             url, _i, key = self.dataset.locate(k)
             sample = self.dataset[k]
             self.k, self.sample, self.key, self.shard_url = k, sample, key, url
@@ -304,7 +304,7 @@ class SampleInspector(AtdataWidget):
         """Show a random sample; returns its index."""
         with self.reporting("Going to a random sample"):
             if self.n == 0:
-                raise IndexError("the dataset has no samples")
+                raise SampleIndexError("the dataset has no samples")
             k = self._rng.randrange(self.n)
             self.goto(k)
             return k
@@ -404,7 +404,7 @@ class SampleInspector(AtdataWidget):
                 raise InvalidArgumentError(f"field {name!r} has {len(axes)} slice axes, not {len(indices)}")
             for a, i in zip(axes, indices):
                 if not 0 <= int(i) < shape[a]:
-                    raise IndexError(f"index {i} is out of range for axis {a} of {name!r} (size {shape[a]})")
+                    raise SampleIndexError(f"index {i} is out of range for axis {a} of {name!r} (size {shape[a]})")
             self.slices[name] = [int(i) for i in indices] + self.slices.get(name, [])[len(indices):]
             self._sync_sliders(view, name)
             view.update(dict(S.sample_fields(self.sample))[name])

@@ -122,7 +122,7 @@ def test_header_and_navigation(inspector, index):
 def test_out_of_range_is_a_readable_error(inspector):
     with pytest.raises(IndexError, match=r"sample 6 is out of range: the dataset has 6 samples \(0–5\)"):
         inspector.goto(6)
-    assert inspector.errors.message == "Loading sample 6 failed: IndexError: sample 6 is out of range: the " \
+    assert inspector.errors.message == "Loading sample 6 failed: SampleIndexError: sample 6 is out of range: the " \
                                        "dataset has 6 samples (0–5)"
     assert inspector.k == 0  # still on the sample it showed
     inspector.next()
