@@ -12,6 +12,8 @@ import itertools
 import os
 import random
 import sys
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -37,8 +39,17 @@ __all__ = ["Dataset", "SampleBatch", "DatasetDict"]
 
 ST = TypeVar("ST")
 
-# Offset indexes of local shards scanned on first use, keyed by (path, size, mtime).
-_scan_cache: dict[tuple, ShardInfo] = {}
+# Offset indexes of local shards scanned on first use, keyed by (path, size, mtime); least
+# recently used first out, so a long session that reads many shards stays bounded.
+_scan_cache: OrderedDict[tuple, ShardInfo] = OrderedDict()
+SCAN_CACHE_SIZE = 4096
+
+
+def _cache_put(key: tuple, info: ShardInfo) -> None:
+    _scan_cache[key] = info
+    _scan_cache.move_to_end(key)
+    while len(_scan_cache) > SCAN_CACHE_SIZE:
+        _scan_cache.popitem(last=False)
 
 _ALLOWED_TYPES: dict[str, frozenset] = {
     "str": frozenset({str}),
@@ -202,15 +213,21 @@ class Dataset(Generic[ST]):
     """
 
     _bound_type: type | None = None
-    _typed_cache: dict[Any, type] = {}
+    _typed_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def __class_getitem__(cls, item: Any) -> Any:
         if isinstance(item, TypeVar):
             return super().__class_getitem__(item)  # type: ignore[misc]
-        sub = cls._typed_cache.get(item)
+        try:
+            sub = cls._typed_cache.get(item)
+        except TypeError:  # not weak-referenceable: build without caching
+            sub = None
         if sub is None:
             sub = type(f"Dataset[{getattr(item, '__name__', item)}]", (cls,), {"_bound_type": item})
-            cls._typed_cache[item] = sub
+            try:
+                cls._typed_cache[item] = sub
+            except TypeError:
+                pass
         return sub
 
     def __init__(
@@ -259,7 +276,7 @@ class Dataset(Generic[ST]):
                 sig = local_shard_signature(local_path(info.url))
                 if sig is None or sig[0] != info.size:
                     continue
-                _scan_cache[(local_path(info.url), *sig)] = info
+                _cache_put((local_path(info.url), *sig), info)
             self._infos[info.url] = info
         self._cum = None
 
@@ -278,7 +295,7 @@ class Dataset(Generic[ST]):
         if info is None:
             info = scan_shard(url, self.storage_options)
             if key is not None:
-                _scan_cache[key] = info
+                _cache_put(key, info)
         self._infos[url] = info
         return info
 

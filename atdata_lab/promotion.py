@@ -43,7 +43,7 @@ from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .schema import Schema, parse_schema_ref
 from .schema_diff import SchemaDiff, schema_diff
 from .stores.base import DataStore
-from .stores.local import atdata_home
+from .stores.local import atdata_home, is_safe_dataset_name
 from .urls import is_local, local_path
 
 __all__ = [
@@ -358,25 +358,29 @@ def validate_promotion_inputs(name: str, description: str | None, tags: list[str
     """
     if not isinstance(name, str) or not name.strip():
         raise RecordValidationError("name: a dataset name is required")
-    if len(name.encode()) > 200:
-        raise RecordValidationError(f"name: {len(name.encode())} bytes, the limit is 200")
-    if description is not None and len(description.encode()) > 5000:
-        raise RecordValidationError(f"description: {len(description.encode())} bytes, the limit is 5000")
+    if isinstance(tags, str):
+        raise RecordValidationError("tags: a list of strings is required, not one string")
     tags = list(tags or [])
-    if len(tags) > 30:
-        raise RecordValidationError(f"tags: {len(tags)} tags, the limit is 30")
     for i, t in enumerate(tags):
         if not isinstance(t, str) or not t:
             raise RecordValidationError(f"tags[{i}]: a non-empty string is required")
-        if len(t.encode()) > 150:
-            raise RecordValidationError(f"tags[{i}]: {len(t.encode())} bytes, the limit is 150")
     if license is not None:
         try:
             license = check_license(license)
         except ValueError as e:
             raise RecordValidationError(f"license: {e}") from None
-        if len(license.encode()) > 200:
-            raise RecordValidationError(f"license: {len(license.encode())} bytes, the limit is 200")
+    # every length and count limit comes from the entry lexicon itself (never repeated here)
+    rec = _records()
+    placeholder: dict[str, Any] = {
+        "$type": rec.ENTRY_NSID, "name": name, "schemaRef": f"at://did:plc:{'a' * 24}/{rec.SCHEMA_NSID}/x",
+        "storage": rec.storage_http([{"url": "https://example.org/x.tar", "sha256": "0" * 64}]),
+        "createdAt": "2026-01-01T00:00:00Z", "tags": tags,
+    }
+    if description is not None:
+        placeholder["description"] = description
+    if license is not None:
+        placeholder["license"] = license
+    rec.validate_record(placeholder, rec.ENTRY_NSID)
     if metadata:
         _records().check_data_model(dict(metadata), "metadata")
     return tags, license
@@ -530,7 +534,7 @@ def plan_promotion(
         storage = rec.storage_blobs([{"blob": {"$type": "blob", "ref": {"$link": "bafkreiplaceholder"},
                                                "mimeType": "application/x-tar", "size": 0}}])
     elif isinstance(copy_target, DataStore):
-        new_urls = [copy_target.shard_url(name if _safe(name) else entry.name, i) for i in range(entry.num_shards)]
+        new_urls = [copy_target.shard_url(name if is_safe_dataset_name(name) else entry.name, i) for i in range(entry.num_shards)]
         storage, w = _storage_for(new_urls, entry.shard_checksums, copy_target)
         data = DataAction("copy", entry.num_shards, total, copy_target.describe(), w)
     else:
@@ -578,12 +582,6 @@ def plan_promotion(
             "1,000,000: shorten the description/metadata or use fewer, larger shards")
     _crash_point("after_plan")
     return plan
-
-
-def _safe(name: str) -> bool:
-    from .stores.local import _SAFE_NAME
-
-    return bool(_SAFE_NAME.match(name))
 
 
 def _shard_sizes(index: Any, entry: IndexEntry) -> list[int]:
@@ -653,7 +651,7 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
 
         infos = _shard_infos(index, entry)
         index.remember_store(plan.copy_to)
-        target_name = plan.name if _safe(plan.name) else entry.name
+        target_name = plan.name if is_safe_dataset_name(plan.name) else entry.name
         def on_shard(i: int, info: Any, copied: bool) -> None:
             if i == 0:
                 _crash_point("during_copy")

@@ -9,6 +9,7 @@ NDArray -> bin in the compact format of :mod:`atdata_lab.ndarray_codec`.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import Any, ClassVar, TypeVar
 
 import msgpack
@@ -337,7 +338,7 @@ class DictSample:
 
 _DictCodec.cls = DictSample
 _DICT_CODEC = _DictCodec()
-_codecs: dict[type, Any] = {}
+_codecs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # classes redefined in notebooks can go
 
 
 def codec_for(cls: type) -> Any:

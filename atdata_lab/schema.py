@@ -20,6 +20,7 @@ import keyword
 import re
 import types
 import typing
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -204,7 +205,7 @@ def _from_annotation(ann: Any, where: str) -> tuple[FieldType, bool]:
     )
 
 
-_fields_cache: dict[type, tuple[Field, ...]] = {}
+_fields_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _fallback_namespace() -> dict[str, Any]:
@@ -447,8 +448,7 @@ class Schema:
         cls.__atdata_schema__ = self
         out = packable(cls)
         out.__atdata_schema__ = self
-        _generated[key] = out
-        return out
+        return _generated.setdefault(key, out)  # one class per schema, even when two threads race
 
 
 _generated: dict[tuple, type] = {}

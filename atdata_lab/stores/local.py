@@ -23,8 +23,13 @@ def atdata_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".atdata"
 
 
+def is_safe_dataset_name(name: str) -> bool:
+    """True when ``name`` can name a dataset folder and its shard files."""
+    return isinstance(name, str) and bool(_SAFE_NAME.match(name))
+
+
 def check_dataset_name(name: str) -> str:
-    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+    if not is_safe_dataset_name(name):
         raise InvalidArgumentError(
             f"dataset name {name!r} is invalid: use letters, digits, '.', '_' and '-' (at most 200), "
             "starting with a letter or digit, e.g. 'experiment-2024-001'"

@@ -230,10 +230,10 @@ def test_schema_decisions_publish_reuse_conflict(index, client, tmp_path):
     "field, value, words",
     [
         ("name", "", "name: a dataset name is required"),
-        ("name", "n" * 201, "name: 201 bytes, the limit is 200"),
-        ("description", "x" * 5001, "description: 5001 bytes, the limit is 5000"),
-        ("tags", [f"t{i}" for i in range(31)], "tags: 31 tags, the limit is 30"),
-        ("tags", ["y" * 151], "tags[0]: 151 bytes, the limit is 150"),
+        ("name", "n" * 201, "entry.name: 201 characters, the limit is 200"),
+        ("description", "x" * 5001, "entry.description: 5001 characters, the limit is 5000"),
+        ("tags", [f"t{i}" for i in range(31)], "entry.tags: 31 items, the limit is 30"),
+        ("tags", ["y" * 151], "entry.tags[0]: 151 characters, the limit is 150"),
         ("license", "MIT-ish", "license: license 'MIT-ish' is not an SPDX identifier"),
     ],
 )
