@@ -20,7 +20,6 @@ from __future__ import annotations
 import bisect
 import json
 import re
-import struct
 import uuid
 from datetime import datetime
 from typing import Any
@@ -38,28 +37,43 @@ class IndexUnavailableError(AtdataLabError, ConnectionError):
 
 
 _SEARCH = r"""
--- KEYS: 1 sort zset, 2 tmp key, 3 text hash, 4 published set, 5 all set, 6.. filter sets
--- ARGV: 1 desc(0/1), 2 offset, 3 limit(-1 = all), 4 text ('' = none), 5 published ('', '1', '0'), 6.. text matches
-local sortkey, tmp, texthash, pubset, allset = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- KEYS: 1 sort key, 2 tmp key, 3 (unused), 4 published set, 5 all set, 6 sort-value hash, 7.. filter sets
+-- ARGV: 1 desc(0/1), 2 offset, 3 limit(-1 = all), 4 text ('' = none), 5 published ('', '1', '0'),
+--       6 lex (1: the sort key is a "value\0name" lex set, exact byte order), 7.. text matches
+local sortkey, tmp, pubset, allset, valhash = KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6]
 local desc, offset, limit, text, pub = ARGV[1] == '1', tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local lex = ARGV[6] == '1'
 local filters = {}
-for i = 6, #KEYS do filters[#filters + 1] = KEYS[i] end
+for i = 7, #KEYS do filters[#filters + 1] = KEYS[i] end
+
+local function name_of(member)
+  local at = string.find(member, '\0', 1, true)
+  return string.sub(member, at + 1)
+end
+
 if #filters == 0 and text == '' and pub == '' then
   local total = redis.call('ZCARD', sortkey)
   if limit == 0 then return {total} end
-  local stop = (limit < 0) and -1 or (offset + limit - 1)
-  local names
-  if desc then names = redis.call('ZRANGE', sortkey, offset, stop, 'REV') else names = redis.call('ZRANGE', sortkey, offset, stop) end
-  table.insert(names, 1, total)
-  return names
+  local out
+  if lex then
+    local count = (limit < 0) and -1 or limit
+    if desc then out = redis.call('ZRANGE', sortkey, '+', '-', 'BYLEX', 'REV', 'LIMIT', offset, count)
+    else out = redis.call('ZRANGE', sortkey, '-', '+', 'BYLEX', 'LIMIT', offset, count) end
+    for i = 1, #out do out[i] = name_of(out[i]) end
+  else
+    local stop = (limit < 0) and -1 or (offset + limit - 1)
+    if desc then out = redis.call('ZRANGE', sortkey, offset, stop, 'REV') else out = redis.call('ZRANGE', sortkey, offset, stop) end
+  end
+  table.insert(out, 1, total)
+  return out
 end
 local sets = {}
 for _, k in ipairs(filters) do sets[#sets + 1] = k end
 if pub == '1' then sets[#sets + 1] = pubset end
 if text ~= '' then
-  -- text matches were found by the client (ARGV[6..]): filter, sort and page them here
-  if #ARGV < 6 then return {0} end
-  for i = 6, #ARGV, 4000 do redis.call('SADD', tmp, unpack(ARGV, i, math.min(i + 3999, #ARGV))) end
+  -- text matches were found by the client (ARGV[7..]): filter, sort and page them here
+  if #ARGV < 7 then return {0} end
+  for i = 7, #ARGV, 4000 do redis.call('SADD', tmp, unpack(ARGV, i, math.min(i + 3999, #ARGV))) end
   if #sets > 0 then
     sets[#sets + 1] = tmp
     redis.call('SINTERSTORE', tmp, unpack(sets))
@@ -69,39 +83,64 @@ else
   redis.call('SINTERSTORE', tmp, unpack(sets))
 end
 if pub == '0' then redis.call('SDIFFSTORE', tmp, tmp, pubset) end
-redis.call('ZINTERSTORE', tmp, 2, sortkey, tmp, 'WEIGHTS', 1, 0)
-local total = redis.call('ZCARD', tmp)
 local out = {}
-if limit ~= 0 then
-  local stop = (limit < 0) and -1 or (offset + limit - 1)
-  if desc then out = redis.call('ZRANGE', tmp, offset, stop, 'REV') else out = redis.call('ZRANGE', tmp, offset, stop) end
+local total
+if lex then
+  -- exact order of the (narrowed) candidates: their sort values, sorted here
+  local names = redis.call('SMEMBERS', tmp)
+  redis.call('DEL', tmp)
+  total = #names
+  local rows = {}
+  for i = 1, #names, 4000 do
+    local part = {unpack(names, i, math.min(i + 3999, #names))}
+    local vals = redis.call('HMGET', valhash, unpack(part))
+    for j = 1, #part do rows[#rows + 1] = {vals[j] or '', part[j]} end
+  end
+  if desc then
+    table.sort(rows, function(a, b) if a[1] ~= b[1] then return a[1] > b[1] end return a[2] > b[2] end)
+  else
+    table.sort(rows, function(a, b) if a[1] ~= b[1] then return a[1] < b[1] end return a[2] < b[2] end)
+  end
+  if limit ~= 0 then
+    local stop = (limit < 0) and #rows or math.min(#rows, offset + limit)
+    for i = offset + 1, stop do out[#out + 1] = rows[i][2] end
+  end
+else
+  redis.call('ZINTERSTORE', tmp, 2, sortkey, tmp, 'WEIGHTS', 1, 0)
+  total = redis.call('ZCARD', tmp)
+  if limit ~= 0 then
+    local stop = (limit < 0) and -1 or (offset + limit - 1)
+    if desc then out = redis.call('ZRANGE', tmp, offset, stop, 'REV') else out = redis.call('ZRANGE', tmp, offset, stop) end
+  end
+  redis.call('DEL', tmp)
 end
-redis.call('DEL', tmp)
 table.insert(out, 1, total)
 return out
 """
 
 
+# String columns sort exactly (byte order, like SQLite) through "value\0name" lex sets.
+STRING_COLUMNS = ("schema_ref", "license", "published_uri", "tags")
+
+
 def _score(column: str, value: Any) -> float:
-    """Sort score of a column value (strings: their first 6 bytes, exact to that length)."""
+    """Sort score of a numeric or time column value."""
     if value is None:
         return -1.0
-    if column in ("num_samples", "num_shards", "size_bytes"):
-        return float(value)
     if column == "created_at":
         try:
             return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
         except ValueError:
             return 0.0
+    return float(value)
+
+
+def _sort_text(column: str, row: dict[str, Any]) -> str:
+    """The value a string column sorts by ("" for none; tags by their first tag)."""
+    value = row.get(column)
     if column == "tags":
-        value = value[0] if value else ""
-    text = str(value)
-    if column == "schema_ref":
-        text = text.rsplit("/", 1)[-1]
-    if column == "published_uri":
-        return 1.0
-    raw = text.encode()[:6].ljust(6, b"\0")
-    return float(struct.unpack(">Q", b"\0\0" + raw)[0])
+        value = value[0] if value else None
+    return "" if value is None else str(value).replace("\x00", " ")
 
 
 class RedisProvider(IndexProvider):
@@ -193,8 +232,12 @@ class RedisProvider(IndexProvider):
         if row.get("published_uri"):
             pipe.sadd(self._k("published"), name)
         for col in SORT_COLUMNS:
-            score = 0.0 if col == "name" else _score(col, row.get(col))
-            pipe.zadd(self._k("z", col), {name: score})
+            if col in STRING_COLUMNS:
+                value = _sort_text(col, row)
+                pipe.zadd(self._k("lx", col), {f"{value}\x00{name}": 0})
+                pipe.hset(self._k("sv", col), name, value)
+            else:
+                pipe.zadd(self._k("z", col), {name: 0.0 if col == "name" else _score(col, row.get(col))})
         pipe.hset(self._k("text"), name, search_text(row))
 
     def _remove_indexes(self, pipe: Any, row: dict[str, Any]) -> None:
@@ -204,7 +247,11 @@ class RedisProvider(IndexProvider):
         pipe.srem(self._k("all"), name)
         pipe.srem(self._k("published"), name)
         for col in SORT_COLUMNS:
-            pipe.zrem(self._k("z", col), name)
+            if col in STRING_COLUMNS:
+                pipe.zrem(self._k("lx", col), f"{_sort_text(col, row)}\x00{name}")
+                pipe.hdel(self._k("sv", col), name)
+            else:
+                pipe.zrem(self._k("z", col), name)
         pipe.hdel(self._k("text"), name)
 
     def _shard_writes(self, pipe: Any, shards: list[dict[str, Any]]) -> None:
@@ -331,17 +378,17 @@ class RedisProvider(IndexProvider):
     ) -> tuple[list[dict[str, Any]], int]:
         if sort not in SORT_COLUMNS:
             raise InvalidArgumentError(f"cannot sort by {sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
-        # Ties (equal scores) come back in name order, reversed when descending. String columns
-        # sort exactly on their first 6 bytes, then by name.
+        # Ties come back in name order, reversed when descending (as in SQLite).
         if self._search is None:
             self._search = self.r.register_script(_SEARCH)
         filters = [self._k("tag", t) for t in tags or []]
         if schema:
             filters.append(self._k("sref", schema) if ("@" in schema or "://" in schema) else self._k("sname", schema))
-        keys = [self._k("z", sort), self._k("tmp", uuid.uuid4().hex), self._k("text"), self._k("published"),
-                self._k("all"), *filters]
+        lex = sort in STRING_COLUMNS
+        keys = [self._k("lx", sort) if lex else self._k("z", sort), self._k("tmp", uuid.uuid4().hex), self._k("text"),
+                self._k("published"), self._k("all"), self._k("sv", sort), *filters]
         args = ["1" if descending else "0", int(offset), -1 if limit is None else int(limit), (text or "").lower(),
-                "" if published is None else ("1" if published else "0")]
+                "" if published is None else ("1" if published else "0"), "1" if lex else "0"]
         if text:
             hits = self._text_matches(text.lower())
             if not hits:

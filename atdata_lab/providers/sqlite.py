@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -71,8 +72,9 @@ class SQLiteProvider(IndexProvider):
         )
         db["entries"].create_index(["cid"], if_not_exists=True)
         for col in SORT_COLUMNS:  # covering (column, name) indexes: a page is an index walk
-            if col != "name":
+            if col not in ("name", "tags"):
                 db["entries"].create_index([col, "name"], if_not_exists=True)
+        self.conn.execute("CREATE INDEX IF NOT EXISTS idx_entries_first_tag ON entries(json_extract(tags, '$[0]'), name)")
         self._create_fts()
         db["entry_tags"].create({"name": str, "tag": str}, pk=("name", "tag"), if_not_exists=True)
         db["entry_urls"].create({"name": str, "url": str}, pk=("name", "url"), if_not_exists=True)
@@ -255,15 +257,16 @@ class SQLiteProvider(IndexProvider):
             if "@" in schema or "://" in schema:
                 where.append("schema_ref = ?")
                 args.append(schema)
-            else:  # a schema name: any version
-                where.append("schema_ref LIKE ? ESCAPE '\\'")
-                args.append("%/" + schema.replace("%", "\\%").replace("_", "\\_") + "@%")
+            else:  # a schema name, exactly (case matters): any version
+                where.append("schema_ref GLOB ?")
+                args.append("*/" + re.sub(r"([*?\[])", r"[\1]", schema) + "@*")
         if published is not None:
             where.append("published_uri IS NOT NULL" if published else "published_uri IS NULL")
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         # ties go in name order, reversed when descending (one index walk, like the Redis provider)
         direction = "DESC" if descending else "ASC"
-        order = f" ORDER BY {sort} {direction}" + ("" if sort == "name" else f", name {direction}")
+        key = "json_extract(tags, '$[0]')" if sort == "tags" else sort  # tags sort by their first tag
+        order = f" ORDER BY {key} {direction}" + ("" if sort == "name" else f", name {direction}")
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         with self._lock:
             total = self.conn.execute("SELECT COUNT(*) FROM entries" + clause, args).fetchone()[0]

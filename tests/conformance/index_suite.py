@@ -214,3 +214,20 @@ class IndexSuite:
         assert index.write(evens, name="evens", progress=False).num_samples == 10
         with pytest.raises(ValueError, match="filter"):
             index.insert_dataset(evens, name="nope", progress=False)
+
+    def test_sorting_and_filters_are_exact(self, index):
+        """Every provider orders by the full value (bytes, then name) and matches schema names exactly."""
+        rows = [("a-none", [], None), ("b-zeta", ["zeta"], "Zlib"), ("c-ab", ["alphabet-one"], "CC-BY-4.0"),
+                ("d-ab", ["alphabet-two"], "CC-BY-SA-4.0"), ("e-eacute", ["é"], "MIT"), ("f-f", ["f"], "Apache-2.0")]
+        for i, (name, tags, lic) in enumerate(rows):
+            index.write(experiment(i + 1), name=name, tags=tags, license=lic, progress=False)
+        by_tag = [e.name for e in index.search(sort="tags", descending=False, limit=None)]
+        assert by_tag == ["a-none", "c-ab", "d-ab", "f-f", "b-zeta", "e-eacute"]
+        assert [e.name for e in index.search(sort="tags", limit=None)] == list(reversed(by_tag))
+        by_license = [e.name for e in index.search(sort="license", descending=False, limit=None)]
+        assert by_license == ["a-none", "f-f", "c-ab", "d-ab", "e-eacute", "b-zeta"]
+        page = index.search(sort="license", descending=False, offset=2, limit=2, tags=None)
+        assert [e.name for e in page] == ["c-ab", "d-ab"] and page.total == 6
+        narrowed = index.search(sort="license", descending=True, schema="ExperimentSample", limit=3)
+        assert [e.name for e in narrowed] == ["b-zeta", "e-eacute", "d-ab"]
+        assert index.search(schema="experimentsample").total == 0  # schema names match exactly
