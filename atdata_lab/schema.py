@@ -52,6 +52,25 @@ _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
 
 
+def normalize_dtype(raw: Any, where: str) -> str | None:
+    """A numpy dtype name or ``dtype.str`` as ``dtype.str`` (``"float32"`` -> ``"<f4"``); None stays None.
+
+    Raises:
+        RecordValidationError: not a dtype, or one an NDArray field cannot hold (object, structured).
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw or len(raw) > 64:
+        raise RecordValidationError(f"{where}: expected a numpy dtype string like '<f4', got {raw!r:.80}")
+    try:
+        dt = np.dtype(raw)
+    except Exception:  # numpy raises TypeError, ValueError, SyntaxError... for junk
+        raise RecordValidationError(f"{where}: invalid dtype {raw!r}") from None
+    if dt.kind in ("O", "V") or dt.fields is not None or dt.subdtype is not None:
+        raise RecordValidationError(f"{where}: {raw!r} cannot be stored in an NDArray field")
+    return dt.str
+
+
 @dataclass(frozen=True)
 class FieldType:
     """The kind of one field.
@@ -117,18 +136,7 @@ class FieldType:
                 raise RecordValidationError(f"{where}: unknown primitive {prim!r} (expected one of {', '.join(PRIMITIVES)})")
             return cls(prim)
         if t.endswith("#ndarray"):
-            raw = rec.get("dtype")
-            dtype = None
-            if raw is not None:
-                if not isinstance(raw, str) or len(raw) > 64:
-                    raise RecordValidationError(f"{where}.dtype: expected a numpy dtype string like '<f4', got {raw!r:.80}")
-                try:
-                    dt = np.dtype(raw)
-                except Exception:  # numpy raises TypeError, ValueError, SyntaxError... for junk
-                    raise RecordValidationError(f"{where}.dtype: invalid dtype {raw!r}") from None
-                if dt.kind in ("O", "V") or dt.fields is not None or dt.subdtype is not None:
-                    raise RecordValidationError(f"{where}.dtype: {raw!r} cannot be stored in an NDArray field")
-                dtype = dt.str
+            dtype = normalize_dtype(rec.get("dtype"), f"{where}.dtype")
             shape = rec.get("shape")
             if shape is not None:
                 if not isinstance(shape, list) or not all(s is None or (isinstance(s, int) and s >= 0) for s in shape):

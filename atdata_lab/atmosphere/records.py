@@ -47,6 +47,7 @@ from typing import Any
 
 from atdata_lab.atmosphere.lexicon import _is_did, _is_handle, _is_rkey, check_data_model, validate_record
 from atdata_lab.errors import RecordValidationError
+from atdata_lab.schema import normalize_dtype
 
 from ..errors import InvalidArgumentError
 
@@ -334,23 +335,6 @@ def record_cid(record: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def _normalize_dtype(dtype: Any, path: str) -> str | None:
-    """numpy dtype name or ``dtype.str`` -> ``dtype.str`` (``"float32"`` -> ``"<f4"``)."""
-    if dtype is None:
-        return None
-    if not isinstance(dtype, str) or not dtype or len(dtype) > 64:
-        raise RecordValidationError(f"{path}: dtype must be a numpy dtype string like '<f4', got {dtype!r}")
-    import numpy as np
-
-    try:
-        dt = np.dtype(dtype)
-    except Exception:  # numpy raises TypeError, ValueError, SyntaxError... for junk
-        raise RecordValidationError(f"{path}: {dtype!r} is not a numpy dtype") from None
-    if dt.kind in ("O", "V") or dt.fields is not None or dt.subdtype is not None:
-        raise RecordValidationError(f"{path}: dtype {dtype!r} cannot be stored in an NDArray field")
-    return dt.str
-
-
 def _normalize_shape(shape: Any, path: str) -> list[int | None] | None:
     if shape is None:
         return None
@@ -388,7 +372,7 @@ def _field_to_json_schema(ft: Any, path: str, depth: int = 0) -> dict[str, Any]:
         raise RecordValidationError(f"{path}.primitive: {prim!r} is not one of {list(_PRIMITIVES)}")
     if kind == "local#ndarray":
         prop: dict[str, Any] = {"$ref": NDARRAY_REF}
-        dtype = _normalize_dtype(ft.get("dtype"), f"{path}.dtype")
+        dtype = normalize_dtype(ft.get("dtype"), f"{path}.dtype")
         shape = _normalize_shape(ft.get("shape"), f"{path}.shape")
         if dtype is not None:
             prop["dtype"] = dtype
@@ -489,7 +473,7 @@ def _json_schema_to_field(prop: Any, path: str, depth: int = 0) -> tuple[dict[st
     ref = prop.get("$ref")
     if ref is not None:
         if isinstance(ref, str) and _NDARRAY_REF_RE.match(ref):
-            nd: dict[str, Any] = {"$type": "local#ndarray", "dtype": _normalize_dtype(prop.get("dtype"), f"{path}.dtype")}
+            nd: dict[str, Any] = {"$type": "local#ndarray", "dtype": normalize_dtype(prop.get("dtype"), f"{path}.dtype")}
             shape = _normalize_shape(prop.get("shape"), f"{path}.shape")
             if shape is not None:
                 nd["shape"] = shape
