@@ -61,8 +61,8 @@ def copy_shards(
     report = resolve_progress(progress)
     total = sum(i.size for i in infos)
     out: list[ShardInfo] = []
+    before = 0  # bytes of the shards before this one
     for i, info in enumerate(infos):
-        before = sum(x.size for x in infos[:i])
         url = dest.shard_url(dataset_name, i)
         opts = source_options(info.url) if callable(source_options) else (source_options or {})
         copied = False
@@ -95,7 +95,8 @@ def copy_shards(
                 raise
             out.append(info.with_url(url))
             copied = True
-        report(ProgressEvent("copy", before + info.size, total, "bytes"))
+        before += info.size
+        report(ProgressEvent("copy", before, total, "bytes"))
         if on_shard is not None:
             on_shard(i, out[-1], copied)
     report(ProgressEvent("copy", total, total, "bytes", finished=True))
