@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import mmap
 import os
 import random
 import sys
@@ -416,7 +417,9 @@ class Dataset(Generic[ST]):
         def mixed() -> Iterator[tuple[str, str, Any]]:
             pool: list = []
             for url, key, data in self._raw(urls):
-                item = (url, key, bytes(data))
+                # views into a mapped local shard stay valid and cost nothing; remote chunks are
+                # copied, so buffered samples never pin whole read chunks in memory
+                item = (url, key, data if isinstance(data, memoryview) and isinstance(data.obj, mmap.mmap) else bytes(data))
                 if len(pool) < buffer:
                     pool.append(item)
                     continue
