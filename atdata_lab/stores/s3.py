@@ -3,20 +3,79 @@
 A shard streams to S3 while it is written: a multipart upload whose memory is bounded by one
 part (5 MiB), not one shard. The upload is completed only on ``commit()``, so the object never
 appears under its final key half-written; ``abort()`` aborts the multipart upload.
+
+A writer killed mid-shard cannot abort its upload, and an unfinished multipart upload is invisible
+but kept (and billed) by S3. So each upload is noted in ``$ATDATA_HOME/pending-s3-uploads/`` while
+it is open, and the next ``open_sink`` of a store on the same endpoint aborts the uploads of writers
+on this machine that have died (:func:`abort_stale_uploads`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import uuid
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import InvalidArgumentError, StoreError
 from .base import DataStore, ShardSink
-from .local import check_dataset_name
+from .local import _pid_alive, atdata_home, check_dataset_name
 
-__all__ = ["S3DataStore", "S3Sink"]
+__all__ = ["S3DataStore", "S3Sink", "abort_stale_uploads"]
 
 PART_SIZE = 5 << 20
+
+
+def _pending_dir() -> Path:
+    return atdata_home() / "pending-s3-uploads"
+
+
+def _note_upload(store: S3DataStore, bucket: str, key: str, upload_id: str) -> Path | None:
+    """Record an open multipart upload (best effort: a read-only home only loses the cleanup)."""
+    try:
+        folder = _pending_dir()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"endpoint": store.endpoint_url, "bucket": bucket, "key": key, "upload_id": upload_id,
+                       "pid": os.getpid(), "host": socket.gethostname()}, f)
+        os.replace(tmp, path)
+        return path
+    except OSError:
+        return None
+
+
+def abort_stale_uploads(store: S3DataStore) -> int:
+    """Abort the multipart uploads that writers on this machine started on ``store``'s endpoint and
+    left unfinished because they died (killed mid-shard). Returns how many were aborted.
+
+    Uploads of live processes, of other machines and of other endpoints are left alone.
+    """
+    folder = _pending_dir()
+    if not folder.is_dir():
+        return 0
+    host, me, aborted = socket.gethostname(), os.getpid(), 0
+    for path in folder.glob("*.json"):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        pid = info.get("pid")
+        if info.get("host") != host or info.get("endpoint") != store.endpoint_url or not isinstance(pid, int) \
+                or pid == me or _pid_alive(pid):
+            continue
+        try:
+            store.fs.abort_mpu(info["bucket"], info["key"], info["upload_id"])
+        except Exception as e:  # noqa: BLE001 - an upload already gone is fine; others stay noted
+            if "NoSuchUpload" not in str(e) and not isinstance(e, FileNotFoundError):
+                continue
+        path.unlink(missing_ok=True)
+        aborted += 1
+    return aborted
 
 
 def _explain(store: S3DataStore, e: BaseException, what: str) -> StoreError:
@@ -43,6 +102,21 @@ class S3Sink(ShardSink):
             self._f = store.fs.open(url[len("s3://") :], "wb", block_size=PART_SIZE)
         except Exception as e:  # s3fs/botocore raise many types
             raise _explain(store, e, f"write {url}") from e
+        self._noted: Path | None = None
+        initiate = self._f._initiate_upload
+
+        def initiate_and_note() -> None:  # note the upload id the moment S3 hands it out
+            initiate()
+            mpu = getattr(self._f, "mpu", None)
+            if mpu and mpu.get("UploadId") and self._noted is None:
+                self._noted = _note_upload(store, self._f.bucket, self._f.key, mpu["UploadId"])
+
+        self._f._initiate_upload = initiate_and_note
+
+    def _forget(self) -> None:
+        if self._noted is not None:
+            self._noted.unlink(missing_ok=True)
+            self._noted = None
 
     def write(self, data: bytes | memoryview) -> None:
         try:
@@ -55,11 +129,13 @@ class S3Sink(ShardSink):
             self._f.close()
         except Exception as e:
             raise _explain(self.store, e, f"complete {self.url}") from e
+        self._forget()
         self.store.fs.invalidate_cache(self.url[len("s3://") :])
 
     def abort(self) -> None:
         try:
             self._f.discard()  # aborts the multipart upload
+            self._forget()
         except Exception:  # noqa: BLE001 - aborting must never raise over the original error
             pass
         self._f.closed = True  # so s3fs does not try to flush the discarded buffer when collected
@@ -123,6 +199,7 @@ class S3DataStore(DataStore):
         return f"s3://{self.bucket}/{self.prefix}{dataset}/{stem}-{index:06d}.tar"
 
     def open_sink(self, url: str) -> S3Sink:
+        abort_stale_uploads(self)
         return S3Sink(self, url)
 
     def _path(self, url: str) -> str:
