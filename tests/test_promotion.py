@@ -1,13 +1,12 @@
-"""Promotion against the real sandbox PDS: the tutorial verbatim, dedup, conflicts, validation,
-crashes at every step, the PDS going away, and round trips through disk URLs and blobs."""
+"""Promotion against the real sandbox PDS: the tutorial verbatim, dedup, conflicts, validation, and
+round trips through disk URLs and blobs.
+
+The crash matrix, concurrent promotions and the PDS going away are in
+``tests/reliability/test_promotion_crashes.py``."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from typing import Optional
 
 import numpy as np
@@ -17,7 +16,7 @@ from numpy.typing import NDArray
 import atdata_lab as atdata
 from atdata_lab.atmosphere import Atmosphere
 from atdata_lab.atmosphere import records as rec
-from atdata_lab.errors import PDSUnavailableError, PromotionConflictError, RecordValidationError
+from atdata_lab.errors import PromotionConflictError, RecordValidationError
 from tests.support.fixtures import fixture_path
 
 pytestmark = pytest.mark.sandbox
@@ -199,83 +198,6 @@ def test_relabel_with_new_description_updates_in_place(index, client):
     u2 = index.promote_entry("re", description="two", progress=False)
     assert u1 == u2 and counts(client) == (1, 1, 1)
     assert index.get_dataset(u1).description == "two"
-
-
-CRASH_SCRIPT = textwrap.dedent("""
-    import sys, numpy as np
-    import atdata_lab as atdata
-    from atdata_lab.atmosphere import Atmosphere
-    from tests.test_promotion import features
-    client = Atmosphere.login(sys.argv[1], sys.argv[2])
-    index = atdata.Index(path=sys.argv[3], atmosphere=client, data_store=atdata.LocalDiskStore(sys.argv[4]))
-    copy_to = {"none": None, "disk": atdata.LocalDiskStore(sys.argv[4] + "-copy"), "blobs": "blobs"}[sys.argv[5]]
-    index.write(features(120), name="crashy", maxcount=40, progress=False)
-    print(index.promote_entry("crashy", copy_to=copy_to, progress=False))
-""")
-
-CRASH_STEPS = ["before_intent", "after_intent", "during_copy", "before_apply", "after_apply"]
-
-
-@pytest.mark.parametrize("copy", ["none", "disk", "blobs"])
-def test_crash_at_every_step_then_rerun_gives_one_of_each(sandbox, copy, tmp_path):
-    rows = []
-    for step in CRASH_STEPS:
-        if step == "during_copy" and copy == "none":
-            continue
-        acct = sandbox.create_account()
-        args = [acct.handle, acct.password, str(tmp_path / f"{step}.db"), str(tmp_path / f"{step}-data"), copy]
-        env = {**os.environ, "PYTHONPATH": os.getcwd(), "ATDATA_PDS_URL": sandbox.pds_url,
-               "ATDATA_LAB_CRASH_AT": step}
-        crashed = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, *args], env=env, capture_output=True, text=True)
-        assert crashed.returncode == -9, crashed.stderr  # killed -9 at the step
-        env.pop("ATDATA_LAB_CRASH_AT")
-        rerun = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, *args], env=env, capture_output=True, text=True)
-        assert rerun.returncode == 0, rerun.stderr
-        client = Atmosphere.login(acct.handle, acct.password, pds_url=sandbox.pds_url)
-        got = counts(client)
-        uri = rerun.stdout.strip().splitlines()[-1]
-        idx = atdata.Index(path=tmp_path / f"{step}.db", atmosphere=client)
-        report = idx.verify(uri)
-        rows.append((step, copy, got, report.ok))
-        assert got == (1, 1, 1), f"{step}: {got}"
-        assert report.ok, str(report)
-    print(f"\ncrash matrix (copy={copy}): " + ", ".join(f"{s}: {g[0]}/{g[1]}/{g[2]} {'ok' if ok else 'FAIL'}"
-                                                     for s, _, g, ok in rows))
-
-
-def test_two_processes_promoting_at_once_make_one_of_each(sandbox, tmp_path):
-    acct = sandbox.create_account()
-    db, data = str(tmp_path / "shared.db"), str(tmp_path / "data")
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "ATDATA_PDS_URL": sandbox.pds_url}
-    prep = CRASH_SCRIPT.replace('print(index.promote_entry("crashy", copy_to=copy_to, progress=False))', "")
-    subprocess.run([sys.executable, "-c", prep, acct.handle, acct.password, db, data, "none"], env=env, check=True)
-    procs = [subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, acct.handle, acct.password, db, data, "none"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate() for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
-    assert outs[0][0].strip() == outs[1][0].strip()
-    client = Atmosphere.login(acct.handle, acct.password, pds_url=sandbox.pds_url)
-    assert counts(client) == (1, 1, 1)
-
-
-def test_pds_down_gives_pds_unavailable_and_leaves_the_index_unchanged(tmp_path):
-    from atdata_lab.sandbox import Sandbox
-
-    sb = Sandbox(run_dir=tmp_path / "sb", progress=False)
-    sb.start()
-    try:
-        acct = sb.create_account()
-        client = Atmosphere.login(acct.handle, acct.password, pds_url=sb.pds_url)
-        index = atdata.Index(path=tmp_path / "i.db", atmosphere=client,
-                             data_store=atdata.LocalDiskStore(tmp_path / "d"))
-        index.write(features(10), name="offline", progress=False)
-        generation = index.generation()
-    finally:
-        sb.stop()
-    with pytest.raises(PDSUnavailableError, match="sandbox|running"):
-        index.promote_entry("offline", progress=False)
-    assert index.generation() == generation
-    assert index.get_entry_by_name("offline").published_uri is None
 
 
 def test_validation_errors_are_record_validation_errors(index):
