@@ -7,7 +7,9 @@ default, Redis for teams) and writes data into a data store (local disk by defau
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import socket
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from .cid import cid_for
 from .dataset import Dataset
 from .entry import IndexEntry
 from .errors import (
+    AtdataLabError,
     EntryConflictError,
     EntryNotFoundError,
     InvalidArgumentError,
@@ -40,9 +43,18 @@ from .schema import (
 from .schema_diff import schema_diff
 from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into
 from .stores.base import DataStore
-from .stores.local import LocalDiskStore, atdata_home, check_dataset_name
+from .stores.local import LocalDiskStore, _pid_alive, atdata_home, check_dataset_name
 
 __all__ = ["Index", "SearchPage"]
+
+# Shards published by a write whose entry is not committed yet, noted in $ATDATA_HOME/pending-writes/
+# so that a writer killed in between leaves nothing behind for long: the next write on this machine
+# deletes the shards no entry references (see Index._clean_stale_writes).
+_active_writes: set[Path] = set()
+
+
+def _pending_writes_dir() -> Path:
+    return atdata_home() / "pending-writes"
 
 
 class SearchPage(list):
@@ -196,6 +208,8 @@ class Index:
         nd_fields = [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
         observer = HintObserver(nd_fields)
         store = self.data_store
+        self._clean_stale_writes()
+        journal: Path | None = None
         existing = self.provider.get_entry(name)
         # Never write over files an entry may use: a name that exists (or left files) gets fresh URLs.
         tag = uuid.uuid4().hex[:8] if existing is not None or store.exists(store.shard_url(name, 0)) else None
@@ -217,18 +231,90 @@ class Index:
                 return same
             if is_new:
                 self._put_schema(chosen)
+            journal = self._note_write([i.url for i in infos])
             writer.commit()
         except BaseException:
             writer.abort()
+            self._end_write(journal, done=False)
             raise
         try:
-            return self._commit_entry(name, chosen.ref, infos, n, cid, description, tags, license, metadata,
-                                      overwrite, existing)
+            entry = self._commit_entry(name, chosen.ref, infos, n, cid, description, tags, license, metadata,
+                                       overwrite, existing)
         except BaseException:  # the entry did not change: its files were never touched; drop the new ones
-            self._delete_unused([i.url for i in infos])
+            try:
+                self._delete_unused([i.url for i in infos])
+            except BaseException:
+                self._end_write(journal, done=False)  # the index is unreachable: a later write cleans up
+                raise
+            self._end_write(journal, done=True)
             raise
+        self._end_write(journal, done=True)
+        return entry
 
     write_samples = write
+
+    def _index_id(self) -> str:
+        path = getattr(self.provider, "path", None)
+        return f"sqlite:{Path(path).resolve()}" if path is not None else repr(self.provider)
+
+    def _note_write(self, urls: list[str]) -> Path | None:
+        """Note shards about to be published (best effort: a read-only home only loses the cleanup)."""
+        try:
+            folder = _pending_writes_dir()
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"index": self._index_id(), "urls": urls, "pid": os.getpid(),
+                                       "host": socket.gethostname()}))
+            os.replace(tmp, path)
+        except OSError:
+            return None
+        _active_writes.add(path)
+        return path
+
+    @staticmethod
+    def _end_write(journal: Path | None, *, done: bool) -> None:
+        if journal is None:
+            return
+        _active_writes.discard(journal)
+        if done:
+            journal.unlink(missing_ok=True)
+
+    def _clean_stale_writes(self) -> None:
+        """Delete shards that writes on this machine published without committing their entry (the
+        writer was killed in between, or the index became unreachable), once no entry uses them."""
+        folder = _pending_writes_dir()
+        if not folder.is_dir():
+            return
+        me, host, ident = os.getpid(), socket.gethostname(), self._index_id()
+        for path in folder.glob("*.json"):
+            if path in _active_writes:
+                continue
+            try:
+                info = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            pid = info.get("pid")
+            if info.get("index") != ident or info.get("host") != host or not isinstance(pid, int) or (
+                    pid != me and _pid_alive(pid)):
+                continue
+            urls = [u for u in info.get("urls", []) if isinstance(u, str)]
+            try:
+                used = self.provider.urls_in_use(urls)
+                left = []
+                for url in urls:
+                    if url in used:
+                        continue
+                    if self.data_store.owns(url):
+                        self.data_store.delete(url)
+                    else:
+                        left.append(url)  # another store's: an index over that store cleans it
+            except (AtdataLabError, OSError):
+                continue  # the index or the store is unreachable now: try again next time
+            if left:
+                path.write_text(json.dumps({**info, "urls": left}))
+            else:
+                path.unlink(missing_ok=True)
 
     def _commit_entry(self, name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing):
         entry = IndexEntry(
