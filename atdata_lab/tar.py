@@ -139,7 +139,7 @@ def _verify_checksums(buf: bytes, offsets: list[int], names: list[str], shard: s
             )
 
 
-RELEASE_EVERY = 64 << 20
+RELEASE_EVERY = 16 << 20
 
 
 def iter_members(f: BinaryIO | Any, shard: str, *, with_data: bool = True) -> Iterator[tuple[str, int, int, memoryview | None]]:
@@ -197,14 +197,14 @@ def iter_members(f: BinaryIO | Any, shard: str, *, with_data: bool = True) -> It
                 "the file is incomplete: re-download or re-write it"
             )
         hdr_off = pos
-        if whole and len(pending) >= 4096:  # verify in bulk as we go; give consumed pages back
+        if whole and (len(pending) >= 4096 or pos - released >= RELEASE_EVERY):
+            # verify the headers in bulk while their pages are still mapped, then give the pages back
             _verify_checksums(buf, pending, pending_names, shard, base)
             pending.clear()
             pending_names.clear()
             if pos - released >= RELEASE_EVERY and hasattr(buf, "madvise"):
-                start = released & ~(mmap.PAGESIZE - 1)
                 end = pos & ~(mmap.PAGESIZE - 1)
-                buf.madvise(mmap.MADV_DONTNEED, start, end - start)
+                buf.madvise(mmap.MADV_DONTNEED, released, end - released)
                 released = end
         if buf[pos] == 0 and buf[pos : pos + BLOCK] == bytes(BLOCK):
             _verify_checksums(buf, pending, pending_names, shard, base)
