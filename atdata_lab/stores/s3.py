@@ -28,6 +28,9 @@ __all__ = ["S3DataStore", "S3Sink", "abort_stale_uploads"]
 PART_SIZE = 5 << 20
 
 
+_open_uploads: set[Path] = set()  # noted uploads of sinks of this process that are still open
+
+
 def _pending_dir() -> Path:
     return atdata_home() / "pending-s3-uploads"
 
@@ -44,16 +47,19 @@ def _note_upload(store: S3DataStore, bucket: str, key: str, upload_id: str) -> P
             json.dump({"endpoint": store.endpoint_url, "bucket": bucket, "key": key, "upload_id": upload_id,
                        "pid": os.getpid(), "host": socket.gethostname()}, f)
         os.replace(tmp, path)
-        return path
     except OSError:
         return None
+    _open_uploads.add(path)
+    return path
 
 
 def abort_stale_uploads(store: S3DataStore) -> int:
     """Abort the multipart uploads that writers on this machine started on ``store``'s endpoint and
-    left unfinished because they died (killed mid-shard). Returns how many were aborted.
+    left unfinished: they died (killed mid-shard), or their own abort failed (the server was down).
+    Returns how many were aborted.
 
-    Uploads of live processes, of other machines and of other endpoints are left alone.
+    Uploads of open sinks, of other live processes, of other machines and of other endpoints are
+    left alone.
     """
     folder = _pending_dir()
     if not folder.is_dir():
@@ -65,8 +71,8 @@ def abort_stale_uploads(store: S3DataStore) -> int:
         except (OSError, ValueError):
             continue
         pid = info.get("pid")
-        if info.get("host") != host or info.get("endpoint") != store.endpoint_url or not isinstance(pid, int) \
-                or pid == me or _pid_alive(pid):
+        if path in _open_uploads or info.get("host") != host or info.get("endpoint") != store.endpoint_url \
+                or not isinstance(pid, int) or (pid != me and _pid_alive(pid)):
             continue
         try:
             store.fs.abort_mpu(info["bucket"], info["key"], info["upload_id"])
@@ -113,9 +119,11 @@ class S3Sink(ShardSink):
 
         self._f._initiate_upload = initiate_and_note
 
-    def _forget(self) -> None:
+    def _forget(self, *, done: bool = True) -> None:
         if self._noted is not None:
-            self._noted.unlink(missing_ok=True)
+            _open_uploads.discard(self._noted)
+            if done:
+                self._noted.unlink(missing_ok=True)
             self._noted = None
 
     def write(self, data: bytes | memoryview) -> None:
@@ -137,7 +145,7 @@ class S3Sink(ShardSink):
             self._f.discard()  # aborts the multipart upload
             self._forget()
         except Exception:  # noqa: BLE001 - aborting must never raise over the original error
-            pass
+            self._forget(done=False)  # still noted: the next open_sink on this endpoint aborts it
         self._f.closed = True  # so s3fs does not try to flush the discarded buffer when collected
 
 

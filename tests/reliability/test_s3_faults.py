@@ -7,9 +7,11 @@ import os
 import signal
 import subprocess
 import textwrap
+import time
 
 import pytest
 
+import atdata_lab as atdata
 from atdata_lab.stores.s3 import PART_SIZE, S3DataStore
 from tests.reliability.support import PYTHON, REPO_ROOT, child_env
 
@@ -56,3 +58,76 @@ def test_writer_killed_mid_shard_leaves_no_object_and_the_next_writer_aborts_its
     assert fs.list_multipart_uploads(s3_bucket) == []
     assert list((atdata_home / "pending-s3-uploads").glob("*.json")) == []
     assert fs.cat_file(url[len("s3://"):]) == b"x" * 10
+
+
+@pytest.fixture
+def own_s3_server(tmp_path):
+    """A SeaweedFS server of this test's own, to stop and restart mid-copy."""
+    from tests.plugins.services import start_s3_server
+
+    server = start_s3_server(tmp_path / "weed")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("when", ["after shard 1 of 3", "inside shard 2 of 3"])
+def test_s3_server_stopped_mid_copy_gives_store_error_and_the_copy_resumes(own_s3_server, tmp_path, when,
+                                                                           report_table):
+    """The S3 server process is stopped during a copy (a real outage: the server cannot be told to fail
+    one request on demand): after the first shard is in place, or inside the second shard's multipart
+    upload. The copy fails with StoreError; after a restart the same copy resumes, skipping the shards
+    already there, and no unfinished multipart upload is left."""
+    import hashlib
+
+    from atdata_lab.errors import StoreError
+    from atdata_lab.progress import ProgressEvent
+    from atdata_lab.transfer import copy_shards
+    from tests.reliability.support import samples
+
+    server = own_s3_server
+    bucket = server.make_bucket()
+    index = atdata.Index(path=tmp_path / "i.db", data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    entry = index.write(samples(108, dim=2**16), name="big", maxcount=36, progress=False)  # 3 x 9.4 MiB
+    infos = [index.dataset(entry).shard_info(u) for u in entry.data_urls]
+    stopping: list[float] = []
+
+    def stop_server() -> None:
+        if not stopping:
+            t = time.monotonic()
+            server.stop()
+            stopping.append(time.monotonic() - t)
+
+    def on_shard(i: int, info, copied: bool) -> None:
+        if when.startswith("after") and i == 0:
+            stop_server()
+
+    def progress(ev: ProgressEvent) -> None:  # the first 8 MiB block of shard 2 is in its multipart upload
+        if when.startswith("inside") and ev.task == "copy" and infos[0].size < ev.done < infos[0].size + infos[1].size:
+            stop_server()
+
+    t0 = time.monotonic()
+    with pytest.raises(StoreError) as ei:
+        copy_shards(infos, _store(server, bucket), "big", progress=progress, on_shard=on_shard)
+    failed_after = time.monotonic() - t0 - stopping[0]
+    assert "cannot connect" in str(ei.value) and server.endpoint_url in str(ei.value), str(ei.value)
+    assert isinstance(ei.value, OSError)
+    server.start()
+    flags: list[bool] = []
+    copied = copy_shards(infos, _store(server, bucket), "big", progress=False,
+                         on_shard=lambda i, info, was_copied: flags.append(was_copied))
+    fs = server.fs()
+    verified = sum(hashlib.sha256(fs.cat_file(c.url[5:])).hexdigest() == c.checksum for c in copied)
+    objects = sorted(f"s3://{k}" for k in fs.find(bucket))
+    uploads = fs.list_multipart_uploads(bucket)
+    report_table(f"S3 server stopped mid-copy ({when}), restarted, copy run again",
+                 ("what", "result"),
+                 [("error", f"{type(ei.value).__name__}, {failed_after:.1f} s after the server stopped"),
+                  ("re-run: shards skipped / copied", f"{flags.count(False)} / {flags.count(True)}"),
+                  ("objects == the 3 shards", objects == sorted(c.url for c in copied)),
+                  ("unfinished multipart uploads", len(uploads)),
+                  ("sha256 verified", f"{verified}/3")])
+    assert flags == [False, True, True]
+    assert objects == sorted(c.url for c in copied) and verified == 3
+    assert uploads == [], uploads
