@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import EntryConflictError, InvalidArgumentError
+from ..schema import SCHEMA_REF_PREFIX
 from .base import ENTRY_KEYS, SORT_COLUMNS, IndexProvider, search_text
 
 __all__ = ["SQLiteProvider"]
@@ -75,6 +75,14 @@ class SQLiteProvider(IndexProvider):
             if col not in ("name", "tags"):
                 db["entries"].create_index([col, "name"], if_not_exists=True)
         self.conn.execute("CREATE INDEX IF NOT EXISTS idx_entries_first_tag ON entries(json_extract(tags, '$[0]'), name)")
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_xinfo(entries)")}
+        if "schema_name" not in cols:  # the schema's name (any version), for exact, indexed filtering
+            self.conn.execute(
+                "ALTER TABLE entries ADD COLUMN schema_name TEXT GENERATED ALWAYS AS ("
+                f"CASE WHEN schema_ref LIKE '{SCHEMA_REF_PREFIX}%' AND instr(schema_ref, '@') > 0 "
+                f"THEN substr(schema_ref, {len(SCHEMA_REF_PREFIX) + 1}, instr(schema_ref, '@') - {len(SCHEMA_REF_PREFIX) + 1}) "
+                "ELSE schema_ref END) VIRTUAL")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS idx_entries_schema_name ON entries(schema_name, name)")
         self._create_fts()
         db["entry_tags"].create({"name": str, "tag": str}, pk=("name", "tag"), if_not_exists=True)
         db["entry_urls"].create({"name": str, "url": str}, pk=("name", "url"), if_not_exists=True)
@@ -258,8 +266,8 @@ class SQLiteProvider(IndexProvider):
                 where.append("schema_ref = ?")
                 args.append(schema)
             else:  # a schema name, exactly (case matters): any version
-                where.append("schema_ref GLOB ?")
-                args.append("*/" + re.sub(r"([*?\[])", r"[\1]", schema) + "@*")
+                where.append("schema_name = ?")
+                args.append(schema)
         if published is not None:
             where.append("published_uri IS NOT NULL" if published else "published_uri IS NULL")
         clause = (" WHERE " + " AND ".join(where)) if where else ""
@@ -269,10 +277,19 @@ class SQLiteProvider(IndexProvider):
         order = f" ORDER BY {key} {direction}" + ("" if sort == "name" else f", name {direction}")
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         with self._lock:
-            total = self.conn.execute("SELECT COUNT(*) FROM entries" + clause, args).fetchone()[0]
+            if where and limit != 0:  # filtered: the page and its total in one pass over the matches
+                got = self.conn.execute("SELECT name, COUNT(*) OVER () FROM entries" + clause + order + page,
+                                        args).fetchall()
+                names = [r[0] for r in got]
+                total = got[0][1] if got else None
+            else:
+                names, total = None, None
+            if total is None:  # unfiltered (a b-tree count), or a page past the end
+                total = self.conn.execute("SELECT COUNT(*) FROM entries" + clause, args).fetchone()[0]
             if limit == 0:
                 return [], total
-            names = [r[0] for r in self.conn.execute("SELECT name FROM entries" + clause + order + page, args)]
+            if names is None:
+                names = [r[0] for r in self.conn.execute("SELECT name FROM entries" + clause + order + page, args)]
             rows = self._rows_by_name(names)
         return rows, total
 
