@@ -131,3 +131,43 @@ def test_s3_server_stopped_mid_copy_gives_store_error_and_the_copy_resumes(own_s
     assert flags == [False, True, True]
     assert objects == sorted(c.url for c in copied) and verified == 3
     assert uploads == [], uploads
+
+
+@pytest.mark.sandbox
+def test_promotion_with_s3_down_mid_copy_publishes_nothing_and_a_rerun_completes(own_s3_server, sandbox, tmp_path,
+                                                                                   report_table, monkeypatch):
+    from atdata_lab.atmosphere import Atmosphere
+    from atdata_lab.errors import StoreError
+    from atdata_lab.progress import ProgressEvent
+    from tests.reliability.support import counts, samples
+    from tests.reliability.test_promotion_crashes import check_published
+
+    server = own_s3_server
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret)
+    bucket = server.make_bucket()
+    acct = sandbox.create_account()
+    client = Atmosphere.login(acct.handle, acct.password, pds_url=sandbox.pds_url)
+    index = atdata.Index(path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    entry = index.write(samples(90), name="s3pub", maxcount=30, progress=False)
+    first = index.get_shards(entry)[0]["size"]
+
+    def progress(ev: ProgressEvent) -> None:  # after the first shard is in place at the target
+        if ev.task == "copy" and not ev.message and not ev.finished and ev.done >= first and server.pid:
+            server.stop()
+
+    with pytest.raises(StoreError):
+        index.promote_entry("s3pub", copy_to=_store(server, bucket), progress=progress)
+    after_fault = counts(client)
+    assert after_fault == (0, 0, 0) and index.get_entry_by_name("s3pub").published_uri is None
+    server.start()
+    uri = index.promote_entry("s3pub", copy_to=_store(server, bucket), progress=False)
+    cfg = {"db": str(tmp_path / "i.db"), "data": str(tmp_path / "d"), "name": "s3pub", "target": "s3",
+           "s3": {"bucket": bucket}}
+    orphans, verified = check_published(client, cfg, uri, server)
+    report_table("Promotion to S3 with the S3 server stopped after the first shard, restarted, re-run",
+                 ("what", "result"),
+                 [("records after the fault", "/".join(map(str, after_fault))),
+                  ("records after the re-run", "/".join(map(str, counts(client)))),
+                  ("orphans", len(orphans)), ("shards sha256-verified", verified)])
+    assert counts(client) == (1, 1, 1) and not orphans, orphans
