@@ -25,7 +25,7 @@ from .local import _pid_alive, atdata_home, check_dataset_name
 
 __all__ = ["S3DataStore", "S3Sink", "abort_stale_uploads"]
 
-PART_SIZE = 5 << 20
+PART_SIZE = 32 << 20
 
 
 _open_uploads: set[Path] = set()  # noted uploads of sinks of this process that are still open
