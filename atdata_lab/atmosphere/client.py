@@ -53,7 +53,7 @@ from typing import IO, Any, BinaryIO
 
 import httpx
 
-from atdata_lab.atmosphere.lexicon import bundled_lexicons, check_data_model, record_json_size
+from atdata_lab.atmosphere.lexicon import _NSID_RE, bundled_lexicons, check_data_model, record_json_size
 from atdata_lab.atmosphere.records import is_valid_rkey, make_tid, record_cid
 from atdata_lab.errors import (
     AtmosphereError,
@@ -900,6 +900,7 @@ class Atmosphere:
     @staticmethod
     def _prepare(collection: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """Copy, add ``$type``, and validate locally (data model, bundled lexicon, size)."""
+        Atmosphere._check_collection(collection)
         if not isinstance(record, Mapping):
             raise RecordValidationError(f"record: expected a dict, got {type(record).__name__}")
         rec = dict(record)
@@ -916,6 +917,12 @@ class Atmosphere:
             if size >= MAX_BODY_BYTES:
                 raise RecordSizeError(f"{label}: the record is {size:,} bytes as JSON, the limit is {MAX_BODY_BYTES:,}")
         return rec
+
+    @staticmethod
+    def _check_collection(collection: Any, where: str = "collection") -> None:
+        if not isinstance(collection, str) or len(collection) > 317 or not _NSID_RE.match(collection):
+            raise RecordValidationError(f"{where}: {collection!r} is not a valid collection NSID "
+                                        "(reversed-domain name like 'science.alt.dataset.entry')")
 
     @staticmethod
     def _check_rkey(rkey: str) -> None:
@@ -1110,6 +1117,7 @@ class Atmosphere:
             RecordConflictError: ``swap_record`` is stale.
         """
         did = self._require_login("delete_record")
+        self._check_collection(collection)
         self._check_rkey(rkey)
         body: dict[str, Any] = {"repo": did, "collection": collection, "rkey": rkey}
         if swap_record is not None:
@@ -1149,6 +1157,7 @@ class Atmosphere:
             action, collection = w.get("action"), w.get("collection")
             if not isinstance(collection, str) or not collection:
                 raise RecordValidationError(f"writes[{i}].collection: required")
+            self._check_collection(collection, f"writes[{i}].collection")
             rkey = w.get("rkey") or (make_tid() if action == "create" else None)
             if not isinstance(rkey, str):
                 raise RecordValidationError(f"writes[{i}].rkey: required for {action!r}")
