@@ -15,7 +15,7 @@ Where it dies:
 
 Config keys: ``db``, ``data``, ``name``, ``n``, ``dim``, ``maxcount``, ``target`` (``keep``, ``disk``,
 ``s3``, ``blobs``), ``target_dir`` (disk), ``s3`` (``bucket``, ``prefix``, ``endpoint``, ``key``,
-``secret``), ``start_at`` (optional: wait until this ``time.time()`` before promoting), ``prepare_only``
+``secret``), ``s3_part_mb`` (multipart part size, e.g. 5), ``start_at`` (optional: wait until this ``time.time()`` before promoting), ``prepare_only``
 (write the entry and stop).
 """
 
@@ -60,6 +60,10 @@ def _killer(shard_sizes: list[int]):
 
 def main() -> int:
     cfg = json.loads(sys.argv[1])
+    if cfg.get("s3_part_mb"):  # S3's minimum part size, so that a ~9 MiB shard is a real multipart upload
+        import atdata_lab.stores.s3 as s3_store
+
+        s3_store.PART_SIZE = cfg["s3_part_mb"] << 20
     try:
         client = Atmosphere.from_env()
         index = atdata.Index(path=cfg["db"], atmosphere=client, data_store=atdata.LocalDiskStore(cfg["data"]))

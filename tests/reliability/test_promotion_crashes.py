@@ -62,6 +62,7 @@ def _config(tmp: Path, target: str, s3_server: Any, name: str = "crashy") -> dic
     if target == "s3":
         cfg["s3"] = {"bucket": s3_server.make_bucket(), "prefix": "pub/", "endpoint": s3_server.endpoint_url,
                      "key": s3_server.key, "secret": s3_server.secret}
+        cfg["s3_part_mb"] = 5  # S3's minimum: a ~9 MiB shard is a real multipart upload
     return cfg
 
 
@@ -137,6 +138,7 @@ def _cell(sandbox: Sandbox, s3_server: Any, tmp: Path, step: str, target: str) -
                     AWS_ACCESS_KEY_ID=s3_server.key, AWS_SECRET_ACCESS_KEY=s3_server.secret)
     crash_env = dict(env, **({"RELIABILITY_KILL_MID_SHARD": "1"} if step == "mid_shard" else {"ATDATA_LAB_CRASH_AT": step}))
     rc_crash, _, err_crash = _run_child(cfg, crash_env)
+    uploads_after_crash = len(s3_server.fs().list_multipart_uploads(cfg["s3"]["bucket"])) if target == "s3" else 0
     rc_rerun, out, err_rerun = _run_child(cfg, env)
     client = Atmosphere.login(acct.handle, acct.password, pds_url=sandbox.pds_url)
     got = counts(client)
@@ -145,6 +147,7 @@ def _cell(sandbox: Sandbox, s3_server: Any, tmp: Path, step: str, target: str) -
     if rc_rerun == 0:
         orphans, verified = check_published(client, cfg, out["uri"], s3_server)
     return {"step": step, "target": target, "rc_crash": rc_crash, "rc_rerun": rc_rerun, "counts": got,
+            "uploads_after_crash": uploads_after_crash,
             "orphans": orphans, "verified": verified, "seconds": time.monotonic() - t0,
             "stderr": (err_crash[-2000:], err_rerun[-2000:], out)}
 
@@ -169,7 +172,11 @@ def test_crash_at_every_step_then_rerun_gives_one_of_each(sandbox, s3_server, tm
         ("step", *TARGETS), [(s, *(cell(s, t) for t in TARGETS)) for s in STEPS],
         note=f"{len(results)} cells, {sum(r['verified'] for r in results)} published shards sha256-verified, "
              f"{sum(r['seconds'] for r in results):.0f} s of child work on 2 workers. 'during_copy' = killed after "
-             "the first shard is in place; 'mid_shard' = killed inside the second shard's bytes.")
+             "the first shard is in place; 'mid_shard' = killed inside the second shard's bytes (on S3: with its "
+             f"multipart upload open; open uploads left by that kill: {by[('mid_shard', 's3')]['uploads_after_crash']}, "
+             "all aborted by the re-run).")
+    # the S3 kill inside a shard really left a multipart upload open, which the re-run aborted
+    assert by[("mid_shard", "s3")]["uploads_after_crash"] >= 1
     for r in results:
         where = f"{r['step']}/{r['target']}"
         assert r["rc_crash"] == -9, f"{where}: the child was not killed at the step: {r['stderr']}"

@@ -10,7 +10,8 @@ line is a JSON summary (``errors`` by class, ``locked``: messages mentioning "da
 ``retry_unavailable``: retry a write that failed because the index server was unreachable (the
 Redis-restart test). ``kill_at_sample``: SIGKILL this process once the first write has encoded that
 many samples (progress events every 512 samples). ``kill_before_entry``: SIGKILL right before the
-index entry is committed (shards complete). ``start_at``: wait until this ``time.time()`` first.
+index entry is committed (shards complete). ``start_at``: wait until this ``time.time()`` first. ``s3_part_mb``: the S3
+multipart part size (the library's default is larger than these test shards).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def _index(cfg: dict[str, Any]) -> atdata.Index:
 
 def main() -> int:
     cfg = json.loads(sys.argv[1])
+    if cfg.get("s3_part_mb"):  # S3's minimum part size, so that shards of a few MiB are multipart uploads
+        import atdata_lab.stores.s3 as s3_store
+
+        s3_store.PART_SIZE = cfg["s3_part_mb"] << 20
     index = _index(cfg)
     if cfg.get("kill_before_entry"):
         put_entry = index.provider.put_entry
