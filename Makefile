@@ -31,7 +31,7 @@ test: setup system-deps sandbox-install
 	$(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not browser and not sandbox and not slow and not redis and not s3"
+	$(PY) -m pytest -m "not browser and not sandbox and not slow and not redis and not s3 and not reliability"
 
 test-browser: setup system-deps
 	$(PY) -m pytest -m browser tests/browser
@@ -49,8 +49,8 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/run.py
 
-reliability: setup system-deps
-	$(PY) -m pytest -m reliability -s
+reliability: setup system-deps sandbox-install
+	$(PY) -m pytest -m reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info
