@@ -89,6 +89,11 @@ def _conforms(data: Schema, stored: Schema) -> bool:
     return True
 
 
+# bool before int: a bool is an int in Python
+_KINDS_BY_TYPE = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (bytes, "bytes"), (list, "list"),
+                  (dict, "dict"))
+
+
 def _infer_schema(name: str, sample: DictSample) -> Schema:
     """A schema for schema-less data, from one sample's values."""
     import numpy as np
@@ -96,25 +101,13 @@ def _infer_schema(name: str, sample: DictSample) -> Schema:
     fields = []
     for k, v in sample.items():
         if isinstance(v, np.ndarray):
-            ft = FieldType("ndarray", dtype=v.dtype.str, shape=v.shape)
-        elif isinstance(v, bool):
-            ft = FieldType("bool")
-        elif isinstance(v, int):
-            ft = FieldType("int")
-        elif isinstance(v, float):
-            ft = FieldType("float")
-        elif isinstance(v, str):
-            ft = FieldType("str")
-        elif isinstance(v, bytes):
-            ft = FieldType("bytes")
-        elif isinstance(v, list):
-            ft = FieldType("list")
-        elif isinstance(v, dict):
-            ft = FieldType("dict")
-        else:  # None: we cannot tell the kind; keep it as an optional string
-            fields.append(Field(k, FieldType("str"), True))
+            fields.append(Field(k, FieldType("ndarray", dtype=v.dtype.str, shape=v.shape), False))
             continue
-        fields.append(Field(k, ft, False))
+        kind = next((kind for t, kind in _KINDS_BY_TYPE if isinstance(v, t)), None)
+        if kind is None:  # None: we cannot tell the kind; keep it as an optional string
+            fields.append(Field(k, FieldType("str"), True))
+        else:
+            fields.append(Field(k, FieldType(kind), False))
     return Schema(name, "1.0.0", tuple(fields), None, _now())
 
 
