@@ -134,8 +134,11 @@ def _cell(sandbox: Sandbox, s3_server: Any, tmp: Path, step: str, target: str) -
     acct = sandbox.create_account()
     tmp.mkdir(parents=True)
     cfg = _config(tmp, target, s3_server)
+    # each cell its own ATDATA_HOME: the cells run two at a time, and a writer on the same home rightly
+    # aborts a dead writer's noted S3 upload, which would hide the one this cell's kill left open
     env = child_env(ATDATA_PDS_URL=sandbox.pds_url, ATDATA_HANDLE=acct.handle, ATDATA_PASSWORD=acct.password,
-                    AWS_ACCESS_KEY_ID=s3_server.key, AWS_SECRET_ACCESS_KEY=s3_server.secret)
+                    AWS_ACCESS_KEY_ID=s3_server.key, AWS_SECRET_ACCESS_KEY=s3_server.secret,
+                    ATDATA_HOME=str(tmp / "home"))
     crash_env = dict(env, **({"RELIABILITY_KILL_MID_SHARD": "1"} if step == "mid_shard" else {"ATDATA_LAB_CRASH_AT": step}))
     rc_crash, _, err_crash = _run_child(cfg, crash_env)
     uploads_after_crash = len(s3_server.fs().list_multipart_uploads(cfg["s3"]["bucket"])) if target == "s3" else 0
