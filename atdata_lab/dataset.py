@@ -29,6 +29,7 @@ from .errors import (
     SampleIndexError,
     ShardError,
 )
+from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_large
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
 from .sample import DictSample, codec_for
@@ -368,6 +369,27 @@ class Dataset(Generic[ST]):
             for key, data in iter_sample_members(url, opts, sha256=self.checksums.get(url)):
                 yield url, key, data
 
+    def _raw_for_batches(self, urls: list[str]) -> Iterator[tuple[str, str, Any]]:
+        """Like ``_raw``, but samples of large-sample local shards whose offset index is known come
+        as unread :class:`MemberRef` s, for :func:`read_batch` (checksummed shards are read whole,
+        to hash them)."""
+        for url in urls:
+            info = self._known_info(url) if is_local(url) and not self.checksums.get(url) else None
+            if info is None or not sample_sizes_are_large(info, ZERO_COPY_MIN):
+                yield from self._raw([url])
+                continue
+            shard = LocalShard(url, local_path(url), info)
+            for j, key in enumerate(info.keys):
+                yield url, key, MemberRef(shard, j)
+
+    def _known_info(self, url: str) -> ShardInfo | None:
+        """A local shard's offset index if known (from a writer, an index or a scan), else None."""
+        info = self._infos.get(url)
+        if info is None:
+            sig = local_shard_signature(local_path(url))
+            info = _scan_cache.get((local_path(url), *sig)) if sig is not None else None
+        return info
+
     def _decode(self, url: str, key: str, data: Any) -> Any:
         codec = codec_for(self.sample_type)
         return codec.unpack(data, f"shard {url}, sample {key!r}")
@@ -401,7 +423,7 @@ class Dataset(Generic[ST]):
         _check_batch_size(batch_size)
         if self._ops:
             return self._batch_objects(self._samples(self._raw(urls)), batch_size)
-        return self._batch_raw(self._raw(urls), batch_size)
+        return self._batch_raw(self._raw_for_batches(urls), batch_size)
 
     def shuffled(self, buffer: int = 1000, seed: int | None = None, batch_size: int | None = None) -> Iterator[Any]:
         """Samples in random order: shards shuffled, then a ``buffer``-sample shuffle buffer.
@@ -446,10 +468,23 @@ class Dataset(Generic[ST]):
     def _batch_raw(self, raw: Iterator[tuple[str, str, Any]], n: int) -> Iterator[SampleBatch]:
         unpackb = msgpack.unpackb
         st = self.sample_type
+        if st is DictSample:
+            def is_array_field(name: str) -> bool:
+                return True
+        else:
+            is_array_field = {f.name for f in codec_for(st).fields if f.type.kind == "ndarray"}.__contains__
         while True:
             chunk = list(itertools.islice(raw, n))
             if not chunk:
                 return
+            if any(type(c[2]) is MemberRef for c in chunk):
+                refs = [c[2] for c in chunk]
+                got = read_batch(refs, is_array_field) if all(type(r) is MemberRef for r in refs) else None
+                if got is not None:
+                    yield self._columns(got[0], chunk, [c[1] for c in chunk], st, got[1])
+                    continue
+                # not one uniform batch: read the samples whole, and decode them as usual
+                chunk = [(u, k, d.shard.read_member(d.j) if type(d) is MemberRef else d) for u, k, d in chunk]
             maps = []
             for url, key, data in chunk:
                 try:
@@ -459,7 +494,10 @@ class Dataset(Generic[ST]):
             keys = [c[1] for c in chunk]
             yield self._columns(maps, chunk, keys, st)
 
-    def _columns(self, maps: list, chunk: list, keys: list[str], st: type) -> SampleBatch:
+    def _columns(self, maps: list, chunk: list, keys: list[str], st: type,
+                 filled: dict[str, np.ndarray] | None = None) -> SampleBatch:
+        """The batch's columns; ``filled`` holds array columns already read (their values in
+        ``maps`` are placeholders)."""
         def where_for(i: int, field: str) -> str:
             return f"shard {chunk[i][0]}, sample {chunk[i][1]!r}, field {field!r}"
 
@@ -472,6 +510,9 @@ class Dataset(Generic[ST]):
             for m in maps:
                 names.update(dict.fromkeys(m))
             for name in names:
+                if filled and name in filled:
+                    cols[name] = filled[name]
+                    continue
                 col = [m.get(name) for m in maps]
                 if type(col[0]) in _BIN and _looks_like_array(col[0]):
                     try:
@@ -483,6 +524,9 @@ class Dataset(Generic[ST]):
             return SampleBatch(cols, st, keys)
         for f in codec_for(st).fields:
             name = f.name
+            if filled and name in filled:
+                cols[name] = filled[name]
+                continue
             col = [m.get(name) for m in maps]
             allowed = _ALLOWED_TYPES[f.type.kind]
             types_ = set(map(type, col))
