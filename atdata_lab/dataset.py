@@ -8,6 +8,7 @@ straight from the msgpack payloads into one contiguous batch array; ragged array
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import mmap
 import os
@@ -35,7 +36,7 @@ from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_hea
 from .sample import DictSample, codec_for
 from .schema import fields_of
 from .shards import ShardInfo, iter_sample_members, local_shard_signature, scan_shard
-from .urls import expand_urls, is_local, local_path, read_range
+from .urls import expand_urls, is_local, local_path, open_url, read_range
 
 __all__ = ["Dataset", "SampleBatch", "DatasetDict"]
 
@@ -365,9 +366,23 @@ class Dataset(Generic[ST]):
     # ------------------------------------------------------------------ iteration
     def _raw(self, urls: list[str]) -> Iterator[tuple[str, str, Any]]:
         opts = self.storage_options
-        for url in urls:
-            for key, data in iter_sample_members(url, opts, sha256=self.checksums.get(url)):
+        ahead: dict[str, Any] = {}  # the next remote shard, opened and fetching while this one is decoded
+        for i, url in enumerate(urls):
+            opened = ahead.pop(url, None)
+            if not is_local(url) and i + 1 < len(urls) and not is_local(urls[i + 1]):
+                if opened is None:
+                    opened = open_url(url, opts)
+                opened.on_eof = functools.partial(self._open_ahead, urls[i + 1], ahead)
+            for key, data in iter_sample_members(url, opts, sha256=self.checksums.get(url), opened=opened):
                 yield url, key, data
+
+    def _open_ahead(self, url: str, ahead: dict[str, Any]) -> None:
+        try:
+            f = open_url(url, self.storage_options)
+            f.prefetch()
+        except Exception:  # noqa: BLE001 - opened again when its turn comes, and any error is raised then
+            return
+        ahead[url] = f
 
     def _raw_for_batches(self, urls: list[str]) -> Iterator[tuple[str, str, Any]]:
         """Like ``_raw``, but samples of large-sample local shards whose offset index is known come

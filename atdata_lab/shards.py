@@ -364,13 +364,14 @@ def _check_published_sha256(url: str, got: str, want: str) -> None:
 
 
 def iter_sample_members(
-    url: str, storage_options: dict[str, Any] | None = None, *, sha256: str | None = None
+    url: str, storage_options: dict[str, Any] | None = None, *, sha256: str | None = None, opened: Any = None
 ) -> Iterator[tuple[str, memoryview]]:
     """Yield ``(key, msgpack bytes)`` for each sample of a shard, in file order.
 
     Local shards are memory-mapped and parsed in place (members are views, nothing is copied);
     remote ones stream in large chunks. With ``sha256``, the whole file is hashed and a mismatch
-    raises ``ShardError`` after the last member.
+    raises ``ShardError`` after the last member. ``opened`` is the remote file, already opened
+    with ``open_url`` (e.g. to start fetching it early).
     """
     if is_local(url):
         try:
@@ -387,7 +388,7 @@ def iter_sample_members(
             _check_published_sha256(url, hashlib.sha256(mm).hexdigest(), sha256)
         return
     try:
-        f = open_url(url, storage_options)
+        f = opened if opened is not None else open_url(url, storage_options)
     except FileNotFoundError:
         raise ShardError(f"shard {url} does not exist") from None
     with f:

@@ -63,39 +63,97 @@ def open_url(url: str, storage_options: dict[str, Any] | None = None) -> BinaryI
     return _RangeReader(fs, path, url)
 
 
+_readahead_pool: Any = None
+_readahead_pid = 0
+
+
+def _pool() -> Any:
+    """The readahead threads of this process (a forked DataLoader worker gets its own: the
+    parent's threads do not exist in the child)."""
+    global _readahead_pool, _readahead_pid
+    if _readahead_pool is None or _readahead_pid != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
+
+        _readahead_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="atdata-readahead")
+        _readahead_pid = os.getpid()
+    return _readahead_pool
+
+
 class _RangeReader:
-    """Sequential reads of a remote file as ranged GETs of REMOTE_BLOCK bytes (no HEAD, no cache)."""
+    """Sequential reads of a remote file as ranged GETs of REMOTE_BLOCK bytes (no HEAD, no cache).
+
+    While one block is consumed, the next is already being fetched in the background (one block of
+    readahead, so memory stays bounded by two blocks). ``prefetch()`` starts the first block early,
+    and ``on_eof`` (if set) is called once the last block has arrived: the dataset reader uses it
+    to start fetching the next shard while this one is decoded.
+    """
 
     def __init__(self, fs: Any, path: str, url: str) -> None:
         self.fs, self.path, self.url = fs, path, url
-        self.pos = 0
+        self.pos = 0  # file offset of the next block to fetch
         self.buf = b""
+        self.off = 0  # bytes of buf already read
         self.eof = False
+        self.on_eof: Any = None
+        self._next: Any = None  # the Future of the block at self.pos
+
+    def _get(self, pos: int) -> bytes:
+        return self.fs.cat_file(self.path, start=pos, end=pos + REMOTE_BLOCK)
+
+    def prefetch(self) -> None:
+        """Start fetching the next block in the background (if not started and not at the end)."""
+        if self._next is None and not self.eof:
+            self._next = _pool().submit(self._get, self.pos)
+
+    def _fetch(self) -> bytes:
+        fut, self._next = self._next, None
+        try:
+            block = fut.result() if fut is not None else self._get(self.pos)
+        except FileNotFoundError:
+            if self.pos == 0:
+                raise
+            block = b""  # a range that starts at the end
+        except OSError:
+            if self.pos == 0:
+                raise
+            block = b""  # S3 answers InvalidRange for a range past the end
+        if len(block) > REMOTE_BLOCK:  # a server that ignores Range sent it all
+            block = block[self.pos : self.pos + REMOTE_BLOCK]
+        self.pos += len(block)
+        self.eof = len(block) < REMOTE_BLOCK
+        if not self.eof:
+            self.prefetch()
+        elif self.on_eof is not None:
+            callback, self.on_eof = self.on_eof, None
+            callback()
+        return block
 
     def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = 1 << 62
-        while len(self.buf) < n and not self.eof:
-            try:
-                block = self.fs.cat_file(self.path, start=self.pos, end=self.pos + REMOTE_BLOCK)
-            except FileNotFoundError:
-                if self.pos == 0:
-                    raise
-                block = b""  # a range that starts at the end
-            except OSError:
-                if self.pos == 0:
-                    raise
-                block = b""  # S3 answers InvalidRange for a range past the end
-            if len(block) > REMOTE_BLOCK:  # a server that ignores Range sent it all
-                block = block[self.pos : self.pos + REMOTE_BLOCK]
-            self.pos += len(block)
-            self.eof = len(block) < REMOTE_BLOCK
-            self.buf = self.buf + block if self.buf else block
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+        """Up to ``n`` bytes (fewer only at the end of the file); a whole block is not copied."""
+        want = (1 << 62) if n is None or n < 0 else n
+        parts: list[bytes] = []
+        while want > 0:
+            avail = len(self.buf) - self.off
+            if avail == 0:
+                if self.eof:
+                    break
+                self.buf, self.off = self._fetch(), 0
+                continue
+            if self.off == 0 and want >= avail:
+                part, self.buf = self.buf, b""
+            else:
+                part = self.buf[self.off : self.off + want]
+                self.off += len(part)
+            parts.append(part)
+            want -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
-        self.buf = b""
+        self.buf, self.off = b"", 0
+        self.on_eof = None
+        if self._next is not None:
+            self._next.cancel()  # a fetch already running finishes in the background, unread
+            self._next = None
 
     def __enter__(self) -> _RangeReader:
         return self

@@ -288,7 +288,23 @@ def _read_as_dataset(data: bytes) -> None:
     for cls in (Everything, DictSample):
         ds = atdata.Dataset[cls](path)
         calls += [lambda ds=ds: list(ds.ordered(batch_size=2)), lambda ds=ds: list(ds)]
+    # the direct batch reader (arrays read straight into the batch; large samples, offsets known):
+    # hostile bytes over the framing at the start and at the end of a large sample between two good ones
+    n = min(len(data), 48)
+    for i, bad in enumerate((data[:n] + _BIG[n:], _BIG[: len(_BIG) - n] + data[len(data) - n :])):
+        big = os.path.join(TMP, f"big-{i}.tar")
+        with open(big, "wb") as f:
+            for member in (_BIG, bad, _BIG):
+                f.write(ustar_header(f"{f.tell():06d}.msgpack", len(member)) + member + bytes(-len(member) % 512))
+            f.write(END_OF_ARCHIVE)
+        for cls in (Everything, DictSample):
+            ds = atdata.Dataset[cls](big)
+            calls.append(lambda ds=ds, big=big: (ds.shard_info(big), list(ds.ordered(batch_size=3))))
     _all(*calls)
+
+
+_BIG = msgpack.packb({"array": encode_ndarray(np.arange(6000, dtype=np.float32)), "text": "t", "number": 1},
+                     use_bin_type=True)
 
 
 # ----------------------------------------------------------------------------------- NDArray header
