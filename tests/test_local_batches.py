@@ -219,3 +219,13 @@ def test_an_index_whose_samples_overlap_is_not_trusted(tmp_path, served):
     with pytest.raises(atdata.SampleDecodeError):
         list(broken.ordered(batch_size=8))
     assert served == {"direct": 0, "fallback": 1}
+
+
+def test_an_index_entry_is_read_directly_with_the_index_offsets(tmp_path, served):
+    """What users read through ``Index.dataset`` (offsets from the index) takes the direct path."""
+    samples = images(50)
+    index = atdata.Index(path=tmp_path / "i.db", data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    entry = index.write(samples, name="imgs", maxcount=20, progress=False)
+    dataset_module._scan_cache.clear()  # only the index's offsets are known
+    batches = check_batches(index.dataset(entry), samples, 16)
+    assert served == {"direct": len(batches), "fallback": 0}
