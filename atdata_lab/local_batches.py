@@ -36,7 +36,7 @@ from .errors import ShardError
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, parse_ndarray_header
 from .shards import ShardInfo
-from .tar import BLOCK, header_checksum_ok
+from .tar import BLOCK, _verify_checksums
 
 __all__ = ["LocalShard", "MemberRef", "read_batch", "sample_sizes_are_large"]
 
@@ -215,11 +215,7 @@ def read_batch(refs: list[MemberRef], is_array_field: Callable[[str], bool]) -> 
             )
         # the offset index still describes this file: the run's first tar header is where it says
         # (the samples' own bytes are checked below; the other headers are not needed to read them)
-        if not header_checksum_ok(sv[:BLOCK]):
-            raise ShardError(
-                f"shard {sh.url}: corrupt tar header for sample {sh.keys[refs[lo].j]!r} at byte {start} "
-                "(checksum mismatch), or the file changed since it was indexed: re-download or re-write it"
-            )
+        _verify_checksums(scratch, [0], [sh.keys[refs[lo].j]], sh.url, start)
         checks = tuple(zip(lay.bin_at, lay.bin_stored, lay.bin_kept, lay.names, lay.headers))
         for at, (_off, size) in zip(at_of, spans):
             for bin_at, stored, kept, _name, _header in checks:

@@ -106,11 +106,8 @@ _WEIGHTS = np.ones(BLOCK, dtype=np.int64)
 _WEIGHTS[148:156] = 0
 
 
-def _verify_checksums(buf: bytes, offsets: list[int], names: list[str], shard: str, base: int | list[int]) -> None:
-    """Check the header checksums of many members at once (numpy), raise on the first bad one.
-
-    ``base`` is where ``buf`` starts in the file, or the file position of each header.
-    """
+def _verify_checksums(buf: bytes, offsets: list[int], names: list[str], shard: str, base: int) -> None:
+    """Check the header checksums of many members at once (numpy), raise on the first bad one."""
     if not offsets:
         return
     arr = np.frombuffer(buf, dtype=np.uint8)
@@ -137,21 +134,9 @@ def _verify_checksums(buf: bytes, offsets: list[int], names: list[str], shard: s
         signed = int(np.frombuffer(buf, dtype=np.int8, count=BLOCK, offset=offsets[i]).astype(np.int64) @ _WEIGHTS) + 256
         if stored[i] != signed:
             raise ShardError(
-                f"shard {shard}: corrupt tar header for member {names[i]!r} at byte "
-                f"{base + offsets[i] if isinstance(base, int) else base[i]} "
+                f"shard {shard}: corrupt tar header for member {names[i]!r} at byte {base + offsets[i]} "
                 "(checksum mismatch); the file is damaged: re-download or re-write it"
             )
-
-
-def header_checksum_ok(block: bytes | bytearray | memoryview) -> bool:
-    """Whether one 512-byte tar header's checksum is right (unsigned or, as old tars wrote, signed)."""
-    try:
-        stored = _octal(bytes(block[148:156]), "checksum")
-    except ValueError:
-        return False
-    b = bytes(block[:148]) + b" " * 8 + bytes(block[156:BLOCK])
-    unsigned = sum(b)
-    return stored == unsigned or stored == unsigned - 256 * sum(x >= 128 for x in b)
 
 
 RELEASE_EVERY = 16 << 20
