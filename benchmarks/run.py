@@ -156,10 +156,12 @@ def bench_lookup(provider, n_entries: int) -> dict:
     names = [f"dataset-{i:06d}" for i in np.random.default_rng(0).integers(0, n_entries, 2000)]
     for nm in names[:50]:
         index.get_entry_by_name(nm)
-    t = time.perf_counter()
+    lat = []
     for nm in names:
+        t = time.perf_counter()
         index.get_entry_by_name(nm)
-    get_us = (time.perf_counter() - t) / len(names) * 1e6
+        lat.append(time.perf_counter() - t)
+    get_us = statistics.median(lat) * 1e6  # per lookup, like the random-access p50
     first_ms = median_time(lambda: index.search(limit=25), 9) * 1000
     deep_ms = median_time(lambda: index.search(limit=25, offset=n_entries // 2, sort="name"), 9) * 1000
     text_ms = median_time(lambda: index.search("run 12", limit=25), 9) * 1000
@@ -404,7 +406,7 @@ def main() -> None:
         if "error" in lk:
             row(f"{lk['provider']} lookups", f"not measured: {lk['error']}")
             continue
-        row(f"get_entry_by_name, {lk['provider']}, {lk['n']:,} entries, us", f"{lk['get_us']:.0f}", target="< 100 us")
+        row(f"get_entry_by_name, {lk['provider']}, {lk['n']:,} entries, p50 us", f"{lk['get_us']:.0f}", target="< 100 us")
         row(f"25-row search page, {lk['provider']}, {lk['n']:,} entries, ms (first / middle / text / tag+schema)",
             f"{lk['first_ms']:.2f} / {lk['deep_ms']:.2f} / {lk['text_ms']:.2f} / {lk['tag_ms']:.2f}", target="< 20 ms")
     if isinstance(s3, dict):

@@ -63,6 +63,19 @@ def test_restart_with_aof_keeps_committed_entries(start_redis, tmp_path):
     assert len(again) == 5 and again.dataset("k4")[1].timestamp == 1.0
 
 
+def test_lookups_on_the_same_index_survive_a_server_restart(start_redis, tmp_path):
+    """A pooled connection left stale by a restart is replaced: lookups on the same Index go on."""
+    server = start_redis(aof=True)
+    index = atdata.Index(url=server.url, data_store=atdata.LocalDiskStore(tmp_path))
+    index.write(experiment(2), name="kept", progress=False)
+    assert index.get_entry_by_name("kept").name == "kept"
+    server.restart()
+    time.sleep(0.1)
+    assert index.get_entry_by_name("kept").name == "kept"  # the pooled connection was stale
+    with pytest.raises(atdata.EntryNotFoundError):
+        index.get_entry_by_name("never-written")
+
+
 def test_text_search_sees_entries_written_by_another_client(redis_server, redis_client, tmp_path):
     mine = atdata.Index(redis=redis_client, data_store=atdata.LocalDiskStore(tmp_path / "a"))
     mine.write(experiment(2), name="alpha-run", progress=False)
