@@ -364,10 +364,23 @@ class Dataset(Generic[ST]):
         return urls
 
     # ------------------------------------------------------------------ iteration
-    def _raw(self, urls: list[str]) -> Iterator[tuple[str, str, Any]]:
+    def _raw(self, urls: list[str], refs: bool = False) -> Iterator[tuple[str, str, Any]]:
+        """``(url, key, msgpack bytes)`` of every sample, shard by shard.
+
+        With ``refs``, samples of large-sample local shards whose offset index is known come as
+        unread :class:`MemberRef` s instead, for :func:`read_batch` (checksummed shards are read
+        whole, to hash them).
+        """
         opts = self.storage_options
         ahead: dict[str, Any] = {}  # the next remote shard, opened and fetching while this one is decoded
         for i, url in enumerate(urls):
+            if refs and is_local(url) and not self.checksums.get(url):
+                info = self._known_info(url)
+                if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
+                    shard = LocalShard(url, local_path(url), info)
+                    for j, key in enumerate(info.keys):
+                        yield url, key, MemberRef(shard, j)
+                    continue
             opened = ahead.pop(url, None)
             if not is_local(url) and i + 1 < len(urls) and not is_local(urls[i + 1]):
                 if opened is None:
@@ -383,19 +396,6 @@ class Dataset(Generic[ST]):
         except Exception:  # noqa: BLE001 - opened again when its turn comes, and any error is raised then
             return
         ahead[url] = f
-
-    def _raw_for_batches(self, urls: list[str]) -> Iterator[tuple[str, str, Any]]:
-        """Like ``_raw``, but samples of large-sample local shards whose offset index is known come
-        as unread :class:`MemberRef` s, for :func:`read_batch` (checksummed shards are read whole,
-        to hash them)."""
-        for url in urls:
-            info = self._known_info(url) if is_local(url) and not self.checksums.get(url) else None
-            if info is None or not sample_sizes_are_large(info, ZERO_COPY_MIN):
-                yield from self._raw([url])
-                continue
-            shard = LocalShard(url, local_path(url), info)
-            for j, key in enumerate(info.keys):
-                yield url, key, MemberRef(shard, j)
 
     def _known_info(self, url: str) -> ShardInfo | None:
         """A local shard's offset index if known (from a writer, an index or a scan), else None."""
@@ -438,7 +438,7 @@ class Dataset(Generic[ST]):
         _check_batch_size(batch_size)
         if self._ops:
             return self._batch_objects(self._samples(self._raw(urls)), batch_size)
-        return self._batch_raw(self._raw_for_batches(urls), batch_size)
+        return self._batch_raw(self._raw(urls, refs=True), batch_size)
 
     def shuffled(self, buffer: int = 1000, seed: int | None = None, batch_size: int | None = None) -> Iterator[Any]:
         """Samples in random order: shards shuffled, then a ``buffer``-sample shuffle buffer.
