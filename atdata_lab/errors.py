@@ -25,6 +25,7 @@ __all__ = [
     "EntryNotFoundError",
     "PDSUnavailableError",
     "PromotionConflictError",
+    "PromotionDowngradeError",
     "RateLimitedError",
     "RecordConflictError",
     "RecordNotFoundError",
@@ -125,6 +126,19 @@ class PromotionConflictError(AtdataLabError, ValueError):
         super().__init__(message)
         self.diff = diff
         self.suggested_version = suggested_version
+
+
+class PromotionDowngradeError(PromotionConflictError):
+    """A promotion would remove or weaken something already published (a field, the storage, the
+    checksums) and the call did not say so on purpose.
+
+    ``downgrades`` lists each :class:`~atdata_lab.promotion.Downgrade`: the field, the published
+    value, the new one, and the argument that says it on purpose (``clear=[...]`` or ``downgrade=True``).
+    """
+
+    def __init__(self, message: str, *, downgrades: list[Any] | None = None):
+        super().__init__(message)
+        self.downgrades = list(downgrades or [])
 
 
 class NoAtmosphereError(AtdataLabError, ValueError):

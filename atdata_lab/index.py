@@ -681,22 +681,43 @@ class Index:
         license: str | None = None,
         metadata: dict[str, Any] | None = None,
         copy_to: Any = None,
+        version: str | None = None,
+        clear: list[str] | tuple[str, ...] = (),
+        downgrade: bool = False,
     ):
         """Decide how to publish an entry, without writing anything.
 
         Returns a :class:`~atdata_lab.promotion.PromotionPlan`: the schema decision (reuse,
-        publish or conflict), the exact records, the data action (keep the URLs, copy to
-        ``copy_to``: a store or ``"blobs"``), and the cost. All validation happens here.
+        publish or conflict), the exact records, the data action, a field-level diff of every
+        published record it rewrites, and the cost. All validation happens here.
+
+        A dataset already published under ``name`` is the starting point: ``description``,
+        ``tags``, ``license``, ``metadata`` and the storage are kept unless given here. An
+        unchanged entry writes and uploads nothing. A different entry published under the same
+        name becomes the new version of that name (``@handle/name`` then resolves to it).
+
+        Args:
+            copy_to: ``None``: the published storage (the same shards keep it; new shards go the
+                same way), or the current URLs when nothing is published yet; ``"keep"``: the
+                current URLs; a data store (``LocalDiskStore``, ``S3DataStore``): copy there;
+                ``"blobs"``: upload as PDS blobs.
+            version: The label's version (``@handle/name@version`` selects it).
+            clear: Published fields to remove on purpose, e.g. ``clear=["license"]``.
+            downgrade: Allow published storage that others can load to become local file paths,
+                or checksums to be dropped.
 
         Raises:
             KeyError: no such entry, or its schema is missing.
             ValueError: no atmosphere attached, no data URLs, or invalid name, description,
                 tags, license or metadata (the message names the field and the limit).
+            PromotionDowngradeError: the promotion would remove or weaken something published
+                without ``clear=``/``downgrade=True`` saying so (a ``ValueError`` naming each field).
         """
         from .promotion import plan_promotion
 
         return plan_promotion(self, entry_name, name=name, description=description, tags=tags, license=license,
-                              metadata=metadata, copy_to=copy_to)
+                              metadata=metadata, copy_to=copy_to, label_version=version, clear=clear,
+                              downgrade=downgrade)
 
     def promote_entry(self, entry_name: str, *, progress: ProgressLike = True, **options: Any) -> str:
         """Publish an entry to the attached atmosphere: plan, one atomic write. Returns its at:// URI.

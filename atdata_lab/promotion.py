@@ -24,6 +24,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from .errors import (
     InvalidArgumentError,
     NoAtmosphereError,
     PromotionConflictError,
+    PromotionDowngradeError,
     RecordNotFoundError,
     RecordTooLargeError,
     RecordValidationError,
@@ -44,7 +46,7 @@ from .schema import Schema, parse_schema_ref
 from .schema_diff import SchemaDiff, schema_diff
 from .stores.base import DataStore
 from .stores.local import atdata_home, is_safe_dataset_name
-from .urls import is_local, local_path
+from .urls import is_local, local_path, only_on_this_machine
 
 __all__ = [
     "PromotionPlan",
@@ -52,6 +54,11 @@ __all__ = [
     "SchemaDecision",
     "DataAction",
     "PlannedWrite",
+    "PublishedEntry",
+    "RecordChange",
+    "FieldChange",
+    "Downgrade",
+    "PROMOTED_FIELDS",
     "VerificationReport",
     "PDSBlobStore",
     "plan_promotion",
@@ -66,6 +73,7 @@ __all__ = [
 
 RATE_POINTS = {"create": 3, "update": 2, "delete": 1}
 SCAN_CACHE_SECONDS = 600
+PUBLICATION_TIME_TTL = 3600
 _CRASH_ENV = "ATDATA_LAB_CRASH_AT"  # test hook: kill -9 ourselves at a named step
 
 
@@ -140,7 +148,8 @@ class SchemaDecision:
 
 @dataclass
 class DataAction:
-    """What happens to the data: ``keep`` the URLs, ``copy`` to a store, or upload as ``blobs``."""
+    """What happens to the data: ``keep`` the URLs, ``copy`` to a store, upload as ``blobs``, or
+    ``reuse`` the storage already published for the same shards."""
 
     kind: str
     shards: int
@@ -153,7 +162,123 @@ class DataAction:
             return f"Keep the {self.shards} shard URLs ({human_bytes(self.bytes)})"
         if self.kind == "copy":
             return f"Copy {self.shards} shards ({human_bytes(self.bytes)}) to {self.target}"
+        if self.kind == "reuse":
+            return f"Keep the published storage: {self.target} (nothing is copied or uploaded)"
         return f"Upload {self.shards} shards ({human_bytes(self.bytes)}) as PDS blobs"
+
+
+#: The descriptive fields a promotion carries over from what is published unless told otherwise.
+PROMOTED_FIELDS = ("description", "tags", "license", "metadata")
+
+
+def describe_storage(storage: dict[str, Any]) -> str:
+    """One line for a parsed storage union (``records.parse_storage``): kind, shard count, reach."""
+    shards = storage.get("shards") or []
+    n = len(shards)
+    missing = sum(1 for s in shards if not s.get("checksum"))
+    tail = f", {missing} without checksum" if missing else ""
+    kind = storage.get("kind")
+    if kind == "blobs":
+        return f"{n} PDS blob(s){tail}"
+    if kind == "s3":
+        where = f" at {storage['endpoint']}" if storage.get("endpoint") else ""
+        here = " (only on this machine)" if storage.get("endpoint") and only_on_this_machine(storage["endpoint"]) else ""
+        return f"{n} object(s) in S3 bucket {storage.get('bucket')!r}{where}{here}{tail}"
+    urls = [s.get("url", "") for s in shards]
+    if urls and all(only_on_this_machine(u) for u in urls):
+        return f"{n} local file path(s) (only on this machine){tail}"
+    return f"{n} URL(s){tail}"
+
+
+def storage_only_here(storage: dict[str, Any]) -> bool:
+    """True when a parsed storage union can be read on this machine only (file paths, loopback)."""
+    if storage.get("kind") == "blobs":
+        return False
+    if storage.get("kind") == "s3":
+        return bool(storage.get("endpoint")) and only_on_this_machine(storage["endpoint"])
+    return any(only_on_this_machine(s.get("url", "")) for s in storage.get("shards") or [])
+
+
+@dataclass
+class PublishedEntry:
+    """A dataset record as it is published now (read back with ``getRecord``)."""
+
+    uri: str
+    cid: str
+    value: dict[str, Any]
+    local_entry: str | None = None
+
+    @cached_property
+    def parsed(self) -> dict[str, Any]:
+        return _records().entry_from_record(self.value)
+
+    @property
+    def storage(self) -> dict[str, Any]:
+        return self.parsed["storage"]
+
+    @property
+    def storage_kind(self) -> str:
+        return self.storage["kind"]
+
+    @property
+    def checksums(self) -> list[str]:
+        return [(s.get("checksum") or {}).get("digest", "") for s in self.storage["shards"]]
+
+    @property
+    def urls(self) -> list[str]:
+        """The shard URLs the record points to (none for blobs: they live in the repository)."""
+        return [s["url"] for s in self.storage["shards"] if "url" in s]
+
+    def describe(self) -> str:
+        return f"{self.uri} ({describe_storage(self.storage)})"
+
+
+@dataclass
+class FieldChange:
+    """One field of a record that a promotion changes: ``old`` -> ``new`` (None: absent)."""
+
+    field: str
+    old: Any
+    new: Any
+
+    def describe(self) -> str:
+        return f"{self.field}: {_show(self.field, self.old)} -> {_show(self.field, self.new)}"
+
+
+@dataclass
+class RecordChange:
+    """A published record a promotion rewrites (``update``), or a new ``version`` of a published name."""
+
+    uri: str
+    action: str
+    fields: list[FieldChange]
+    previous: str | None = None
+
+    def describe(self) -> str:
+        head = (f"New version of the dataset: {self.previous} -> {self.uri}" if self.action == "version"
+                else f"Update {self.uri}")
+        return "\n".join([head] + [f"  {c.describe()}" for c in self.fields])
+
+
+@dataclass
+class Downgrade:
+    """Something published that a promotion would remove or weaken, and how to say it on purpose."""
+
+    field: str
+    old: str
+    new: str
+    argument: str
+
+    def describe(self) -> str:
+        return f"{self.field}: {self.old} -> {self.new}"
+
+
+def _show(field_name: str, v: Any) -> str:
+    if v is None or v == [] or v == {}:
+        return "(none)"
+    if field_name == "storage" or not isinstance(v, (str, list, dict)):
+        return str(v)  # storage: already a summary line
+    return json.dumps(v, sort_keys=True, ensure_ascii=False)
 
 
 @dataclass
@@ -197,12 +322,22 @@ class PromotionPlan:
     warnings: list[str] = field(default_factory=list)
     blocking: list[str] = field(default_factory=list)
     planning_round_trips: int = 0
+    published: PublishedEntry | None = None
+    changes: list[RecordChange] = field(default_factory=list)
+    intents: list[str] = field(default_factory=list)
+    label_created_at: str | None = None
+    label_version: str | None = None
+
+    @property
+    def previous_version(self) -> str | None:
+        """The at:// URI this promotion supersedes as the dataset published under ``name``."""
+        return next((c.previous for c in self.changes if c.action == "version"), None)
 
     # -- cost
     @property
     def pds_calls(self) -> int:
         """PDS requests :meth:`execute` will send (applyWrites, blob uploads)."""
-        if self.already_published:
+        if self.already_published or not self.writes:
             return 0
         return 1 + (self.data.shards if self.data.kind == "blobs" else 0)
 
@@ -220,8 +355,13 @@ class PromotionPlan:
         lines = [f"Promote {self.entry.name!r} as {self.name!r} to {self.handle or self.did}"]
         if self.already_published:
             lines.append(f"Already published: {self.already_published} (nothing to write)")
+        elif self.published is not None:
+            lines.append(f"Published now: {self.published.describe()}")
         lines.append(f"Schema: {self.schema_decision.describe()}")
         lines.append(f"Data: {self.data.describe()}")
+        for c in self.changes:
+            lines += c.describe().splitlines()
+        lines += [f"On purpose: {i}" for i in self.intents]
         for w in self.writes:
             lines.append(f"Write: {w.action} {w.uri}")
         lines.append(f"Cost: {self.pds_calls} PDS calls, {self.rate_limit_points} rate-limit points")
@@ -247,6 +387,13 @@ class PromotionPlan:
             "pds_calls": self.pds_calls,
             "rate_limit_points": self.rate_limit_points,
             "already_published": self.already_published,
+            "published": ({"uri": self.published.uri, "storage": describe_storage(self.published.storage)}
+                          if self.published is not None else None),
+            "previous_version": self.previous_version,
+            "changes": [{"uri": c.uri, "action": c.action, "previous": c.previous,
+                         "fields": [{"field": f.field, "old": f.old, "new": f.new} for f in c.fields]}
+                        for c in self.changes],
+            "intents": list(self.intents),
             "warnings": list(self.warnings),
             "blocking": list(self.blocking),
         }
@@ -283,6 +430,11 @@ class VerificationReport:
     @property
     def ok(self) -> bool:
         return all(ok for _, ok, _ in self.checks)
+
+    @property
+    def failed(self) -> list[str]:
+        """The names of the checks that failed."""
+        return [name for name, ok, _ in self.checks if not ok]
 
     def add(self, name: str, ok: bool, detail: str = "") -> None:
         self.checks.append((name, ok, detail))
@@ -477,6 +629,172 @@ def _scan_schemas(index: Any, atm: Any) -> list[dict[str, Any]]:
     return items
 
 
+def _latest_publication(index: Any, did: str, name: str) -> dict[str, Any] | None:
+    """What this index last published as ``name`` to ``did``'s repository (its ``published:`` state)."""
+    best = None
+    for v in index.provider.list_state("published:").values():
+        if v.get("did") == did and v.get("name") == name and (best is None or v.get("at", 0) > best.get("at", 0)):
+            best = v
+    return best
+
+
+def _read_published(atm: Any, latest: dict[str, Any] | None, warnings: list[str]) -> PublishedEntry | None:
+    """The record behind ``latest`` as it is on the PDS now (one ``getRecord``), or None."""
+    if latest is None:
+        return None
+    try:
+        got = _get(atm, latest["entry_uri"])
+    except RecordNotFoundError:
+        warnings.append(f"the dataset published earlier at {latest['entry_uri']} is no longer in the repository; "
+                        "this promotion publishes it anew")
+        return None
+    return PublishedEntry(got["uri"], got["cid"], got["value"], local_entry=latest.get("entry"))
+
+
+def _check_clear(clear: Any, given: dict[str, Any]) -> tuple[str, ...]:
+    if isinstance(clear, str):
+        clear = [clear]
+    clear = tuple(clear or ())
+    for f in clear:
+        if f not in PROMOTED_FIELDS:
+            raise InvalidArgumentError(f"clear={list(clear)!r}: {f!r} is not a field a promotion can clear; "
+                                       f"choose from {list(PROMOTED_FIELDS)}")
+        if given.get(f) not in (None, "", [], {}):
+            raise InvalidArgumentError(f"{f} is given a value and also listed in clear=: choose one")
+    return clear
+
+
+def _field_values(entry: IndexEntry, published: PublishedEntry | None, clear: tuple[str, ...],
+                  given: dict[str, Any]) -> dict[str, Any]:
+    """Each promoted field: the call's value, else the local entry's, else what is published."""
+    base = published.parsed if published is not None else {}
+    out: dict[str, Any] = {}
+    for f in ("description", "tags", "license"):
+        empty: Any = [] if f == "tags" else None
+        if f in clear:
+            out[f] = empty
+        elif given[f] is not None:
+            out[f] = given[f] if given[f] not in ("", []) else empty
+        else:
+            out[f] = getattr(entry, f) or base.get(f) or empty
+    if "metadata" in clear:
+        out["metadata"] = {}
+    else:
+        out["metadata"] = {**(base.get("metadata") or {}), **entry.metadata, **(given["metadata"] or {})}
+    return out
+
+
+def _downgrades(published: PublishedEntry | None, values: dict[str, Any], given: dict[str, Any],
+                clear: tuple[str, ...], storage: dict[str, Any], downgrade: bool) -> tuple[list[Downgrade], list[str]]:
+    """What this promotion would remove or weaken in the published record: (refused, on purpose)."""
+    if published is None:
+        return [], []
+    refused: list[Downgrade] = []
+    intents: list[str] = []
+    base = published.parsed
+    for f in PROMOTED_FIELDS:
+        if base.get(f) and not values[f]:
+            if f in clear:
+                intents.append(f"clear {f} (published: {_show(f, base[f])})")
+            else:
+                refused.append(Downgrade(f, _show(f, base[f]), "(none)", f"clear=[{f!r}]"))
+    new = _records().parse_storage(storage)
+    old_text, new_text = describe_storage(published.storage), describe_storage(new)
+    weakened = []
+    if not storage_only_here(published.storage) and storage_only_here(new):
+        weakened.append(Downgrade("storage", old_text, new_text,
+                                  "downgrade=True (or copy_to=S3DataStore(...) / 'blobs' to keep it loadable by others)"))
+    had = all(published.checksums)
+    if had and not all((s.get("checksum") or {}).get("digest") for s in new["shards"]):
+        weakened.append(Downgrade("checksums", "present", "missing", "downgrade=True"))
+    if downgrade:
+        intents += [f"downgrade {d.field}: {d.old} -> {d.new}" for d in weakened]
+    else:
+        refused += weakened
+    return refused, intents
+
+
+def _raise_downgrades(entry_name: str, published: PublishedEntry, refused: list[Downgrade]) -> None:
+    lines = "; ".join(f"{d.describe()} (to do this on purpose, pass {d.argument})" for d in refused)
+    raise PromotionDowngradeError(
+        f"promoting {entry_name!r} would remove or weaken what is published at {published.uri}: {lines}. "
+        "Nothing was written. Other values given to the call are kept; fields not given keep their published "
+        "values.", downgrades=refused)
+
+
+def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    """The fields that differ between two entry records (storage as a summary line)."""
+    rec = _records()
+    a, b = rec.entry_from_record(old), rec.entry_from_record(new)
+    out = []
+    for f in ("name", "schemaRef", "description", "tags", "license", "metadata", "size"):
+        if (a.get(f) or None) != (b.get(f) or None):
+            out.append(FieldChange(f, a.get(f), b.get(f)))
+    if old.get("storage") != new.get("storage"):
+        sa, sb = describe_storage(a["storage"]), describe_storage(b["storage"])
+        if sa == sb:
+            sa, sb = sa + " (old locations)", sb + " (new locations)"
+        out.append(FieldChange("storage", sa, sb))
+    return out
+
+
+def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
+               published: PublishedEntry | None) -> tuple[dict[str, Any], DataAction, str | None, list[str]]:
+    """The entry's storage, the data action, the copy target and blocking problems.
+
+    ``copy_to=None`` follows what is published: the same shards keep their published storage
+    (nothing is uploaded again), other shards go the same way (blobs stay blobs, S3 stays in the
+    index's S3 store); with nothing published it keeps the current URLs (``"keep"`` says so always).
+    """
+    rec = _records()
+    target: Any = "blobs" if isinstance(copy_to, PDSBlobStore) else copy_to
+    same_data = published is not None and published.checksums == list(entry.shard_checksums)
+    total = entry.size_bytes or 0
+    reuse = (published.value["storage"],
+             DataAction("reuse", entry.num_shards, total, describe_storage(published.storage)), None, []) \
+        if published is not None else None
+    if target is None and published is not None:
+        if same_data:
+            return reuse  # type: ignore[return-value]
+        kind = published.storage_kind
+        store = index.data_store
+        if kind == "blobs":
+            target = "blobs"
+        elif kind == "s3" and published.urls and store.owns(published.urls[0]):
+            target = store
+        else:
+            target = "keep"
+    if target is None or target == "keep":
+        storage, w = _storage_for(entry.data_urls, entry.shard_checksums, index.data_store)
+        return storage, DataAction("keep", entry.num_shards, total, "the current URLs", w), None, []
+    if target == "blobs":
+        if same_data and published is not None and published.storage_kind == "blobs":
+            return reuse  # type: ignore[return-value]
+        limit = atm.describe_server().get("blobUploadLimit") or 5_000_000
+        sizes = _shard_sizes(index, entry)
+        over = [u for u, s in zip(entry.data_urls, sizes) if s > limit]
+        data = DataAction("blobs", entry.num_shards, total, f"PDS blobs at {atm.pds_url}")
+        blocking = []
+        if over:
+            msg = (f"{len(over)} shard(s) exceed the PDS blob limit of {human_bytes(limit)} (e.g. {over[0]}): "
+                   "re-write with a smaller maxsize= or copy to a store instead")
+            data.warnings.append(msg)
+            blocking.append(msg)
+        storage = rec.storage_blobs([{"blob": {"$type": "blob", "ref": {"$link": "bafkreiplaceholder"},
+                                               "mimeType": "application/x-tar", "size": 0}, "sha256": c}
+                                     for c in entry.shard_checksums])
+        return storage, data, "blobs", blocking
+    if isinstance(target, DataStore):
+        new_urls = [target.shard_url(name if is_safe_dataset_name(name) else entry.name, i)
+                    for i in range(entry.num_shards)]
+        storage, w = _storage_for(new_urls, entry.shard_checksums, target)
+        if same_data and published is not None and storage == published.value["storage"]:
+            return reuse  # type: ignore[return-value]
+        return storage, DataAction("copy", entry.num_shards, total, target.describe(), w), target, []
+    raise InvalidArgumentError(
+        f"copy_to must be a data store (LocalDiskStore, S3DataStore), 'blobs', 'keep' or None, not {copy_to!r}")
+
+
 def plan_promotion(
     index: Any,
     entry_name: str,
@@ -488,6 +806,8 @@ def plan_promotion(
     metadata: dict[str, Any] | None = None,
     copy_to: Any = None,
     label_version: str | None = None,
+    clear: Any = (),
+    downgrade: bool = False,
 ) -> PromotionPlan:
     """Decide a promotion without writing anything. See :meth:`Index.plan_promotion`."""
     rec = _records()
@@ -496,82 +816,78 @@ def plan_promotion(
         raise InvalidArgumentError(f"entry {entry_name!r} has no data URLs: there is nothing to publish")
     atm = _atmosphere(index)
     name = name if name is not None else entry.name
-    description = description if description is not None else entry.description
-    tags = tags if tags is not None else entry.tags
-    license = license if license is not None else entry.license
-    meta = dict(entry.metadata)
-    meta.update(metadata or {})
-    tags, license = validate_promotion_inputs(name, description, tags, license, meta)
-    local_schema = index.get_schema(entry.schema_ref)  # KeyError when missing
-    schema = Schema.from_record(local_schema)
+    given = {"description": description, "tags": tags, "license": license, "metadata": metadata}
+    clear = _check_clear(clear, given)
     start = atm.round_trips
     did = atm.did
-
-    # already published, unchanged?
-    pub_key = _state_key("published", entry.name, did, name)
-    published = index.provider.get_state(pub_key)
-    decision = _find_schema(index, atm, schema, entry.schema_ref)
-    schema_uri = decision.uri
-
-    # data action
-    copy_target = "blobs" if isinstance(copy_to, PDSBlobStore) else copy_to
-    total = entry.size_bytes or 0
     warnings: list[str] = []
-    blocking: list[str] = []
-    if copy_target is None:
-        storage, w = _storage_for(entry.data_urls, entry.shard_checksums, index.data_store)
-        data = DataAction("keep", entry.num_shards, total, "the current URLs", w)
-    elif copy_target == "blobs":
-        limit = atm.describe_server().get("blobUploadLimit") or 5_000_000
-        sizes = _shard_sizes(index, entry)
-        over = [u for u, s in zip(entry.data_urls, sizes) if s > limit]
-        data = DataAction("blobs", entry.num_shards, total, f"PDS blobs at {atm.pds_url}")
-        if over:
-            msg = (f"{len(over)} shard(s) exceed the PDS blob limit of {human_bytes(limit)} (e.g. {over[0]}): "
-                   "re-write with a smaller maxsize= or copy to a store instead")
-            data.warnings.append(msg)
-            blocking.append(msg)
-        storage = rec.storage_blobs([{"blob": {"$type": "blob", "ref": {"$link": "bafkreiplaceholder"},
-                                               "mimeType": "application/x-tar", "size": 0}}])
-    elif isinstance(copy_target, DataStore):
-        new_urls = [copy_target.shard_url(name if is_safe_dataset_name(name) else entry.name, i) for i in range(entry.num_shards)]
-        storage, w = _storage_for(new_urls, entry.shard_checksums, copy_target)
-        data = DataAction("copy", entry.num_shards, total, copy_target.describe(), w)
-    else:
-        raise InvalidArgumentError(f"copy_to must be a data store (LocalDiskStore, S3DataStore), 'blobs' or None, not {copy_to!r}")
-
     entry_rkey = derived_tid(f"entry|{did}|{entry.cid}|{name}", entry.created_at)
     label_rkey = derived_tid(f"label|{did}|{entry.cid}|{name}", entry.created_at)
     entry_uri = f"at://{did}/{rec.ENTRY_NSID}/{entry_rkey}"
     label_uri = f"at://{did}/{rec.LABEL_NSID}/{label_rkey}"
+
+    # what is published under this name now (the plan starts from it), and this entry's own publication
+    mine = index.provider.get_state(_state_key("published", entry.name, did, name))
+    latest = _latest_publication(index, did, name)
+    published = _read_published(atm, latest, warnings)
+    values = _field_values(entry, published, clear, given)
+    tags, license = validate_promotion_inputs(name, values["description"], values["tags"], values["license"],
+                                              values["metadata"])
+    local_schema = index.get_schema(entry.schema_ref)  # KeyError when missing
+    schema = Schema.from_record(local_schema)
+    decision = _schema_named_by(index, did, entry, published, schema) or _find_schema(index, atm, schema,
+                                                                                       entry.schema_ref)
+    schema_uri = decision.uri
+    storage, data, copy_target, blocking = _plan_data(index, atm, entry, name, copy_to, published)
+    refused, intents = _downgrades(published, values, given, clear, storage, downgrade)
+    if refused:
+        _raise_downgrades(entry.name, published, refused)  # type: ignore[arg-type]
+
     entry_value = rec.entry_record(
-        name, schema_uri, storage, description=description, tags=tags or None, license=license,
+        name, schema_uri, storage, description=values["description"], tags=tags or None, license=license,
         size={"samples": entry.num_samples, "bytes": entry.size_bytes, "shards": entry.num_shards},
-        metadata=meta or None, content_cid=entry.cid, created_at=entry.created_at,
+        metadata=values["metadata"] or None, content_cid=entry.cid, created_at=entry.created_at,
     )
-    label_value = rec.label_record(name, entry_uri, version=label_version, created_at=entry.created_at)
-    writes = []
+    writes: list[PlannedWrite] = []
+    changes: list[RecordChange] = []
     if decision.action == "publish":
         writes.append(PlannedWrite("create", rec.SCHEMA_NSID, schema_uri.rsplit("/", 1)[1], schema_uri,
                                    rec.schema_record(local_schema, license=None)))
-    action = "update" if published and published.get("entry_uri") == entry_uri else "create"
-    writes.append(PlannedWrite(action, rec.ENTRY_NSID, entry_rkey, entry_uri, entry_value))
-    writes.append(PlannedWrite(action, rec.LABEL_NSID, label_rkey, label_uri, label_value))
+    same_record = published is not None and published.uri == entry_uri
+    if same_record:
+        if rec.record_cid(entry_value) != published.cid:  # type: ignore[union-attr]
+            writes.append(PlannedWrite("update", rec.ENTRY_NSID, entry_rkey, entry_uri, entry_value))
+            changes.append(RecordChange(entry_uri, "update", _field_changes(published.value, entry_value)))  # type: ignore[union-attr]
+    else:
+        writes.append(PlannedWrite("update" if mine else "create", rec.ENTRY_NSID, entry_rkey, entry_uri,
+                                   entry_value))
+        if published is not None:
+            changes.append(RecordChange(entry_uri, "version", _field_changes(published.value, entry_value),
+                                        previous=published.uri))
+    # the label names the dataset: it is (re)written, with the publication time, when this entry
+    # becomes the one published under the name; @handle/name resolves to the newest label
+    label_version = label_version if label_version is not None else (mine or {}).get("label_version")
+    label_current = (mine is not None and latest is not None and latest.get("entry_uri") == entry_uri
+                     and label_version == mine.get("label_version"))
+    label_created_at = (mine or {}).get("label_created_at")
+    if not label_current:
+        label_created_at = _publication_time(index, did, entry_rkey)
+        label_value = rec.label_record(name, entry_uri, version=label_version, created_at=label_created_at)
+        writes.append(PlannedWrite("update" if mine else "create", rec.LABEL_NSID, label_rkey, label_uri,
+                                   label_value))
     if decision.action == "conflict":
         blocking.append(decision.describe())
 
-    already = None
-    if published and data.kind == "keep" and published.get("entry_uri") == entry_uri:
-        if published.get("record_cids", {}).get("entry") == rec.record_cid(entry_value) \
-                and published.get("schema_uri") == schema_uri:
-            already = entry_uri
-    if already:
-        writes = []
+    only_schema = all(w.collection == rec.SCHEMA_NSID for w in writes)
+    already = entry_uri if same_record and not writes else None
+    if same_record and only_schema and writes:
+        warnings.append("the schema record is missing from the repository: it is published again")
     plan = PromotionPlan(
-        index=index, entry=entry, name=name, description=description, tags=tags, license=license, metadata=meta,
-        did=did, handle=atm.handle, schema_decision=decision, writes=writes, data=data, copy_to=copy_target,
-        entry_uri=entry_uri, label_uri=label_uri, already_published=already, warnings=warnings,
-        blocking=blocking,
+        index=index, entry=entry, name=name, description=values["description"], tags=tags, license=license,
+        metadata=values["metadata"], did=did, handle=atm.handle, schema_decision=decision, writes=writes,
+        data=data, copy_to=copy_target, entry_uri=entry_uri, label_uri=label_uri, already_published=already,
+        warnings=warnings, blocking=blocking, published=published, changes=changes, intents=intents,
+        label_created_at=label_created_at, label_version=label_version,
     )
     plan.planning_round_trips = atm.round_trips - start
     # the whole batch must fit in one request
@@ -582,6 +898,31 @@ def plan_promotion(
             "1,000,000: shorten the description/metadata or use fewer, larger shards")
     _crash_point("after_plan")
     return plan
+
+
+def _publication_time(index: Any, did: str, entry_rkey: str) -> str:
+    """The label's ``createdAt``: when this entry is published. Planned once and kept in the local
+    index until the promotion is done, so every plan of it (the wizard's and ``promote_entry``'s),
+    a re-run after a crash and a second kernel all write the same label; a plan older than an
+    hour is planned again (the time orders versions: ``@handle/name`` resolves to the newest)."""
+    key = _state_key("publication-time", did, entry_rkey)
+    known = index.provider.get_state(key)
+    if known is not None and time.time() - known.get("at", 0) < PUBLICATION_TIME_TTL:
+        return known["iso"]
+    iso = _records().now_iso()
+    index.provider.set_state(key, {"iso": iso, "at": time.time()})
+    return iso
+
+
+def _schema_named_by(index: Any, did: str, entry: IndexEntry, published: PublishedEntry | None,
+                     schema: Schema) -> SchemaDecision | None:
+    """Reuse without a request: the published entry record names the schema this index published."""
+    if published is None:
+        return None
+    known = index.provider.get_state(_state_key("schema-published", did, entry.schema_ref))
+    if known is not None and known.get("uri") == published.parsed["schemaRef"]:
+        return SchemaDecision("reuse", known["uri"], schema, "published entry")
+    return None
 
 
 def _shard_sizes(index: Any, entry: IndexEntry) -> list[int]:
@@ -644,8 +985,10 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
     report(ProgressEvent("promote", 1, steps, "steps", "moving data"))
     data_urls = list(entry.data_urls)
     writes = [PlannedWrite(w.action, w.collection, w.rkey, w.uri, dict(w.value)) for w in plan.writes]
-    entry_write = next(w for w in writes if w.collection == rec.ENTRY_NSID)
-    if plan.data.kind == "copy":
+    entry_write = next((w for w in writes if w.collection == rec.ENTRY_NSID), None)
+    if plan.data.kind == "reuse" and plan.published is not None:
+        data_urls = plan.published.urls
+    elif plan.data.kind == "copy":
         from .shards import ShardInfo
         from .transfer import copy_shards
 
@@ -676,14 +1019,17 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
             if i == 0:
                 _crash_point("during_copy")
             check_cancel("while uploading blobs")
+        assert entry_write is not None  # new storage: the entry record changes
         entry_write.value["storage"] = rec.storage_blobs(blobs)
         rec.validate_record(entry_write.value, rec.ENTRY_NSID)
+        data_urls = []  # the record points at the blobs, not at any file of ours
 
     # one atomic write (unless an earlier, interrupted run already made it: its intent says so)
     report(ProgressEvent("promote", 2, steps, "steps", "writing records"))
     check_cancel("before writing records")
     _crash_point("before_apply")
-    landed = _landed_earlier(atm, writes, entry_write) if earlier_intent is not None else None
+    witness = entry_write or next(w for w in writes if w.collection != rec.SCHEMA_NSID)
+    landed = _landed_earlier(atm, writes, witness) if earlier_intent is not None else None
     try:
         results = landed if landed is not None else atm.apply_writes([w.as_write() for w in writes])
     except AtdataLabError as e:
@@ -712,13 +1058,21 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         local = index.get_schema(schema_ref)
         scan["items"].append({"uri": d.uri, "name": local["name"], "version": local["version"], "local": local})
         index.provider.set_state(_state_key("schema-scan", plan.did), scan)
-    index.provider.set_state(_state_key("published", entry.name, plan.did, plan.name), {
+    pub_key = _state_key("published", entry.name, plan.did, plan.name)
+    before = index.provider.get_state(pub_key) or {}
+    record_cids = {**before.get("record_cids", {}), **cids}
+    if entry_write is not None:
+        record_cids["entry"] = rec.record_cid(entry_write.value)
+    index.provider.set_state(pub_key, {
         "entry_uri": plan.entry_uri, "schema_uri": d.uri, "label_uri": plan.label_uri, "data_urls": data_urls,
-        "record_cids": {"entry": rec.record_cid(entry_write.value), **cids}, "at": time.time(),
-        "name": plan.name, "did": plan.did,
+        "record_cids": record_cids, "at": time.time(), "name": plan.name, "did": plan.did, "entry": entry.name,
+        "label_created_at": plan.label_created_at, "label_version": plan.label_version,
     })
-    index.provider.update_entry(entry.name, published_uri=plan.entry_uri)
+    # what was published is proposed by the next promotion of this entry
+    index.provider.update_entry(entry.name, published_uri=plan.entry_uri, description=plan.description,
+                                tags=list(plan.tags), license=plan.license, metadata=dict(plan.metadata))
     index.provider.set_state(intent_key, None)
+    index.provider.set_state(_state_key("publication-time", plan.did, plan.entry_uri.rsplit("/", 1)[1]), None)
     report(ProgressEvent("promote", 4, steps, "steps", "done", finished=True))
     return PromotionResult(
         at_uri=plan.entry_uri, schema_uri=d.uri, label_uri=plan.label_uri, schema_reused=d.action == "reuse",
@@ -727,15 +1081,15 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
     )
 
 
-def _landed_earlier(atm: Any, writes: list[PlannedWrite], entry_write: PlannedWrite) -> list[dict[str, Any]] | None:
-    """After an interrupted run: if its entry record is on the PDS exactly as planned, the atomic
-    write happened (all records landed together); return results without writing again."""
+def _landed_earlier(atm: Any, writes: list[PlannedWrite], witness: PlannedWrite) -> list[dict[str, Any]] | None:
+    """After an interrupted run: if its entry (or label) record is on the PDS exactly as planned, the
+    atomic write happened (all records landed together); return results without writing again."""
     rec = _records()
     try:
-        cur = atm.get_record(entry_write.collection, entry_write.rkey)
+        cur = atm.get_record(witness.collection, witness.rkey)
     except RecordNotFoundError:
         return None
-    if cur["cid"] != rec.record_cid(entry_write.value):
+    if cur["cid"] != rec.record_cid(witness.value):
         return None
     return [{"action": w.action, "uri": w.uri, "cid": rec.record_cid(w.value), "collection": w.collection,
              "rkey": w.rkey, "value": w.value} for w in writes]
@@ -948,16 +1302,29 @@ def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> Verific
     except AtdataLabError as e:
         report.add("data reachable", False, str(e))
         return report
+    storage = parsed["storage"]
+    missing = sum(1 for s in storage["shards"] if not s.get("checksum"))
+    report.add("shard checksums recorded", not missing and bool(storage["shards"]),
+               f"{len(storage['shards'])} shards" if not missing else
+               f"{missing} of {len(storage['shards'])} shards have no checksum: nobody can check their bytes")
+    here = storage_only_here(storage)
+    report.add("loadable by others", not here,
+               describe_storage(storage) if not here else
+               f"only loadable on this machine: {describe_storage(storage)}; publish the data to a public store "
+               "(copy_to=S3DataStore(...)) or as PDS blobs (copy_to='blobs')")
     bad = []
+    checked = 0
     for url, want_sum in zip(ds.urls, entry.shard_checksums):
         if not want_sum:
             continue
+        checked += 1
         try:
             if sha256_of(url, ds.storage_options) != want_sum:
                 bad.append(url)
         except OSError as e:
             bad.append(f"{url} ({e})")
-    report.add("shard checksums match", not bad, f"{len(ds.urls)} shards" if not bad else f"mismatch: {bad[0]}")
+    report.add("shard checksums match", not bad and checked > 0,
+               f"mismatch: {bad[0]}" if bad else f"{checked} of {len(ds.urls)} shards checked")
     try:
         batch = next(ds.ordered(batch_size=batch_size))
         shapes = {k: (list(v.shape) if hasattr(v, "shape") else f"list[{len(v)}]") for k, v in batch.as_dict().items()}
@@ -972,10 +1339,23 @@ def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> Verific
         report.add("first batch loads with the right shapes", not mism, json.dumps(shapes) if not mism else "; ".join(mism))
     except (AtdataLabError, StopIteration) as e:
         report.add("first batch loads with the right shapes", False, str(e) or "no samples")
-    handle = getattr(atm, "handle", None)
+    handle = _publisher_handle(atm, at_uri, uri)
     report.load_line = (f'atdata.load_dataset("@{handle}/{entry.name}", split="train")' if handle
                         else f'atdata.load_dataset("{uri}", split="train")')
     return report
+
+
+def _publisher_handle(atm: Any, asked: str, uri: str) -> str | None:
+    """The handle of the repository that published ``uri`` (not the reader's), if it is known."""
+    if asked.startswith("@") and not asked[1:].startswith("did:"):
+        return asked[1:].partition("/")[0]
+    did = _records().AtUri.parse(uri).authority
+    if did == getattr(atm, "did", None):
+        return atm.handle
+    try:
+        return atm.handle_of(did)
+    except AtdataLabError:
+        return None
 
 
 def schema_version_of(ref: str) -> str:

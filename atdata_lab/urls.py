@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 # Remote shards are read in blocks this large: few requests, memory bounded by one block.
 REMOTE_BLOCK = 32 << 20
 
-__all__ = ["expand_urls", "is_local", "local_path", "open_url", "read_range", "url_size"]
+__all__ = ["expand_urls", "is_local", "local_path", "only_on_this_machine", "open_url", "read_range", "url_size"]
 
 _BRACE = re.compile(r"\{([^{}]*)\}")
 
@@ -47,6 +47,27 @@ def expand_urls(urls: str | os.PathLike | list | tuple) -> list[str]:
 
 def is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
+
+
+def only_on_this_machine(url: str) -> bool:
+    """True when nobody else can read ``url``: a local path, ``file://``, or a loopback host
+    (``localhost``, ``127.0.0.0/8``, ``::1``, ``0.0.0.0``)."""
+    if is_local(url):
+        return True
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
 
 
 def local_path(url: str) -> str:

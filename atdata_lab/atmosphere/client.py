@@ -811,6 +811,33 @@ class Atmosphere:
         self._did_cache[handle] = did
         return did
 
+    def handle_of(self, did: str) -> str:
+        """The handle ``did`` goes by: the one its repository (or DID document) names, accepted only
+        when it resolves back to ``did`` (anyone can claim any handle).
+
+        Raises:
+            RecordNotFoundError: No handle, or the handle does not resolve back to ``did``.
+        """
+        if did == self.did and self.handle:
+            return self.handle
+        handle: str | None = None
+        with contextlib.suppress(RequestError, PDSUnavailableError):
+            out = self._call("query", "com.atproto.repo.describeRepo", params={"repo": did},
+                             op=f"describe the repo {did}")
+            handle = out.get("handle") if isinstance(out, dict) else None
+        if not isinstance(handle, str) or not handle:
+            from atproto_identity.resolver import IdResolver
+
+            try:
+                doc = IdResolver(plc_url=self._plc_url, timeout=5.0).did.resolve(did)
+                aliases = list(doc.also_known_as or []) if doc is not None else []
+            except Exception:
+                aliases = []
+            handle = next((a[len("at://"):] for a in aliases if isinstance(a, str) and a.startswith("at://")), None)
+        if not handle or self.resolve_handle(handle) != did:
+            raise RecordNotFoundError(f"{did} has no handle that resolves back to it")
+        return handle
+
     def get_repo_pds(self, did: str) -> str:
         """The PDS URL hosting ``did``'s repository (from its DID document).
 
