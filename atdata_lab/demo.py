@@ -3,7 +3,8 @@ defaults (SQLite index, local disk store, the sandbox PDS started here and stopp
 
 Steps: write 1000 ``FeatureSample`` in 2 shards; promote with description, tags and license;
 promote a second dataset with the same schema (the schema is reused, not published twice);
-verify; load back through the at:// URI and through ``@handle/name``.
+verify; load back through the at:// URI and through ``@handle/name``; promote again with nothing
+given (the published license and blobs are kept, nothing is written).
 """
 
 from __future__ import annotations
@@ -88,7 +89,14 @@ def run(home: str) -> int:
         ds2 = atdata.load_dataset(f"@{account.handle}/feature-vectors-v2", split="train")
         _say(f"   Loaded back via @{account.handle}/feature-vectors-v2: {len(ds2)} samples "
              f"(type {ds2.sample_type.__name__} generated from the published schema)")
-        ok = len(schemas) == 1 and n == 1000 and len(ds2) == 400
+        client.round_trips = 0
+        again = index.plan_promotion("feature-vectors-v2")  # the plain form, later
+        done = again.execute(progress=False)
+        _say("\n6. Promoted feature-vectors-v2 again (nothing given)")
+        _say(f"   {'already published: nothing written, nothing uploaded' if done.already_published else 'WROTE'}; "
+             f"license still {again.license!r}, storage: {again.data.describe()}; "
+             f"PDS round trips: {client.round_trips}")
+        ok = len(schemas) == 1 and n == 1000 and len(ds2) == 400 and done.already_published
     _say(f"\nSandbox stopped. Done in {time.perf_counter() - t0:.1f} s: {'OK' if ok else 'UNEXPECTED RESULT'}")
     return 0 if ok else 1
 

@@ -818,6 +818,9 @@ def plan_promotion(
     name = name if name is not None else entry.name
     given = {"description": description, "tags": tags, "license": license, "metadata": metadata}
     clear = _check_clear(clear, given)
+    # bad input fails before any request
+    early = _field_values(entry, None, clear, given)
+    validate_promotion_inputs(name, early["description"], early["tags"], early["license"], early["metadata"])
     start = atm.round_trips
     did = atm.did
     warnings: list[str] = []
@@ -1337,7 +1340,7 @@ def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> Verific
                 if any(w is not None and w != g for w, g in zip(want_shape, col.shape)):
                     mism.append(f"{f.name}: {list(col.shape)} vs schema {list(f.type.shape)}")
         report.add("first batch loads with the right shapes", not mism, json.dumps(shapes) if not mism else "; ".join(mism))
-    except (AtdataLabError, StopIteration) as e:
+    except (AtdataLabError, OSError, StopIteration) as e:
         report.add("first batch loads with the right shapes", False, str(e) or "no samples")
     handle = _publisher_handle(atm, at_uri, uri)
     report.load_line = (f'atdata.load_dataset("@{handle}/{entry.name}", split="train")' if handle
