@@ -857,12 +857,16 @@ def plan_promotion(
         writes.append(PlannedWrite("create", rec.SCHEMA_NSID, schema_uri.rsplit("/", 1)[1], schema_uri,
                                    rec.schema_record(local_schema, license=None)))
     same_record = published is not None and published.uri == entry_uri
+    # this entry's own records exist unless they were just found gone (then they are created again;
+    # a create that meets a record is turned into an update at execution)
+    gone = published is None and latest is not None and latest.get("entry_uri") == entry_uri
+    exists = mine is not None and not gone
     if same_record:
         if rec.record_cid(entry_value) != published.cid:  # type: ignore[union-attr]
             writes.append(PlannedWrite("update", rec.ENTRY_NSID, entry_rkey, entry_uri, entry_value))
             changes.append(RecordChange(entry_uri, "update", _field_changes(published.value, entry_value)))  # type: ignore[union-attr]
     else:
-        writes.append(PlannedWrite("update" if mine else "create", rec.ENTRY_NSID, entry_rkey, entry_uri,
+        writes.append(PlannedWrite("update" if exists else "create", rec.ENTRY_NSID, entry_rkey, entry_uri,
                                    entry_value))
         if published is not None:
             changes.append(RecordChange(entry_uri, "version", _field_changes(published.value, entry_value),
@@ -870,13 +874,13 @@ def plan_promotion(
     # the label names the dataset: it is (re)written, with the publication time, when this entry
     # becomes the one published under the name; @handle/name resolves to the newest label
     label_version = label_version if label_version is not None else (mine or {}).get("label_version")
-    label_current = (mine is not None and latest is not None and latest.get("entry_uri") == entry_uri
-                     and label_version == mine.get("label_version"))
+    label_current = (exists and latest is not None and latest.get("entry_uri") == entry_uri
+                     and label_version == (mine or {}).get("label_version"))
     label_created_at = (mine or {}).get("label_created_at")
     if not label_current:
         label_created_at = _publication_time(index, did, entry_rkey)
         label_value = rec.label_record(name, entry_uri, version=label_version, created_at=label_created_at)
-        writes.append(PlannedWrite("update" if mine else "create", rec.LABEL_NSID, label_rkey, label_uri,
+        writes.append(PlannedWrite("update" if exists else "create", rec.LABEL_NSID, label_rkey, label_uri,
                                    label_value))
     if decision.action == "conflict":
         blocking.append(decision.describe())
