@@ -4,9 +4,12 @@ fixture (a second one, for copies)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import atdata_lab as atdata
+from atdata_lab.errors import ShardExistsError
 from atdata_lab.progress import ProgressEvent
 from atdata_lab.transfer import copy_shards
 from tests.conformance.index_suite import ExperimentSample, experiment
@@ -48,6 +51,51 @@ class StoreSuite:
         s2.write(b"y")
         s2.abort()
         assert not store.exists(other)
+
+    def test_commit_never_replaces_a_different_file(self, store):
+        url = store.shard_url("taken", 0)
+        first = store.open_sink(url)
+        first.write(b"first" * 100)
+        assert first.commit() is True  # created
+        second = store.open_sink(url)
+        second.write(b"other" * 100)
+        with pytest.raises(ShardExistsError) as e:
+            second.commit()
+        assert isinstance(e.value, FileExistsError) and e.value.url == url and "already exists" in str(e.value)
+        with store.open_read(url) as f:
+            assert f.read() == b"first" * 100  # nothing already stored is lost
+        same = store.open_sink(url)
+        same.write(b"first" * 100)
+        assert same.commit() is False  # identical content: the existing file is reused
+        with store.open_read(url) as f:
+            assert f.read() == b"first" * 100
+
+    def test_two_writers_committing_one_name_at_once_never_overwrite_each_other(self, store):
+        # both stage their bytes, then commit at the same moment: one wins, the other is refused
+        url = store.shard_url("race", 0)
+        payloads = [bytes([65 + k]) * 4096 for k in range(2)]
+        sinks = [store.open_sink(url) for _ in payloads]
+        for sink, data in zip(sinks, payloads):
+            sink.write(data)
+        barrier = threading.Barrier(len(sinks))
+        outcomes: list[object] = [None] * len(sinks)
+
+        def commit(k: int) -> None:
+            barrier.wait()
+            try:
+                outcomes[k] = sinks[k].commit()
+            except ShardExistsError as e:
+                outcomes[k] = e
+
+        threads = [threading.Thread(target=commit, args=(k,)) for k in range(len(sinks))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [k for k, o in enumerate(outcomes) if o is True]
+        assert len(winners) == 1 and sum(isinstance(o, ShardExistsError) for o in outcomes) == 1, outcomes
+        with store.open_read(url) as f:
+            assert f.read() == payloads[winners[0]]
 
     def test_delete_is_idempotent(self, store):
         url = store.shard_url("del", 0)
