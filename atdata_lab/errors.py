@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "AtdataLabError",
+    "AtdataLabWarning",
     "AtmosphereError",
     "AuthenticationError",
     "BusyError",
@@ -26,6 +27,7 @@ __all__ = [
     "PDSUnavailableError",
     "PromotionConflictError",
     "PromotionDowngradeError",
+    "PublishedDataWarning",
     "RateLimitedError",
     "RecordConflictError",
     "RecordNotFoundError",
@@ -38,6 +40,7 @@ __all__ = [
     "SchemaConflictError",
     "SchemaNotFoundError",
     "ShardError",
+    "ShardExistsError",
     "StoreError",
 ]
 
@@ -109,6 +112,19 @@ class SampleDecodeError(AtdataLabError, ValueError):
 
 class StoreError(AtdataLabError, OSError):
     """A data store (disk, S3) failed; the message names the store and the fix."""
+
+
+class ShardExistsError(StoreError, FileExistsError):
+    """A store refused to publish a shard: its URL already holds a different file (a store never
+    replaces a shard, which an entry or a published record may still use).
+
+    Attributes:
+        url: The shard URL that is taken.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None):
+        super().__init__(message)
+        self.url = url
 
 
 class SandboxError(AtdataLabError, RuntimeError):
@@ -203,3 +219,21 @@ class RecordConflictError(RequestError, ValueError):
                  status: int | None = None):
         super().__init__(message, response=response, status=status)
         self.current_cid = current_cid
+
+
+class AtdataLabWarning(UserWarning):
+    """Root of the warnings atdata_lab issues on purpose."""
+
+
+class PublishedDataWarning(AtdataLabWarning):
+    """Shard files that published records still point to were kept (or, with ``force=True``, deleted).
+
+    Attributes:
+        records: at:// URI of each published record concerned -> the URLs of its files in question.
+        deleted: True when the files were deleted (``force=True``): those records no longer load.
+    """
+
+    def __init__(self, message: str, *, records: dict[str, list[str]] | None = None, deleted: bool = False):
+        super().__init__(message)
+        self.records = dict(records or {})
+        self.deleted = deleted

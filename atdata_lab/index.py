@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import uuid
+import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from .errors import (
     EntryConflictError,
     EntryNotFoundError,
     InvalidArgumentError,
+    PublishedDataWarning,
     SchemaConflictError,
     SchemaNotFoundError,
 )
@@ -171,6 +173,7 @@ class Index:
         license: str | None = None,
         metadata: dict[str, Any] | None = None,
         overwrite: bool = False,
+        force: bool = False,
         progress: ProgressLike = True,
     ) -> IndexEntry:
         """Write samples as a new dataset: shards into the data store, entry into the index.
@@ -180,6 +183,11 @@ class Index:
         identical one exists). The entry is committed only after every shard is complete.
         Writing an existing name with identical content returns the existing entry;
         different content raises unless ``overwrite=True``.
+
+        Overwriting deletes the old entry's shards that nothing else uses. Shards a published
+        record of this index still points to are kept, so the record keeps loading (a
+        :class:`~atdata_lab.errors.PublishedDataWarning` names it); ``force=True`` deletes them too,
+        and the warning names the records that no longer load.
 
         Raises:
             ValueError: empty input or a bad name (nothing is written).
@@ -228,14 +236,17 @@ class Index:
             writer.commit()
         except BaseException:
             writer.abort()
-            self._end_write(journal, done=False)
+            self._narrow_write(journal, writer.created)  # shards this write did not create are never cleaned up
+            self._end_write(journal, done=not writer.created)
             raise
+        if len(writer.created) != len(infos):  # an identical file was there already: not ours to clean up
+            self._narrow_write(journal, writer.created)
         try:
             entry = self._commit_entry(name, chosen.ref, infos, n, cid, description, tags, license, metadata,
-                                       overwrite, existing)
+                                       overwrite, existing, force=force, call="index.write")
         except BaseException:  # the entry did not change: its files were never touched; drop the new ones
             try:
-                self._delete_unused([i.url for i in infos])
+                self._delete_unused(writer.created)
             except BaseException:
                 self._end_write(journal, done=False)  # the index is unreachable: a later write cleans up
                 raise
@@ -266,6 +277,20 @@ class Index:
         return path
 
     @staticmethod
+    def _narrow_write(journal: Path | None, urls: list[str]) -> None:
+        """Note only ``urls`` of a write's shards: those it created (an identical file that was already
+        there belongs to someone else and is never cleaned up)."""
+        if journal is None:
+            return
+        try:
+            info, keep = json.loads(journal.read_text()), set(urls)
+            tmp = journal.with_suffix(".tmp")
+            tmp.write_text(json.dumps({**info, "urls": [u for u in info.get("urls", []) if u in keep]}))
+            os.replace(tmp, journal)
+        except (OSError, ValueError):
+            pass
+
+    @staticmethod
     def _end_write(journal: Path | None, *, done: bool) -> None:
         if journal is None:
             return
@@ -275,7 +300,8 @@ class Index:
 
     def _clean_stale_writes(self) -> None:
         """Delete shards that writes on this machine published without committing their entry (the
-        writer was killed in between, or the index became unreachable), once no entry uses them."""
+        writer was killed in between, or the index became unreachable), once no entry and no
+        published record uses them."""
         folder = _pending_writes_dir()
         if not folder.is_dir():
             return
@@ -293,15 +319,7 @@ class Index:
                 continue
             urls = [u for u in info.get("urls", []) if isinstance(u, str)]
             try:
-                used = self.provider.urls_in_use(urls)
-                left = []
-                for url in urls:
-                    if url in used:
-                        continue
-                    if self.data_store.owns(url):
-                        self.data_store.delete(url)
-                    else:
-                        left.append(url)  # another store's: an index over that store cleans it
+                left = self._delete_unused(urls)  # another store's are left: an index over that store cleans them
             except (AtdataLabError, OSError):
                 continue  # the index or the store is unreachable now: try again next time
             if left:
@@ -309,7 +327,8 @@ class Index:
             else:
                 path.unlink(missing_ok=True)
 
-    def _commit_entry(self, name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing):
+    def _commit_entry(self, name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing,
+                      *, force=False, call="index.write"):
         entry = IndexEntry(
             name=name, cid=cid, schema_ref=ref, data_urls=[i.url for i in infos], num_samples=n,
             size_bytes=sum(i.size for i in infos), shard_checksums=[i.checksum for i in infos],
@@ -319,15 +338,64 @@ class Index:
         shard_rows = [self._shard_row(i, name) for i in infos]
         self.provider.put_entry(entry.to_row(), shard_rows, replace=overwrite)
         if existing is not None:
-            self._delete_unused([u for u in existing["data_urls"] if u not in set(entry.data_urls)])
+            self._delete_unused([u for u in existing["data_urls"] if u not in set(entry.data_urls)], force=force,
+                                call=f"{call}(..., name={name!r}, overwrite=True)", stacklevel=4)
         return entry
 
-    def _delete_unused(self, urls: list[str]) -> None:
-        """Delete shards of this index's store that no entry references (the only place files go)."""
+    def _delete_unused(self, urls: list[str], *, force: bool = False, call: str | None = None,
+                       stacklevel: int = 3) -> list[str]:
+        """Delete shards of this index's store that no entry and no published record of this index
+        references: the only place shard files are deleted.
+
+        Shards a published record points to are kept unless ``force``; with ``call`` (the user's
+        call, for the message) a :class:`PublishedDataWarning` names the records concerned and says
+        whether they still load. Returns the unused URLs of other stores (left alone).
+        """
         used = self.provider.urls_in_use(urls)
-        for url in urls:
-            if url not in used and self.data_store.owns(url):
-                self.data_store.delete(url)
+        unused = [u for u in urls if u not in used]
+        published = self.published_urls(unused)
+        left, records = [], {}
+        for url in unused:
+            if not self.data_store.owns(url):
+                left.append(url)
+                continue
+            if url in published:
+                for uri in published[url]:
+                    records.setdefault(uri, []).append(url)
+                if not force:
+                    continue
+            self.data_store.delete(url)
+        if records and call is not None:
+            n = sum(1 for u in unused if u in published and self.data_store.owns(u))
+            named = "; ".join(f"{uri} ({len(us)} file(s))" for uri, us in records.items())
+            if force:
+                msg = (f"{call} with force=True deleted {n} shard file(s) that published records point to: {named}. "
+                       "Those records no longer load; promote the entry again to publish data that does")
+            else:
+                msg = (f"{call} kept {n} shard file(s) that published records still point to: {named}. Those records "
+                       "keep loading; pass force=True to delete the files anyway (which breaks those records)")
+            warnings.warn(PublishedDataWarning(msg, records=records, deleted=force), stacklevel=stacklevel)
+        return left
+
+    def published_urls(self, urls: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """The shard URLs this index's published records point to: URL -> the at:// URIs of the records.
+
+        Read from what each promotion recorded (keep mode: the entry's own URLs; copy mode: the
+        copies). With ``urls``, only those of them. Overwrites and deletes keep these files, and
+        copies never write over them.
+        """
+        wanted = set(urls) if urls is not None else None
+        out: dict[str, list[str]] = {}
+        for key, value in self.provider.list_state("published:").items():
+            uri = value.get("entry_uri") or key
+            for url in value.get("data_urls") or []:
+                if (wanted is None or url in wanted) and uri not in out.setdefault(url, []):
+                    out[url].append(uri)
+        return out
+
+    def _referenced(self, urls: list[str]) -> set[str]:
+        """Those of ``urls`` that an entry or a published record of this index points to."""
+        return set(self.provider.urls_in_use(urls)) | set(self.published_urls(urls))
 
     def _resolve_existing(self, existing: dict[str, Any] | None, cid: str, overwrite: bool) -> IndexEntry | None:
         """The existing entry when it holds exactly this content; raise when it holds other content."""
@@ -369,12 +437,14 @@ class Index:
         license: str | None = None,
         metadata: dict[str, Any] | None = None,
         overwrite: bool = False,
+        force: bool = False,
         progress: ProgressLike = True,
     ) -> IndexEntry:
         """Index shards that already exist (checksums and offsets computed in one pass each).
 
         With ``copy=True`` the shards are first copied into this index's data store
-        (streamed, verified). ``prefix`` is accepted for atdata compatibility and ignored.
+        (streamed, verified; a file already there is never replaced). ``prefix`` is accepted for
+        atdata compatibility and ignored. ``overwrite`` and ``force`` work as in :meth:`write`.
         """
         check_dataset_name(name)
         tags = self._check_tags(tags)
@@ -404,11 +474,12 @@ class Index:
         if copy:
             from .transfer import copy_shards
 
-            infos = copy_shards(infos, self.data_store, name, source_options=ds.storage_options, progress=progress)
+            infos = copy_shards(infos, self.data_store, name, source_options=ds.storage_options, progress=progress,
+                                in_use=self._referenced)
         if is_new:
             self._put_schema(chosen)
         return self._commit_entry(name, chosen.ref, infos, n, cid, description, tags, license, metadata, overwrite,
-                                  existing)
+                                  existing, force=force, call="index.insert_dataset")
 
     def remember_store(self, store: DataStore) -> None:
         """Use ``store``'s credentials for its URLs when reading (copies register their target)."""
@@ -419,7 +490,8 @@ class Index:
         """Copy an entry's shards to another store and point the entry at the copies.
 
         Streaming, verified by checksum, resumable (shards already there with the right checksum
-        are skipped); the originals stay where they were. The entry's CID does not change.
+        are skipped); the originals stay where they were. The entry's CID does not change. A file
+        already at a target name is never replaced: the shard gets a content-addressed name instead.
         """
         from .transfer import copy_shards
 
@@ -427,7 +499,8 @@ class Index:
         ds = self.dataset(entry)
         infos = [ds.shard_info(u) for u in entry.data_urls]
         self.remember_store(to)
-        copied = copy_shards(infos, to, name, source_options=ds.storage_options, progress=progress)
+        copied = copy_shards(infos, to, name, source_options=ds.storage_options, progress=progress,
+                             in_use=self._referenced)
         urls = [c.url for c in copied]
         if urls != entry.data_urls:
             self.provider.put_shards([self._shard_row(c, name) for c in copied])
@@ -494,13 +567,19 @@ class Index:
             out.append({"url": url, "size": r.get("size"), "checksum": checksum, "num_samples": r.get("num_samples")})
         return out
 
-    def delete_entry(self, name: str, *, delete_data: bool = False) -> IndexEntry:
-        """Remove an entry; with ``delete_data=True`` also its shards (only those in this index's store)."""
+    def delete_entry(self, name: str, *, delete_data: bool = False, force: bool = False) -> IndexEntry:
+        """Remove an entry; with ``delete_data=True`` also its shards (only those in this index's store).
+
+        Shards another entry uses are kept, and so are shards a published record of this index
+        points to (a :class:`~atdata_lab.errors.PublishedDataWarning` names the record, which keeps
+        loading). ``force=True`` deletes those too; the warning names the records that no longer load.
+        """
         row = self.provider.delete_entry(name)
         if row is None:
             raise EntryNotFoundError(f"no dataset named {name!r} to delete")
-        if delete_data:  # shards another entry still uses are kept
-            self._delete_unused(list(row["data_urls"]))
+        if delete_data:
+            self._delete_unused(list(row["data_urls"]), force=force,
+                                call=f"index.delete_entry({name!r}, delete_data=True)")
         return IndexEntry.from_row(row)
 
     def generation(self) -> int:

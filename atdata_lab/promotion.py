@@ -1007,10 +1007,14 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
                 _crash_point("during_copy")
             check_cancel("while copying data")
 
+        # a name holding another file (e.g. an earlier version's copy that a published record uses)
+        # is never written over: that shard goes to a content-addressed name, and the record says so
         copied = copy_shards(infos, plan.copy_to, target_name, source_options=index._options_for(entry.data_urls),
-                             progress=report, on_shard=on_shard)
+                             progress=report, on_shard=on_shard, in_use=index._referenced)
         data_urls = [c.url for c in copied]
         assert all(isinstance(c, ShardInfo) for c in copied)
+        entry_write.value["storage"], _ = _storage_for(data_urls, entry.shard_checksums, plan.copy_to)
+        rec.validate_record(entry_write.value, rec.ENTRY_NSID)
     elif plan.data.kind == "blobs":
         blobs = []
         for i, (url, checksum) in enumerate(zip(entry.data_urls, entry.shard_checksums)):

@@ -140,6 +140,7 @@ class ShardSetWriter:
         self.maxsize = maxsize
         self.infos: list[ShardInfo] = []
         self._staged: list[ShardSink] = []
+        self.created: list[str] = []  # URLs of the files commit() created (not found identical already)
         self._cur: _OpenShard | None = None
 
     def add(self, key: str, payload: bytes, ext: str = "msgpack") -> None:
@@ -198,9 +199,11 @@ class ShardSetWriter:
         return self.infos
 
     def commit(self) -> None:
-        """Publish every staged shard at its final URL."""
+        """Publish every staged shard at its final URL (``created`` lists those this writer created;
+        a store never replaces a different file: ``ShardExistsError``)."""
         for sink in self._staged:
-            sink.commit()
+            if sink.commit():
+                self.created.append(sink.url)
         self._staged.clear()
 
     def abort(self) -> None:

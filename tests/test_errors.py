@@ -36,7 +36,8 @@ def test_the_library_raises_no_bare_builtin_errors():
         (errors.ShardError, ValueError), (errors.SampleDecodeError, ValueError),
         (errors.RecordValidationError, ValueError), (errors.RecordNotFoundError, KeyError),
         (errors.PDSUnavailableError, ConnectionError), (errors.AuthenticationError, PermissionError),
-        (errors.StoreError, OSError), (errors.PromotionConflictError, ValueError),
+        (errors.StoreError, OSError), (errors.ShardExistsError, FileExistsError),
+        (errors.PromotionConflictError, ValueError),
         (errors.SampleIndexError, IndexError), (errors.BusyError, RuntimeError),
     ],
 )

@@ -3,7 +3,9 @@
 A store names shard URLs, opens :class:`ShardSink` objects to write them, and reads them
 back. A sink stages bytes out of sight (a temp file, an open multipart upload) and only
 :meth:`ShardSink.commit` makes the shard appear under its final URL, so no reader ever sees
-half a shard. Backends opt into ``tests/conformance/`` to prove they behave alike.
+half a shard. A commit never replaces a different file already at the URL (an entry or a
+published record may use it): it reuses an identical one and raises :class:`ShardExistsError`
+otherwise. Backends opt into ``tests/conformance/`` to prove they behave alike.
 """
 
 from __future__ import annotations
@@ -23,8 +25,14 @@ class ShardSink(ABC):
     def write(self, data: bytes | memoryview) -> None: ...
 
     @abstractmethod
-    def commit(self) -> None:
-        """Make the shard visible at ``url`` (atomically, replacing any previous one)."""
+    def commit(self) -> bool:
+        """Make the shard visible at ``url``, atomically, never replacing another file.
+
+        Returns True when this sink created the file. When ``url`` already holds a file with exactly
+        these bytes, that file is kept, the staged copy dropped, and False returned. When it holds
+        different bytes, nothing changes and :class:`~atdata_lab.errors.ShardExistsError` is raised
+        (the staged bytes are dropped too).
+        """
 
     @abstractmethod
     def abort(self) -> None:

@@ -1,14 +1,17 @@
-"""``LocalDiskStore``: shards under a folder on local disk, published by atomic rename."""
+"""``LocalDiskStore``: shards under a folder on local disk, published by an atomic hard link that
+never replaces an existing file."""
 
 from __future__ import annotations
 
+import errno
+import filecmp
 import os
 import re
 import uuid
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InvalidArgumentError, StoreError
+from ..errors import InvalidArgumentError, ShardExistsError, StoreError
 from .base import DataStore, ShardSink
 
 __all__ = ["LocalDiskStore", "FileSink", "atdata_home", "clean_stale_temp_files"]
@@ -37,8 +40,17 @@ def check_dataset_name(name: str) -> str:
     return name
 
 
+# errno values of file systems that have no hard links (some FUSE and network mounts)
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+
+
 class FileSink(ShardSink):
-    """Writes to a hidden temp file beside the target; ``commit`` fsyncs and renames."""
+    """Writes to a hidden temp file beside the target; ``commit`` fsyncs and publishes it with
+    ``os.link(tmp, final)``, which fails when ``final`` exists, so two writers (two indexes sharing
+    the folder) never replace each other's shards: an identical file is reused, a different one
+    raises :class:`ShardExistsError`. On file systems without hard links the commit checks, then
+    renames (two writers racing on one name within that instant can still collide there).
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -50,11 +62,39 @@ class FileSink(ShardSink):
     def write(self, data: bytes | memoryview) -> None:
         self._f.write(data)
 
-    def commit(self) -> None:
+    def commit(self) -> bool:
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
-        os.replace(self.tmp, self.path)
+        try:
+            try:
+                os.link(self.tmp, self.path)
+            except FileExistsError:
+                self._check_same()
+                return False
+            except OSError as e:
+                if e.errno not in _NO_LINKS:
+                    raise
+                if self.path.exists():
+                    self._check_same()
+                    return False
+                os.rename(self.tmp, self.path)
+            return True
+        except OSError as e:
+            if isinstance(e, ShardExistsError):
+                raise
+            raise StoreError(f"cannot publish {self.path}: {e.strerror or e}; check the folder's permissions and "
+                             "free space") from e
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def _check_same(self) -> None:
+        """The final name is taken: fine when it holds exactly our bytes, else refuse."""
+        if not filecmp.cmp(self.tmp, self.path, shallow=False):
+            raise ShardExistsError(
+                f"{self.path} already exists with different content; a store never replaces a shard (an entry "
+                "or a published record may use it): write under another name or tag "
+                "(store.shard_url(name, i, tag=...))", url=self.url)
 
     def abort(self) -> None:
         try:

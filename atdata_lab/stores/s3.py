@@ -8,10 +8,18 @@ A writer killed mid-shard cannot abort its upload, and an unfinished multipart u
 but kept (and billed) by S3. So each upload is noted in ``$ATDATA_HOME/pending-s3-uploads/`` while
 it is open, and the next ``open_sink`` of a store on the same endpoint aborts the uploads of writers
 on this machine that have died (:func:`abort_stale_uploads`).
+
+A commit never replaces an existing object: the upload is completed (or the small object put) with
+``If-None-Match: *``, so the server refuses it when the key exists, even when two writers race
+(SeaweedFS, AWS S3 and MinIO honour it). Then an identical object is reused and a different one
+raises :class:`ShardExistsError`. For servers that reject the header, ``conditional_writes=False``
+checks for the key just before completing instead; two writers racing within that instant can then
+still overwrite each other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -19,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import InvalidArgumentError, StoreError
+from ..errors import InvalidArgumentError, ShardExistsError, StoreError
 from .base import DataStore, ShardSink
 from .local import _pid_alive, atdata_home, check_dataset_name
 
@@ -98,14 +106,25 @@ def _explain(store: S3DataStore, e: BaseException, what: str) -> StoreError:
     return StoreError(f"{store.describe()}: cannot {what}: {text or type(e).__name__}; {fix}")
 
 
+def _lost_race(e: BaseException) -> bool:
+    """True when S3 refused a conditional write: the key exists (412), or another conditional write
+    to it was in flight (409)."""
+    text = f"{e} {e.__cause__!r}"
+    return any(s in text for s in ("pre-condition", "PreconditionFailed", "ConditionalRequestConflict"))
+
+
 class S3Sink(ShardSink):
-    """A multipart upload, completed on ``commit`` and aborted on ``abort``."""
+    """A multipart upload (or, for a small shard, one put), completed on ``commit`` only if the key
+    does not exist yet, and aborted on ``abort``."""
 
     def __init__(self, store: S3DataStore, url: str) -> None:
         self.store = store
         self.url = url
+        self._sha = hashlib.sha256()
+        self._size = 0
+        mode = "xb" if store.conditional_writes else "wb"  # "xb": s3fs sends If-None-Match: *
         try:
-            self._f = store.fs.open(url[len("s3://") :], "wb", block_size=PART_SIZE)
+            self._f = store.fs.open(url[len("s3://") :], mode, block_size=PART_SIZE)
         except Exception as e:  # s3fs/botocore raise many types
             raise _explain(store, e, f"write {url}") from e
         self._noted: Path | None = None
@@ -127,18 +146,45 @@ class S3Sink(ShardSink):
             self._noted = None
 
     def write(self, data: bytes | memoryview) -> None:
+        self._sha.update(data)
+        self._size += len(data)
         try:
             self._f.write(data)
         except Exception as e:
             raise _explain(self.store, e, f"write {self.url}") from e
 
-    def commit(self) -> None:
+    def commit(self) -> bool:
+        # an empty object is written by s3fs without the condition: check first (shards are never empty)
+        if (not self.store.conditional_writes or self._size == 0) and self.store.exists(self.url):
+            self._settle_existing()
+            return False
         try:
             self._f.close()
         except Exception as e:
-            raise _explain(self.store, e, f"complete {self.url}") from e
+            if not _lost_race(e):
+                raise _explain(self.store, e, f"complete {self.url}") from e
+            self.store.fs.invalidate_cache(self.url[len("s3://") :])
+            self._settle_existing()
+            return False
         self._forget()
         self.store.fs.invalidate_cache(self.url[len("s3://") :])
+        return True
+
+    def _settle_existing(self) -> None:
+        """The key is taken: drop our upload; fine when the object holds exactly our bytes, else refuse."""
+        self.abort()
+        same = False
+        if self.store.exists(self.url) and self.store.size(self.url) == self._size:
+            h = hashlib.sha256()
+            with self.store.open_read(self.url) as f:
+                while block := f.read(8 << 20):
+                    h.update(block)
+            same = h.hexdigest() == self._sha.hexdigest()
+        if not same:
+            raise ShardExistsError(
+                f"{self.url} already exists with different content (or another writer is writing it right now); "
+                "a store never replaces a shard (an entry or a published record may use it): write under another "
+                "name or tag (store.shard_url(name, i, tag=...))", url=self.url)
 
     def abort(self) -> None:
         try:
@@ -159,6 +205,9 @@ class S3DataStore(DataStore):
         key, secret: Credentials; default: the usual AWS environment variables and config.
         profile: An AWS config profile.
         region: The bucket's region (recorded in published records).
+        conditional_writes: Commit with ``If-None-Match: *`` so an existing object is never replaced,
+            even by two writers racing (default). ``False`` for S3 servers that reject the header:
+            the commit then checks for the key just before completing (a narrow race remains).
     """
 
     def __init__(
@@ -171,6 +220,7 @@ class S3DataStore(DataStore):
         secret: str | None = None,
         profile: str | None = None,
         region: str | None = None,
+        conditional_writes: bool = True,
     ) -> None:
         try:
             import s3fs
@@ -179,6 +229,7 @@ class S3DataStore(DataStore):
         if not bucket or "/" in bucket:
             raise InvalidArgumentError(f"bucket must be a bucket name without '/', not {bucket!r}")
         self.bucket = bucket
+        self.conditional_writes = bool(conditional_writes)
         self.prefix = prefix.lstrip("/")
         if self.prefix and not self.prefix.endswith("/"):
             self.prefix += "/"

@@ -4,9 +4,13 @@ fixture (a second one, for copies)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import atdata_lab as atdata
+from atdata_lab import transfer
+from atdata_lab.errors import ShardExistsError
 from atdata_lab.progress import ProgressEvent
 from atdata_lab.transfer import copy_shards
 from tests.conformance.index_suite import ExperimentSample, experiment
@@ -49,6 +53,51 @@ class StoreSuite:
         s2.abort()
         assert not store.exists(other)
 
+    def test_commit_never_replaces_a_different_file(self, store):
+        url = store.shard_url("taken", 0)
+        first = store.open_sink(url)
+        first.write(b"first" * 100)
+        assert first.commit() is True  # created
+        second = store.open_sink(url)
+        second.write(b"other" * 100)
+        with pytest.raises(ShardExistsError) as e:
+            second.commit()
+        assert isinstance(e.value, FileExistsError) and e.value.url == url and "already exists" in str(e.value)
+        with store.open_read(url) as f:
+            assert f.read() == b"first" * 100  # nothing already stored is lost
+        same = store.open_sink(url)
+        same.write(b"first" * 100)
+        assert same.commit() is False  # identical content: the existing file is reused
+        with store.open_read(url) as f:
+            assert f.read() == b"first" * 100
+
+    def test_two_writers_committing_one_name_at_once_never_overwrite_each_other(self, store):
+        # both stage their bytes, then commit at the same moment: one wins, the other is refused
+        url = store.shard_url("race", 0)
+        payloads = [bytes([65 + k]) * 4096 for k in range(2)]
+        sinks = [store.open_sink(url) for _ in payloads]
+        for sink, data in zip(sinks, payloads):
+            sink.write(data)
+        barrier = threading.Barrier(len(sinks))
+        outcomes: list[object] = [None] * len(sinks)
+
+        def commit(k: int) -> None:
+            barrier.wait()
+            try:
+                outcomes[k] = sinks[k].commit()
+            except ShardExistsError as e:
+                outcomes[k] = e
+
+        threads = [threading.Thread(target=commit, args=(k,)) for k in range(len(sinks))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [k for k, o in enumerate(outcomes) if o is True]
+        assert len(winners) == 1 and sum(isinstance(o, ShardExistsError) for o in outcomes) == 1, outcomes
+        with store.open_read(url) as f:
+            assert f.read() == payloads[winners[0]]
+
     def test_delete_is_idempotent(self, store):
         url = store.shard_url("del", 0)
         sink = store.open_sink(url)
@@ -88,3 +137,28 @@ class StoreSuite:
         back = index.dataset("mover")
         assert back[199].timestamp == 199.0
         assert all(store.exists(u) for u in entry.data_urls)  # originals stay
+
+    def test_a_copy_never_replaces_a_file_and_takes_a_content_addressed_name(self, store, other_store, tmp_path):
+        index = atdata.Index(path=tmp_path / "i.db", data_store=store)
+        old = index.write(experiment(40), name="old", progress=False)
+        new = index.write(experiment(41), name="new", progress=False)
+        ds = index.dataset(old)
+        old_info = ds.shard_info(old.data_urls[0])
+        new_info = index.dataset(new).shard_info(new.data_urls[0])
+        (first,) = copy_shards([old_info], other_store, "shared", source_options=store.storage_options,
+                               progress=False)
+        assert first.url == other_store.shard_url("shared", 0)
+        (second,) = copy_shards([new_info], other_store, "shared", source_options=store.storage_options,
+                                progress=False)
+        assert second.url == other_store.shard_url("shared", 0, tag=new_info.checksum[:16])
+        for info, copy in ((old_info, first), (new_info, second)):  # each copy holds its own bytes
+            assert transfer.sha256_of(copy.url, other_store.storage_options) == info.checksum
+        flags: list[bool] = []
+        (again,) = copy_shards([new_info], other_store, "shared", source_options=store.storage_options,
+                               progress=False, on_shard=lambda i, info, copied: flags.append(copied))
+        assert again.url == second.url and flags == [False]  # resumable: the tagged copy is reused
+        # a name that an entry or a published record points to is left to it, even when its file is gone
+        other_store.delete(first.url)
+        (third,) = copy_shards([new_info], other_store, "shared", source_options=store.storage_options,
+                               progress=False, in_use=lambda urls: set(urls))
+        assert third.url == second.url and not other_store.exists(first.url)
