@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from .entry import IndexEntry, human_bytes
@@ -44,8 +45,10 @@ from .licenses import check_license
 from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .schema import Schema, parse_schema_ref
 from .schema_diff import SchemaDiff, schema_diff
+from .shards import ShardInfo
 from .stores.base import DataStore
 from .stores.local import atdata_home, is_safe_dataset_name
+from .transfer import copy_shards, destinations, sha256_of
 from .urls import is_local, local_path, only_on_this_machine
 
 __all__ = [
@@ -760,8 +763,9 @@ def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
         store = index.data_store
         if kind == "blobs":
             target = "blobs"
-        elif kind == "s3" and published.urls and store.owns(published.urls[0]):
-            target = store
+        elif kind == "s3" and published.urls and store.owns(published.urls[0]) \
+                and not store.owns(entry.data_urls[0]):
+            target = store  # into the store the published version is in (shards already there stay)
         else:
             target = "keep"
     if target is None or target == "keep":
@@ -785,8 +789,11 @@ def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
                                      for c in entry.shard_checksums])
         return storage, data, "blobs", blocking
     if isinstance(target, DataStore):
-        new_urls = [target.shard_url(name if is_safe_dataset_name(name) else entry.name, i)
-                    for i in range(entry.num_shards)]
+        refs = [SimpleNamespace(url=u, size=n, checksum=c)
+                for u, n, c in zip(entry.data_urls, _shard_sizes(index, entry), entry.shard_checksums)]
+        # the names the copy step will choose (a taken name gets a content-addressed twin)
+        new_urls = destinations(refs, target, name if is_safe_dataset_name(name) else entry.name,
+                                in_use=index._referenced)
         storage, w = _storage_for(new_urls, entry.shard_checksums, target)
         if same_data and published is not None and storage == published.value["storage"]:
             return reuse  # type: ignore[return-value]
@@ -830,7 +837,8 @@ def plan_promotion(
     label_uri = f"at://{did}/{rec.LABEL_NSID}/{label_rkey}"
 
     # what is published under this name now (the plan starts from it), and this entry's own publication
-    mine = index.provider.get_state(_state_key("published", entry.name, did, name))
+    # one state value per published record (so every version's files stay known: Index.published_urls)
+    mine = index.provider.get_state(_state_key("published", entry.name, did, name, entry_rkey))
     latest = _latest_publication(index, did, name)
     published = _read_published(atm, latest, warnings)
     values = _field_values(entry, published, clear, given)
@@ -996,9 +1004,6 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
     if plan.data.kind == "reuse" and plan.published is not None:
         data_urls = plan.published.urls
     elif plan.data.kind == "copy":
-        from .shards import ShardInfo
-        from .transfer import copy_shards
-
         infos = _shard_infos(index, entry)
         index.remember_store(plan.copy_to)
         target_name = plan.name if is_safe_dataset_name(plan.name) else entry.name
@@ -1018,8 +1023,6 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
     elif plan.data.kind == "blobs":
         blobs = []
         for i, (url, checksum) in enumerate(zip(entry.data_urls, entry.shard_checksums)):
-            from .transfer import sha256_of
-
             opts = index._options_for([url])
             if sha256_of(url, opts) != checksum:
                 raise ShardError(f"shard {url} changed since it was indexed (sha256 mismatch); re-insert the dataset")
@@ -1069,7 +1072,7 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         local = index.get_schema(schema_ref)
         scan["items"].append({"uri": d.uri, "name": local["name"], "version": local["version"], "local": local})
         index.provider.set_state(_state_key("schema-scan", plan.did), scan)
-    pub_key = _state_key("published", entry.name, plan.did, plan.name)
+    pub_key = _state_key("published", entry.name, plan.did, plan.name, plan.entry_uri.rsplit("/", 1)[1])
     before = index.provider.get_state(pub_key) or {}
     record_cids = {**before.get("record_cids", {}), **cids}
     if entry_write is not None:
@@ -1233,8 +1236,6 @@ def load_published(path: str, *, sample_type: type | None = None, index: Any = N
             if not dest.exists():
                 atm.download_blob(did, s["cid"], dest)
             if s.get("checksum"):
-                from .transfer import sha256_of
-
                 if sha256_of(str(dest)) != s["checksum"]["digest"]:
                     dest.unlink(missing_ok=True)
                     raise ShardError(f"blob {s['cid']} of {uri} does not match its sha256 checksum")
@@ -1272,8 +1273,6 @@ def list_published(index: Any) -> dict[str, list[dict[str, Any]]]:
 
 def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> VerificationReport:
     """Check a published dataset: records present, CIDs as written, shard checksums, first batch loads."""
-    from .transfer import sha256_of
-
     atm = _reader(index)
     rec = _records()
     report = VerificationReport(at_uri)

@@ -10,8 +10,8 @@ never over another file: a name that is taken gets a content-addressed twin (see
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol
 
 from .errors import ShardError, ShardExistsError
 from .progress import ProgressEvent, ProgressLike, resolve_progress
@@ -19,7 +19,7 @@ from .shards import ShardInfo
 from .stores.base import DataStore
 from .urls import open_url
 
-__all__ = ["copy_shards", "sha256_of"]
+__all__ = ["copy_shards", "destination", "destinations", "sha256_of"]
 
 CHUNK = 8 << 20
 
@@ -70,8 +70,7 @@ def copy_shards(
     """
     report = resolve_progress(progress)
     total = sum(i.size for i in infos)
-    plain = [dest.shard_url(dataset_name, i) for i in range(len(infos))]
-    taken = set(in_use([u for u, info in zip(plain, infos) if u != info.url])) if in_use is not None else set()
+    taken = _taken(infos, dest, dataset_name, in_use)
     out: list[ShardInfo] = []
     high = [0]  # bytes reported so far: progress never goes back, even when a shard is copied twice
 
@@ -82,35 +81,69 @@ def copy_shards(
     before = 0  # bytes of the shards before this one
     for i, info in enumerate(infos):
         opts = source_options(info.url) if callable(source_options) else (source_options or {})
-        tagged = dest.shard_url(dataset_name, i, tag=info.checksum[:16])
-        copied = False
-        for url in (plain[i], tagged):
-            if url == info.url:
-                out.append(info)
+        while True:
+            url, there = destination(info, i, dest, dataset_name, taken)
+            if there:
+                copied = False
                 break
-            if dest.exists(url):
-                if dest.size(url) == info.size and sha256_of(url, dest.storage_options) == info.checksum:
-                    out.append(info.with_url(url))  # already copied (an earlier, interrupted run)
-                    break
-                continue  # another file: never replaced
-            if url in taken:
-                continue  # missing, but an entry or a published record points here: leave the name to it
             try:
                 copied = _copy_one(info, dest, url, opts, before, tell)
+                break
             except ShardExistsError:
-                continue  # another writer published a different file here meanwhile
-            out.append(info.with_url(url))
-            break
-        else:
-            raise ShardExistsError(
-                f"cannot copy {info.url}: {tagged} is named after its sha256 {info.checksum[:16]}... but holds "
-                "other content (a corrupt or foreign file); move it away and copy again", url=tagged)
+                taken.add(url)  # another writer published a different file here meanwhile
+        out.append(info.with_url(url) if url != info.url else info)
         before += info.size
         tell(before)
         if on_shard is not None:
             on_shard(i, out[-1], copied)
     report(ProgressEvent("copy", total, total, "bytes", finished=True))
     return out
+
+
+class ShardRef(Protocol):
+    """What choosing a destination needs to know of a shard."""
+
+    url: str
+    size: int
+    checksum: str
+
+
+def _taken(infos: Sequence[ShardRef], dest: DataStore, dataset_name: str,
+           in_use: Callable[[list[str]], Collection[str]] | None) -> set[str]:
+    plain = [dest.shard_url(dataset_name, i) for i in range(len(infos))]
+    return set(in_use([u for u, info in zip(plain, infos) if u != info.url])) if in_use is not None else set()
+
+
+def destination(info: ShardRef, i: int, dest: DataStore, dataset_name: str, taken: Collection[str]) -> tuple[str, bool]:
+    """Where shard ``i`` of ``dataset_name`` goes in ``dest``: ``(url, already there)``.
+
+    The plain ``dest.shard_url(dataset_name, i)`` while it is free or holds the same bytes, else the
+    content-addressed ``shard_url(dataset_name, i, tag=sha256[:16])``; never a name that holds other
+    content or that ``taken`` (URLs an entry or a published record points to) reserves.
+
+    Raises:
+        ShardExistsError: even the content-addressed name holds other content (a corrupt file).
+    """
+    tagged = dest.shard_url(dataset_name, i, tag=info.checksum[:16])
+    for url in (dest.shard_url(dataset_name, i), tagged):
+        if url == info.url:
+            return url, True
+        if dest.exists(url):
+            if dest.size(url) == info.size and sha256_of(url, dest.storage_options) == info.checksum:
+                return url, True  # already copied (an earlier, interrupted run)
+            continue  # another file: never replaced
+        if url not in taken:
+            return url, False
+    raise ShardExistsError(
+        f"cannot copy {info.url}: {tagged} is named after its sha256 {info.checksum[:16]}... but holds "
+        "other content (a corrupt or foreign file); move it away and copy again", url=tagged)
+
+
+def destinations(infos: Sequence[ShardRef], dest: DataStore, dataset_name: str, *,
+                 in_use: Callable[[list[str]], Collection[str]] | None = None) -> list[str]:
+    """The URLs :func:`copy_shards` would copy ``infos`` to, without copying (for plans)."""
+    taken = _taken(infos, dest, dataset_name, in_use)
+    return [destination(info, i, dest, dataset_name, taken)[0] for i, info in enumerate(infos)]
 
 
 def _copy_one(info: ShardInfo, dest: DataStore, url: str, opts: dict[str, Any], before: int,

@@ -100,9 +100,9 @@ def test_3a_promoting_changed_data_again_keeps_the_first_version_loadable(setup,
     assert urls_v2[0] == public.shard_url("exp", 0, tag=checksums[0][:16])
     assert len(index.get_dataset(uri_v2).data_urls) == 3  # the record points at the twins it was copied to
     assert_holds(atdata.load_dataset(uri_v1, split="train"), v1)
-    assert index.verify(uri_v1).ok
+    assert index.verify(uri_v1).failed == ["loadable by others"]  # checksums and records pass; the data is on this machine
     assert_holds(atdata.load_dataset(uri_v2, split="train"), v2)
-    assert index.verify(uri_v2).ok
+    assert index.verify(uri_v2).failed == ["loadable by others"]  # checksums and records pass; the data is on this machine
 
 
 @pytest.mark.sandbox
@@ -181,7 +181,7 @@ def test_4_overwrite_keeps_the_files_of_a_live_publication(setup, client):
     assert uri in str(w) and "force=True" in str(w) and w.records == {uri: urls} and not w.deleted
     assert all(store.exists(u) for u in urls)
     assert_holds(atdata.load_dataset(uri, split="train"), v1)
-    assert index.verify(uri).ok
+    assert index.verify(uri).failed == ["loadable by others"]  # checksums and records pass; the data is on this machine
     assert_holds(index.dataset("kept"), v2)
 
     # force=True deletes them, and says which records no longer load
@@ -209,7 +209,7 @@ def test_4_delete_keeps_the_files_of_a_live_publication(setup, client):
     assert "gone" not in [e.name for e in index.list_entries()]
     assert all(store.exists(u) for u in urls)
     assert_holds(atdata.load_dataset(uri, split="train"), samples)
-    assert index.verify(uri).ok
+    assert index.verify(uri).failed == ["loadable by others"]  # checksums and records pass; the data is on this machine
 
     uri_f, urls_f = _published_keep_mode(index, "gone-forced", samples)
     with pytest.warns(PublishedDataWarning) as caught:
@@ -249,3 +249,23 @@ def test_published_urls_reads_what_promotions_recorded(tmp_path):
     state.set_state("schema-published:did:plc:x:ref", {"uri": "at://x/s/1"})
     assert index.published_urls() == {"u1": ["at://x/e/1"], "u2": ["at://x/e/1", "at://x/e/2"], "u3": ["at://x/e/2"]}
     assert index.published_urls(["u3", "nope"]) == {"u3": ["at://x/e/2"]}
+
+
+@pytest.mark.sandbox
+def test_every_published_version_keeps_its_files(setup, client):
+    """Each published record is remembered on its own: promoting v2 under the same name does not
+    make the index forget the files v1's record points to."""
+    index = setup.index(atmosphere=client)
+    v1, v2 = features(40, seed=30), features(30, seed=31)
+    uri1, urls1 = _published_keep_mode(index, "versions", v1)
+    with pytest.warns(PublishedDataWarning):
+        index.write(v2, name="versions", maxcount=20, overwrite=True, progress=False)
+    uri2 = index.promote_entry("versions", progress=False)
+    assert uri2 != uri1 and set(index.published_urls(urls1)) == set(urls1)
+    urls2 = index.get_entry_by_name("versions").data_urls
+    with pytest.warns(PublishedDataWarning) as caught:
+        index.delete_entry("versions", delete_data=True)
+    (w,) = [c.message for c in caught if isinstance(c.message, PublishedDataWarning)]
+    assert w.records == {uri2: urls2} and not w.deleted
+    assert_holds(atdata.load_dataset(uri1, split="train"), v1)
+    assert_holds(atdata.load_dataset(uri2, split="train"), v2)
