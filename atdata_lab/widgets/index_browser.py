@@ -29,8 +29,22 @@ from .. import summaries as S
 from ..entry import IndexEntry
 from ..errors import InvalidArgumentError, NotFoundError
 from ._base import AtdataWidget, BackgroundTask, DataTable, Debouncer, esc, html_table, not_available
+from ._published import PUBLICATION_BADGES, Publication, publication_of
 
-__all__ = ["IndexBrowser"]
+__all__ = ["IndexBrowser", "verification_badge"]
+
+
+def verification_badge(report: Any) -> str:
+    """The verdict of a :class:`~atdata_lab.promotion.VerificationReport` as a badge: ``verified``;
+    ``only loadable on this machine`` when that is the one failed check (the records are right, but
+    the data is at file paths or a loopback address nobody else reaches); else ``verification failed``."""
+    if report.ok:
+        return "<span class='atdata-badge atdata-badge-ok'>verified</span>"
+    if report.failed == ["loadable by others"]:
+        return ("<span class='atdata-badge atdata-badge-warn'>only loadable on this machine</span> "
+                "<span class='atdata-muted'>every other check passed</span>")
+    failed = ", ".join(report.failed)
+    return f"<span class='atdata-badge atdata-badge-error'>verification failed</span> {esc(failed)}"
 
 _COLUMN_BY_KEY = {c.key: c for c in S.ENTRY_COLUMNS}
 _COLUMN_BY_SORT = {c.sort: c for c in S.ENTRY_COLUMNS if c.sort}
@@ -106,7 +120,7 @@ class IndexBrowser(AtdataWidget):
             columns=[{"key": c.key, "label": c.label, "sortable": c.sort is not None, "numeric": c.numeric}
                      for c in S.ENTRY_COLUMNS],
             row_key="name", css_prefix=self._root_class, empty_text="No entries match",
-            badges={"published": {"published": "ok"}}, subtitle={"published": "uri"},
+            badges={"published": dict(PUBLICATION_BADGES)}, subtitle={"published": "uri"},
         ), "table")
         self.prev_button = self.part(ipywidgets.Button(description="‹ Prev", layout=ipywidgets.Layout(width="auto")),
                                      "prev")
@@ -196,7 +210,7 @@ class IndexBrowser(AtdataWidget):
         self._syncing = True
         try:
             with self.table.hold_sync():
-                self.table.rows = [S.entry_row(e) for e in page]
+                self.table.rows = [self._row(e) for e in page]
                 self.table.sort_key = _COLUMN_BY_SORT[self.sort].key
                 self.table.descending = self.descending
                 self.table.selected = self.selected.name if self.selected is not None else ""
@@ -208,6 +222,17 @@ class IndexBrowser(AtdataWidget):
         self.timings["query"] = (time.perf_counter() - t) * 1000
         self.status.value = esc(f"{S.format_count(len(idx))} entries in {idx.provider!r}")
         return page
+
+    def publication(self, entry: IndexEntry) -> Publication:
+        """Whether ``entry`` is published by the attached account (see ``_published``): the Published
+        column, the detail panel and the wizard all show this, never another account's record as ours."""
+        return publication_of(entry, getattr(self.index, "atmosphere", None))
+
+    def _row(self, entry: IndexEntry) -> dict[str, str]:
+        row = S.entry_row(entry)
+        pub = self.publication(entry)
+        row["published"], row["uri"] = pub.state, pub.uri
+        return row
 
     def _load_schema_options(self) -> None:
         names = sorted({r.get("name") for r in self.index.list_schemas() if r.get("name")})
@@ -352,12 +377,14 @@ class IndexBrowser(AtdataWidget):
             return entry
 
     def _show_detail(self, entry: IndexEntry) -> None:
-        badge = ("<span class='atdata-badge atdata-badge-ok'>published</span>" if entry.published_uri
-                 else "<span class='atdata-badge'>local</span>")
-        self.detail_title.value = (f"<div class='atdata-section-title'>{esc(entry.name)} {badge}</div>"
-                                   + (f"<div class='atdata-muted atdata-wrap'>{esc(entry.published_uri)}</div>"
-                                      if entry.published_uri else ""))
-        self.detail_meta.value = html_table(["", ""], S.entry_detail_rows(entry), css_class="atdata-kv")
+        pub = self.publication(entry)
+        note = "" if pub.mine else f" — {pub.text}"
+        self.detail_title.value = (f"<div class='atdata-section-title'>{esc(entry.name)} {pub.badge_html()}</div>"
+                                   + (f"<div class='atdata-muted atdata-wrap atdata-index-browser-published-uri'>"
+                                      f"{esc(pub.uri)}{esc(note)}</div>" if pub.uri else ""))
+        rows = [(k, pub.text if k == "Published" and pub.uri and not pub.mine else v)
+                for k, v in S.entry_detail_rows(entry)]
+        self.detail_meta.value = html_table(["", ""], rows, css_class="atdata-kv")
         try:
             schema = self.index.resolve_schema(entry)
         except Exception as e:  # the entry stays usable without its schema: say why
@@ -572,8 +599,7 @@ class IndexBrowser(AtdataWidget):
             def done(report: Any) -> None:
                 self.verification = report
                 rows = S.verification_rows(report)
-                verdict = ("<span class='atdata-badge atdata-badge-ok'>verified</span>" if report.ok
-                           else "<span class='atdata-badge atdata-badge-error'>verification failed</span>")
+                verdict = verification_badge(report)
                 table = html_table(["check", "", "detail"], [
                     [esc(r["check"]),
                      f"<span class='atdata-badge atdata-badge-{'ok' if r['status'] == 'ok' else 'error'}'>"
@@ -598,7 +624,7 @@ class IndexBrowser(AtdataWidget):
         if self.page is None:
             return f"<div class='atdata-index-browser'>{esc(repr(self))}</div>"
         keys = [c.key for c in S.ENTRY_COLUMNS]
-        rows = [S.entry_row(e) for e in self.page]
+        rows = [self._row(e) for e in self.page]
         table = html_table([c.label for c in S.ENTRY_COLUMNS],
                            [[r[k] + (f" {r['uri']}" if k == "published" and r["uri"] else "") for k in keys]
                             for r in rows])

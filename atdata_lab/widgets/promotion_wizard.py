@@ -15,8 +15,19 @@ Every button has a programmatic twin::
     w.next(); w.select_entry("feature-vectors-v1"); w.next()
     w.set_description(description="...", tags=["features"], license="MIT"); w.next()
     w.set_data("keep"); w.next()                     # Preview: w.plan is index.plan_promotion(...)
+    w.confirm_downgrades()                           # only when the plan would remove/weaken published things
     w.next(); w.publish()                            # then Verify runs: w.report
     w.back(); w.cancel()
+
+The wizard starts from what is published: choosing a dataset (once connected) asks
+:meth:`Index.plan_promotion` (nothing is written) for the values a promotion would publish, and
+Describe is pre-filled with them (the local entry's, else the published record's); the Data step
+then defaults to "Keep the published storage" (``copy_to=None``). A choice that would remove a
+published field or weaken the published storage makes the plan raise
+:class:`~atdata_lab.errors.PromotionDowngradeError`: Preview lists each downgrade and Publish
+stays disabled until "Remove/downgrade these on purpose" re-plans with the ``clear=[...]`` /
+``downgrade=True`` that :meth:`Index.promote_entry` would need too. "Published" means published
+by the attached account (an entry's ``published_uri`` names a DID).
 
 The app password lives only in the Password widget until Log in is clicked; the click handler
 reads it and clears the widget in a ``finally`` before anything else happens. It is never kept in
@@ -28,12 +39,15 @@ CSS classes: root ``atdata-promotion-wizard``; the step indicator ``atdata-promo
 parts named in :meth:`PromotionWizard._build` (``-handle``, ``-password``, ``-pds-url``,
 ``-login``, ``-identity``, ``-search``, ``-entries``, ``-entry-card``, ``-name``, ``-description``,
 ``-tags``, ``-license``, ``-validation``, ``-data-mode``, ``-store``, ``-data-info``,
-``-decision``, ``-diff``, ``-plan``, ``-publish``, ``-progress``, ``-publish-info``, ``-checks``,
-``-verify``, ``-open-browser``, ``-already``, ``-cancelled``, ``-restart``).
+``-decision``, ``-downgrades``, ``-downgrade-list``, ``-confirm``, ``-changes``, ``-diff``, ``-plan``,
+``-publish``, ``-progress``, ``-publish-info``, ``-checks``, ``-verify``, ``-open-browser``,
+``-already``, ``-cancelled``, ``-restart``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import threading
 import traceback
@@ -45,12 +59,24 @@ import traitlets
 
 from .. import plan_view
 from ..entry import IndexEntry
-from ..errors import AuthenticationError, BusyError, InvalidArgumentError
+from ..errors import (
+    AtdataLabError,
+    AuthenticationError,
+    BusyError,
+    InvalidArgumentError,
+    PromotionDowngradeError,
+)
 from ..licenses import spdx_ids
 from ..progress import ProgressEvent
+from ..promotion import PROMOTED_FIELDS, describe_storage
 from ._base import AtdataWidget, BackgroundTask, ProgressBar, esc
+from ._published import Publication, publication_of
 
-__all__ = ["PromotionWizard", "STEPS"]
+__all__ = ["PromotionWizard", "STEPS", "DATA_CHOICES"]
+
+#: The Data step's choices -> ``copy_to=``: ``published`` None (the published storage; offered when
+#: something is published under the name), ``keep`` "keep", ``copy`` a store, ``blobs`` "blobs".
+DATA_CHOICES = {"published": "Keep the published storage", **plan_view.DATA_MODES}
 
 STEPS = ("connect", "dataset", "describe", "data", "preview", "publish", "verify")
 STEP_TITLES = {
@@ -77,6 +103,78 @@ def _steps_html(current: str, done: set[str]) -> str:
     return f"<ol class='atdata-steps'>{''.join(items)}</ol>"
 
 
+def _show(value: Any) -> str:
+    if value is None or value == [] or value == {} or value == "":
+        return "(none)"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def downgrades_html(downgrades: list[Any], *, at: str = "preview") -> str:
+    """Each :class:`~atdata_lab.promotion.Downgrade` (field, published -> new) and the argument that
+    says it on purpose; ``at="data"`` adds that Preview asks to confirm it."""
+    items = "".join(
+        f"<li class='atdata-downgrade' data-field='{esc(d.field)}'><code>{esc(d.field)}</code>: "
+        f"<span class='atdata-downgrade-old'>{esc(d.old)}</span> → <span class='atdata-downgrade-new'>"
+        f"{esc(d.new)}</span> <span class='atdata-muted'>(on purpose: {esc(d.argument)})</span></li>"
+        for d in downgrades)
+    tail = ("<p class='atdata-muted'>Preview asks you to confirm it. To keep what is published, choose "
+            "“Keep the published storage” (and keep the Describe fields filled).</p>" if at == "data" else
+            "<p class='atdata-muted'>Nothing is written unless you confirm: tick the box to do it on purpose, "
+            "or go Back and keep what is published.</p>")
+    return ("<p><span class='atdata-badge atdata-badge-warn'>removes or weakens what is published</span> "
+            "This would change what others get from the published record:</p>"
+            f"<ul class='atdata-downgrade-list'>{items}</ul>{tail}")
+
+
+def changes_html(plan: Any) -> str:
+    """What is published now, and each record the plan rewrites, field by field (``plan.changes``),
+    or the new version it makes of the name (previous -> new)."""
+    out = []
+    if plan.published is not None:
+        out.append(f"<h4>Published now</h4><p class='atdata-plan-published'><code>{esc(plan.published.describe())}"
+                   "</code></p>")
+    for c in plan.changes:
+        if c.action == "version":
+            out.append(f"<h4>New version</h4><p class='atdata-plan-version'>{esc(plan.name)}: "
+                       f"<code>{esc(c.previous)}</code> → <code>{esc(c.uri)}</code></p>")
+        else:
+            out.append(f"<h4>Changes</h4><p class='atdata-plan-update'>Update <code>{esc(c.uri)}</code></p>")
+        rows = "".join(f"<tr class='atdata-change' data-field='{esc(f.field)}'><td><code>{esc(f.field)}</code></td>"
+                       f"<td>{esc(_show(f.old))}</td><td>{esc(_show(f.new))}</td></tr>" for f in c.fields)
+        if rows:
+            out.append("<table class='atdata-table atdata-changes-table'><thead><tr><th>field</th><th>published</th>"
+                       f"<th>after Publish</th></tr></thead><tbody>{rows}</tbody></table>")
+    return f"<div class='atdata-plan-changes'>{''.join(out)}</div>" if out else ""
+
+
+def verification_status(report: Any) -> str:
+    """``verified``; ``verified, only loadable on this machine`` when "loadable by others" is the one
+    failed check; else ``verification failed``."""
+    if report.ok:
+        return "verified"
+    if report.failed == ["loadable by others"]:
+        return "verified, only loadable on this machine"
+    return "verification failed"
+
+
+def verify_html(report: Any, uris: dict[str, str] | None = None) -> str:
+    """:func:`plan_view.verify_html`, saying plainly when the only failure is that the data can be
+    loaded on this machine only (file paths, a loopback address)."""
+    body = plan_view.verify_html(report, uris)
+    if verification_status(report) != "verified, only loadable on this machine":
+        return body
+    detail = next((d for n, ok, d in report.checks if n == "loadable by others"), "")
+    card = ("<div class='atdata-card atdata-verify-only-here'><span class='atdata-badge atdata-badge-warn'>only "
+            "loadable on this machine</span> The records are published and every other check passed, but nobody "
+            f"else can load the data: {esc(detail)}. To share it, go Back to Data, choose “Upload as PDS blobs” "
+            "or “Copy to a store” others can reach, and publish again.</div>")
+    return card + body.replace("Some checks failed for", "Only loadable on this machine:", 1)
+
+
 def _button(description: str, **kwargs: Any) -> ipywidgets.Button:
     return ipywidgets.Button(description=description, layout=ipywidgets.Layout(width="auto"), **kwargs)
 
@@ -93,6 +191,10 @@ class PromotionWizard(AtdataWidget):
 
     Attributes:
         entry: The selected :class:`IndexEntry`.
+        published: The :class:`~atdata_lab.promotion.PublishedEntry` published under the name by the
+            attached account, as the library's plan read it (None: nothing is published).
+        downgrades: The :class:`~atdata_lab.promotion.Downgrade` list of the last plan that was
+            refused (:class:`~atdata_lab.errors.PromotionDowngradeError`); empty otherwise.
         plan: The :class:`~atdata_lab.promotion.PromotionPlan` shown in Preview (None before).
         result: The :class:`~atdata_lab.promotion.PromotionResult` once published.
         report: The :class:`~atdata_lab.promotion.VerificationReport` of the Verify step.
@@ -103,11 +205,12 @@ class PromotionWizard(AtdataWidget):
 
     step = traitlets.Unicode("connect", help="The step shown: " + ", ".join(STEPS) + ".")
     status = traitlets.Unicode(
-        "", help="What the wizard is doing or did last: '', connecting, connected, checking data, planning, "
-                 "planned, publishing, cancelling, published, already published, cancelled, verifying, verified, "
-                 "closed, or '<action> failed'.")
-    busy = traitlets.Bool(False, help="True while work runs in the background (login, planning, publishing, "
-                                      "verifying); Next is disabled meanwhile.")
+        "", help="What the wizard is doing or did last: '', connecting, connected, reading what is published, "
+                 "checking data, planning, planned, needs confirmation, publishing, cancelling, published, already "
+                 "published, cancelled, verifying, verified, 'verified, only loadable on this machine' (every check "
+                 "passed but 'loadable by others'), closed, or '<action> failed'.")
+    busy = traitlets.Bool(False, help="True while work runs in the background (login, reading what is published, "
+                                      "planning, publishing, verifying); Next is disabled meanwhile.")
     can_next = traitlets.Bool(False, help="Whether Next is enabled: the current step's input is valid and "
                                           "nothing is running.")
     validation = traitlets.Unicode("", help="The Describe step's validation message ('' when the input is valid); "
@@ -125,7 +228,14 @@ class PromotionWizard(AtdataWidget):
         self.result: Any = None
         self.report: Any = None
         self.data_plan: Any = None
-        self._store_obj: Any = None
+        self.published: Any = None
+        self.downgrades: list[Any] = []
+        self._intent: tuple[Any, dict[str, Any]] | None = None  # (inputs it was confirmed for, clear=/downgrade=)
+        self._auto: dict[str, Any] = {}  # the value the wizard last put in each input (user edits differ)
+        self._data_chosen = False  # the data choice was made by the user (else it follows what is published)
+        self._read_for: tuple[str, str, str] | None = None  # (entry, name, account) the published state is of
+        self._read_task: BackgroundTask | None = None
+        self._read_note = ""
         self._cancel_event = threading.Event()
         self._publishing = False
         self._done: set[str] = set()
@@ -135,9 +245,10 @@ class PromotionWizard(AtdataWidget):
         self._quiet = False
         self._matches: list[IndexEntry] = []
         self._progress_subscribers: list[Callable[[ProgressEvent], Any]] = []
+        self._quiet_confirm = False
         self._build()
         if entry is not None:
-            self.select_entry(entry)
+            self.select_entry(entry, wait=False)  # what is published is read in the background
         self._go("connect")
 
     # =========================================================================================
@@ -190,7 +301,8 @@ class PromotionWizard(AtdataWidget):
 
         # 4. data
         self._data_mode = part(ipywidgets.RadioButtons(
-            options=[(label, key) for key, label in plan_view.DATA_MODES.items()], value="keep"), "data-mode")
+            options=[(label, key) for key, label in plan_view.DATA_MODES.items()], value="keep",
+            layout=ipywidgets.Layout(width="auto")), "data-mode")
         self._store = part(ipywidgets.Text(description="Copy to", placeholder="a folder, or s3://bucket/prefix",
                                            continuous_update=False, layout=ipywidgets.Layout(display="none")),
                            "store")
@@ -201,12 +313,22 @@ class PromotionWizard(AtdataWidget):
 
         # 5. preview
         self._decision = part(ipywidgets.HTML(), "decision")
+        self._downgrade_list = part(ipywidgets.HTML(), "downgrade-list")
+        self._confirm = part(ipywidgets.Checkbox(value=False, indent=False,
+                                                 description="Remove/downgrade these on purpose",
+                                                 layout=ipywidgets.Layout(width="auto")), "confirm")
+        self._confirm.observe(self.ui(self._on_confirm_change, "Confirming"), names="value")
+        self._downgrade_box = part(ipywidgets.VBox([self._downgrade_list, self._confirm],
+                                                   layout=ipywidgets.Layout(display="none")),
+                                   "downgrades", "atdata-card")
+        self._changes = part(ipywidgets.HTML(), "changes")
         self._diff_box = part(ipywidgets.VBox(), "diff")
         self._plan_body = part(ipywidgets.HTML(), "plan")
         self._nothing_written = part(ipywidgets.HTML(
             "<p class='atdata-muted'>Nothing has been written yet: this is what Publish will do.</p>"),
             "nothing-written")
-        preview = ipywidgets.VBox([self._nothing_written, self._decision, self._diff_box, self._plan_body])
+        preview = ipywidgets.VBox([self._nothing_written, self._downgrade_box, self._decision, self._changes,
+                                   self._diff_box, self._plan_body])
 
         # 6. publish
         self._publish_btn = part(_button("Publish", button_style="success", icon="upload"), "publish")
@@ -295,6 +417,10 @@ class PromotionWizard(AtdataWidget):
         if step == "data":
             return self._data_error() or ""
         if step == "preview":
+            if self.plan is None and self.downgrades:
+                return ("this would remove or weaken what is published (" + "; ".join(
+                    d.describe() for d in self.downgrades) + "): tick 'Remove/downgrade these on purpose' "
+                        "(w.confirm_downgrades()) or go Back and change it")
             if self.plan is None:
                 return "the plan is not ready"
             return "publishing is blocked: " + "; ".join(self.plan.blocking)
@@ -441,8 +567,17 @@ class PromotionWizard(AtdataWidget):
             previous, self.index.atmosphere = self.index.atmosphere, atm
             if previous is not None and previous is not atm:
                 previous.close()  # a re-login must not leak the old client's connections
+            if getattr(previous, "did", None) != atm.did:
+                self.result = self.report = None  # another account's publication is not this one's
             self.plan = self.data_plan = None
+            self.downgrades = []
             self._render_connect()
+            # what is published is per account: read it again for this one, and show it everywhere
+            if self.entry is not None:
+                self.entry = self.index.get_entry_by_name(self.entry.name)
+                self._read_published_work()
+            self._show_publication()
+            self._refresh_browser()
             self.status = "connected"
             return atm
 
@@ -451,6 +586,26 @@ class PromotionWizard(AtdataWidget):
     # =========================================================================================
     # 2. dataset
     # =========================================================================================
+    def _publication(self, entry: IndexEntry | None = None) -> Publication:
+        """Whether ``entry`` (default: the selected one) is published by the attached account."""
+        entry = entry if entry is not None else self.entry
+        return publication_of(entry, getattr(self.index, "atmosphere", None))
+
+    def _option_label(self, entry: IndexEntry) -> str:
+        base = plan_view.entry_option_label(entry).rsplit(" · ", 1)[0]
+        return f"{base} · {self._publication(entry).text}"
+
+    def _card_html(self, entry: IndexEntry) -> str:
+        pub = self._publication(entry)
+        shown = entry if pub.mine or not pub.uri else dataclasses.replace(entry, published_uri=pub.text)
+        card = plan_view.entry_summary_html(shown)
+        if self.published is not None:
+            card += (f"<div class='atdata-muted atdata-published-now'>Published now under this name: "
+                     f"<code>{esc(self.published.describe())}</code></div>")
+        if self._read_note:
+            card += f"<div class='atdata-muted atdata-read-note'>{esc(self._read_note)}</div>"
+        return card
+
     def search(self, text: str = "") -> list[IndexEntry]:
         """Filter the list of local entries (name, description, tags); returns the matches."""
         if self._search.value != text:
@@ -458,10 +613,10 @@ class PromotionWizard(AtdataWidget):
             return self._matches
         page = self.index.search(text.strip() or None, limit=500)
         self._matches = list(page)
-        options = [(plan_view.entry_option_label(e), e.name) for e in page]
+        options = [(self._option_label(e), e.name) for e in page]
         current = self.entry.name if self.entry is not None else None
         if current is not None and current not in [n for _, n in options]:
-            options.insert(0, (plan_view.entry_option_label(self.entry), current))
+            options.insert(0, (self._option_label(self.entry), current))
         self._entries.options = options
         self._entries.value = current
         return self._matches
@@ -469,11 +624,22 @@ class PromotionWizard(AtdataWidget):
     def _on_entry_pick(self, change: dict[str, Any]) -> None:
         name = change["new"]
         if name is not None and (self.entry is None or name != self.entry.name):
-            self.select_entry(name)
+            self.select_entry(name, wait=False)
 
-    def select_entry(self, entry: str | IndexEntry) -> IndexEntry:
+    def _put(self, key: str, widget: Any, value: Any) -> None:
+        """Set an input on the user's behalf (pre-fill); remembered so a later pre-fill leaves the
+        user's own edits alone."""
+        widget.value = value
+        self._auto[key] = widget.value
+
+    def _untouched(self, key: str, widget: Any) -> bool:
+        return key in self._auto and widget.value == self._auto[key]
+
+    def select_entry(self, entry: str | IndexEntry, *, wait: bool = True) -> IndexEntry:
         """Choose the dataset to promote (by name or entry). A different entry resets Describe to
-        its values; the same one keeps what was typed."""
+        its values; the same one keeps what was typed. Once connected, what is published under the
+        name is read (:meth:`read_published`) and pre-fills Describe and Data (``wait=False``: in the
+        background, Next waits for it)."""
         name = entry.name if isinstance(entry, IndexEntry) else entry
         with self.reporting("Selecting the dataset"):
             fresh = self.index.get_entry_by_name(name)
@@ -481,31 +647,121 @@ class PromotionWizard(AtdataWidget):
             self.entry = fresh
             if changed:
                 self.plan = self.data_plan = self.result = self.report = None
-                self.published_uri = fresh.published_uri or ""
-                self._name.value = fresh.name
-                self._description.value = fresh.description or ""
-                self._tags.value = list(fresh.tags)
-                self._license.value = fresh.license or ""
+                self.published, self.downgrades, self._read_for, self._read_note = None, [], None, ""
+                self._data_chosen = False
+                self.published_uri = self._publication(fresh).uri if self._publication(fresh).mine else ""
+                self._put("name", self._name, fresh.name)
+                self._put("description", self._description, fresh.description or "")
+                self._put("tags", self._tags, list(fresh.tags))
+                self._put("license", self._license, fresh.license or "")
+                self._set_data_choices()
             names = [n for _, n in self._entries.options]
             if fresh.name not in names:
-                self._entries.options = [(plan_view.entry_option_label(fresh), fresh.name),
-                                         *self._entries.options]
+                self._entries.options = [(self._option_label(fresh), fresh.name), *self._entries.options]
             self._entries.value = fresh.name
-            self._entry_card.value = plan_view.entry_summary_html(fresh)
+            self._entry_card.value = self._card_html(fresh)
             self._done.add("dataset")
             self.validate()
             self._render_banner()
             self._refresh()
-            return fresh
+        if changed and self._connected():
+            task = self.read_published(wait=wait)
+            if not wait:
+                self._read_task = task
+        return fresh
+
+    def read_published(self, *, wait: bool = True) -> Any:
+        """Read what is published under the name by the attached account, through the library's plan
+        (``index.plan_promotion(entry, name=..., downgrade=True)``: nothing is written, and nothing is
+        refused: it is only read), then pre-fill Describe with the plan's values (each field: the
+        local entry's, else the published record's) and default Data to the published storage.
+        Inputs the user changed are left alone. Returns :attr:`published`."""
+        if self.entry is None:
+            raise InvalidArgumentError("choose a dataset first")
+        before = self.status
+
+        def work(task: BackgroundTask) -> Any:
+            self._read_published_work()
+            if self.status == "reading what is published":
+                self.status = before
+            return self.published
+
+        return self._background("Reading what is published", "reading what is published", work, wait=wait,
+                                exclusive=False)
+
+    def _read_published_work(self) -> None:
+        """The read itself (in a worker thread): plan, then pre-fill from the plan."""
+        entry = self.entry
+        if entry is None or not self._connected():
+            return
+        name = self._name.value.strip() or entry.name
+        account = self.index.atmosphere.did
+        try:
+            plan = self.index.plan_promotion(entry.name, name=name, downgrade=True)
+        except (AtdataLabError, KeyError) as e:
+            if self.entry is None or self.entry.name != entry.name:
+                return  # another dataset was chosen meanwhile: its own read pre-fills
+            # nothing to pre-fill from; Describe and Preview report the same problem where it belongs
+            self.published, self._read_note = None, f"What is published could not be read: {e}"
+        else:
+            if self.entry is None or self.entry.name != entry.name:
+                return
+            self.published, self._read_note = plan.published, ""
+            if self._untouched("description", self._description):
+                self._put("description", self._description, plan.description or "")
+            if self._untouched("tags", self._tags):
+                self._put("tags", self._tags, list(plan.tags))
+            if self._untouched("license", self._license):
+                self._put("license", self._license, plan.license or "")
+        self._read_for = (entry.name, name, account)
+        self._set_data_choices()
+        self._show_publication()
+
+    def _await_read(self) -> None:
+        """Programmatic calls wait for a pre-fill started in the background (never the worker itself)."""
+        task = self._read_task
+        if task is not None and not task.done and threading.current_thread() is not task.thread:
+            task.wait(120)
+
+    def _show_publication(self) -> None:
+        """Show the selected entry's publication (per account) wherever the wizard shows it."""
+        if self.entry is not None:
+            pub = self._publication()
+            if self.result is None:
+                self.published_uri = pub.uri if pub.mine else ""
+            self._entry_card.value = self._card_html(self.entry)
+        self.search(self._search.value)
+        self.validate()
+        self._render_banner()
+        self._refresh()
+
+    def _refresh_browser(self) -> None:
+        """The index browser(s) this wizard came from or opened show the new published state."""
+        for b in (self.browser, *self._browser_box.children):
+            if b is not None and hasattr(b, "refresh"):
+                b.refresh()
 
     def _render_banner(self) -> None:
-        uri = self.entry.published_uri if self.entry is not None and self.result is None else None
-        if uri:
+        pub = self._publication() if self.entry is not None and self.result is None else Publication("")
+        atm = getattr(self.index, "atmosphere", None)
+        if pub.mine:
+            now = (f" ({esc(describe_storage(self.published.storage))})"
+                   if self.published is not None and self.published.uri == pub.uri else "")
             self._already.value = (
                 f"<div class='atdata-card atdata-already'><span class='atdata-badge atdata-badge-info'>already "
                 f"published</span> <strong>{esc(self.entry.name)}</strong> is already published at "
-                f"<code>{esc(uri)}</code>. Publishing again writes no second copy: an unchanged entry writes "
-                "nothing, changed details update those records in place.</div>")
+                f"<code>{esc(pub.uri)}</code>{now}. Publishing again starts from what is published: its fields "
+                "and storage are kept unless you change them, an unchanged entry writes nothing, and Preview "
+                "shows every change field by field before anything is written.</div>")
+            self._already.layout.display = "flex"
+        elif pub.uri:
+            who = f"@{atm.handle}" if atm is not None and getattr(atm, "handle", None) else "this account"
+            self._already.value = (
+                f"<div class='atdata-card atdata-already atdata-other-account'><span class='atdata-badge "
+                f"atdata-badge-warn'>{esc(pub.state)}</span> <strong>{esc(self.entry.name)}</strong> was published "
+                f"by <code>{esc(pub.did)}</code> (<code>{esc(pub.uri)}</code>), "
+                + (f"not by {esc(who)}: publishing creates {esc(who)}'s own records." if pub.state == "other account"
+                   else "and no account is attached: log in to see whether it is yours.") + "</div>")
             self._already.layout.display = "flex"
         else:
             self._already.value = ""
@@ -516,8 +772,10 @@ class PromotionWizard(AtdataWidget):
     # =========================================================================================
     def set_description(self, *, name: str | None = None, description: str | None = None,
                         tags: list[str] | None = None, license: str | None = None) -> str:
-        """Fill the Describe step (arguments left out keep their value). Returns the validation
+        """Fill the Describe step (arguments left out keep their value; ``""`` / ``[]`` empties a
+        field: published, that is a removal Preview asks to confirm). Returns the validation
         message ("" when valid)."""
+        self._await_read()
         if name is not None:
             self._name.value = name
         if description is not None:
@@ -544,22 +802,69 @@ class PromotionWizard(AtdataWidget):
         self._refresh()
         return msg
 
+    def _inputs_key(self) -> tuple[Any, ...]:
+        """Everything the user chose: a confirmation holds for exactly these inputs."""
+        atm = getattr(self.index, "atmosphere", None)
+        return (self.entry.name if self.entry is not None else None, getattr(atm, "did", None),
+                self._name.value.strip(), self._description.value, tuple(self._tags.value),
+                self._license.value.strip(), self._data_mode.value, self._store.value, id(self._store_obj))
+
+    def _intent_options(self) -> dict[str, Any]:
+        """``clear=`` / ``downgrade=`` confirmed for the current inputs ({} when none, or stale)."""
+        if self._intent is not None and self._intent[0] == self._inputs_key():
+            return dict(self._intent[1])
+        return {}
+
     def promotion_options(self) -> dict[str, Any]:
-        """The keyword arguments this wizard passes to :meth:`Index.plan_promotion`."""
+        """The keyword arguments this wizard passes to :meth:`Index.plan_promotion` (and that
+        :meth:`Index.promote_entry` would need for the same result). Each field is given as shown
+        (pre-filled from the plan; an emptied field is ``""`` / ``[]``), plus ``clear=`` /
+        ``downgrade=True`` once confirmed in Preview."""
         return {
             "name": self._name.value.strip(),
-            "description": self._description.value or None,
+            "description": self._description.value,
             "tags": list(self._tags.value),
-            "license": self._license.value.strip() or None,
+            "license": self._license.value.strip(),
             "copy_to": self.copy_to(),
+            **self._intent_options(),
         }
 
     # =========================================================================================
     # 4. data
     # =========================================================================================
     def copy_to(self) -> Any:
-        """The ``copy_to=`` for the data choice: None (keep), a store (copy) or ``"blobs"``."""
-        return plan_view.copy_target(self._data_mode.value, self._store.value, self._store_obj)
+        """The ``copy_to=`` for the data choice: ``published`` None (the published storage),
+        ``keep`` ``"keep"`` (the current URLs), ``copy`` a store, ``blobs`` ``"blobs"``."""
+        mode = self._data_mode.value
+        if mode == "published":
+            return None
+        if mode == "keep":
+            return "keep"
+        return plan_view.copy_target(mode, self._store.value, self._store_obj)
+
+    @property
+    def data_choices(self) -> list[str]:
+        """The Data step's choices offered now (``published`` only when something is published)."""
+        return [key for _, key in self._data_mode.options]
+
+    def _set_data_choices(self) -> None:
+        """Offer "Keep the published storage" when something is published under the name, and make
+        it the default until the user chooses."""
+        pub = self.published
+        choices = [(label, key) for key, label in plan_view.DATA_MODES.items()]
+        if pub is not None:
+            choices.insert(0, (f"{DATA_CHOICES['published']} ({describe_storage(pub.storage)})", "published"))
+        value = self._data_mode.value
+        if not self._data_chosen or (value == "published" and pub is None):
+            value = "published" if pub is not None else "keep"
+        self._quiet = True
+        try:
+            if tuple(self._data_mode.options) != tuple(choices):
+                self._data_mode.options = choices
+            self._data_mode.value = value
+        finally:
+            self._quiet = False
+        self._store.layout.display = "flex" if value == "copy" else "none"
 
     def _data_error(self) -> str | None:
         try:
@@ -569,11 +874,18 @@ class PromotionWizard(AtdataWidget):
         return None
 
     def set_data(self, mode: str, location: str | None = None, *, store: Any = None, wait: bool = True) -> Any:
-        """Choose what happens to the data: ``keep`` the URLs, ``copy`` to a folder or
-        ``s3://bucket/prefix`` (``location``) or a ``store``, or upload as PDS ``blobs``. Then checks it (warnings for local paths nobody
-        else can reach and shards over the server's blob limit)."""
-        if mode not in plan_view.DATA_MODES:
-            raise InvalidArgumentError(f"data mode must be one of {', '.join(plan_view.DATA_MODES)}, not {mode!r}")
+        """Choose what happens to the data: ``published`` keep the published storage (offered when
+        something is published; the default then), ``keep`` the current URLs, ``copy`` to a folder or
+        ``s3://bucket/prefix`` (``location``) or a ``store``, or upload as PDS ``blobs``. Then checks
+        it (warnings for local paths nobody else can reach, shards over the server's blob limit, and
+        what it would remove or weaken of the published record)."""
+        self._await_read()
+        if mode not in DATA_CHOICES:
+            raise InvalidArgumentError(f"data mode must be one of {', '.join(DATA_CHOICES)}, not {mode!r}")
+        if mode not in self.data_choices:
+            raise InvalidArgumentError(f"nothing is published under {self._name.value.strip()!r} by this account: "
+                                       "choose keep, copy or blobs")
+        self._data_chosen = True
         self._quiet = True  # set both fields, then check once
         try:
             self._data_mode.value = mode
@@ -589,6 +901,7 @@ class PromotionWizard(AtdataWidget):
         self._store.layout.display = "flex" if self._data_mode.value == "copy" else "none"
         if self._quiet:
             return
+        self._data_chosen = True
         if change["owner"] is self._store:
             self._store_obj = None  # a folder typed in the UI replaces a store given from code
         self.data_plan = None
@@ -614,10 +927,20 @@ class PromotionWizard(AtdataWidget):
         self._data_info.value = "<div class='atdata-muted'>Checking the data…</div>"
 
         def work(task: BackgroundTask) -> Any:
-            plan = self.index.plan_promotion(self.entry.name, **options)
+            nonlocal options
+            if self._read_for != (self.entry.name, options["name"] or self.entry.name, self.index.atmosphere.did):
+                self._read_published_work()  # another name (or account): what is published under it
+                options = self.promotion_options()
+            try:
+                plan = self.index.plan_promotion(self.entry.name, **options)
+            except PromotionDowngradeError as e:
+                plan = None
+                info = downgrades_html(e.downgrades, at="data")
+            else:
+                info = plan_view.data_html(plan)
             if seq == self._data_seq:
                 self.data_plan = plan
-                self._data_info.value = plan_view.data_html(plan)
+                self._data_info.value = info
                 self.status = "data checked"
             return plan
 
@@ -627,25 +950,45 @@ class PromotionWizard(AtdataWidget):
     # 5. preview
     # =========================================================================================
     def make_plan(self, *, wait: bool = True) -> Any:
-        """Ask :meth:`Index.plan_promotion` for the plan (nothing is written) and show it."""
+        """Ask :meth:`Index.plan_promotion` for the plan (nothing is written) and show it: the
+        schema decision, what is published now and each field the plan changes in it (or the new
+        version it makes), the exact records, the data action and the cost.
+
+        When the plan would remove or weaken something published, the library refuses it
+        (:class:`~atdata_lab.errors.PromotionDowngradeError`): each downgrade is listed with
+        "Remove/downgrade these on purpose" (:meth:`confirm_downgrades`), :attr:`plan` stays None
+        and Publish stays disabled."""
         if self.entry is None:
             raise InvalidArgumentError("choose a dataset first")
         options = self.promotion_options()
         self._decision.value = "<div class='atdata-muted'>Planning…</div>"
         self._plan_body.value = ""
+        self._changes.value = ""
         self._diff_box.children = []
         self.plan = None
 
         def work(task: BackgroundTask) -> Any:
-            plan = self.index.plan_promotion(self.entry.name, **options)
+            try:
+                plan = self.index.plan_promotion(self.entry.name, **options)
+            except PromotionDowngradeError as e:
+                self.downgrades = list(e.downgrades)
+                self._show_downgrades(None)
+                self._decision.value = ("<div class='atdata-muted atdata-plan-refused'>No plan yet: this would remove "
+                                        "or weaken what is published. Confirm it above, or go Back and keep it."
+                                        "</div>")
+                self.status = "needs confirmation"
+                return None
             d = plan.schema_decision
             children = []
             if d.action == "conflict":
                 from .schema_diff import SchemaDiff
 
                 children = [SchemaDiff(d.uri, self.entry, index=self.index)]
+            self.downgrades = []
             self.plan = plan
+            self._show_downgrades(plan)
             self._decision.value = plan_view.plan_head_html(plan)
+            self._changes.value = changes_html(plan)
             self._diff_box.children = children
             self._plan_body.value = plan_view.plan_body_html(plan)
             if plan.already_published:
@@ -655,6 +998,48 @@ class PromotionWizard(AtdataWidget):
 
         return self._background("Planning the promotion", "planning", work, wait=wait)
 
+    def _show_downgrades(self, plan: Any) -> None:
+        """The confirmation box: the refused downgrades (unticked), or what the plan does on purpose
+        (ticked), or nothing."""
+        if plan is None and self.downgrades:
+            body, ticked = downgrades_html(self.downgrades, at="preview"), False
+        elif plan is not None and plan.intents:
+            body, ticked = (
+                "<p><span class='atdata-badge atdata-badge-warn'>on purpose</span> Publish removes or weakens "
+                "these in the published record, as you confirmed:</p><ul class='atdata-intents'>"
+                + "".join(f"<li>{esc(i)}</li>" for i in plan.intents) + "</ul>"), True
+        else:
+            body, ticked = "", False
+        self._downgrade_list.value = body
+        self._quiet_confirm = True
+        try:
+            self._confirm.value = ticked
+        finally:
+            self._quiet_confirm = False
+        self._downgrade_box.layout.display = "flex" if body else "none"
+
+    def _on_confirm_change(self, change: dict[str, Any]) -> None:
+        if not self._quiet_confirm:
+            self.confirm_downgrades(change["new"], wait=False)
+
+    def confirm_downgrades(self, on_purpose: bool = True, *, wait: bool = True) -> Any:
+        """"Remove/downgrade these on purpose": plan again with the arguments the listed downgrades
+        need (``clear=[field, ...]`` for removed fields, ``downgrade=True`` for weaker storage or
+        dropped checksums: what :meth:`Index.promote_entry` would need for the same result);
+        ``on_purpose=False`` takes it back. Holds until an input changes. Returns the plan."""
+        if on_purpose:
+            if not self.downgrades and not self._intent_options():
+                raise InvalidArgumentError("there is nothing to confirm: the plan removes and weakens nothing")
+            if self.downgrades:
+                clear = [d.field for d in self.downgrades if d.field in PROMOTED_FIELDS]
+                intent: dict[str, Any] = {"clear": clear} if clear else {}
+                if any(d.field not in PROMOTED_FIELDS for d in self.downgrades):
+                    intent["downgrade"] = True
+                self._intent = (self._inputs_key(), intent)
+        else:
+            self._intent = None
+        return self.make_plan(wait=wait)
+
     @property
     def schema_diff(self) -> Any:
         """The SchemaDiff widget embedded in Preview for a conflict (else None)."""
@@ -662,8 +1047,7 @@ class PromotionWizard(AtdataWidget):
 
     def _can_publish(self) -> bool:
         p = self.plan
-        return (p is not None and not p.blocking and p.schema_decision.action != "conflict"
-                and not p.already_published)
+        return p is not None and not p.blocking and p.schema_decision.action != "conflict"
 
     # =========================================================================================
     # 6. publish
@@ -677,7 +1061,8 @@ class PromotionWizard(AtdataWidget):
         if p is not None and p.already_published:
             self._publish_info.value = (
                 f"<div class='atdata-card atdata-already'>Already published at <code>{esc(p.already_published)}"
-                "</code>: nothing to publish, and it will not be published twice. Next verifies it.</div>")
+                "</code>, unchanged: it will not be published twice. Publish writes nothing and verifies it "
+                "(so does Next).</div>")
         elif p is not None:
             self._publish_info.value = (f"<div class='atdata-muted'>Ready: {esc(plan_view.plan_decision_line(p))}; "
                                         f"{esc(plan_view.plan_cost_line(p))}.</div>")
@@ -692,6 +1077,10 @@ class PromotionWizard(AtdataWidget):
         """
         from ..promotion import PromotionCancelled
 
+        if self.plan is None and self.downgrades:
+            raise InvalidArgumentError(
+                "publishing would remove or weaken what is published (" + "; ".join(d.describe() for d in self.downgrades)
+                + "): confirm it on purpose in Preview first (confirm_downgrades())")
         if self.plan is None:
             raise InvalidArgumentError("there is no plan yet: go to Preview first")
         plan = self.plan
@@ -721,11 +1110,18 @@ class PromotionWizard(AtdataWidget):
             self.entry = self.index.get_entry_by_name(self.entry.name)
             self._done.add("publish")
             self.status = "already published" if result.already_published else "published"
-            self._publish_info.value = (
-                f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-ok'>published"
-                f"</span> <code>{esc(result.at_uri)}</code> ({len(result.written)} records written"
-                f"{', schema reused' if result.schema_reused else ''})</div>")
-            self._render_banner()
+            if result.already_published:
+                self._publish_info.value = (
+                    f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-info'>already "
+                    f"published</span> <code>{esc(result.at_uri)}</code>: unchanged, nothing was written</div>")
+            else:
+                self._publish_info.value = (
+                    f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-ok'>published"
+                    f"</span> <code>{esc(result.at_uri)}</code> ({len(result.written)} records written"
+                    f"{', schema reused' if result.schema_reused else ''})</div>")
+            # the new published state, everywhere it is shown: Dataset step, banner, Data choices, browser
+            self._read_published_work()
+            self._refresh_browser()
             self._go("verify")
             try:
                 self._verify_work()
@@ -753,9 +1149,9 @@ class PromotionWizard(AtdataWidget):
             self._checks.value = "<div class='atdata-muted'>Verifying…</div>"
             report = self.index.verify(self.published_uri)
             self.report = report
-            self._checks.value = plan_view.verify_html(report, self.uris())
+            self._checks.value = verify_html(report, self.uris())
             self._done.add("verify")
-            self.status = "verified" if report.ok else "verification failed"
+            self.status = verification_status(report)
             return report
 
     def verify(self, *, wait: bool = True) -> Any:
@@ -795,6 +1191,8 @@ class PromotionWizard(AtdataWidget):
         Raises:
             ValueError: the current step is not complete (the message says why).
         """
+        if wait:
+            self._await_read()
         if not self.can_next:
             raise InvalidArgumentError(f"cannot go on from {STEP_TITLES[self.step]}: {self._why_not()}")
         i = STEPS.index(self.step)
@@ -846,11 +1244,11 @@ class PromotionWizard(AtdataWidget):
     def _static_html(self) -> str:
         parts = [f"<div class='atdata-promotion-wizard'>{_steps_html(self.step, self._done)}"]
         if self.entry is not None:
-            parts.append(plan_view.entry_summary_html(self.entry))
+            parts.append(self._card_html(self.entry))
         if self.plan is not None:
             parts.append(plan_view.plan_html(self.plan))
         if self.report is not None:
-            parts.append(plan_view.verify_html(self.report, self.uris()))
+            parts.append(verify_html(self.report, self.uris()))
         parts.append("</div>")
         return "".join(parts)
 

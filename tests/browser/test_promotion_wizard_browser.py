@@ -163,17 +163,21 @@ def test_click_through_from_login_to_verify_and_the_password_is_nowhere(state_la
     assert counts() == (0, 0, 0)
     lab.screenshot("wizard-5-preview")
 
-    # 6. Publish (off the UI thread, progress bar), then 7. Verify runs by itself
+    # 6. Publish (off the UI thread, progress bar), then 7. Verify runs by itself: the URLs were kept,
+    # so every check passes but "loadable by others" (local file paths), and the wizard says so plainly
     click_next(lab, "publish")
     part(lab, "publish").click()
     expect(part(lab, "step-verify")).to_be_visible(timeout=60_000)
     checks = part(lab, "checks")
-    expect(checks).to_contain_text("All checks passed", timeout=60_000)
+    expect(checks).to_contain_text("Only loadable on this machine", timeout=60_000)
+    expect(checks.locator(".atdata-verify-only-here")).to_contain_text("every other check passed")
     for check in ("entry record present", "CIDs match what was written", "shard checksums match",
                   "first batch loads with the right shapes"):
         expect(checks).to_contain_text(check)
+    expect(checks.locator("tr.atdata-verify-fail")).to_have_count(1)
+    expect(checks.locator("tr.atdata-verify-fail")).to_contain_text("loadable by others")
     expect(checks).to_contain_text(f'atdata.load_dataset("@{account.handle}/fv", split="train")')
-    lab.wait_for_kernel("wizard.status", "verified")
+    lab.wait_for_kernel("wizard.status", "verified, only loadable on this machine")
     uris = lab.kernel_eval("wizard.uris()")
     for uri in uris.values():
         expect(checks).to_contain_text(uri)
@@ -208,3 +212,90 @@ def test_click_through_from_login_to_verify_and_the_password_is_nowhere(state_la
     assert lab.kernel_eval(
         f"any({account.password!r} in __import__('json').dumps(w.get_state(), default=repr) "
         "for w in __import__('ipywidgets').widgets.widget._instances.values())") is False
+
+
+PUBLISHED_AS_BLOBS = """
+from atdata_lab.atmosphere import Atmosphere
+
+index.atmosphere = Atmosphere.from_env()   # the test's sandbox account (ATDATA_HANDLE / ATDATA_PASSWORD)
+uri = index.promote_entry("fv", copy_to="blobs", license="CC0-1.0", description="feature vectors",
+                          progress=False)
+# as in issue 12: the local entry does not carry what was published (it was published before the
+# index kept the published values); the wizard must start from the published record anyway
+index.provider.update_entry("fv", description=None, license=None)
+uri
+"""
+
+
+def test_promoting_a_published_entry_again_from_the_browser_keeps_its_blobs_and_license(lab, sandbox, monkeypatch):
+    """Issue 12, step 2: published as PDS blobs with CC0-1.0; then in the index browser select it ->
+    Promote… -> Next x5 -> Publish. Describe starts from the published record, Data from the published
+    storage; the record keeps its blobs and license and nothing is written (its CID is unchanged)."""
+    from atdata_lab.atmosphere import Atmosphere
+    from atdata_lab.atmosphere import records as rec
+
+    account = sandbox.create_account()
+    for key, value in sandbox.env(account).items():
+        monkeypatch.setenv(key, value)
+    nb = make_notebook(SETUP, PUBLISHED_AS_BLOBS, "browser = index.browse()\nbrowser")
+    lab.open_notebook(nb, name="promote_again.ipynb")
+    lab.run_all_and_wait()
+
+    client = Atmosphere.login(account.handle, account.password, pds_url=sandbox.pds_url)
+    uri = lab.kernel_eval("uri")
+    rkey = uri.rsplit("/", 1)[1]
+    before = client.get_record(rec.ENTRY_NSID, rkey)
+    assert rec.entry_from_record(before["value"])["storage"]["kind"] == "blobs"
+
+    def counts():
+        return tuple(len(list(client.list_records(n))) for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID))
+
+    assert counts() == (1, 1, 1)
+
+    # the index browser: select it, Promote…
+    browser = lab.widget("atdata-index-browser").first
+    row = browser.locator(".atdata-index-browser-row[data-id='fv']")
+    expect(row.locator(".atdata-badge-ok")).to_have_text("published")
+    row.click()
+    lab.wait_for_kernel("browser.selected and browser.selected.name", "fv")
+    browser.locator(".atdata-index-browser-promote").click()
+    wizard = browser.locator(".atdata-promotion-wizard")
+    expect(wizard).to_be_visible()
+    expect(wizard.locator(".atdata-promotion-wizard-already")).to_contain_text("already published")
+
+    def click_in_wizard(step):
+        button = wizard.locator(".atdata-promotion-wizard-next")
+        expect(button).to_be_enabled()
+        button.click()
+        expect(wizard.locator(f".atdata-promotion-wizard-step-{step}")).to_be_visible()
+
+    # Next x5, looking at what each step proposes
+    click_in_wizard("dataset")
+    click_in_wizard("describe")
+    expect(wizard.locator(".atdata-promotion-wizard-license input")).to_have_value("CC0-1.0")
+    expect(wizard.locator(".atdata-promotion-wizard-description textarea")).to_have_value("feature vectors")
+    click_in_wizard("data")
+    data_mode = wizard.locator(".atdata-promotion-wizard-data-mode")
+    expect(data_mode.locator("label", has_text="Keep the published storage").locator("input")).to_be_checked()
+    expect(wizard.locator(".atdata-promotion-wizard-data-info")).to_contain_text("nothing is copied or uploaded")
+    click_in_wizard("preview")
+    expect(wizard.locator(".atdata-promotion-wizard-decision")).to_contain_text("Already published")
+    expect(wizard.locator(".atdata-promotion-wizard-plan")).to_contain_text("No records will be written")
+    expect(wizard.locator(".atdata-promotion-wizard-changes")).to_contain_text("PDS blob")
+    lab.screenshot("wizard-promote-again-preview")
+    click_in_wizard("publish")
+
+    # Publish: nothing is written; the verification passes (blobs load anywhere)
+    wizard.locator(".atdata-promotion-wizard-publish").click()
+    expect(wizard.locator(".atdata-promotion-wizard-step-verify")).to_be_visible()
+    expect(wizard.locator(".atdata-promotion-wizard-checks")).to_contain_text("All checks passed")
+    lab.wait_for_kernel("browser.action_widget.status", "verified")
+    assert lab.kernel_eval("browser.action_widget.result.written") == []
+
+    after = client.get_record(rec.ENTRY_NSID, rkey)
+    assert after["cid"] == before["cid"] and after["value"] == before["value"]
+    parsed = rec.entry_from_record(after["value"])
+    assert parsed["storage"]["kind"] == "blobs" and parsed["license"] == "CC0-1.0"
+    assert parsed["description"] == "feature vectors"
+    assert counts() == (1, 1, 1)
+    expect(row.locator(".atdata-badge-ok")).to_have_text("published")

@@ -10,6 +10,7 @@ import html
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -69,7 +70,7 @@ def index(client, tmp_path):
 
 
 def to_preview(w, entry_name="fv", mode="keep", **describe):
-    """Drive a connected wizard from Connect to Preview."""
+    """Drive a connected wizard from Connect to Preview (``mode=None``: the Data step's default)."""
     from atdata_lab.widgets import PromotionWizard
 
     assert isinstance(w, PromotionWizard)
@@ -80,9 +81,15 @@ def to_preview(w, entry_name="fv", mode="keep", **describe):
     if describe:
         assert w.set_description(**describe) == ""
     assert w.next() == "data"
-    w.set_data(mode)
+    if mode is not None:
+        w.set_data(mode)
     assert w.next() == "preview"
     return w.plan
+
+
+def entry_record(client, uri):
+    """The dataset record as it is on the PDS now: {uri, cid, value}."""
+    return client.get_record(rec.ENTRY_NSID, uri.rsplit("/", 1)[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,14 +141,18 @@ def test_every_step_from_login_to_verify(pds_account, client, tmp_path):
 
     assert w.next() == "publish" and not w.can_next
     result = w.publish()
-    assert w.status == "verified" and w.step == "verify"
+    # kept at local file paths: published and every check passes, but only this machine can load it
+    assert w.status == "verified, only loadable on this machine" and w.step == "verify"
     assert result.at_uri == w.published_uri == bare.get_entry_by_name("fv").published_uri
     assert counts(client) == (1, 1, 1)
-    assert w.report.ok and [c[0] for c in w.report.checks] == [
+    assert w.report.failed == ["loadable by others"] and [c[0] for c in w.report.checks] == [
         "entry record present", "schema record present", "label record present", "CIDs match what was written",
-        "shard checksums match", "first batch loads with the right shapes"]
+        "shard checksums recorded", "loadable by others", "shard checksums match",
+        "first batch loads with the right shapes"]
     for uri in w.uris().values():
         assert uri in w._checks.value
+    assert "only loadable on this machine" in w._checks.value and "All checks passed" not in w._checks.value
+    assert "Some checks failed" not in w._checks.value and "Upload as PDS blobs" in w._checks.value
     assert w.load_line == f'atdata.load_dataset("@{pds_account.handle}/fv", split="train")'
     assert "✔ ok" in w._checks.value and "[16]" not in w.load_line
     assert all(f"atdata-step-{s} atdata-step-done" in w._indicator.value
@@ -156,11 +167,13 @@ def test_promote_entry_and_the_wizard_share_one_code_path(index, client):
     from atdata_lab.widgets import PromotionWizard
 
     w = PromotionWizard(index, "fv")
+    w.wait()  # what is published is read in the background (nothing here); Next waits for it
     assert w.step == "connect" and w.can_next and "Connected as" in w._identity.value
     opts = {"description": "d", "tags": ["a", "b"], "license": "CC-BY-4.0"}
     plan = to_preview(w, **opts)
-    assert w.promotion_options() == {"name": "fv", "copy_to": None, **opts}
-    assert plan.to_dict() == index.plan_promotion("fv", **opts).to_dict()
+    assert w.promotion_options() == {"name": "fv", "copy_to": "keep", **opts}
+    assert plan.to_dict() == index.plan_promotion("fv", copy_to="keep", **opts).to_dict()
+    assert plan.to_dict() == index.plan_promotion("fv", **opts).to_dict()  # nothing published: None keeps too
     w.next()
     w.publish()
     again = index.plan_promotion("fv", **opts)
@@ -337,7 +350,9 @@ def test_cancel_mid_publish_writes_no_record(index, client, mode, cancel_on):
     seen.clear()
     w._progress_subscribers.clear()
     result = w.publish()
-    assert result is not None and counts(client) == (1, 1, 1) and w.report.ok
+    assert result is not None and counts(client) == (1, 1, 1)
+    # local file paths are loadable on this machine only; blobs by anyone
+    assert w.report.failed == ([] if mode == "blobs" else ["loadable by others"])
 
 
 @pytest.mark.sandbox
@@ -367,7 +382,7 @@ def test_publish_runs_off_the_ui_thread_and_the_widget_stays_live(index, client)
     gate.set()
     w.wait()
     assert threads == {"Publishing"} and threading.current_thread().name not in threads
-    assert w.status == "verified" and counts(client) == (1, 1, 1)
+    assert w.status == "verified, only loadable on this machine" and counts(client) == (1, 1, 1)
     assert "done" in w._progress.text
 
 
@@ -441,20 +456,223 @@ def test_reopening_on_a_published_entry_says_so_and_does_not_publish_twice(index
 
     uri = index.promote_entry("fv", progress=False)
     assert counts(client) == (1, 1, 1)
+    before = entry_record(client, uri)
     w = PromotionWizard(index, "fv")
+    w.wait()
     assert w._already.layout.display == "flex" and uri in w._already.value and "already published" in w._already.value
-    assert w.published_uri == uri
-    plan = to_preview(w)
+    assert w.published_uri == uri and w.published.uri == uri
+    plan = to_preview(w, mode=None)  # every default
+    assert w._data_mode.value == "published" and w.copy_to() is None
     assert plan.already_published == uri and not plan.writes and plan.pds_calls == 0
     assert "Already published" in w._decision.value and "No records will be written" in w._plan_body.value
     assert w.next() == "publish"
-    assert w._publish_btn.disabled and uri in w._publish_info.value and "not be published twice" in w._publish_info.value
-    assert w.can_next
-    client.round_trips = 0
-    result = w.publish()  # the programmatic twin: the engine writes nothing
+    assert not w._publish_btn.disabled and uri in w._publish_info.value
+    assert "not be published twice" in w._publish_info.value and w.can_next
+    w._publish_btn.click()  # the user clicks Publish anyway: the engine writes nothing
+    w.wait()
+    result = w.result
     assert result.already_published and result.at_uri == uri and result.written == []
-    assert w.status == "verified" and w.report.ok
-    assert counts(client) == (1, 1, 1)
+    assert "nothing was written" in w._publish_info.value
+    assert w.status == "verified, only loadable on this machine" and w.report.failed == ["loadable by others"]
+    assert counts(client) == (1, 1, 1) and entry_record(client, uri)["cid"] == before["cid"]
+
+
+@pytest.mark.sandbox
+def test_describe_and_data_start_from_what_is_published(index, client):
+    """Issue 12, kernel side: published as PDS blobs with CC0-1.0 (values the local entry does not
+    carry); then Promote… -> Next x5 -> Publish. Describe is pre-filled from the published record,
+    Data defaults to the published storage, and nothing is written."""
+    from atdata_lab.widgets import PromotionWizard
+
+    uri = index.promote_entry("fv", copy_to="blobs", description="tiles, published", tags=["pub"],
+                              license="CC0-1.0", progress=False)
+    before = entry_record(client, uri)
+    index.provider.update_entry("fv", description=None, tags=[], license=None)
+    assert index.get_entry_by_name("fv").license is None
+
+    w = PromotionWizard(index, "fv")
+    assert w.next() == "dataset" and w.next() == "describe"
+    assert (w._description.value, list(w._tags.value), w._license.value) == ("tiles, published", ["pub"], "CC0-1.0")
+    assert w.published.uri == uri and w.published.storage_kind == "blobs"
+    assert w.next() == "data"
+    assert w.data_choices == ["published", "keep", "copy", "blobs"] and w._data_mode.value == "published"
+    assert w._data_mode.options[0][0] == "Keep the published storage (2 PDS blob(s))"
+    assert w.copy_to() is None and w.data_plan.data.kind == "reuse"
+    assert "nothing is copied or uploaded" in w._data_info.value
+    assert w.next() == "preview"
+    opts = w.promotion_options()
+    assert opts == {"name": "fv", "description": "tiles, published", "tags": ["pub"], "license": "CC0-1.0",
+                    "copy_to": None}
+    assert w.plan.to_dict() == index.plan_promotion("fv", **opts).to_dict()
+    assert w.plan.already_published == uri and w.plan.writes == [] and w.plan.changes == []
+    assert uri in w._changes.value and "PDS blob" in w._changes.value  # "Published now"
+    assert w.next() == "publish"
+    w._publish_btn.click()
+    w.wait()
+    assert w.status == "verified" and w.report.ok  # blobs: loadable by others too
+    after = entry_record(client, uri)
+    assert after["cid"] == before["cid"] and counts(client) == (1, 1, 1)
+    parsed = rec.entry_from_record(after["value"])
+    assert parsed["storage"]["kind"] == "blobs" and parsed["license"] == "CC0-1.0"
+
+
+@pytest.mark.sandbox
+def test_removing_or_weakening_what_is_published_needs_confirmation(index, client):
+    from atdata_lab.errors import PromotionDowngradeError
+    from atdata_lab.widgets import PromotionWizard
+
+    uri = index.promote_entry("fv", copy_to="blobs", license="CC0-1.0", progress=False)
+    before = entry_record(client, uri)
+    w = PromotionWizard(index, "fv")
+    w.next()
+    w.next()
+    assert w._license.value == "CC0-1.0"
+    assert w.set_description(license="") == ""  # the user empties License ...
+    assert w.next() == "data"
+    w.set_data("keep")  # ... and keeps the local file paths
+    assert w.data_plan is None and "removes or weakens what is published" in w._data_info.value
+    assert "Preview asks you to confirm it" in w._data_info.value
+    assert w.next() == "preview"
+    assert w.plan is None and w.status == "needs confirmation" and not w.errors.visible
+    assert [d.field for d in w.downgrades] == ["license", "storage"]
+    box = html.unescape(w._downgrade_list.value)
+    assert "CC0-1.0" in box and "(none)" in box and "only on this machine" in box and "clear=['license']" in box
+    assert w._downgrade_box.layout.display == "flex" and not w._confirm.value
+    assert not w.can_next and w._next_btn.disabled and w._publish_btn.disabled
+    with pytest.raises(ValueError, match="remove or weaken"):
+        w.next()
+    with pytest.raises(ValueError, match="confirm it on purpose"):
+        w.publish()
+    # promote_entry refuses the very same call, with the same downgrades
+    with pytest.raises(PromotionDowngradeError) as refused:
+        index.promote_entry("fv", progress=False, **w.promotion_options())
+    assert [(d.field, d.old, d.new) for d in refused.value.downgrades] == \
+        [(d.field, d.old, d.new) for d in w.downgrades]
+    assert counts(client) == (1, 1, 1) and entry_record(client, uri)["cid"] == before["cid"]
+
+    w._confirm.value = True  # the checkbox: plan again, on purpose
+    w.wait()
+    opts = w.promotion_options()
+    assert opts["clear"] == ["license"] and opts["downgrade"] is True and opts["copy_to"] == "keep"
+    plan = w.plan
+    assert plan is not None and plan.to_dict() == index.plan_promotion("fv", **opts).to_dict()
+    assert len(plan.intents) == 2 and all(i in html.unescape(w._downgrade_list.value) for i in plan.intents)
+    assert w._confirm.value and w.can_next and not w._publish_btn.disabled and w.status == "planned"
+    # the field-level diff of the published record
+    (change,) = plan.changes
+    assert change.action == "update" and change.uri == uri
+    assert {"license", "storage"} <= {f.field for f in change.fields}
+    shown = html.unescape(w._changes.value)
+    assert "CC0-1.0" in shown and "after Publish" in shown and uri in shown
+    # a changed input drops the confirmation; unticking takes it back
+    w._description.value = "changed"
+    assert "clear" not in w.promotion_options()
+    w._description.value = "feature vectors"
+    assert w.promotion_options()["clear"] == ["license"]
+    assert w.confirm_downgrades(False) is None and w.plan is None and w.downgrades and not w._confirm.value
+    assert w.confirm_downgrades() is not None and w._confirm.value
+
+    assert w.next() == "publish"
+    w.publish()
+    after = rec.entry_from_record(entry_record(client, uri)["value"])
+    assert after.get("license") is None and after["storage"]["kind"] != "blobs"
+    assert w.report.failed == ["loadable by others"] and w.status == "verified, only loadable on this machine"
+
+
+@pytest.mark.sandbox
+def test_a_new_entry_under_a_published_name_shows_the_version_change(index, client):
+    from atdata_lab.widgets import PromotionWizard
+
+    v1 = index.promote_entry("fv", copy_to="blobs", license="CC0-1.0", progress=False)
+    index.write(features(40, seed=7), name="fv-2", progress=False)
+    w = PromotionWizard(index, "fv-2")
+    w.next()
+    w.next()
+    assert w.set_description(name="fv") == ""
+    assert w.next() == "data"
+    assert w.published is not None and w.published.uri == v1  # read again for the name typed
+    assert w._data_mode.value == "published" and w.data_plan.data.kind == "blobs"  # new shards go the same way
+    assert w.next() == "preview"
+    assert w.plan.previous_version == v1 and w.plan.changes[0].action == "version"
+    shown = html.unescape(re.sub(r"<[^>]+>", "", w._changes.value))
+    assert "New version" in shown and f"fv: {v1} → {w.plan.entry_uri}" in shown
+
+
+@pytest.mark.sandbox
+def test_published_means_published_by_this_account(index, client, pds_account, sandbox, tmp_path):
+    """An entry's published_uri names a DID: logged in as someone else (or after a kernel restart on
+    a new sandbox DID) the browser and the wizard never show it as this account's publication."""
+    from atdata_lab.atmosphere import Atmosphere
+    from atdata_lab.widgets import IndexBrowser
+
+    def row(b):
+        return next(r for r in b.table.rows if r["name"] == "fv")
+
+    uri = index.promote_entry("fv", copy_to="blobs", license="CC0-1.0", progress=False)
+    browser = IndexBrowser(index)
+    browser.select("fv")
+    assert (row(browser)["published"], row(browser)["uri"]) == ("published", uri)
+    assert "atdata-badge-ok" in browser.detail_title.value
+    w = browser.promote_selected()
+    w.wait()
+    assert w.published_uri == uri and w.published.uri == uri and w._entries.options[0][0].endswith("· published")
+
+    other = sandbox.create_account()
+    w.login(other.handle, other.password)  # another account, from the wizard
+    assert index.atmosphere.did != client.did
+    assert (row(browser)["published"], row(browser)["uri"]) == ("other account", uri)  # refreshed, no click
+    assert "atdata-badge-warn" in browser.detail_title.value
+    assert f"not published by this account (published by {client.did})" in html.unescape(browser.detail_meta.value)
+    assert w.published_uri == "" and w.published is None and "published" not in w.data_choices
+    assert w._entries.options[0][0].endswith(f"not published by this account (published by {client.did})")
+    assert "atdata-other-account" in w._already.value and f"not by @{other.handle}" in w._already.value
+
+    # a kernel restart on a new DID: the same index file, another account attached
+    restarted = atdata.Index(path=tmp_path / "index.db", atmosphere=Atmosphere.login(other.handle, other.password),
+                             data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    assert row(IndexBrowser(restarted))["published"] == "other account"
+    # no account attached: nobody to compare with
+    assert row(IndexBrowser(atdata.Index(path=tmp_path / "index.db")))["published"] == "log in to check"
+
+    # publishing as this account makes it its own, everywhere
+    to_preview(w, mode="blobs")
+    assert w.plan.published is None and w.plan.entry_uri != uri  # this account's own record
+    w.next()
+    w.publish()
+    mine = w.published_uri
+    assert mine.startswith(f"at://{index.atmosphere.did}/") and w.status == "verified"
+    assert (row(browser)["published"], row(browser)["uri"]) == ("published", mine)
+    # and back to the first account: its own record again is not this one
+    w.login(pds_account.handle, pds_account.password)
+    assert row(browser)["published"] == "other account" and w.published_uri == ""
+
+
+@pytest.mark.sandbox
+def test_publish_refreshes_the_published_state_everywhere(index, client):
+    """After Publish: the wizard's Dataset step, the browser's row badge, License column and detail
+    panel show the publication without a refresh click."""
+    from atdata_lab.widgets import IndexBrowser
+
+    browser = IndexBrowser(index)
+    browser.select("fv")
+    r = next(r for r in browser.table.rows if r["name"] == "fv")
+    assert (r["published"], r["license"]) == ("", "MIT") and "not published" in browser.detail_meta.value
+    w = browser.promote_selected()
+    w.wait()
+    assert w._entries.options[0][0].endswith("· not published") and "published" not in w.data_choices
+    to_preview(w, mode="blobs", license="CC0-1.0")
+    w.next()
+    w.publish()
+    uri = w.published_uri
+    assert w.status == "verified"
+    # the wizard's Dataset step and Data choices
+    assert w._entries.options[0][0].endswith("· published") and uri in w._entry_card.value
+    assert w.published.uri == uri and w.data_choices[0] == "published"
+    # the browser
+    r = next(r for r in browser.table.rows if r["name"] == "fv")
+    assert (r["published"], r["uri"], r["license"]) == ("published", uri, "CC0-1.0")
+    assert "atdata-badge-ok" in browser.detail_title.value and uri in browser.detail_title.value
+    assert "CC0-1.0" in browser.detail_meta.value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,7 +687,7 @@ def test_verify_offers_the_index_browsers_published_tab(index, client):
     to_preview(w)
     w.next()
     w.publish()
-    assert w.verify().ok
+    assert w.verify().failed == ["loadable by others"]  # kept at local paths: published, loadable here only
     assert w.open_browser() is browser
     assert browser.tabs.selected_index == 1 and browser.selected_record["uri"] == w.published_uri
     # without a browser: a new one opens below the checks, on the Published tab
@@ -559,7 +777,7 @@ def test_the_app_password_never_leaks(pds_account, tmp_path, atdata_home, caplog
     to_preview(w)
     w.next()
     w.publish()
-    assert w.report.ok
+    assert w.report.failed == ["loadable by others"]
     gc.collect()
 
     for pw in (secret, wrong):
@@ -746,5 +964,6 @@ def test_copy_to_an_s3_store_typed_as_a_location(index, client, s3_server, s3_bu
     w.next()
     result = w.publish()
     assert all(u.startswith(f"s3://{s3_bucket}/wizard/fv/") for u in result.data_urls)
-    assert w.report.ok and counts(client) == (1, 1, 1)
+    assert w.report.failed == ["loadable by others"] and counts(client) == (1, 1, 1)  # the endpoint is 127.0.0.1
+    assert w.status == "verified, only loadable on this machine"
     assert len(atdata.load_dataset(result.at_uri, split="train")) == 100
