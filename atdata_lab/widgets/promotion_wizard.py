@@ -228,6 +228,7 @@ class PromotionWizard(AtdataWidget):
         self.result: Any = None
         self.report: Any = None
         self.data_plan: Any = None
+        self._store_obj: Any = None
         self.published: Any = None
         self.downgrades: list[Any] = []
         self._intent: tuple[Any, dict[str, Any]] | None = None  # (inputs it was confirmed for, clear=/downgrade=)

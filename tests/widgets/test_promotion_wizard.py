@@ -499,6 +499,16 @@ def test_describe_and_data_start_from_what_is_published(index, client):
     assert w._data_mode.options[0][0] == "Keep the published storage (2 PDS blob(s))"
     assert w.copy_to() is None and w.data_plan.data.kind == "reuse"
     assert "nothing is copied or uploaded" in w._data_info.value
+    w._data_mode.value = "keep"  # a click on "Keep the current URLs": checked at once, a downgrade
+    w.wait()
+    assert w.copy_to() == "keep" and w.data_plan is None
+    assert "removes or weakens what is published" in w._data_info.value and "only on this machine" in w._data_info.value
+    w._data_mode.value = "blobs"  # the same shards are already these blobs: nothing to upload
+    w.wait()
+    assert w.copy_to() == "blobs" and w.data_plan.data.kind == "reuse" and not w.errors.visible
+    w._data_mode.value = "published"  # and back
+    w.wait()
+    assert w.data_plan.data.kind == "reuse" and "nothing is copied or uploaded" in w._data_info.value
     assert w.next() == "preview"
     opts = w.promotion_options()
     assert opts == {"name": "fv", "description": "tiles, published", "tags": ["pub"], "license": "CC0-1.0",
