@@ -299,3 +299,28 @@ def test_promoting_a_published_entry_again_from_the_browser_keeps_its_blobs_and_
     assert parsed["description"] == "feature vectors"
     assert counts() == (1, 1, 1)
     expect(row.locator(".atdata-badge-ok")).to_have_text("published")
+
+    # removing the published license needs a confirmation: Publish stays disabled until it is ticked
+    for step in ("publish", "preview", "data", "describe"):
+        wizard.locator(".atdata-promotion-wizard-back").click()
+        expect(wizard.locator(f".atdata-promotion-wizard-step-{step}")).to_be_visible()
+    wizard.locator(".atdata-promotion-wizard-license input").fill("")
+    lab.wait_for_kernel("browser.action_widget._license.value", "")
+    click_in_wizard("data")
+    click_in_wizard("preview")
+    box = wizard.locator(".atdata-promotion-wizard-downgrades")
+    expect(box).to_be_visible()
+    expect(box.locator("li.atdata-downgrade[data-field='license']")).to_contain_text('"CC0-1.0" → (none)')
+    expect(wizard.locator(".atdata-promotion-wizard-next")).to_be_disabled()
+    lab.wait_for_kernel("browser.action_widget.status", "needs confirmation")
+    lab.screenshot("wizard-downgrade-confirmation")
+    box.locator(".atdata-promotion-wizard-confirm input[type='checkbox']").check()
+    expect(box).to_contain_text("as you confirmed")
+    expect(box).to_contain_text("clear license")
+    expect(wizard.locator(".atdata-promotion-wizard-changes")).to_contain_text("license")
+    assert lab.wait_for_kernel("browser.action_widget.promotion_options().get('clear')", ["license"])
+    click_in_wizard("publish")
+    expect(wizard.locator(".atdata-promotion-wizard-publish")).to_be_enabled()
+    wizard.locator(".atdata-promotion-wizard-cancel").click()  # not this time: nothing is written
+    lab.wait_for_kernel("browser.action_widget.status", "closed")
+    assert client.get_record(rec.ENTRY_NSID, rkey)["cid"] == before["cid"] and counts() == (1, 1, 1)
