@@ -832,6 +832,26 @@ class Index:
 
         return get_published_entry(self, at_uri)
 
+    def published_entry(self, entry: IndexEntry | str, *, name: str | None = None):
+        """What the attached account has published as ``name`` (default: the entry's name), as a
+        :class:`~atdata_lab.promotion.PublishedEntry` read with one ``getRecord``, or None. Writes nothing."""
+        from .promotion import read_published
+
+        return read_published(self, entry if isinstance(entry, str) else entry.name, name)
+
+    def published_uri(self, entry: IndexEntry | str, *, did: str | None = None) -> str | None:
+        """The at:// URI of ``entry``'s latest publication by ``did`` (default: the attached
+        account), from this index's records of its promotions; None if that account has not
+        published it. No request."""
+        from .promotion import publication_of
+
+        name = entry if isinstance(entry, str) else entry.name
+        did = did if did is not None else getattr(self.atmosphere, "did", None)
+        if not did:
+            return None
+        found = publication_of(self, name, did)
+        return found["entry_uri"] if found else None
+
     def list_published(self) -> dict[str, list[dict[str, Any]]]:
         """The ``entries``, ``schemas`` and ``labels`` records in the attached account's repository."""
         from .promotion import list_published

@@ -330,6 +330,7 @@ def check_describe(name: str, description: str | None, tags: list[str] | None, l
 
 
 DATA_MODES = {
+    "published": "Keep the published storage",
     "keep": "Keep the current URLs",
     "copy": "Copy to a store",
     "blobs": "Upload as PDS blobs",
@@ -340,7 +341,8 @@ def copy_target(mode: str, location: str | None = None, store: Any = None) -> An
     """The ``copy_to=`` argument of :meth:`Index.plan_promotion` for a data choice.
 
     Args:
-        mode: ``keep`` (None), ``copy`` (a data store) or ``blobs`` (``"blobs"``).
+        mode: ``published`` (None: what is published, else the current URLs), ``keep``
+            (``"keep"``: the current URLs), ``copy`` (a data store) or ``blobs`` (``"blobs"``).
         location: For ``copy`` without ``store``: a local folder (a :class:`LocalDiskStore` root)
             or ``s3://bucket/prefix`` (an ``S3DataStore``; endpoint and credentials from the
             ``AWS_*`` environment variables).
@@ -349,10 +351,10 @@ def copy_target(mode: str, location: str | None = None, store: Any = None) -> An
     Raises:
         ValueError: an unknown mode, or ``copy`` with neither a store nor a folder.
     """
-    if mode == "keep":
+    if mode == "published":
         return None
-    if mode == "blobs":
-        return "blobs"
+    if mode in ("keep", "blobs"):
+        return mode
     if mode != "copy":
         raise InvalidArgumentError(f"data mode must be one of {', '.join(DATA_MODES)}, not {mode!r}")
     if store is not None:
@@ -476,8 +478,13 @@ def verify_html(report: Any, uris: dict[str, str] | None = None) -> str:
     rows = "".join(
         f"<tr class='atdata-verify-check atdata-verify-{'ok' if ok else 'fail'}'><td>{'✔ ok' if ok else '✘ FAIL'}</td>"
         f"<td>{_e(name)}</td><td>{_e(detail)}</td></tr>" for name, ok, detail in report.checks)
-    out = [f"<p class='atdata-verify-verdict'>{'All checks passed' if report.ok else 'Some checks failed'} for "
-           f"<code>{_e(report.uri)}</code></p>",
+    if report.ok:
+        verdict = "All checks passed"
+    elif report.only_here:
+        verdict = "Only loadable on this machine (every other check passed)"
+    else:
+        verdict = "Failed: " + ", ".join(report.failed)
+    out = [f"<p class='atdata-verify-verdict'>{_e(verdict)} for <code>{_e(report.uri)}</code></p>",
            f"<table class='atdata-table atdata-verify-table'><thead><tr><th>result</th><th>check</th><th>detail</th></tr>"
            f"</thead><tbody>{rows}</tbody></table>"]
     if uris:

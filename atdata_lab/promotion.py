@@ -68,6 +68,8 @@ __all__ = [
     "validate_promotion_inputs",
     "PromotionCancelled",
     "load_published",
+    "publication_of",
+    "read_published",
     "fetch_schema",
     "get_published_entry",
     "list_published",
@@ -438,6 +440,18 @@ class VerificationReport:
     def failed(self) -> list[str]:
         """The names of the checks that failed."""
         return [name for name, ok, _ in self.checks if not ok]
+
+    @property
+    def only_here(self) -> bool:
+        """Every check passed but "loadable by others": published, but only this machine can load it."""
+        return self.failed == ["loadable by others"]
+
+    @property
+    def verdict(self) -> str:
+        """``verified``, ``verified, only loadable on this machine``, or ``verification failed``."""
+        if self.ok:
+            return "verified"
+        return "verified, only loadable on this machine" if self.only_here else "verification failed"
 
     def add(self, name: str, ok: bool, detail: str = "") -> None:
         self.checks.append((name, ok, detail))
@@ -982,6 +996,7 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
     if plan.blocking:
         raise RecordTooLargeError("cannot promote: " + "; ".join(plan.blocking))
     if plan.already_published:
+        _remember_values(index, plan)
         report(ProgressEvent("promote", 1, 1, "steps", "already published", finished=True))
         return PromotionResult(plan.already_published, d.uri, plan.label_uri, True, entry.cid,
                                list(entry.data_urls), [], already_published=True)
@@ -1082,9 +1097,7 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         "record_cids": record_cids, "at": time.time(), "name": plan.name, "did": plan.did, "entry": entry.name,
         "label_created_at": plan.label_created_at, "label_version": plan.label_version,
     })
-    # what was published is proposed by the next promotion of this entry
-    index.provider.update_entry(entry.name, published_uri=plan.entry_uri, description=plan.description,
-                                tags=list(plan.tags), license=plan.license, metadata=dict(plan.metadata))
+    _remember_values(index, plan)
     index.provider.set_state(intent_key, None)
     index.provider.set_state(_state_key("publication-time", plan.did, plan.entry_uri.rsplit("/", 1)[1]), None)
     report(ProgressEvent("promote", 4, steps, "steps", "done", finished=True))
@@ -1093,6 +1106,30 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         cid=entry.cid, data_urls=data_urls, written=[r["uri"] for r in results],
         round_trips=atm.round_trips - start,
     )
+
+
+def _remember_values(index: Any, plan: PromotionPlan) -> None:
+    """The local entry takes what is published, so the next promotion proposes it."""
+    index.provider.update_entry(plan.entry.name, published_uri=plan.entry_uri, description=plan.description,
+                                tags=list(plan.tags), license=plan.license, metadata=dict(plan.metadata))
+
+
+def publication_of(index: Any, entry_name: str, did: str, name: str | None = None) -> dict[str, Any] | None:
+    """This index's record of the latest publication of ``entry_name`` by ``did`` (under ``name``,
+    if given): ``entry_uri``, ``label_uri``, ``name``, ``did``, ``data_urls``, ``at``. No request."""
+    best = None
+    for v in index.provider.list_state(_state_key("published", entry_name, did) + ":").values():
+        if (name is None or v.get("name") == name) and (best is None or v.get("at", 0) > best.get("at", 0)):
+            best = v
+    return best
+
+
+def read_published(index: Any, entry_name: str, name: str | None = None) -> PublishedEntry | None:
+    """What the attached account has published as ``name`` (default: the entry's name), read with
+    one ``getRecord`` (None when nothing is, or the record is gone). Writes nothing."""
+    atm = _atmosphere(index)
+    entry = index.get_entry_by_name(entry_name)
+    return _read_published(atm, _latest_publication(index, atm.did, name or entry.name), [])
 
 
 def _landed_earlier(atm: Any, writes: list[PlannedWrite], witness: PlannedWrite) -> list[dict[str, Any]] | None:

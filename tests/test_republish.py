@@ -228,3 +228,22 @@ def test_verify_fails_without_checksums_and_names_the_publisher(sandbox, client,
     assert own.ok, str(own)
     assert own.load_line == f'atdata.load_dataset("@{pds_account.handle}/nosum", split="train")'
     assert reader_account.handle not in own.load_line
+
+
+def test_what_is_published_is_read_per_account_and_synced_locally(index, client, sandbox):
+    index.write(vecs(), name="acct", progress=False)
+    assert index.published_entry("acct") is None and index.published_uri("acct") is None
+    uri = index.promote_entry("acct", copy_to="blobs", license="CC0-1.0", progress=False)
+    client.round_trips = 0
+    pub = index.published_entry("acct")
+    assert client.round_trips == 1 and pub.uri == uri and pub.storage_kind == "blobs"
+    assert pub.parsed["license"] == "CC0-1.0"
+    # an unchanged publication still gives the local entry what is published (it had lost it)
+    index.provider.update_entry("acct", license=None)
+    assert index.promote_entry("acct", progress=False) == uri
+    assert index.get_entry_by_name("acct").license == "CC0-1.0"
+    # another account: nothing of its own yet; the first account's record is still known as its own
+    other = sandbox.create_account()
+    index.atmosphere = Atmosphere.login(other.handle, other.password)
+    assert index.published_uri("acct") is None and index.published_entry("acct") is None
+    assert index.published_uri("acct", did=client.did) == uri

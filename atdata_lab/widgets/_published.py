@@ -62,13 +62,19 @@ class Publication:
         return f"<span class='atdata-badge atdata-badge-{style}'>{esc(self.state)}</span>"
 
 
-def publication_of(entry: Any, atmosphere: Any) -> Publication:
-    """The :class:`Publication` of ``entry`` for ``atmosphere`` (the index's, may be None)."""
+def publication_of(entry: Any, index: Any) -> Publication:
+    """The :class:`Publication` of ``entry`` for the index's attached account (may be none):
+    :meth:`Index.published_uri` says whether that account published it (each account's
+    promotions are recorded apart), else ``entry.published_uri`` names whoever did last."""
+    atmosphere = getattr(index, "atmosphere", None)
+    account = (getattr(atmosphere, "did", None) or "") if atmosphere is not None else ""
+    mine = index.published_uri(entry, did=account) if account and hasattr(index, "published_uri") else None
+    if mine:
+        return Publication("published", mine, account, account)
     uri = getattr(entry, "published_uri", None) or ""
     if not uri:
         return Publication("")
     did = _did_of(uri)
-    account = (getattr(atmosphere, "did", None) or "") if atmosphere is not None else ""
     if not account:
         return Publication("log in to check", uri, did)
     return Publication("published" if did == account else "other account", uri, did, account)

@@ -226,7 +226,7 @@ class IndexBrowser(AtdataWidget):
     def publication(self, entry: IndexEntry) -> Publication:
         """Whether ``entry`` is published by the attached account (see ``_published``): the Published
         column, the detail panel and the wizard all show this, never another account's record as ours."""
-        return publication_of(entry, getattr(self.index, "atmosphere", None))
+        return publication_of(entry, self.index)
 
     def _row(self, entry: IndexEntry) -> dict[str, str]:
         row = S.entry_row(entry)

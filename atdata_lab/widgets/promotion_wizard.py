@@ -76,7 +76,7 @@ __all__ = ["PromotionWizard", "STEPS", "DATA_CHOICES"]
 
 #: The Data step's choices -> ``copy_to=``: ``published`` None (the published storage; offered when
 #: something is published under the name), ``keep`` "keep", ``copy`` a store, ``blobs`` "blobs".
-DATA_CHOICES = {"published": "Keep the published storage", **plan_view.DATA_MODES}
+DATA_CHOICES = plan_view.DATA_MODES  # the Data step's choices ("published" only once something is)
 
 STEPS = ("connect", "dataset", "describe", "data", "preview", "publish", "verify")
 STEP_TITLES = {
@@ -151,28 +151,16 @@ def changes_html(plan: Any) -> str:
     return f"<div class='atdata-plan-changes'>{''.join(out)}</div>" if out else ""
 
 
-def verification_status(report: Any) -> str:
-    """``verified``; ``verified, only loadable on this machine`` when "loadable by others" is the one
-    failed check; else ``verification failed``."""
-    if report.ok:
-        return "verified"
-    if report.failed == ["loadable by others"]:
-        return "verified, only loadable on this machine"
-    return "verification failed"
-
-
 def verify_html(report: Any, uris: dict[str, str] | None = None) -> str:
-    """:func:`plan_view.verify_html`, saying plainly when the only failure is that the data can be
-    loaded on this machine only (file paths, a loopback address)."""
+    """:func:`plan_view.verify_html`, with what to do next when only this machine can load the data."""
     body = plan_view.verify_html(report, uris)
-    if verification_status(report) != "verified, only loadable on this machine":
+    if not report.only_here:
         return body
-    detail = next((d for n, ok, d in report.checks if n == "loadable by others"), "")
     card = ("<div class='atdata-card atdata-verify-only-here'><span class='atdata-badge atdata-badge-warn'>only "
             "loadable on this machine</span> The records are published and every other check passed, but nobody "
-            f"else can load the data: {esc(detail)}. To share it, go Back to Data, choose “Upload as PDS blobs” "
+            "else can load the data. To share it, go Back to Data, choose “Upload as PDS blobs” "
             "or “Copy to a store” others can reach, and publish again.</div>")
-    return card + body.replace("Some checks failed for", "Only loadable on this machine:", 1)
+    return card + body
 
 
 def _button(description: str, **kwargs: Any) -> ipywidgets.Button:
@@ -302,7 +290,7 @@ class PromotionWizard(AtdataWidget):
 
         # 4. data
         self._data_mode = part(ipywidgets.RadioButtons(
-            options=[(label, key) for key, label in plan_view.DATA_MODES.items()], value="keep",
+            options=[(label, key) for key, label in plan_view.DATA_MODES.items() if key != "published"], value="keep",
             layout=ipywidgets.Layout(width="auto")), "data-mode")
         self._store = part(ipywidgets.Text(description="Copy to", placeholder="a folder, or s3://bucket/prefix",
                                            continuous_update=False, layout=ipywidgets.Layout(display="none")),
@@ -590,7 +578,7 @@ class PromotionWizard(AtdataWidget):
     def _publication(self, entry: IndexEntry | None = None) -> Publication:
         """Whether ``entry`` (default: the selected one) is published by the attached account."""
         entry = entry if entry is not None else self.entry
-        return publication_of(entry, getattr(self.index, "atmosphere", None))
+        return publication_of(entry, self.index)
 
     def _option_label(self, entry: IndexEntry) -> str:
         base = plan_view.entry_option_label(entry).rsplit(" · ", 1)[0]
@@ -836,12 +824,7 @@ class PromotionWizard(AtdataWidget):
     def copy_to(self) -> Any:
         """The ``copy_to=`` for the data choice: ``published`` None (the published storage),
         ``keep`` ``"keep"`` (the current URLs), ``copy`` a store, ``blobs`` ``"blobs"``."""
-        mode = self._data_mode.value
-        if mode == "published":
-            return None
-        if mode == "keep":
-            return "keep"
-        return plan_view.copy_target(mode, self._store.value, self._store_obj)
+        return plan_view.copy_target(self._data_mode.value, self._store.value, self._store_obj)
 
     @property
     def data_choices(self) -> list[str]:
@@ -852,9 +835,8 @@ class PromotionWizard(AtdataWidget):
         """Offer "Keep the published storage" when something is published under the name, and make
         it the default until the user chooses."""
         pub = self.published
-        choices = [(label, key) for key, label in plan_view.DATA_MODES.items()]
-        if pub is not None:
-            choices.insert(0, (f"{DATA_CHOICES['published']} ({describe_storage(pub.storage)})", "published"))
+        choices = [(label if key != "published" else f"{label} ({describe_storage(pub.storage)})", key)
+                   for key, label in plan_view.DATA_MODES.items() if key != "published" or pub is not None]
         value = self._data_mode.value
         if not self._data_chosen or (value == "published" and pub is None):
             value = "published" if pub is not None else "keep"
@@ -1152,7 +1134,7 @@ class PromotionWizard(AtdataWidget):
             self.report = report
             self._checks.value = verify_html(report, self.uris())
             self._done.add("verify")
-            self.status = verification_status(report)
+            self.status = report.verdict
             return report
 
     def verify(self, *, wait: bool = True) -> Any:

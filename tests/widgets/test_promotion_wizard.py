@@ -652,9 +652,11 @@ def test_published_means_published_by_this_account(index, client, pds_account, s
     mine = w.published_uri
     assert mine.startswith(f"at://{index.atmosphere.did}/") and w.status == "verified"
     assert (row(browser)["published"], row(browser)["uri"]) == ("published", mine)
-    # and back to the first account: its own record again is not this one
+    # and back to the first account: each account's promotions are recorded apart (Index.published_uri),
+    # so its own publication shows again, not the second account's
     w.login(pds_account.handle, pds_account.password)
-    assert row(browser)["published"] == "other account" and w.published_uri == ""
+    assert (row(browser)["published"], row(browser)["uri"]) == ("published", uri) and w.published_uri == uri
+    assert index.published_uri("fv", did=other.did) == mine and index.published_uri("fv") == uri
 
 
 @pytest.mark.sandbox
@@ -840,7 +842,8 @@ def test_check_describe_is_the_engines_validation():
 
 def test_copy_target_for_each_data_choice(tmp_path):
     store = atdata.LocalDiskStore(tmp_path / "s")
-    assert plan_view.copy_target("keep") is None
+    assert plan_view.copy_target("published") is None
+    assert plan_view.copy_target("keep") == "keep"
     assert plan_view.copy_target("blobs") == "blobs"
     assert plan_view.copy_target("copy", store=store) is store
     target = plan_view.copy_target("copy", str(tmp_path / "f"))
