@@ -48,8 +48,8 @@ __all__ = [
 SCHEMA_REF_PREFIX = "atdata://local/schema/"
 PRIMITIVES = ("str", "int", "float", "bool", "bytes")
 _PRIMITIVE_TYPES: dict[Any, str] = {str: "str", int: "int", float: "float", bool: "bool", bytes: "bytes"}
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?\Z")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}\Z")
 
 
 def normalize_dtype(raw: Any, where: str) -> str | None:
