@@ -45,6 +45,7 @@ import re
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,7 +83,7 @@ from atdata_lab.progress import ProgressEvent, ProgressLike, resolve_progress
 
 from ..errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Atmosphere", "PDSResponse", "DEFAULT_BLOB_UPLOAD_LIMIT", "MAX_APPLY_WRITES"]
+__all__ = ["Atmosphere", "PDSResponse", "DEFAULT_BLOB_UPLOAD_LIMIT", "MAX_APPLY_WRITES", "logged_in_dids"]
 
 log = logging.getLogger("atdata_lab.atmosphere")
 
@@ -310,6 +311,15 @@ def _reset_at(resp: PDSResponse | None) -> datetime | None:
     return None
 
 
+_sessions: weakref.WeakSet[Atmosphere] = weakref.WeakSet()
+
+
+def logged_in_dids() -> set[str]:
+    """The DIDs of the accounts logged in in this process (clients not closed): "you" to the trust
+    policy, whose records may name local files and internal hosts (see :class:`~atdata_lab.urls.TrustPolicy`)."""
+    return {a.did for a in list(_sessions) if a.did}
+
+
 class Atmosphere:
     """A logged-in (or anonymous) connection to an ATProto PDS.
 
@@ -401,6 +411,7 @@ class Atmosphere:
         del password
         if failure is not None:
             raise failure
+        _sessions.add(self)
         log.debug("logged in as %s (%s) on %s", self.handle, self.did, self.pds_url)
         return self
 
@@ -502,6 +513,7 @@ class Atmosphere:
         info = self._call("query", "com.atproto.server.getSession", op="check the session")
         if isinstance(info, dict) and info.get("handle") and self._sdk._session is not None:
             self._sdk._session.handle = info["handle"]
+        _sessions.add(self)
         return self
 
     def export_session(self) -> str:
@@ -582,7 +594,8 @@ class Atmosphere:
         return _norm_url(endpoint)
 
     def close(self) -> None:
-        """Close the HTTP connections."""
+        """Close the HTTP connections (and stop counting as a logged-in account of this process)."""
+        _sessions.discard(self)
         with contextlib.suppress(Exception):
             self._sdk.request.close()
         with contextlib.suppress(Exception):
@@ -875,7 +888,7 @@ class Atmosphere:
         self._did_cache[handle] = did
         return did
 
-    def get_repo_pds(self, did: str) -> str:
+    def get_repo_pds(self, did: str, *, trust: Any = None) -> str:
         """The PDS URL hosting ``did``'s repository (from its DID document).
 
         Our own DID answers our PDS URL. Otherwise the DID document is read from our PDS when it
@@ -910,6 +923,13 @@ class Atmosphere:
         if not endpoint:
             from atproto_identity.resolver import IdResolver
 
+            if did.startswith("did:web:"):  # resolving it fetches https://<its host>/.well-known/did.json
+                from urllib.parse import unquote
+
+                from atdata_lab.urls import check_remote_url
+
+                host = unquote(did[len("did:web:"):].split(":", 1)[0])
+                check_remote_url(f"https://{host}/", trusted=trust, record_uri=f"the DID {did}", what="did:web host")
             try:
                 doc = IdResolver(plc_url=self._plc_url, timeout=5.0).did.resolve(did)
                 endpoint = doc.get_pds_endpoint() if doc is not None else None
@@ -937,7 +957,7 @@ class Atmosphere:
         did = self.resolve_handle(repo)
         if did == self.did:
             return did, None
-        pds = self.get_repo_pds(did)
+        pds = self.get_repo_pds(did, trust=trust)
         if _same_server(pds, self._pds_url):
             return did, None
         from atdata_lab.urls import check_remote_url
