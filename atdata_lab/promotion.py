@@ -1022,8 +1022,8 @@ def load_published(path: str, *, sample_type: type | None = None, index: Any = N
     did = rec.AtUri.parse(uri).authority
     did = did if did.startswith("did:") else atm.resolve_handle(did)
     own = did in _own_dids(index, atm) or policy.trusts_publisher(did)
-    plan = _plan_shards(parsed["storage"], uri=uri, own=own, policy=policy, index=index)
     st = sample_type or fetch_schema(index, parsed["schemaRef"]).to_type()
+    plan = _plan_shards(parsed["storage"], uri=uri, own=own, policy=policy, index=index)
     checks: dict[str, str] = {}
     if plan.kind == "blobs":
         from .cache import fetch_blob, verify_file
