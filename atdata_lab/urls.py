@@ -181,10 +181,15 @@ _HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za
 _getaddrinfo = socket.getaddrinfo  # tests and the fuzzer put a fake resolver here
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def _internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Loopback, private, link-local, unspecified, multicast, reserved... anything not public."""
     if isinstance(ip, ipaddress.IPv6Address):
         inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is None and ip in _NAT64:  # 64:ff9b::a.b.c.d reaches a.b.c.d through a NAT64 gateway
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if inner is not None and _internal(inner):
             return True
     return not ip.is_global or ip.is_multicast
@@ -259,7 +264,7 @@ def check_remote_url(url: Any, *, trusted: Any = None, record_uri: str | None = 
         raise _refuse(what, str(url)[:100], record_uri, "it is not a URL", "the record is malformed")
     if any(ord(c) < 0x21 or c == "\x7f" for c in url):
         raise _refuse(what, url, record_uri, "it holds spaces or control characters", "the record is malformed")
-    if "::" in url:
+    if "::" in re.sub(r"^(https?://)\[[^\]/]*\]", r"\1", url, flags=re.IGNORECASE):  # not an IPv6 host's ::
         raise _refuse(what, url, record_uri, "chained fsspec URLs are not read from other people's records",
                       "only https/http, s3 and PDS blobs are; to read it anyway pass trust=True (or add the "
                       "publisher to ATDATA_TRUSTED_DIDS)")
@@ -279,10 +284,13 @@ def check_remote_url(url: Any, *, trusted: Any = None, record_uri: str | None = 
     try:
         parts = urllib.parse.urlsplit(url)
         host, port = parts.hostname, parts.port or (443 if scheme == "https" else 80)
+        if "\\" in url or "@" in parts.netloc:  # parsers disagree on these: never guess which host is meant
+            host = None
     except ValueError:
         host = None
     if not host or not (_HOSTNAME.fullmatch(host) or _is_ip(host)):
-        raise _refuse(what, url, record_uri, "its host is not a valid host name or address", "the record is malformed")
+        raise _refuse(what, url, record_uri, "its host is not a valid host name or address (no user@, no "
+                      "backslashes)", "the record is malformed")
     if policy.allow_local or policy._host_trusted(host, port):
         return url
     if _is_ip(host):
