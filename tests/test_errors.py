@@ -38,6 +38,10 @@ def test_the_library_raises_no_bare_builtin_errors():
         (errors.PDSUnavailableError, ConnectionError), (errors.AuthenticationError, PermissionError),
         (errors.StoreError, OSError), (errors.PromotionConflictError, ValueError),
         (errors.SampleIndexError, IndexError), (errors.BusyError, RuntimeError),
+        (errors.SchemaError, ValueError), (errors.UntrustedSourceError, PermissionError),
+        (errors.RemoteAccessDeniedError, PermissionError), (errors.RemoteUnavailableError, ConnectionError),
+        (errors.ResponseTooLargeError, ValueError), (errors.BlobMismatchError, ValueError),
+        (errors.ShardNotFoundError, FileNotFoundError), (errors.ShardNotFoundError, errors.ShardError),
     ],
 )
 def test_each_error_is_both(cls, builtin):
