@@ -850,7 +850,7 @@ def fetch_schema(index: Any, uri: str) -> Schema:
             or the record is malformed (checked before it is used).
         SchemaError: a field name would shadow a Python or library attribute.
     """
-    _record_uri(uri, _records().SCHEMA_NSID, "entry.schemaRef")
+    _record_uri(uri, _records().SCHEMA_NSID, "schemaRef")
     key = _state_key("remote-schema", uri)
     if index is not None:
         cached = index.provider.get_state(key)
