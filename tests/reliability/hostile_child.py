@@ -4,7 +4,7 @@
 everything, caps the address space (``RLIMIT_AS``) at its size after imports plus ``M`` MiB (like the
 fuzz children), optionally caps the size of files it may write (``--fsize-kb``: ``RLIMIT_FSIZE``, a
 full disk as the process sees it), runs one scenario and prints one JSON line: the error raised
-(class, its bases, message), the samples returned, and the peak RSS.
+(class, its bases, message), the samples returned, and the peak RSS (``VmHWM``).
 """
 
 from __future__ import annotations
@@ -69,12 +69,16 @@ SCENARIOS = {"ignore-range": ignore_range, "spool-bad-shard": spool_bad_shard, "
              "get-record": get_record, "fetch-shard": fetch_shard}
 
 
-def _vm_size() -> int:
+def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
     return 0
+
+
+def _vm_size() -> int:
+    return _status_kb("VmSize") * 1024
 
 
 def main() -> int:
@@ -103,7 +107,7 @@ def main() -> int:
         out["bases"] = [c.__name__ for c in type(e).__mro__]
         out["message"] = str(e)[:2000]
     out["samples_returned"] = len(RETURNED)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mb"] = round(_status_kb("VmHWM") / 1024, 1)  # this image's peak (ru_maxrss survives exec)
     print(json.dumps(out))
     return 0
 
