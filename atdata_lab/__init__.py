@@ -11,8 +11,10 @@ from .errors import (
     EntryNotFoundError,
     SampleDecodeError,
     SchemaConflictError,
+    SchemaError,
     SchemaNotFoundError,
     ShardError,
+    UntrustedSourceError,
 )
 from .index import Index, SearchPage
 from .load import load_dataset
@@ -22,6 +24,7 @@ from .schema import Schema
 from .schema_diff import SchemaDiff, schema_diff
 from .shards import write_samples
 from .stores.local import LocalDiskStore
+from .urls import TrustPolicy
 
 __version__ = "0.1.0"
 
@@ -43,10 +46,13 @@ __all__ = [
     "Schema",
     "SchemaConflictError",
     "SchemaDiff",
+    "SchemaError",
     "SchemaNotFoundError",
     "SearchPage",
     "ShardError",
     "TqdmProgress",
+    "TrustPolicy",
+    "UntrustedSourceError",
     "load_dataset",
     "packable",
     "schema_diff",

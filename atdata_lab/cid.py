@@ -8,9 +8,13 @@ from typing import Any
 
 import libipld
 
-__all__ = ["cid_for"]
+from .errors import RecordValidationError
+
+__all__ = ["cid_for", "BlobCID", "parse_blob_cid"]
 
 _PREFIX = bytes([0x01, 0x71, 0x12, 0x20])  # CIDv1, dag-cbor, sha2-256, 32-byte digest
+_RAW_PREFIX = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw, sha2-256, 32-byte digest
+_RAW, _SHA256 = 0x55, 0x12
 
 
 def cid_for(obj: Any) -> str:
@@ -21,3 +25,54 @@ def cid_for(obj: Any) -> str:
     """
     digest = hashlib.sha256(libipld.encode_dag_cbor(obj)).digest()
     return "b" + base64.b32encode(_PREFIX + digest).decode("ascii").lower().rstrip("=")
+
+
+class BlobCID:
+    """A blob CID parsed from text: CIDv1, ``raw`` codec, sha2-256 (what ATProto blobs use).
+
+    ``str(cid)`` is its canonical text (base32, lower case), rebuilt from the parsed bytes, so
+    it can name a file: it is never the text it was parsed from. ``digest`` is the sha256 the
+    blob's bytes must have.
+    """
+
+    __slots__ = ("digest",)
+
+    def __init__(self, digest: bytes) -> None:
+        self.digest = digest
+
+    def __str__(self) -> str:
+        return "b" + base64.b32encode(_RAW_PREFIX + self.digest).decode("ascii").lower().rstrip("=")
+
+    def __repr__(self) -> str:
+        return f"BlobCID({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BlobCID) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def matches(self, sha256_digest: bytes) -> bool:
+        return sha256_digest == self.digest
+
+
+def parse_blob_cid(text: Any, where: str = "blob CID") -> BlobCID:
+    """Parse a blob CID with libipld; only CIDs whose bytes can be checked here are accepted.
+
+    Raises:
+        RecordValidationError: not a CID, or not a CIDv1 with the raw codec and a sha2-256 hash
+            (any other codec or hash could not be verified against the blob's bytes).
+    """
+    if not isinstance(text, str) or not 8 <= len(text) <= 200:
+        raise RecordValidationError(f"{where}: {text!r:.80} is not a CID")
+    try:
+        parsed = libipld.decode_cid(text)
+    except Exception:  # libipld raises ValueError, or its own error types, for anything unparsable
+        raise RecordValidationError(f"{where}: {text!r:.80} is not a CID") from None
+    h = parsed.get("hash") if isinstance(parsed, dict) else None
+    if not isinstance(h, dict) or parsed.get("version") != 1 or parsed.get("codec") != _RAW or h.get("code") != _SHA256 \
+            or h.get("size") != 32 or not isinstance(h.get("digest"), bytes) or len(h["digest"]) != 32:
+        raise RecordValidationError(
+            f"{where}: {text!r:.80} is not a CIDv1 with the raw codec and a sha2-256 hash (bafkrei...), the only "
+            "blob CIDs whose bytes can be verified")
+    return BlobCID(h["digest"])

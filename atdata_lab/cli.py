@@ -49,7 +49,10 @@ def _state_alive(state: dict[str, Any] | None) -> bool:
 
 
 def _exports(pds_url: str, account: Any = None) -> list[str]:
-    lines = [f"export ATDATA_PDS_URL={shlex.quote(pds_url)}"]
+    from atdata_lab.sandbox._core import trusted_hosts_with
+
+    lines = [f"export ATDATA_PDS_URL={shlex.quote(pds_url)}",
+             f"export ATDATA_TRUSTED_HOSTS={shlex.quote(trusted_hosts_with(pds_url))}"]
     if account is not None:
         lines.append(f"export ATDATA_HANDLE={shlex.quote(account.handle)}")
         lines.append(f"export ATDATA_PASSWORD={shlex.quote(account.password)}")

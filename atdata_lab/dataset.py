@@ -29,6 +29,7 @@ from .errors import (
     SampleDecodeError,
     SampleIndexError,
     ShardError,
+    ShardNotFoundError,
 )
 from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_large
 from .msgpack_view import unpack_map_views
@@ -36,7 +37,7 @@ from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_hea
 from .sample import DictSample, codec_for
 from .schema import fields_of
 from .shards import ShardInfo, iter_sample_members, local_shard_signature, scan_shard
-from .urls import expand_urls, is_local, local_path, open_url, read_range
+from .urls import _pool, expand_urls, is_local, local_path, open_url, read_range
 
 __all__ = ["Dataset", "SampleBatch", "DatasetDict"]
 
@@ -210,9 +211,11 @@ class Dataset(Generic[ST]):
             Local paths, ``file://``, and any fsspec URL (``https://``, ``s3://``).
         sample_type: The sample type (same as the ``Dataset[T]`` form).
         storage_options: fsspec options for remote URLs (credentials, endpoint).
-        checksums: ``{url: sha256 hex}``; each shard is hashed while it streams and a mismatch
-            raises :class:`~atdata_lab.errors.ShardError` naming the shard (published datasets
-            set this).
+        checksums: ``{url: sha256 hex}``: each of these shards is checked before any of its samples
+            is used (by iteration, ``ds[k]`` or ``len()``): a local file is hashed, a remote one is
+            downloaded into the verified cache (:mod:`atdata_lab.cache`) and read from there. A
+            mismatch raises :class:`~atdata_lab.errors.ShardError` naming the shard, and no sample
+            of it is returned (published datasets set this).
     """
 
     _bound_type: type | None = None
@@ -252,6 +255,7 @@ class Dataset(Generic[ST]):
         self._infos: dict[str, ShardInfo] = dict(_infos or {})
         self._cum: list[int] | None = None
         self.checksums = dict(checksums or {})
+        self._sources: dict[str, str] = {}  # checked shards: url -> the local file that matched
         self._split_done = False
 
     def __reduce__(self) -> tuple:
@@ -283,16 +287,32 @@ class Dataset(Generic[ST]):
             self._infos[info.url] = info
         self._cum = None
 
+    def _source_of(self, url: str) -> str:
+        """Where to read ``url`` from: itself, or for a shard with a checksum the local file that
+        was checked against it (verified once, then remembered)."""
+        want = self.checksums.get(url)
+        if not want:
+            return url
+        src = self._sources.get(url)
+        if src is None:
+            from .cache import verified_source
+
+            src = self._sources[url] = verified_source(url, want, self.storage_options)
+        return src
+
     def shard_info(self, url: str) -> ShardInfo:
         """The offset index of a shard (scanned once on first use, then cached)."""
         info = self._infos.get(url)
         if info is not None:
             return info
+        if self.checksums.get(url):
+            info = self._infos[url] = scan_shard(self._source_of(url)).with_url(url)
+            return info
         key = None
         if is_local(url):
             sig = local_shard_signature(local_path(url))
             if sig is None:
-                raise ShardError(f"shard {url} does not exist")
+                raise ShardNotFoundError(f"shard {url} does not exist")
             key = (local_path(url), *sig)
             info = _scan_cache.get(key)
         if info is None:
@@ -373,8 +393,24 @@ class Dataset(Generic[ST]):
         """
         opts = self.storage_options
         ahead: dict[str, Any] = {}  # the next remote shard, opened and fetching while this one is decoded
+        checking: dict[str, Any] = {}  # the next checksummed remote shard, downloading into the cache
         for i, url in enumerate(urls):
-            if refs and is_local(url) and not self.checksums.get(url):
+            if self.checksums.get(url):  # checked before any of its samples is handed out
+                fut = checking.pop(url, None)
+                src = fut.result() if fut is not None else self._source_of(url)
+                nxt = urls[i + 1] if i + 1 < len(urls) else None
+                if nxt is not None and self.checksums.get(nxt) and not is_local(nxt) and nxt not in self._sources:
+                    checking[nxt] = _pool().submit(self._source_of, nxt)  # download the next one meanwhile
+                info = self._infos.get(url) if refs else None
+                if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
+                    shard = LocalShard(url, src, info)
+                    for j, key in enumerate(info.keys):
+                        yield url, key, MemberRef(shard, j)
+                    continue
+                for key, data in iter_sample_members(src):
+                    yield url, key, data
+                continue
+            if refs and is_local(url):
                 info = self._known_info(url)
                 if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
                     shard = LocalShard(url, local_path(url), info)
@@ -386,7 +422,7 @@ class Dataset(Generic[ST]):
                 if opened is None:
                     opened = open_url(url, opts)
                 opened.on_eof = functools.partial(self._open_ahead, urls[i + 1], ahead)
-            for key, data in iter_sample_members(url, opts, sha256=self.checksums.get(url), opened=opened):
+            for key, data in iter_sample_members(url, opts, opened=opened):
                 yield url, key, data
 
     def _open_ahead(self, url: str, ahead: dict[str, Any]) -> None:
@@ -607,7 +643,7 @@ class Dataset(Generic[ST]):
             raise InvalidTypeError("random access is not available after filter(); index the unfiltered dataset")
         url, i, key = self.locate(int(k))
         off, size = self.shard_info(url).offsets[i]
-        data = read_range(url, int(off), int(size), self.storage_options)
+        data = read_range(self._source_of(url), int(off), int(size), self.storage_options)
         if len(data) != size:
             raise ShardError(f"shard {url}: sample {key!r} is truncated (expected {size} bytes, got {len(data)})")
         sample = self._decode(url, key, data)

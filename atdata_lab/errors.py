@@ -15,6 +15,7 @@ __all__ = [
     "AtdataLabWarning",
     "AtmosphereError",
     "AuthenticationError",
+    "BlobMismatchError",
     "BusyError",
     "SampleIndexError",
     "DataNotFoundError",
@@ -36,12 +37,18 @@ __all__ = [
     "RecordValidationError",
     "RequestError",
     "SampleDecodeError",
+    "RemoteAccessDeniedError",
+    "RemoteUnavailableError",
+    "ResponseTooLargeError",
     "SandboxError",
     "SchemaConflictError",
+    "SchemaError",
     "SchemaNotFoundError",
     "ShardError",
     "ShardExistsError",
+    "ShardNotFoundError",
     "StoreError",
+    "UntrustedSourceError",
 ]
 
 
@@ -106,6 +113,10 @@ class ShardError(AtdataLabError, ValueError):
     """A shard is corrupt, truncated or unreadable. The message names shard and member."""
 
 
+class ShardNotFoundError(ShardError, DataNotFoundError):
+    """A shard is not where its URL points (deleted, 404): both a ``ShardError`` and a ``FileNotFoundError``."""
+
+
 class SampleDecodeError(AtdataLabError, ValueError):
     """A stored sample does not fit the sample type. The message names shard, key and field."""
 
@@ -125,6 +136,27 @@ class ShardExistsError(StoreError, FileExistsError):
     def __init__(self, message: str, *, url: str | None = None):
         super().__init__(message)
         self.url = url
+class SchemaError(AtdataLabError, ValueError):
+    """A schema cannot become a sample type (e.g. a field name that would shadow an attribute)."""
+
+
+class UntrustedSourceError(AtdataLabError, PermissionError):
+    """A published record points somewhere the trust policy does not allow (a local file, an
+    internal address, a chained fsspec URL); the message names the record, the URL and the setting
+    that allows it (see :class:`~atdata_lab.urls.TrustPolicy`)."""
+
+
+class RemoteAccessDeniedError(AtdataLabError, PermissionError):
+    """A data host refused the request (HTTP 401/403, S3 AccessDenied); names the URL."""
+
+
+class RemoteUnavailableError(AtdataLabError, ConnectionError):
+    """A data host could not be reached or failed (connection refused, timeout, 5xx); names the URL."""
+
+
+class ResponseTooLargeError(AtdataLabError, ValueError):
+    """A server sent more than we read from it (a body over the size or nesting limit, a listing
+    that never ends); names the URL and the limit."""
 
 
 class SandboxError(AtdataLabError, RuntimeError):
@@ -195,6 +227,10 @@ class RateLimitedError(RequestError):
 
 class RecordTooLargeError(RequestError, ValueError):
     """A record or blob exceeds the server's limit."""
+
+
+class BlobMismatchError(RequestError, ValueError):
+    """The bytes a PDS served for a blob do not match the blob's CID (nothing is kept)."""
 
 
 class PDSUnavailableError(RequestError, ConnectionError):

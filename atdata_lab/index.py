@@ -6,6 +6,7 @@ default, Redis for teams) and writes data into a data store (local disk by defau
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -210,6 +211,8 @@ class Index:
         observer = HintObserver(nd_fields)
         store = self.data_store
         self._clean_stale_writes()
+        with contextlib.suppress(OSError, AtdataLabError):
+            store.clean_stale()  # staging files of dead writers, whatever name they were writing
         journal: Path | None = None
         existing = self.provider.get_entry(name)
         # Never write over files an entry may use: a name that exists (or left files) gets fresh URLs.

@@ -80,6 +80,7 @@ def load_dataset(
     split: str | None = None,
     index: Any = None,
     storage_options: dict[str, Any] | None = None,
+    trust: Any = None,
 ) -> Dataset | DatasetDict:
     """Load a dataset by path, pattern, indexed name or published URI.
 
@@ -93,6 +94,10 @@ def load_dataset(
             :class:`DatasetDict` of every split found (files without a split name are "train").
         index: The :class:`~atdata_lab.index.Index` for ``@local/`` names (default: ``Index()``).
         storage_options: fsspec options for remote URLs.
+        trust: For ``at://`` and ``@handle/name``: the trust policy for the locations the
+            record names (``None``: the environment's, see :class:`~atdata_lab.urls.TrustPolicy`;
+            ``True``: trust this record completely). Records you published are always trusted.
+            What is checked, and when: :func:`~atdata_lab.promotion.load_published`.
     """
     path = os.fspath(path)
     if path.startswith("@local/"):
@@ -106,7 +111,7 @@ def load_dataset(
     if path.startswith("at://") or path.startswith("@"):
         from .promotion import load_published
 
-        ds = load_published(path, sample_type=sample_type, index=index)
+        ds = load_published(path, sample_type=sample_type, index=index, trust=trust)
         return _pick(DatasetDict({ds._split: ds}), split)
     root, files = _resolve_files(path)
     groups: dict[str, list[str]] = {}

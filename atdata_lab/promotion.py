@@ -20,6 +20,7 @@ import hashlib
 import html
 import json
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from .schema import Schema, parse_schema_ref
 from .schema_diff import SchemaDiff, schema_diff
 from .shards import ShardInfo
 from .stores.base import DataStore
-from .stores.local import atdata_home, is_safe_dataset_name
+from .stores.local import is_safe_dataset_name
 from .transfer import copy_shards, destinations, sha256_of
 from .urls import is_local, local_path, only_on_this_machine
 
@@ -1185,37 +1186,76 @@ def _reader(index: Any = None) -> Any:
     return Atmosphere(url)
 
 
-def resolve_entry_uri(atm: Any, path: str) -> str:
-    """``at://...`` stays; ``@handle/name[@version]`` is resolved through the handle's label records."""
-    if path.startswith("at://"):
-        return path
-    body = path[1:]
-    handle, sep, rest = body.partition("/")
-    if not sep or not rest:
-        raise InvalidArgumentError(f"{path!r} is not '@handle/name' or '@handle/name@version'")
-    name, _, version = rest.partition("@")
-    did = handle if handle.startswith("did:") else atm.resolve_handle(handle)
+def _record_uri(uri: Any, nsid: str, where: str) -> Any:
+    """An AT-URI taken from a record (or typed by the user), checked before any request: a DID
+    authority (a handle would make us resolve a name the record chose), ``nsid``, a record key."""
     rec = _records()
+    u = rec.AtUri.parse(uri) if isinstance(uri, str) else None
+    if u is None:
+        raise RecordValidationError(f"{where}: expected an at:// URI, got {type(uri).__name__}")
+    if u.collection != nsid or not u.rkey:
+        raise RecordValidationError(f"{where}: {uri!r:.200} is not an at://<did>/{nsid}/<rkey> URI")
+    if u.did is None and where != "path":
+        raise RecordValidationError(f"{where}: {uri!r:.200} must name its repository by DID, not by handle")
+    return u
+
+
+def resolve_entry_uri(atm: Any, path: str) -> str:
+    """``at://...`` stays; ``@handle/name[@version]`` is resolved through the handle's label records.
+
+    Every part is checked before any request (handle or DID, name, version; the entry URI the label
+    names must be ``at://<did>/science.alt.dataset.entry/<rkey>``).
+    """
+    rec = _records()
+    if not isinstance(path, str):
+        raise InvalidArgumentError(f"expected 'at://...' or '@handle/name', not {type(path).__name__}")
+    if path.startswith("at://"):
+        _record_uri(path, rec.ENTRY_NSID, "path")
+        return path
+    body = path[1:] if path.startswith("@") else ""
+    handle, sep, rest = body.partition("/")
+    name, _, version = rest.partition("@")
+    if not sep or not name or any(ord(c) < 0x20 for c in name + version) or len(name.encode()) > 200 \
+            or len(version) > 64:
+        raise InvalidArgumentError(f"{path!r:.200} is not '@handle/name' or '@handle/name@version'")
+    atm._check_repo(handle, "handle")
+    did = handle if handle.startswith("did:") else atm.resolve_handle(handle)
     best = None
     for r in atm.list_records(rec.LABEL_NSID, repo=did):
-        v = r["value"]
-        if v.get("name") != name or (version and v.get("version") != version):
+        v = r.get("value")
+        if not isinstance(v, dict) or v.get("name") != name or (version and v.get("version") != version):
+            continue
+        if not isinstance(v.get("datasetUri"), str):
             continue
         if best is None or str(v.get("createdAt", "")) > str(best["value"].get("createdAt", "")):
             best = r
     if best is None:
         raise RecordNotFoundError(f"no dataset named {name!r}{' version ' + version if version else ''} "
                                   f"published by {handle}")
-    return best["value"]["datasetUri"]
+    uri = best["value"]["datasetUri"]
+    _record_uri(uri, rec.ENTRY_NSID, f"label {best.get('uri')} datasetUri")
+    return uri
 
 
 def _get(atm: Any, uri: str) -> dict[str, Any]:
     u = _records().AtUri.parse(uri)
-    return atm.get_record(u.collection, u.rkey, repo=u.authority)
+    if not u.collection or not u.rkey:
+        raise RecordValidationError(f"{uri!r:.200} is not an at://<repo>/<collection>/<rkey> URI")
+    got = atm.get_record(u.collection, u.rkey, repo=u.authority)
+    if not isinstance(got.get("value"), dict):
+        raise RecordValidationError(f"{uri}: the PDS returned a record that is not an object")
+    return got
 
 
 def fetch_schema(index: Any, uri: str) -> Schema:
-    """The Schema of a published schema record (cached in the index when one is given)."""
+    """The Schema of a published schema record (cached in the index when one is given).
+
+    Raises:
+        RecordValidationError: ``uri`` is not ``at://<did>/science.alt.dataset.schema/<rkey>``,
+            or the record is malformed (checked before it is used).
+        SchemaError: a field name would shadow a Python or library attribute.
+    """
+    _record_uri(uri, _records().SCHEMA_NSID, "schemaRef")
     key = _state_key("remote-schema", uri)
     if index is not None:
         cached = index.provider.get_state(key)
@@ -1223,77 +1263,226 @@ def fetch_schema(index: Any, uri: str) -> Schema:
             return Schema.from_record(cached)
     atm = _reader(index)
     local = _records().local_schema_from_record(_get(atm, uri)["value"])
+    schema = Schema.from_record(local)
     if index is not None:
-        index.provider.set_state(key, local)
-    return Schema.from_record(local)
+        try:
+            index.provider.set_state(key, local)
+        except (AtdataLabError, OSError):
+            pass  # only a cache: a full disk or a read-only index must not stop the read
+    return schema
+
+
+def _own_dids(index: Any, atm: Any) -> set[str]:
+    """The accounts counted as "you" by the trust policy: the index's atmosphere, the reading client,
+    and every account logged in in this process."""
+    from .atmosphere.client import logged_in_dids
+
+    out = logged_in_dids()
+    for a in (getattr(index, "atmosphere", None), atm):
+        did = getattr(a, "did", None)
+        if isinstance(did, str):
+            out.add(did)
+    return out
+
+
+_SPLIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _split_of(metadata: Any) -> str:
+    split = (metadata or {}).get("split", "train") if isinstance(metadata, dict) else "train"
+    if split is None:
+        return "train"
+    if not isinstance(split, str) or not _SPLIT.fullmatch(split):
+        raise RecordValidationError(f"entry.metadata.split: {split!r:.80} is not a split name like 'train' "
+                                    "(letters, digits, '_', '.', '-', at most 64)")
+    return split
+
+
+@dataclass
+class _ShardPlan:
+    """Where each shard of a published entry is read from, decided (and checked) before any data request."""
+
+    kind: str
+    urls: list[str]  # http/s3 URLs, or blob CIDs (canonical text)
+    checksums: dict[str, str]  # url or CID -> sha256 hex, for the shards that have one
+    sizes: dict[str, int]  # blob CID -> declared size
+    options: dict[str, Any]
+
+
+def _plan_shards(storage: dict[str, Any], *, uri: str, own: bool, policy: Any, index: Any = None,
+                 resolve: bool = True) -> _ShardPlan:
+    """Check every location an entry's storage names against the trust policy and parse every
+    blob CID and checksum (pure: no request is sent, except DNS lookups when ``resolve``)."""
+    from .cid import parse_blob_cid
+    from .urls import TRUST_OPTION, check_remote_url
+
+    kind = storage.get("kind")
+    shards = storage.get("shards") or []
+    checksums: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    urls: list[str] = []
+    options: dict[str, Any] = {}
+    for i, s in enumerate(shards):
+        if kind == "blobs":
+            loc = str(parse_blob_cid(s.get("cid"), f"entry.storage.blobs[{i}] (in {uri})"))
+            if isinstance(s.get("size"), int) and not isinstance(s.get("size"), bool) and s["size"] >= 0:
+                sizes[loc] = s["size"]
+        else:
+            loc = check_remote_url(s.get("url"), trusted=policy, record_uri=uri, own=own, resolve=resolve)
+        c = s.get("checksum")
+        if isinstance(c, dict) and c.get("algorithm") == "sha256":
+            if not isinstance(c.get("digest"), str) or not re.fullmatch(r"[0-9a-f]{64}", c["digest"]):
+                raise RecordValidationError(f"entry.storage shard {i} of {uri}: checksum.digest is not a sha256 "
+                                            "hex digest (64 lowercase hex characters)")
+            checksums[loc] = c["digest"]
+        urls.append(loc)
+    if kind == "s3":
+        options = _s3_options(storage, index=index, policy=policy, own=own, record_uri=uri, resolve=resolve)
+    if not own and not policy.trust_all and kind != "blobs":
+        options[TRUST_OPTION] = policy  # every connection for these shards checks its addresses again
+    return _ShardPlan(str(kind), urls, checksums, sizes, options)
 
 
 def get_published_entry(index: Any, uri: str) -> IndexEntry:
-    """A published dataset record as an :class:`IndexEntry` (data URLs resolved)."""
+    """A published dataset record as an :class:`IndexEntry` (data URLs resolved; no data is read).
+
+    Blob shards appear as the PDS's ``getBlob`` URLs, with the CID parsed (never the record's text).
+    """
+    rec = _records()
     atm = _reader(index)
     uri = resolve_entry_uri(atm, uri)
     got = _get(atm, uri)
-    parsed = _records().entry_from_record(got["value"])
+    parsed = rec.entry_from_record(got["value"])
     storage = parsed["storage"]
-    did = _records().AtUri.parse(uri).authority
+    did = rec.AtUri.parse(uri).authority
+    did = did if did.startswith("did:") else atm.resolve_handle(did)
     if storage["kind"] == "blobs":
+        from .cid import parse_blob_cid
+
+        cids = [str(parse_blob_cid(s.get("cid"), f"entry.storage.blobs[{i}] (in {uri})"))
+                for i, s in enumerate(storage["shards"])]
         pds = atm.get_repo_pds(did) if did != atm.did else atm.pds_url
-        urls = [f"{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={s['cid']}" for s in storage["shards"]]
+        urls = [f"{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={c}" for c in cids]
     else:
         urls = [s["url"] for s in storage["shards"]]
     size = parsed.get("size") or {}
+    meta = parsed.get("metadata")
+    tags = parsed.get("tags") or []
     return IndexEntry(
         name=parsed["name"], cid=parsed.get("contentCid") or got["cid"], schema_ref=parsed["schemaRef"],
-        data_urls=urls, num_samples=size.get("samples"), size_bytes=size.get("bytes"),
-        shard_checksums=[(s.get("checksum") or {}).get("digest", "") for s in storage["shards"]],
-        metadata=parsed.get("metadata") or {}, created_at=parsed.get("createdAt"),
-        description=parsed.get("description"), tags=parsed.get("tags") or [], license=parsed.get("license"),
-        published_uri=uri,
+        data_urls=urls, num_samples=_count(size.get("samples")), size_bytes=_count(size.get("bytes")),
+        shard_checksums=[str((s.get("checksum") or {}).get("digest", "")) for s in storage["shards"]],
+        metadata=meta if isinstance(meta, dict) else {}, created_at=_text(parsed.get("createdAt")),
+        description=_text(parsed.get("description")), tags=[t for t in tags if isinstance(t, str)],
+        license=_text(parsed.get("license")), published_uri=uri,
     )
 
 
-def load_published(path: str, *, sample_type: type | None = None, index: Any = None, verify: bool = True):
-    """A Dataset for ``at://...`` or ``@handle/name[@version]``: schema resolved, checksums verified."""
-    from .dataset import Dataset
+def _count(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
+
+def _text(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def load_published(path: str, *, sample_type: type | None = None, index: Any = None, verify: bool = True,
+                   trust: Any = None):
+    """A Dataset for ``at://...`` or ``@handle/name[@version]``, read safely from anyone's records.
+
+    What is checked, and when:
+
+    1. Before any request: the URI, handle, name and version syntax.
+    2. The label, entry and schema records are read (responses capped at 32 MiB and 128 levels of
+       JSON nesting), parsed and type-checked; the schema's field names may not shadow attributes
+       (:class:`~atdata_lab.errors.SchemaError`); ``metadata.split`` must be a split name.
+    3. Before any data request, every shard location is checked against the trust policy
+       (``trust=``, see :class:`~atdata_lab.urls.TrustPolicy`): for a record you did not publish,
+       only ``https``/``http`` on public addresses (every address the host resolves to), ``s3`` and
+       PDS blobs; local files, chained fsspec URLs and internal addresses raise
+       :class:`~atdata_lab.errors.UntrustedSourceError` naming the record, the URL and the setting
+       that allows it. Your S3 credentials go only to endpoints you configured; any other endpoint
+       is read anonymously. Blob CIDs must parse as CIDv1 raw sha2-256.
+    4. Blob shards are downloaded now into ``$ATDATA_HOME/cache/blobs/<cid>.tar`` (named by the
+       parsed CID), each checked against its CID while it downloads and renamed into place only if
+       it matches; with ``verify`` also against the record's sha256.
+    5. ``http(s)``/``s3`` shards with a sha256 checksum are downloaded into
+       ``$ATDATA_HOME/cache/shards/`` and checked the first time any of their samples is needed
+       (iteration, ``ds[k]``, ``len(ds)``; ordered reads fetch the next shard meanwhile): no sample
+       of a shard is returned before its digest matched, and a mismatch raises
+       :class:`~atdata_lab.errors.ShardError`. ``verify=False`` skips this sha256 check (the
+       blobs' CID check stays). Shards published without a checksum (atdata's ``"none"``) are
+       read as they are, streamed with bounded memory.
+    """
+    from .dataset import Dataset
+    from .urls import resolve_trust
+
+    rec = _records()
+    policy = resolve_trust(trust)
     atm = _reader(index)
     uri = resolve_entry_uri(atm, path)
     got = _get(atm, uri)
-    parsed = _records().entry_from_record(got["value"])
-    storage = parsed["storage"]
+    parsed = rec.entry_from_record(got["value"])
+    split = _split_of(parsed.get("metadata"))
+    did = rec.AtUri.parse(uri).authority
+    did = did if did.startswith("did:") else atm.resolve_handle(did)
+    own = did in _own_dids(index, atm) or policy.trusts_publisher(did)
     st = sample_type or fetch_schema(index, parsed["schemaRef"]).to_type()
-    did = _records().AtUri.parse(uri).authority
+    plan = _plan_shards(parsed["storage"], uri=uri, own=own, policy=policy, index=index)
     checks: dict[str, str] = {}
-    options: dict[str, Any] = {}
-    if storage["kind"] == "blobs":
-        cache = atdata_home() / "cache" / "blobs" / did.replace(":", "_")
+    if plan.kind == "blobs":
+        from .cache import fetch_blob, verify_file
+        from .cid import parse_blob_cid
+
         urls = []
-        for s in storage["shards"]:
-            dest = cache / f"{s['cid']}.tar"
-            if not dest.exists():
-                atm.download_blob(did, s["cid"], dest)
-            if s.get("checksum"):
-                if sha256_of(str(dest)) != s["checksum"]["digest"]:
-                    dest.unlink(missing_ok=True)
-                    raise ShardError(f"blob {s['cid']} of {uri} does not match its sha256 checksum")
+        for cid in plan.urls:
+            dest = fetch_blob(atm, did, parse_blob_cid(cid), trust=policy, max_bytes=plan.sizes.get(cid))
+            want = plan.checksums.get(cid)
+            if verify and want and not verify_file(dest, want):
+                raise ShardError(f"blob {cid} of {uri} does not match its sha256 checksum")
             urls.append(str(dest))
     else:
-        urls = [s["url"] for s in storage["shards"]]
-        if storage["kind"] == "s3":
-            options = _s3_options(storage)
-        for s, u in zip(storage["shards"], urls):
-            if s.get("checksum") and s["checksum"].get("algorithm") == "sha256":
-                checks[u] = s["checksum"]["digest"]
-    ds = Dataset(urls, sample_type=st, storage_options=options, checksums=checks if verify else None)
-    ds._split = (parsed.get("metadata") or {}).get("split", "train")
+        urls = plan.urls
+        checks = {u: plan.checksums[u] for u in urls if u in plan.checksums}
+    if not urls:
+        raise RecordValidationError(f"{uri}: the entry names no shards")
+    ds = Dataset(urls, sample_type=st, storage_options=plan.options, checksums=checks if verify else None)
+    ds._split = split
     ds.published_uri = uri
     return ds
 
 
-def _s3_options(storage: dict[str, Any]) -> dict[str, Any]:
+def _s3_options(storage: dict[str, Any], *, index: Any = None, policy: Any = None, own: bool = False,
+                record_uri: str | None = None, resolve: bool = True) -> dict[str, Any]:
+    """fsspec options for a ``storageS3`` record: its endpoint (checked against the trust policy),
+    and credentials only when the endpoint is one you configured (a store, ``AWS_ENDPOINT_URL``,
+    ``TrustPolicy.credential_endpoints``) or the record is yours; otherwise anonymous access."""
+    from .urls import check_remote_url, credentials_allowed, resolve_trust
+
+    policy = resolve_trust(policy)
+    endpoint = storage.get("endpoint")
+    if endpoint is not None:
+        endpoint = check_remote_url(endpoint, trusted=policy, record_uri=record_uri, own=own, what="S3 endpoint",
+                                    resolve=resolve)
+        if not endpoint.lower().startswith(("http://", "https://")):
+            raise RecordValidationError(f"entry.storage.endpoint of {record_uri}: {endpoint!r:.200} is not an "
+                                        "http(s) URL")
     opts: dict[str, Any] = {}
-    if storage.get("endpoint"):
-        opts["client_kwargs"] = {"endpoint_url": storage["endpoint"]}
+    if endpoint:
+        opts["client_kwargs"] = {"endpoint_url": endpoint}
+    stores = [s for s in (getattr(index, "data_store", None), *getattr(index, "_stores", ())) if s is not None]
+    mine = [getattr(s, "endpoint_url", None) for s in stores if hasattr(s, "bucket")]
+    if not (own or credentials_allowed(endpoint, policy, also=tuple(e for e in mine if e))):
+        opts["anon"] = True  # never sign a request to an endpoint the record chose
+        return opts
+    from .urls import _endpoint_key
+
+    for s in stores:  # a store of the index on this endpoint: its own credentials
+        same = (getattr(s, "endpoint_url", None) or None) == (endpoint or None) or (
+            endpoint and getattr(s, "endpoint_url", None)
+            and _endpoint_key(s.endpoint_url) == _endpoint_key(endpoint))
+        if hasattr(s, "bucket") and same:
+            return {**s.storage_options, **opts}
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if key and secret:
         opts["key"], opts["secret"] = key, secret

@@ -33,6 +33,7 @@ from .errors import (
     InvalidTypeError,
     NotFoundError,
     RecordValidationError,
+    SchemaError,
 )
 
 __all__ = [
@@ -48,8 +49,8 @@ __all__ = [
 SCHEMA_REF_PREFIX = "atdata://local/schema/"
 PRIMITIVES = ("str", "int", "float", "bool", "bytes")
 _PRIMITIVE_TYPES: dict[Any, str] = {str: "str", int: "int", float: "float", bool: "bool", bytes: "bytes"}
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?\Z")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}\Z")
 
 
 def normalize_dtype(raw: Any, where: str) -> str | None:
@@ -405,10 +406,11 @@ class Schema:
 
         Raises:
             RecordValidationError: (a ``ValueError``) naming the problem.
+            SchemaError: (a ``ValueError``) a field name would shadow an attribute of sample types.
         """
         try:
             return cls._from_record(rec)
-        except RecordValidationError:
+        except (RecordValidationError, SchemaError):
             raise
         except ValueError as e:  # e.g. an invalid name or version, found by Schema itself
             raise RecordValidationError(f"schema record: {e}") from None
@@ -428,6 +430,7 @@ class Schema:
             if not isinstance(fr, dict) or not isinstance(fr.get("name"), str) or not fr["name"].isidentifier() \
                     or keyword.iskeyword(fr["name"]):
                 raise RecordValidationError(f"schema record fields[{i}] needs a 'name' that is a Python identifier (not a keyword)")
+            check_field_name(fr["name"], f"schema record {rec.get('name')!r:.80} fields[{i}]")
             ft = FieldType.from_record(fr.get("fieldType"), f"fields[{i}].fieldType")
             fields.append(Field(fr["name"], ft, bool(fr.get("optional", False))))
         desc = rec.get("description")
@@ -436,12 +439,19 @@ class Schema:
 
     # -- types
     def to_type(self) -> type:
-        """A ``@packable`` class with these fields (cached per name and content)."""
+        """A ``@packable`` class with these fields (cached per name and content).
+
+        Raises:
+            SchemaError: a field name would shadow a Python or library attribute.
+        """
         key = (self.name, self.content_cid(), tuple(f.type.shape for f in self.fields))
         cached = _generated.get(key)
         if cached is not None:
             return cached
         from .sample import packable
+
+        for f in self.fields:
+            check_field_name(f.name, f"schema {self.name}")
 
         specs = []
         for f in self.fields:
@@ -460,3 +470,36 @@ class Schema:
 
 
 _generated: dict[tuple, type] = {}
+
+
+def _reserved_names() -> frozenset[str]:
+    """Attribute names of every generated sample type (the sample base class, dataclass machinery,
+    ``object``): a field with one of these names would replace a method the library calls."""
+    global _RESERVED
+    if _RESERVED is None:
+        from .sample import PackableSample
+
+        @dataclasses.dataclass
+        class _Empty(PackableSample):
+            pass
+
+        _RESERVED = frozenset(n for n in dir(_Empty) if not (n.startswith("_") and not n.startswith("__")))
+    return _RESERVED
+
+
+_RESERVED: frozenset[str] | None = None
+
+
+def check_field_name(name: str, where: str = "schema") -> str:
+    """Refuse a field name a generated type cannot have: a dunder name (``__class__``, ``__dict__``)
+    or an attribute of every sample type (``packed``, ``as_wds``, ``from_bytes``, ``schema``...).
+
+    Raises:
+        SchemaError: naming the field and why.
+    """
+    if name.startswith("__") and name.endswith("__") or name in _reserved_names():
+        raise SchemaError(f"{where}: the field name {name!r} would shadow the attribute {name!r} of every sample "
+                          "type (dunder names and packed, as_wds, from_bytes, from_data, schema are reserved); "
+                          "the schema cannot be loaded as a sample type; read the shards as DictSample "
+                          "(sample_type=atdata.DictSample) or rename the field")
+    return name

@@ -21,7 +21,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from .errors import InvalidArgumentError, ShardError
+from .errors import InvalidArgumentError, ShardNotFoundError
 from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .stores.base import ShardSink
 from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header
@@ -358,54 +358,39 @@ def _map_local(path: str) -> Any:
     return mm
 
 
-def _check_published_sha256(url: str, got: str, want: str) -> None:
-    if got != want:
-        raise ShardError(
-            f"shard {url} does not match its published sha256 checksum ({got} != {want}): "
-            "the file changed or is corrupt; ask the publisher to re-upload it"
-        )
-
-
 def iter_sample_members(
-    url: str, storage_options: dict[str, Any] | None = None, *, sha256: str | None = None, opened: Any = None
+    url: str, storage_options: dict[str, Any] | None = None, *, opened: Any = None
 ) -> Iterator[tuple[str, memoryview]]:
     """Yield ``(key, msgpack bytes)`` for each sample of a shard, in file order.
 
     Local shards are memory-mapped and parsed in place (members are views, nothing is copied);
-    remote ones stream in large chunks. With ``sha256``, the whole file is hashed and a mismatch
-    raises ``ShardError`` after the last member. ``opened`` is the remote file, already opened
-    with ``open_url`` (e.g. to start fetching it early).
+    remote ones stream in large chunks. ``opened`` is the remote file, already opened with
+    ``open_url`` (e.g. to start fetching it early). Checking a shard against a published sha256
+    happens before this is called (see :mod:`atdata_lab.cache`), never while samples are handed out.
     """
     if is_local(url):
         try:
             mm = _map_local(local_path(url))
         except FileNotFoundError:
-            raise ShardError(f"shard {url} does not exist") from None
+            raise ShardNotFoundError(f"shard {url} does not exist") from None
         for name, _off, _size, data in iter_members(mm, url):
             key, ext = split_key(name)
             if ext == "msgpack":
                 yield key, data  # type: ignore[misc]
             else:
                 _warn_ext(ext, url)
-        if sha256:
-            _check_published_sha256(url, hashlib.sha256(mm).hexdigest(), sha256)
         return
     try:
         f = opened if opened is not None else open_url(url, storage_options)
     except FileNotFoundError:
-        raise ShardError(f"shard {url} does not exist") from None
+        raise ShardNotFoundError(f"shard {url} does not exist") from None
     with f:
-        src = _HashingReader(f) if sha256 else f
-        for name, _off, _size, data in iter_members(src, url):
+        for name, _off, _size, data in iter_members(f, url):
             key, ext = split_key(name)
             if ext == "msgpack":
                 yield key, data  # type: ignore[misc]
             else:
                 _warn_ext(ext, url)
-        if sha256:
-            while src.read(1 << 20):
-                pass
-            _check_published_sha256(url, src.sha.hexdigest(), sha256)
 
 
 def local_shard_signature(url: str) -> tuple | None:

@@ -39,6 +39,10 @@ def test_the_library_raises_no_bare_builtin_errors():
         (errors.StoreError, OSError), (errors.ShardExistsError, FileExistsError),
         (errors.PromotionConflictError, ValueError),
         (errors.SampleIndexError, IndexError), (errors.BusyError, RuntimeError),
+        (errors.SchemaError, ValueError), (errors.UntrustedSourceError, PermissionError),
+        (errors.RemoteAccessDeniedError, PermissionError), (errors.RemoteUnavailableError, ConnectionError),
+        (errors.ResponseTooLargeError, ValueError), (errors.BlobMismatchError, ValueError),
+        (errors.ShardNotFoundError, FileNotFoundError), (errors.ShardNotFoundError, errors.ShardError),
     ],
 )
 def test_each_error_is_both(cls, builtin):

@@ -45,7 +45,11 @@ def test_health_and_server_description(sandbox: Sandbox) -> None:
     desc = requests.get(f"{sandbox.pds_url}/xrpc/com.atproto.server.describeServer", timeout=10).json()
     assert desc["availableUserDomains"] == [".test"]
     assert desc.get("inviteCodeRequired") is False
-    assert sandbox.env() == {"ATDATA_PDS_URL": sandbox.pds_url}
+    env = sandbox.env()
+    assert set(env) == {"ATDATA_PDS_URL", "ATDATA_TRUSTED_HOSTS"} and env["ATDATA_PDS_URL"] == sandbox.pds_url
+    # the trust policy refuses loopback hosts named by other people's records: the sandbox's PDS is
+    # allowed by configuration
+    assert f"127.0.0.1:{sandbox.pds_port}" in env["ATDATA_TRUSTED_HOSTS"].split(",")
 
 
 def test_binds_to_loopback_only(sandbox: Sandbox) -> None:
@@ -213,7 +217,8 @@ def test_cli_start_status_stop(tmp_path: Path) -> None:
     try:
         assert started.returncode == 0, started.stderr
         exports = dict(re.findall(r"^export (\w+)=(\S+)$", started.stdout, re.M))
-        assert set(exports) == {"ATDATA_PDS_URL", "ATDATA_HANDLE", "ATDATA_PASSWORD"}
+        assert set(exports) == {"ATDATA_PDS_URL", "ATDATA_HANDLE", "ATDATA_PASSWORD", "ATDATA_TRUSTED_HOSTS"}
+        assert exports["ATDATA_PDS_URL"].removeprefix("http://") in exports["ATDATA_TRUSTED_HOSTS"].split(",")
         assert exports["ATDATA_HANDLE"] == "carol.test"
         state = json.loads((run_dir / "state.json").read_text())
         assert state["pds_url"] == exports["ATDATA_PDS_URL"]

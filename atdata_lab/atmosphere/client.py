@@ -41,10 +41,11 @@ import json
 import logging
 import os
 import random
-import tempfile
+import re
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,11 +54,20 @@ from typing import IO, Any, BinaryIO
 
 import httpx
 
-from atdata_lab.atmosphere.lexicon import _NSID_RE, bundled_lexicons, check_data_model, record_json_size
+from atdata_lab.atmosphere.lexicon import (
+    _NSID_RE,
+    _is_did,
+    _is_handle,
+    bundled_lexicons,
+    check_data_model,
+    record_json_size,
+)
 from atdata_lab.atmosphere.records import is_valid_rkey, make_tid, record_cid
+from atdata_lab.cid import parse_blob_cid
 from atdata_lab.errors import (
     AtmosphereError,
     AuthenticationError,
+    BlobMismatchError,
     PDSUnavailableError,
     RateLimitedError,
     RecordConflictError,
@@ -66,12 +76,14 @@ from atdata_lab.errors import (
     RecordTooLargeError,
     RecordValidationError,
     RequestError,
+    ResponseTooLargeError,
+    StoreError,
 )
 from atdata_lab.progress import ProgressEvent, ProgressLike, resolve_progress
 
 from ..errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["Atmosphere", "PDSResponse", "DEFAULT_BLOB_UPLOAD_LIMIT", "MAX_APPLY_WRITES"]
+__all__ = ["Atmosphere", "PDSResponse", "DEFAULT_BLOB_UPLOAD_LIMIT", "MAX_APPLY_WRITES", "logged_in_dids"]
 
 log = logging.getLogger("atdata_lab.atmosphere")
 
@@ -81,6 +93,14 @@ DEFAULT_BLOB_UPLOAD_LIMIT = 5 * 1024 * 1024
 MAX_APPLY_WRITES = 200
 #: createRecord/putRecord/applyWrites JSON bodies are capped at 1,000,000 bytes (PDS 0.5.x).
 MAX_BODY_BYTES = 1_000_000
+#: The largest response body read from a PDS (blobs are streamed to disk and bounded separately).
+MAX_RESPONSE_BYTES = 32 << 20
+#: The deepest JSON nesting accepted in a response (checked before parsing, without recursion).
+MAX_JSON_DEPTH = 128
+#: ``list_records`` follows at most this many cursors (100 records a page) unless told otherwise.
+MAX_LIST_PAGES = 1000
+#: The largest blob downloaded unless ``max_bytes`` says otherwise.
+MAX_BLOB_BYTES = 4 << 30
 
 _START_SANDBOX_HINT = "is the PDS running? start the sandbox: atdata-lab sandbox start"
 _LOGIN_HINT = "log in again: Atmosphere.login(handle, password) (or Atmosphere.from_env())"
@@ -170,6 +190,50 @@ def _same_server(a: str | None, b: str | None) -> bool:
     return (ua.scheme, ha, ua.port) == (ub.scheme, hb, ub.port)
 
 
+_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)  # possessive: linear, no backtracking
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects, found without parsing (no recursion).
+
+    Strings are blanked out first (their brackets do not count); the depth is the highest running
+    count of opening minus closing brackets.
+    """
+    import numpy as np
+
+    text = _JSON_STRING.sub(b'""', body)
+    a = np.frombuffer(text, dtype=np.uint8)
+    step = ((a == 0x5B) | (a == 0x7B)).astype(np.int32) - ((a == 0x5D) | (a == 0x7D)).astype(np.int32)
+    return int(np.cumsum(step).max()) if len(step) else 0
+
+
+def _bound_response(response: httpx.Response) -> None:
+    """Response hook of every PDS request: the body is read here, at most MAX_RESPONSE_BYTES of it
+    (decoded), and a JSON body nesting deeper than MAX_JSON_DEPTH is refused before anything parses
+    it. ``getBlob`` responses are streamed to disk by :meth:`Atmosphere._fetch_blob`, which bounds them."""
+    if response.request.url.path.endswith("/com.atproto.sync.getBlob") and response.status_code < 300:
+        return
+    where = str(response.request.url.copy_with(query=None))
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        response.close()
+        raise ResponseTooLargeError(f"{where} answered with {int(declared):,} bytes; the limit is "
+                                    f"{MAX_RESPONSE_BYTES:,} (is this a PDS?)")
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            response.close()
+            raise ResponseTooLargeError(f"{where} answered with more than {MAX_RESPONSE_BYTES:,} bytes, the "
+                                        "limit (is this a PDS?)")
+    response._content = bytes(body)  # what response.read() / .json() return from now on
+    if b"[" in body or b"{" in body:
+        depth = json_depth(bytes(body))
+        if depth > MAX_JSON_DEPTH:
+            raise ResponseTooLargeError(f"{where} answered with JSON nested {depth:,} levels deep; the limit "
+                                        f"is {MAX_JSON_DEPTH} (is this a PDS?)")
+
+
 def _headers_dict(headers: Any) -> dict[str, str]:
     try:
         return {str(k).lower(): str(v) for k, v in dict(headers).items()}
@@ -247,6 +311,15 @@ def _reset_at(resp: PDSResponse | None) -> datetime | None:
     return None
 
 
+_sessions: weakref.WeakSet[Atmosphere] = weakref.WeakSet()
+
+
+def logged_in_dids() -> set[str]:
+    """The DIDs of the accounts logged in in this process (clients not closed): "you" to the trust
+    policy, whose records may name local files and internal hosts (see :class:`~atdata_lab.urls.TrustPolicy`)."""
+    return {a.did for a in list(_sessions) if a.did}
+
+
 class Atmosphere:
     """A logged-in (or anonymous) connection to an ATProto PDS.
 
@@ -291,7 +364,7 @@ class Atmosphere:
         self._count_lock = threading.Lock()
         self._lock = threading.RLock()  # one request at a time (re-entrant: checks after a failure read back)
         self._timeout = httpx.Timeout(timeout, connect=min(5.0, timeout))
-        hooks = {"request": [self._count]}
+        hooks = {"request": [self._count], "response": [_bound_response]}
         http_kwargs: dict[str, Any] = {"timeout": self._timeout, "event_hooks": hooks}
         if transport is not None:
             http_kwargs["transport"] = transport
@@ -338,6 +411,7 @@ class Atmosphere:
         del password
         if failure is not None:
             raise failure
+        _sessions.add(self)
         log.debug("logged in as %s (%s) on %s", self.handle, self.did, self.pds_url)
         return self
 
@@ -439,6 +513,7 @@ class Atmosphere:
         info = self._call("query", "com.atproto.server.getSession", op="check the session")
         if isinstance(info, dict) and info.get("handle") and self._sdk._session is not None:
             self._sdk._session.handle = info["handle"]
+        _sessions.add(self)
         return self
 
     def export_session(self) -> str:
@@ -519,7 +594,8 @@ class Atmosphere:
         return _norm_url(endpoint)
 
     def close(self) -> None:
-        """Close the HTTP connections."""
+        """Close the HTTP connections (and stop counting as a logged-in account of this process)."""
+        _sessions.discard(self)
         with contextlib.suppress(Exception):
             self._sdk.request.close()
         with contextlib.suppress(Exception):
@@ -785,6 +861,7 @@ class Atmosphere:
         Raises:
             RecordNotFoundError: The handle does not resolve.
         """
+        self._check_repo(handle, "handle")
         if handle.startswith("did:"):
             return handle
         handle = handle.lstrip("@").lower()
@@ -838,7 +915,7 @@ class Atmosphere:
             raise RecordNotFoundError(f"{did} has no handle that resolves back to it")
         return handle
 
-    def get_repo_pds(self, did: str) -> str:
+    def get_repo_pds(self, did: str, *, trust: Any = None) -> str:
         """The PDS URL hosting ``did``'s repository (from its DID document).
 
         Our own DID answers our PDS URL. Otherwise the DID document is read from our PDS when it
@@ -848,6 +925,7 @@ class Atmosphere:
         Raises:
             RecordNotFoundError: The DID cannot be resolved or names no PDS.
         """
+        self._check_repo(did, "did")
         did = self.resolve_handle(did) if not did.startswith("did:") else did
         if did == self.did:
             return self._pds_url
@@ -872,6 +950,13 @@ class Atmosphere:
         if not endpoint:
             from atproto_identity.resolver import IdResolver
 
+            if did.startswith("did:web:"):  # resolving it fetches https://<its host>/.well-known/did.json
+                from urllib.parse import unquote
+
+                from atdata_lab.urls import check_remote_url
+
+                host = unquote(did[len("did:web:"):].split(":", 1)[0])
+                check_remote_url(f"https://{host}/", trusted=trust, record_uri=f"the DID {did}", what="did:web host")
             try:
                 doc = IdResolver(plc_url=self._plc_url, timeout=5.0).did.resolve(did)
                 endpoint = doc.get_pds_endpoint() if doc is not None else None
@@ -886,17 +971,26 @@ class Atmosphere:
         self._pds_cache[did] = endpoint
         return endpoint
 
-    def _repo_target(self, repo: str | None, what: str) -> tuple[str, str | None]:
-        """(repo DID, base URL of its PDS or None for our own PDS)."""
+    def _repo_target(self, repo: str | None, what: str, *, trust: Any = None) -> tuple[str, str | None]:
+        """(repo DID, base URL of its PDS or None for our own PDS).
+
+        Another PDS (named by the repo's DID document, i.e. chosen by the repo's owner) must pass
+        the trust policy (``trust``, default from the environment): no internal addresses."""
         if repo is None:
             return self._require_login(what), None
+        self._check_repo(repo, "repo")
         if repo == self.did or (self.handle and repo.lstrip("@").lower() == self.handle.lower()):
             return self.did or repo, None
         did = self.resolve_handle(repo)
         if did == self.did:
             return did, None
-        pds = self.get_repo_pds(did)
-        return did, (None if _same_server(pds, self._pds_url) else pds)
+        pds = self.get_repo_pds(did, trust=trust)
+        if _same_server(pds, self._pds_url):
+            return did, None
+        from atdata_lab.urls import check_remote_url
+
+        check_remote_url(pds, trusted=trust, record_uri=f"the DID document of {did}", what="PDS")
+        return did, pds
 
     # ------------------------------------------------------------------------------------------
     # server
@@ -952,6 +1046,14 @@ class Atmosphere:
                                         "(reversed-domain name like 'science.alt.dataset.entry')")
 
     @staticmethod
+    def _check_repo(repo: Any, where: str = "repo") -> None:
+        """A DID or a handle (``@`` allowed in front), checked before any request."""
+        text = repo.removeprefix("@") if isinstance(repo, str) else repo
+        if not isinstance(text, str) or not (_is_did(text) or _is_handle(text)):
+            raise RecordValidationError(f"{where}: {repo!r:.80} is not a DID (did:plc:...) or a handle "
+                                        "(alice.example.com)")
+
+    @staticmethod
     def _check_rkey(rkey: str) -> None:
         if not is_valid_rkey(rkey):
             raise RecordValidationError(f"rkey: {rkey!r} is not a valid record key (1-512 of A-Za-z0-9.-_:~)")
@@ -971,6 +1073,8 @@ class Atmosphere:
         Raises:
             RecordNotFoundError: No such record (also a ``KeyError``).
         """
+        self._check_collection(collection)
+        self._check_rkey(rkey)
         did, base = self._repo_target(repo, "get_record")
         uri = f"at://{did}/{collection}/{rkey}"
         out = self._call("query", "com.atproto.repo.getRecord",
@@ -981,7 +1085,7 @@ class Atmosphere:
         return {"uri": out.get("uri", uri), "cid": out.get("cid"), "value": out["value"]}
 
     def list_records(self, collection: str, *, repo: str | None = None, limit: int | None = None,
-                     reverse: bool = False) -> list[dict[str, Any]]:
+                     reverse: bool = False, max_pages: int = MAX_LIST_PAGES) -> list[dict[str, Any]]:
         """All records of a collection, following cursors to the end (pages of 100).
 
         Returns a list (not a generator): errors surface here, not halfway through a loop.
@@ -991,25 +1095,45 @@ class Atmosphere:
             repo: DID or handle; default the logged-in account.
             limit: Stop after this many records (default: all of them).
             reverse: Oldest first instead of the PDS's default order.
+            max_pages: Refuse to follow more cursors than this (a server that hands out a new
+                cursor forever would otherwise be paged without end).
 
         Returns:
             ``[{"uri", "cid", "value"}, ...]``.
+
+        Raises:
+            ResponseTooLargeError: The server repeated a cursor, or still had more after
+                ``max_pages`` pages.
         """
+        self._check_collection(collection)
         did, base = self._repo_target(repo, "list_records")
         out: list[dict[str, Any]] = []
         cursor: str | None = None
         seen: set[str] = set()
+        pages = 0
         while limit is None or len(out) < limit:
+            if pages >= max_pages:
+                raise ResponseTooLargeError(
+                    f"cannot list {collection} of {did}: the PDS still had more after {max_pages} pages "
+                    f"({len(out):,} records); pass max_pages= to read further")
+            pages += 1
             page = 100 if limit is None else max(1, min(100, limit - len(out)))
             res = self._call("query", "com.atproto.repo.listRecords",
                              params={"repo": did, "collection": collection, "limit": page, "cursor": cursor,
                                      "reverse": "true" if reverse else None},
                              op=f"list {collection} of {did}", base_url=base)
             recs = res.get("records", []) if isinstance(res, dict) else []
-            out.extend({"uri": r.get("uri"), "cid": r.get("cid"), "value": r.get("value")} for r in recs)
+            if not isinstance(recs, list):
+                recs = []
+            out.extend({"uri": r.get("uri"), "cid": r.get("cid"), "value": r.get("value")}
+                       for r in recs if isinstance(r, dict))
             cursor = res.get("cursor") if isinstance(res, dict) else None
-            if len(recs) < page or not cursor or cursor in seen:
+            if len(recs) < page or not cursor or not isinstance(cursor, str):
                 break  # a short page is the last one
+            if cursor in seen:
+                raise ResponseTooLargeError(
+                    f"cannot list {collection} of {did}: the PDS sent the cursor {cursor[:40]!r} twice "
+                    "(its listing goes round in a circle)")
             seen.add(cursor)
         return out if limit is None else out[:limit]
 
@@ -1349,50 +1473,74 @@ class Atmosphere:
             raise RequestError("uploadBlob returned no blob reference", response=None)
         return blob
 
-    def get_blob(self, did: str, cid: str) -> bytes:
+    def get_blob(self, did: str, cid: str, *, max_bytes: int | None = None, trust: Any = None) -> bytes:
         """Download a blob into memory; the bytes are checked against the CID.
 
         Args:
             did: The repo's DID or handle.
-            cid: The blob CID (``bafkrei...``).
+            cid: The blob CID (``bafkrei...``: CIDv1, raw, sha2-256; others cannot be verified
+                and are refused before any request).
+            max_bytes: Refuse a blob larger than this (default :data:`MAX_BLOB_BYTES`).
+            trust: The :class:`~atdata_lab.urls.TrustPolicy` for the repo's PDS when it is not ours.
 
         Raises:
+            RecordValidationError: ``cid`` is not a verifiable blob CID (nothing was sent).
             RecordNotFoundError: No such blob (an uploaded blob is served only once a record
                 references it).
-            RequestError: The bytes do not match the CID.
+            BlobMismatchError: The bytes do not match the CID.
         """
         buf = bytearray()
-        self._fetch_blob(did, cid, buf.extend, None, "get_blob")
+        self._fetch_blob(did, cid, buf.extend, None, "get_blob", max_bytes=max_bytes, trust=trust)
         return bytes(buf)
 
     def download_blob(self, did: str, cid: str, dest_path: str | os.PathLike[str],
-                      progress: ProgressLike = None) -> Path:
+                      progress: ProgressLike = None, *, max_bytes: int | None = None, trust: Any = None) -> Path:
         """Stream a blob to ``dest_path`` (atomically: written beside it, renamed when complete).
 
         Args:
             did: The repo's DID or handle.
-            cid: The blob CID.
+            cid: The blob CID (CIDv1, raw, sha2-256).
             dest_path: Where to write the file.
             progress: ``None``/``False`` (silent), ``True`` (tqdm) or a callable taking
                 :class:`~atdata_lab.progress.ProgressEvent` (task ``"download"``, unit ``"bytes"``).
+            max_bytes: Refuse a blob larger than this (default :data:`MAX_BLOB_BYTES`).
+            trust: The :class:`~atdata_lab.urls.TrustPolicy` for the repo's PDS when it is not ours.
 
         Returns:
             The path written. The content is checked against the CID before the rename.
 
         Raises:
+            RecordValidationError: ``cid`` is not a verifiable blob CID (nothing was sent).
             RecordNotFoundError: No such blob.
-            RequestError: The bytes do not match the CID (nothing is left at ``dest_path``).
+            BlobMismatchError: The bytes do not match the CID (nothing is left at ``dest_path``).
+            StoreError: The file cannot be written (disk full, permissions).
         """
+        from atdata_lab.stores.local import temp_name
+
         dest = Path(dest_path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        parse_blob_cid(cid)  # refused before anything is created or sent
         try:
-            with os.fdopen(fd, "wb") as fh:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(temp_name(dest.name))
+            fh = open(tmp, "xb")  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise StoreError(f"cannot write the blob {cid} to {dest}: {e.strerror or e}; free space or set "
+                             "ATDATA_HOME to a writable folder") from None
+        try:
+            with fh:
                 def reset() -> None:
                     fh.seek(0)
                     fh.truncate()
 
-                self._fetch_blob(did, cid, fh.write, progress, "download_blob", reset=reset)
+                def write(chunk: bytes) -> None:
+                    try:
+                        fh.write(chunk)
+                    except OSError as e:  # disk full: our error, and no retry
+                        raise StoreError(f"cannot write the blob {cid} to {dest}: {e.strerror or e}; free space "
+                                         "or set ATDATA_HOME to a writable folder") from None
+
+                self._fetch_blob(did, cid, write, progress, "download_blob", reset=reset, max_bytes=max_bytes,
+                                 trust=trust)
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -1401,9 +1549,16 @@ class Atmosphere:
         return dest
 
     def _fetch_blob(self, did: str, cid: str, write: Callable[[bytes], Any], progress: ProgressLike, what: str,
-                    *, reset: Callable[[], None] | None = None) -> None:
-        """Stream ``com.atproto.sync.getBlob`` (public, anonymous) into ``write``, with retries."""
-        did, base = self._repo_target(did, what)
+                    *, reset: Callable[[], None] | None = None, max_bytes: int | None = None,
+                    trust: Any = None) -> None:
+        """Stream ``com.atproto.sync.getBlob`` (public, anonymous) into ``write``, with retries.
+
+        The CID is parsed first (only CIDv1 raw sha2-256 CIDs can be checked); the bytes are hashed
+        while they stream and must equal the CID's digest; more than ``max_bytes`` is refused."""
+        parsed = parse_blob_cid(cid)
+        cid = str(parsed)
+        limit = MAX_BLOB_BYTES if max_bytes is None else int(max_bytes)
+        did, base = self._repo_target(did, what, trust=trust)
         url = f"{base or self._pds_url}/xrpc/com.atproto.sync.getBlob"
         report = resolve_progress(progress)
 
@@ -1415,17 +1570,24 @@ class Atmosphere:
                 if not 200 <= r.status_code < 300:
                     r.read()
                     raise _Failure(_httpx_response(r, url), None, url)
-                total = int(r.headers["content-length"]) if r.headers.get("content-length") else None
+                declared = r.headers.get("content-length", "")
+                total = int(declared) if declared.isdigit() else None
+                if total is not None and total > limit:
+                    raise RecordTooLargeError(f"the blob {cid} of {did} is {total:,} bytes, over the "
+                                              f"{limit:,}-byte limit (max_bytes=)")
                 done = 0
                 report(ProgressEvent("download", 0, total, "bytes", cid))
                 for chunk in r.iter_bytes(1 << 20):
+                    done += len(chunk)
+                    if done > limit:
+                        raise RecordTooLargeError(f"the blob {cid} of {did} is over the {limit:,}-byte limit "
+                                                  "(max_bytes=)")
                     write(chunk)
                     hasher.update(chunk)
-                    done += len(chunk)
                     report(ProgressEvent("download", done, total, "bytes", cid))
-            got = "b" + base64.b32encode(bytes([0x01, 0x55, 0x12, 0x20]) + hasher.digest()).decode().lower().rstrip("=")
-            if cid.startswith("bafkrei") and got != cid:
-                raise RequestError(f"the blob downloaded for {cid} does not match its CID (got {got})")
+            if not parsed.matches(hasher.digest()):
+                got = "b" + base64.b32encode(bytes([0x01, 0x55, 0x12, 0x20]) + hasher.digest()).decode().lower().rstrip("=")
+                raise BlobMismatchError(f"the blob downloaded for {cid} from {did} does not match its CID (got {got})")
             report(ProgressEvent("download", done, total, "bytes", cid, finished=True))
 
         if reset is None:

@@ -71,23 +71,44 @@ COMPAT_ALTERNATIVES: dict[str, list[dict[str, Any]]] = {
 
 # --- formats -----------------------------------------------------------------------------------
 
-_DID_RE = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$")
+_DID_RE = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]\Z")
 _HANDLE_RE = re.compile(
-    r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
+    r"^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\Z"
 )
 _NSID_RE = re.compile(
     r"^[a-zA-Z]([a-zA-Z0-9-]{0,62}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}[a-zA-Z0-9])?)+"
-    r"(\.[a-zA-Z]([a-zA-Z0-9]{0,62})?)$"
+    r"(\.[a-zA-Z]([a-zA-Z0-9]{0,62})?)\Z"
 )
 _DATETIME_RE = re.compile(
     r"^[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9](\.[0-9]{1,20})?"
-    r"(Z|([+-][0-2][0-9]:[0-5][0-9]))$"
+    r"(Z|([+-][0-2][0-9]:[0-5][0-9]))\Z"
 )
-_TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
-_RKEY_RE = re.compile(r"^[A-Za-z0-9._:~-]{1,512}$")
-_CID_RE = re.compile(r"^(b[a-z2-7]{8,}|z[1-9A-HJ-NP-Za-km-z]{8,}|Qm[1-9A-HJ-NP-Za-km-z]{44})$")
-_URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s]+$")
-_LANG_RE = re.compile(r"^(i|[a-z]{2,3})(-[a-zA-Z0-9]+)*$")
+_TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}\Z")
+_RKEY_RE = re.compile(r"^[A-Za-z0-9._:~-]{1,512}\Z")
+_CID_RE = re.compile(r"^(b[a-z2-7]{8,}|z[1-9A-HJ-NP-Za-km-z]{8,}|Qm[1-9A-HJ-NP-Za-km-z]{44})\Z")
+_URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s]+\Z")
+_LANG_RE = re.compile(r"^(i|[a-z]{2,3})(-[a-zA-Z0-9]+)*\Z")
+
+
+@functools.lru_cache(maxsize=64)
+def _ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A lexicon ``pattern`` (ECMAScript syntax) compiled for Python: its ``$`` means the end of the
+    text, as in JavaScript, so every ``$`` outside a character class becomes ``\\Z`` (Python's ``$``
+    also matches before a final newline)."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if ch == "[":
+            in_class = True
+        elif ch == "]":
+            in_class = False
+        out.append("\\Z" if ch == "$" and not in_class else ch)
+        i += 1
+    return re.compile("".join(out))
 
 
 def _is_did(s: str) -> bool:
@@ -251,7 +272,7 @@ def record_json_size(record: Any) -> int:
 
 
 def _join(path: str, key: str) -> str:
-    if re.match(r"^[A-Za-z_$][A-Za-z0-9_$]*$", key):
+    if re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", key):
         return f"{path}.{key}"
     return f"{path}[{json.dumps(key)}]"
 
@@ -439,7 +460,7 @@ class Lexicons:
             if "minGraphemes" in schema and g < schema["minGraphemes"]:
                 raise RecordValidationError(f"{path}: {g} characters, the minimum is {schema['minGraphemes']}")
         pattern = schema.get("pattern")
-        if pattern and not re.search(pattern, value):
+        if pattern and not _ecma_pattern(pattern).search(value):
             hint = " (a semantic version like 1.0.0)" if "(0|[1-9]\\d*)\\." in pattern else ""
             raise RecordValidationError(f"{path}: {_short(value)} does not match the required pattern{hint}")
         fmt = schema.get("format")

@@ -91,7 +91,7 @@ JSON_SCHEMA_FORMAT = "science.alt.dataset.schema#jsonSchemaFormat"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 #: The JSON-Schema ``$ref`` atdata writes for an NDArray property.
 NDARRAY_REF = "https://alt.science/schemas/atdata-ndarray-bytes/1.0.0#/$defs/ndarray"
-_NDARRAY_REF_RE = re.compile(r"^https?://[^/]+/schemas/atdata-ndarray-bytes/[^/#]+#/\$defs/ndarray$")
+_NDARRAY_REF_RE = re.compile(r"^https?://[^/]+/schemas/atdata-ndarray-bytes/[^/#]+#/\$defs/ndarray\Z")
 _PRIMITIVES = ("str", "int", "float", "bool", "bytes")
 
 # ------------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ _PRIMITIVES = ("str", "int", "float", "bool", "bytes")
 # ------------------------------------------------------------------------------------------------
 
 _B32_SORT = "234567abcdefghijklmnopqrstuvwxyz"
-_TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
+_TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}\Z")
 _CLOCK_ID = int.from_bytes(os.urandom(2), "big") & 0x3FF
 _tid_lock = threading.Lock()
 _last_tid_us = 0

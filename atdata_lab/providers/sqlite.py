@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import EntryConflictError, InvalidArgumentError
+from ..errors import EntryConflictError, InvalidArgumentError, StoreError
 from ..schema import SCHEMA_REF_PREFIX
 from .base import ENTRY_KEYS, SORT_COLUMNS, IndexProvider, search_text
 
@@ -127,14 +127,24 @@ class SQLiteProvider(IndexProvider):
     @contextmanager
     def _write(self):
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self.conn
-                self.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                    self.conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                text = str(e).lower()
+                if "full" in text or "disk i/o" in text or "readonly" in text or "read-only" in text:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise StoreError(f"the index {self.path} cannot be written ({e}): free disk space, or check "
+                                     "that the folder is writable") from None
                 raise
-            self.conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ entries
     def put_entry(self, row: dict[str, Any], shards: list[dict[str, Any]], *, replace: bool = False) -> None:

@@ -52,6 +52,16 @@ class SandboxAccount(NamedTuple):
         return {"ATDATA_HANDLE": self.handle, "ATDATA_PASSWORD": self.password}
 
 
+def trusted_hosts_with(url: str) -> str:
+    """``$ATDATA_TRUSTED_HOSTS`` with the ``host:port`` of ``url`` added (once)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    mine = f"{parts.hostname}:{parts.port}"
+    have = [h.strip() for h in os.environ.get("ATDATA_TRUSTED_HOSTS", "").split(",") if h.strip()]
+    return ",".join(have if mine in have else [*have, mine])
+
+
 def generate_password() -> str:
     """A random app-password-like secret, e.g. ``"k3qz-a7mr-xp2d-94bt"`` (80 bits)."""
     groups = ("".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(4)) for _ in range(4))
@@ -219,9 +229,12 @@ class Sandbox:
             account: Also include ``ATDATA_HANDLE`` / ``ATDATA_PASSWORD`` for this account.
 
         Returns:
-            ``{"ATDATA_PDS_URL": ...}`` (plus the account's variables if given).
+            ``{"ATDATA_PDS_URL": ..., "ATDATA_TRUSTED_HOSTS": ...}`` (plus the account's variables if
+            given). ``ATDATA_TRUSTED_HOSTS`` adds this PDS's ``127.0.0.1:<port>`` to the hosts already
+            trusted: the trust policy refuses loopback addresses named by other people's records, and
+            this is how the sandbox's own PDS is allowed (see :class:`~atdata_lab.urls.TrustPolicy`).
         """
-        env = {"ATDATA_PDS_URL": self.pds_url}
+        env = {"ATDATA_PDS_URL": self.pds_url, "ATDATA_TRUSTED_HOSTS": trusted_hosts_with(self.pds_url)}
         if account is not None:
             env.update(account.env())
         return env

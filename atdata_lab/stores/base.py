@@ -73,5 +73,10 @@ class DataStore(ABC):
         """True when ``url`` is inside this store."""
         return False
 
+    def clean_stale(self) -> int:
+        """Remove what writers on this machine that died left staged in this store (temp files,
+        unfinished uploads), whatever dataset they were writing. Returns how many were removed."""
+        return 0
+
     def describe(self) -> str:
         return repr(self)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import errno
 import filecmp
+import hashlib
 import os
 import re
+import socket
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -14,10 +16,34 @@ from typing import BinaryIO
 from ..errors import InvalidArgumentError, ShardExistsError, StoreError
 from .base import DataStore, ShardSink
 
-__all__ = ["LocalDiskStore", "FileSink", "atdata_home", "clean_stale_temp_files"]
+__all__ = ["LocalDiskStore", "FileSink", "atdata_home", "clean_stale_temp_files", "temp_name"]
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
 TEMP_MARK = ".atdata-tmp-"
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this machine in temp file names (a pid means something only on its host)."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def temp_name(final_name: str) -> str:
+    """The hidden name a file is staged under before it is renamed to ``final_name``:
+    ``.{final_name}.atdata-tmp-{pid}-{host}-{random}``. The pid and host let a later writer tell
+    whether the process that made it is still alive (see :func:`clean_stale_temp_files`)."""
+    return f".{final_name}{TEMP_MARK}{os.getpid()}-{_host_tag()}-{uuid.uuid4().hex[:8]}"
+
+
+def _temp_owner(name: str) -> tuple[int, str | None] | None:
+    """``(pid, host tag or None for the older pid-only names)`` of a staging file, else None."""
+    if TEMP_MARK not in name:
+        return None
+    parts = name.rsplit(TEMP_MARK, 1)[1].split("-")
+    try:
+        pid = int(parts[0])
+    except ValueError:
+        return None
+    return pid, (parts[1] if len(parts) >= 3 else None)
 
 
 def atdata_home() -> Path:
@@ -56,7 +82,7 @@ class FileSink(ShardSink):
         self.path = Path(path)
         self.url = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self.tmp = self.path.with_name(temp_name(self.path.name))
         self._f = open(self.tmp, "wb")
 
     def write(self, data: bytes | memoryview) -> None:
@@ -103,21 +129,32 @@ class FileSink(ShardSink):
             self.tmp.unlink(missing_ok=True)
 
 
-def clean_stale_temp_files(folder: Path) -> int:
-    """Remove temp files left by writers that died (their pid is gone). Returns how many."""
+def clean_stale_temp_files(folder: Path, *, depth: int = 0) -> int:
+    """Remove staging files left by writers on this machine that died (their pid is gone), in
+    ``folder`` and, with ``depth``, that many levels of subfolders. Files of live processes and of
+    other machines are left alone; symlinks are never followed. Returns how many were removed."""
     removed = 0
-    if not folder.is_dir():
+    me, host = os.getpid(), _host_tag()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
         return 0
-    for p in folder.iterdir():
-        if TEMP_MARK not in p.name:
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            if depth > 0:
+                removed += clean_stale_temp_files(Path(e.path), depth=depth - 1)
+            continue
+        owner = _temp_owner(e.name)
+        if owner is None or not e.is_file(follow_symlinks=False):
+            continue
+        pid, tag = owner
+        if (tag is not None and tag != host) or pid == me or _pid_alive(pid):
             continue
         try:
-            pid = int(p.name.split(TEMP_MARK, 1)[1].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
-            p.unlink(missing_ok=True)
+            os.unlink(e.path)
             removed += 1
+        except OSError:
+            pass
     return removed
 
 
@@ -163,6 +200,10 @@ class LocalDiskStore(DataStore):
             return FileSink(url)
         except OSError as e:
             raise StoreError(f"{self}: cannot write {url}: {e.strerror or e}; check the folder's permissions and free space") from e
+
+    def clean_stale(self) -> int:
+        """Remove the staging files of dead writers (this machine) in every dataset folder of the store."""
+        return clean_stale_temp_files(self.root, depth=1)
 
     def exists(self, url: str) -> bool:
         return Path(url).is_file()

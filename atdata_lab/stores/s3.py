@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import InvalidArgumentError, ShardExistsError, StoreError
+from ..urls import note_configured_endpoint
 from .base import DataStore, ShardSink
 from .local import _pid_alive, atdata_home, check_dataset_name
 
@@ -234,6 +235,7 @@ class S3DataStore(DataStore):
         if self.prefix and not self.prefix.endswith("/"):
             self.prefix += "/"
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        note_configured_endpoint(self.endpoint_url)  # you chose it: records naming it may get credentials
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
         opts: dict[str, Any] = {}
         if key is not None or secret is not None:
@@ -260,6 +262,9 @@ class S3DataStore(DataStore):
     def open_sink(self, url: str) -> S3Sink:
         abort_stale_uploads(self)
         return S3Sink(self, url)
+
+    def clean_stale(self) -> int:
+        return abort_stale_uploads(self)
 
     def _path(self, url: str) -> str:
         return url[len("s3://") :] if url.startswith("s3://") else url

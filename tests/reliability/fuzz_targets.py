@@ -411,6 +411,142 @@ def _size(value: Any) -> int:
         return 1 << 16
 
 
+# ----------------------------------------------------------------------------------- record-derived locations
+
+_HOSTILE_LOCATIONS = [
+    "file:///etc/passwd", "/etc/passwd", "../../data/precious/precious-000000.tar", "~/.ssh/id_rsa",
+    "file://localhost/etc/passwd", "local:///etc/passwd", "memory://x.tar", "simplecache::https://example.org/x.tar",
+    "https://example.org/x.tar::file:///etc/passwd", "http://127.0.0.1/x.tar", "http://localhost:8080/x.tar",
+    "http://[::1]/x.tar", "http://[::ffff:127.0.0.1]/x", "http://[::ffff:7f00:1]/x", "http://169.254.169.254/latest/",
+    "http://0.0.0.0/", "http://0/", "http://2130706433/", "http://0x7f.1/", "http://017700000001/", "http://10.0.0.1/",
+    "http://192.168.1.1/", "http://100.64.0.1/", "http://224.0.0.1/", "http://[fe80::1%25eth0]/",
+    "http://[2002:7f00:1::]/", "http://[64:ff9b::7f00:1]/", "http://evil.example@127.0.0.1/x",
+    "http://127.0.0.1#@evil.example/x", "http://127.0.0.1\\@evil.example/", "HTTP://LOCALHOST/x", "http://internal.corp/x",
+    "https://example.org/x.tar", "https://93.184.216.34/x.tar", "s3://bucket/key.tar", "s3://b/../../etc/passwd",
+    "s3://", "s3:///key", "https://exa mple.org/x", "https://example.org:99999/x", "http://[::1/x", "http://:80/x",
+    "ftp://example.org/x.tar", "data:text/plain,hi", "https://\u0435xample.org/x", "https://example.org/\x00",
+    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "BAFKREIHDWDCEFGH4DQKJV67UZCMW7OJEE6XEDZDETOJUZJEVTENXQUVYKU",
+    "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku\n", "zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA",
+]
+_URL_CHARS = "abcxyz019:/.@[]%#?\\-_~ \n\x00é"
+locations = st.one_of(
+    st.sampled_from(_HOSTILE_LOCATIONS),
+    st.text(alphabet=_URL_CHARS, max_size=60),
+    st.builds(lambda scheme, host, port, path: f"{scheme}{host}{port}{path}",
+              st.sampled_from(["http://", "https://", "s3://", "file://", "", "HtTpS://", "local://", "http:/"]),
+              st.sampled_from(["127.0.0.1", "localhost", "example.org", "internal.corp", "[::1]", "10.1.1.1", "0x7f.1",
+                               "2130706433", "[::ffff:169.254.169.254]", "93.184.216.34", "", "user:pw@example.org",
+                               "a" * 300, "xn--80ak6aa92e.com", "bucket"]),
+              st.sampled_from(["", ":80", ":0", ":65536", ":-1", ":x"]),
+              st.sampled_from(["/x.tar", "", "/../../etc/passwd", "/a::b", "?q=1#f", "/%2e%2e/x"])),
+)
+
+
+def _fake_getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list:
+    """Numeric hosts as the C library reads them; names from a fixed table (no network)."""
+    import socket as _socket
+
+    try:
+        return _socket.getaddrinfo(host, port, *args, flags=_socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        pass
+    table = {"localhost": "127.0.0.1", "internal.corp": "10.0.0.7", "example.org": "93.184.216.34"}
+    addr = table.get(str(host).lower().rstrip("."))
+    if addr is None:
+        raise _socket.gaierror(_socket.EAI_NONAME, "not in the fuzzer's table")
+    return [(_socket.AF_INET, _socket.SOCK_STREAM, 6, "", (addr, port or 0))]
+
+
+def _entry_bases() -> list[Any]:
+    sha = "ab" * 32
+    return [
+        {"$type": rec.STORAGE_HTTP, "shards": [{"url": "https://example.org/a.tar",
+                                               "checksum": {"algorithm": "sha256", "digest": sha}}]},
+        {"$type": rec.STORAGE_S3, "bucket": "bucket", "endpoint": "https://s3.example.org",
+         "shards": [{"key": "k/a.tar", "checksum": {"algorithm": "sha256", "digest": sha}}]},
+        {"$type": rec.STORAGE_BLOBS, "blobs": [{"blob": {"$type": "blob", "ref": {
+            "$link": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}, "mimeType": "x/y", "size": 1}}]},
+        {"$type": rec.STORAGE_EXTERNAL, "urls": ["https://example.org/a.tar"]},
+    ]
+
+
+@st.composite
+def record_locations(draw: Any) -> Any:
+    """An entry's storage with its URLs, keys, endpoint and blob CIDs replaced by hostile locations."""
+    storage = json.loads(json.dumps(draw(st.sampled_from(_entry_bases()))))
+    where = draw(st.sampled_from(["url", "key", "endpoint", "cid", "bucket", "none"]))
+    loc = draw(locations)
+    if storage["$type"] == rec.STORAGE_HTTP and where == "url":
+        storage["shards"][0]["url"] = loc
+    elif storage["$type"] == rec.STORAGE_S3 and where in ("key", "endpoint", "bucket"):
+        if where == "key":
+            storage["shards"][0]["key"] = loc
+        else:
+            storage[where] = loc
+    elif storage["$type"] == rec.STORAGE_BLOBS and where == "cid":
+        storage["blobs"][0]["blob"]["ref"]["$link"] = loc
+    elif storage["$type"] == rec.STORAGE_EXTERNAL:
+        storage["urls"][0] = loc
+    return draw(mutated_json([storage])) if draw(st.integers(0, 3)) == 0 else storage
+
+
+def _check_location(url: str) -> None:
+    """Invariants of a location the policy accepted from someone else's record."""
+    from urllib.parse import urlsplit
+
+    assert "::" not in url and "://" in url, f"accepted {url!r}"
+    scheme = url.split("://", 1)[0].lower()
+    assert scheme in ("http", "https", "s3"), f"accepted the scheme of {url!r}"
+    if scheme != "s3":
+        import ipaddress
+
+        import httpx
+
+        host = urlsplit(url).hostname or ""
+        assert httpx.URL(url).host == host, f"accepted {url!r}: httpx and urllib read different hosts"
+        for info in _fake_getaddrinfo(host, 443):
+            ip = ipaddress.ip_address(info[4][0].split("%")[0])
+            v4 = getattr(ip, "ipv4_mapped", None) or ip
+            for a in {ip, v4}:  # an oracle of its own, not the library's classification
+                assert not (a.is_loopback or a.is_private or a.is_link_local or a.is_multicast or a.is_unspecified
+                            or a.is_reserved or a in ipaddress.ip_network("100.64.0.0/10")), \
+                    f"accepted {url!r}, whose host resolves to {ip}"
+
+
+def read_locations(value: Any) -> None:
+    from atdata_lab import urls
+    from atdata_lab.cache import blob_path
+    from atdata_lab.cid import parse_blob_cid
+    from atdata_lab.promotion import _plan_shards
+    from atdata_lab.stores.local import atdata_home
+    from atdata_lab.urls import TrustPolicy, check_remote_url
+
+    urls._getaddrinfo = _fake_getaddrinfo
+    policy = TrustPolicy()
+    if isinstance(value, str):
+        calls = [lambda: _check_location(check_remote_url(value, trusted=policy, record_uri="at://fuzz")),
+                 lambda: _check_blob(blob_path(parse_blob_cid(value)), atdata_home())]
+        _all(*calls)
+        return
+    storage = rec.parse_storage(value)
+    plan = _plan_shards(storage, uri="at://did:plc:fuzz/science.alt.dataset.entry/x", own=False, policy=policy)
+    for loc in plan.urls:
+        if plan.kind == "blobs":
+            _check_blob(blob_path(parse_blob_cid(loc)), atdata_home())
+        else:
+            _check_location(loc)
+    endpoint = (plan.options.get("client_kwargs") or {}).get("endpoint_url")
+    if endpoint:
+        _check_location(endpoint)
+        assert plan.options.get("anon") is True, "credentials for an endpoint the record chose"
+
+
+def _check_blob(path: Any, home: Any) -> None:
+    assert path.parent == home / "cache" / "blobs" and path.resolve().parent == (home / "cache" / "blobs").resolve()
+    assert path.name.startswith("bafkrei") and path.name.endswith(".tar"), path
+
+
 TARGETS: dict[str, tuple[str, Any, Callable[[Any], None]]] = {
     "tar": ("tar reader (iter_members, scan_shard, iter_sample_members)",
             st.one_of(st.binary(max_size=3000), mutated_bytes(TAR_BASES)), read_tar),
@@ -423,6 +559,8 @@ TARGETS: dict[str, tuple[str, Any, Callable[[Any], None]]] = {
                st.one_of(mutated_json(RECORDS["schema"]), json_values, deep_values,
                          mutated_json(RECORDS["local"]).map(lambda r: ("local", r))),
                parse_schema),
+    "locations": ("record-derived locations (shard URLs, S3 keys/endpoints, blob CIDs -> trust policy, cache paths)",
+                  st.one_of(locations, record_locations()), read_locations),
     "lexicon": ("lexicon record validator (+ entry/label parsers)",
                 st.one_of(mutated_json(RECORDS["entry"]), mutated_json(RECORDS["schema"]),
                           mutated_json(RECORDS["label"]), json_values, deep_values),

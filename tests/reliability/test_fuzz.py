@@ -24,7 +24,7 @@ from tests.reliability.support import PYTHON, REPO_ROOT, child_env
 
 EXAMPLES = int(os.environ.get("ATDATA_FUZZ_EXAMPLES", "300"))
 TIMEOUT = 180
-TARGETS = ["tar", "sample", "ndarray", "schema", "lexicon"]
+TARGETS = ["tar", "sample", "ndarray", "schema", "lexicon", "locations"]
 RESULTS: dict[str, dict] = {}
 
 
