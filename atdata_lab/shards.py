@@ -285,7 +285,7 @@ def write_samples(
     cls = type(first)
     codec = codec_for(cls)
     url_for = _shard_pattern(path, split=maxcount is not None or maxsize is not None)
-    writer = ShardSetWriter(url_for, lambda u: FileSink(u), maxcount=maxcount, maxsize=maxsize)
+    writer = ShardSetWriter(url_for, lambda u: FileSink(u, replace=True), maxcount=maxcount, maxsize=maxsize)
     import itertools
 
     try:

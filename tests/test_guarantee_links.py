@@ -12,16 +12,33 @@ REPO = Path(__file__).resolve().parents[1]
 CITED = re.compile(r"`((?:R|tests)/[\w/]+\.py)::([\w:]+)`")
 
 
+def _classes(path: Path) -> dict[str, ast.ClassDef]:
+    return {n.name: n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef)}
+
+
+# where inherited test methods come from: the file itself and the conformance suites it opts into
+SUITES = {name: node for f in sorted((REPO / "tests" / "conformance").glob("*.py")) for name, node in _classes(f).items()}
+
+
+def _has_method(cls: ast.ClassDef, name: str, own: dict[str, ast.ClassDef], seen: set[str]) -> bool:
+    if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in cls.body):
+        return True
+    for base in cls.bases:
+        base_name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
+        parent = own.get(base_name) or SUITES.get(base_name)
+        if parent is not None and base_name not in seen and _has_method(parent, name, own, seen | {base_name}):
+            return True
+    return False
+
+
 def _defines(path: Path, names: list[str]) -> bool:
-    scope: list[ast.stmt] = ast.parse(path.read_text()).body
-    for i, name in enumerate(names):
-        last = i == len(names) - 1
-        kinds = (ast.FunctionDef, ast.AsyncFunctionDef) if last else (ast.ClassDef,)
-        node = next((n for n in scope if isinstance(n, kinds) and n.name == name), None)
-        if node is None:
-            return False
-        scope = node.body
-    return True
+    """``path`` defines the test ``names`` (``[function]`` or ``[Class, method]``, inherited methods too)."""
+    tree = ast.parse(path.read_text())
+    if len(names) == 1:
+        return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == names[0] for n in tree.body)
+    own = _classes(path)
+    cls = own.get(names[0])
+    return cls is not None and len(names) == 2 and _has_method(cls, names[1], own, {names[0]})
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/guarantees.md"])
@@ -31,7 +48,7 @@ def test_every_cited_test_exists(doc):
     missing = []
     for path, name in cited:
         file = REPO / re.sub(r"^R/", "tests/reliability/", path)
-        if not file.is_file() or not _defines(file, name.split("::")):
+        if not file.name.startswith("test_") or not file.is_file() or not _defines(file, name.split("::")):
             missing.append(f"{path}::{name}")
     assert not missing, f"{doc} cites tests that do not exist:\n" + "\n".join(missing)
 

@@ -71,6 +71,13 @@ def client(pds_account):
     return Atmosphere.login(pds_account.handle, pds_account.password)
 
 
+def forget_verified_cache() -> None:
+    """Drop the shards this machine downloaded and verified (``$ATDATA_HOME/cache``)."""
+    import shutil
+
+    shutil.rmtree(Path(os.environ["ATDATA_HOME"]) / "cache", ignore_errors=True)
+
+
 def assert_holds(ds: atdata.Dataset, samples: list) -> None:
     """``ds`` reads exactly ``samples`` (reading a published dataset also checks every shard's sha256)."""
     got = list(ds.ordered())
@@ -191,6 +198,7 @@ def test_4_overwrite_keeps_the_files_of_a_live_publication(setup, client):
     (w,) = [c.message for c in caught if isinstance(c.message, PublishedDataWarning)]
     assert w.deleted and w.records == {uri_f: urls_f} and uri_f in str(w) and "no longer load" in str(w)
     assert not any(store.exists(u) for u in urls_f)
+    forget_verified_cache()  # as someone else would load it: not from this machine's cache
     with pytest.raises((AtdataLabError, OSError)):
         list(atdata.load_dataset(uri_f, split="train").ordered())
     assert_holds(index.dataset("forced"), v2)
@@ -217,6 +225,7 @@ def test_4_delete_keeps_the_files_of_a_live_publication(setup, client):
     (w,) = [c.message for c in caught if isinstance(c.message, PublishedDataWarning)]
     assert w.deleted and w.records == {uri_f: urls_f} and uri_f in str(w)
     assert not any(store.exists(u) for u in urls_f)
+    forget_verified_cache()  # as someone else would load it: not from this machine's cache
     with pytest.raises((AtdataLabError, OSError)):
         list(atdata.load_dataset(uri_f, split="train").ordered())
 

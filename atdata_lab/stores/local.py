@@ -76,9 +76,13 @@ class FileSink(ShardSink):
     the folder) never replace each other's shards: an identical file is reused, a different one
     raises :class:`ShardExistsError`. On file systems without hard links the commit checks, then
     renames (two writers racing on one name within that instant can still collide there).
+
+    ``replace=True`` publishes with ``os.replace`` instead: for a path the user named themselves
+    (``write_samples(samples, "out/data.tar")``), never for a store's shards.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, replace: bool = False) -> None:
+        self.replace = replace
         self.path = Path(path)
         self.url = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,9 @@ class FileSink(ShardSink):
         os.fsync(self._f.fileno())
         self._f.close()
         try:
+            if self.replace:
+                os.replace(self.tmp, self.path)
+                return True
             try:
                 os.link(self.tmp, self.path)
             except FileExistsError:
