@@ -166,7 +166,7 @@ def read_batch(refs: list[MemberRef], is_array_field: Callable[[str], bool]) -> 
     assert layout is not None
     n = len(refs)
     arrays = {name: np.empty((n, *shape), dtype=dt) for name, dt, shape in zip(layout.names, layout.dtypes, layout.shapes)}
-    rows = [memoryview(arrays[name]).cast("B") for name in layout.names]
+    rows = [memoryview(arrays[name]).cast("B") for name in layout.names]  # type: ignore[arg-type]
     unpackb = msgpack.unpackb
     maps: list[dict] = []
     for lo, hi in _runs(refs, max(1, IOV_MAX // (2 * len(layout.names) + 2))):

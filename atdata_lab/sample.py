@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 import msgpack
 import numpy as np
@@ -60,6 +60,7 @@ class PackableSample:
         return Schema.from_type(cls, version=version)
 
 
+@dataclass_transform()
 def packable(cls: type[T]) -> type[T]:
     """Turn a class with annotated fields into a sample type (a dataclass that packs).
 
@@ -190,7 +191,7 @@ class SampleCodec:
         """Validate a decoded map against the type; return constructor kwargs."""
         if not isinstance(mapping, dict):
             raise SampleDecodeError(f"{where}: a sample must be a msgpack map, found {type(mapping).__name__}")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for f in self.fields:
             v = mapping.get(f.name)
             if v is None:

@@ -158,9 +158,9 @@ class FieldType:
         if self.kind == "ndarray":
             from numpy.typing import NDArray
 
-            return NDArray[np.dtype(self.dtype).type] if self.dtype else NDArray
+            return NDArray[np.dtype(self.dtype).type] if self.dtype else NDArray  # type: ignore[misc]
         if self.kind == "list":
-            return list[self.items.annotation()] if self.items else list
+            return list[self.items.annotation()] if self.items else list  # type: ignore[misc]
         return dict[str, Any]
 
 
@@ -184,10 +184,10 @@ def _from_annotation(ann: Any, where: str) -> tuple[FieldType, bool]:
     if origin is typing.Annotated:
         return _from_annotation(typing.get_args(ann)[0], where)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(ann) if a is not type(None)]
-        if len(args) != 1:
+        members = [a for a in typing.get_args(ann) if a is not type(None)]
+        if len(members) != 1:
             raise InvalidTypeError(f"field {where}: unions other than Optional[X] are not supported ({ann})")
-        ft, _ = _from_annotation(args[0], where)
+        ft, _ = _from_annotation(members[0], where)
         return ft, True
     if ann in _PRIMITIVE_TYPES:
         return FieldType(_PRIMITIVE_TYPES[ann]), False
@@ -453,7 +453,7 @@ class Schema:
         for f in self.fields:
             check_field_name(f.name, f"schema {self.name}")
 
-        specs = []
+        specs: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for f in self.fields:
             ann = f.type.annotation()
             if f.optional:
@@ -463,8 +463,8 @@ class Schema:
         cls = dataclasses.make_dataclass(self.name, specs, kw_only=True)
         cls.__doc__ = self.description or f"{self.name} (generated from schema {self.ref})"
         cls.__module__ = "atdata_lab.generated"
-        cls.__atdata_schema__ = self
-        out = packable(cls)
+        cls.__atdata_schema__ = self  # type: ignore[attr-defined]
+        out: Any = packable(cls)
         out.__atdata_schema__ = self
         return _generated.setdefault(key, out)  # one class per schema, even when two threads race
 

@@ -106,7 +106,7 @@ _WEIGHTS = np.ones(BLOCK, dtype=np.int64)
 _WEIGHTS[148:156] = 0
 
 
-def _verify_checksums(buf: bytes, offsets: list[int], names: list[str], shard: str, base: int) -> None:
+def _verify_checksums(buf: bytes | bytearray | memoryview | mmap.mmap, offsets: list[int], names: list[str], shard: str, base: int) -> None:
     """Check the header checksums of many members at once (numpy), raise on the first bad one."""
     if not offsets:
         return
@@ -124,7 +124,7 @@ def _verify_checksums(buf: bytes, offsets: list[int], names: list[str], shard: s
     else:
         for i, off in enumerate(offsets):
             try:
-                stored[i] = _octal(buf[off + 148 : off + 156], "checksum")
+                stored[i] = _octal(bytes(buf[off + 148 : off + 156]), "checksum")
             except ValueError:
                 stored[i] = -1
     bad = np.nonzero(stored != computed)[0]
@@ -154,8 +154,8 @@ def iter_members(f: BinaryIO | Any, shard: str, *, with_data: bool = True) -> It
         ShardError: truncated or corrupt archive; names the shard and the member.
     """
     whole = isinstance(f, (bytes, bytearray, memoryview, mmap.mmap))
-    buf = f if whole else b""
-    view = memoryview(buf) if whole else None
+    buf: Any = f if whole else b""  # bytes-like: a whole-file buffer, or the chunks read so far
+    view: Any = memoryview(buf) if whole else None
     released = 0
     pos = 0  # position in buf
     base = 0  # file offset of buf[0]

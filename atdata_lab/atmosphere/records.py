@@ -654,7 +654,7 @@ def decode_entry_metadata(raw: Any) -> dict[str, Any] | None:
     for k, v in raw.items():
         if k == "custom":
             continue
-        out[_META_KNOWN_BACK.get(k, k)] = v
+        out[_META_KNOWN_BACK.get(k) or k] = v
     custom = raw.get("custom")
     if isinstance(custom, Mapping):
         for k, v in custom.items():

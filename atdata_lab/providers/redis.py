@@ -214,7 +214,7 @@ class RedisProvider(IndexProvider):
         return msgpack.packb(row, use_bin_type=True)
 
     @staticmethod
-    def _unpack(raw: bytes | None) -> dict[str, Any] | None:
+    def _unpack(raw: bytes | None) -> Any:
         return msgpack.unpackb(raw, raw=False) if raw is not None else None
 
     def _index_keys(self, row: dict[str, Any]) -> list[str]:
@@ -307,8 +307,7 @@ class RedisProvider(IndexProvider):
 
     def get_entry_by_cid(self, cid: str) -> dict[str, Any] | None:
         names = self._call(self.r.smembers, self._k("cid", cid))
-        rows = [self.get_entry(n.decode()) for n in names]
-        rows = [r for r in rows if r is not None]
+        rows = [r for r in (self.get_entry(n.decode()) for n in names) if r is not None]
         return max(rows, key=lambda r: r.get("created_at") or "") if rows else None
 
     def update_entry(self, name: str, **fields: Any) -> None:

@@ -61,7 +61,7 @@ class SQLiteProvider(IndexProvider):
 
     def _create(self) -> None:
         db = self.db
-        db["entries"].create(
+        db.table("entries").create(
             {
                 "name": str, "cid": str, "schema_ref": str, "data_urls": str, "num_samples": int,
                 "num_shards": int, "size_bytes": int, "shard_checksums": str, "metadata": str,
@@ -70,10 +70,10 @@ class SQLiteProvider(IndexProvider):
             },
             pk="name", if_not_exists=True,
         )
-        db["entries"].create_index(["cid"], if_not_exists=True)
+        db.table("entries").create_index(["cid"], if_not_exists=True)
         for col in SORT_COLUMNS:  # covering (column, name) indexes: a page is an index walk
             if col not in ("name", "tags"):
-                db["entries"].create_index([col, "name"], if_not_exists=True)
+                db.table("entries").create_index([col, "name"], if_not_exists=True)
         self.conn.execute("CREATE INDEX IF NOT EXISTS idx_entries_first_tag ON entries(json_extract(tags, '$[0]'), name)")
         cols = {r[1] for r in self.conn.execute("PRAGMA table_xinfo(entries)")}
         if "schema_name" not in cols:  # the schema's name (any version), for exact, indexed filtering
@@ -84,24 +84,24 @@ class SQLiteProvider(IndexProvider):
                 "ELSE schema_ref END) VIRTUAL")
         self.conn.execute("CREATE INDEX IF NOT EXISTS idx_entries_schema_name ON entries(schema_name, name)")
         self._create_fts()
-        db["entry_tags"].create({"name": str, "tag": str}, pk=("name", "tag"), if_not_exists=True)
-        db["entry_urls"].create({"name": str, "url": str}, pk=("name", "url"), if_not_exists=True)
-        db["entry_urls"].create_index(["url"], if_not_exists=True)
-        db["entry_tags"].create_index(["tag"], if_not_exists=True)
-        db["shards"].create(
+        db.table("entry_tags").create({"name": str, "tag": str}, pk=("name", "tag"), if_not_exists=True)
+        db.table("entry_urls").create({"name": str, "url": str}, pk=("name", "url"), if_not_exists=True)
+        db.table("entry_urls").create_index(["url"], if_not_exists=True)
+        db.table("entry_tags").create_index(["tag"], if_not_exists=True)
+        db.table("shards").create(
             {"url": str, "entry": str, "checksum": str, "size": int, "num_samples": int, "offsets": bytes},
             pk="url", if_not_exists=True,
         )
-        db["shards"].create_index(["entry"], if_not_exists=True)
-        db["schemas"].create(
+        db.table("shards").create_index(["entry"], if_not_exists=True)
+        db.table("schemas").create(
             {"ref": str, "name": str, "version": str, "content_cid": str, "record": str, "created_at": str,
              "published_uri": str},
             pk="ref", if_not_exists=True,
         )
-        db["schemas"].create_index(["name"], if_not_exists=True)
-        db["schemas"].create_index(["content_cid"], if_not_exists=True)
-        db["state"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-        db["meta"].create({"key": str, "value": int}, pk="key", if_not_exists=True)
+        db.table("schemas").create_index(["name"], if_not_exists=True)
+        db.table("schemas").create_index(["content_cid"], if_not_exists=True)
+        db.table("state").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        db.table("meta").create({"key": str, "value": int}, pk="key", if_not_exists=True)
         self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', 0)")
         if self.conn.execute("SELECT 1 FROM entry_urls LIMIT 1").fetchone() is None:  # older files
             self.conn.execute("INSERT OR IGNORE INTO entry_urls(name, url) SELECT entries.name, j.value "
