@@ -5,28 +5,20 @@ the plan shows a field-level diff, unchanged entries write nothing, versions of 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 import atdata_lab as atdata
 from atdata_lab.atmosphere import Atmosphere
 from atdata_lab.atmosphere import records as rec
 from atdata_lab.errors import PromotionConflictError, PromotionDowngradeError
 from tests.reliability.support import list_blob_cids
+from tests.test_promotion import features
 
 pytestmark = pytest.mark.sandbox
 
 
-@atdata.packable
-class Vec:
-    features: NDArray
-    label: int
-
-
 def vecs(n=40, seed=0):
-    rng = np.random.default_rng(seed)
-    return [Vec(features=rng.standard_normal(16).astype(np.float32), label=i % 3) for i in range(n)]
+    return features(n, seed)
 
 
 @pytest.fixture
