@@ -21,6 +21,7 @@ __all__ = [
     "DataNotFoundError",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "LensNotFoundError",
     "NotFoundError",
     "NoAtmosphereError",
     "EntryConflictError",
@@ -115,6 +116,11 @@ class ShardError(AtdataLabError, ValueError):
 
 class ShardNotFoundError(ShardError, DataNotFoundError):
     """A shard is not where its URL points (deleted, 404): both a ``ShardError`` and a ``FileNotFoundError``."""
+
+
+class LensNotFoundError(AtdataLabError, ValueError):
+    """No lens (or path of lenses) leads from one sample type to another; the message names the hop
+    that is missing."""
 
 
 class SampleDecodeError(AtdataLabError, ValueError):
