@@ -44,7 +44,7 @@ from .schema import (
     schema_ref,
     version_key,
 )
-from .schema_diff import schema_diff
+from .schema_diff import resolve_schema, schema_diff
 from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into
 from .stores.base import DataStore
 from .stores.local import LocalDiskStore, _pid_alive, atdata_home, check_dataset_name
@@ -740,16 +740,9 @@ class Index:
     decode_schema = get_schema_type
 
     def resolve_schema(self, obj: Any) -> Schema:
-        """A Schema from a ref, an at:// URI, an IndexEntry, a record, or a type."""
-        from .schema_diff import as_schema
-
-        if isinstance(obj, IndexEntry):
-            obj = obj.schema_ref
-        if isinstance(obj, str):
-            if obj.startswith("at://"):
-                return promotion.fetch_schema(self, obj)
-            return Schema.from_record(self.get_schema(obj))
-        return as_schema(obj)
+        """A Schema from a ref, an at:// URI, an IndexEntry, a record, or a type (through
+        :func:`atdata_lab.schema_diff.resolve_schema`, with this index)."""
+        return resolve_schema(obj, self).schema
 
     # ------------------------------------------------------------------ promotion
     def plan_promotion(

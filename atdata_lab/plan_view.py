@@ -26,7 +26,6 @@ from .errors import (
     AtdataLabError,
     AuthenticationError,
     InvalidArgumentError,
-    InvalidTypeError,
     NoAtmosphereError,
     PDSUnavailableError,
     PromotionConflictError,
@@ -34,8 +33,9 @@ from .errors import (
     RecordTooLargeError,
     RecordValidationError,
 )
-from .schema import Schema
-from .schema_diff import SchemaDiff, schema_diff
+from .schema_diff import ResolvedSchema as SchemaSide  # noqa: F401 (the library resolves now)
+from .schema_diff import SchemaComparison, SchemaDiff, compare_schemas  # noqa: F401
+from .schema_diff import resolve_schema as resolve_side  # noqa: F401
 
 __all__ = [
     "DATA_MODES",
@@ -74,95 +74,6 @@ _e = html.escape
 # ---------------------------------------------------------------------------------------------
 # schema comparison
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SchemaSide:
-    """One side of a comparison: what was passed, resolved.
-
-    Attributes:
-        label: ``Name@version``.
-        source: ``sample type``, ``local schema``, ``published schema``, ``schema record``,
-            ``index entry`` or ``schema``.
-        where: The class, ref, at:// URI or entry name it came from.
-        schema: The resolved :class:`~atdata_lab.schema.Schema`.
-        record: The raw record: as given (a dict), as stored in the index, as published on the
-            PDS, or the local record of a sample type.
-    """
-
-    label: str
-    source: str
-    where: str
-    schema: Schema
-    record: dict[str, Any]
-
-    @property
-    def title(self) -> str:
-        """``FeatureSample@1.0.0 (local schema atdata://local/schema/...)``."""
-        where = f" {self.where}" if self.where and self.where != self.label else ""
-        return f"{self.label} ({self.source}{where})"
-
-
-def _default_index(index: Any) -> Any:
-    if index is not None:
-        return index
-    from .index import Index
-
-    return Index()
-
-
-def _published_record(index: Any, uri: str) -> dict[str, Any]:
-    from .promotion import _get, _reader
-
-    return dict(_get(_reader(index), uri)["value"])
-
-
-def resolve_side(obj: Any, index: Any = None) -> SchemaSide:
-    """Resolve one comparison input: a sample type, a :class:`Schema`, a local schema ref, an
-    ``at://`` schema URI, a schema record dict (local or ATProto form), or an :class:`IndexEntry`.
-
-    Args:
-        obj: The input.
-        index: Resolves local refs and entries (default: the entry's own index, else ``Index()``);
-            its atmosphere (else ``ATDATA_PDS_URL``) reads ``at://`` URIs.
-
-    Raises:
-        TypeError: ``obj`` is none of the above.
-        KeyError: a local ref that the index does not hold.
-    """
-    from .atmosphere.records import local_schema_from_record
-
-    if isinstance(obj, SchemaSide):
-        return obj
-    if isinstance(obj, IndexEntry):
-        side = resolve_side(obj.schema_ref, index if index is not None else obj._index)
-        return SchemaSide(side.label, "index entry", obj.name, side.schema, side.record)
-    if isinstance(obj, Schema):
-        return SchemaSide(f"{obj.name}@{obj.version}", "schema", obj.ref, obj, obj.to_record())
-    if isinstance(obj, type):
-        s = Schema.from_type(obj)
-        return SchemaSide(f"{s.name}@{s.version}", "sample type", f"{obj.__module__}.{obj.__qualname__}", s,
-                          s.to_record())
-    if isinstance(obj, dict):
-        if "fields" in obj:
-            s = Schema.from_record(obj)
-        elif isinstance(obj.get("schema"), dict):
-            s = Schema.from_record(local_schema_from_record(obj))
-        else:
-            raise InvalidTypeError("a schema record needs 'fields' (local form) or 'schema' (ATProto form)")
-        return SchemaSide(f"{s.name}@{s.version}", "schema record", "", s, dict(obj))
-    if isinstance(obj, str):
-        if obj.startswith("at://"):
-            record = _published_record(index, obj)
-            s = Schema.from_record(local_schema_from_record(record))
-            return SchemaSide(f"{s.name}@{s.version}", "published schema", obj, s, record)
-        idx = _default_index(index)
-        record = idx.get_schema(obj)
-        s = Schema.from_record(record)
-        return SchemaSide(f"{s.name}@{s.version}", "local schema", obj, s, record)
-    raise InvalidTypeError(
-        f"cannot compare {type(obj).__name__}: pass a sample type, a local schema ref, an at:// schema URI, "
-        "a schema record dict or an IndexEntry")
 
 
 @dataclass(frozen=True)
@@ -210,39 +121,6 @@ def verdict_line(diff: SchemaDiff) -> str:
 def record_json(record: Any) -> str:
     """A record as indented JSON (the exact values; non-JSON values as their ``str``)."""
     return json.dumps(record, indent=2, ensure_ascii=False, default=str)
-
-
-@dataclass(frozen=True)
-class SchemaComparison:
-    """Two resolved sides and their :class:`~atdata_lab.schema_diff.SchemaDiff`."""
-
-    left: SchemaSide
-    right: SchemaSide
-    diff: SchemaDiff
-
-    @property
-    def rows(self) -> list[DiffRow]:
-        return diff_rows(self.diff)
-
-    @property
-    def verdict(self) -> str:
-        return self.diff.verdict
-
-    @property
-    def next_version(self) -> str:
-        return self.diff.next_version
-
-    def summary(self) -> str:
-        return f"{self.left.title} -> {self.right.title}\n{self.diff.summary()}"
-
-    def _repr_html_(self) -> str:
-        return comparison_html(self)
-
-
-def compare_schemas(a: Any, b: Any, index: Any = None) -> SchemaComparison:
-    """Resolve ``a`` (older, left) and ``b`` (newer, right) and diff them. See :func:`resolve_side`."""
-    left, right = resolve_side(a, index), resolve_side(b, index)
-    return SchemaComparison(left, right, schema_diff(left.schema, right.schema))
 
 
 def diff_table_html(diff: SchemaDiff, left_title: str = "left", right_title: str = "right") -> str:
