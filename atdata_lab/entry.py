@@ -5,19 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .views.entries import entry_summary_html
+from .views.text import human_bytes
+
 __all__ = ["IndexEntry"]
-
-
-def human_bytes(n: int | None) -> str:
-    """``1536 -> '1.5 KB'`` (powers of 1024, one decimal)."""
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 @dataclass
@@ -112,11 +103,4 @@ class IndexEntry:
                 f"{human_bytes(self.size_bytes)}, schema {self.schema_name}{pub}")
 
     def _repr_html_(self) -> str:
-        import html
-
-        rows = [("name", self.name), ("schema", self.schema_ref), ("samples", self.num_samples),
-                ("shards", self.num_shards), ("size", human_bytes(self.size_bytes)), ("cid", self.cid),
-                ("tags", ", ".join(self.tags)), ("license", self.license or ""),
-                ("published", self.published_uri or "no")]
-        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-        return f"<table class='atdata-entry'>{body}</table>"
+        return entry_summary_html(self)

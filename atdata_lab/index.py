@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import promotion
 from .cid import cid_for
 from .dataset import Dataset
 from .entry import IndexEntry
@@ -43,7 +44,7 @@ from .schema import (
     schema_ref,
     version_key,
 )
-from .schema_diff import schema_diff
+from .schema_diff import resolve_schema, schema_diff
 from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into
 from .stores.base import DataStore
 from .stores.local import LocalDiskStore, _pid_alive, atdata_home, check_dataset_name
@@ -739,18 +740,9 @@ class Index:
     decode_schema = get_schema_type
 
     def resolve_schema(self, obj: Any) -> Schema:
-        """A Schema from a ref, an at:// URI, an IndexEntry, a record, or a type."""
-        from .schema_diff import as_schema
-
-        if isinstance(obj, IndexEntry):
-            obj = obj.schema_ref
-        if isinstance(obj, str):
-            if obj.startswith("at://"):
-                from .promotion import fetch_schema
-
-                return fetch_schema(self, obj)
-            return Schema.from_record(self.get_schema(obj))
-        return as_schema(obj)
+        """A Schema from a ref, an at:// URI, an IndexEntry, a record, or a type (through
+        :func:`atdata_lab.schema_diff.resolve_schema`, with this index)."""
+        return resolve_schema(obj, self).schema
 
     # ------------------------------------------------------------------ promotion
     def plan_promotion(
@@ -795,11 +787,9 @@ class Index:
             PromotionDowngradeError: the promotion would remove or weaken something published
                 without ``clear=``/``downgrade=True`` saying so (a ``ValueError`` naming each field).
         """
-        from .promotion import plan_promotion
-
-        return plan_promotion(self, entry_name, name=name, description=description, tags=tags, license=license,
-                              metadata=metadata, copy_to=copy_to, label_version=version, clear=clear,
-                              downgrade=downgrade)
+        return promotion.plan_promotion(self, entry_name, name=name, description=description, tags=tags,
+                                        license=license, metadata=metadata, copy_to=copy_to, label_version=version,
+                                        clear=clear, downgrade=downgrade)
 
     def promote_entry(self, entry_name: str, *, progress: ProgressLike = True, **options: Any) -> str:
         """Publish an entry to the attached atmosphere: plan, one atomic write. Returns its at:// URI.
@@ -831,41 +821,31 @@ class Index:
     def get_dataset(self, at_uri: str) -> IndexEntry:
         """A published dataset (``at://...`` or ``@handle/name``) as an entry: name, schema_ref,
         data_urls, cid, metadata, tags, license, size."""
-        from .promotion import get_published_entry
-
-        return get_published_entry(self, at_uri)
+        return promotion.get_published_entry(self, at_uri)
 
     def published_entry(self, entry: IndexEntry | str, *, name: str | None = None):
         """What the attached account has published as ``name`` (default: the entry's name), as a
         :class:`~atdata_lab.promotion.PublishedEntry` read with one ``getRecord``, or None. Writes nothing."""
-        from .promotion import read_published
-
-        return read_published(self, entry if isinstance(entry, str) else entry.name, name)
+        return promotion.read_published(self, entry if isinstance(entry, str) else entry.name, name)
 
     def published_uri(self, entry: IndexEntry | str, *, did: str | None = None) -> str | None:
         """The at:// URI of ``entry``'s latest publication by ``did`` (default: the attached
         account), from this index's records of its promotions; None if that account has not
         published it. No request."""
-        from .promotion import publication_of
-
         name = entry if isinstance(entry, str) else entry.name
         did = did if did is not None else getattr(self.atmosphere, "did", None)
         if not did:
             return None
-        found = publication_of(self, name, did)
+        found = promotion.publication_of(self, name, did)
         return found["entry_uri"] if found else None
 
     def list_published(self) -> dict[str, list[dict[str, Any]]]:
         """The ``entries``, ``schemas`` and ``labels`` records in the attached account's repository."""
-        from .promotion import list_published
-
-        return list_published(self)
+        return promotion.list_published(self)
 
     def verify(self, at_uri: str):
         """Check a published dataset: records present, CIDs, shard checksums, first batch loads."""
-        from .promotion import verify_published
-
-        return verify_published(self, at_uri)
+        return promotion.verify_published(self, at_uri)
 
     # ------------------------------------------------------------------ widgets
     def browse(self, **kwargs: Any):

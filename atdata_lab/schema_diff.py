@@ -14,10 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .atmosphere.records import local_schema_from_record
+from .entry import IndexEntry
 from .errors import InvalidTypeError
 from .schema import Field, Schema, bump_version
+from .views import schema as schema_views
 
-__all__ = ["schema_diff", "SchemaDiff", "FieldChange", "as_schema"]
+__all__ = [
+    "FieldChange",
+    "ResolvedSchema",
+    "SchemaComparison",
+    "SchemaDiff",
+    "as_schema",
+    "compare_schemas",
+    "resolve_schema",
+    "schema_diff",
+]
 
 
 @dataclass(frozen=True)
@@ -111,38 +123,98 @@ def _type_changes(a: Any, b: Any, prefix: str = "") -> list[str]:
     return out
 
 
-def as_schema(obj: Any, resolver: Any = None) -> Schema:
-    """Coerce a sample type, a local schema record dict, or a Schema into a Schema.
+@dataclass(frozen=True)
+class ResolvedSchema:
+    """A schema and where it came from (what :func:`resolve_schema` returns).
 
-    ``resolver`` (an :class:`~atdata_lab.index.Index`) resolves refs, at:// URIs and entries.
+    Attributes:
+        label: ``Name@version``.
+        source: ``sample type``, ``local schema``, ``published schema``, ``schema record``,
+            ``index entry`` or ``schema``.
+        where: The class, ref, at:// URI or entry name it came from.
+        schema: The resolved :class:`~atdata_lab.schema.Schema`.
+        record: The raw record: as given (a dict), as stored in the index, as published on the
+            PDS, or the local record of a sample type.
     """
-    if isinstance(obj, Schema):
+
+    label: str
+    source: str
+    where: str
+    schema: Schema
+    record: dict[str, Any]
+
+    @property
+    def title(self) -> str:
+        """``FeatureSample@1.0.0 (local schema atdata://local/schema/...)``."""
+        return schema_views.side_title(self)
+
+
+def _resolved(schema: Schema, source: str, where: str, record: dict[str, Any]) -> ResolvedSchema:
+    return ResolvedSchema(f"{schema.name}@{schema.version}", source, where, schema, record)
+
+
+def resolve_schema(obj: Any, index: Any = None) -> ResolvedSchema:
+    """THE schema resolver: a sample type, a :class:`Schema`, a schema record dict (local or
+    ATProto form), a local schema ref, an ``at://`` schema URI, or an :class:`IndexEntry`, as a
+    schema together with where it came from.
+
+    Args:
+        obj: The input (a :class:`ResolvedSchema` is returned as it is).
+        index: Holds local refs (required for them); an entry's own index is used when none is
+            given. Its atmosphere (else ``ATDATA_PDS_URL``) reads ``at://`` URIs.
+
+    Raises:
+        TypeError: ``obj`` is none of the above, or a local ref comes without an index.
+        KeyError: a local ref that the index does not hold.
+        RecordValidationError: an ``at://`` URI that is not ``at://<did>/<schema NSID>/<rkey>``.
+    """
+    if isinstance(obj, ResolvedSchema):
         return obj
+    if isinstance(obj, IndexEntry):
+        side = resolve_schema(obj.schema_ref, index if index is not None else obj._index)
+        return ResolvedSchema(side.label, "index entry", obj.name, side.schema, side.record)
+    if isinstance(obj, Schema):
+        return _resolved(obj, "schema", obj.ref, obj.to_record())
     if isinstance(obj, type):
-        return Schema.from_type(obj)
+        s = Schema.from_type(obj)
+        return _resolved(s, "sample type", f"{obj.__module__}.{obj.__qualname__}", s.to_record())
     if isinstance(obj, dict):
         if "fields" in obj:
-            return Schema.from_record(obj)
-        if "schema" in obj and isinstance(obj.get("schema"), dict):  # an ATProto schema record
-            from .atmosphere.records import local_schema_from_record
+            s = Schema.from_record(obj)
+        elif isinstance(obj.get("schema"), dict):
+            s = Schema.from_record(local_schema_from_record(obj))
+        else:
+            raise InvalidTypeError("a schema record needs 'fields' (local form) or 'schema' (ATProto form)")
+        return _resolved(s, "schema record", "", dict(obj))
+    if isinstance(obj, str):
+        if obj.startswith("at://"):
+            # lazily: the promotion package compares schemas with this module
+            from .promotion.published import read_schema_record
 
-            return Schema.from_record(local_schema_from_record(obj))
-    if resolver is not None:
-        return resolver.resolve_schema(obj)
+            record = read_schema_record(index, obj)
+            return _resolved(Schema.from_record(local_schema_from_record(record)), "published schema", obj, record)
+        if index is None:
+            raise InvalidTypeError(f"cannot compare {obj!r}: a local schema ref needs an index (pass index=)")
+        record = index.get_schema(obj)
+        return _resolved(Schema.from_record(record), "local schema", obj, record)
     raise InvalidTypeError(
-        f"cannot compare {type(obj).__name__}: pass a sample type, a schema record, a Schema, "
-        "or a ref/URI/entry together with an index"
-    )
+        f"cannot compare {type(obj).__name__}: pass a sample type, a Schema, a schema record dict, an IndexEntry, "
+        "or a local schema ref or an at:// schema URI (with an index)")
+
+
+def as_schema(obj: Any, resolver: Any = None) -> Schema:
+    """``resolve_schema(obj, resolver).schema``: the schema alone."""
+    return resolve_schema(obj, resolver).schema
 
 
 def schema_diff(a: Any, b: Any, *, index: Any = None) -> SchemaDiff:
     """Compare schema ``a`` (older) with ``b`` (newer).
 
     Args:
-        a, b: Sample types, Schema objects or local schema records; with ``index=``, also
-            local refs, at:// schema URIs and IndexEntry objects.
+        a, b: Anything :func:`resolve_schema` takes: sample types, Schema objects, schema records,
+            IndexEntry objects, at:// schema URIs; with ``index=``, also local refs.
     """
-    left, right = as_schema(a, index), as_schema(b, index)
+    left, right = resolve_schema(a, index).schema, resolve_schema(b, index).schema
     lf = {f.name: f for f in left.fields}
     rf = {f.name: f for f in right.fields}
     rows: list[FieldChange] = []
@@ -182,3 +254,36 @@ def schema_diff(a: Any, b: Any, *, index: Any = None) -> SchemaDiff:
     else:
         verdict, nxt = "identical", left.version
     return SchemaDiff(left, right, tuple(rows), verdict, nxt, tuple(notes))
+
+
+@dataclass(frozen=True)
+class SchemaComparison:
+    """Two resolved sides and their :class:`SchemaDiff` (what the SchemaDiff widget shows)."""
+
+    left: ResolvedSchema
+    right: ResolvedSchema
+    diff: SchemaDiff
+
+    @property
+    def rows(self) -> list[schema_views.DiffRow]:
+        return schema_views.diff_rows(self.diff)
+
+    @property
+    def verdict(self) -> str:
+        return self.diff.verdict
+
+    @property
+    def next_version(self) -> str:
+        return self.diff.next_version
+
+    def summary(self) -> str:
+        return f"{self.left.title} -> {self.right.title}\n{self.diff.summary()}"
+
+    def _repr_html_(self) -> str:
+        return schema_views.comparison_html(self)
+
+
+def compare_schemas(a: Any, b: Any, index: Any = None) -> SchemaComparison:
+    """Resolve ``a`` (older, left) and ``b`` (newer, right) and diff them. See :func:`resolve_schema`."""
+    left, right = resolve_schema(a, index), resolve_schema(b, index)
+    return SchemaComparison(left, right, schema_diff(left.schema, right.schema))

@@ -63,7 +63,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ import traitlets
 
 from ..errors import DataNotFoundError
 from ..progress import ProgressEvent
+from ..views.text import esc, html_table, progress_text
 
 __all__ = [
     "AtdataWidget",
@@ -149,24 +150,8 @@ def stylesheet(*names: str) -> ipywidgets.HTML:
 
 
 # ---------------------------------------------------------------------------------------------
-# HTML helpers
+# HTML helpers (esc and html_table come from atdata_lab.views.text)
 # ---------------------------------------------------------------------------------------------
-def esc(value: Any) -> str:
-    """``html.escape(str(value))``; ``None`` is the empty string."""
-    return "" if value is None else html.escape(str(value))
-
-
-def html_table(
-    headers: Sequence[str], rows: Iterable[Sequence[Any]], *, css_class: str = "", raw: bool = False
-) -> str:
-    """An ``atdata-table`` HTML table. Cells are escaped unless ``raw`` (then they are HTML)."""
-    cell = (lambda v: "" if v is None else str(v)) if raw else esc
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
-    cls = f"atdata-table {css_class}".strip()
-    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def not_available(feature: str, module: str, error: BaseException | None = None) -> str:
     """The readable message shown when an optional widget module is not there (yet)."""
     detail = f" ({type(error).__name__}: {error})" if error is not None else ""
@@ -300,8 +285,6 @@ class ProgressBar(ipywidgets.HBox):
     @staticmethod
     def text_for(event: ProgressEvent) -> str:
         """``"write: 500 / 1,000 samples · shard 2"``."""
-        from ..summaries import progress_text
-
         return progress_text(event)
 
     @property

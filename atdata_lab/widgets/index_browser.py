@@ -19,32 +19,20 @@ the widget only ever holds one page of rows. Every user action has a programmati
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import ipywidgets
 
-from .. import summaries as S
+from .. import views as S
 from ..entry import IndexEntry
 from ..errors import InvalidArgumentError, NotFoundError
+from ..promotion import entry_publication
+from ..views import PUBLICATION_BADGES, Publication, verification_badge
 from ._base import AtdataWidget, BackgroundTask, DataTable, Debouncer, esc, html_table, not_available
-from ._published import PUBLICATION_BADGES, Publication, publication_of
 
 __all__ = ["IndexBrowser", "verification_badge"]
 
-
-def verification_badge(report: Any) -> str:
-    """The verdict of a :class:`~atdata_lab.promotion.VerificationReport` as a badge: ``verified``;
-    ``only loadable on this machine`` when that is the one failed check (the records are right, but
-    the data is at file paths or a loopback address nobody else reaches); else ``verification failed``."""
-    if report.ok:
-        return "<span class='atdata-badge atdata-badge-ok'>verified</span>"
-    if report.failed == ["loadable by others"]:
-        return ("<span class='atdata-badge atdata-badge-warn'>only loadable on this machine</span> "
-                "<span class='atdata-muted'>every other check passed</span>")
-    failed = ", ".join(report.failed)
-    return f"<span class='atdata-badge atdata-badge-error'>verification failed</span> {esc(failed)}"
 
 _COLUMN_BY_KEY = {c.key: c for c in S.ENTRY_COLUMNS}
 _COLUMN_BY_SORT = {c.sort: c for c in S.ENTRY_COLUMNS if c.sort}
@@ -226,7 +214,7 @@ class IndexBrowser(AtdataWidget):
     def publication(self, entry: IndexEntry) -> Publication:
         """Whether ``entry`` is published by the attached account (see ``_published``): the Published
         column, the detail panel and the wizard all show this, never another account's record as ours."""
-        return publication_of(entry, self.index)
+        return entry_publication(self.index, entry)
 
     def _row(self, entry: IndexEntry) -> dict[str, str]:
         row = S.entry_row(entry)
@@ -378,31 +366,15 @@ class IndexBrowser(AtdataWidget):
 
     def _show_detail(self, entry: IndexEntry) -> None:
         pub = self.publication(entry)
-        note = "" if pub.mine else f" — {pub.text}"
-        self.detail_title.value = (f"<div class='atdata-section-title'>{esc(entry.name)} {pub.badge_html()}</div>"
-                                   + (f"<div class='atdata-muted atdata-wrap atdata-index-browser-published-uri'>"
-                                      f"{esc(pub.uri)}{esc(note)}</div>" if pub.uri else ""))
-        rows = [(k, pub.text if k == "Published" and pub.uri and not pub.mine else v)
-                for k, v in S.entry_detail_rows(entry)]
-        self.detail_meta.value = html_table(["", ""], rows, css_class="atdata-kv")
+        self.detail_title.value = S.entry_title_html(entry, pub)
+        self.detail_meta.value = S.entry_detail_html(entry, pub)
         try:
             schema = self.index.resolve_schema(entry)
         except Exception as e:  # the entry stays usable without its schema: say why
-            self.detail_fields.value = (f"<div class='atdata-section-title'>Schema {esc(entry.schema_ref)}</div>"
-                                        f"<div class='atdata-empty'>schema not available: {esc(e)}</div>")
+            self.detail_fields.value = S.schema_unavailable_html(entry.schema_ref, e)
         else:
-            rows = S.schema_field_rows(schema)
-            self.detail_fields.value = (
-                f"<div class='atdata-section-title'>Schema {esc(schema.name)}@{esc(schema.version)}</div>"
-                + html_table(["field", "kind", "dtype", "shape", "optional"],
-                             [[r["name"], r["kind"], r["dtype"], r["shape"], r["optional"]] for r in rows],
-                             css_class="atdata-index-browser-fields-table"))
-        shards = S.shard_rows(self.index.get_shards(entry))
-        self.detail_shards.value = (
-            f"<div class='atdata-section-title'>Shards ({len(shards)})</div>"
-            + html_table(["url", "samples", "size", "sha256"],
-                         [[s["url"], s["samples"], s["size"], s["checksum"]] for s in shards],
-                         css_class="atdata-index-browser-shards-table"))
+            self.detail_fields.value = S.schema_fields_html(schema)
+        self.detail_shards.value = S.shards_html(self.index.get_shards(entry))
         try:
             candidates = S.diff_candidates(self.index.list_schemas(), entry.schema_ref)
         except Exception:  # a remote schema ref: nothing local to offer
@@ -565,12 +537,7 @@ class IndexBrowser(AtdataWidget):
             self.selected_record = rec
             if self.records_table.selected != uri:
                 self.records_table.selected = uri
-            raw = json.dumps(rec.get("value"), indent=2, sort_keys=True, ensure_ascii=False, default=str)
-            self.record_detail.value = (
-                f"<div class='atdata-section-title'>{esc(kind)} record</div>"
-                + html_table(["", ""], [("at:// URI", rec.get("uri", "")), ("CID", rec.get("cid", ""))],
-                             css_class="atdata-kv")
-                + f"<details open class='atdata-json'><summary>Record JSON</summary><pre>{esc(raw)}</pre></details>")
+            self.record_detail.value = S.record_html(kind, rec)
             self.verify_button.disabled = kind != "dataset"
             self.verify_output.value = ""
             self.record_box.layout.display = "flex"
@@ -598,15 +565,7 @@ class IndexBrowser(AtdataWidget):
 
             def done(report: Any) -> None:
                 self.verification = report
-                rows = S.verification_rows(report)
-                verdict = verification_badge(report)
-                table = html_table(["check", "", "detail"], [
-                    [esc(r["check"]),
-                     f"<span class='atdata-badge atdata-badge-{'ok' if r['status'] == 'ok' else 'error'}'>"
-                     f"{esc(r['status'])}</span>", esc(r["detail"])] for r in rows], raw=True,
-                    css_class="atdata-index-browser-verify-table")
-                load = (f"<div>Load it with: <code>{esc(report.load_line)}</code></div>" if report.load_line else "")
-                self.verify_output.value = f"<div>{verdict}</div>{table}{load}"
+                self.verify_output.value = S.verify_result_html(report)
 
             task = self.run_task("Verifying", work, on_done=done)
             return task

@@ -5,8 +5,9 @@ every step and the input survives Back and Next. The wizard holds no promotion l
 the options, asks :meth:`Index.plan_promotion` for the plan (the very call
 :meth:`Index.promote_entry` makes), shows that :class:`~atdata_lab.promotion.PromotionPlan` and
 nothing else, and runs :meth:`PromotionPlan.execute` off the UI thread with a progress bar and a
-cancel event. Validation is :func:`~atdata_lab.promotion.validate_promotion_inputs`, the engine's
-own checks; the text shown comes from :mod:`atdata_lab.plan_view`.
+cancel event. Validation is :func:`~atdata_lab.promotion.check_describe` (the engine's own
+:func:`~atdata_lab.promotion.validate_promotion_inputs`); the text shown comes from
+:mod:`atdata_lab.views.promotion`.
 
 Every button has a programmatic twin::
 
@@ -47,7 +48,6 @@ parts named in :meth:`PromotionWizard._build` (``-handle``, ``-password``, ``-pd
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import threading
 import traceback
@@ -57,7 +57,7 @@ from typing import Any
 import ipywidgets
 import traitlets
 
-from .. import plan_view
+from .. import views
 from ..entry import IndexEntry
 from ..errors import (
     AtdataLabError,
@@ -68,15 +68,23 @@ from ..errors import (
 )
 from ..licenses import spdx_ids
 from ..progress import ProgressEvent
-from ..promotion import PROMOTED_FIELDS, describe_storage
+from ..promotion import (
+    PROMOTED_FIELDS,
+    PromotionCancelled,
+    check_describe,
+    copy_target,
+    describe_storage,
+    entry_publication,
+)
+from ..views import Publication
 from ._base import AtdataWidget, BackgroundTask, ProgressBar, esc
-from ._published import Publication, publication_of
+from .schema_diff import SchemaDiff
 
 __all__ = ["PromotionWizard", "STEPS", "DATA_CHOICES"]
 
 #: The Data step's choices -> ``copy_to=``: ``published`` None (the published storage; offered when
 #: something is published under the name), ``keep`` "keep", ``copy`` a store, ``blobs`` "blobs".
-DATA_CHOICES = plan_view.DATA_MODES  # the Data step's choices ("published" only once something is)
+DATA_CHOICES = views.DATA_MODES  # the Data step's choices ("published" only once something is)
 
 STEPS = ("connect", "dataset", "describe", "data", "preview", "publish", "verify")
 STEP_TITLES = {
@@ -88,79 +96,6 @@ STEP_TITLES = {
     "publish": "Publish",
     "verify": "Verify",
 }
-
-
-def _steps_html(current: str, done: set[str]) -> str:
-    items = []
-    for i, s in enumerate(STEPS, 1):
-        cls = f"atdata-step atdata-step-{s}"
-        if s == current:
-            cls += " atdata-step-current"
-        elif s in done:
-            cls += " atdata-step-done"
-        aria = " aria-current='step'" if s == current else ""
-        items.append(f"<li class='{cls}'{aria}><span class='atdata-step-num'>{i}</span> {STEP_TITLES[s]}</li>")
-    return f"<ol class='atdata-steps'>{''.join(items)}</ol>"
-
-
-def _show(value: Any) -> str:
-    if value is None or value == [] or value == {} or value == "":
-        return "(none)"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    return str(value)
-
-
-def downgrades_html(downgrades: list[Any], *, at: str = "preview") -> str:
-    """Each :class:`~atdata_lab.promotion.Downgrade` (field, published -> new) and the argument that
-    says it on purpose; ``at="data"`` adds that Preview asks to confirm it."""
-    items = "".join(
-        f"<li class='atdata-downgrade' data-field='{esc(d.field)}'><code>{esc(d.field)}</code>: "
-        f"<span class='atdata-downgrade-old'>{esc(d.old)}</span> → <span class='atdata-downgrade-new'>"
-        f"{esc(d.new)}</span> <span class='atdata-muted'>(on purpose: {esc(d.argument)})</span></li>"
-        for d in downgrades)
-    tail = ("<p class='atdata-muted'>Preview asks you to confirm it. To keep what is published, choose "
-            "“Keep the published storage” (and keep the Describe fields filled).</p>" if at == "data" else
-            "<p class='atdata-muted'>Nothing is written unless you confirm: tick the box to do it on purpose, "
-            "or go Back and keep what is published.</p>")
-    return ("<p><span class='atdata-badge atdata-badge-warn'>removes or weakens what is published</span> "
-            "This would change what others get from the published record:</p>"
-            f"<ul class='atdata-downgrade-list'>{items}</ul>{tail}")
-
-
-def changes_html(plan: Any) -> str:
-    """What is published now, and each record the plan rewrites, field by field (``plan.changes``),
-    or the new version it makes of the name (previous -> new)."""
-    out = []
-    if plan.published is not None:
-        out.append(f"<h4>Published now</h4><p class='atdata-plan-published'><code>{esc(plan.published.describe())}"
-                   "</code></p>")
-    for c in plan.changes:
-        if c.action == "version":
-            out.append(f"<h4>New version</h4><p class='atdata-plan-version'>{esc(plan.name)}: "
-                       f"<code>{esc(c.previous)}</code> → <code>{esc(c.uri)}</code></p>")
-        else:
-            out.append(f"<h4>Changes</h4><p class='atdata-plan-update'>Update <code>{esc(c.uri)}</code></p>")
-        rows = "".join(f"<tr class='atdata-change' data-field='{esc(f.field)}'><td><code>{esc(f.field)}</code></td>"
-                       f"<td>{esc(_show(f.old))}</td><td>{esc(_show(f.new))}</td></tr>" for f in c.fields)
-        if rows:
-            out.append("<table class='atdata-table atdata-changes-table'><thead><tr><th>field</th><th>published</th>"
-                       f"<th>after Publish</th></tr></thead><tbody>{rows}</tbody></table>")
-    return f"<div class='atdata-plan-changes'>{''.join(out)}</div>" if out else ""
-
-
-def verify_html(report: Any, uris: dict[str, str] | None = None) -> str:
-    """:func:`plan_view.verify_html`, with what to do next when only this machine can load the data."""
-    body = plan_view.verify_html(report, uris)
-    if not report.only_here:
-        return body
-    card = ("<div class='atdata-card atdata-verify-only-here'><span class='atdata-badge atdata-badge-warn'>only "
-            "loadable on this machine</span> The records are published and every other check passed, but nobody "
-            "else can load the data. To share it, go Back to Data, choose “Upload as PDS blobs” "
-            "or “Copy to a store” others can reach, and publish again.</div>")
-    return card + body
 
 
 def _button(description: str, **kwargs: Any) -> ipywidgets.Button:
@@ -290,7 +225,7 @@ class PromotionWizard(AtdataWidget):
 
         # 4. data
         self._data_mode = part(ipywidgets.RadioButtons(
-            options=[(label, key) for key, label in plan_view.DATA_MODES.items() if key != "published"], value="keep",
+            options=[(label, key) for key, label in views.DATA_MODES.items() if key != "published"], value="keep",
             layout=ipywidgets.Layout(width="auto")), "data-mode")
         self._store = part(ipywidgets.Text(description="Copy to", placeholder="a folder, or s3://bucket/prefix",
                                            continuous_update=False, layout=ipywidgets.Layout(display="none")),
@@ -370,7 +305,7 @@ class PromotionWizard(AtdataWidget):
 
     def _refresh(self) -> None:
         """Recompute the step indicator and what Back / Next / Cancel allow."""
-        self._indicator.value = _steps_html(self.step, self._done)
+        self._indicator.value = views.steps_html(STEPS, STEP_TITLES, self.step, self._done)
         ok = not self.busy and self._step_ok(self.step)
         self.can_next = ok
         self._next_btn.disabled = not ok
@@ -461,7 +396,7 @@ class PromotionWizard(AtdataWidget):
             task.wait(timeout)
 
     def error_advice(self, exc: BaseException) -> str:
-        return plan_view.error_advice(exc)
+        return views.error_advice(exc)
 
     def on_progress(self, callback: Callable[[ProgressEvent], Any]) -> None:
         """Also send the publish step's progress events to ``callback`` (called in the worker thread)."""
@@ -482,13 +417,10 @@ class PromotionWizard(AtdataWidget):
     def _render_connect(self) -> None:
         atm = getattr(self.index, "atmosphere", None)
         if self._connected():
-            self._identity.value = (
-                f"<div class='atdata-card atdata-identity'>Connected as <strong>@{esc(atm.handle)}</strong> "
-                f"(<code>{esc(atm.did)}</code>) on <code>{esc(atm.pds_url)}</code></div>")
+            self._identity.value = views.identity_html(atm.handle, atm.did, atm.pds_url)
             self._show_login_form(False)
         else:
-            self._identity.value = ("<div class='atdata-muted'>No account is attached to this index: log in with "
-                                    "your handle and an app password.</div>")
+            self._identity.value = views.identity_html(None, None, None)
             self._show_login_form(True)
         self._switch_btn.layout.display = "flex" if self._connected() else "none"
 
@@ -578,16 +510,16 @@ class PromotionWizard(AtdataWidget):
     def _publication(self, entry: IndexEntry | None = None) -> Publication:
         """Whether ``entry`` (default: the selected one) is published by the attached account."""
         entry = entry if entry is not None else self.entry
-        return publication_of(entry, self.index)
+        return entry_publication(self.index, entry)
 
     def _option_label(self, entry: IndexEntry) -> str:
-        base = plan_view.entry_option_label(entry).rsplit(" · ", 1)[0]
+        base = views.entry_option_label(entry).rsplit(" · ", 1)[0]
         return f"{base} · {self._publication(entry).text}"
 
     def _card_html(self, entry: IndexEntry) -> str:
         pub = self._publication(entry)
         shown = entry if pub.mine or not pub.uri else dataclasses.replace(entry, published_uri=pub.text)
-        card = plan_view.entry_summary_html(shown)
+        card = views.entry_summary_html(shown)
         if self.published is not None:
             card += (f"<div class='atdata-muted atdata-published-now'>Published now under this name: "
                      f"<code>{esc(self.published.describe())}</code></div>")
@@ -733,28 +665,12 @@ class PromotionWizard(AtdataWidget):
     def _render_banner(self) -> None:
         pub = self._publication() if self.entry is not None and self.result is None else Publication("")
         atm = getattr(self.index, "atmosphere", None)
-        if pub.mine:
-            now = (f" ({esc(describe_storage(self.published.storage))})"
-                   if self.published is not None and self.published.uri == pub.uri else "")
-            self._already.value = (
-                f"<div class='atdata-card atdata-already'><span class='atdata-badge atdata-badge-info'>already "
-                f"published</span> <strong>{esc(self.entry.name)}</strong> is already published at "
-                f"<code>{esc(pub.uri)}</code>{now}. Publishing again starts from what is published: its fields "
-                "and storage are kept unless you change them, an unchanged entry writes nothing, and Preview "
-                "shows every change field by field before anything is written.</div>")
-            self._already.layout.display = "flex"
-        elif pub.uri:
-            who = f"@{atm.handle}" if atm is not None and getattr(atm, "handle", None) else "this account"
-            self._already.value = (
-                f"<div class='atdata-card atdata-already atdata-other-account'><span class='atdata-badge "
-                f"atdata-badge-warn'>{esc(pub.state)}</span> <strong>{esc(self.entry.name)}</strong> was published "
-                f"by <code>{esc(pub.did)}</code> (<code>{esc(pub.uri)}</code>), "
-                + (f"not by {esc(who)}: publishing creates {esc(who)}'s own records." if pub.state == "other account"
-                   else "and no account is attached: log in to see whether it is yours.") + "</div>")
-            self._already.layout.display = "flex"
-        else:
-            self._already.value = ""
-            self._already.layout.display = "none"
+        storage = (describe_storage(self.published.storage)
+                   if pub.mine and self.published is not None and self.published.uri == pub.uri else "")
+        who = f"@{atm.handle}" if atm is not None and getattr(atm, "handle", None) else "this account"
+        name = self.entry.name if self.entry is not None else ""
+        self._already.value = views.publication_banner_html(name, pub, storage=storage, who=who)
+        self._already.layout.display = "flex" if pub.uri else "none"
 
     # =========================================================================================
     # 3. describe
@@ -781,13 +697,10 @@ class PromotionWizard(AtdataWidget):
         if self.entry is None:
             msg = "choose a dataset first"
         else:
-            msg = plan_view.check_describe(self._name.value.strip(), self._description.value, list(self._tags.value),
-                                           self._license.value.strip(), self.entry.metadata) or ""
+            msg = check_describe(self._name.value.strip(), self._description.value, list(self._tags.value),
+                                 self._license.value.strip(), self.entry.metadata) or ""
         self.validation = msg
-        self._validation.value = (f"<div class='atdata-invalid'><span class='atdata-badge atdata-badge-error'>invalid"
-                                  f"</span> {esc(msg)}</div>" if msg else
-                                  "<div class='atdata-valid'><span class='atdata-badge atdata-badge-ok'>valid</span>"
-                                  "</div>")
+        self._validation.value = views.validation_html(msg)
         self._refresh()
         return msg
 
@@ -824,7 +737,7 @@ class PromotionWizard(AtdataWidget):
     def copy_to(self) -> Any:
         """The ``copy_to=`` for the data choice: ``published`` None (the published storage),
         ``keep`` ``"keep"`` (the current URLs), ``copy`` a store, ``blobs`` ``"blobs"``."""
-        return plan_view.copy_target(self._data_mode.value, self._store.value, self._store_obj)
+        return copy_target(self._data_mode.value, self._store.value, self._store_obj)
 
     @property
     def data_choices(self) -> list[str]:
@@ -836,7 +749,7 @@ class PromotionWizard(AtdataWidget):
         it the default until the user chooses."""
         pub = self.published
         choices = [(label if key != "published" else f"{label} ({describe_storage(pub.storage)})", key)
-                   for key, label in plan_view.DATA_MODES.items() if key != "published" or pub is not None]
+                   for key, label in views.DATA_MODES.items() if key != "published" or pub is not None]
         value = self._data_mode.value
         if not self._data_chosen or (value == "published" and pub is None):
             value = "published" if pub is not None else "keep"
@@ -918,9 +831,9 @@ class PromotionWizard(AtdataWidget):
                 plan = self.index.plan_promotion(self.entry.name, **options)
             except PromotionDowngradeError as e:
                 plan = None
-                info = downgrades_html(e.downgrades, at="data")
+                info = views.downgrades_html(e.downgrades, at="data")
             else:
-                info = plan_view.data_html(plan)
+                info = views.data_html(plan)
             if seq == self._data_seq:
                 self.data_plan = plan
                 self._data_info.value = info
@@ -964,16 +877,14 @@ class PromotionWizard(AtdataWidget):
             d = plan.schema_decision
             children = []
             if d.action == "conflict":
-                from .schema_diff import SchemaDiff
-
                 children = [SchemaDiff(d.uri, self.entry, index=self.index)]
             self.downgrades = []
             self.plan = plan
             self._show_downgrades(plan)
-            self._decision.value = plan_view.plan_head_html(plan)
-            self._changes.value = changes_html(plan)
+            self._decision.value = views.plan_head_html(plan)
+            self._changes.value = views.changes_html(plan)
             self._diff_box.children = children
-            self._plan_body.value = plan_view.plan_body_html(plan)
+            self._plan_body.value = views.plan_body_html(plan)
             if plan.already_published:
                 self.published_uri = plan.already_published
             self.status = "planned"
@@ -985,12 +896,9 @@ class PromotionWizard(AtdataWidget):
         """The confirmation box: the refused downgrades (unticked), or what the plan does on purpose
         (ticked), or nothing."""
         if plan is None and self.downgrades:
-            body, ticked = downgrades_html(self.downgrades, at="preview"), False
+            body, ticked = views.downgrades_html(self.downgrades, at="preview"), False
         elif plan is not None and plan.intents:
-            body, ticked = (
-                "<p><span class='atdata-badge atdata-badge-warn'>on purpose</span> Publish removes or weakens "
-                "these in the published record, as you confirmed:</p><ul class='atdata-intents'>"
-                + "".join(f"<li>{esc(i)}</li>" for i in plan.intents) + "</ul>"), True
+            body, ticked = views.intents_html(plan.intents), True
         else:
             body, ticked = "", False
         self._downgrade_list.value = body
@@ -1041,14 +949,8 @@ class PromotionWizard(AtdataWidget):
             return
         if self.result is not None:
             return
-        if p is not None and p.already_published:
-            self._publish_info.value = (
-                f"<div class='atdata-card atdata-already'>Already published at <code>{esc(p.already_published)}"
-                "</code>, unchanged: it will not be published twice. Publish writes nothing and verifies it "
-                "(so does Next).</div>")
-        elif p is not None:
-            self._publish_info.value = (f"<div class='atdata-muted'>Ready: {esc(plan_view.plan_decision_line(p))}; "
-                                        f"{esc(plan_view.plan_cost_line(p))}.</div>")
+        if p is not None:
+            self._publish_info.value = views.publish_ready_html(p)
 
     def publish(self, *, wait: bool = True) -> Any:
         """Execute the plan shown in Preview (off the UI thread, with progress and Cancel), then
@@ -1058,8 +960,6 @@ class PromotionWizard(AtdataWidget):
             The :class:`~atdata_lab.promotion.PromotionResult` (None when cancelled) with
             ``wait=True``, else the running :class:`BackgroundTask`.
         """
-        from ..promotion import PromotionCancelled
-
         if self.plan is None and self.downgrades:
             raise InvalidArgumentError(
                 "publishing would remove or weaken what is published (" + "; ".join(d.describe() for d in self.downgrades)
@@ -1082,9 +982,7 @@ class PromotionWizard(AtdataWidget):
                     result = plan.execute(progress=self._report, cancel=self._cancel_event)
                 except PromotionCancelled as e:
                     self.status = "cancelled"
-                    self._publish_info.value = (
-                        f"<div class='atdata-card atdata-publish-cancelled'><strong>Cancelled.</strong> {esc(e)}. "
-                        f"{esc(plan_view.error_advice(e))}</div>")
+                    self._publish_info.value = views.cancelled_html(e)
                     return None
             finally:
                 self._publishing = False
@@ -1093,15 +991,7 @@ class PromotionWizard(AtdataWidget):
             self.entry = self.index.get_entry_by_name(self.entry.name)
             self._done.add("publish")
             self.status = "already published" if result.already_published else "published"
-            if result.already_published:
-                self._publish_info.value = (
-                    f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-info'>already "
-                    f"published</span> <code>{esc(result.at_uri)}</code>: unchanged, nothing was written</div>")
-            else:
-                self._publish_info.value = (
-                    f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-ok'>published"
-                    f"</span> <code>{esc(result.at_uri)}</code> ({len(result.written)} records written"
-                    f"{', schema reused' if result.schema_reused else ''})</div>")
+            self._publish_info.value = views.publish_result_html(result)
             # the new published state, everywhere it is shown: Dataset step, banner, Data choices, browser
             self._read_published_work()
             self._refresh_browser()
@@ -1132,7 +1022,7 @@ class PromotionWizard(AtdataWidget):
             self._checks.value = "<div class='atdata-muted'>Verifying…</div>"
             report = self.index.verify(self.published_uri)
             self.report = report
-            self._checks.value = verify_html(report, self.uris())
+            self._checks.value = views.verify_advice_html(report, self.uris())
             self._done.add("verify")
             self.status = report.verdict
             return report
@@ -1225,13 +1115,13 @@ class PromotionWizard(AtdataWidget):
     # static fallback
     # =========================================================================================
     def _static_html(self) -> str:
-        parts = [f"<div class='atdata-promotion-wizard'>{_steps_html(self.step, self._done)}"]
+        parts = [f"<div class='atdata-promotion-wizard'>{views.steps_html(STEPS, STEP_TITLES, self.step, self._done)}"]
         if self.entry is not None:
             parts.append(self._card_html(self.entry))
         if self.plan is not None:
-            parts.append(plan_view.plan_html(self.plan))
+            parts.append(views.plan_html(self.plan))
         if self.report is not None:
-            parts.append(verify_html(self.report, self.uris()))
+            parts.append(views.verify_advice_html(self.report, self.uris()))
         parts.append("</div>")
         return "".join(parts)
 

@@ -9,7 +9,7 @@ iterating up to it. Every user action has a programmatic twin::
     insp.set_slice("volume", 3)       # the slice selectors of a higher-D array
     insp.show_grid("image", n=16)     # thumbnails of the first samples; insp.show_sample()
 
-How a value shows is decided by :func:`atdata_lab.summaries.classify`: images (2-D, and 3-D with
+How a value shows is decided by :func:`atdata_lab.views.classify`: images (2-D, and 3-D with
 1/3/4 channels, HWC or CHW) auto-scaled with a colormap; 1-D arrays as a line plot; higher-D
 arrays with slice selectors and an image; every array with a dtype/shape badge, statistics and a
 histogram; strings and numbers as they are; bytes as length and hex; lists and dicts as
@@ -19,7 +19,6 @@ collapsible JSON.
 from __future__ import annotations
 
 import base64
-import io
 import random as _random
 import time
 from collections import OrderedDict
@@ -28,7 +27,7 @@ from typing import Any
 import ipywidgets
 import numpy as np
 
-from .. import summaries as S
+from .. import views as S
 from ..entry import IndexEntry
 from ..errors import InvalidArgumentError, InvalidTypeError, SampleIndexError
 from ._base import AtdataWidget, esc, html_table
@@ -36,32 +35,6 @@ from ._base import AtdataWidget, esc, html_table
 __all__ = ["SampleInspector"]
 
 _ARRAY_KINDS = ("image", "line", "volume", "scalar", "empty", "array")
-
-
-def _line_png(values: np.ndarray, width: float = 4.6, height: float = 1.7) -> bytes:
-    """A line plot of a 1-D array as PNG bytes (matplotlib's Agg canvas: no global state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    x, y = S.line_points(values)
-    fig = Figure(figsize=(width, height), dpi=80)
-    fig.patch.set_alpha(0.0)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.1, 0.16, 0.88, 0.78))
-    ax.set_facecolor("none")
-    ax.plot(x, y, linewidth=1.0, color="#1f77b4")
-    ax.margins(x=0)
-    for spine in ax.spines.values():
-        spine.set_color("#888888")
-    ax.tick_params(colors="#888888", labelsize=7, length=2)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", transparent=True)
-    return buf.getvalue()
-
-
-def _badge(text: str, style: str = "") -> str:
-    cls = "atdata-badge" + (f" atdata-badge-{style}" if style else "")
-    return f"<span class='{cls}'>{esc(text)}</span>"
 
 
 class _FieldView:
@@ -108,11 +81,11 @@ class _FieldView:
 
     def update(self, value: Any) -> None:
         owner, kind, name = self.owner, self.kind, self.name
-        kind_badge = _badge(kind if kind not in ("str", "int", "float", "bool", "bytes", "list", "dict", "none")
-                            else type(value).__name__ if value is not None else "None")
+        kind_badge = S.badge_html(kind if kind not in ("str", "int", "float", "bool", "bytes", "list", "dict", "none")
+                                  else type(value).__name__ if value is not None else "None")
         if isinstance(value, np.ndarray):
             st = S.array_stats(value)
-            self.title.value = f"<b>{esc(name)}</b> {kind_badge} {_badge(st.badge, 'info')}"
+            self.title.value = f"<b>{esc(name)}</b> {kind_badge} {S.badge_html(st.badge, 'info')}"
             self.summary = st.badge
             if kind in ("image", "line", "volume"):
                 self.png = owner._render(name, kind, value)
@@ -156,7 +129,7 @@ class SampleInspector(AtdataWidget):
             or an entry name together with ``index``.
         index: The index holding ``source`` when it is a name.
         start: The first sample shown.
-        cmap: Colormap of single-channel images (see :func:`atdata_lab.summaries.colormaps`).
+        cmap: Colormap of single-channel images (see :func:`atdata_lab.views.colormaps`).
         seed: Seed of :meth:`random` (None: unpredictable).
         grid_size: Thumbnails in the grid view.
 
@@ -312,7 +285,7 @@ class SampleInspector(AtdataWidget):
     # ------------------------------------------------------------------ fields
     @property
     def fields(self) -> dict[str, str]:
-        """``{field name: rendering kind}`` of the sample shown (see :func:`~atdata_lab.summaries.classify`)."""
+        """``{field name: rendering kind}`` of the sample shown (see :func:`~atdata_lab.views.classify`)."""
         return {name: v.kind for name, v in self._views.items()}
 
     def field_summary(self, name: str) -> str:
@@ -352,11 +325,11 @@ class SampleInspector(AtdataWidget):
             self._png_cache.move_to_end(key)
             return png
         if kind == "line":
-            png = _line_png(value)
+            png = S.line_png(value)
         else:
             img = S.take_slice(value, self.slices.get(name, [])) if kind == "volume" else value
             if S.image_layout(img.shape) is None:  # a slice that is 1-D (e.g. shape (n, 1, m))
-                png = _line_png(img.ravel())
+                png = S.line_png(img.ravel())
             else:
                 png = S.png_bytes(S.to_rgba(img, self.cmap), max_size=512, min_size=128)
         self._png_cache[key] = png

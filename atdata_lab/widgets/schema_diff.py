@@ -7,9 +7,9 @@ Usage::
     diff(index.get_entry_by_name("a"), index.get_entry_by_name("b"))
 
 Each side may be a sample type, a local schema ref, an at:// schema URI, a schema record dict or
-an :class:`~atdata_lab.entry.IndexEntry`, mixed freely. Everything shown comes from
-:mod:`atdata_lab.plan_view` (which resolves the inputs and formats the rows); the widget only lays
-it out.
+an :class:`~atdata_lab.entry.IndexEntry`, mixed freely. The library resolves and compares them
+(:func:`atdata_lab.schema_diff.compare_schemas`) and everything shown comes from
+:mod:`atdata_lab.views.schema`; the widget only lays it out.
 
 CSS classes: ``atdata-schema-diff`` (root), ``atdata-schema-diff-verdict``,
 ``atdata-schema-diff-table`` (rows ``atdata-diff-row atdata-diff-<status>``),
@@ -24,8 +24,9 @@ from typing import Any
 import ipywidgets
 import traitlets
 
-from .. import plan_view
-from ..plan_view import SchemaComparison
+from .. import views
+from ..index import Index
+from ..schema_diff import SchemaComparison, compare_schemas, resolve_schema
 from ._base import AtdataWidget, esc
 
 __all__ = ["SchemaDiff", "diff"]
@@ -49,7 +50,7 @@ class SchemaDiff(AtdataWidget):
             at:// URIs. Default: an entry's own index, else ``Index()``.
 
     Attributes:
-        comparison: The :class:`~atdata_lab.plan_view.SchemaComparison` shown (sides and diff).
+        comparison: The :class:`~atdata_lab.schema_diff.SchemaComparison` shown (sides and diff).
     """
 
     _root_class = "atdata-schema-diff"
@@ -83,10 +84,16 @@ class SchemaDiff(AtdataWidget):
     def compare(self, a: Any, b: Any) -> SchemaComparison:
         """Resolve both sides, diff them, and show the result."""
         with self.reporting("Comparing the schemas"):
-            cmp = plan_view.compare_schemas(a, b, self.index)
+            cmp = compare_schemas(self._side(a), self._side(b), self.index)
             self._inputs = (a, b)
             self._show(cmp)
             return cmp
+
+    def _side(self, x: Any) -> Any:
+        """A local ref given without an index is looked up in the default ``Index()`` (documented above)."""
+        if self.index is None and isinstance(x, str) and not x.startswith("at://"):
+            return resolve_schema(x, Index())
+        return x
 
     def swap(self) -> SchemaComparison:
         """Compare the other way round (right becomes left)."""
@@ -100,32 +107,27 @@ class SchemaDiff(AtdataWidget):
         return self.comparison.diff if self.comparison else None
 
     @property
-    def rows(self) -> list[plan_view.DiffRow]:
+    def rows(self) -> list[views.DiffRow]:
         """The rows of the table (field, left, right, status, changes)."""
         return self.comparison.rows if self.comparison else []
 
     def _show(self, cmp: SchemaComparison) -> None:
         self.comparison = cmp
         d = cmp.diff
-        self._title.value = (f"<span class='atdata-section-title'>{esc(cmp.left.title)} &rarr; "
-                             f"{esc(cmp.right.title)}</span>")
-        badge = {"identical": "ok", "compatible": "info", "breaking": "error"}[d.verdict]
-        self._verdict.value = (
-            f"<div class='atdata-diff-verdict atdata-verdict-{d.verdict}' data-verdict='{d.verdict}' "
-            f"data-next-version='{esc(d.next_version)}'><span class='atdata-badge atdata-badge-{badge}'>"
-            f"{esc(d.verdict)}</span> {esc(plan_view.verdict_line(d))}</div>")
-        self._table.value = plan_view.diff_table_html(d, cmp.left.title, cmp.right.title)
+        self._title.value = views.comparison_title_html(cmp)
+        self._verdict.value = views.verdict_badge_html(d)
+        self._table.value = views.diff_table_html(d, cmp.left.title, cmp.right.title)
         self._left_pane.set_title(0, f"left record: {cmp.left.title}")
         self._right_pane.set_title(0, f"right record: {cmp.right.title}")
-        self._left_body.value = f"<pre>{esc(plan_view.record_json(cmp.left.record))}</pre>"
-        self._right_body.value = f"<pre>{esc(plan_view.record_json(cmp.right.record))}</pre>"
+        self._left_body.value = f"<pre>{esc(views.record_json(cmp.left.record))}</pre>"
+        self._right_body.value = f"<pre>{esc(views.record_json(cmp.right.record))}</pre>"
         self.verdict = d.verdict
         self.next_version = d.next_version
 
     def _static_html(self) -> str:
         if self.comparison is None:
             return f"<div class='atdata-schema-diff'>{esc(self.errors.message or 'no comparison')}</div>"
-        return f"<div class='atdata-schema-diff'>{plan_view.comparison_html(self.comparison)}</div>"
+        return f"<div class='atdata-schema-diff'>{views.comparison_html(self.comparison)}</div>"
 
     def __repr__(self) -> str:
         if self.comparison is None:

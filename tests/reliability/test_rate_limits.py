@@ -91,7 +91,7 @@ def test_write_limit_gives_rate_limited_error_with_reset_time_and_writes_nothing
     # bounded: the reset lies beyond max_wait, so no sleeping and no retries
     assert elapsed < 2.0 and requests_sent == 1
     # the wizard's error panel tells when to retry (its advice text is built from reset_at)
-    from atdata_lab.plan_view import error_advice
+    from atdata_lab.views import error_advice
 
     assert str(e.reset_at) in error_advice(e)
     # nothing half-written: no dataset record, the local entry is not marked published

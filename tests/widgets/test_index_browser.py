@@ -167,7 +167,7 @@ def test_filter_by_schema(index):
 
 @pytest.mark.parametrize("column", ["name", "schema", "samples", "shards", "size", "created", "license", "published"])
 def test_sort_by_every_sortable_column_matches_the_index(index, column):
-    from atdata_lab.summaries import ENTRY_COLUMNS
+    from atdata_lab.views import ENTRY_COLUMNS
 
     sort = next(c.sort for c in ENTRY_COLUMNS if c.key == column)
     b = IndexBrowser(index)

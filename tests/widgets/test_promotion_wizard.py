@@ -24,7 +24,8 @@ import pytest
 from numpy.typing import NDArray
 
 import atdata_lab as atdata
-from atdata_lab import plan_view
+from atdata_lab import promotion
+from atdata_lab import views as plan_view
 from atdata_lab.atmosphere import records as rec
 from atdata_lab.errors import (
     AuthenticationError,
@@ -821,7 +822,7 @@ def test_the_app_password_never_leaks(pds_account, tmp_path, atdata_home, caplog
 # without the PDS
 # ---------------------------------------------------------------------------------------------
 def test_library_views_do_not_import_widgets():
-    code = ("import sys, atdata_lab, atdata_lab.plan_view, atdata_lab.promotion; "
+    code = ("import sys, atdata_lab, atdata_lab.views, atdata_lab.promotion; "
             "bad = [m for m in ('ipywidgets', 'anywidget', 'matplotlib') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
@@ -830,11 +831,11 @@ def test_library_views_do_not_import_widgets():
 def test_check_describe_is_the_engines_validation():
     from atdata_lab.promotion import validate_promotion_inputs
 
-    assert plan_view.check_describe("ok", "", [], "") is None
-    assert plan_view.check_describe("ok", None, ["a"], "mit", {"split": "train"}) is None
+    assert promotion.check_describe("ok", "", [], "") is None
+    assert promotion.check_describe("ok", None, ["a"], "mit", {"split": "train"}) is None
     for args in (("", None, [], None), ("x", "y" * 5001, [], None), ("x", None, ["a"] * 31, None),
                  ("x", None, [], "nope"), ("x", None, [], None, {"f": 0.5})):
-        msg = plan_view.check_describe(*args)
+        msg = promotion.check_describe(*args)
         with pytest.raises(ValueError) as e:
             validate_promotion_inputs(args[0], args[1] or None, args[2], args[3], args[4] if len(args) > 4 else None)
         assert msg == str(e.value)
@@ -842,21 +843,21 @@ def test_check_describe_is_the_engines_validation():
 
 def test_copy_target_for_each_data_choice(tmp_path):
     store = atdata.LocalDiskStore(tmp_path / "s")
-    assert plan_view.copy_target("published") is None
-    assert plan_view.copy_target("keep") == "keep"
-    assert plan_view.copy_target("blobs") == "blobs"
-    assert plan_view.copy_target("copy", store=store) is store
-    target = plan_view.copy_target("copy", str(tmp_path / "f"))
+    assert promotion.copy_target("published") is None
+    assert promotion.copy_target("keep") == "keep"
+    assert promotion.copy_target("blobs") == "blobs"
+    assert promotion.copy_target("copy", store=store) is store
+    target = promotion.copy_target("copy", str(tmp_path / "f"))
     assert isinstance(target, atdata.LocalDiskStore) and str(tmp_path / "f") in target.describe()
     with pytest.raises(ValueError, match="give the folder"):
-        plan_view.copy_target("copy", "  ")
-    s3 = plan_view.copy_target("copy", "s3://bucket/some/prefix")
+        promotion.copy_target("copy", "  ")
+    s3 = promotion.copy_target("copy", "s3://bucket/some/prefix")
     assert type(s3).__name__ == "S3DataStore" and (s3.bucket, s3.prefix) == ("bucket", "some/prefix/")
     assert s3.shard_url("fv", 0) == "s3://bucket/some/prefix/fv/fv-000000.tar"
     with pytest.raises(ValueError, match="s3://bucket/prefix"):
-        plan_view.copy_target("copy", "gs://bucket/x")
+        promotion.copy_target("copy", "gs://bucket/x")
     with pytest.raises(ValueError, match="keep, copy, blobs"):
-        plan_view.copy_target("move")
+        promotion.copy_target("move")
 
 
 def test_error_advice_names_what_to_do_next():

@@ -1,4 +1,4 @@
-"""SchemaDiff widget and its library views (atdata_lab.plan_view): mixed inputs, the side-by-side
+"""SchemaDiff widget and its library views (atdata_lab.views): mixed inputs, the side-by-side
 table, precise change names, verdicts and versions, raw records, theme-aware CSS, the shortcut."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pytest
 from numpy.typing import NDArray
 
 import atdata_lab as atdata
-from atdata_lab import plan_view
+from atdata_lab import views as plan_view
+from atdata_lab.schema_diff import resolve_schema
 from atdata_lab.widgets._base import asset_path
 
 
@@ -153,11 +154,11 @@ def test_inputs_mixed_freely_type_ref_record_entry(index):
         w = SchemaDiff(a, v2, index=index)
         assert (w.verdict, w.next_version, [r.field for r in w.rows if r.status == "added"]) == \
             ("compatible", "1.1.0", ["note"]), a_kind
-    sides = {k: plan_view.resolve_side(v, index) for k, v in inputs.items()}
+    sides = {k: resolve_schema(v, index) for k, v in inputs.items()}
     assert {k: s.source for k, s in sides.items()} == {
         "type": "sample type", "ref": "local schema", "record": "schema record", "entry": "index entry"}
     # an entry's schema resolves through the entry's own index when none is given
-    assert plan_view.resolve_side(entry).schema == sides["ref"].schema
+    assert resolve_schema(entry).schema == sides["ref"].schema
 
 
 def test_raw_records_sit_in_collapsible_panes(index):

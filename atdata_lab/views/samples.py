@@ -1,247 +1,52 @@
-"""Pure helpers that turn library objects into what a person reads: rows, labels, stats, previews.
+"""Views of samples (the sample inspector): field kinds, value text, array statistics, histograms,
+images and line plots.
 
-The widgets render these and hold no logic of their own; everything here is a function of its
-arguments (no widget, no I/O) and is unit-tested without a browser. numpy is the only import at
-module level; Pillow and matplotlib's colormaps are imported on first use (they come with
-``atdata-lab[widgets]``).
+Pure functions of their arguments (no widget, no I/O). numpy is the only import at module level;
+Pillow and matplotlib are imported on first use (they come with ``atdata-lab[widgets]``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .entry import IndexEntry, human_bytes
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
+from ..sample import DictSample
+from ..schema import fields_of
+from .text import shard_label
 
 __all__ = [
     "ArrayStats",
-    "ENTRY_COLUMNS",
-    "EntryColumn",
     "array_stats",
     "classify",
     "colormaps",
-    "diff_candidates",
-    "entry_detail_rows",
-    "entry_row",
-    "format_count",
-    "format_created",
     "hex_preview",
     "histogram",
     "histogram_svg",
     "image_layout",
     "json_preview",
     "jsonable",
+    "line_png",
     "line_points",
-    "page_label",
     "png_bytes",
-    "progress_text",
-    "record_rows",
     "sample_fields",
     "sample_header",
-    "schema_field_rows",
-    "schema_label",
-    "shard_label",
-    "shard_rows",
     "slice_axes",
     "take_slice",
     "thumbnail_png",
     "to_rgba",
     "value_text",
-    "verification_rows",
 ]
 
 
-# ---------------------------------------------------------------------------------------------
-# numbers and labels
-# ---------------------------------------------------------------------------------------------
-def format_count(n: int | None) -> str:
-    """``10000 -> '10,000'``; ``None -> '?'``."""
-    return "?" if n is None else f"{int(n):,}"
-
-
-def page_label(offset: int, shown: int, total: int) -> str:
-    """``page_label(0, 25, 10000) == '1–25 of 10,000'`` (an en dash); ``'0 of 0'`` when empty."""
-    if total <= 0 or shown <= 0:
-        return f"0 of {format_count(max(total, 0))}"
-    return f"{offset + 1:,}–{offset + shown:,} of {total:,}"
-
-
-def format_created(iso: str | None) -> str:
-    """An ISO-8601 timestamp as ``'2026-01-31 14:05'`` (UTC as stored); unparsable text as is."""
-    if not iso:
-        return ""
-    from datetime import datetime
-
-    try:
-        dt = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return iso
-    return dt.strftime("%Y-%m-%d %H:%M")
-
-
-def schema_label(ref: str | None) -> str:
-    """``'atdata://local/schema/Img@1.2.0' -> 'Img@1.2.0'``; an at:// URI keeps its record key."""
-    if not ref:
-        return ""
-    return ref.rsplit("/", 1)[-1]
-
-
-def shard_label(url: str) -> str:
-    """The file name of a shard URL (``'/data/x/x-000001.tar' -> 'x-000001.tar'``)."""
-    tail = url.rstrip("/").rsplit("/", 1)[-1]
-    return os.path.basename(tail) or url
-
-
-# ---------------------------------------------------------------------------------------------
-# entries (the index browser)
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EntryColumn:
-    """A column of the entry table: ``key`` in :func:`entry_row`, header ``label``, and the
-    index's sort column (``None``: not sortable; tags sort by their first tag)."""
-
-    key: str
-    label: str
-    sort: str | None
-    numeric: bool = False
-
-
-ENTRY_COLUMNS: tuple[EntryColumn, ...] = (
-    EntryColumn("name", "Name", "name"),
-    EntryColumn("schema", "Schema", "schema_ref"),
-    EntryColumn("samples", "Samples", "num_samples", True),
-    EntryColumn("shards", "Shards", "num_shards", True),
-    EntryColumn("size", "Size", "size_bytes", True),
-    EntryColumn("created", "Created", "created_at"),
-    EntryColumn("tags", "Tags", "tags"),
-    EntryColumn("license", "License", "license"),
-    EntryColumn("published", "Published", "published_uri"),
-)
-
-
-def entry_row(entry: IndexEntry) -> dict[str, str]:
-    """One table row of ``entry``, every cell a display string.
-
-    ``published`` is ``"published"`` or ``""``; ``uri`` is the at:// URI (or ``""``).
-    """
-    return {
-        "name": entry.name,
-        "schema": schema_label(entry.schema_ref),
-        "samples": format_count(entry.num_samples),
-        "shards": format_count(entry.num_shards),
-        "size": human_bytes(entry.size_bytes),
-        "created": format_created(entry.created_at),
-        "tags": ", ".join(entry.tags),
-        "license": entry.license or "",
-        "published": "published" if entry.published_uri else "",
-        "uri": entry.published_uri or "",
-    }
-
-
-def entry_detail_rows(entry: IndexEntry) -> list[tuple[str, str]]:
-    """``(label, value)`` pairs describing ``entry`` for a detail panel."""
-    meta = json.dumps(entry.metadata, sort_keys=True, default=str) if entry.metadata else ""
-    return [
-        ("Name", entry.name),
-        ("Description", entry.description or ""),
-        ("Schema", entry.schema_ref),
-        ("Samples", format_count(entry.num_samples)),
-        ("Shards", format_count(entry.num_shards)),
-        ("Size", human_bytes(entry.size_bytes)),
-        ("Created", format_created(entry.created_at)),
-        ("Tags", ", ".join(entry.tags)),
-        ("License", entry.license or ""),
-        ("CID", entry.cid),
-        ("Published", entry.published_uri or "not published"),
-        ("Metadata", meta),
-    ]
-
-
-def schema_field_rows(schema: Any) -> list[dict[str, str]]:
-    """One row per field of a :class:`~atdata_lab.schema.Schema`: name, kind, dtype, shape, optional."""
-    rows = []
-    for f in schema.fields:
-        t = f.type
-        kind = t.describe() if t.kind == "list" else t.kind
-        shape = ""
-        if t.kind == "ndarray" and t.shape is not None:
-            shape = "(" + ", ".join("?" if s is None else str(s) for s in t.shape) + (",)" if len(t.shape) == 1 else ")")
-        rows.append({
-            "name": f.name,
-            "kind": kind,
-            "dtype": (t.dtype or "any") if t.kind == "ndarray" else "",
-            "shape": shape,
-            "optional": "yes" if f.optional else "no",
-        })
-    return rows
-
-
-def shard_rows(shards: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
-    """Display rows for shard dicts (``url``, ``size``, ``checksum``, ``num_samples``)."""
-    out = []
-    for s in shards:
-        out.append({
-            "url": s.get("url", ""),
-            "samples": format_count(s.get("num_samples")),
-            "size": human_bytes(s.get("size")),
-            "checksum": s.get("checksum") or "",
-        })
-    return out
-
-
-def record_rows(published: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
-    """Rows of ``index.list_published()``: kind (dataset/schema/label), name, version, at:// URI."""
-    kinds = (("entries", "dataset"), ("schemas", "schema"), ("labels", "label"))
-    rows = []
-    for key, kind in kinds:
-        for rec in published.get(key) or []:
-            value = rec.get("value") or {}
-            rows.append({
-                "kind": kind,
-                "name": str(value.get("name", "")),
-                "version": str(value.get("version", "")),
-                "uri": rec.get("uri", ""),
-                "cid": rec.get("cid", ""),
-            })
-    return rows
-
-
-def verification_rows(report: Any) -> list[dict[str, str]]:
-    """Rows of a :class:`~atdata_lab.promotion.VerificationReport`: check, ok/failed, detail."""
-    return [{"check": name, "status": "ok" if ok else "failed", "detail": detail}
-            for name, ok, detail in report.checks]
-
-
-def progress_text(event: Any) -> str:
-    """``'write: 500 / 1,000 samples · shard 2'`` for a :class:`~atdata_lab.progress.ProgressEvent`."""
-    unit = event.unit
-    if unit == "bytes":
-        amount = human_bytes(event.done) + (f" / {human_bytes(event.total)}" if event.total else "")
-    else:
-        amount = f"{event.done:,}" + (f" / {event.total:,}" if event.total else "") + f" {unit}"
-    text = f"{event.task}: {amount}"
-    if event.message:
-        text += f" · {event.message}"
-    if event.finished:
-        text += " · done"
-    return text
-
-
-# ---------------------------------------------------------------------------------------------
-# samples (the sample inspector)
-# ---------------------------------------------------------------------------------------------
 def sample_fields(sample: Any) -> list[tuple[str, Any]]:
     """``(name, value)`` of each field of a sample: a ``@packable`` object or a ``DictSample``."""
-    from .sample import DictSample
-    from .schema import fields_of
-
     if isinstance(sample, DictSample):
         return list(sample.items())
     if isinstance(sample, dict):
@@ -546,8 +351,6 @@ def _lut(name: str) -> np.ndarray:
 def png_bytes(rgba: np.ndarray, *, max_size: int | None = None, min_size: int | None = None) -> bytes:
     """PNG bytes of a uint8 (H, W, 3|4) image. ``max_size`` shrinks it (keeping its aspect) so its
     longer side fits; ``min_size`` enlarges small images (nearest neighbour: pixels stay crisp)."""
-    import io
-
     from PIL import Image  # lazily: Pillow comes with matplotlib
 
     img = Image.fromarray(np.ascontiguousarray(rgba))
@@ -574,35 +377,6 @@ def thumbnail_png(arr: np.ndarray, size: int = 96, cmap: str = "viridis") -> byt
     return png_bytes(to_rgba(a, cmap), max_size=size, min_size=size // 2)
 
 
-# ---------------------------------------------------------------------------------------------
-# schemas to compare with (the browser's "Diff schema" action)
-# ---------------------------------------------------------------------------------------------
-def diff_candidates(schema_records: Iterable[dict[str, Any]], ref: str) -> list[tuple[str, str]]:
-    """What the schema ``ref`` can be compared with, best first, as ``(label, ref or at:// URI)``.
-
-    ``schema_records`` is ``index.list_schemas()``. The published record of ``ref`` itself comes
-    first, then the other versions of the same name, newest first (local ref, and its published
-    record when it has one).
-    """
-    from .schema import version_key
-
-    records = list(schema_records)
-    name = next((r.get("name") for r in records if r.get("$ref") == ref), None)
-    if name is None:
-        name = schema_label(ref).rpartition("@")[0] or None
-    out: list[tuple[str, str]] = []
-    for r in records:
-        if r.get("$ref") == ref and r.get("publishedUri"):
-            out.append((f"{schema_label(ref)} as published ({r['publishedUri']})", r["publishedUri"]))
-    others = [r for r in records if r.get("name") == name and r.get("$ref") != ref]
-    others.sort(key=lambda r: version_key(str(r.get("version", ""))), reverse=True)
-    for r in others:
-        out.append((f"{name}@{r.get('version')} (local)", r["$ref"]))
-        if r.get("publishedUri"):
-            out.append((f"{name}@{r.get('version')} as published ({r['publishedUri']})", r["publishedUri"]))
-    return out
-
-
 def line_points(arr: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` to plot a 1-D array as a line: every value, or an even stride of at most
     ``max_points`` (complex: magnitudes; bool: 0/1)."""
@@ -610,3 +384,24 @@ def line_points(arr: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np
     step = max(1, -(-a.size // max_points))
     x = np.arange(0, a.size, step)
     return x, a[::step]
+
+
+def line_png(values: np.ndarray, width: float = 4.6, height: float = 1.7) -> bytes:
+    """A line plot of a 1-D array as PNG bytes (matplotlib's Agg canvas: no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazily: matplotlib is optional
+    from matplotlib.figure import Figure
+
+    x, y = line_points(values)
+    fig = Figure(figsize=(width, height), dpi=80)
+    fig.patch.set_alpha(0.0)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.1, 0.16, 0.88, 0.78))
+    ax.set_facecolor("none")
+    ax.plot(x, y, linewidth=1.0, color="#1f77b4")
+    ax.margins(x=0)
+    for spine in ax.spines.values():
+        spine.set_color("#888888")
+    ax.tick_params(colors="#888888", labelsize=7, length=2)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", transparent=True)
+    return buf.getvalue()

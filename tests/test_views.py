@@ -1,4 +1,4 @@
-"""atdata_lab.summaries: the pure helpers the widgets render (no widget, no browser)."""
+"""atdata_lab.views: the pure helpers the widgets render (no widget, no browser)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import atdata_lab as atdata
-from atdata_lab import summaries as S
+from atdata_lab import views as S
 from atdata_lab.entry import IndexEntry
 from atdata_lab.progress import ProgressEvent
 from atdata_lab.schema import Schema
