@@ -27,6 +27,7 @@ __all__ = [
     "EntryConflictError",
     "EntryNotFoundError",
     "PDSUnavailableError",
+    "PromotionCancelled",
     "PromotionConflictError",
     "PromotionDowngradeError",
     "PublishedDataWarning",
@@ -171,6 +172,10 @@ class SandboxError(AtdataLabError, RuntimeError):
 
 class RecordValidationError(AtdataLabError, ValueError):
     """A record breaks its lexicon (length, count, float, format). Names field and limit."""
+
+
+class PromotionCancelled(AtdataLabError):
+    """The promotion was cancelled before its records were written; nothing was published."""
 
 
 class PromotionConflictError(AtdataLabError, ValueError):

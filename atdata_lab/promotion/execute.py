@@ -14,6 +14,7 @@ from ..atmosphere import records as rec
 from ..entry import IndexEntry
 from ..errors import (
     AtdataLabError,
+    PromotionCancelled,
     PromotionConflictError,
     RecordConflictError,
     RecordNotFoundError,
@@ -39,10 +40,6 @@ def _crash_point(step: str) -> None:
     """Crash tests set ``ATDATA_LAB_CRASH_AT=<step>`` to kill this process at that step."""
     if os.environ.get(_CRASH_ENV) == step:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-class PromotionCancelled(AtdataLabError):
-    """The promotion was cancelled before its records were written; nothing was published."""
 
 
 @dataclass

@@ -18,6 +18,7 @@ from ..errors import (
     AuthenticationError,
     NoAtmosphereError,
     PDSUnavailableError,
+    PromotionCancelled,
     PromotionConflictError,
     RateLimitedError,
     RecordTooLargeError,
@@ -364,8 +365,7 @@ def verify_result_html(report: Any) -> str:
 # errors
 # ---------------------------------------------------------------------------------------------
 def _is_cancelled(exc: BaseException) -> bool:
-    # by name: this module imports nothing of atdata_lab.promotion (whose objects render through it)
-    return any(c.__name__ == "PromotionCancelled" for c in type(exc).__mro__)
+    return isinstance(exc, PromotionCancelled)
 
 
 def error_advice(exc: BaseException) -> str:

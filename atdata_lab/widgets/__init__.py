@@ -4,7 +4,7 @@
   (``index.browse()``).
 * :class:`SampleInspector` — look at the samples of a dataset or entry, field by field
   (``entry.inspect()`` / ``dataset.inspect()``).
-* :class:`SchemaDiff` and :func:`diff` — compare two schemas side by side.
+* :class:`SchemaDiffViewer` (formerly ``SchemaDiff``) and :func:`diff` — compare two schemas side by side.
 * :class:`PromotionWizard` — publish an entry to the AT Protocol network, step by step.
 
 Every name is imported on first use, so ``import atdata_lab.widgets`` costs nothing and
@@ -17,11 +17,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["IndexBrowser", "SampleInspector", "SchemaDiff", "PromotionWizard", "diff"]
+__all__ = ["IndexBrowser", "SampleInspector", "SchemaDiffViewer", "SchemaDiff", "PromotionWizard", "diff"]
 
 _EXPORTS = {
     "IndexBrowser": ".index_browser",
     "SampleInspector": ".sample_inspector",
+    "SchemaDiffViewer": ".schema_diff",
     "SchemaDiff": ".schema_diff",
     "PromotionWizard": ".promotion_wizard",
     "diff": ".schema_diff",

@@ -416,7 +416,7 @@ class IndexBrowser(AtdataWidget):
     def diff_selected(self, against: str | None = None) -> Any:
         """"Diff schema": compare ``against`` (a local ref or at:// URI; default: the first of the
         dropdown — the published record, else the newest other version) with the selected
-        entry's schema. Returns the ``SchemaDiff`` widget, or None when it is not available."""
+        entry's schema. Returns the ``SchemaDiffViewer`` widget, or None when it is not available."""
         with self.reporting("Comparing schemas"):
             entry = self._require_selected()
             against = against or (self.diff_against.value or None)
@@ -424,12 +424,12 @@ class IndexBrowser(AtdataWidget):
                 raise InvalidArgumentError(f"schema {S.schema_label(entry.schema_ref)} has no other version, local or "
                                  "published, to compare with")
             try:
-                from .schema_diff import SchemaDiff
+                from .schema_diff import SchemaDiffViewer
             except ImportError as e:
                 self.errors.show_message(not_available("The schema diff viewer", "schema_diff", e))
                 return None
             return self._open_action(f"{S.schema_label(against)} → {S.schema_label(entry.schema_ref)}",
-                                     SchemaDiff(against, entry.schema_ref, index=self.index))
+                                     SchemaDiffViewer(against, entry.schema_ref, index=self.index))
 
     def promote_selected(self) -> Any:
         """"Promote…": open the ``PromotionWizard`` on the selected entry (returned), or None when

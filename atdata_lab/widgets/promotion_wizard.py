@@ -78,7 +78,7 @@ from ..promotion import (
 )
 from ..views import Publication
 from ._base import AtdataWidget, BackgroundTask, ProgressBar, esc
-from .schema_diff import SchemaDiff
+from .schema_diff import SchemaDiffViewer
 
 __all__ = ["PromotionWizard", "STEPS", "DATA_CHOICES"]
 
@@ -877,7 +877,7 @@ class PromotionWizard(AtdataWidget):
             d = plan.schema_decision
             children = []
             if d.action == "conflict":
-                children = [SchemaDiff(d.uri, self.entry, index=self.index)]
+                children = [SchemaDiffViewer(d.uri, self.entry, index=self.index)]
             self.downgrades = []
             self.plan = plan
             self._show_downgrades(plan)
@@ -933,7 +933,7 @@ class PromotionWizard(AtdataWidget):
 
     @property
     def schema_diff(self) -> Any:
-        """The SchemaDiff widget embedded in Preview for a conflict (else None)."""
+        """The SchemaDiffViewer widget embedded in Preview for a conflict (else None)."""
         return self._diff_box.children[0] if self._diff_box.children else None
 
     def _can_publish(self) -> bool:

@@ -1,9 +1,9 @@
-"""``SchemaDiff``: two schemas side by side, with the verdict and the version to use next.
+"""``SchemaDiffViewer``: two schemas side by side, with the verdict and the version to use next.
 
 Usage::
 
-    from atdata_lab.widgets import SchemaDiff, diff
-    SchemaDiff(FeatureSample, "at://did:plc:.../science.alt.dataset.schema/...", index=index)
+    from atdata_lab.widgets import SchemaDiffViewer, diff
+    SchemaDiffViewer(FeatureSample, "at://did:plc:.../science.alt.dataset.schema/...", index=index)
     diff(index.get_entry_by_name("a"), index.get_entry_by_name("b"))
 
 Each side may be a sample type, a local schema ref, an at:// schema URI, a schema record dict or
@@ -29,7 +29,7 @@ from ..index import Index
 from ..schema_diff import SchemaComparison, compare_schemas, resolve_schema
 from ._base import AtdataWidget, esc
 
-__all__ = ["SchemaDiff", "diff"]
+__all__ = ["SchemaDiffViewer", "SchemaDiff", "diff"]
 
 
 def _record_pane(title: str) -> tuple[ipywidgets.Accordion, ipywidgets.HTML]:
@@ -40,7 +40,7 @@ def _record_pane(title: str) -> tuple[ipywidgets.Accordion, ipywidgets.HTML]:
     return pane, body
 
 
-class SchemaDiff(AtdataWidget):
+class SchemaDiffViewer(AtdataWidget):
     """A side-by-side field table of two schemas, the verdict, and both raw records.
 
     Args:
@@ -131,12 +131,16 @@ class SchemaDiff(AtdataWidget):
 
     def __repr__(self) -> str:
         if self.comparison is None:
-            return "SchemaDiff(not compared)"
+            return "SchemaDiffViewer(not compared)"
         c = self.comparison
-        return (f"SchemaDiff({c.left.label} -> {c.right.label}: {c.diff.verdict}, "
+        return (f"SchemaDiffViewer({c.left.label} -> {c.right.label}: {c.diff.verdict}, "
                 f"next version {c.diff.next_version})")
 
 
-def diff(a: Any, b: Any, *, index: Any = None) -> SchemaDiff:
-    """Shortcut: ``SchemaDiff(a, b, index=index)``."""
-    return SchemaDiff(a, b, index=index)
+#: The widget's name before 0.2 (the library's ``atdata_lab.SchemaDiff`` is the diff itself); kept for one release.
+SchemaDiff = SchemaDiffViewer
+
+
+def diff(a: Any, b: Any, *, index: Any = None) -> SchemaDiffViewer:
+    """Shortcut: ``SchemaDiffViewer(a, b, index=index)``."""
+    return SchemaDiffViewer(a, b, index=index)

@@ -146,5 +146,5 @@ def test_index_browsers_diff_schema_action_opens_it(lab):
     expect(shown.locator(".atdata-diff-row[data-field='note'] .atdata-diff-status")).to_have_text("added")
     expect(shown.locator(".atdata-schema-diff-verdict")).to_contain_text("compatible")
     expect(shown.locator(".atdata-schema-diff-verdict")).to_contain_text("1.1.0")
-    lab.wait_for_kernel("type(browser.action_widget).__name__", "SchemaDiff")
+    lab.wait_for_kernel("type(browser.action_widget).__name__", "SchemaDiffViewer")
     assert lab.kernel_eval("browser.action_widget.verdict") == "compatible"

@@ -57,7 +57,7 @@ def test_core_import_does_not_pull_widget_stacks():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     got = json.loads(out.stdout)
     assert got["before"] == {"ipywidgets": False, "matplotlib": False, "anywidget": False, "PIL": False}
-    assert got["names"] == ["IndexBrowser", "PromotionWizard", "SampleInspector", "SchemaDiff", "diff"]
+    assert got["names"] == ["IndexBrowser", "PromotionWizard", "SampleInspector", "SchemaDiff", "SchemaDiffViewer", "diff"]
     assert got["ib"] == "atdata_lab.widgets.index_browser" and got["after"] is True
     assert got["mpl"] is False  # the widgets never import pyplot (no global matplotlib state)
 

@@ -360,7 +360,7 @@ def test_diff_schema_opens_the_diff_viewer(index):
     b.diff_button.click()
     assert not b.errors.visible, b.errors.message
     w = b.action_widget
-    assert type(w).__name__ == "SchemaDiff" and w in b.action_area.children
+    assert type(w).__name__ == "SchemaDiffViewer" and w in b.action_area.children
     assert "Frame@1.0.0 → Frame@1.1.0" in b.action_title.value
 
 
