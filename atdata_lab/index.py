@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
-import socket
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -18,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import _journal
 from .cid import cid_for
 from .dataset import Dataset
 from .entry import IndexEntry
@@ -46,14 +45,13 @@ from .schema import (
 from .schema_diff import schema_diff
 from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into
 from .stores.base import DataStore
-from .stores.local import LocalDiskStore, _pid_alive, atdata_home, check_dataset_name
+from .stores.local import LocalDiskStore, atdata_home, check_dataset_name
 
 __all__ = ["Index", "SearchPage"]
 
 # Shards published by a write whose entry is not committed yet, noted in $ATDATA_HOME/pending-writes/
-# so that a writer killed in between leaves nothing behind for long: the next write on this machine
-# deletes the shards no entry references (see Index._clean_stale_writes).
-_active_writes: set[Path] = set()
+# (see atdata_lab._journal) so that a writer killed in between leaves nothing behind for long: the
+# next write on this machine deletes the shards no entry references (see Index._clean_stale_writes).
 
 
 def _pending_writes_dir() -> Path:
@@ -266,59 +264,28 @@ class Index:
 
     def _note_write(self, urls: list[str]) -> Path | None:
         """Note shards about to be published (best effort: a read-only home only loses the cleanup)."""
-        try:
-            folder = _pending_writes_dir()
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"index": self._index_id(), "urls": urls, "pid": os.getpid(),
-                                       "host": socket.gethostname()}))
-            os.replace(tmp, path)
-        except OSError:
-            return None
-        _active_writes.add(path)
-        return path
+        return _journal.note(_pending_writes_dir(), {"index": self._index_id(), "urls": urls})
 
     @staticmethod
     def _narrow_write(journal: Path | None, urls: list[str]) -> None:
         """Note only ``urls`` of a write's shards: those it created (an identical file that was already
         there belongs to someone else and is never cleaned up)."""
-        if journal is None:
-            return
-        try:
-            info, keep = json.loads(journal.read_text()), set(urls)
-            tmp = journal.with_suffix(".tmp")
-            tmp.write_text(json.dumps({**info, "urls": [u for u in info.get("urls", []) if u in keep]}))
-            os.replace(tmp, journal)
-        except (OSError, ValueError):
-            pass
+        info = _journal.read(journal) if journal is not None else None
+        if info is not None:
+            keep = set(urls)
+            _journal.rewrite(journal, {**info, "urls": [u for u in info.get("urls", []) if u in keep]})
 
     @staticmethod
     def _end_write(journal: Path | None, *, done: bool) -> None:
-        if journal is None:
-            return
-        _active_writes.discard(journal)
-        if done:
-            journal.unlink(missing_ok=True)
+        _journal.end(journal, done=done)
 
     def _clean_stale_writes(self) -> None:
         """Delete shards that writes on this machine published without committing their entry (the
         writer was killed in between, or the index became unreachable), once no entry and no
         published record uses them."""
-        folder = _pending_writes_dir()
-        if not folder.is_dir():
-            return
-        me, host, ident = os.getpid(), socket.gethostname(), self._index_id()
-        for path in folder.glob("*.json"):
-            if path in _active_writes:
-                continue
-            try:
-                info = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            pid = info.get("pid")
-            if info.get("index") != ident or info.get("host") != host or not isinstance(pid, int) or (
-                    pid != me and _pid_alive(pid)):
+        ident = self._index_id()
+        for path, info in _journal.stale(_pending_writes_dir()):
+            if info.get("index") != ident:
                 continue
             urls = [u for u in info.get("urls", []) if isinstance(u, str)]
             try:
@@ -326,7 +293,7 @@ class Index:
             except (AtdataLabError, OSError):
                 continue  # the index or the store is unreachable now: try again next time
             if left:
-                path.write_text(json.dumps({**info, "urls": left}))
+                _journal.rewrite(path, {**info, "urls": left})
             else:
                 path.unlink(missing_ok=True)
 

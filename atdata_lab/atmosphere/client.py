@@ -54,6 +54,7 @@ from typing import IO, Any, BinaryIO
 
 import httpx
 
+from atdata_lab._journal import temp_name, write_private
 from atdata_lab.atmosphere.lexicon import (
     _NSID_RE,
     _is_did,
@@ -545,14 +546,7 @@ class Atmosphere:
     @staticmethod
     def _write_session_file(p: Path, text: str) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, text.encode("utf-8"))
-        finally:
-            os.close(fd)
-        os.replace(tmp, p)
+        write_private(p, text)
 
     def _on_session_change(self, event: Any, session: Any) -> None:
         if getattr(self, "_pinned", True):
@@ -1515,8 +1509,6 @@ class Atmosphere:
             BlobMismatchError: The bytes do not match the CID (nothing is left at ``dest_path``).
             StoreError: The file cannot be written (disk full, permissions).
         """
-        from atdata_lab.stores.local import temp_name
-
         dest = Path(dest_path)
         parse_blob_cid(cid)  # refused before anything is created or sent
         try:
