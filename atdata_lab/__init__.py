@@ -3,7 +3,7 @@
 ``import atdata_lab as atdata`` runs atdata 0.7's tutorials unchanged.
 """
 
-from .dataset import Dataset, DatasetDict, SampleBatch
+from .dataset import Dataset, DatasetDict, SampleBatch, write_samples
 from .entry import IndexEntry
 from .errors import (
     AtdataLabError,
@@ -22,7 +22,6 @@ from .progress import ProgressEvent, TqdmProgress
 from .sample import DictSample, PackableSample, packable
 from .schema import Schema
 from .schema_diff import SchemaDiff, schema_diff
-from .shards import write_samples
 from .stores import LocalDiskStore
 from .urls import TrustPolicy
 

@@ -7,7 +7,6 @@ default, Redis for teams) and writes data into a data store (local disk by defau
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import uuid
 import warnings
@@ -43,7 +42,7 @@ from .schema import (
     version_key,
 )
 from .schema_diff import schema_diff
-from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into
+from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into, peek_samples
 from .stores.base import DataStore
 from .stores.local import LocalDiskStore, atdata_home, check_dataset_name
 
@@ -194,15 +193,7 @@ class Index:
         """
         check_dataset_name(name)
         tags = self._check_tags(tags)
-        it = iter(samples)
-        try:
-            first = next(it)
-        except StopIteration:
-            raise InvalidArgumentError(f"write({name!r}): no samples to write (the input is empty); nothing was written") from None
-        try:
-            total = len(samples)  # type: ignore[arg-type]
-        except TypeError:  # generators, filtered datasets: no length known
-            total = None
+        first, every, total = peek_samples(samples, f"write({name!r})")
         cls = type(first)
         codec = codec_for(cls)
         nd_fields = [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
@@ -218,7 +209,7 @@ class Index:
         writer = ShardSetWriter(lambda i: store.shard_url(name, i, tag=tag), store.open_sink,
                                 maxcount=maxcount, maxsize=maxsize)
         try:
-            n = encode_samples_into(writer, itertools.chain([first], it), codec, observer=observer,
+            n = encode_samples_into(writer, every, codec, observer=observer,
                                     progress=progress, total=total)
             infos = writer.finish()
             if cls is DictSample:
