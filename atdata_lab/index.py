@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import _journal
 from .cid import cid_for
 from .dataset import Dataset
@@ -45,6 +47,7 @@ from .schema_diff import schema_diff
 from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into, peek_samples
 from .stores.base import DataStore
 from .stores.local import LocalDiskStore, atdata_home, check_dataset_name
+from .transfer import copy_shards
 
 __all__ = ["Index", "SearchPage"]
 
@@ -96,8 +99,6 @@ _KINDS_BY_TYPE = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), 
 
 def _infer_schema(name: str, sample: DictSample) -> Schema:
     """A schema for schema-less data, from one sample's values."""
-    import numpy as np
-
     fields = []
     for k, v in sample.items():
         if isinstance(v, np.ndarray):
@@ -140,6 +141,7 @@ class Index:
             self.provider = provider
         else:
             kind = provider or ("redis" if (redis is not None or url) else "sqlite")
+            # the backends load when chosen (sqlite_utils costs ~0.2 s of `import atdata_lab`; redis is optional)
             if kind == "sqlite":
                 from .providers.sqlite import SQLiteProvider
 
@@ -433,8 +435,6 @@ class Index:
         if same is not None:
             return same
         if copy:
-            from .transfer import copy_shards
-
             infos = copy_shards(infos, self.data_store, name, source_options=ds.storage_options, progress=progress,
                                 in_use=self._referenced)
         if is_new:
@@ -454,8 +454,6 @@ class Index:
         are skipped); the originals stay where they were. The entry's CID does not change. A file
         already at a target name is never replaced: the shard gets a content-addressed name instead.
         """
-        from .transfer import copy_shards
-
         entry = self.get_entry_by_name(name)
         ds = self.dataset(entry)
         infos = [ds.shard_info(u) for u in entry.data_urls]
