@@ -231,7 +231,7 @@ class Index:
         except BaseException:
             writer.abort()
             self._narrow_write(journal, writer.created)  # shards this write did not create are never cleaned up
-            self._end_write(journal, done=not writer.created)
+            _journal.end(journal, done=not writer.created)
             raise
         if len(writer.created) != len(infos):  # an identical file was there already: not ours to clean up
             self._narrow_write(journal, writer.created)
@@ -242,11 +242,11 @@ class Index:
             try:
                 self._delete_unused(writer.created)
             except BaseException:
-                self._end_write(journal, done=False)  # the index is unreachable: a later write cleans up
+                _journal.end(journal, done=False)  # the index is unreachable: a later write cleans up
                 raise
-            self._end_write(journal, done=True)
+            _journal.end(journal, done=True)
             raise
-        self._end_write(journal, done=True)
+        _journal.end(journal, done=True)
         return entry
 
     write_samples = write
@@ -267,10 +267,6 @@ class Index:
         if info is not None:
             keep = set(urls)
             _journal.rewrite(journal, {**info, "urls": [u for u in info.get("urls", []) if u in keep]})
-
-    @staticmethod
-    def _end_write(journal: Path | None, *, done: bool) -> None:
-        _journal.end(journal, done=done)
 
     def _clean_stale_writes(self) -> None:
         """Delete shards that writes on this machine published without committing their entry (the
