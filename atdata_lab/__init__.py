@@ -3,7 +3,7 @@
 ``import atdata_lab as atdata`` runs atdata 0.7's tutorials unchanged.
 """
 
-from .dataset import Dataset, DatasetDict, SampleBatch
+from .dataset import Dataset, DatasetDict, SampleBatch, write_samples
 from .entry import IndexEntry
 from .errors import (
     AtdataLabError,
@@ -22,8 +22,7 @@ from .progress import ProgressEvent, TqdmProgress
 from .sample import DictSample, PackableSample, packable
 from .schema import Schema
 from .schema_diff import SchemaDiff, schema_diff
-from .shards import write_samples
-from .stores.local import LocalDiskStore
+from .stores import LocalDiskStore
 from .urls import TrustPolicy
 
 __version__ = "0.1.0"
@@ -63,7 +62,7 @@ __all__ = [
 def __getattr__(name: str):
     # Optional backends load on first use, so `import atdata_lab` needs no s3fs.
     if name == "S3DataStore":
-        from .stores.s3 import S3DataStore
+        from . import stores
 
-        return S3DataStore
+        return stores.S3DataStore
     raise AttributeError(f"module 'atdata_lab' has no attribute {name!r}")

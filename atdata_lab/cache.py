@@ -22,9 +22,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ._journal import clean_stale_temp_files, temp_name
 from .cid import BlobCID
-from .errors import ShardError, StoreError
-from .stores.local import atdata_home, clean_stale_temp_files, temp_name
+from .errors import ShardError, ShardNotFoundError, StoreError
+from .stores.local import atdata_home
 from .urls import REMOTE_BLOCK, is_local, local_path, open_url
 
 __all__ = ["blob_path", "fetch_blob", "fetch_shard", "shard_path", "verify_file"]
@@ -167,8 +168,6 @@ def verified_source(url: str, sha256: str, storage_options: dict[str, Any] | Non
     if is_local(url):
         p = local_path(url)
         if not os.path.exists(p):
-            from .errors import ShardNotFoundError
-
             raise ShardNotFoundError(f"shard {url} does not exist")
         if not verify_file(p, sha256):
             raise ShardError(f"shard {url} does not match its published sha256 checksum: none of its samples was "

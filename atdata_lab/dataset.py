@@ -13,15 +13,17 @@ import itertools
 import mmap
 import os
 import random
+import re
 import sys
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 import msgpack
 import numpy as np
 
+from .cache import verified_source
 from .errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -34,12 +36,22 @@ from .errors import (
 from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_large
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
+from .progress import ProgressLike
 from .sample import DictSample, codec_for
 from .schema import fields_of
-from .shards import ShardInfo, iter_sample_members, local_shard_signature, scan_shard
+from .shards import (
+    ShardInfo,
+    ShardSetWriter,
+    encode_samples_into,
+    iter_sample_members,
+    local_shard_signature,
+    peek_samples,
+    scan_shard,
+)
+from .stores.local import FileSink
 from .urls import _pool, expand_urls, is_local, local_path, open_url, read_range
 
-__all__ = ["Dataset", "SampleBatch", "DatasetDict"]
+__all__ = ["Dataset", "SampleBatch", "DatasetDict", "write_samples"]
 
 ST = TypeVar("ST")
 
@@ -295,8 +307,6 @@ class Dataset(Generic[ST]):
             return url
         src = self._sources.get(url)
         if src is None:
-            from .cache import verified_source
-
             src = self._sources[url] = verified_source(url, want, self.storage_options)
         return src
 
@@ -692,6 +702,51 @@ class Dataset(Generic[ST]):
         from .widgets.sample_inspector import SampleInspector
 
         return SampleInspector(self, **kwargs)
+
+
+def _shard_pattern(path: str | os.PathLike, split: bool) -> Callable[[int], str]:
+    p = os.fspath(path)
+    if re.search(r"%0?\d*d", p):
+        return lambda i: p % i
+    if p.endswith(".tar"):
+        if not split:
+            return lambda i: p if i == 0 else p[:-4] + f"-{i:06d}.tar"
+        p = p[:-4]
+    return lambda i: f"{p}-{i:06d}.tar"
+
+
+def write_samples(
+    samples: Iterable[Any],
+    path: str | os.PathLike,
+    *,
+    maxcount: int | None = None,
+    maxsize: int | None = None,
+    progress: ProgressLike = False,
+) -> Dataset:
+    """Write samples to ``name-%06d.tar`` shards on local disk and return them as a :class:`Dataset`.
+
+    ``path`` may be ``"out/data"`` (gives ``out/data-000000.tar``, ...), a pattern with ``%``
+    (``"out/data-%04d.tar"``), or, with neither maxcount nor maxsize, a single ``.tar`` file.
+    Bytes are deterministic: the same samples always give identical shards.
+
+    Raises:
+        ValueError: ``samples`` is empty (no file is left behind).
+    """
+    first, every, total = peek_samples(samples, "write_samples")
+    cls = type(first)
+    codec = codec_for(cls)
+    url_for = _shard_pattern(path, split=maxcount is not None or maxsize is not None)
+    writer = ShardSetWriter(url_for, lambda u: FileSink(u, replace=True), maxcount=maxcount, maxsize=maxsize)
+    try:
+        encode_samples_into(writer, every, codec, progress=progress, total=total)
+        infos = writer.finish()
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    ds = Dataset([i.url for i in infos], sample_type=cls)
+    ds._remember_shards(infos)
+    return ds
 
 
 def _rebuild_dataset(urls: list[str], state: dict[str, Any]) -> Dataset:

@@ -7,10 +7,7 @@ default, Redis for teams) and writes data into a data store (local disk by defau
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
 import os
-import socket
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -18,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import promotion
+import numpy as np
+
+from . import _journal, promotion
 from .cid import cid_for
 from .dataset import Dataset
 from .entry import IndexEntry
@@ -45,16 +44,16 @@ from .schema import (
     version_key,
 )
 from .schema_diff import resolve_schema, schema_diff
-from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into
+from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into, peek_samples
 from .stores.base import DataStore
-from .stores.local import LocalDiskStore, _pid_alive, atdata_home, check_dataset_name
+from .stores.local import LocalDiskStore, atdata_home, check_dataset_name
+from .transfer import copy_shards
 
 __all__ = ["Index", "SearchPage"]
 
 # Shards published by a write whose entry is not committed yet, noted in $ATDATA_HOME/pending-writes/
-# so that a writer killed in between leaves nothing behind for long: the next write on this machine
-# deletes the shards no entry references (see Index._clean_stale_writes).
-_active_writes: set[Path] = set()
+# (see atdata_lab._journal) so that a writer killed in between leaves nothing behind for long: the
+# next write on this machine deletes the shards no entry references (see Index._clean_stale_writes).
 
 
 def _pending_writes_dir() -> Path:
@@ -100,8 +99,6 @@ _KINDS_BY_TYPE = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), 
 
 def _infer_schema(name: str, sample: DictSample) -> Schema:
     """A schema for schema-less data, from one sample's values."""
-    import numpy as np
-
     fields = []
     for k, v in sample.items():
         if isinstance(v, np.ndarray):
@@ -144,6 +141,7 @@ class Index:
             self.provider = provider
         else:
             kind = provider or ("redis" if (redis is not None or url) else "sqlite")
+            # the backends load when chosen (sqlite_utils costs ~0.2 s of `import atdata_lab`; redis is optional)
             if kind == "sqlite":
                 from .providers.sqlite import SQLiteProvider
 
@@ -197,15 +195,7 @@ class Index:
         """
         check_dataset_name(name)
         tags = self._check_tags(tags)
-        it = iter(samples)
-        try:
-            first = next(it)
-        except StopIteration:
-            raise InvalidArgumentError(f"write({name!r}): no samples to write (the input is empty); nothing was written") from None
-        try:
-            total = len(samples)  # type: ignore[arg-type]
-        except TypeError:  # generators, filtered datasets: no length known
-            total = None
+        first, every, total = peek_samples(samples, f"write({name!r})")
         cls = type(first)
         codec = codec_for(cls)
         nd_fields = [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
@@ -221,7 +211,7 @@ class Index:
         writer = ShardSetWriter(lambda i: store.shard_url(name, i, tag=tag), store.open_sink,
                                 maxcount=maxcount, maxsize=maxsize)
         try:
-            n = encode_samples_into(writer, itertools.chain([first], it), codec, observer=observer,
+            n = encode_samples_into(writer, every, codec, observer=observer,
                                     progress=progress, total=total)
             infos = writer.finish()
             if cls is DictSample:
@@ -241,7 +231,7 @@ class Index:
         except BaseException:
             writer.abort()
             self._narrow_write(journal, writer.created)  # shards this write did not create are never cleaned up
-            self._end_write(journal, done=not writer.created)
+            _journal.end(journal, done=not writer.created)
             raise
         if len(writer.created) != len(infos):  # an identical file was there already: not ours to clean up
             self._narrow_write(journal, writer.created)
@@ -252,11 +242,11 @@ class Index:
             try:
                 self._delete_unused(writer.created)
             except BaseException:
-                self._end_write(journal, done=False)  # the index is unreachable: a later write cleans up
+                _journal.end(journal, done=False)  # the index is unreachable: a later write cleans up
                 raise
-            self._end_write(journal, done=True)
+            _journal.end(journal, done=True)
             raise
-        self._end_write(journal, done=True)
+        _journal.end(journal, done=True)
         return entry
 
     write_samples = write
@@ -267,59 +257,24 @@ class Index:
 
     def _note_write(self, urls: list[str]) -> Path | None:
         """Note shards about to be published (best effort: a read-only home only loses the cleanup)."""
-        try:
-            folder = _pending_writes_dir()
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"index": self._index_id(), "urls": urls, "pid": os.getpid(),
-                                       "host": socket.gethostname()}))
-            os.replace(tmp, path)
-        except OSError:
-            return None
-        _active_writes.add(path)
-        return path
+        return _journal.note(_pending_writes_dir(), {"index": self._index_id(), "urls": urls})
 
     @staticmethod
     def _narrow_write(journal: Path | None, urls: list[str]) -> None:
         """Note only ``urls`` of a write's shards: those it created (an identical file that was already
         there belongs to someone else and is never cleaned up)."""
-        if journal is None:
-            return
-        try:
-            info, keep = json.loads(journal.read_text()), set(urls)
-            tmp = journal.with_suffix(".tmp")
-            tmp.write_text(json.dumps({**info, "urls": [u for u in info.get("urls", []) if u in keep]}))
-            os.replace(tmp, journal)
-        except (OSError, ValueError):
-            pass
-
-    @staticmethod
-    def _end_write(journal: Path | None, *, done: bool) -> None:
-        if journal is None:
-            return
-        _active_writes.discard(journal)
-        if done:
-            journal.unlink(missing_ok=True)
+        info = _journal.read(journal) if journal is not None else None
+        if info is not None:
+            keep = set(urls)
+            _journal.rewrite(journal, {**info, "urls": [u for u in info.get("urls", []) if u in keep]})
 
     def _clean_stale_writes(self) -> None:
         """Delete shards that writes on this machine published without committing their entry (the
         writer was killed in between, or the index became unreachable), once no entry and no
         published record uses them."""
-        folder = _pending_writes_dir()
-        if not folder.is_dir():
-            return
-        me, host, ident = os.getpid(), socket.gethostname(), self._index_id()
-        for path in folder.glob("*.json"):
-            if path in _active_writes:
-                continue
-            try:
-                info = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            pid = info.get("pid")
-            if info.get("index") != ident or info.get("host") != host or not isinstance(pid, int) or (
-                    pid != me and _pid_alive(pid)):
+        ident = self._index_id()
+        for path, info in _journal.stale(_pending_writes_dir()):
+            if info.get("index") != ident:
                 continue
             urls = [u for u in info.get("urls", []) if isinstance(u, str)]
             try:
@@ -327,7 +282,7 @@ class Index:
             except (AtdataLabError, OSError):
                 continue  # the index or the store is unreachable now: try again next time
             if left:
-                path.write_text(json.dumps({**info, "urls": left}))
+                _journal.rewrite(path, {**info, "urls": left})
             else:
                 path.unlink(missing_ok=True)
 
@@ -476,8 +431,6 @@ class Index:
         if same is not None:
             return same
         if copy:
-            from .transfer import copy_shards
-
             infos = copy_shards(infos, self.data_store, name, source_options=ds.storage_options, progress=progress,
                                 in_use=self._referenced)
         if is_new:
@@ -497,8 +450,6 @@ class Index:
         are skipped); the originals stay where they were. The entry's CID does not change. A file
         already at a target name is never replaced: the shard gets a content-addressed name instead.
         """
-        from .transfer import copy_shards
-
         entry = self.get_entry_by_name(name)
         ds = self.dataset(entry)
         infos = [ds.shard_info(u) for u in entry.data_urls]

@@ -10,6 +10,8 @@ from typing import Any
 
 from .dataset import Dataset, DatasetDict
 from .errors import DataNotFoundError
+from .index import Index
+from .promotion import load_published
 from .urls import expand_urls, is_local, local_path
 
 __all__ = ["load_dataset", "split_of"]
@@ -101,16 +103,12 @@ def load_dataset(
     """
     path = os.fspath(path)
     if path.startswith("@local/"):
-        from .index import Index
-
         idx = index if index is not None else Index()
         name = path[len("@local/") :]
         entry = idx.get_entry_by_name(name)
         ds = idx.dataset(entry, sample_type=sample_type)
         return _pick(DatasetDict({entry.metadata.get("split", "train"): ds}), split)
     if path.startswith("at://") or path.startswith("@"):
-        from .promotion import load_published
-
         ds = load_published(path, sample_type=sample_type, index=index, trust=trust)
         return _pick(DatasetDict({ds._split: ds}), split)
     root, files = _resolve_files(path)

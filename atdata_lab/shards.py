@@ -1,5 +1,8 @@
 """Shards: writing samples into WebDataset tars, and reading them back member by member.
 
+This module knows tars, sinks and codecs, not datasets: :func:`~atdata_lab.dataset.write_samples`
+and :meth:`~atdata_lab.index.Index.write` drive the writer.
+
 Writing serializes each sample once, straight into the shard bytes, while computing the
 shard's sha256 and a per-sample offset index (byte offset and length of each sample's
 member), so sample *k* can later be read with one seek. Shards are staged out of sight and
@@ -9,9 +12,9 @@ published only when complete.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import mmap
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ from .stores.base import ShardSink
 from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header
 from .urls import is_local, local_path, open_url
 
-__all__ = ["ShardInfo", "ShardSetWriter", "HintObserver", "scan_shard", "iter_sample_members", "write_samples"]
+__all__ = ["ShardInfo", "ShardSetWriter", "HintObserver", "encode_samples_into", "peek_samples", "scan_shard", "iter_sample_members"]
 
 _PADS = [bytes(i) for i in range(BLOCK)]
 _warned_exts: set[str] = set()
@@ -220,6 +223,22 @@ class ShardSetWriter:
                 pass
 
 
+def peek_samples(samples: Iterable[Any], call: str) -> tuple[Any, Iterator[Any], int | None]:
+    """``(first sample, all the samples, how many or None)`` of an input about to be written: the
+    first tells the sample type before anything is written. ``call`` names the caller in the error
+    an empty input raises (nothing was written)."""
+    it = iter(samples)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise InvalidArgumentError(f"{call}: no samples to write (the input is empty); nothing was written") from None
+    try:
+        total = len(samples)  # type: ignore[arg-type]
+    except TypeError:  # generators, filtered datasets: no length known
+        total = None
+    return first, itertools.chain([first], it), total
+
+
 def encode_samples_into(
     writer: ShardSetWriter,
     samples: Iterable[Any],
@@ -243,65 +262,6 @@ def encode_samples_into(
             report(ProgressEvent(task, n, total, "samples"))
     report(ProgressEvent(task, n, total if total is not None else n, "samples", finished=True))
     return n
-
-
-def _shard_pattern(path: str | os.PathLike, split: bool) -> Callable[[int], str]:
-    p = os.fspath(path)
-    if re.search(r"%0?\d*d", p):
-        return lambda i: p % i
-    if p.endswith(".tar"):
-        if not split:
-            return lambda i: p if i == 0 else p[:-4] + f"-{i:06d}.tar"
-        p = p[:-4]
-    return lambda i: f"{p}-{i:06d}.tar"
-
-
-def write_samples(
-    samples: Iterable[Any],
-    path: str | os.PathLike,
-    *,
-    maxcount: int | None = None,
-    maxsize: int | None = None,
-    progress: ProgressLike = False,
-):
-    """Write samples to ``name-%06d.tar`` shards on local disk and return them as a Dataset.
-
-    ``path`` may be ``"out/data"`` (gives ``out/data-000000.tar``, ...), a pattern with ``%``
-    (``"out/data-%04d.tar"``), or, with neither maxcount nor maxsize, a single ``.tar`` file.
-    Bytes are deterministic: the same samples always give identical shards.
-
-    Raises:
-        ValueError: ``samples`` is empty (no file is left behind).
-    """
-    from .dataset import Dataset
-    from .sample import codec_for
-    from .stores.local import FileSink
-
-    it = iter(samples)
-    try:
-        first = next(it)
-    except StopIteration:
-        raise InvalidArgumentError("write_samples: no samples to write (the input is empty); nothing was written") from None
-    cls = type(first)
-    codec = codec_for(cls)
-    url_for = _shard_pattern(path, split=maxcount is not None or maxsize is not None)
-    writer = ShardSetWriter(url_for, lambda u: FileSink(u, replace=True), maxcount=maxcount, maxsize=maxsize)
-    import itertools
-
-    try:
-        total = len(samples)  # type: ignore[arg-type]
-    except TypeError:
-        total = None
-    try:
-        encode_samples_into(writer, itertools.chain([first], it), codec, progress=progress, total=total)
-        infos = writer.finish()
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
-    ds = Dataset([i.url for i in infos], sample_type=cls)
-    ds._remember_shards(infos)
-    return ds
 
 
 class _HashingReader:

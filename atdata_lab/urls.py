@@ -22,6 +22,7 @@ import re
 import socket
 import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -98,11 +99,8 @@ def only_on_this_machine(url: str) -> bool:
     (``localhost``, ``127.0.0.0/8``, ``::1``, ``0.0.0.0``)."""
     if is_local(url):
         return True
-    import ipaddress
-    from urllib.parse import urlsplit
-
     try:
-        host = (urlsplit(url).hostname or "").lower()
+        host = (urllib.parse.urlsplit(url).hostname or "").lower()
     except ValueError:
         return False
     if host == "localhost" or host.endswith(".localhost"):
@@ -416,8 +414,6 @@ def _pool() -> Any:
     parent's threads do not exist in the child)."""
     global _readahead_pool, _readahead_pid
     if _readahead_pool is None or _readahead_pid != os.getpid():
-        from concurrent.futures import ThreadPoolExecutor
-
         _readahead_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="atdata-readahead")
         _readahead_pid = os.getpid()
     return _readahead_pool

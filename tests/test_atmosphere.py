@@ -24,7 +24,7 @@ import pytest
 
 from atdata_lab.atmosphere import Atmosphere
 from atdata_lab.atmosphere import records as R
-from atdata_lab.atmosphere.client import PDSResponse, _reset_at, _retry_after_seconds
+from atdata_lab.atmosphere._http import PDSResponse, _reset_at, _retry_after_seconds
 from atdata_lab.errors import (
     AuthenticationError,
     PDSUnavailableError,

@@ -12,7 +12,7 @@ import pytest
 
 import atdata_lab as atdata
 from atdata_lab import urls
-from atdata_lab.atmosphere.client import json_depth
+from atdata_lab.atmosphere._http import json_depth
 from atdata_lab.errors import AtdataLabError, RemoteUnavailableError, UntrustedSourceError
 from atdata_lab.urls import TRUST_OPTION, TrustPolicy, check_remote_url, credentials_allowed
 from tests.reliability.hostile import LoopbackServer, file_host, shard_bytes

@@ -5,45 +5,19 @@ from __future__ import annotations
 
 import errno
 import filecmp
-import hashlib
 import os
 import re
-import socket
-import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from .._journal import TEMP_MARK, clean_stale_temp_files, temp_name
 from ..errors import InvalidArgumentError, ShardExistsError, StoreError
 from .base import DataStore, ShardSink
 
-__all__ = ["LocalDiskStore", "FileSink", "atdata_home", "clean_stale_temp_files", "temp_name"]
+# TEMP_MARK, clean_stale_temp_files and temp_name live in atdata_lab._journal (re-exported here)
+__all__ = ["LocalDiskStore", "FileSink", "TEMP_MARK", "atdata_home", "clean_stale_temp_files", "temp_name"]
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
-TEMP_MARK = ".atdata-tmp-"
-
-
-def _host_tag() -> str:
-    """8 hex digits naming this machine in temp file names (a pid means something only on its host)."""
-    return hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
-
-
-def temp_name(final_name: str) -> str:
-    """The hidden name a file is staged under before it is renamed to ``final_name``:
-    ``.{final_name}.atdata-tmp-{pid}-{host}-{random}``. The pid and host let a later writer tell
-    whether the process that made it is still alive (see :func:`clean_stale_temp_files`)."""
-    return f".{final_name}{TEMP_MARK}{os.getpid()}-{_host_tag()}-{uuid.uuid4().hex[:8]}"
-
-
-def _temp_owner(name: str) -> tuple[int, str | None] | None:
-    """``(pid, host tag or None for the older pid-only names)`` of a staging file, else None."""
-    if TEMP_MARK not in name:
-        return None
-    parts = name.rsplit(TEMP_MARK, 1)[1].split("-")
-    try:
-        pid = int(parts[0])
-    except ValueError:
-        return None
-    return pid, (parts[1] if len(parts) >= 3 else None)
 
 
 def atdata_home() -> Path:
@@ -134,45 +108,6 @@ class FileSink(ShardSink):
             self._f.close()
         finally:
             self.tmp.unlink(missing_ok=True)
-
-
-def clean_stale_temp_files(folder: Path, *, depth: int = 0) -> int:
-    """Remove staging files left by writers on this machine that died (their pid is gone), in
-    ``folder`` and, with ``depth``, that many levels of subfolders. Files of live processes and of
-    other machines are left alone; symlinks are never followed. Returns how many were removed."""
-    removed = 0
-    me, host = os.getpid(), _host_tag()
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return 0
-    for e in entries:
-        if e.is_dir(follow_symlinks=False):
-            if depth > 0:
-                removed += clean_stale_temp_files(Path(e.path), depth=depth - 1)
-            continue
-        owner = _temp_owner(e.name)
-        if owner is None or not e.is_file(follow_symlinks=False):
-            continue
-        pid, tag = owner
-        if (tag is not None and tag != host) or pid == me or _pid_alive(pid):
-            continue
-        try:
-            os.unlink(e.path)
-            removed += 1
-        except OSError:
-            pass
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LocalDiskStore(DataStore):

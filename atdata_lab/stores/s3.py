@@ -20,24 +20,19 @@ still overwrite each other.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import socket
-import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .. import _journal
 from ..errors import InvalidArgumentError, ShardExistsError, StoreError
 from ..urls import note_configured_endpoint
 from .base import DataStore, ShardSink
-from .local import _pid_alive, atdata_home, check_dataset_name
+from .local import atdata_home, check_dataset_name
 
 __all__ = ["S3DataStore", "S3Sink", "abort_stale_uploads"]
 
 PART_SIZE = 32 << 20
-
-
-_open_uploads: set[Path] = set()  # noted uploads of sinks of this process that are still open
 
 
 def _pending_dir() -> Path:
@@ -45,21 +40,9 @@ def _pending_dir() -> Path:
 
 
 def _note_upload(store: S3DataStore, bucket: str, key: str, upload_id: str) -> Path | None:
-    """Record an open multipart upload (best effort: a read-only home only loses the cleanup)."""
-    try:
-        folder = _pending_dir()
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"endpoint": store.endpoint_url, "bucket": bucket, "key": key, "upload_id": upload_id,
-                       "pid": os.getpid(), "host": socket.gethostname()}, f)
-        os.replace(tmp, path)
-    except OSError:
-        return None
-    _open_uploads.add(path)
-    return path
+    """Note an open multipart upload (best effort: a read-only home only loses the cleanup)."""
+    return _journal.note(_pending_dir(), {"endpoint": store.endpoint_url, "bucket": bucket, "key": key,
+                                          "upload_id": upload_id})
 
 
 def abort_stale_uploads(store: S3DataStore) -> int:
@@ -70,18 +53,9 @@ def abort_stale_uploads(store: S3DataStore) -> int:
     Uploads of open sinks, of other live processes, of other machines and of other endpoints are
     left alone.
     """
-    folder = _pending_dir()
-    if not folder.is_dir():
-        return 0
-    host, me, aborted = socket.gethostname(), os.getpid(), 0
-    for path in folder.glob("*.json"):
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        pid = info.get("pid")
-        if path in _open_uploads or info.get("host") != host or info.get("endpoint") != store.endpoint_url \
-                or not isinstance(pid, int) or (pid != me and _pid_alive(pid)):
+    aborted = 0
+    for path, info in _journal.stale(_pending_dir()):
+        if info.get("endpoint") != store.endpoint_url:
             continue
         try:
             store.fs.abort_mpu(info["bucket"], info["key"], info["upload_id"])
@@ -140,11 +114,8 @@ class S3Sink(ShardSink):
         self._f._initiate_upload = initiate_and_note
 
     def _forget(self, *, done: bool = True) -> None:
-        if self._noted is not None:
-            _open_uploads.discard(self._noted)
-            if done:
-                self._noted.unlink(missing_ok=True)
-            self._noted = None
+        _journal.end(self._noted, done=done)
+        self._noted = None
 
     def write(self, data: bytes | memoryview) -> None:
         self._sha.update(data)
