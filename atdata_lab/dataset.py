@@ -196,12 +196,12 @@ def _stack_ndarray_payloads(col: list, where: Callable[[int], str], optional: bo
         if uniform:
             # numpy's large allocations get transparent huge pages: fewer page faults than a bytearray
             rb = n0 - off
-            out = np.empty(len(col) * rb, dtype=np.uint8)
-            dest = memoryview(out)
+            flat = np.empty(len(col) * rb, dtype=np.uint8)
+            dest = memoryview(flat)  # type: ignore[arg-type]  # numpy arrays are buffers
             for i, b in enumerate(col):
                 dest[i * rb : (i + 1) * rb] = memoryview(b)[off:]
-            return out.view(dt).reshape((len(col), *shape))
-    out = []
+            return flat.view(dt).reshape((len(col), *shape))
+    out: list[Any] = []
     for i, b in enumerate(col):
         if b is None and optional:
             out.append(None)
@@ -276,7 +276,7 @@ class Dataset(Generic[ST]):
 
     # ------------------------------------------------------------------ plumbing
     def _derive(self, **changes: Any) -> Dataset:
-        kw = {
+        kw: dict[str, Any] = {
             "sample_type": self.sample_type,
             "storage_options": self.storage_options,
             "checksums": self.checksums,
@@ -437,7 +437,7 @@ class Dataset(Generic[ST]):
 
     def _open_ahead(self, url: str, ahead: dict[str, Any]) -> None:
         try:
-            f = open_url(url, self.storage_options)
+            f: Any = open_url(url, self.storage_options)  # a remote reader: fetches its first block ahead
             f.prefetch()
         except Exception:  # noqa: BLE001 - opened again when its turn comes, and any error is raised then
             return
@@ -533,7 +533,10 @@ class Dataset(Generic[ST]):
             def is_array_field(name: str) -> bool:
                 return True
         else:
-            is_array_field = {f.name for f in codec_for(st).fields if f.type.kind == "ndarray"}.__contains__
+            array_fields = {f.name for f in codec_for(st).fields if f.type.kind == "ndarray"}
+
+            def is_array_field(name: str) -> bool:
+                return name in array_fields
         while True:
             chunk = list(itertools.islice(raw, n))
             if not chunk:
@@ -577,7 +580,7 @@ class Dataset(Generic[ST]):
                 col = [m.get(name) for m in maps]
                 if type(col[0]) in _BIN and _looks_like_array(col[0]):
                     try:
-                        cols[name] = _stack_ndarray_payloads(col, lambda i, f=name: where_for(i, f), True)
+                        cols[name] = _stack_ndarray_payloads(col, functools.partial(where_for, field=name), True)
                         continue
                     except SampleDecodeError:
                         pass
@@ -601,7 +604,7 @@ class Dataset(Generic[ST]):
                 )
             kind = f.type.kind
             if kind == "ndarray":
-                cols[name] = _stack_ndarray_payloads(col, lambda i, f=name: where_for(i, f), f.optional)
+                cols[name] = _stack_ndarray_payloads(col, functools.partial(where_for, field=name), f.optional)
             elif kind == "bytes" and memoryview in types_:
                 cols[name] = [bytes(v) if type(v) is memoryview else v for v in col]
             elif kind == "float" and int in types_:
@@ -744,7 +747,7 @@ def write_samples(
     except BaseException:
         writer.abort()
         raise
-    ds = Dataset([i.url for i in infos], sample_type=cls)
+    ds: Dataset[Any] = Dataset([i.url for i in infos], sample_type=cls)
     ds._remember_shards(infos)
     return ds
 

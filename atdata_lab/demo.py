@@ -83,7 +83,7 @@ def run(home: str) -> int:
             _say("   " + str(report).replace("\n", "\n   "))
 
         ds = atdata.load_dataset(result.at_uri, split="train")
-        n = sum(len(b) for b in ds.ordered(batch_size=32))
+        n: int = sum(len(b) for b in ds.ordered(batch_size=32))
         first = next(ds.ordered(batch_size=32))
         _say(f"\n5. Loaded back via at://: {n} samples, first batch features {first.features.shape}")
         ds2 = atdata.load_dataset(f"@{account.handle}/feature-vectors-v2", split="train")

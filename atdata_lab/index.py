@@ -264,7 +264,7 @@ class Index:
         """Note only ``urls`` of a write's shards: those it created (an identical file that was already
         there belongs to someone else and is never cleaned up)."""
         info = _journal.read(journal) if journal is not None else None
-        if info is not None:
+        if info is not None and journal is not None:
             keep = set(urls)
             _journal.rewrite(journal, {**info, "urls": [u for u in info.get("urls", []) if u in keep]})
 
@@ -313,7 +313,8 @@ class Index:
         used = self.provider.urls_in_use(urls)
         unused = [u for u in urls if u not in used]
         published = self.published_urls(unused)
-        left, records = [], {}
+        left: list[str] = []
+        records: dict[str, list[str]] = {}
         for url in unused:
             if not self.data_store.owns(url):
                 left.append(url)
@@ -560,7 +561,8 @@ class Index:
                 sample_type = self.get_schema_type(entry.schema_ref)
             except (SchemaNotFoundError, ValueError):
                 sample_type = DictSample
-        ds = Dataset(entry.data_urls, sample_type=sample_type, storage_options=self._options_for(entry.data_urls))
+        ds: Dataset[Any] = Dataset(entry.data_urls, sample_type=sample_type,
+                                   storage_options=self._options_for(entry.data_urls))
         rows = self.provider.get_shards(entry.data_urls)
         infos = []
         for url in entry.data_urls:

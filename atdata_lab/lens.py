@@ -47,6 +47,7 @@ def _signature_types(get: Callable[..., Any]) -> tuple[type | None, type | None]
 
 
 class Lens(Generic[S, V]):
+    __name__: str
     """A getter ``Source -> View`` and an optional putter ``(View, Source) -> Source``.
 
     Without a putter, :meth:`put` returns the source unchanged (the trivial putter).
@@ -223,7 +224,7 @@ class LensNetwork:
 def lens(f: LensGetter) -> Lens:
     """Decorator: a :class:`Lens` from a getter ``def f(src: Source) -> View``, registered in the
     :class:`LensNetwork` so ``Dataset.as_type(View)`` finds it."""
-    made = Lens(f)
+    made: Lens[Any, Any] = Lens(f)
     LensNetwork().register(made)
     return made
 

@@ -6,7 +6,7 @@ import glob
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from .dataset import Dataset, DatasetDict
 from .errors import DataNotFoundError
@@ -73,6 +73,16 @@ def _below(root: str, f: str) -> str:
 
 def _pick(dd: DatasetDict, split: str | None) -> Dataset | DatasetDict:
     return dd if split is None else dd[split]
+
+
+@overload
+def load_dataset(path: str | os.PathLike, sample_type: type | None = None, *, split: str, index: Any = None,
+                 storage_options: dict[str, Any] | None = None, trust: Any = None) -> Dataset: ...
+
+
+@overload
+def load_dataset(path: str | os.PathLike, sample_type: type | None = None, *, split: None = None, index: Any = None,
+                 storage_options: dict[str, Any] | None = None, trust: Any = None) -> Dataset | DatasetDict: ...
 
 
 def load_dataset(

@@ -73,9 +73,9 @@ class SchemaDiff:
         """One line per change, then the verdict."""
         lines = []
         for f in self.fields:
-            if f.status == "added":
+            if f.status == "added" and f.right is not None:
                 lines.append(f"+ {f.name}: {f.right.describe()}")
-            elif f.status == "removed":
+            elif f.status == "removed" and f.left is not None:
                 lines.append(f"- {f.name}: {f.left.describe()}")
             elif f.status == "changed":
                 lines.append(f"~ {f.name}: {'; '.join(f.changes)}")

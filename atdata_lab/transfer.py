@@ -76,7 +76,7 @@ def copy_shards(
 
     def tell(done: int, name: str | None = None) -> None:
         high[0] = max(high[0], done)
-        report(ProgressEvent("copy", high[0], total, "bytes", message=name))
+        report(ProgressEvent("copy", high[0], total, "bytes", message=name or ""))
 
     before = 0  # bytes of the shards before this one
     for i, info in enumerate(infos):

@@ -398,11 +398,11 @@ def open_url(url: str, storage_options: dict[str, Any] | None = None) -> BinaryI
             raise RemoteAccessDeniedError(f"cannot read the shard {url}: {e.strerror or e}") from None
     opts, policy = _split_options(storage_options)
     if _is_http(url):
-        return _RangeReader(_HttpSource(url, policy), url)
+        return _RangeReader(_HttpSource(url, policy), url)  # type: ignore[return-value]  # a read-only file
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url, **opts)
-    return _RangeReader(_FsSource(fs, path, url), url)
+    return _RangeReader(_FsSource(fs, path, url), url)  # type: ignore[return-value]
 
 
 _readahead_pool: Any = None
@@ -474,7 +474,7 @@ def _http_client(policy: TrustPolicy | None) -> Any:
                 transport = httpx.HTTPTransport()
                 transport._pool = httpcore.ConnectionPool(  # the same pool, with a checking network backend
                     ssl_context=httpx.create_ssl_context(), max_connections=100, max_keepalive_connections=20,
-                    keepalive_expiry=5.0, network_backend=_CheckedBackend(policy))
+                    keepalive_expiry=5.0, network_backend=_CheckedBackend(policy))  # type: ignore[arg-type]
                 # trust_env=False: a proxy from the environment would connect for us, unchecked
                 client = httpx.Client(timeout=timeout, follow_redirects=True, transport=transport, trust_env=False)
             _clients[key] = client

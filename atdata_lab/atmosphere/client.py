@@ -486,7 +486,7 @@ class Atmosphere(XrpcClientBase):
         """
         out = self._call("query", "com.atproto.server.describeServer", op="describe the server")
         info = dict(out) if isinstance(out, dict) else {}
-        limits = info.get("limits") if isinstance(info.get("limits"), dict) else {}
+        limits: dict[str, Any] = info["limits"] if isinstance(info.get("limits"), dict) else {}
         limit = info.get("blobUploadLimit", limits.get("blobUploadLimit"))
         if isinstance(limit, int) and limit > 0:
             info["blobUploadLimit"], info["blobUploadLimitSource"] = limit, "server"
@@ -926,7 +926,7 @@ class Atmosphere(XrpcClientBase):
             payload = data
             if hasattr(data, "seek") and getattr(data, "seekable", lambda: False)():
                 start = data.tell()
-                rewind = lambda: data.seek(start)  # noqa: E731
+                rewind = lambda: data.seek(start)  # type: ignore[assignment]  # noqa: E731
                 size = data.seek(0, os.SEEK_END) - start
                 data.seek(start)
         else:

@@ -853,7 +853,7 @@ def parse_storage(storage: Any) -> dict[str, Any]:
     raise RecordValidationError(f"entry.storage.$type: {t!r} is not a known storage type")
 
 
-def _as_list(v: Any, path: str, of: type = Mapping) -> list[Any]:  # type: ignore[assignment]
+def _as_list(v: Any, path: str, of: Any = Mapping) -> list[Any]:
     if not isinstance(v, list) or not all(isinstance(x, of) for x in v):
         raise RecordValidationError(f"{path}: expected a list")
     return v

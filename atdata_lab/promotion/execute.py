@@ -115,6 +115,7 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
                              progress=report, on_shard=on_shard, in_use=index._referenced)
         data_urls = [c.url for c in copied]
         assert all(isinstance(c, ShardInfo) for c in copied)
+        assert entry_write is not None  # a copy is new storage: the entry record changes
         entry_write.value["storage"], _ = _storage_for(data_urls, entry.shard_checksums, plan.copy_to)
         rec.validate_record(entry_write.value, rec.ENTRY_NSID)
     elif plan.data.kind == "blobs":

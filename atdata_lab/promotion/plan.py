@@ -461,9 +461,9 @@ def _find_schema(index: Any, atm: Any, schema: Schema, ref: str) -> SchemaDecisi
     # 1. the local index remembers publishing this schema to this repository
     known = index.provider.get_state(_state_key("schema-published", did, ref))
     if known is not None:
-        uri = rec.AtUri.parse(known["uri"])
+        known_uri = rec.AtUri.parse(known["uri"])
         try:
-            got = atm.get_record(uri.collection, uri.rkey, repo=did)
+            got = atm.get_record(known_uri.collection, known_uri.rkey, repo=did)
             remote = _remote_schema(got["value"])
             if _schema_matches(schema, remote):
                 return SchemaDecision("reuse", got["uri"], schema, "local index")
@@ -600,7 +600,7 @@ def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange
 
 
 def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
-               published: PublishedEntry | None) -> tuple[dict[str, Any], DataAction, str | None, list[str]]:
+               published: PublishedEntry | None) -> tuple[dict[str, Any], DataAction, Any, list[str]]:
     """The entry's storage, the data action, the copy target and blocking problems.
 
     ``copy_to=None`` follows what is published: the same shards keep their published storage
@@ -610,12 +610,12 @@ def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
     target: Any = "blobs" if isinstance(copy_to, PDSBlobStore) else copy_to
     same_data = published is not None and published.checksums == list(entry.shard_checksums)
     total = entry.size_bytes or 0
-    reuse = (published.value["storage"],
+    reuse: Any = (published.value["storage"],
              DataAction("reuse", entry.num_shards, total, describe_storage(published.storage)), None, []) \
         if published is not None else None
     if target is None and published is not None:
         if same_data:
-            return reuse  # type: ignore[return-value]
+            return reuse
         kind = published.storage_kind
         store = index.data_store
         if kind == "blobs":
@@ -630,7 +630,7 @@ def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
         return storage, DataAction("keep", entry.num_shards, total, "the current URLs", w), None, []
     if target == "blobs":
         if same_data and published is not None and published.storage_kind == "blobs":
-            return reuse  # type: ignore[return-value]
+            return reuse
         limit = atm.describe_server().get("blobUploadLimit") or 5_000_000
         sizes = _shard_sizes(index, entry)
         over = [u for u, s in zip(entry.data_urls, sizes) if s > limit]
@@ -653,7 +653,7 @@ def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
                                 in_use=index._referenced)
         storage, w = _storage_for(new_urls, entry.shard_checksums, target)
         if same_data and published is not None and storage == published.value["storage"]:
-            return reuse  # type: ignore[return-value]
+            return reuse
         return storage, DataAction("copy", entry.num_shards, total, target.describe(), w), target, []
     raise InvalidArgumentError(
         f"copy_to must be a data store (LocalDiskStore, S3DataStore), 'blobs', 'keep' or None, not {copy_to!r}")

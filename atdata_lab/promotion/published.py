@@ -554,7 +554,7 @@ def load_published(path: str, *, sample_type: type | None = None, index: Any = N
         checks = {u: plan.checksums[u] for u in urls if u in plan.checksums}
     if not urls:
         raise RecordValidationError(f"{uri}: the entry names no shards")
-    ds = Dataset(urls, sample_type=st, storage_options=plan.options, checksums=checks if verify else None)
+    ds: Any = Dataset(urls, sample_type=st, storage_options=plan.options, checksums=checks if verify else None)
     ds._split = split
     ds.published_uri = uri
     return ds
