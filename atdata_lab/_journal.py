@@ -27,8 +27,18 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TEMP_MARK", "clean_stale_temp_files", "end", "note", "pid_alive", "read", "rewrite", "stale",
-           "temp_name", "write_private"]
+__all__ = [
+    "TEMP_MARK",
+    "clean_stale_temp_files",
+    "end",
+    "note",
+    "pid_alive",
+    "read",
+    "rewrite",
+    "stale",
+    "temp_name",
+    "write_private",
+]
 
 TEMP_MARK = ".atdata-tmp-"
 

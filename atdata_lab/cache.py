@@ -41,8 +41,10 @@ def _folder(kind: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StoreError(f"cannot create the cache folder {folder}: {e.strerror or e}; set ATDATA_HOME to a "
-                         "writable folder") from None
+        raise StoreError(
+            f"cannot create the cache folder {folder}: {e.strerror or e}; set ATDATA_HOME to a "
+            "writable folder"
+        ) from None
     return folder
 
 
@@ -112,13 +114,16 @@ def fetch_blob(atm: Any, did: str, cid: BlobCID, *, trust: Any = None, max_bytes
     if _drop_if_wrong(path, cid.digest.hex()):
         return path
     clean_stale_temp_files(path.parent)
-    atm.download_blob(did, str(cid), path, max_bytes=max_bytes, trust=trust)  # checked against the CID before the rename
+    atm.download_blob(
+        did, str(cid), path, max_bytes=max_bytes, trust=trust
+    )  # checked against the CID before the rename
     verify_file(path, cid.digest.hex())
     return path
 
 
-def fetch_shard(url: str, sha256: str, storage_options: dict[str, Any] | None = None, *,
-                max_bytes: int | None = None) -> Path:
+def fetch_shard(
+    url: str, sha256: str, storage_options: dict[str, Any] | None = None, *, max_bytes: int | None = None
+) -> Path:
     """A local, verified copy of the shard at ``url`` whose published sha256 is ``sha256``.
 
     The shard is streamed (one block in memory at a time) into a temp file in the cache, hashed on
@@ -137,23 +142,31 @@ def fetch_shard(url: str, sha256: str, storage_options: dict[str, Any] | None = 
         try:
             out = open(tmp, "xb")  # noqa: SIM115 - closed below
         except OSError as e:
-            raise StoreError(f"cannot write {tmp}: {e.strerror or e}; free space or set ATDATA_HOME") from None
+            raise StoreError(
+                f"cannot write {tmp}: {e.strerror or e}; free space or set ATDATA_HOME"
+            ) from None
         with out, open_url(url, storage_options) as src:
             while block := src.read(REMOTE_BLOCK):
                 size += len(block)
                 if max_bytes is not None and size > max_bytes:
-                    raise ShardError(f"shard {url} is larger than the {max_bytes:,} bytes its record declares")
+                    raise ShardError(
+                        f"shard {url} is larger than the {max_bytes:,} bytes its record declares"
+                    )
                 h.update(block)
                 try:
                     out.write(block)
                 except OSError as e:
-                    raise StoreError(f"cannot cache the shard {url} in {folder}: {e.strerror or e}; free space "
-                                     "or set ATDATA_HOME to a folder with room") from None
+                    raise StoreError(
+                        f"cannot cache the shard {url} in {folder}: {e.strerror or e}; free space "
+                        "or set ATDATA_HOME to a folder with room"
+                    ) from None
         got = h.hexdigest()
         if got != sha256:
-            raise ShardError(f"shard {url} does not match its published sha256 checksum ({got} != {sha256}): none "
-                             "of its samples was used; the file changed or is corrupt, ask the publisher to "
-                             "re-upload it")
+            raise ShardError(
+                f"shard {url} does not match its published sha256 checksum ({got} != {sha256}): none "
+                "of its samples was used; the file changed or is corrupt, ask the publisher to "
+                "re-upload it"
+            )
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -170,7 +183,9 @@ def verified_source(url: str, sha256: str, storage_options: dict[str, Any] | Non
         if not os.path.exists(p):
             raise ShardNotFoundError(f"shard {url} does not exist")
         if not verify_file(p, sha256):
-            raise ShardError(f"shard {url} does not match its published sha256 checksum: none of its samples was "
-                             "used; the file changed since it was published")
+            raise ShardError(
+                f"shard {url} does not match its published sha256 checksum: none of its samples was "
+                "used; the file changed since it was published"
+            )
         return p
     return str(fetch_shard(url, sha256, storage_options))

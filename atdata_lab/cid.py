@@ -70,9 +70,17 @@ def parse_blob_cid(text: Any, where: str = "blob CID") -> BlobCID:
     except Exception:  # libipld raises ValueError, or its own error types, for anything unparsable
         raise RecordValidationError(f"{where}: {text!r:.80} is not a CID") from None
     h = parsed.get("hash") if isinstance(parsed, dict) else None
-    if not isinstance(h, dict) or parsed.get("version") != 1 or parsed.get("codec") != _RAW or h.get("code") != _SHA256 \
-            or h.get("size") != 32 or not isinstance(h.get("digest"), bytes) or len(h["digest"]) != 32:
+    if (
+        not isinstance(h, dict)
+        or parsed.get("version") != 1
+        or parsed.get("codec") != _RAW
+        or h.get("code") != _SHA256
+        or h.get("size") != 32
+        or not isinstance(h.get("digest"), bytes)
+        or len(h["digest"]) != 32
+    ):
         raise RecordValidationError(
             f"{where}: {text!r:.80} is not a CIDv1 with the raw codec and a sha2-256 hash (bafkrei...), the only "
-            "blob CIDs whose bytes can be verified")
+            "blob CIDs whose bytes can be verified"
+        )
     return BlobCID(h["digest"])

@@ -51,8 +51,10 @@ def _state_alive(state: dict[str, Any] | None) -> bool:
 def _exports(pds_url: str, account: Any = None) -> list[str]:
     from atdata_lab.sandbox._core import trusted_hosts_with
 
-    lines = [f"export ATDATA_PDS_URL={shlex.quote(pds_url)}",
-             f"export ATDATA_TRUSTED_HOSTS={shlex.quote(trusted_hosts_with(pds_url))}"]
+    lines = [
+        f"export ATDATA_PDS_URL={shlex.quote(pds_url)}",
+        f"export ATDATA_TRUSTED_HOSTS={shlex.quote(trusted_hosts_with(pds_url))}",
+    ]
     if account is not None:
         lines.append(f"export ATDATA_HANDLE={shlex.quote(account.handle)}")
         lines.append(f"export ATDATA_PASSWORD={shlex.quote(account.password)}")
@@ -126,7 +128,9 @@ def _cmd_stop(args: argparse.Namespace) -> int:
         print(f"not running (no state in {run_dir})")
         return 0
     if _state_alive(state):
-        _procs.stop_process_group(int(state["pid"]), expected_start=state.get("start_time"), timeout=args.timeout)
+        _procs.stop_process_group(
+            int(state["pid"]), expected_start=state.get("start_time"), timeout=args.timeout
+        )
         print(f"stopped the sandbox (pid {state['pid']})")
     else:
         print("not running (removed stale state)")

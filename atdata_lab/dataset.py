@@ -67,6 +67,7 @@ def _cache_put(key: tuple, info: ShardInfo) -> None:
     while len(_scan_cache) > SCAN_CACHE_SIZE:
         _scan_cache.popitem(last=False)
 
+
 _ALLOWED_TYPES: dict[str, frozenset] = {
     "str": frozenset({str}),
     "int": frozenset({int, bool}),
@@ -91,7 +92,9 @@ class SampleBatch:
     ``batch.samples`` rebuilds the sample objects; ``batch.keys`` are the sample keys.
     """
 
-    def __init__(self, columns: dict[str, Any], sample_type: type, keys: list[str], samples: list | None = None):
+    def __init__(
+        self, columns: dict[str, Any], sample_type: type, keys: list[str], samples: list | None = None
+    ):
         self._columns = columns
         self.sample_type = sample_type
         self.keys = keys
@@ -409,7 +412,12 @@ class Dataset(Generic[ST]):
                 fut = checking.pop(url, None)
                 src = fut.result() if fut is not None else self._source_of(url)
                 nxt = urls[i + 1] if i + 1 < len(urls) else None
-                if nxt is not None and self.checksums.get(nxt) and not is_local(nxt) and nxt not in self._sources:
+                if (
+                    nxt is not None
+                    and self.checksums.get(nxt)
+                    and not is_local(nxt)
+                    and nxt not in self._sources
+                ):
                     checking[nxt] = _pool().submit(self._source_of, nxt)  # download the next one meanwhile
                 info = self._infos.get(url) if refs else None
                 if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
@@ -486,7 +494,9 @@ class Dataset(Generic[ST]):
             return self._batch_objects(self._samples(self._raw(urls)), batch_size)
         return self._batch_raw(self._raw(urls, refs=True), batch_size)
 
-    def shuffled(self, buffer: int = 1000, seed: int | None = None, batch_size: int | None = None) -> Iterator[Any]:
+    def shuffled(
+        self, buffer: int = 1000, seed: int | None = None, batch_size: int | None = None
+    ) -> Iterator[Any]:
         """Samples in random order: shards shuffled, then a ``buffer``-sample shuffle buffer.
 
         The same ``seed`` gives the same order.
@@ -502,7 +512,11 @@ class Dataset(Generic[ST]):
             for url, key, data in self._raw(urls):
                 # views into a mapped local shard stay valid and cost nothing; remote chunks are
                 # copied, so buffered samples never pin whole read chunks in memory
-                item = (url, key, data if isinstance(data, memoryview) and isinstance(data.obj, mmap.mmap) else bytes(data))
+                item = (
+                    url,
+                    key,
+                    data if isinstance(data, memoryview) and isinstance(data.obj, mmap.mmap) else bytes(data),
+                )
                 if len(pool) < buffer:
                     pool.append(item)
                     continue
@@ -530,6 +544,7 @@ class Dataset(Generic[ST]):
         unpackb = msgpack.unpackb
         st = self.sample_type
         if st is DictSample:
+
             def is_array_field(name: str) -> bool:
                 return True
         else:
@@ -537,6 +552,7 @@ class Dataset(Generic[ST]):
 
             def is_array_field(name: str) -> bool:
                 return name in array_fields
+
         while True:
             chunk = list(itertools.islice(raw, n))
             if not chunk:
@@ -554,20 +570,26 @@ class Dataset(Generic[ST]):
                 try:
                     maps.append(unpack_map_views(data) if len(data) >= ZERO_COPY_MIN else unpackb(data))
                 except Exception as e:
-                    raise SampleDecodeError(f"shard {url}, sample {key!r}: not a valid msgpack sample ({e})") from e
+                    raise SampleDecodeError(
+                        f"shard {url}, sample {key!r}: not a valid msgpack sample ({e})"
+                    ) from e
             keys = [c[1] for c in chunk]
             yield self._columns(maps, chunk, keys, st)
 
-    def _columns(self, maps: list, chunk: list, keys: list[str], st: type,
-                 filled: dict[str, np.ndarray] | None = None) -> SampleBatch:
+    def _columns(
+        self, maps: list, chunk: list, keys: list[str], st: type, filled: dict[str, np.ndarray] | None = None
+    ) -> SampleBatch:
         """The batch's columns; ``filled`` holds array columns already read (their values in
         ``maps`` are placeholders)."""
+
         def where_for(i: int, field: str) -> str:
             return f"shard {chunk[i][0]}, sample {chunk[i][1]!r}, field {field!r}"
 
         if set(map(type, maps)) != {dict}:
             i = next(i for i, m in enumerate(maps) if type(m) is not dict)
-            raise SampleDecodeError(f"shard {chunk[i][0]}, sample {chunk[i][1]!r}: a sample must be a msgpack map")
+            raise SampleDecodeError(
+                f"shard {chunk[i][0]}, sample {chunk[i][1]!r}: a sample must be a msgpack map"
+            )
         cols: dict[str, Any] = {}
         if st is DictSample:
             names: dict[str, None] = {}
@@ -580,7 +602,9 @@ class Dataset(Generic[ST]):
                 col = [m.get(name) for m in maps]
                 if type(col[0]) in _BIN and _looks_like_array(col[0]):
                     try:
-                        cols[name] = _stack_ndarray_payloads(col, functools.partial(where_for, field=name), True)
+                        cols[name] = _stack_ndarray_payloads(
+                            col, functools.partial(where_for, field=name), True
+                        )
                         continue
                     except SampleDecodeError:
                         pass
@@ -604,7 +628,9 @@ class Dataset(Generic[ST]):
                 )
             kind = f.type.kind
             if kind == "ndarray":
-                cols[name] = _stack_ndarray_payloads(col, functools.partial(where_for, field=name), f.optional)
+                cols[name] = _stack_ndarray_payloads(
+                    col, functools.partial(where_for, field=name), f.optional
+                )
             elif kind == "bytes" and memoryview in types_:
                 cols[name] = [bytes(v) if type(v) is memoryview else v for v in col]
             elif kind == "float" and int in types_:
@@ -653,12 +679,16 @@ class Dataset(Generic[ST]):
         if not isinstance(k, (int, np.integer)):
             raise InvalidTypeError(f"dataset indices must be integers, not {type(k).__name__}")
         if any(kind == "filter" for kind, _ in self._ops):
-            raise InvalidTypeError("random access is not available after filter(); index the unfiltered dataset")
+            raise InvalidTypeError(
+                "random access is not available after filter(); index the unfiltered dataset"
+            )
         url, i, key = self.locate(int(k))
         off, size = self.shard_info(url).offsets[i]
         data = read_range(self._source_of(url), int(off), int(size), self.storage_options)
         if len(data) != size:
-            raise ShardError(f"shard {url}: sample {key!r} is truncated (expected {size} bytes, got {len(data)})")
+            raise ShardError(
+                f"shard {url}: sample {key!r} is truncated (expected {size} bytes, got {len(data)})"
+            )
         sample = self._decode(url, key, data)
         for _kind, fn in self._ops:
             sample = fn(sample)
@@ -669,7 +699,9 @@ class Dataset(Generic[ST]):
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("to_pandas() needs pandas: pip install 'atdata-lab[widgets]' or pip install pandas") from None
+            raise ImportError(
+                "to_pandas() needs pandas: pip install 'atdata-lab[widgets]' or pip install pandas"
+            ) from None
         rows = []
         for s in itertools.islice(self.ordered(), limit):
             if isinstance(s, DictSample):
@@ -685,10 +717,16 @@ class Dataset(Generic[ST]):
         fields = []
         if first:
             s = first[0]
-            items = s.items() if isinstance(s, DictSample) else ((f.name, getattr(s, f.name)) for f in fields_of(type(s)))
+            items = (
+                s.items()
+                if isinstance(s, DictSample)
+                else ((f.name, getattr(s, f.name)) for f in fields_of(type(s)))
+            )
             for name, v in items:
                 if isinstance(v, np.ndarray):
-                    fields.append({"name": name, "kind": "ndarray", "dtype": v.dtype.str, "shape": list(v.shape)})
+                    fields.append(
+                        {"name": name, "kind": "ndarray", "dtype": v.dtype.str, "shape": list(v.shape)}
+                    )
                 else:
                     fields.append({"name": name, "kind": type(v).__name__})
         return {
@@ -784,4 +822,6 @@ class DatasetDict(dict):
         try:
             return super().__getitem__(split)
         except KeyError:
-            raise NotFoundError(f"no split {split!r}; available splits: {', '.join(self) or 'none'}") from None
+            raise NotFoundError(
+                f"no split {split!r}; available splits: {', '.join(self) or 'none'}"
+            ) from None

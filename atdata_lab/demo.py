@@ -49,14 +49,22 @@ def run(home: str) -> int:
         client = Atmosphere.login(account.handle, account.password)
         index = atdata.Index(atmosphere=client, data_store=atdata.LocalDiskStore())
         rng = np.random.default_rng(0)
-        samples = [FeatureSample(features=rng.standard_normal(128).astype(np.float32), label=i % 10)
-                   for i in range(1000)]
+        samples = [
+            FeatureSample(features=rng.standard_normal(128).astype(np.float32), label=i % 10)
+            for i in range(1000)
+        ]
         entry = index.write(samples, name="feature-vectors-v1", maxcount=500, progress=False)
-        _say(f"\n1. Wrote {entry.name}: {entry.num_samples} samples in {entry.num_shards} shards, cid {entry.cid}")
+        _say(
+            f"\n1. Wrote {entry.name}: {entry.num_samples} samples in {entry.num_shards} shards, cid {entry.cid}"
+        )
 
         client.round_trips = 0
-        plan = index.plan_promotion("feature-vectors-v1", description="Feature vectors for classification",
-                                    tags=["features", "embeddings"], license="MIT")
+        plan = index.plan_promotion(
+            "feature-vectors-v1",
+            description="Feature vectors for classification",
+            tags=["features", "embeddings"],
+            license="MIT",
+        )
         result = plan.execute(progress=False)
         _say("\n2. Promoted feature-vectors-v1")
         _say(f"   schema:  {plan.schema_decision.describe()}")
@@ -64,12 +72,19 @@ def run(home: str) -> int:
         _say(f"   label:   {result.label_uri}")
         _say(f"   PDS round trips: {client.round_trips}")
 
-        more = [FeatureSample(features=rng.standard_normal(128).astype(np.float32), label=i % 10)
-                for i in range(400)]
+        more = [
+            FeatureSample(features=rng.standard_normal(128).astype(np.float32), label=i % 10)
+            for i in range(400)
+        ]
         index.write(more, name="feature-vectors-v2", maxcount=200, progress=False)
         client.round_trips = 0
-        plan2 = index.plan_promotion("feature-vectors-v2", description="More feature vectors",
-                                     tags=["features"], license="MIT", copy_to="blobs")
+        plan2 = index.plan_promotion(
+            "feature-vectors-v2",
+            description="More feature vectors",
+            tags=["features"],
+            license="MIT",
+            copy_to="blobs",
+        )
         result2 = plan2.execute(progress=False)
         schemas = client.list_records("science.alt.dataset.schema")
         _say("\n3. Promoted feature-vectors-v2 (data uploaded as PDS blobs)")
@@ -87,17 +102,23 @@ def run(home: str) -> int:
         first = next(ds.ordered(batch_size=32))
         _say(f"\n5. Loaded back via at://: {n} samples, first batch features {first.features.shape}")
         ds2 = atdata.load_dataset(f"@{account.handle}/feature-vectors-v2", split="train")
-        _say(f"   Loaded back via @{account.handle}/feature-vectors-v2: {len(ds2)} samples "
-             f"(type {ds2.sample_type.__name__} generated from the published schema)")
+        _say(
+            f"   Loaded back via @{account.handle}/feature-vectors-v2: {len(ds2)} samples "
+            f"(type {ds2.sample_type.__name__} generated from the published schema)"
+        )
         client.round_trips = 0
         again = index.plan_promotion("feature-vectors-v2")  # the plain form, later
         done = again.execute(progress=False)
         _say("\n6. Promoted feature-vectors-v2 again (nothing given)")
-        _say(f"   {'already published: nothing written, nothing uploaded' if done.already_published else 'WROTE'}; "
-             f"license still {again.license!r}, storage: {again.data.describe()}; "
-             f"PDS round trips: {client.round_trips}")
+        _say(
+            f"   {'already published: nothing written, nothing uploaded' if done.already_published else 'WROTE'}; "
+            f"license still {again.license!r}, storage: {again.data.describe()}; "
+            f"PDS round trips: {client.round_trips}"
+        )
         ok = len(schemas) == 1 and n == 1000 and len(ds2) == 400 and done.already_published
-    _say(f"\nSandbox stopped. Done in {time.perf_counter() - t0:.1f} s: {'OK' if ok else 'UNEXPECTED RESULT'}")
+    _say(
+        f"\nSandbox stopped. Done in {time.perf_counter() - t0:.1f} s: {'OK' if ok else 'UNEXPECTED RESULT'}"
+    )
     return 0 if ok else 1
 
 

@@ -76,10 +76,19 @@ class IndexEntry:
 
     def to_row(self) -> dict[str, Any]:
         return {
-            "name": self.name, "cid": self.cid, "schema_ref": self.schema_ref, "data_urls": self.data_urls,
-            "num_samples": self.num_samples, "num_shards": self.num_shards, "size_bytes": self.size_bytes,
-            "shard_checksums": self.shard_checksums, "metadata": self.metadata, "description": self.description,
-            "tags": self.tags, "license": self.license, "created_at": self.created_at,
+            "name": self.name,
+            "cid": self.cid,
+            "schema_ref": self.schema_ref,
+            "data_urls": self.data_urls,
+            "num_samples": self.num_samples,
+            "num_shards": self.num_shards,
+            "size_bytes": self.size_bytes,
+            "shard_checksums": self.shard_checksums,
+            "metadata": self.metadata,
+            "description": self.description,
+            "tags": self.tags,
+            "license": self.license,
+            "created_at": self.created_at,
             "published_uri": self.published_uri,
         }
 
@@ -99,8 +108,10 @@ class IndexEntry:
 
     def summary(self) -> str:
         pub = f", published {self.published_uri}" if self.published_uri else ""
-        return (f"{self.name}: {self.num_samples} samples in {self.num_shards} shards, "
-                f"{human_bytes(self.size_bytes)}, schema {self.schema_name}{pub}")
+        return (
+            f"{self.name}: {self.num_samples} samples in {self.num_shards} shards, "
+            f"{human_bytes(self.size_bytes)}, schema {self.schema_name}{pub}"
+        )
 
     def _repr_html_(self) -> str:
         return entry_summary_html(self)

@@ -143,6 +143,8 @@ class ShardExistsError(StoreError, FileExistsError):
     def __init__(self, message: str, *, url: str | None = None):
         super().__init__(message)
         self.url = url
+
+
 class SchemaError(AtdataLabError, ValueError):
     """A schema cannot become a sample type (e.g. a field name that would shadow an attribute)."""
 
@@ -262,8 +264,9 @@ class RecordConflictError(RequestError, ValueError):
         current_cid: The record's CID on the server now, when known (None: the record is absent).
     """
 
-    def __init__(self, message: str, *, current_cid: str | None = None, response: Any = None,
-                 status: int | None = None):
+    def __init__(
+        self, message: str, *, current_cid: str | None = None, response: Any = None, status: int | None = None
+    ):
         super().__init__(message, response=response, status=status)
         self.current_cid = current_cid
 

@@ -93,8 +93,15 @@ def _conforms(data: Schema, stored: Schema) -> bool:
 
 
 # bool before int: a bool is an int in Python
-_KINDS_BY_TYPE = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (bytes, "bytes"), (list, "list"),
-                  (dict, "dict"))
+_KINDS_BY_TYPE = (
+    (bool, "bool"),
+    (int, "int"),
+    (float, "float"),
+    (str, "str"),
+    (bytes, "bytes"),
+    (list, "list"),
+    (dict, "dict"),
+)
 
 
 def _infer_schema(name: str, sample: DictSample) -> Schema:
@@ -151,7 +158,9 @@ class Index:
 
                 self.provider = RedisProvider(redis=redis, url=url, key_prefix=key_prefix)
             else:
-                raise InvalidArgumentError(f"unknown index provider {provider!r}: use 'sqlite', 'redis' or an IndexProvider")
+                raise InvalidArgumentError(
+                    f"unknown index provider {provider!r}: use 'sqlite', 'redis' or an IndexProvider"
+                )
         self.data_store: DataStore = data_store if data_store is not None else LocalDiskStore()
         self.atmosphere = atmosphere
         self._stores: list[DataStore] = []  # other stores used this session (copies), for credentials
@@ -198,7 +207,9 @@ class Index:
         first, every, total = peek_samples(samples, f"write({name!r})")
         cls = type(first)
         codec = codec_for(cls)
-        nd_fields = [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
+        nd_fields = (
+            [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
+        )
         observer = HintObserver(nd_fields)
         store = self.data_store
         self._clean_stale_writes()
@@ -208,11 +219,11 @@ class Index:
         existing = self.provider.get_entry(name)
         # Never write over files an entry may use: a name that exists (or left files) gets fresh URLs.
         tag = uuid.uuid4().hex[:8] if existing is not None or store.exists(store.shard_url(name, 0)) else None
-        writer = ShardSetWriter(lambda i: store.shard_url(name, i, tag=tag), store.open_sink,
-                                maxcount=maxcount, maxsize=maxsize)
+        writer = ShardSetWriter(
+            lambda i: store.shard_url(name, i, tag=tag), store.open_sink, maxcount=maxcount, maxsize=maxsize
+        )
         try:
-            n = encode_samples_into(writer, every, codec, observer=observer,
-                                    progress=progress, total=total)
+            n = encode_samples_into(writer, every, codec, observer=observer, progress=progress, total=total)
             infos = writer.finish()
             if cls is DictSample:
                 schema = _infer_schema(name, first)
@@ -230,14 +241,29 @@ class Index:
             writer.commit()
         except BaseException:
             writer.abort()
-            self._narrow_write(journal, writer.created)  # shards this write did not create are never cleaned up
+            self._narrow_write(
+                journal, writer.created
+            )  # shards this write did not create are never cleaned up
             _journal.end(journal, done=not writer.created)
             raise
         if len(writer.created) != len(infos):  # an identical file was there already: not ours to clean up
             self._narrow_write(journal, writer.created)
         try:
-            entry = self._commit_entry(name, chosen.ref, infos, n, cid, description, tags, license, metadata,
-                                       overwrite, existing, force=force, call="index.write")
+            entry = self._commit_entry(
+                name,
+                chosen.ref,
+                infos,
+                n,
+                cid,
+                description,
+                tags,
+                license,
+                metadata,
+                overwrite,
+                existing,
+                force=force,
+                call="index.write",
+            )
         except BaseException:  # the entry did not change: its files were never touched; drop the new ones
             try:
                 self._delete_unused(writer.created)
@@ -278,7 +304,9 @@ class Index:
                 continue
             urls = [u for u in info.get("urls", []) if isinstance(u, str)]
             try:
-                left = self._delete_unused(urls)  # another store's are left: an index over that store cleans them
+                left = self._delete_unused(
+                    urls
+                )  # another store's are left: an index over that store cleans them
             except (AtdataLabError, OSError):
                 continue  # the index or the store is unreachable now: try again next time
             if left:
@@ -286,23 +314,52 @@ class Index:
             else:
                 path.unlink(missing_ok=True)
 
-    def _commit_entry(self, name, ref, infos, n, cid, description, tags, license, metadata, overwrite, existing,
-                      *, force=False, call="index.write"):
+    def _commit_entry(
+        self,
+        name,
+        ref,
+        infos,
+        n,
+        cid,
+        description,
+        tags,
+        license,
+        metadata,
+        overwrite,
+        existing,
+        *,
+        force=False,
+        call="index.write",
+    ):
         entry = IndexEntry(
-            name=name, cid=cid, schema_ref=ref, data_urls=[i.url for i in infos], num_samples=n,
-            size_bytes=sum(i.size for i in infos), shard_checksums=[i.checksum for i in infos],
-            metadata=dict(metadata or {}), created_at=_now(), description=description, tags=list(tags or []),
-            license=license, _index=self,
+            name=name,
+            cid=cid,
+            schema_ref=ref,
+            data_urls=[i.url for i in infos],
+            num_samples=n,
+            size_bytes=sum(i.size for i in infos),
+            shard_checksums=[i.checksum for i in infos],
+            metadata=dict(metadata or {}),
+            created_at=_now(),
+            description=description,
+            tags=list(tags or []),
+            license=license,
+            _index=self,
         )
         shard_rows = [self._shard_row(i, name) for i in infos]
         self.provider.put_entry(entry.to_row(), shard_rows, replace=overwrite)
         if existing is not None:
-            self._delete_unused([u for u in existing["data_urls"] if u not in set(entry.data_urls)], force=force,
-                                call=f"{call}(..., name={name!r}, overwrite=True)", stacklevel=4)
+            self._delete_unused(
+                [u for u in existing["data_urls"] if u not in set(entry.data_urls)],
+                force=force,
+                call=f"{call}(..., name={name!r}, overwrite=True)",
+                stacklevel=4,
+            )
         return entry
 
-    def _delete_unused(self, urls: list[str], *, force: bool = False, call: str | None = None,
-                       stacklevel: int = 3) -> list[str]:
+    def _delete_unused(
+        self, urls: list[str], *, force: bool = False, call: str | None = None, stacklevel: int = 3
+    ) -> list[str]:
         """Delete shards of this index's store that no entry and no published record of this index
         references: the only place shard files are deleted.
 
@@ -329,11 +386,15 @@ class Index:
             n = sum(1 for u in unused if u in published and self.data_store.owns(u))
             named = "; ".join(f"{uri} ({len(us)} file(s))" for uri, us in records.items())
             if force:
-                msg = (f"{call} with force=True deleted {n} shard file(s) that published records point to: {named}. "
-                       "Those records no longer load; promote the entry again to publish data that does")
+                msg = (
+                    f"{call} with force=True deleted {n} shard file(s) that published records point to: {named}. "
+                    "Those records no longer load; promote the entry again to publish data that does"
+                )
             else:
-                msg = (f"{call} kept {n} shard file(s) that published records still point to: {named}. Those records "
-                       "keep loading; pass force=True to delete the files anyway (which breaks those records)")
+                msg = (
+                    f"{call} kept {n} shard file(s) that published records still point to: {named}. Those records "
+                    "keep loading; pass force=True to delete the files anyway (which breaks those records)"
+                )
             warnings.warn(PublishedDataWarning(msg, records=records, deleted=force), stacklevel=stacklevel)
         return left
 
@@ -357,7 +418,9 @@ class Index:
         """Those of ``urls`` that an entry or a published record of this index points to."""
         return set(self.provider.urls_in_use(urls)) | set(self.published_urls(urls))
 
-    def _resolve_existing(self, existing: dict[str, Any] | None, cid: str, overwrite: bool) -> IndexEntry | None:
+    def _resolve_existing(
+        self, existing: dict[str, Any] | None, cid: str, overwrite: bool
+    ) -> IndexEntry | None:
         """The existing entry when it holds exactly this content; raise when it holds other content."""
         if existing is None or overwrite:
             return None
@@ -370,8 +433,14 @@ class Index:
 
     @staticmethod
     def _shard_row(info: ShardInfo, entry: str) -> dict[str, Any]:
-        return {"url": info.url, "entry": entry, "checksum": info.checksum, "size": info.size,
-                "num_samples": info.num_samples, "offsets": info.index_blob()}
+        return {
+            "url": info.url,
+            "entry": entry,
+            "checksum": info.checksum,
+            "size": info.size,
+            "num_samples": info.num_samples,
+            "offsets": info.index_blob(),
+        }
 
     @staticmethod
     def _entry_cid(schema: Schema, infos: list[ShardInfo], n: int) -> str:
@@ -382,7 +451,9 @@ class Index:
         if tags is None:
             return []
         if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
-            raise InvalidArgumentError(f"tags must be a list of strings, e.g. ['features', 'embeddings'], not {tags!r}")
+            raise InvalidArgumentError(
+                f"tags must be a list of strings, e.g. ['features', 'embeddings'], not {tags!r}"
+            )
         return list(tags)
 
     def insert_dataset(
@@ -432,12 +503,31 @@ class Index:
         if same is not None:
             return same
         if copy:
-            infos = copy_shards(infos, self.data_store, name, source_options=ds.storage_options, progress=progress,
-                                in_use=self._referenced)
+            infos = copy_shards(
+                infos,
+                self.data_store,
+                name,
+                source_options=ds.storage_options,
+                progress=progress,
+                in_use=self._referenced,
+            )
         if is_new:
             self._put_schema(chosen)
-        return self._commit_entry(name, chosen.ref, infos, n, cid, description, tags, license, metadata, overwrite,
-                                  existing, force=force, call="index.insert_dataset")
+        return self._commit_entry(
+            name,
+            chosen.ref,
+            infos,
+            n,
+            cid,
+            description,
+            tags,
+            license,
+            metadata,
+            overwrite,
+            existing,
+            force=force,
+            call="index.insert_dataset",
+        )
 
     def remember_store(self, store: DataStore) -> None:
         """Use ``store``'s credentials for its URLs when reading (copies register their target)."""
@@ -455,8 +545,9 @@ class Index:
         ds = self.dataset(entry)
         infos = [ds.shard_info(u) for u in entry.data_urls]
         self.remember_store(to)
-        copied = copy_shards(infos, to, name, source_options=ds.storage_options, progress=progress,
-                             in_use=self._referenced)
+        copied = copy_shards(
+            infos, to, name, source_options=ds.storage_options, progress=progress, in_use=self._referenced
+        )
         urls = [c.url for c in copied]
         if urls != entry.data_urls:
             self.provider.put_shards([self._shard_row(c, name) for c in copied])
@@ -506,8 +597,16 @@ class Index:
 
         Filtering, sorting and paging happen in the provider (SQL side for SQLite).
         """
-        rows, total = self.provider.search(text=text, tags=tags, schema=schema, published=published, sort=sort,
-                                           descending=descending, offset=offset, limit=limit)
+        rows, total = self.provider.search(
+            text=text,
+            tags=tags,
+            schema=schema,
+            published=published,
+            sort=sort,
+            descending=descending,
+            offset=offset,
+            limit=limit,
+        )
         return SearchPage((IndexEntry.from_row(r, self) for r in rows), total, offset, limit)
 
     def get_shards(self, entry: IndexEntry | str) -> list[dict[str, Any]]:
@@ -519,8 +618,12 @@ class Index:
         out = []
         for i, url in enumerate(entry.data_urls):
             r = rows.get(url) or {}
-            checksum = r.get("checksum") or (entry.shard_checksums[i] if i < len(entry.shard_checksums) else None)
-            out.append({"url": url, "size": r.get("size"), "checksum": checksum, "num_samples": r.get("num_samples")})
+            checksum = r.get("checksum") or (
+                entry.shard_checksums[i] if i < len(entry.shard_checksums) else None
+            )
+            out.append(
+                {"url": url, "size": r.get("size"), "checksum": checksum, "num_samples": r.get("num_samples")}
+            )
         return out
 
     def delete_entry(self, name: str, *, delete_data: bool = False, force: bool = False) -> IndexEntry:
@@ -534,8 +637,9 @@ class Index:
         if row is None:
             raise EntryNotFoundError(f"no dataset named {name!r} to delete")
         if delete_data:
-            self._delete_unused(list(row["data_urls"]), force=force,
-                                call=f"index.delete_entry({name!r}, delete_data=True)")
+            self._delete_unused(
+                list(row["data_urls"]), force=force, call=f"index.delete_entry({name!r}, delete_data=True)"
+            )
         return IndexEntry.from_row(row)
 
     def generation(self) -> int:
@@ -547,10 +651,22 @@ class Index:
         import pandas as pd
 
         rows, _ = self.provider.search(limit=None)
-        return pd.DataFrame(rows, columns=[
-            "name", "schema_ref", "num_samples", "num_shards", "size_bytes", "created_at", "tags", "license",
-            "published_uri", "cid", "description",
-        ])
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "name",
+                "schema_ref",
+                "num_samples",
+                "num_shards",
+                "size_bytes",
+                "created_at",
+                "tags",
+                "license",
+                "published_uri",
+                "cid",
+                "description",
+            ],
+        )
 
     def dataset(self, entry: IndexEntry | str, sample_type: type | None = None) -> Dataset:
         """An entry's data as a Dataset, with the index's offset indexes for random access."""
@@ -561,8 +677,9 @@ class Index:
                 sample_type = self.get_schema_type(entry.schema_ref)
             except (SchemaNotFoundError, ValueError):
                 sample_type = DictSample
-        ds: Dataset[Any] = Dataset(entry.data_urls, sample_type=sample_type,
-                                   storage_options=self._options_for(entry.data_urls))
+        ds: Dataset[Any] = Dataset(
+            entry.data_urls, sample_type=sample_type, storage_options=self._options_for(entry.data_urls)
+        )
         rows = self.provider.get_shards(entry.data_urls)
         infos = []
         for url in entry.data_urls:
@@ -609,8 +726,14 @@ class Index:
 
     def _put_schema(self, schema: Schema) -> None:
         rec = schema.to_record()
-        row = {"ref": schema.ref, "name": schema.name, "version": schema.version, "content_cid": rec["contentCid"],
-               "record": rec, "created_at": rec["createdAt"]}
+        row = {
+            "ref": schema.ref,
+            "name": schema.name,
+            "version": schema.version,
+            "content_cid": rec["contentCid"],
+            "record": rec,
+            "created_at": rec["createdAt"],
+        }
         if not self.provider.put_schema(row):
             existing = self.provider.get_schema(schema.ref)
             if existing and existing["content_cid"] != rec["contentCid"]:
@@ -618,15 +741,23 @@ class Index:
 
     def _raise_conflict(self, old: Schema, new: Schema) -> None:
         d = schema_diff(old, new)
-        changed = ", ".join(f"{c.name} ({c.status}{': ' + '; '.join(c.changes) if c.changes else ''})"
-                            for c in d.changed()) or "field order"
+        changed = (
+            ", ".join(
+                f"{c.name} ({c.status}{': ' + '; '.join(c.changes) if c.changes else ''})"
+                for c in d.changed()
+            )
+            or "field order"
+        )
         raise SchemaConflictError(
             f"schema {old.name}@{old.version} already exists with different fields: {changed}. "
             f"Versions are immutable: publish this one as version {d.next_version!r}",
-            diff=d, suggested_version=d.next_version,
+            diff=d,
+            suggested_version=d.next_version,
         )
 
-    def publish_schema(self, sample_type: type, *, version: str | None = None, description: str | None = None) -> str:
+    def publish_schema(
+        self, sample_type: type, *, version: str | None = None, description: str | None = None
+    ) -> str:
         """Store a sample type's schema in this index; return its ref.
 
         Args:
@@ -639,16 +770,25 @@ class Index:
         """
         schema = Schema.from_type(sample_type, description=description)
         rows = self.provider.list_schemas(schema.name)
-        stored = sorted((Schema.from_record(r["record"]) for r in rows), key=lambda s: version_key(s.version),
-                        reverse=True)
+        stored = sorted(
+            (Schema.from_record(r["record"]) for r in rows),
+            key=lambda s: version_key(s.version),
+            reverse=True,
+        )
         if stored:  # a plain NDArray field takes the dtype the stored schema recorded from data
             base = next((s for s in stored if s.version == version), stored[0])
             known = {f.name: f.type for f in base.fields if f.type.kind == "ndarray"}
-            schema = schema.with_hints({k: t.dtype for k, t in known.items()}, {k: t.shape for k, t in known.items()})
+            schema = schema.with_hints(
+                {k: t.dtype for k, t in known.items()}, {k: t.shape for k, t in known.items()}
+            )
         if version is not None:
             for s in stored:
                 if s.version == version:
-                    if s.content_cid() == schema.content_cid() or _conforms(s, schema) or _conforms(schema, s):
+                    if (
+                        s.content_cid() == schema.content_cid()
+                        or _conforms(s, schema)
+                        or _conforms(schema, s)
+                    ):
                         return s.ref
                     self._raise_conflict(s, schema.with_version(version))
             new = schema.with_version(version)
@@ -740,9 +880,19 @@ class Index:
             PromotionDowngradeError: the promotion would remove or weaken something published
                 without ``clear=``/``downgrade=True`` saying so (a ``ValueError`` naming each field).
         """
-        return promotion.plan_promotion(self, entry_name, name=name, description=description, tags=tags,
-                                        license=license, metadata=metadata, copy_to=copy_to, label_version=version,
-                                        clear=clear, downgrade=downgrade)
+        return promotion.plan_promotion(
+            self,
+            entry_name,
+            name=name,
+            description=description,
+            tags=tags,
+            license=license,
+            metadata=metadata,
+            copy_to=copy_to,
+            label_version=version,
+            clear=clear,
+            downgrade=downgrade,
+        )
 
     def promote_entry(self, entry_name: str, *, progress: ProgressLike = True, **options: Any) -> str:
         """Publish an entry to the attached atmosphere: plan, one atomic write. Returns its at:// URI.
@@ -766,10 +916,18 @@ class Index:
     ) -> str:
         """Publish a Dataset: index it, copy the data to ``copy_to`` (default: this index's data
         store) before any record is written, then promote. Returns the at:// URI."""
-        self.insert_dataset(ds, name=name, description=description, tags=tags, license=license,
-                            metadata=metadata, progress=progress)
-        return self.promote_entry(name, copy_to=copy_to if copy_to is not None else self.data_store,
-                                  progress=progress)
+        self.insert_dataset(
+            ds,
+            name=name,
+            description=description,
+            tags=tags,
+            license=license,
+            metadata=metadata,
+            progress=progress,
+        )
+        return self.promote_entry(
+            name, copy_to=copy_to if copy_to is not None else self.data_store, progress=progress
+        )
 
     def get_dataset(self, at_uri: str) -> IndexEntry:
         """A published dataset (``at://...`` or ``@handle/name``) as an entry: name, schema_ref,

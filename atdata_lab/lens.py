@@ -58,8 +58,14 @@ class Lens(Generic[S, V]):
         put: The putter.
     """
 
-    def __init__(self, get: LensGetter, put: LensPutter | None = None, *, source: type | None = None,
-                 view: type | None = None) -> None:
+    def __init__(
+        self,
+        get: LensGetter,
+        put: LensPutter | None = None,
+        *,
+        source: type | None = None,
+        view: type | None = None,
+    ) -> None:
         if not callable(get):
             raise InvalidArgumentError(f"a lens needs a getter function, not {get!r}")
         found_source, found_view = _signature_types(get)
@@ -101,8 +107,12 @@ class Lens(Generic[S, V]):
         def put(w: Any, s: Any) -> Any:
             return first.put(second.put(w, first.get(s)), s)
 
-        combined: Lens[S, W] = Lens(get, put if (first.has_putter or second.has_putter) else None,
-                                    source=first.source_type, view=second.view_type)
+        combined: Lens[S, W] = Lens(
+            get,
+            put if (first.has_putter or second.has_putter) else None,
+            source=first.source_type,
+            view=second.view_type,
+        )
         combined.__name__ = f"{getattr(first, '__name__', 'lens')}+{getattr(second, '__name__', 'lens')}"
         return combined
 
@@ -117,7 +127,9 @@ class Lens(Generic[S, V]):
         def name(t: type | None) -> str:
             return t.__name__ if t is not None else "?"
 
-        return f"Lens({getattr(self, '__name__', 'lens')}: {name(self.source_type)} -> {name(self.view_type)})"
+        return (
+            f"Lens({getattr(self, '__name__', 'lens')}: {name(self.source_type)} -> {name(self.view_type)})"
+        )
 
 
 class LensNetwork:
@@ -143,7 +155,8 @@ class LensNetwork:
         if _lens.source_type is None or _lens.view_type is None:
             raise InvalidArgumentError(
                 f"{_lens!r} does not say its types: annotate the getter, e.g. "
-                "def f(src: Source) -> View, or give Lens(get, source=Source, view=View)")
+                "def f(src: Source) -> View, or give Lens(get, source=Source, view=View)"
+            )
         self._registry[(_lens.source_type, _lens.view_type)] = _lens
         return _lens
 
@@ -198,7 +211,8 @@ class LensNetwork:
         raise LensNotFoundError(
             f"no lens from {source.__name__} to {view.__name__}: {source.__name__} leads to {src_names}; "
             f"{view.__name__} is reached from {view_names}. The missing hop: register one, e.g. "
-            f"@atdata.lens def f(src: {hop_from}) -> {hop_to}: ...")
+            f"@atdata.lens def f(src: {hop_from}) -> {hop_to}: ..."
+        )
 
     def _reachable(self, start: type, *, forward: bool) -> set[type]:
         out = {start}
@@ -232,8 +246,12 @@ def lens(f: LensGetter) -> Lens:
 def _same(a: Any, b: Any) -> bool:
     """Equality that understands arrays and samples with array fields."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype \
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
             and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        )
     fields = getattr(type(a), "__dataclass_fields__", None)
     if fields is not None:
         return type(a) is type(b) and all(_same(getattr(a, k), getattr(b, k)) for k in fields)

@@ -31,7 +31,9 @@ def check_license(value: str) -> str:
     The error names the closest SPDX ids.
     """
     if not isinstance(value, str) or not value.strip():
-        raise InvalidArgumentError("license must be an SPDX identifier such as 'MIT' or 'CC-BY-4.0', or a URL")
+        raise InvalidArgumentError(
+            "license must be an SPDX identifier such as 'MIT' or 'CC-BY-4.0', or a URL"
+        )
     v = value.strip()
     if v.startswith(("http://", "https://")):
         return v
@@ -40,4 +42,6 @@ def check_license(value: str) -> str:
         return canon
     close = difflib.get_close_matches(v, spdx_ids(), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise InvalidArgumentError(f"license {value!r} is not an SPDX identifier (see https://spdx.org/licenses/) or a URL{hint}")
+    raise InvalidArgumentError(
+        f"license {value!r} is not an SPDX identifier (see https://spdx.org/licenses/) or a URL{hint}"
+    )

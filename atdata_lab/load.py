@@ -56,7 +56,10 @@ def _resolve_files(path: str) -> tuple[str, list[str]]:
         files = expand_urls(p)
         missing = [f for f in files if not os.path.exists(f)]
         if missing:
-            raise DataNotFoundError(f"shard not found: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise DataNotFoundError(
+                f"shard not found: {missing[0]}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
         return _glob_root(p), files
     if any(ch in path for ch in "*?["):
         import fsspec
@@ -76,13 +79,27 @@ def _pick(dd: DatasetDict, split: str | None) -> Dataset | DatasetDict:
 
 
 @overload
-def load_dataset(path: str | os.PathLike, sample_type: type | None = None, *, split: str, index: Any = None,
-                 storage_options: dict[str, Any] | None = None, trust: Any = None) -> Dataset: ...
+def load_dataset(
+    path: str | os.PathLike,
+    sample_type: type | None = None,
+    *,
+    split: str,
+    index: Any = None,
+    storage_options: dict[str, Any] | None = None,
+    trust: Any = None,
+) -> Dataset: ...
 
 
 @overload
-def load_dataset(path: str | os.PathLike, sample_type: type | None = None, *, split: None = None, index: Any = None,
-                 storage_options: dict[str, Any] | None = None, trust: Any = None) -> Dataset | DatasetDict: ...
+def load_dataset(
+    path: str | os.PathLike,
+    sample_type: type | None = None,
+    *,
+    split: None = None,
+    index: Any = None,
+    storage_options: dict[str, Any] | None = None,
+    trust: Any = None,
+) -> Dataset | DatasetDict: ...
 
 
 def load_dataset(
@@ -125,6 +142,10 @@ def load_dataset(
     groups: dict[str, list[str]] = {}
     for f in files:  # the split comes from the path below what was given, never from parent folders
         groups.setdefault(split_of(_below(root, f)) or "train", []).append(f)
-    dd = DatasetDict({s: Dataset(urls, sample_type=sample_type, storage_options=storage_options)
-                      for s, urls in groups.items()})
+    dd = DatasetDict(
+        {
+            s: Dataset(urls, sample_type=sample_type, storage_options=storage_options)
+            for s, urls in groups.items()
+        }
+    )
     return _pick(dd, split)

@@ -102,15 +102,29 @@ class LocalShard:
                 continue
             if len(value) - head < MIN_CUT:
                 continue
-            at = np.frombuffer(value, np.uint8, count=0).__array_interface__["data"][0] - base  # the bin's bytes
+            at = (
+                np.frombuffer(value, np.uint8, count=0).__array_interface__["data"][0] - base
+            )  # the bin's bytes
             for kind, (hb, fmt) in _BIN_HEADER.items():
                 if at >= hb and data[at - hb] == kind and fmt.unpack_from(data, at - hb + 1)[0] == len(value):
                     break
             else:
                 continue
             kept = bytes([kind]) + fmt.pack(head)
-            found.append((at, name, head, len(value) - head, bytes(value[:head]), dt, tuple(shape), hb,
-                          bytes(data[at - hb : at]), kept))
+            found.append(
+                (
+                    at,
+                    name,
+                    head,
+                    len(value) - head,
+                    bytes(value[:head]),
+                    dt,
+                    tuple(shape),
+                    hb,
+                    bytes(data[at - hb : at]),
+                    kept,
+                )
+            )
         if not found:
             return None
         found.sort()
@@ -119,10 +133,16 @@ class LocalShard:
             bin_at.append(at - hb - cut)
             cut += length
         return _Layout(
-            names=tuple(f[1] for f in found), starts=tuple(f[0] + f[2] for f in found),
-            lengths=tuple(f[3] for f in found), headers=tuple(f[4] for f in found),
-            dtypes=tuple(f[5] for f in found), shapes=tuple(f[6] for f in found), bin_at=tuple(bin_at),
-            bin_stored=tuple(f[8] for f in found), bin_kept=tuple(f[9] for f in found), cut=cut,
+            names=tuple(f[1] for f in found),
+            starts=tuple(f[0] + f[2] for f in found),
+            lengths=tuple(f[3] for f in found),
+            headers=tuple(f[4] for f in found),
+            dtypes=tuple(f[5] for f in found),
+            shapes=tuple(f[6] for f in found),
+            bin_at=tuple(bin_at),
+            bin_stored=tuple(f[8] for f in found),
+            bin_kept=tuple(f[9] for f in found),
+            cut=cut,
         )
 
 
@@ -137,14 +157,20 @@ def _runs(refs: list[MemberRef], longest: int) -> list[tuple[int, int]]:
     """Split a batch into runs of consecutive samples of one shard: ``(first row, end row)``."""
     runs, lo = [], 0
     for i in range(1, len(refs) + 1):
-        if i == len(refs) or refs[i].shard is not refs[lo].shard or refs[i].j != refs[i - 1].j + 1 \
-                or i - lo >= longest:
+        if (
+            i == len(refs)
+            or refs[i].shard is not refs[lo].shard
+            or refs[i].j != refs[i - 1].j + 1
+            or i - lo >= longest
+        ):
             runs.append((lo, i))
             lo = i
     return runs
 
 
-def read_batch(refs: list[MemberRef], is_array_field: Callable[[str], bool]) -> tuple[list[dict], dict[str, np.ndarray]] | None:
+def read_batch(
+    refs: list[MemberRef], is_array_field: Callable[[str], bool]
+) -> tuple[list[dict], dict[str, np.ndarray]] | None:
     """Read a batch: the samples' fields and the batch arrays of the cut array fields (in the
     fields, those hold just their array header).
 
@@ -161,11 +187,17 @@ def read_batch(refs: list[MemberRef], is_array_field: Callable[[str], bool]) -> 
             return None
         if layout is None:
             layout = sh.layout
-        elif sh.layout is not layout and (sh.layout.names, sh.layout.headers) != (layout.names, layout.headers):
+        elif sh.layout is not layout and (sh.layout.names, sh.layout.headers) != (
+            layout.names,
+            layout.headers,
+        ):
             return None  # shards with different array shapes: not one batch array
     assert layout is not None
     n = len(refs)
-    arrays = {name: np.empty((n, *shape), dtype=dt) for name, dt, shape in zip(layout.names, layout.dtypes, layout.shapes)}
+    arrays = {
+        name: np.empty((n, *shape), dtype=dt)
+        for name, dt, shape in zip(layout.names, layout.dtypes, layout.shapes)
+    }
     rows = [memoryview(arrays[name]).cast("B") for name in layout.names]  # type: ignore[arg-type]
     unpackb = msgpack.unpackb
     maps: list[dict] = []

@@ -43,9 +43,13 @@ def _dtype_from_str(raw: bytes) -> np.dtype:
     except (UnicodeDecodeError, TypeError, ValueError) as e:
         raise NDArrayFormatError(f"array header names an invalid dtype {raw!r}") from e
     if dt.kind not in _ALLOWED_KINDS or dt.fields is not None or dt.subdtype is not None:
-        raise NDArrayFormatError(f"array dtype {text!r} is not allowed (object and structured dtypes never are)")
+        raise NDArrayFormatError(
+            f"array dtype {text!r} is not allowed (object and structured dtypes never are)"
+        )
     if dt.itemsize == 0:
-        raise NDArrayFormatError(f"array dtype {text!r} has no size (e.g. 'U0'); numpy cannot hold such an array")
+        raise NDArrayFormatError(
+            f"array dtype {text!r} has no size (e.g. 'U0'); numpy cannot hold such an array"
+        )
     if len(_dtype_cache) < 256:
         _dtype_cache[raw] = dt
     return dt
@@ -56,7 +60,9 @@ def encode_ndarray(arr: np.ndarray) -> bytes:
     arr = np.asarray(arr)
     dt = arr.dtype
     if dt.kind not in _ALLOWED_KINDS or dt.fields is not None:
-        raise NDArrayFormatError(f"cannot store an array of dtype {dt} (object/structured arrays are not supported)")
+        raise NDArrayFormatError(
+            f"cannot store an array of dtype {dt} (object/structured arrays are not supported)"
+        )
     ds = dt.str.encode("ascii")
     shape = arr.shape
     head = bytes((len(ds),)) + ds + bytes((len(shape),)) + _shape_structs[len(shape)].pack(*shape)
@@ -103,7 +109,7 @@ def _parse_npy_header(buf: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...
     """
     from numpy.lib import format as npy
 
-    f = io.BytesIO(buf[:65536 + 12])  # the largest header numpy reads without max_header_size
+    f = io.BytesIO(buf[: 65536 + 12])  # the largest header numpy reads without max_header_size
     try:
         version = npy.read_magic(f)
         if version == (1, 0):
@@ -117,7 +123,9 @@ def _parse_npy_header(buf: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...
     if dt.kind not in _ALLOWED_KINDS or dt.fields is not None or dt.subdtype is not None or dt.itemsize == 0:
         raise NDArrayFormatError(f".npy payload has disallowed dtype {dt}")
     if len(shape) > MAX_NDIM:
-        raise NDArrayFormatError(f".npy payload declares {len(shape)} dimensions; at most {MAX_NDIM} are allowed")
+        raise NDArrayFormatError(
+            f".npy payload declares {len(shape)} dimensions; at most {MAX_NDIM} are allowed"
+        )
     count = 1
     for s in shape:
         if not isinstance(s, int) or s < 0:
@@ -127,7 +135,8 @@ def _parse_npy_header(buf: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...
     expected = count * dt.itemsize
     if expected != len(buf) - off:
         raise NDArrayFormatError(
-            f".npy payload declares {dt.str}{list(shape)} = {expected} bytes but {len(buf) - off} bytes follow")
+            f".npy payload declares {dt.str}{list(shape)} = {expected} bytes but {len(buf) - off} bytes follow"
+        )
     return dt, tuple(shape), bool(fortran), off
 
 

@@ -65,8 +65,14 @@ class TqdmProgress:
             from tqdm.auto import tqdm
 
             scale = event.unit == "bytes"
-            bar = tqdm(total=event.total, desc=event.task, unit="B" if scale else event.unit,
-                       unit_scale=scale, leave=False, **self._kwargs)
+            bar = tqdm(
+                total=event.total,
+                desc=event.task,
+                unit="B" if scale else event.unit,
+                unit_scale=scale,
+                leave=False,
+                **self._kwargs,
+            )
             self._bars[event.task] = bar
         if event.total is not None and bar.total != event.total:
             bar.total = event.total

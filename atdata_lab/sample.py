@@ -82,7 +82,9 @@ def packable(cls: type[T]) -> type[T]:
 
 def is_sample_type(obj: Any) -> bool:
     """True for ``@packable`` classes and :class:`DictSample`."""
-    return isinstance(obj, type) and (issubclass(obj, (PackableSample, DictSample)) or dataclasses.is_dataclass(obj))
+    return isinstance(obj, type) and (
+        issubclass(obj, (PackableSample, DictSample)) or dataclasses.is_dataclass(obj)
+    )
 
 
 # ------------------------------------------------------------------------------ encoding
@@ -190,7 +192,9 @@ class SampleCodec:
     def convert(self, mapping: Any, where: str = "sample") -> dict[str, Any]:
         """Validate a decoded map against the type; return constructor kwargs."""
         if not isinstance(mapping, dict):
-            raise SampleDecodeError(f"{where}: a sample must be a msgpack map, found {type(mapping).__name__}")
+            raise SampleDecodeError(
+                f"{where}: a sample must be a msgpack map, found {type(mapping).__name__}"
+            )
         kwargs: dict[str, Any] = {}
         for f in self.fields:
             v = mapping.get(f.name)
@@ -234,7 +238,9 @@ class _DictCodec:
 
     def convert(self, mapping: Any, where: str = "sample") -> dict[str, Any]:
         if not isinstance(mapping, dict):
-            raise SampleDecodeError(f"{where}: a sample must be a msgpack map, found {type(mapping).__name__}")
+            raise SampleDecodeError(
+                f"{where}: a sample must be a msgpack map, found {type(mapping).__name__}"
+            )
         return {str(k): _maybe_array(v) for k, v in mapping.items()}
 
     def from_mapping(self, mapping: Any, where: str = "sample") -> DictSample:
@@ -278,7 +284,9 @@ class DictSample:
         try:
             return self._data[name]
         except KeyError:
-            raise AttributeError(f"DictSample has no field {name!r} (fields: {', '.join(self._data)})") from None
+            raise AttributeError(
+                f"DictSample has no field {name!r} (fields: {', '.join(self._data)})"
+            ) from None
 
     def __contains__(self, key: object) -> bool:
         return key in self._data

@@ -134,19 +134,27 @@ class FieldType:
         if t.endswith("#primitive"):
             prim = rec.get("primitive")
             if prim not in PRIMITIVES:
-                raise RecordValidationError(f"{where}: unknown primitive {prim!r} (expected one of {', '.join(PRIMITIVES)})")
+                raise RecordValidationError(
+                    f"{where}: unknown primitive {prim!r} (expected one of {', '.join(PRIMITIVES)})"
+                )
             return cls(prim)
         if t.endswith("#ndarray"):
             dtype = normalize_dtype(rec.get("dtype"), f"{where}.dtype")
             shape = rec.get("shape")
             if shape is not None:
-                if not isinstance(shape, list) or not all(s is None or (isinstance(s, int) and s >= 0) for s in shape):
-                    raise RecordValidationError(f"{where}: shape must be a list of non-negative ints or nulls")
+                if not isinstance(shape, list) or not all(
+                    s is None or (isinstance(s, int) and s >= 0) for s in shape
+                ):
+                    raise RecordValidationError(
+                        f"{where}: shape must be a list of non-negative ints or nulls"
+                    )
                 shape = tuple(shape)
             return cls("ndarray", dtype=dtype, shape=shape)
         if t.endswith("#array"):
             items = rec.get("items")
-            return cls("list", items=None if items is None else cls.from_record(items, where + ".items", _depth + 1))
+            return cls(
+                "list", items=None if items is None else cls.from_record(items, where + ".items", _depth + 1)
+            )
         if t.endswith("#dict"):
             return cls("dict")
         raise RecordValidationError(f"{where}: unknown field type {t!r}")
@@ -220,7 +228,9 @@ _fields_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _fallback_namespace() -> dict[str, Any]:
     from numpy.typing import NDArray
 
-    ns: dict[str, Any] = {name: getattr(typing, name) for name in ("Optional", "Union", "List", "Dict", "Any", "Annotated")}
+    ns: dict[str, Any] = {
+        name: getattr(typing, name) for name in ("Optional", "Union", "List", "Dict", "Any", "Annotated")
+    }
     ns.update({"NDArray": NDArray, "np": np, "numpy": np})
     return ns
 
@@ -356,7 +366,9 @@ class Schema:
 
     # -- construction
     @classmethod
-    def from_type(cls, sample_type: type, *, version: str = "1.0.0", description: str | None = None) -> Schema:
+    def from_type(
+        cls, sample_type: type, *, version: str = "1.0.0", description: str | None = None
+    ) -> Schema:
         """The schema of a ``@packable`` class. Its docstring becomes the description."""
         attached = sample_type.__dict__.get("__atdata_schema__")
         if attached is not None and version == attached.version and description is None:
@@ -427,15 +439,26 @@ class Schema:
             raise RecordValidationError("schema record 'fields' must be a list")
         fields = []
         for i, fr in enumerate(fields_raw):
-            if not isinstance(fr, dict) or not isinstance(fr.get("name"), str) or not fr["name"].isidentifier() \
-                    or keyword.iskeyword(fr["name"]):
-                raise RecordValidationError(f"schema record fields[{i}] needs a 'name' that is a Python identifier (not a keyword)")
+            if (
+                not isinstance(fr, dict)
+                or not isinstance(fr.get("name"), str)
+                or not fr["name"].isidentifier()
+                or keyword.iskeyword(fr["name"])
+            ):
+                raise RecordValidationError(
+                    f"schema record fields[{i}] needs a 'name' that is a Python identifier (not a keyword)"
+                )
             check_field_name(fr["name"], f"schema record {rec.get('name')!r:.80} fields[{i}]")
             ft = FieldType.from_record(fr.get("fieldType"), f"fields[{i}].fieldType")
             fields.append(Field(fr["name"], ft, bool(fr.get("optional", False))))
         desc = rec.get("description")
-        return cls(str(rec["name"]), str(rec["version"]), tuple(fields), desc if isinstance(desc, str) else None,
-                   rec.get("createdAt"))
+        return cls(
+            str(rec["name"]),
+            str(rec["version"]),
+            tuple(fields),
+            desc if isinstance(desc, str) else None,
+            rec.get("createdAt"),
+        )
 
     # -- types
     def to_type(self) -> type:
@@ -498,8 +521,10 @@ def check_field_name(name: str, where: str = "schema") -> str:
         SchemaError: naming the field and why.
     """
     if name.startswith("__") and name.endswith("__") or name in _reserved_names():
-        raise SchemaError(f"{where}: the field name {name!r} would shadow the attribute {name!r} of every sample "
-                          "type (dunder names and packed, as_wds, from_bytes, from_data, schema are reserved); "
-                          "the schema cannot be loaded as a sample type; read the shards as DictSample "
-                          "(sample_type=atdata.DictSample) or rename the field")
+        raise SchemaError(
+            f"{where}: the field name {name!r} would shadow the attribute {name!r} of every sample "
+            "type (dunder names and packed, as_wds, from_bytes, from_data, schema are reserved); "
+            "the schema cannot be loaded as a sample type; read the shards as DictSample "
+            "(sample_type=atdata.DictSample) or rename the field"
+        )
     return name

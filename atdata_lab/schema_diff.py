@@ -115,7 +115,9 @@ def _type_changes(a: Any, b: Any, prefix: str = "") -> list[str]:
     if a.kind == "list":
         ai, bi = a.items, b.items
         if (ai is None) != (bi is None):
-            out.append(f"{prefix}list item type {ai.describe() if ai else 'any'} -> {bi.describe() if bi else 'any'}")
+            out.append(
+                f"{prefix}list item type {ai.describe() if ai else 'any'} -> {bi.describe() if bi else 'any'}"
+            )
         elif ai is not None and bi is not None:
             inner = _type_changes(ai, bi)
             if inner:
@@ -192,14 +194,17 @@ def resolve_schema(obj: Any, index: Any = None) -> ResolvedSchema:
             from .promotion.published import read_schema_record
 
             record = read_schema_record(index, obj)
-            return _resolved(Schema.from_record(local_schema_from_record(record)), "published schema", obj, record)
+            return _resolved(
+                Schema.from_record(local_schema_from_record(record)), "published schema", obj, record
+            )
         if index is None:
             raise InvalidTypeError(f"cannot compare {obj!r}: a local schema ref needs an index (pass index=)")
         record = index.get_schema(obj)
         return _resolved(Schema.from_record(record), "local schema", obj, record)
     raise InvalidTypeError(
         f"cannot compare {type(obj).__name__}: pass a sample type, a Schema, a schema record dict, an IndexEntry, "
-        "or a local schema ref or an at:// schema URI (with an index)")
+        "or a local schema ref or an at:// schema URI (with an index)"
+    )
 
 
 def as_schema(obj: Any, resolver: Any = None) -> Schema:
@@ -228,7 +233,9 @@ def schema_diff(a: Any, b: Any, *, index: Any = None) -> SchemaDiff:
             continue
         changes = _type_changes(f.type, g.type)
         if f.optional != g.optional:
-            changes.append(f"{'optional' if f.optional else 'required'} -> {'optional' if g.optional else 'required'}")
+            changes.append(
+                f"{'optional' if f.optional else 'required'} -> {'optional' if g.optional else 'required'}"
+            )
         if changes:
             rows.append(FieldChange(f.name, "changed", f, g, tuple(changes)))
             breaking = True

@@ -30,7 +30,15 @@ from .stores.base import ShardSink
 from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header
 from .urls import is_local, local_path, open_url
 
-__all__ = ["ShardInfo", "ShardSetWriter", "HintObserver", "encode_samples_into", "peek_samples", "scan_shard", "iter_sample_members"]
+__all__ = [
+    "ShardInfo",
+    "ShardSetWriter",
+    "HintObserver",
+    "encode_samples_into",
+    "peek_samples",
+    "scan_shard",
+    "iter_sample_members",
+]
 
 _PADS = [bytes(i) for i in range(BLOCK)]
 _warned_exts: set[str] = set()
@@ -136,7 +144,9 @@ class ShardSetWriter:
         if maxcount is not None and (not isinstance(maxcount, int) or maxcount < 1):
             raise InvalidArgumentError(f"maxcount must be a positive integer, not {maxcount!r}")
         if maxsize is not None and (not isinstance(maxsize, int) or maxsize < 2 * BLOCK):
-            raise InvalidArgumentError(f"maxsize must be an integer of at least {2 * BLOCK} bytes, not {maxsize!r}")
+            raise InvalidArgumentError(
+                f"maxsize must be an integer of at least {2 * BLOCK} bytes, not {maxsize!r}"
+            )
         self.url_for = url_for
         self.open_sink = open_sink
         self.maxcount = maxcount
@@ -231,7 +241,9 @@ def peek_samples(samples: Iterable[Any], call: str) -> tuple[Any, Iterator[Any],
     try:
         first = next(it)
     except StopIteration:
-        raise InvalidArgumentError(f"{call}: no samples to write (the input is empty); nothing was written") from None
+        raise InvalidArgumentError(
+            f"{call}: no samples to write (the input is empty); nothing was written"
+        ) from None
     try:
         total = len(samples)  # type: ignore[arg-type]
     except TypeError:  # generators, filtered datasets: no length known
@@ -292,8 +304,14 @@ def scan_shard(url: str, storage_options: dict[str, Any] | None = None) -> Shard
             keys.append(key)
         while reader.read(1 << 20):  # hash any trailing bytes after the end-of-archive blocks
             pass
-    return ShardInfo(url, reader.sha.hexdigest(), reader.size, len(keys),
-                     np.asarray(offsets, dtype=np.int64).reshape(-1, 2), keys)
+    return ShardInfo(
+        url,
+        reader.sha.hexdigest(),
+        reader.size,
+        len(keys),
+        np.asarray(offsets, dtype=np.int64).reshape(-1, 2),
+        keys,
+    )
 
 
 def _warn_ext(ext: str, url: str) -> None:

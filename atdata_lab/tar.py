@@ -106,7 +106,13 @@ _WEIGHTS = np.ones(BLOCK, dtype=np.int64)
 _WEIGHTS[148:156] = 0
 
 
-def _verify_checksums(buf: bytes | bytearray | memoryview | mmap.mmap, offsets: list[int], names: list[str], shard: str, base: int) -> None:
+def _verify_checksums(
+    buf: bytes | bytearray | memoryview | mmap.mmap,
+    offsets: list[int],
+    names: list[str],
+    shard: str,
+    base: int,
+) -> None:
     """Check the header checksums of many members at once (numpy), raise on the first bad one."""
     if not offsets:
         return
@@ -131,7 +137,10 @@ def _verify_checksums(buf: bytes | bytearray | memoryview | mmap.mmap, offsets: 
     if bad.size:
         i = int(bad[0])
         # a signed-byte checksum (old tar implementations) is also valid
-        signed = int(np.frombuffer(buf, dtype=np.int8, count=BLOCK, offset=offsets[i]).astype(np.int64) @ _WEIGHTS) + 256
+        signed = (
+            int(np.frombuffer(buf, dtype=np.int8, count=BLOCK, offset=offsets[i]).astype(np.int64) @ _WEIGHTS)
+            + 256
+        )
         if stored[i] != signed:
             raise ShardError(
                 f"shard {shard}: corrupt tar header for member {names[i]!r} at byte {base + offsets[i]} "
@@ -142,7 +151,9 @@ def _verify_checksums(buf: bytes | bytearray | memoryview | mmap.mmap, offsets: 
 RELEASE_EVERY = 16 << 20
 
 
-def iter_members(f: BinaryIO | Any, shard: str, *, with_data: bool = True) -> Iterator[tuple[str, int, int, memoryview | None]]:
+def iter_members(
+    f: BinaryIO | Any, shard: str, *, with_data: bool = True
+) -> Iterator[tuple[str, int, int, memoryview | None]]:
     """Yield ``(name, data_offset, size, data)`` for each regular file in a tar archive.
 
     ``f`` is a file object (read in large chunks) or a whole-file buffer such as an ``mmap``
@@ -234,15 +245,17 @@ def iter_members(f: BinaryIO | Any, shard: str, *, with_data: bool = True) -> It
             except ValueError:
                 size = -1
             if size < 0:
-                raise ShardError(f"shard {shard}: corrupt PAX header for member {name!r}: size {pax['size'][:40]!r} "
-                                 "is not a byte count; the file is damaged or not a tar archive")
+                raise ShardError(
+                    f"shard {shard}: corrupt PAX header for member {name!r}: size {pax['size'][:40]!r} "
+                    "is not a byte count; the file is damaged or not a tar archive"
+                )
         padded = (size + BLOCK - 1) & ~(BLOCK - 1)
         pos += BLOCK
         if len(buf) - pos < padded:
             if not refill(padded):
                 raise ShardError(
-                        f"shard {shard}: truncated: member {name!r} declares {size} bytes but the file ends first"
-                    )
+                    f"shard {shard}: truncated: member {name!r} declares {size} bytes but the file ends first"
+                )
         data_off = base + pos
         if typeflag in (0x30, 0x00, 0x37):  # '0', NUL, '7' (contiguous): a regular file
             if longname is not None:
@@ -251,7 +264,12 @@ def iter_members(f: BinaryIO | Any, shard: str, *, with_data: bool = True) -> It
                 name = pax["path"]
             last = name
             if with_data:
-                yield name, data_off, size, (view[pos : pos + size] if whole else memoryview(buf)[pos : pos + size])
+                yield (
+                    name,
+                    data_off,
+                    size,
+                    (view[pos : pos + size] if whole else memoryview(buf)[pos : pos + size]),
+                )
             else:
                 yield name, data_off, size, None
             pax = {}

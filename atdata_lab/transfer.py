@@ -108,13 +108,19 @@ class ShardRef(Protocol):
     checksum: str
 
 
-def _taken(infos: Sequence[ShardRef], dest: DataStore, dataset_name: str,
-           in_use: Callable[[list[str]], Collection[str]] | None) -> set[str]:
+def _taken(
+    infos: Sequence[ShardRef],
+    dest: DataStore,
+    dataset_name: str,
+    in_use: Callable[[list[str]], Collection[str]] | None,
+) -> set[str]:
     plain = [dest.shard_url(dataset_name, i) for i in range(len(infos))]
     return set(in_use([u for u, info in zip(plain, infos) if u != info.url])) if in_use is not None else set()
 
 
-def destination(info: ShardRef, i: int, dest: DataStore, dataset_name: str, taken: Collection[str]) -> tuple[str, bool]:
+def destination(
+    info: ShardRef, i: int, dest: DataStore, dataset_name: str, taken: Collection[str]
+) -> tuple[str, bool]:
     """Where shard ``i`` of ``dataset_name`` goes in ``dest``: ``(url, already there)``.
 
     The plain ``dest.shard_url(dataset_name, i)`` while it is free or holds the same bytes, else the
@@ -136,18 +142,31 @@ def destination(info: ShardRef, i: int, dest: DataStore, dataset_name: str, take
             return url, False
     raise ShardExistsError(
         f"cannot copy {info.url}: {tagged} is named after its sha256 {info.checksum[:16]}... but holds "
-        "other content (a corrupt or foreign file); move it away and copy again", url=tagged)
+        "other content (a corrupt or foreign file); move it away and copy again",
+        url=tagged,
+    )
 
 
-def destinations(infos: Sequence[ShardRef], dest: DataStore, dataset_name: str, *,
-                 in_use: Callable[[list[str]], Collection[str]] | None = None) -> list[str]:
+def destinations(
+    infos: Sequence[ShardRef],
+    dest: DataStore,
+    dataset_name: str,
+    *,
+    in_use: Callable[[list[str]], Collection[str]] | None = None,
+) -> list[str]:
     """The URLs :func:`copy_shards` would copy ``infos`` to, without copying (for plans)."""
     taken = _taken(infos, dest, dataset_name, in_use)
     return [destination(info, i, dest, dataset_name, taken)[0] for i, info in enumerate(infos)]
 
 
-def _copy_one(info: ShardInfo, dest: DataStore, url: str, opts: dict[str, Any], before: int,
-              tell: Callable[[int, str | None], None]) -> bool:
+def _copy_one(
+    info: ShardInfo,
+    dest: DataStore,
+    url: str,
+    opts: dict[str, Any],
+    before: int,
+    tell: Callable[[int, str | None], None],
+) -> bool:
     """Stream one shard to ``url`` through a sink, verifying its sha256 before the commit. Returns False
     when an identical file appeared there meanwhile (it is reused)."""
     sink = dest.open_sink(url)

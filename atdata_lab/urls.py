@@ -122,7 +122,9 @@ def local_path(url: str) -> str:
 
 
 def _env_list(name: str) -> frozenset[str]:
-    return frozenset(x.strip().lower() for x in os.environ.get(name, "").replace(";", ",").split(",") if x.strip())
+    return frozenset(
+        x.strip().lower() for x in os.environ.get(name, "").replace(";", ",").split(",") if x.strip()
+    )
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,8 @@ class TrustPolicy:
     def from_env(cls, **overrides: Any) -> TrustPolicy:
         """The policy the environment configures (see the attributes), with ``overrides`` applied."""
         policy = cls(
-            allow_local=os.environ.get("ATDATA_ALLOW_LOCAL_URLS", "").strip().lower() in ("1", "true", "yes", "on"),
+            allow_local=os.environ.get("ATDATA_ALLOW_LOCAL_URLS", "").strip().lower()
+            in ("1", "true", "yes", "on"),
             trusted_hosts=_env_list("ATDATA_TRUSTED_HOSTS"),
             trusted_dids=_env_list("ATDATA_TRUSTED_DIDS"),
             credential_endpoints=_env_list("ATDATA_S3_CREDENTIAL_ENDPOINTS"),
@@ -176,7 +179,9 @@ class TrustPolicy:
 
     def _host_trusted(self, host: str, port: int | None) -> bool:
         host = host.lower().strip("[]")
-        return host in self.trusted_hosts or (port is not None and f"{_bracket(host)}:{port}" in self.trusted_hosts)
+        return host in self.trusted_hosts or (
+            port is not None and f"{_bracket(host)}:{port}" in self.trusted_hosts
+        )
 
 
 def _bracket(host: str) -> str:
@@ -194,10 +199,14 @@ def resolve_trust(trust: Any) -> TrustPolicy:
         return TrustPolicy()
     if isinstance(trust, TrustPolicy):
         return trust
-    raise InvalidArgumentError(f"trust= takes None, True, False or an atdata_lab.urls.TrustPolicy, not {trust!r:.80}")
+    raise InvalidArgumentError(
+        f"trust= takes None, True, False or an atdata_lab.urls.TrustPolicy, not {trust!r:.80}"
+    )
 
 
-_HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?\Z")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?\Z"
+)
 _getaddrinfo = socket.getaddrinfo  # tests and the fuzzer put a fake resolver here
 
 
@@ -220,12 +229,21 @@ def _refuse(what: str, url: str, record_uri: str | None, why: str, fix: str) -> 
     return UntrustedSourceError(f"refused to read the {what} {url!r:.300}{where}: {why}; {fix}")
 
 
-_LOCAL_FIX = ("to read it anyway pass trust=TrustPolicy(allow_local=True) (or trust=True to trust this "
-              "publisher's record completely), or set ATDATA_ALLOW_LOCAL_URLS=1")
+_LOCAL_FIX = (
+    "to read it anyway pass trust=TrustPolicy(allow_local=True) (or trust=True to trust this "
+    "publisher's record completely), or set ATDATA_ALLOW_LOCAL_URLS=1"
+)
 
 
-def allowed_addresses(host: str, port: int, policy: TrustPolicy | None, *, url: str = "", record_uri: str | None = None,
-                      what: str = "shard") -> list[str]:
+def allowed_addresses(
+    host: str,
+    port: int,
+    policy: TrustPolicy | None,
+    *,
+    url: str = "",
+    record_uri: str | None = None,
+    what: str = "shard",
+) -> list[str]:
     """The addresses of ``host`` a connection may use under ``policy``: every address the name
     resolves to is checked (IPv4 and IPv6), and one internal address refuses the host, unless the
     policy allows internal addresses or trusts the host or that address."""
@@ -244,17 +262,28 @@ def allowed_addresses(host: str, port: int, policy: TrustPolicy | None, *, url: 
     for addr in addrs:
         ip = ipaddress.ip_address(addr.split("%", 1)[0])
         if _internal(ip) and not policy._host_trusted(str(ip), port):
-            raise _refuse(what, url or f"{_bracket(host)}:{port}", record_uri,
-                          f"its host {host} resolves to the internal address {ip}",
-                          "to allow this host add it to ATDATA_TRUSTED_HOSTS (host:port) or "
-                          "TrustPolicy(trusted_hosts=...); " + _LOCAL_FIX)
+            raise _refuse(
+                what,
+                url or f"{_bracket(host)}:{port}",
+                record_uri,
+                f"its host {host} resolves to the internal address {ip}",
+                "to allow this host add it to ATDATA_TRUSTED_HOSTS (host:port) or "
+                "TrustPolicy(trusted_hosts=...); " + _LOCAL_FIX,
+            )
     if not addrs:
         raise RemoteUnavailableError(f"the host {host!r} of {url or host} has no address")
     return addrs
 
 
-def check_remote_url(url: Any, *, trusted: Any = None, record_uri: str | None = None, own: bool = False,
-                     what: str = "shard", resolve: bool = True) -> str:
+def check_remote_url(
+    url: Any,
+    *,
+    trusted: Any = None,
+    record_uri: str | None = None,
+    own: bool = False,
+    what: str = "shard",
+    resolve: bool = True,
+) -> str:
     """Check a location taken from a published record against the trust policy; returns it.
 
     Allowed: ``https``/``http`` URLs whose host resolves only to public addresses (every address is
@@ -283,11 +312,18 @@ def check_remote_url(url: Any, *, trusted: Any = None, record_uri: str | None = 
     if not isinstance(url, str) or not url or len(url) > 8192:
         raise _refuse(what, str(url)[:100], record_uri, "it is not a URL", "the record is malformed")
     if any(ord(c) < 0x21 or c == "\x7f" for c in url):
-        raise _refuse(what, url, record_uri, "it holds spaces or control characters", "the record is malformed")
+        raise _refuse(
+            what, url, record_uri, "it holds spaces or control characters", "the record is malformed"
+        )
     if "::" in re.sub(r"^(https?://)\[[^\]/]*\]", r"\1", url, flags=re.IGNORECASE):  # not an IPv6 host's ::
-        raise _refuse(what, url, record_uri, "chained fsspec URLs are not read from other people's records",
-                      "only https/http, s3 and PDS blobs are; to read it anyway pass trust=True (or add the "
-                      "publisher to ATDATA_TRUSTED_DIDS)")
+        raise _refuse(
+            what,
+            url,
+            record_uri,
+            "chained fsspec URLs are not read from other people's records",
+            "only https/http, s3 and PDS blobs are; to read it anyway pass trust=True (or add the "
+            "publisher to ATDATA_TRUSTED_DIDS)",
+        )
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("", "file", "local"):
         if policy.allow_local:
@@ -295,12 +331,19 @@ def check_remote_url(url: Any, *, trusted: Any = None, record_uri: str | None = 
         raise _refuse(what, url, record_uri, "it is a local file", _LOCAL_FIX)
     if scheme == "s3":
         if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-_]{1,254}(/[^?#]*)?", url, flags=re.IGNORECASE):
-            raise _refuse(what, url, record_uri, "it is not an s3://bucket/key URL", "the record is malformed")
+            raise _refuse(
+                what, url, record_uri, "it is not an s3://bucket/key URL", "the record is malformed"
+            )
         return url
     if scheme not in ("http", "https"):
-        raise _refuse(what, url, record_uri, f"the scheme {scheme!r} is not read from other people's records",
-                      "only https/http, s3 and PDS blobs are; to read it anyway pass trust=True (or add the "
-                      "publisher to ATDATA_TRUSTED_DIDS)")
+        raise _refuse(
+            what,
+            url,
+            record_uri,
+            f"the scheme {scheme!r} is not read from other people's records",
+            "only https/http, s3 and PDS blobs are; to read it anyway pass trust=True (or add the "
+            "publisher to ATDATA_TRUSTED_DIDS)",
+        )
     try:
         parts = urllib.parse.urlsplit(url)
         host, port = parts.hostname, parts.port or (443 if scheme == "https" else 80)
@@ -309,16 +352,26 @@ def check_remote_url(url: Any, *, trusted: Any = None, record_uri: str | None = 
     except ValueError:
         host = None
     if not host or not (_HOSTNAME.fullmatch(host) or _is_ip(host)):
-        raise _refuse(what, url, record_uri, "its host is not a valid host name or address (no user@, no "
-                      "backslashes)", "the record is malformed")
+        raise _refuse(
+            what,
+            url,
+            record_uri,
+            "its host is not a valid host name or address (no user@, no backslashes)",
+            "the record is malformed",
+        )
     if policy.allow_local or policy._host_trusted(host, port):
         return url
     if _is_ip(host):
         ip = ipaddress.ip_address(host)
         if _internal(ip):
-            raise _refuse(what, url, record_uri, f"its host is the internal address {ip}",
-                          "to allow this host add it to ATDATA_TRUSTED_HOSTS (host:port) or "
-                          "TrustPolicy(trusted_hosts=...); " + _LOCAL_FIX)
+            raise _refuse(
+                what,
+                url,
+                record_uri,
+                f"its host is the internal address {ip}",
+                "to allow this host add it to ATDATA_TRUSTED_HOSTS (host:port) or "
+                "TrustPolicy(trusted_hosts=...); " + _LOCAL_FIX,
+            )
         return url
     if resolve:
         allowed_addresses(host, port, policy, url=url, record_uri=record_uri, what=what)
@@ -354,7 +407,9 @@ def note_configured_endpoint(endpoint: str | None) -> None:
         _configured_endpoints.add(_endpoint_key(endpoint))
 
 
-def credentials_allowed(endpoint: str | None, policy: TrustPolicy | None = None, *, also: tuple[str, ...] = ()) -> bool:
+def credentials_allowed(
+    endpoint: str | None, policy: TrustPolicy | None = None, *, also: tuple[str, ...] = ()
+) -> bool:
     """May your S3 credentials be sent to ``endpoint`` (``None``: AWS itself)?
 
     Yes for AWS, for endpoints of stores configured in this process, ``AWS_ENDPOINT_URL``, the
@@ -366,7 +421,7 @@ def credentials_allowed(endpoint: str | None, policy: TrustPolicy | None = None,
     allowed = set(_configured_endpoints) | {_endpoint_key(e) for e in also if e}
     if os.environ.get("AWS_ENDPOINT_URL"):
         allowed.add(_endpoint_key(os.environ["AWS_ENDPOINT_URL"]))
-    for e in (policy.credential_endpoints if policy is not None else ()):
+    for e in policy.credential_endpoints if policy is not None else ():
         allowed.add(_endpoint_key(e) if "://" in e else e)
     host = key.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
     return key in allowed or host in allowed
@@ -432,15 +487,22 @@ class _CheckedBackend:
         self.policy = policy
         self._inner = httpcore.SyncBackend()
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> Any:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> Any:
         import httpcore
 
         last: Exception | None = None
         for addr in allowed_addresses(host, port, self.policy, url=f"{_bracket(host)}:{port}"):
             try:
-                return self._inner.connect_tcp(addr, port, timeout=timeout, local_address=local_address,
-                                               socket_options=socket_options)
+                return self._inner.connect_tcp(
+                    addr, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
                 last = e
         assert last is not None
@@ -473,10 +535,16 @@ def _http_client(policy: TrustPolicy | None) -> Any:
 
                 transport = httpx.HTTPTransport()
                 transport._pool = httpcore.ConnectionPool(  # the same pool, with a checking network backend
-                    ssl_context=httpx.create_ssl_context(), max_connections=100, max_keepalive_connections=20,
-                    keepalive_expiry=5.0, network_backend=_CheckedBackend(policy))  # type: ignore[arg-type]
+                    ssl_context=httpx.create_ssl_context(),
+                    max_connections=100,
+                    max_keepalive_connections=20,
+                    keepalive_expiry=5.0,
+                    network_backend=_CheckedBackend(policy),  # type: ignore[arg-type]
+                )
                 # trust_env=False: a proxy from the environment would connect for us, unchecked
-                client = httpx.Client(timeout=timeout, follow_redirects=True, transport=transport, trust_env=False)
+                client = httpx.Client(
+                    timeout=timeout, follow_redirects=True, transport=transport, trust_env=False
+                )
             _clients[key] = client
     return client
 
@@ -485,8 +553,9 @@ def _http_failure(url: str, status: int) -> Exception:
     if status in (404, 410):
         return ShardNotFoundError(f"shard not found: {url} (HTTP {status})")
     if status in (401, 403):
-        return RemoteAccessDeniedError(f"access to {url} was refused (HTTP {status}); the data is not public, "
-                                       "or needs credentials")
+        return RemoteAccessDeniedError(
+            f"access to {url} was refused (HTTP {status}); the data is not public, or needs credentials"
+        )
     if status >= 500 or status == 429:
         return RemoteUnavailableError(f"{url} failed with HTTP {status}; try again later")
     return ShardError(f"cannot read {url}: HTTP {status}")
@@ -542,7 +611,7 @@ class _HttpSource:
                 break
             self._pos += len(chunk)
             if self._pos > pos:
-                self._left = chunk[len(chunk) - (self._pos - pos):]
+                self._left = chunk[len(chunk) - (self._pos - pos) :]
                 self._pos = pos
 
     def _next(self) -> bytes:
@@ -612,7 +681,9 @@ class _FsSource:
         except (OSError, ValueError, TypeError, KeyError):
             raise
         except Exception as e:  # botocore/aiohttp transport errors are not OSErrors
-            raise RemoteUnavailableError(f"cannot read {self.url}: {type(e).__name__} ({str(e)[:200]})") from None
+            raise RemoteUnavailableError(
+                f"cannot read {self.url}: {type(e).__name__} ({str(e)[:200]})"
+            ) from None
         if len(data) > n and len(data) >= pos + n:  # a server that ignores Range sent it all
             data = data[pos : pos + n]
         return data[:n]
@@ -764,7 +835,9 @@ def read_range(url: str, offset: int, size: int, storage_options: dict[str, Any]
         try:
             fd = os.open(local_path(url), os.O_RDONLY)
         except FileNotFoundError:
-            raise ShardNotFoundError(f"shard not found: {url} (deleted since the dataset was opened?)") from None
+            raise ShardNotFoundError(
+                f"shard not found: {url} (deleted since the dataset was opened?)"
+            ) from None
         try:
             return os.pread(fd, size, offset)
         finally:

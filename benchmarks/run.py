@@ -45,13 +45,21 @@ class ImageSample:
 
 def small_samples(n: int) -> list:
     rng = np.random.default_rng(0)
-    return [ExperimentSample(measurement=rng.standard_normal(64).astype(np.float32), timestamp=float(i),
-                             sensor_id=f"sensor_{i % 4}") for i in range(n)]
+    return [
+        ExperimentSample(
+            measurement=rng.standard_normal(64).astype(np.float32),
+            timestamp=float(i),
+            sensor_id=f"sensor_{i % 4}",
+        )
+        for i in range(n)
+    ]
 
 
 def image_samples(n: int) -> list:
     rng = np.random.default_rng(1)
-    return [ImageSample(image=rng.integers(0, 255, (3, 224, 224), dtype=np.uint8), label=i % 10) for i in range(n)]
+    return [
+        ImageSample(image=rng.integers(0, 255, (3, 224, 224), dtype=np.uint8), label=i % 10) for i in range(n)
+    ]
 
 
 def median_time(fn, repeat: int) -> float:
@@ -111,12 +119,25 @@ def bench_rw(name: str, samples: list, tmp: Path, repeat: int, maxcount: int) ->
 
 
 def _rows(n_entries: int) -> list[dict]:
-    return [{
-        "name": f"dataset-{i:06d}", "cid": f"bafy{i}", "schema_ref": f"atdata://local/schema/S{i % 7}@1.0.0",
-        "data_urls": [f"/d/{i}.tar"], "num_samples": i, "num_shards": 1, "size_bytes": i * 100,
-        "shard_checksums": ["0" * 64], "metadata": {}, "description": f"run {i}", "tags": ["a", f"t{i % 10}"],
-        "license": "MIT", "created_at": f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}", "published_uri": None,
-    } for i in range(n_entries)]
+    return [
+        {
+            "name": f"dataset-{i:06d}",
+            "cid": f"bafy{i}",
+            "schema_ref": f"atdata://local/schema/S{i % 7}@1.0.0",
+            "data_urls": [f"/d/{i}.tar"],
+            "num_samples": i,
+            "num_shards": 1,
+            "size_bytes": i * 100,
+            "shard_checksums": ["0" * 64],
+            "metadata": {},
+            "description": f"run {i}",
+            "tags": ["a", f"t{i % 10}"],
+            "license": "MIT",
+            "created_at": f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}",
+            "published_uri": None,
+        }
+        for i in range(n_entries)
+    ]
 
 
 def _fill_sqlite(tmp: Path, rows: list[dict]):
@@ -129,10 +150,19 @@ def _fill_sqlite(tmp: Path, rows: list[dict]):
     with prov._write() as c:
         c.executemany(
             f"INSERT INTO entries ({', '.join(ENTRY_KEYS)}, search_text) VALUES ({', '.join('?' * (len(ENTRY_KEYS) + 1))})",
-            [tuple(json.dumps(r[k]) if k in ("data_urls", "shard_checksums", "metadata", "tags") else r[k]
-                   for k in ENTRY_KEYS) + (search_text(r),) for r in rows],
+            [
+                tuple(
+                    json.dumps(r[k]) if k in ("data_urls", "shard_checksums", "metadata", "tags") else r[k]
+                    for k in ENTRY_KEYS
+                )
+                + (search_text(r),)
+                for r in rows
+            ],
         )
-        c.executemany("INSERT INTO entry_tags(name, tag) VALUES (?, ?)", [(r["name"], t) for r in rows for t in r["tags"]])
+        c.executemany(
+            "INSERT INTO entry_tags(name, tag) VALUES (?, ?)",
+            [(r["name"], t) for r in rows for t in r["tags"]],
+        )
     return prov
 
 
@@ -165,9 +195,17 @@ def bench_lookup(provider, n_entries: int) -> dict:
     first_ms = median_time(lambda: index.search(limit=25), 9) * 1000
     deep_ms = median_time(lambda: index.search(limit=25, offset=n_entries // 2, sort="name"), 9) * 1000
     text_ms = median_time(lambda: index.search("run 12", limit=25), 9) * 1000
-    tag_ms = median_time(lambda: index.search(tags=["t3"], schema="S3", limit=25, sort="size_bytes"), 9) * 1000
-    return {"n": n_entries, "get_us": get_us, "first_ms": first_ms, "deep_ms": deep_ms, "text_ms": text_ms,
-            "tag_ms": tag_ms}
+    tag_ms = (
+        median_time(lambda: index.search(tags=["t3"], schema="S3", limit=25, sort="size_bytes"), 9) * 1000
+    )
+    return {
+        "n": n_entries,
+        "get_us": get_us,
+        "first_ms": first_ms,
+        "deep_ms": deep_ms,
+        "text_ms": text_ms,
+        "tag_ms": tag_ms,
+    }
 
 
 class _Redis:
@@ -184,8 +222,22 @@ class _Redis:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         import redis
 
         for _ in range(100):
@@ -215,16 +267,40 @@ def bench_promotion_round_trips(tmp: Path, counts=(0, 100, 1000)) -> list[dict] 
             acct = sb.create_account()
             client = Atmosphere.login(acct.handle, acct.password, pds_url=sb.pds_url)
             for start in range(0, n, 200):
-                client.apply_writes([{"action": "create", "collection": rec.SCHEMA_NSID,
-                                      "rkey": rec.schema_rkey(f"Other{i}", "1.0.0"),
-                                      "value": rec.schema_record({"name": f"Other{i}", "version": "1.0.0", "fields": [
-                                          {"name": "x", "fieldType": {"$type": "local#primitive", "primitive": "int"},
-                                           "optional": False}]})}
-                                     for i in range(start, min(n, start + 200))])
-            index = atdata.Index(path=tmp / f"promo-{n}.db", atmosphere=client,
-                                 data_store=atdata.LocalDiskStore(tmp / f"promo-{n}"))
+                client.apply_writes(
+                    [
+                        {
+                            "action": "create",
+                            "collection": rec.SCHEMA_NSID,
+                            "rkey": rec.schema_rkey(f"Other{i}", "1.0.0"),
+                            "value": rec.schema_record(
+                                {
+                                    "name": f"Other{i}",
+                                    "version": "1.0.0",
+                                    "fields": [
+                                        {
+                                            "name": "x",
+                                            "fieldType": {"$type": "local#primitive", "primitive": "int"},
+                                            "optional": False,
+                                        }
+                                    ],
+                                }
+                            ),
+                        }
+                        for i in range(start, min(n, start + 200))
+                    ]
+                )
+            index = atdata.Index(
+                path=tmp / f"promo-{n}.db",
+                atmosphere=client,
+                data_store=atdata.LocalDiskStore(tmp / f"promo-{n}"),
+            )
             row = {"schemas": n}
-            for label, name, seed in (("first", "bench-a", 0), ("next", "bench-b", 1), ("again", "bench-b", 1)):
+            for label, name, seed in (
+                ("first", "bench-a", 0),
+                ("next", "bench-b", 1),
+                ("again", "bench-b", 1),
+            ):
                 if label != "again":
                     index.write(small_samples(200)[seed:], name=name, progress=False)
                 client.round_trips = 0
@@ -266,13 +342,22 @@ def bench_streaming_rss(tmp: Path, gigabytes: float) -> dict:
     n = int(gigabytes * 1e9 / (3 * 224 * 224))
     rng = np.random.default_rng(2)
     img = rng.integers(0, 255, (3, 224, 224), dtype=np.uint8)
-    ds = atdata.write_samples((ImageSample(image=img, label=i % 10) for i in range(n)), tmp / "big" / "d", maxcount=1000)
+    ds = atdata.write_samples(
+        (ImageSample(image=img, label=i % 10) for i in range(n)), tmp / "big" / "d", maxcount=1000
+    )
     size = sum(ds.shard_info(u).size for u in ds.urls)
     pattern = str(tmp / "big" / f"d-{{000000..{len(ds.urls) - 1:06d}}}.tar")
-    out = subprocess.run([sys.executable, "-c", RSS_CHILD, pattern, str(ROOT)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_CHILD, pattern, str(ROOT)], capture_output=True, text=True, check=True
+    )
     count, base_mb, peak_mb, dt = out.stdout.split()
-    return {"bytes": size, "samples": int(count), "base_mb": float(base_mb), "peak_mb": float(peak_mb),
-            "mb_s": size / 1e6 / float(dt)}
+    return {
+        "bytes": size,
+        "samples": int(count),
+        "base_mb": float(base_mb),
+        "peak_mb": float(peak_mb),
+        "mb_s": size / 1e6 / float(dt),
+    }
 
 
 def bench_s3(tmp: Path, n_images: int, repeat: int) -> dict | str:
@@ -287,14 +372,18 @@ def bench_s3(tmp: Path, n_images: int, repeat: int) -> dict | str:
         return f"unavailable: {e}"
     try:
         bucket = server.make_bucket()
-        store = atdata.S3DataStore(bucket, endpoint_url=server.endpoint_url, key=server.key, secret=server.secret)
+        store = atdata.S3DataStore(
+            bucket, endpoint_url=server.endpoint_url, key=server.key, secret=server.secret
+        )
         samples = image_samples(n_images)
         index = atdata.Index(path=tmp / "s3.db", data_store=store)
         counter = iter(range(10**6))
         entry = index.write(samples, name="s3-bench-0", maxcount=200, progress=False)
         size = entry.size_bytes / 1e6
-        write_s = median_time(lambda: index.write(samples, name=f"s3-bench-{next(counter) + 1}", maxcount=200,
-                                                  progress=False), repeat)
+        write_s = median_time(
+            lambda: index.write(samples, name=f"s3-bench-{next(counter) + 1}", maxcount=200, progress=False),
+            repeat,
+        )
         ds = index.dataset(entry)
         read_s = median_time(lambda: [None for _ in ds.ordered(batch_size=32)], repeat)
         fs = server.fs()
@@ -302,7 +391,13 @@ def bench_s3(tmp: Path, n_images: int, repeat: int) -> dict | str:
         keys = [f"{bucket}/plain/{i}.tar" for i in range(len(local.urls))]
         put_s = median_time(lambda: [fs.put_file(u, k) for u, k in zip(local.urls, keys)], repeat)
         get_s = median_time(lambda: [fs.cat_file(k) for k in keys], repeat)
-        return {"mb": size, "write": size / write_s, "read": size / read_s, "put": size / put_s, "get": size / get_s}
+        return {
+            "mb": size,
+            "write": size / write_s,
+            "read": size / read_s,
+            "put": size / put_s,
+            "get": size / get_s,
+        }
     finally:
         server.stop()
 
@@ -373,9 +468,11 @@ def main() -> None:
 
     print(f"# atdata-lab benchmarks ({time.strftime('%Y-%m-%d')})")
     print()
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, {_mem_gb():.0f} GiB RAM, {platform.system()} "
-          f"{platform.release()}; Python {platform.python_version()}, numpy {np.__version__}. "
-          f"Medians of {repeat} runs; data in the page cache.")
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {_mem_gb():.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}; Python {platform.python_version()}, numpy {np.__version__}. "
+        f"Medians of {repeat} runs; data in the page cache."
+    )
     print()
     print("| figure | atdata-lab | atdata 0.7 | ratio | target |")
     print("|---|---|---|---|---|")
@@ -388,42 +485,96 @@ def main() -> None:
     why = "" if isinstance(ref, dict) else str(ref)[:80]
     sw = small["n"] / small["write_s"]
     sr = small["n"] / small["read_s"]
-    row("small write (20k), samples/s", f"{sw:,.0f}", f"{ref_w:,.0f}" if ref_w else why, f"{sw / ref_w:.1f}x" if ref_w else "—", ">= 3x")
-    row("small batched read (32), samples/s", f"{sr:,.0f}", f"{ref_r:,.0f}" if ref_r else why, f"{sr / ref_r:.1f}x" if ref_r else "—", ">= 5x")
+    row(
+        "small write (20k), samples/s",
+        f"{sw:,.0f}",
+        f"{ref_w:,.0f}" if ref_w else why,
+        f"{sw / ref_w:.1f}x" if ref_w else "—",
+        ">= 3x",
+    )
+    row(
+        "small batched read (32), samples/s",
+        f"{sr:,.0f}",
+        f"{ref_r:,.0f}" if ref_r else why,
+        f"{sr / ref_r:.1f}x" if ref_r else "—",
+        ">= 5x",
+    )
     if small["wds_s"]:
-        row("small read, plain webdataset iteration (no decode), samples/s", f"{small['n'] / small['wds_s']:,.0f}")
+        row(
+            "small read, plain webdataset iteration (no decode), samples/s",
+            f"{small['n'] / small['wds_s']:,.0f}",
+        )
     row("small shuffled read (buffer 1000, batch 32), samples/s", f"{small['n'] / small['shuffled_s']:,.0f}")
     bps = small["bytes"] / small["n"]
-    row("bytes on disk per small sample", f"{bps:,.0f}", "2,050 (3 x 512 B headers)", f"{bps / 2050:.2f}x", "<= 0.5x")
+    row(
+        "bytes on disk per small sample",
+        f"{bps:,.0f}",
+        "2,050 (3 x 512 B headers)",
+        f"{bps / 2050:.2f}x",
+        "<= 0.5x",
+    )
     mb = img["bytes"] / 1e6
     raw = mb / img["raw_s"]
     ir = mb / img["read_s"]
     row("image (3x224x224 uint8) write, MB/s", f"{mb / img['write_s']:,.0f}")
-    row("image batched read (32), MB/s", f"{ir:,.0f}", "954 (issue 8, same machine kind)", f"{ir / raw:.0%} of raw read ({raw:,.0f} MB/s)", ">= 50% of raw")
+    row(
+        "image batched read (32), MB/s",
+        f"{ir:,.0f}",
+        "954 (issue 8, same machine kind)",
+        f"{ir / raw:.0%} of raw read ({raw:,.0f} MB/s)",
+        ">= 50% of raw",
+    )
     row("image shuffled read (32), MB/s", f"{mb / img['shuffled_s']:,.0f}")
-    row("random access to sample k, p50 ms (small / image)", f"{small['random_p50_ms']:.3f} / {img['random_p50_ms']:.3f}", target="< 1 ms")
+    row(
+        "random access to sample k, p50 ms (small / image)",
+        f"{small['random_p50_ms']:.3f} / {img['random_p50_ms']:.3f}",
+        target="< 1 ms",
+    )
     for lk in looks:
         if "error" in lk:
             row(f"{lk['provider']} lookups", f"not measured: {lk['error']}")
             continue
-        row(f"get_entry_by_name, {lk['provider']}, {lk['n']:,} entries, p50 us", f"{lk['get_us']:.0f}", target="< 100 us")
-        row(f"25-row search page, {lk['provider']}, {lk['n']:,} entries, ms (first / middle / text / tag+schema)",
-            f"{lk['first_ms']:.2f} / {lk['deep_ms']:.2f} / {lk['text_ms']:.2f} / {lk['tag_ms']:.2f}", target="< 20 ms")
+        row(
+            f"get_entry_by_name, {lk['provider']}, {lk['n']:,} entries, p50 us",
+            f"{lk['get_us']:.0f}",
+            target="< 100 us",
+        )
+        row(
+            f"25-row search page, {lk['provider']}, {lk['n']:,} entries, ms (first / middle / text / tag+schema)",
+            f"{lk['first_ms']:.2f} / {lk['deep_ms']:.2f} / {lk['text_ms']:.2f} / {lk['tag_ms']:.2f}",
+            target="< 20 ms",
+        )
     if isinstance(s3, dict):
-        row(f"S3 (SeaweedFS) write, {s3['mb']:.0f} MB of image shards, MB/s", f"{s3['write']:,.0f}",
-            f"plain s3fs put: {s3['put']:,.0f}", f"{s3['write'] / s3['put']:.0%} of put", ">= 80%")
-        row("S3 (SeaweedFS) batched read, MB/s", f"{s3['read']:,.0f}", f"plain s3fs get: {s3['get']:,.0f}",
-            f"{s3['read'] / s3['get']:.0%} of get", ">= 80%")
+        row(
+            f"S3 (SeaweedFS) write, {s3['mb']:.0f} MB of image shards, MB/s",
+            f"{s3['write']:,.0f}",
+            f"plain s3fs put: {s3['put']:,.0f}",
+            f"{s3['write'] / s3['put']:.0%} of put",
+            ">= 80%",
+        )
+        row(
+            "S3 (SeaweedFS) batched read, MB/s",
+            f"{s3['read']:,.0f}",
+            f"plain s3fs get: {s3['get']:,.0f}",
+            f"{s3['read'] / s3['get']:.0%} of get",
+            ">= 80%",
+        )
     else:
         row("S3 write/read", f"not measured: {s3}")
-    row(f"peak RSS streaming {rss['bytes'] / 1e9:.2f} GB ({rss['samples']:,} images), MB",
-        f"{rss['peak_mb']:.0f} (interpreter + numpy: {rss['base_mb']:.0f}); {rss['mb_s']:,.0f} MB/s", target="< 200 MB")
+    row(
+        f"peak RSS streaming {rss['bytes'] / 1e9:.2f} GB ({rss['samples']:,} images), MB",
+        f"{rss['peak_mb']:.0f} (interpreter + numpy: {rss['base_mb']:.0f}); {rss['mb_s']:,.0f} MB/s",
+        target="< 200 MB",
+    )
     if isinstance(promo, list):
         for p in promo:
             f, nx, ag = p["first"], p["next"], p["again"]
-            row(f"promote_entry with {p['schemas']:,} schemas in the repo: PDS round trips (ms)",
+            row(
+                f"promote_entry with {p['schemas']:,} schemas in the repo: PDS round trips (ms)",
                 f"first {f[0]} ({f[1]:.0f}), next {nx[0]} ({nx[1]:.0f}), unchanged again {ag[0]} ({ag[1]:.0f})",
-                "atdata: reads the first 100 schemas only", target="<= 2, flat")
+                "atdata: reads the first 100 schemas only",
+                target="<= 2, flat",
+            )
     else:
         row("promotion round trips", promo)
 

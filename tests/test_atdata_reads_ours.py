@@ -38,10 +38,17 @@ class Mixed:
 SPEC = {
     "name": "Mixed",
     "fields": [
-        {"name": "big", "kind": "ndarray"}, {"name": "img", "kind": "ndarray"}, {"name": "half", "kind": "ndarray"},
-        {"name": "label", "kind": "str"}, {"name": "count", "kind": "int"}, {"name": "score", "kind": "float"},
-        {"name": "flag", "kind": "bool"}, {"name": "raw", "kind": "bytes"}, {"name": "tags", "kind": "list[str]"},
-        {"name": "weights", "kind": "list[float]"}, {"name": "mask", "kind": "optional[ndarray]"},
+        {"name": "big", "kind": "ndarray"},
+        {"name": "img", "kind": "ndarray"},
+        {"name": "half", "kind": "ndarray"},
+        {"name": "label", "kind": "str"},
+        {"name": "count", "kind": "int"},
+        {"name": "score", "kind": "float"},
+        {"name": "flag", "kind": "bool"},
+        {"name": "raw", "kind": "bytes"},
+        {"name": "tags", "kind": "list[str]"},
+        {"name": "weights", "kind": "list[float]"},
+        {"name": "mask", "kind": "optional[ndarray]"},
         {"name": "note", "kind": "optional[str]"},
     ],
 }
@@ -50,10 +57,17 @@ SPEC = {
 def mixed(i):
     rng = np.random.default_rng(i)
     return Mixed(
-        big=rng.standard_normal((2, 3)).astype(">f8"), img=rng.integers(0, 255, (4, 4, 3), dtype=np.uint8),
-        half=rng.standard_normal(5).astype(np.float16), label=f"é{i}✓", count=-i * 10**12,
-        score=i / 7, flag=bool(i % 2), raw=bytes(range(i % 5)), tags=[f"t{j}" for j in range(i % 3)],
-        weights=[j / 3 for j in range(i % 4)], mask=None if i % 3 == 0 else np.eye(2, dtype=bool),
+        big=rng.standard_normal((2, 3)).astype(">f8"),
+        img=rng.integers(0, 255, (4, 4, 3), dtype=np.uint8),
+        half=rng.standard_normal(5).astype(np.float16),
+        label=f"é{i}✓",
+        count=-i * 10**12,
+        score=i / 7,
+        flag=bool(i % 2),
+        raw=bytes(range(i % 5)),
+        tags=[f"t{j}" for j in range(i % 3)],
+        weights=[j / 3 for j in range(i % 4)],
+        mask=None if i % 3 == 0 else np.eye(2, dtype=bool),
         note=None if i % 2 else f"n{i}",
     )
 
@@ -75,8 +89,14 @@ def test_atdata_reads_an_index_written_tutorial_dataset():
     from tests.conformance.index_suite import experiment
 
     entry = atdata.Index().write(experiment(1000), name="experiment-2024-001", maxcount=500, progress=False)
-    spec = {"name": "ExperimentSample", "fields": [{"name": "measurement", "kind": "ndarray"},
-            {"name": "timestamp", "kind": "float"}, {"name": "sensor_id", "kind": "str"}]}
+    spec = {
+        "name": "ExperimentSample",
+        "fields": [
+            {"name": "measurement", "kind": "ndarray"},
+            {"name": "timestamp", "kind": "float"},
+            {"name": "sensor_id", "kind": "str"},
+        ],
+    }
     got = ref.read_shards_with_atdata(spec, entry.data_urls)
     assert len(got) == 1000 and got[999]["timestamp"] == 999.0
     assert decode_expected(got[0]["measurement"]).dtype == np.float32

@@ -59,9 +59,11 @@ def label(did: str, name: str = "mnist", **kw) -> dict:
 
 
 def test_import_atdata_lab_does_not_import_atproto():
-    code = ("import sys, atdata_lab, atdata_lab.atmosphere, atdata_lab.atmosphere.records, "
-            "atdata_lab.atmosphere.lexicon; assert not any(m.startswith('atproto') for m in sys.modules), "
-            "[m for m in sys.modules if m.startswith('atproto')]")
+    code = (
+        "import sys, atdata_lab, atdata_lab.atmosphere, atdata_lab.atmosphere.records, "
+        "atdata_lab.atmosphere.lexicon; assert not any(m.startswith('atproto') for m in sys.modules), "
+        "[m for m in sys.modules if m.startswith('atproto')]"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
 
 
@@ -100,13 +102,17 @@ def test_connection_refused_names_url_and_fix():
 # login, sessions, secrets
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.sandbox
 def test_login_properties_and_round_trips(sandbox, pds_account):
     a = Atmosphere.login(pds_account.handle, pds_account.password, pds_url=sandbox.pds_url)
     assert (a.did, a.handle, a.pds_url) == (pds_account.did, pds_account.handle, sandbox.pds_url)
     assert a.round_trips == 1
     assert pds_account.password not in repr(a) and pds_account.password not in str(a)
-    assert repr(a) == f"Atmosphere(handle={pds_account.handle!r}, did={pds_account.did!r}, pds_url={sandbox.pds_url!r})"
+    assert (
+        repr(a)
+        == f"Atmosphere(handle={pds_account.handle!r}, did={pds_account.did!r}, pds_url={sandbox.pds_url!r})"
+    )
     # the password is not kept anywhere on the object (nor on the SDK client it wraps)
     for obj in (a, a._sdk, a._sdk._session):
         assert pds_account.password not in repr(vars(obj))
@@ -185,8 +191,10 @@ def test_expired_access_token_is_refreshed(sandbox, pds_account, tmp_path):
 def test_revoked_session_says_log_in_again(sandbox, pds_account):
     a = Atmosphere.login(pds_account.handle, pds_account.password, pds_url=sandbox.pds_url)
     refresh = a._sdk._session.refresh_jwt
-    r = httpx.post(f"{sandbox.pds_url}/xrpc/com.atproto.server.deleteSession",
-                   headers={"Authorization": f"Bearer {refresh}"})
+    r = httpx.post(
+        f"{sandbox.pds_url}/xrpc/com.atproto.server.deleteSession",
+        headers={"Authorization": f"Bearer {refresh}"},
+    )
     assert r.status_code == 200
     real_now = a._sdk.get_current_time
     a._sdk.get_current_time = lambda: real_now() + timedelta(hours=3)  # forces a refresh
@@ -226,7 +234,11 @@ def test_create_get_put_delete(atm):
     atm.delete_record(LABEL, "first")
     with pytest.raises(RecordNotFoundError) as nf:
         atm.get_record(LABEL, "first")
-    assert isinstance(nf.value, KeyError) and nf.value.status == 400 and nf.value.response.error == "RecordNotFound"
+    assert (
+        isinstance(nf.value, KeyError)
+        and nf.value.status == 400
+        and nf.value.response.error == "RecordNotFound"
+    )
     atm.delete_record(LABEL, "first")  # deleting a missing record is fine
 
 
@@ -261,8 +273,9 @@ def test_local_validation_before_any_request(atm):
     with pytest.raises(RecordValidationError, match="201 writes, the limit is 200"):
         atm.apply_writes([{"action": "create", "collection": LABEL, "value": label(atm.did)}] * 201)
     with pytest.raises(RecordSizeError, match="applyWrites body"):
-        atm.apply_writes([{"action": "create", "collection": "org.example.thing",
-                           "value": {"t": "x" * 300_000}}] * 4)
+        atm.apply_writes(
+            [{"action": "create", "collection": "org.example.thing", "value": {"t": "x" * 300_000}}] * 4
+        )
     assert atm.round_trips == 0
 
 
@@ -276,17 +289,34 @@ def test_validate_flag_is_passed_to_the_pds(atm):
 
 @pytest.mark.sandbox
 def test_apply_writes_promotion_in_one_round_trip(atm):
-    local = {"name": "Sample", "version": "1.0.0", "fields": [
-        {"name": "x", "fieldType": {"$type": "local#ndarray", "dtype": "<f4", "shape": [3]}, "optional": False}]}
+    local = {
+        "name": "Sample",
+        "version": "1.0.0",
+        "fields": [
+            {
+                "name": "x",
+                "fieldType": {"$type": "local#ndarray", "dtype": "<f4", "shape": [3]},
+                "optional": False,
+            }
+        ],
+    }
     schema_rkey, entry_rkey, label_rkey = R.schema_rkey("Sample", "1.0.0"), R.make_tid(), R.make_tid()
     schema_uri = f"at://{atm.did}/{SCHEMA}/{schema_rkey}"
     entry_uri = f"at://{atm.did}/{ENTRY}/{entry_rkey}"
     writes = [
         {"action": "create", "collection": SCHEMA, "rkey": schema_rkey, "value": R.schema_record(local)},
-        {"action": "create", "collection": ENTRY, "rkey": entry_rkey,
-         "value": R.entry_record("d", schema_uri, R.storage_http([("https://x/a.tar", SHA)]))},
-        {"action": "create", "collection": LABEL, "rkey": label_rkey,
-         "value": R.label_record("d", entry_uri, version="1.0.0")},
+        {
+            "action": "create",
+            "collection": ENTRY,
+            "rkey": entry_rkey,
+            "value": R.entry_record("d", schema_uri, R.storage_http([("https://x/a.tar", SHA)])),
+        },
+        {
+            "action": "create",
+            "collection": LABEL,
+            "rkey": label_rkey,
+            "value": R.label_record("d", entry_uri, version="1.0.0"),
+        },
     ]
     atm.round_trips = 0
     res = atm.apply_writes(writes)
@@ -299,18 +329,22 @@ def test_apply_writes_promotion_in_one_round_trip(atm):
 
     # atomic: a batch whose create hits a taken rkey writes nothing at all
     fresh = R.make_tid()
-    bad = [{"action": "create", "collection": LABEL, "rkey": fresh, "value": label(atm.did, name="new")},
-           {"action": "create", "collection": LABEL, "rkey": label_rkey, "value": label(atm.did, name="clash")}]
+    bad = [
+        {"action": "create", "collection": LABEL, "rkey": fresh, "value": label(atm.did, name="new")},
+        {"action": "create", "collection": LABEL, "rkey": label_rkey, "value": label(atm.did, name="clash")},
+    ]
     with pytest.raises(RecordConflictError, match=label_rkey):
         atm.apply_writes(bad)
     with pytest.raises(RecordNotFoundError):
         atm.get_record(LABEL, fresh)
     # updates and deletes
     upd = label(atm.did, name="upd")
-    res = atm.apply_writes([
-        {"action": "update", "collection": LABEL, "rkey": label_rkey, "value": upd},
-        {"action": "delete", "collection": ENTRY, "rkey": entry_rkey},
-    ])
+    res = atm.apply_writes(
+        [
+            {"action": "update", "collection": LABEL, "rkey": label_rkey, "value": upd},
+            {"action": "delete", "collection": ENTRY, "rkey": entry_rkey},
+        ]
+    )
     assert res[0]["cid"] == R.record_cid(upd) and res[1]["cid"] is None
     assert atm.get_record(LABEL, label_rkey)["value"]["name"] == "upd"
     with pytest.raises(RecordNotFoundError):
@@ -326,8 +360,17 @@ def test_apply_writes_promotion_in_one_round_trip(atm):
 def test_list_records_follows_cursors_to_the_end(atm):
     for start in (0, 200):
         n = 200 if start == 0 else 50
-        atm.apply_writes([{"action": "create", "collection": LABEL, "rkey": f"k{start + i:04d}",
-                           "value": label(atm.did, name=f"n{start + i}")} for i in range(n)])
+        atm.apply_writes(
+            [
+                {
+                    "action": "create",
+                    "collection": LABEL,
+                    "rkey": f"k{start + i:04d}",
+                    "value": label(atm.did, name=f"n{start + i}"),
+                }
+                for i in range(n)
+            ]
+        )
     atm.round_trips = 0
     allrecs = atm.list_records(LABEL)
     assert len(allrecs) == 250 and atm.round_trips == 3
@@ -374,9 +417,11 @@ def test_blobs_upload_reference_download(atm, tmp_path):
     data = os.urandom(1_500_000)
     path = tmp_path / "shard.tar"
     path.write_bytes(data)
-    refs = [atm.upload_blob(data, content_type="application/x-tar"),
-            atm.upload_blob(path, content_type="application/x-tar"),
-            atm.upload_blob(io.BytesIO(data), content_type="application/x-tar")]
+    refs = [
+        atm.upload_blob(data, content_type="application/x-tar"),
+        atm.upload_blob(path, content_type="application/x-tar"),
+        atm.upload_blob(io.BytesIO(data), content_type="application/x-tar"),
+    ]
     ref = refs[0]
     assert all(r == ref for r in refs)
     assert ref["$type"] == "blob" and ref["mimeType"] == "application/x-tar" and ref["size"] == len(data)
@@ -384,7 +429,11 @@ def test_blobs_upload_reference_download(atm, tmp_path):
     assert cid.startswith("bafkrei")
     with pytest.raises(RecordNotFoundError, match="not found"):
         atm.get_blob(atm.did, cid)  # not yet referenced by a record
-    entry = R.entry_record("blobbed", f"at://{atm.did}/{SCHEMA}/s", R.storage_blobs([{"blob": ref, "sha256": hashlib.sha256(data).hexdigest()}]))
+    entry = R.entry_record(
+        "blobbed",
+        f"at://{atm.did}/{SCHEMA}/s",
+        R.storage_blobs([{"blob": ref, "sha256": hashlib.sha256(data).hexdigest()}]),
+    )
     out = atm.create_record(ENTRY, entry)
     parsed = R.entry_from_record(atm.get_record(ENTRY, out["uri"].rsplit("/", 1)[1])["value"])
     assert parsed["storage"]["shards"][0]["cid"] == cid
@@ -441,8 +490,9 @@ class FaultTransport(httpx.BaseTransport):
                     resp.close()
                     return httpx.Response(503, json={"error": "ServiceUnavailable", "message": "injected"})
                 code, headers = kind
-                return httpx.Response(int(code), headers=headers, json={"error": "RateLimitExceeded",
-                                                                       "message": "injected"})
+                return httpx.Response(
+                    int(code), headers=headers, json={"error": "RateLimitExceeded", "message": "injected"}
+                )
         return self.real.handle_request(request)
 
     def close(self) -> None:
@@ -452,8 +502,14 @@ class FaultTransport(httpx.BaseTransport):
 @pytest.fixture
 def faulty(sandbox, pds_account):
     t = FaultTransport()
-    a = Atmosphere.login(pds_account.handle, pds_account.password, pds_url=sandbox.pds_url, transport=t,
-                         backoff=0.01, max_wait=5)
+    a = Atmosphere.login(
+        pds_account.handle,
+        pds_account.password,
+        pds_url=sandbox.pds_url,
+        transport=t,
+        backoff=0.01,
+        max_wait=5,
+    )
     a.round_trips = 0
     return a, t
 
@@ -522,9 +578,13 @@ def test_lost_apply_writes_response_is_retried_safely(faulty):
     """Injected fault: applyWrites lands but its answer is lost; the check finds the batch applied."""
     a, t = faulty
     t.plan.append(("applyWrites", "lost"))
-    writes = [{"action": "create", "collection": LABEL, "value": label(a.did, name=f"n{i}")} for i in range(3)]
+    writes = [
+        {"action": "create", "collection": LABEL, "value": label(a.did, name=f"n{i}")} for i in range(3)
+    ]
     res = a.apply_writes(writes)
-    assert len(res) == 3 and all(r["cid"] == R.record_cid(w["value"]) for r, w in zip(res, writes, strict=True))
+    assert len(res) == 3 and all(
+        r["cid"] == R.record_cid(w["value"]) for r, w in zip(res, writes, strict=True)
+    )
     assert len(a.list_records(LABEL)) == 3
 
 

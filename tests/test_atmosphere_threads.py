@@ -14,8 +14,10 @@ pytestmark = pytest.mark.sandbox
 
 def test_concurrent_requests_from_threads(pds_account):
     client = Atmosphere.login(pds_account.handle, pds_account.password)
-    made = [client.create_record(rec.LABEL_NSID, rec.label_record(f"n{i}", f"at://{client.did}/x.y.z/{i}"))
-            for i in range(8)]
+    made = [
+        client.create_record(rec.LABEL_NSID, rec.label_record(f"n{i}", f"at://{client.did}/x.y.z/{i}"))
+        for i in range(8)
+    ]
 
     def read(i):
         got = client.get_record(rec.LABEL_NSID, made[i % 8]["uri"].rsplit("/", 1)[1])

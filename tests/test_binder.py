@@ -51,15 +51,19 @@ def test_binder_files_say_what_the_image_needs():
 
 def test_repo2docker_plans_the_expected_image():
     pytest.importorskip("repo2docker", reason="repo2docker is not installed: pip install jupyter-repo2docker")
-    proc = subprocess.run([sys.executable, "-m", "repo2docker", "--no-build", "--debug", str(REPO)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "repo2docker", "--no-build", "--debug", str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     python = yaml.safe_load((BINDER / "environment.yml").read_text())["dependencies"]
     version = next(d for d in python if isinstance(d, str) and d.startswith("python=")).split("=")[1]
     assert f"Building conda environment for python={version}" in out, out[-5000:]
     steps = [
-        'COPY --chown=0:0 src/binder/environment.yml ${REPO_DIR}/binder/environment.yml',
+        "COPY --chown=0:0 src/binder/environment.yml ${REPO_DIR}/binder/environment.yml",
         'env update -p ${NB_PYTHON_PREFIX} --file "binder/environment.yml"',
         "COPY --chown=0:0 src/ ${REPO_DIR}/",
         "RUN ./binder/postBuild",
@@ -125,15 +129,22 @@ def test_postbuild_then_start_leave_a_working_pds(tmp_path):
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "LANG": "C.UTF-8",
     }
-    post = subprocess.run([str(BINDER / "postBuild")], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=900)
+    post = subprocess.run(
+        [str(BINDER / "postBuild")], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
     assert post.returncode == 0, (post.stdout + post.stderr)[-6000:]
     assert (venv / "bin" / "atdata-lab").exists(), "postBuild did not install the atdata-lab command"
 
     result = tmp_path / "pds.json"
     try:
-        started = subprocess.run([str(BINDER / "start"), "python", "-c", CHECK_PDS, str(result)], cwd=REPO,
-                                 env=env, capture_output=True, text=True, timeout=300)
+        started = subprocess.run(
+            [str(BINDER / "start"), "python", "-c", CHECK_PDS, str(result)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         output = started.stdout + started.stderr
         assert started.returncode == 0, output[-6000:]
         info = json.loads(result.read_text())
@@ -158,12 +169,23 @@ def test_postbuild_then_start_leave_a_working_pds(tmp_path):
         run = run_nbval([ref], workdir, nb_env, python="python", prefix=(str(BINDER / "start"),))
         assert run.ok, run.report
         first = run.cell_text(ref.name, "Atmosphere.from_env()")
-        assert re.fullmatch(rf"logged in as @demo\d{{6}}\.test on {re.escape(info['pds_url'])}\n", first), first
+        assert re.fullmatch(rf"logged in as @demo\d{{6}}\.test on {re.escape(info['pds_url'])}\n", first), (
+            first
+        )
         assert "verified | all checks passed: True" in run.cell_text(ref.name, "ATDATA_TOUR_AUTOPILOT")
         assert not PASSWORD_SHAPE.search(run.text() + run.report)
     finally:
-        subprocess.run([str(venv / "bin" / "atdata-lab"), "sandbox", "stop", "--run-dir", str(run_dir)],
-                       env=env, capture_output=True, timeout=60)
-    status = subprocess.run([str(venv / "bin" / "atdata-lab"), "sandbox", "status", "--run-dir", str(run_dir)],
-                            env=env, capture_output=True, text=True, timeout=60)
+        subprocess.run(
+            [str(venv / "bin" / "atdata-lab"), "sandbox", "stop", "--run-dir", str(run_dir)],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+    status = subprocess.run(
+        [str(venv / "bin" / "atdata-lab"), "sandbox", "status", "--run-dir", str(run_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert status.returncode == 3, status.stdout  # stopped

@@ -95,8 +95,11 @@ def test_filter_and_map_apply_when_batching(shards):
 def test_head_len_describe_to_pandas_as_type(shards):
     assert [s.i for s in shards.head(3)] == [0, 1, 2]
     d = shards.describe()
-    assert d["samples"] == 100 and d["shards"] == 4 and d["fields"][0] == {
-        "name": "x", "kind": "ndarray", "dtype": "<f4", "shape": [4]}
+    assert (
+        d["samples"] == 100
+        and d["shards"] == 4
+        and d["fields"][0] == {"name": "x", "kind": "ndarray", "dtype": "<f4", "shape": [4]}
+    )
     df = shards.to_pandas(limit=10)
     assert list(df.columns) == ["x", "i", "name"] and len(df) == 10
 
@@ -200,7 +203,9 @@ def test_stale_offsets_are_never_used_after_a_file_changes(tmp_path):
 def test_percent_in_paths_is_not_a_pattern(tmp_path):
     ds = atdata.write_samples(items(6), tmp_path / "50%_data", maxcount=4)
     assert [u.rsplit("/", 1)[1] for u in ds.urls] == ["50%_data-000000.tar", "50%_data-000001.tar"]
-    assert atdata.write_samples(items(2), str(tmp_path / "p-%03d.tar"), maxcount=1).urls[1].endswith("p-001.tar")
+    assert (
+        atdata.write_samples(items(2), str(tmp_path / "p-%03d.tar"), maxcount=1).urls[1].endswith("p-001.tar")
+    )
 
 
 def test_local_store_never_claims_remote_urls(tmp_path, monkeypatch):

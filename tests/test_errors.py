@@ -10,8 +10,19 @@ import pytest
 import atdata_lab
 from atdata_lab import errors
 
-BUILTINS = {"ValueError", "TypeError", "KeyError", "FileNotFoundError", "OSError", "RuntimeError", "IndexError",
-            "ConnectionError", "PermissionError", "LookupError", "Exception"}
+BUILTINS = {
+    "ValueError",
+    "TypeError",
+    "KeyError",
+    "FileNotFoundError",
+    "OSError",
+    "RuntimeError",
+    "IndexError",
+    "ConnectionError",
+    "PermissionError",
+    "LookupError",
+    "Exception",
+}
 
 
 def test_the_library_raises_no_bare_builtin_errors():
@@ -29,20 +40,33 @@ def test_the_library_raises_no_bare_builtin_errors():
 @pytest.mark.parametrize(
     "cls, builtin",
     [
-        (errors.InvalidArgumentError, ValueError), (errors.InvalidTypeError, TypeError),
-        (errors.NotFoundError, KeyError), (errors.DataNotFoundError, FileNotFoundError),
-        (errors.EntryNotFoundError, KeyError), (errors.SchemaNotFoundError, KeyError),
-        (errors.SchemaConflictError, ValueError), (errors.EntryConflictError, ValueError),
-        (errors.ShardError, ValueError), (errors.SampleDecodeError, ValueError),
-        (errors.RecordValidationError, ValueError), (errors.RecordNotFoundError, KeyError),
-        (errors.PDSUnavailableError, ConnectionError), (errors.AuthenticationError, PermissionError),
-        (errors.StoreError, OSError), (errors.ShardExistsError, FileExistsError),
+        (errors.InvalidArgumentError, ValueError),
+        (errors.InvalidTypeError, TypeError),
+        (errors.NotFoundError, KeyError),
+        (errors.DataNotFoundError, FileNotFoundError),
+        (errors.EntryNotFoundError, KeyError),
+        (errors.SchemaNotFoundError, KeyError),
+        (errors.SchemaConflictError, ValueError),
+        (errors.EntryConflictError, ValueError),
+        (errors.ShardError, ValueError),
+        (errors.SampleDecodeError, ValueError),
+        (errors.RecordValidationError, ValueError),
+        (errors.RecordNotFoundError, KeyError),
+        (errors.PDSUnavailableError, ConnectionError),
+        (errors.AuthenticationError, PermissionError),
+        (errors.StoreError, OSError),
+        (errors.ShardExistsError, FileExistsError),
         (errors.PromotionConflictError, ValueError),
-        (errors.SampleIndexError, IndexError), (errors.BusyError, RuntimeError),
-        (errors.SchemaError, ValueError), (errors.UntrustedSourceError, PermissionError),
-        (errors.RemoteAccessDeniedError, PermissionError), (errors.RemoteUnavailableError, ConnectionError),
-        (errors.ResponseTooLargeError, ValueError), (errors.BlobMismatchError, ValueError),
-        (errors.ShardNotFoundError, FileNotFoundError), (errors.ShardNotFoundError, errors.ShardError),
+        (errors.SampleIndexError, IndexError),
+        (errors.BusyError, RuntimeError),
+        (errors.SchemaError, ValueError),
+        (errors.UntrustedSourceError, PermissionError),
+        (errors.RemoteAccessDeniedError, PermissionError),
+        (errors.RemoteUnavailableError, ConnectionError),
+        (errors.ResponseTooLargeError, ValueError),
+        (errors.BlobMismatchError, ValueError),
+        (errors.ShardNotFoundError, FileNotFoundError),
+        (errors.ShardNotFoundError, errors.ShardError),
     ],
 )
 def test_each_error_is_both(cls, builtin):

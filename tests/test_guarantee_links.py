@@ -17,16 +17,26 @@ def _classes(path: Path) -> dict[str, ast.ClassDef]:
 
 
 # where inherited test methods come from: the file itself and the conformance suites it opts into
-SUITES = {name: node for f in sorted((REPO / "tests" / "conformance").glob("*.py")) for name, node in _classes(f).items()}
+SUITES = {
+    name: node
+    for f in sorted((REPO / "tests" / "conformance").glob("*.py"))
+    for name, node in _classes(f).items()
+}
 
 
 def _has_method(cls: ast.ClassDef, name: str, own: dict[str, ast.ClassDef], seen: set[str]) -> bool:
     if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in cls.body):
         return True
     for base in cls.bases:
-        base_name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
+        base_name = (
+            base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
+        )
         parent = own.get(base_name) or SUITES.get(base_name)
-        if parent is not None and base_name not in seen and _has_method(parent, name, own, seen | {base_name}):
+        if (
+            parent is not None
+            and base_name not in seen
+            and _has_method(parent, name, own, seen | {base_name})
+        ):
             return True
     return False
 
@@ -35,7 +45,9 @@ def _defines(path: Path, names: list[str]) -> bool:
     """``path`` defines the test ``names`` (``[function]`` or ``[Class, method]``, inherited methods too)."""
     tree = ast.parse(path.read_text())
     if len(names) == 1:
-        return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == names[0] for n in tree.body)
+        return any(
+            isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == names[0] for n in tree.body
+        )
     own = _classes(path)
     cls = own.get(names[0])
     return cls is not None and len(names) == 2 and _has_method(cls, names[1], own, {names[0]})

@@ -20,8 +20,12 @@ class TestRedisIndex(IndexSuite):
 
 
 def test_url_form_and_key_prefixes_share_one_redis(redis_server, tmp_path):
-    a = atdata.Index("redis", url=redis_server.url, key_prefix="team-a", data_store=atdata.LocalDiskStore(tmp_path / "a"))
-    b = atdata.Index(url=redis_server.url, key_prefix="team-b", data_store=atdata.LocalDiskStore(tmp_path / "b"))
+    a = atdata.Index(
+        "redis", url=redis_server.url, key_prefix="team-a", data_store=atdata.LocalDiskStore(tmp_path / "a")
+    )
+    b = atdata.Index(
+        url=redis_server.url, key_prefix="team-b", data_store=atdata.LocalDiskStore(tmp_path / "b")
+    )
     a.write(experiment(3), name="same-name", progress=False)
     b.write(experiment(4), name="same-name", progress=False)
     assert a.get_entry_by_name("same-name").num_samples == 3
@@ -47,7 +51,9 @@ def test_redis_down_gives_a_clear_error_and_changes_nothing(start_redis, tmp_pat
     server.stop()
     with pytest.raises(IndexUnavailableError, match="redis-server") as err:
         index.get_entry_by_name("kept")
-    assert isinstance(err.value, ConnectionError) and server.url.split("//")[1].split("/")[0] in str(err.value)
+    assert isinstance(err.value, ConnectionError) and server.url.split("//")[1].split("/")[0] in str(
+        err.value
+    )
     with pytest.raises(IndexUnavailableError):
         RedisProvider(url=server.url)
 

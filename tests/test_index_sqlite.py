@@ -37,12 +37,15 @@ def test_two_processes_share_one_index_file(tmp_path):
         import sys, numpy as np
         import atdata_lab as atdata
         from tests.conformance.index_suite import experiment
-        idx = atdata.Index(path={str(db)!r}, data_store=atdata.LocalDiskStore({str(tmp_path / 'd')!r}))
+        idx = atdata.Index(path={str(db)!r}, data_store=atdata.LocalDiskStore({str(tmp_path / "d")!r}))
         for i in range(15):
             idx.write(experiment(5, seed=i), name=f"p{{sys.argv[1]}}-{{i}}", progress=False)
     """)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(p)], env=env, stderr=subprocess.PIPE) for p in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(p)], env=env, stderr=subprocess.PIPE)
+        for p in range(3)
+    ]
     errs = [p.communicate()[1].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), errs
     assert not any("locked" in e for e in errs)

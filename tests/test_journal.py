@@ -40,8 +40,12 @@ def test_stale_skips_live_processes_other_hosts_and_unreadable_notes(tmp_path):
     folder = tmp_path / "pending"
     folder.mkdir()
     host = socket.gethostname()
-    notes = {"dead": {"pid": _dead_pid(), "host": host}, "live": {"pid": os.getppid(), "host": host},
-             "elsewhere": {"pid": _dead_pid(), "host": host + "-other"}, "nopid": {"host": host}}
+    notes = {
+        "dead": {"pid": _dead_pid(), "host": host},
+        "live": {"pid": os.getppid(), "host": host},
+        "elsewhere": {"pid": _dead_pid(), "host": host + "-other"},
+        "nopid": {"host": host},
+    }
     for name, info in notes.items():
         (folder / f"{name}.json").write_text(json.dumps(info))
     (folder / "broken.json").write_text("{")

@@ -22,7 +22,8 @@ MODULES = {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _module_level(tree: ast.Module):
@@ -123,9 +124,14 @@ def test_the_core_never_imports_the_widgets_or_plotting_at_import_time():
             continue
         assert not {d for d in deps if d.startswith("atdata_lab.widgets")}, name
         tree = ast.parse(MODULES[name].read_text())
-        third = {a.name.split(".")[0] for n in _module_level(tree) if isinstance(n, ast.Import) for a in n.names}
-        third |= {(n.module or "").split(".")[0] for n in _module_level(tree)
-                  if isinstance(n, ast.ImportFrom) and not n.level}
+        third = {
+            a.name.split(".")[0] for n in _module_level(tree) if isinstance(n, ast.Import) for a in n.names
+        }
+        third |= {
+            (n.module or "").split(".")[0]
+            for n in _module_level(tree)
+            if isinstance(n, ast.ImportFrom) and not n.level
+        }
         assert not third & {"ipywidgets", "anywidget", "matplotlib", "traitlets"}, name
 
 

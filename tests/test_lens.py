@@ -126,7 +126,9 @@ def test_the_network_is_one_registry_and_finds_the_shortest_path_over_five_types
     path = net.transform(Full, Length)  # Full -> Simple -> LabelOnly -> Upper -> Length
     src = Full(image=np.zeros(1, np.uint8), label="abc", confidence=1.0)
     assert path.get(src) == Length(n=3) and path.__name__ == "simplify+label_only+upper+length"
-    assert net.transform(Simple, Simple).get(Simple(label="a", confidence=1.0)) == Simple(label="a", confidence=1.0)
+    assert net.transform(Simple, Simple).get(Simple(label="a", confidence=1.0)) == Simple(
+        label="a", confidence=1.0
+    )
     # a shortcut registered later is preferred
     shortcut = Lens(lambda s: Length(n=0), source=Full, view=Length)
     net.register(shortcut)

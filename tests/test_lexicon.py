@@ -31,7 +31,9 @@ def fixture_dir() -> Path:
     for d in (REPO / "tests/fixtures/atdata-0.7", REPO / "../shared/fixtures/atdata-0.7"):
         if (d / "records.json").is_file():
             return d
-    pytest.skip("atdata 0.7 fixtures not found in tests/fixtures/atdata-0.7 nor ../shared/fixtures/atdata-0.7")
+    pytest.skip(
+        "atdata 0.7 fixtures not found in tests/fixtures/atdata-0.7 nor ../shared/fixtures/atdata-0.7"
+    )
 
 
 def atdata_records() -> list[dict]:
@@ -45,7 +47,9 @@ def entry(**over):
         "schemaRef": SCHEMA_URI,
         "storage": {
             "$type": "science.alt.dataset.storageHttp",
-            "shards": [{"url": "https://example.org/a.tar", "checksum": {"algorithm": "sha256", "digest": SHA}}],
+            "shards": [
+                {"url": "https://example.org/a.tar", "checksum": {"algorithm": "sha256", "digest": SHA}}
+            ],
         },
         "createdAt": "2026-01-01T00:00:00.000Z",
     }
@@ -84,8 +88,14 @@ def err(record, collection=None) -> str:
 
 def test_bundled_lexicons_loaded():
     lex = bundled_lexicons()
-    for nsid in ("science.alt.dataset.schema", "science.alt.dataset.entry", "science.alt.dataset.label",
-                 "science.alt.dataset.storageHttp", "science.alt.dataset.storageS3", "science.alt.dataset.storageBlobs"):
+    for nsid in (
+        "science.alt.dataset.schema",
+        "science.alt.dataset.entry",
+        "science.alt.dataset.label",
+        "science.alt.dataset.storageHttp",
+        "science.alt.dataset.storageS3",
+        "science.alt.dataset.storageBlobs",
+    ):
         assert nsid in lex
 
 
@@ -135,19 +145,42 @@ def test_integer_minimum_and_type():
 
 def test_formats():
     assert "entry.schemaRef" in err(entry(schemaRef="https://example.org/x")) and "at-uri" in err(
-        entry(schemaRef="https://example.org/x"))
+        entry(schemaRef="https://example.org/x")
+    )
     assert "entry.createdAt" in err(entry(createdAt="2026-01-01 00:00:00"))
     assert "datetime" in err(entry(createdAt="2026-01-01T00:00:00"))  # no timezone
     validate_record(entry(createdAt="2026-11-26T04:28:56.136412+00:00"))
     validate_record(entry(schemaRef="at://alice.example.com/science.alt.dataset.schema/abc"))
-    assert "uri" in err(entry(storage={"$type": "science.alt.dataset.storageHttp",
-                                       "shards": [{"url": "not a url", "checksum": {"algorithm": "sha256",
-                                                                                     "digest": SHA}}]}))
+    assert "uri" in err(
+        entry(
+            storage={
+                "$type": "science.alt.dataset.storageHttp",
+                "shards": [{"url": "not a url", "checksum": {"algorithm": "sha256", "digest": SHA}}],
+            }
+        )
+    )
 
 
 def test_did_format_through_custom_lexicon():
-    lex = Lexicons([{"lexicon": 1, "id": "x.test.rec", "defs": {"main": {"type": "record", "key": "tid", "record": {
-        "type": "object", "required": ["who"], "properties": {"who": {"type": "string", "format": "did"}}}}}}])
+    lex = Lexicons(
+        [
+            {
+                "lexicon": 1,
+                "id": "x.test.rec",
+                "defs": {
+                    "main": {
+                        "type": "record",
+                        "key": "tid",
+                        "record": {
+                            "type": "object",
+                            "required": ["who"],
+                            "properties": {"who": {"type": "string", "format": "did"}},
+                        },
+                    }
+                },
+            }
+        ]
+    )
     lex.validate_record("x.test.rec", {"$type": "x.test.rec", "who": DID})
     with pytest.raises(RecordValidationError, match=r"rec.who: .* not a valid did"):
         lex.validate_record("x.test.rec", {"$type": "x.test.rec", "who": "alice"})
@@ -171,11 +204,28 @@ def test_union_membership():
     rec = entry(storage={"shards": []})
     assert "entry.storage.$type: required" in err(rec)
     # open union (no "closed"): an unknown member is accepted unchecked
-    validate_record(entry(storage={"$type": "science.alt.dataset.storageExternal", "urls": ["https://x/y.tar"]}))
-    lex = Lexicons([{"lexicon": 1, "id": "x.test.u", "defs": {
-        "main": {"type": "record", "key": "tid", "record": {"type": "object", "properties": {
-            "v": {"type": "union", "refs": ["#a"], "closed": True}}}},
-        "a": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}}}])
+    validate_record(
+        entry(storage={"$type": "science.alt.dataset.storageExternal", "urls": ["https://x/y.tar"]})
+    )
+    lex = Lexicons(
+        [
+            {
+                "lexicon": 1,
+                "id": "x.test.u",
+                "defs": {
+                    "main": {
+                        "type": "record",
+                        "key": "tid",
+                        "record": {
+                            "type": "object",
+                            "properties": {"v": {"type": "union", "refs": ["#a"], "closed": True}},
+                        },
+                    },
+                    "a": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}},
+                },
+            }
+        ]
+    )
     lex.validate_record("x.test.u", {"$type": "x.test.u", "v": {"$type": "x.test.u#a", "n": 1}})
     with pytest.raises(RecordValidationError, match=r"u.v.\$type: 'x.test.u#b' is not one of"):
         lex.validate_record("x.test.u", {"$type": "x.test.u", "v": {"$type": "x.test.u#b"}})
@@ -184,8 +234,13 @@ def test_union_membership():
 
 
 def test_refs_resolve_across_lexicons():
-    rec = entry(storage={"$type": "science.alt.dataset.storageS3", "bucket": "b",
-                         "shards": [{"key": "k", "checksum": {"algorithm": "sha256", "digest": "x" * 129}}]})
+    rec = entry(
+        storage={
+            "$type": "science.alt.dataset.storageS3",
+            "bucket": "b",
+            "shards": [{"key": "k", "checksum": {"algorithm": "sha256", "digest": "x" * 129}}],
+        }
+    )
     assert err(rec) == "entry.storage.shards[0].checksum.digest: 129 characters, the limit is 128"
 
 
@@ -218,9 +273,21 @@ def test_entry_metadata_bytes_or_atdata_dict():
 
 def test_blob_accept_and_max_size():
     def blobs(mime="application/x-tar", size=10):
-        return entry(storage={"$type": "science.alt.dataset.storageBlobs", "blobs": [{"blob": {
-            "$type": "blob", "ref": {"$link": "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"},
-            "mimeType": mime, "size": size}}]})
+        return entry(
+            storage={
+                "$type": "science.alt.dataset.storageBlobs",
+                "blobs": [
+                    {
+                        "blob": {
+                            "$type": "blob",
+                            "ref": {"$link": "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"},
+                            "mimeType": mime,
+                            "size": size,
+                        }
+                    }
+                ],
+            }
+        )
 
     validate_record(blobs())
     assert "mimeType: 'image/png' is not accepted" in err(blobs(mime="image/png"))
@@ -239,8 +306,24 @@ def test_graphemes():
     assert grapheme_count("e\u0301") == 1
     assert grapheme_count("👩\u200d👩\u200d👧") == 1
     assert grapheme_count("👍🏽ab") == 3
-    lex = Lexicons([{"lexicon": 1, "id": "x.test.g", "defs": {"main": {"type": "record", "key": "tid", "record": {
-        "type": "object", "properties": {"t": {"type": "string", "maxGraphemes": 2, "maxLength": 100}}}}}}])
+    lex = Lexicons(
+        [
+            {
+                "lexicon": 1,
+                "id": "x.test.g",
+                "defs": {
+                    "main": {
+                        "type": "record",
+                        "key": "tid",
+                        "record": {
+                            "type": "object",
+                            "properties": {"t": {"type": "string", "maxGraphemes": 2, "maxLength": 100}},
+                        },
+                    }
+                },
+            }
+        ]
+    )
     lex.validate_record("x.test.g", {"$type": "x.test.g", "t": "e\u0301e\u0301"})
     with pytest.raises(RecordValidationError, match="g.t: 3 characters, the limit is 2"):
         lex.validate_record("x.test.g", {"$type": "x.test.g", "t": "abc"})
@@ -261,17 +344,49 @@ def test_validation_never_touches_the_network(monkeypatch):
 # --- fuzzing: only our own error may come out ---------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=30)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=30)
     | st.binary(max_size=10),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["$type", "name", "shards", "url", "checksum", "blob", "$link", "$bytes", "ref",
-                         "size", "tags", "schema", "properties", "storage", "x"]) | st.text(max_size=8),
-        children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "$type",
+                    "name",
+                    "shards",
+                    "url",
+                    "checksum",
+                    "blob",
+                    "$link",
+                    "$bytes",
+                    "ref",
+                    "size",
+                    "tags",
+                    "schema",
+                    "properties",
+                    "storage",
+                    "x",
+                ]
+            )
+            | st.text(max_size=8),
+            children,
+            max_size=5,
+        )
+    ),
     max_leaves=20,
 )
 
-COLLECTIONS = ["science.alt.dataset.schema", "science.alt.dataset.entry", "science.alt.dataset.label",
-               "science.alt.dataset.lens", "science.alt.dataset.lensVerification"]
+COLLECTIONS = [
+    "science.alt.dataset.schema",
+    "science.alt.dataset.entry",
+    "science.alt.dataset.label",
+    "science.alt.dataset.lens",
+    "science.alt.dataset.lensVerification",
+]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -60,8 +60,10 @@ def served(monkeypatch):
 def images(n, shape=(3, 64, 96), start=0, dtype=np.uint8):
     rng = np.random.default_rng(start)
     # labels of 1, 2 and 3 msgpack bytes and names of varying length: samples differ in size
-    return [Image(image=rng.integers(0, 255, shape).astype(dtype), label=(i * 97) % 70000, name="n" * (i % 7))
-            for i in range(start, start + n)]
+    return [
+        Image(image=rng.integers(0, 255, shape).astype(dtype), label=(i * 97) % 70000, name="n" * (i % 7))
+        for i in range(start, start + n)
+    ]
 
 
 def check_batches(ds, samples, batch_size, fields=("image", "label", "name")):
@@ -89,8 +91,14 @@ def test_uniform_images_are_read_straight_into_the_batch(tmp_path, served):
 
 def test_two_arrays_and_big_endian_floats(tmp_path, served):
     rng = np.random.default_rng(3)
-    samples = [Pair(image=rng.standard_normal((16, 80)).astype(">f4"), mask=rng.integers(0, 2, (120, 120), dtype=np.uint8),
-                    weight=float(i)) for i in range(50)]
+    samples = [
+        Pair(
+            image=rng.standard_normal((16, 80)).astype(">f4"),
+            mask=rng.integers(0, 2, (120, 120), dtype=np.uint8),
+            weight=float(i),
+        )
+        for i in range(50)
+    ]
     ds = atdata.write_samples(samples, tmp_path / "d", maxcount=20)
     batches = check_batches(ds, samples, 8, fields=("image", "mask", "weight"))
     assert served["direct"] == len(batches) and served["fallback"] == 0
@@ -108,8 +116,10 @@ def test_shapes_that_differ_fall_back_to_whole_samples(tmp_path, served):
 
 def test_missing_optional_arrays_fall_back(tmp_path, served):
     rng = np.random.default_rng(5)
-    samples = [Maybe(image=None if i % 9 == 4 else rng.integers(0, 255, (160, 160), dtype=np.uint8), label=i)
-               for i in range(40)]
+    samples = [
+        Maybe(image=None if i % 9 == 4 else rng.integers(0, 255, (160, 160), dtype=np.uint8), label=i)
+        for i in range(40)
+    ]
     ds = atdata.write_samples(samples, tmp_path / "d", maxcount=40)
     batches = list(ds.ordered(batch_size=10))
     got = [s for b in batches for s in b.samples]
@@ -144,7 +154,9 @@ def test_unknown_offsets_and_checksummed_shards_use_the_streaming_reader(tmp_pat
             dst.write(src.read())
     check_batches(atdata.Dataset[Image](copied), samples, 16)  # streamed once, offsets unknown
     sums = {u: ds.shard_info(u).checksum for u in ds.urls}
-    check_batches(atdata.Dataset[Image](ds.urls, checksums=sums), samples, 16)  # offsets known, but hashed while read
+    check_batches(
+        atdata.Dataset[Image](ds.urls, checksums=sums), samples, 16
+    )  # offsets known, but hashed while read
     assert served == {"direct": 0, "fallback": 0}
 
 
@@ -214,8 +226,14 @@ def test_an_index_whose_samples_overlap_is_not_trusted(tmp_path, served):
     info = ds.shard_info(ds.url)
     bad = info.offsets.copy()
     bad[3, 0] = bad[2, 0] + 100  # sample 3 "starts" inside sample 2
-    broken = atdata.Dataset[Image](ds.urls, _infos={ds.url: atdata.shards.ShardInfo(
-        info.url, info.checksum, info.size, info.num_samples, bad, info.keys)})
+    broken = atdata.Dataset[Image](
+        ds.urls,
+        _infos={
+            ds.url: atdata.shards.ShardInfo(
+                info.url, info.checksum, info.size, info.num_samples, bad, info.keys
+            )
+        },
+    )
     with pytest.raises(atdata.SampleDecodeError):
         list(broken.ordered(batch_size=8))
     assert served == {"direct": 0, "fallback": 1}

@@ -9,8 +9,19 @@ from hypothesis import strategies as st
 
 from atdata_lab.msgpack_view import unpack_map_views
 
-scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=40) | st.binary(max_size=300)
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5), max_leaves=20)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.binary(max_size=300)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -40,8 +51,19 @@ def test_garbage_only_raises_value_error(data):
         pass
 
 
-@pytest.mark.parametrize("data", [b"", b"\x81", b"\x81\xa1a", b"\x81\xa1a\xc6\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff",
-                                  b"\x81\xa1a\xdd\xff\xff\xff\xff", b"\x91\x01", b"\x80\x00"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x81",
+        b"\x81\xa1a",
+        b"\x81\xa1a\xc6\xff\xff\xff\xff",
+        b"\xdf\xff\xff\xff\xff",
+        b"\x81\xa1a\xdd\xff\xff\xff\xff",
+        b"\x91\x01",
+        b"\x80\x00",
+    ],
+)
 def test_truncated_or_lying_headers(data):
     with pytest.raises(ValueError):
         unpack_map_views(data)

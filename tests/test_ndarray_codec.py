@@ -13,7 +13,25 @@ from hypothesis import strategies as st
 from atdata_lab.errors import AtdataLabError
 from atdata_lab.ndarray_codec import NDArrayFormatError, decode_ndarray, encode_ndarray
 
-DTYPES = ["<f4", ">f4", "<f8", ">i4", "|u1", "|i1", "<u2", ">u8", "<c8", ">c16", "|b1", "<f2", "<i8", "<M8[ms]", "<m8[s]", "|S5", "<U3"]
+DTYPES = [
+    "<f4",
+    ">f4",
+    "<f8",
+    ">i4",
+    "|u1",
+    "|i1",
+    "<u2",
+    ">u8",
+    "<c8",
+    ">c16",
+    "|b1",
+    "<f2",
+    "<i8",
+    "<M8[ms]",
+    "<m8[s]",
+    "|S5",
+    "<U3",
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -49,7 +49,7 @@ NBVAL_TIMEOUT_S = 600
 
 # Loaded by the nbval subprocess (written next to the notebooks as its conftest.py): appends every
 # cell's outputs, as nbval received them, to $ATDATA_NBVAL_OUTPUTS (JSON lines).
-_COLLECTOR = textwrap.dedent('''
+_COLLECTOR = textwrap.dedent("""
     import json, os
 
     def pytest_runtest_makereport(item, call):
@@ -59,7 +59,7 @@ _COLLECTOR = textwrap.dedent('''
         with open(os.environ["ATDATA_NBVAL_OUTPUTS"], "a") as fh:
             fh.write(json.dumps({"notebook": item.fspath.basename, "cell": item.cell_num,
                                  "source": item.cell.source, "outputs": outs}, default=str) + "\\n")
-''')
+""")
 
 
 def committed_notebooks() -> list[Path]:
@@ -92,8 +92,10 @@ def reference_copy(src: Path, dest_dir: Path, *, with_expectations: bool = True)
         expected = cell.metadata.get(META, {}).get("expected_outputs")
         if with_expectations and is_checked(cell):
             if expected is None:
-                raise AssertionError(f"{src.name}: a checked cell has no recorded expected output "
-                                     f"(run with ATDATA_NOTEBOOKS_RECORD=1):\n{cell.source[:200]}")
+                raise AssertionError(
+                    f"{src.name}: a checked cell has no recorded expected output "
+                    f"(run with ATDATA_NOTEBOOKS_RECORD=1):\n{cell.source[:200]}"
+                )
             cell.outputs = [nbformat.from_dict(o) for o in expected]
             cell.execution_count = 1
         else:
@@ -110,8 +112,13 @@ def kernel_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "JUPYTER_", "JPY_"))}
     for name in ("ipython", "jupyter-runtime", "mpl"):
         (tmp / name).mkdir(parents=True, exist_ok=True)
-    env.update(IPYTHONDIR=str(tmp / "ipython"), JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
-               MPLCONFIGDIR=str(tmp / "mpl"), PYTHONUNBUFFERED="1", ATDATA_NBVAL_OUTPUTS=str(tmp / "outputs.jsonl"))
+    env.update(
+        IPYTHONDIR=str(tmp / "ipython"),
+        JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
+        MPLCONFIGDIR=str(tmp / "mpl"),
+        PYTHONUNBUFFERED="1",
+        ATDATA_NBVAL_OUTPUTS=str(tmp / "outputs.jsonl"),
+    )
     env.update(extra or {})
     return env
 
@@ -140,25 +147,51 @@ class NbvalRun:
             if r["notebook"] == notebook and contains in r["source"]:
                 parts = []
                 for o in r["outputs"]:
-                    parts.append(o.get("text") or (o.get("data") or {}).get("text/plain", "") or o.get("evalue", ""))
+                    parts.append(
+                        o.get("text") or (o.get("data") or {}).get("text/plain", "") or o.get("evalue", "")
+                    )
                 return "".join(parts)
         raise KeyError(f"no cell of {notebook} contains {contains!r}")
 
 
-def run_nbval(notebooks: list[Path], workdir: Path, env: dict[str, str], *, python: str = sys.executable,
-              prefix: tuple[str, ...] = ()) -> NbvalRun:
+def run_nbval(
+    notebooks: list[Path],
+    workdir: Path,
+    env: dict[str, str],
+    *,
+    python: str = sys.executable,
+    prefix: tuple[str, ...] = (),
+) -> NbvalRun:
     """Run nbval (lax) on ``notebooks`` (already in ``workdir``) in a fresh pytest process rooted
     at ``workdir`` (so this repo's conftest and plugins stay out of it), with ``python``, through
     ``prefix`` (a command that execs the rest, such as ``binder/start``)."""
     (workdir / "pytest.ini").write_text("[pytest]\naddopts =\n")
     (workdir / "conftest.py").write_text(_COLLECTOR)
     Path(env["ATDATA_NBVAL_OUTPUTS"]).unlink(missing_ok=True)
-    cmd = [*prefix, python, "-m", "pytest", "-c", str(workdir / "pytest.ini"), "--rootdir", str(workdir),
-           "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env", f"--nbval-sanitize-with={SANITIZE}",
-           f"--nbval-cell-timeout={NBVAL_TIMEOUT_S}", "-q", "-rfE", "--color=no",
-           *[str(nb) for nb in notebooks]]
+    cmd = [
+        *prefix,
+        python,
+        "-m",
+        "pytest",
+        "-c",
+        str(workdir / "pytest.ini"),
+        "--rootdir",
+        str(workdir),
+        "-p",
+        "no:cacheprovider",
+        "--nbval-lax",
+        "--nbval-current-env",
+        f"--nbval-sanitize-with={SANITIZE}",
+        f"--nbval-cell-timeout={NBVAL_TIMEOUT_S}",
+        "-q",
+        "-rfE",
+        "--color=no",
+        *[str(nb) for nb in notebooks],
+    ]
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=NBVAL_TIMEOUT_S + 120)
+    proc = subprocess.run(
+        cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=NBVAL_TIMEOUT_S + 120
+    )
     seconds = time.monotonic() - t0
     out_file = Path(env["ATDATA_NBVAL_OUTPUTS"])
     outputs = [json.loads(line) for line in out_file.read_text().splitlines()] if out_file.exists() else []
@@ -178,15 +211,18 @@ def record_expectations(src: Path, run: NbvalRun) -> None:
         kept = []
         for o in outs:
             if o["output_type"] != "stream":
-                raise AssertionError(f"{src.name}: checked cells must only print (got {o['output_type']}):\n"
-                                     f"{cell.source[:200]}")
+                raise AssertionError(
+                    f"{src.name}: checked cells must only print (got {o['output_type']}):\n"
+                    f"{cell.source[:200]}"
+                )
             kept.append({"output_type": "stream", "name": o["name"], "text": sanitize(o["text"])})
         cell.metadata.setdefault(META, {})["expected_outputs"] = kept
     nbformat.write(nb, src)
 
 
-def run_notebook(name: str, tmp_path: Path, extra_env: dict[str, str] | None = None, *,
-                 compare: bool = True) -> NbvalRun:
+def run_notebook(
+    name: str, tmp_path: Path, extra_env: dict[str, str] | None = None, *, compare: bool = True
+) -> NbvalRun:
     """Run ``notebooks/<name>`` under nbval; compare the checked cells (or, in record mode, record
     them). Fails the test with nbval's report when a cell raises or an output differs."""
     src = NOTEBOOKS / name
@@ -272,15 +308,20 @@ def test_the_committed_check_is_not_vacuous(tmp_path):
     it fixes everything but what only a person can fix."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("print(1)", execution_count=1,
-                                          outputs=[nbformat.v4.new_output("stream", text="1\n")])]
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "print(1)", execution_count=1, outputs=[nbformat.v4.new_output("stream", text="1\n")]
+        )
+    ]
     nb.metadata["widgets"] = {WIDGET_STATE_MIME: {"state": {}, "version_major": 2, "version_minor": 0}}
     nbformat.write(nb, tmp_path / "99-bad.ipynb")
     problems = "\n".join(notebook_problems([tmp_path / "99-bad.ipynb"]))
     for words in ("widget state", "has outputs", "execution count", "no cell says"):
         assert words in problems, problems
     strip_notebook(tmp_path / "99-bad.ipynb")
-    assert notebook_problems([tmp_path / "99-bad.ipynb"]) == ["99-bad.ipynb: no cell says # NBVAL_CHECK_OUTPUT"]
+    assert notebook_problems([tmp_path / "99-bad.ipynb"]) == [
+        "99-bad.ipynb: no cell says # NBVAL_CHECK_OUTPUT"
+    ]
 
 
 @pytest.mark.slow
@@ -291,12 +332,17 @@ def test_nbval_compares_checked_cells_against_the_recorded_output(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     right = f"{CHECK_MARK}\nprint('did:plc:' + 'abcdefghijklmnopqrstuvwx'[::-1], 6 * 7)"
     wrong = f"{CHECK_MARK}\nprint('the answer', 6 * 7)"
-    nb.cells = [nbformat.v4.new_code_cell("print('not compared')"), nbformat.v4.new_code_cell(right),
-                nbformat.v4.new_code_cell(wrong)]
-    nb.cells[1].metadata[META] = {"expected_outputs": [
-        {"output_type": "stream", "name": "stdout", "text": "did:plc:<did> 42\n"}]}
-    nb.cells[2].metadata[META] = {"expected_outputs": [
-        {"output_type": "stream", "name": "stdout", "text": "the answer 43\n"}]}
+    nb.cells = [
+        nbformat.v4.new_code_cell("print('not compared')"),
+        nbformat.v4.new_code_cell(right),
+        nbformat.v4.new_code_cell(wrong),
+    ]
+    nb.cells[1].metadata[META] = {
+        "expected_outputs": [{"output_type": "stream", "name": "stdout", "text": "did:plc:<did> 42\n"}]
+    }
+    nb.cells[2].metadata[META] = {
+        "expected_outputs": [{"output_type": "stream", "name": "stdout", "text": "the answer 43\n"}]
+    }
     nbformat.write(nb, tmp_path / "self-test.ipynb")
     workdir = tmp_path / "nbval"
     workdir.mkdir()
@@ -359,7 +405,9 @@ def test_02_says_clearly_when_redis_and_s3_are_skipped(tmp_path, monkeypatch):
     assert "Redis: skipped: the Redis server at ATDATA_REDIS_URL did not answer (ConnectionError)" in status
     assert "S3:    skipped: ATDATA_S3_BUCKET is not set" in status
     assert run.cell_text(nb, "team = atdata.Index(url=").startswith("skipped: the Redis variant (")
-    assert run.cell_text(nb, "cloud = atdata.Index(").startswith("skipped: the S3 variant (ATDATA_S3_BUCKET is not set)")
+    assert run.cell_text(nb, "cloud = atdata.Index(").startswith(
+        "skipped: the S3 variant (ATDATA_S3_BUCKET is not set)"
+    )
     assert run.cell_text(nb, "shared = atdata.Index(").startswith("skipped: Redis + S3 (")
 
 
@@ -403,7 +451,9 @@ def test_04_widgets_tour(tmp_path, sandbox_installed):
             requests.get(pds + "/xrpc/_health", timeout=2)
         except requests.ConnectionError:
             break
-        assert time.monotonic() < deadline, f"the notebook's sandbox at {pds} still answers after the kernel exited"
+        assert time.monotonic() < deadline, (
+            f"the notebook's sandbox at {pds} still answers after the kernel exited"
+        )
         time.sleep(0.5)
 
 
@@ -411,8 +461,14 @@ if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description="Notebook helpers for tests/test_notebooks.py")
-    ap.add_argument("--strip", nargs="+", type=Path, metavar="NOTEBOOK", required=True,
-                    help="remove outputs, execution counts and timing, and widget state (in place)")
+    ap.add_argument(
+        "--strip",
+        nargs="+",
+        type=Path,
+        metavar="NOTEBOOK",
+        required=True,
+        help="remove outputs, execution counts and timing, and widget state (in place)",
+    )
     args = ap.parse_args()
     for nb_path in args.strip:
         strip_notebook(nb_path)

@@ -30,7 +30,9 @@ class FeatureSample:
 
 def features(n=1000, seed=0):
     rng = np.random.default_rng(seed)
-    return [FeatureSample(features=rng.standard_normal(128).astype(np.float32), label=i % 10) for i in range(n)]
+    return [
+        FeatureSample(features=rng.standard_normal(128).astype(np.float32), label=i % 10) for i in range(n)
+    ]
 
 
 def count(client, nsid):
@@ -59,8 +61,12 @@ def test_tutorial_runs_verbatim(pds_account):
     client = Atmosphere.login(pds_account.handle, pds_account.password)
     index = atdata.Index(atmosphere=client, data_store=atdata.LocalDiskStore())
     index.write(features(), name="feature-vectors-v1", maxcount=500, progress=False)
-    at_uri = index.promote_entry("feature-vectors-v1", description="Feature vectors for classification",
-                                 tags=["features", "embeddings"], license="MIT")
+    at_uri = index.promote_entry(
+        "feature-vectors-v1",
+        description="Feature vectors for classification",
+        tags=["features", "embeddings"],
+        license="MIT",
+    )
     entry = index.get_dataset(at_uri)  # name, schema_ref, data_urls, cid, metadata
     assert entry.name == "feature-vectors-v1" and entry.schema_ref.startswith("at://")
     assert len(entry.data_urls) == 2 and entry.cid == index.get_entry_by_name("feature-vectors-v1").cid
@@ -84,7 +90,9 @@ def test_round_trip_equals_local_data_for_disk_and_blobs(index, client):
         for a, b in zip(local, got):
             np.testing.assert_array_equal(a.features, b.features)
             assert a.label == b.label
-    storage = {r["value"]["name"]: r["value"]["storage"]["$type"] for r in client.list_records(rec.ENTRY_NSID)}
+    storage = {
+        r["value"]["name"]: r["value"]["storage"]["$type"] for r in client.list_records(rec.ENTRY_NSID)
+    }
     assert storage == {"disk": rec.STORAGE_HTTP, "blobs": rec.STORAGE_BLOBS}
     report = index.verify(index.get_entry_by_name("blobs").published_uri)
     assert report.ok, str(report)
@@ -137,9 +145,12 @@ def test_same_name_and_version_with_other_fields_is_a_conflict_before_any_write(
         label: int
         note: Optional[str] = None
 
-    other = atdata.Index(path=tmp_path / "other.db", atmosphere=client,
-                         data_store=atdata.LocalDiskStore(tmp_path / "data"))
-    other.write([FeatureSample(features=np.zeros(128, np.float32), label=1, note="x")], name="second", progress=False)
+    other = atdata.Index(
+        path=tmp_path / "other.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "data")
+    )
+    other.write(
+        [FeatureSample(features=np.zeros(128, np.float32), label=1, note="x")], name="second", progress=False
+    )
     before = counts(client)
     plan = other.plan_promotion("second")
     assert plan.schema_decision.action == "conflict"
@@ -184,12 +195,13 @@ def test_tutorial_errors_are_key_and_value_errors(index, tmp_path):
 def test_promote_dataset_really_copies_the_data(index, client, tmp_path):
     src = atdata.write_samples(features(40), tmp_path / "outside" / "f", maxcount=20)
     target = atdata.LocalDiskStore(tmp_path / "public")
-    uri = index.promote_dataset(atdata.Dataset[FeatureSample](src.urls), name="copied", copy_to=target,
-                                progress=False)
+    uri = index.promote_dataset(
+        atdata.Dataset[FeatureSample](src.urls), name="copied", copy_to=target, progress=False
+    )
     urls = index.get_dataset(uri).data_urls
     assert all(u.startswith((tmp_path / "public").as_uri()) for u in urls)
     for u, s in zip(urls, src.urls):
-        assert open(u[len("file://"):], "rb").read() == open(s, "rb").read()
+        assert open(u[len("file://") :], "rb").read() == open(s, "rb").read()
 
 
 def test_relabel_with_new_description_updates_in_place(index, client):

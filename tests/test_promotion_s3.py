@@ -24,8 +24,13 @@ def s3_env(s3_server, monkeypatch):
 
 
 def store_for(server, bucket):
-    return atdata.S3DataStore(bucket, prefix=f"p{uuid.uuid4().hex[:6]}/", endpoint_url=server.endpoint_url,
-                              key=server.key, secret=server.secret)
+    return atdata.S3DataStore(
+        bucket,
+        prefix=f"p{uuid.uuid4().hex[:6]}/",
+        endpoint_url=server.endpoint_url,
+        key=server.key,
+        secret=server.secret,
+    )
 
 
 def test_s3_data_is_published_as_storage_s3_and_loads_back(pds_account, s3_env, s3_bucket, tmp_path):
@@ -48,7 +53,9 @@ def test_s3_data_is_published_as_storage_s3_and_loads_back(pds_account, s3_env, 
 
 def test_copy_to_s3_during_promotion(pds_account, s3_env, s3_bucket, tmp_path):
     client = Atmosphere.login(pds_account.handle, pds_account.password)
-    index = atdata.Index(path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    index = atdata.Index(
+        path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d")
+    )
     index.write(features(60, seed=6), name="to-s3", maxcount=25, progress=False)
     target = store_for(s3_env, s3_bucket)
     plan = index.plan_promotion("to-s3", copy_to=target)

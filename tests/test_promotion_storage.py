@@ -46,16 +46,31 @@ class Setup:
         if self.kind == "sqlite+disk":
             return atdata.LocalDiskStore(self.tmp / name)
         server = self.request.getfixturevalue("s3_server")
-        return atdata.S3DataStore(self.request.getfixturevalue("s3_bucket"), prefix=f"{name}/",
-                                  endpoint_url=server.endpoint_url, key=server.key, secret=server.secret)
+        return atdata.S3DataStore(
+            self.request.getfixturevalue("s3_bucket"),
+            prefix=f"{name}/",
+            endpoint_url=server.endpoint_url,
+            key=server.key,
+            secret=server.secret,
+        )
 
-    def index(self, n: int = 0, *, data_store: DataStore | None = None, atmosphere: Any = None,
-              provider: str | None = None) -> atdata.Index:
+    def index(
+        self,
+        n: int = 0,
+        *,
+        data_store: DataStore | None = None,
+        atmosphere: Any = None,
+        provider: str | None = None,
+    ) -> atdata.Index:
         data_store = data_store if data_store is not None else self.store(f"data{n}")
         if (provider or self.kind.split("+")[0]) == "sqlite":
             return atdata.Index(path=self.tmp / f"index{n}.db", data_store=data_store, atmosphere=atmosphere)
-        return atdata.Index(redis=self.request.getfixturevalue("redis_client"), key_prefix=f"idx{n}:",
-                            data_store=data_store, atmosphere=atmosphere)
+        return atdata.Index(
+            redis=self.request.getfixturevalue("redis_client"),
+            key_prefix=f"idx{n}:",
+            data_store=data_store,
+            atmosphere=atmosphere,
+        )
 
 
 @pytest.fixture(params=SETUPS)
@@ -82,7 +97,9 @@ def assert_holds(ds: atdata.Dataset, samples: list) -> None:
     """``ds`` reads exactly ``samples`` (reading a published dataset also checks every shard's sha256)."""
     got = list(ds.ordered())
     assert len(got) == len(samples)
-    np.testing.assert_array_equal(np.stack([g.features for g in got]), np.stack([s.features for s in samples]))
+    np.testing.assert_array_equal(
+        np.stack([g.features for g in got]), np.stack([s.features for s in samples])
+    )
     assert [g.label for g in got] == [s.label for s in samples]
 
 
@@ -107,9 +124,13 @@ def test_3a_promoting_changed_data_again_keeps_the_first_version_loadable(setup,
     assert urls_v2[0] == public.shard_url("exp", 0, tag=checksums[0][:16])
     assert len(index.get_dataset(uri_v2).data_urls) == 3  # the record points at the twins it was copied to
     assert_holds(atdata.load_dataset(uri_v1, split="train"), v1)
-    assert index.verify(uri_v1).failed == ["loadable by others"]  # checksums and records pass; the data is on this machine
+    assert index.verify(uri_v1).failed == [
+        "loadable by others"
+    ]  # checksums and records pass; the data is on this machine
     assert_holds(atdata.load_dataset(uri_v2, split="train"), v2)
-    assert index.verify(uri_v2).failed == ["loadable by others"]  # checksums and records pass; the data is on this machine
+    assert index.verify(uri_v2).failed == [
+        "loadable by others"
+    ]  # checksums and records pass; the data is on this machine
 
 
 @pytest.mark.sandbox
@@ -118,7 +139,9 @@ def test_3b_promoting_another_entry_under_a_taken_name_leaves_the_local_entry_al
     a, b = features(40, seed=3), features(50, seed=4)
     index.write(a, name="a", maxcount=20, progress=False)
     index.write(b, name="b", maxcount=20, progress=False)
-    uri_a = index.promote_entry("a", copy_to=index.data_store, progress=False)  # a's own files: nothing to copy
+    uri_a = index.promote_entry(
+        "a", copy_to=index.data_store, progress=False
+    )  # a's own files: nothing to copy
     as_a = index.plan_promotion("b", name="a", copy_to=index.data_store).execute(progress=False)
     uri_b = as_a.at_uri
     assert not set(as_a.data_urls) & set(index.get_entry_by_name("a").data_urls)
@@ -127,12 +150,21 @@ def test_3b_promoting_another_entry_under_a_taken_name_leaves_the_local_entry_al
     assert_holds(atdata.load_dataset(uri_b, split="train"), b)
 
 
-@pytest.mark.parametrize("providers, store_kind", [
-    pytest.param(("sqlite", "sqlite"), "sqlite+disk", id="two-sqlite-disk"),
-    pytest.param(("sqlite", "redis"), "redis+s3", id="sqlite-and-redis-s3", marks=[pytest.mark.redis, pytest.mark.s3]),
-])
-def test_3c_two_indexes_copying_one_name_into_a_shared_store_keep_their_own_data(providers, store_kind, tmp_path,
-                                                                                   request):
+@pytest.mark.parametrize(
+    "providers, store_kind",
+    [
+        pytest.param(("sqlite", "sqlite"), "sqlite+disk", id="two-sqlite-disk"),
+        pytest.param(
+            ("sqlite", "redis"),
+            "redis+s3",
+            id="sqlite-and-redis-s3",
+            marks=[pytest.mark.redis, pytest.mark.s3],
+        ),
+    ],
+)
+def test_3c_two_indexes_copying_one_name_into_a_shared_store_keep_their_own_data(
+    providers, store_kind, tmp_path, request
+):
     setup = Setup(store_kind, tmp_path, request)
     shared = setup.store("shared")
     indexes = [setup.index(n, provider=p) for n, p in enumerate(providers)]
@@ -188,7 +220,9 @@ def test_4_overwrite_keeps_the_files_of_a_live_publication(setup, client):
     assert uri in str(w) and "force=True" in str(w) and w.records == {uri: urls} and not w.deleted
     assert all(store.exists(u) for u in urls)
     assert_holds(atdata.load_dataset(uri, split="train"), v1)
-    assert index.verify(uri).failed == ["loadable by others"]  # checksums and records pass; the data is on this machine
+    assert index.verify(uri).failed == [
+        "loadable by others"
+    ]  # checksums and records pass; the data is on this machine
     assert_holds(index.dataset("kept"), v2)
 
     # force=True deletes them, and says which records no longer load
@@ -217,7 +251,9 @@ def test_4_delete_keeps_the_files_of_a_live_publication(setup, client):
     assert "gone" not in [e.name for e in index.list_entries()]
     assert all(store.exists(u) for u in urls)
     assert_holds(atdata.load_dataset(uri, split="train"), samples)
-    assert index.verify(uri).failed == ["loadable by others"]  # checksums and records pass; the data is on this machine
+    assert index.verify(uri).failed == [
+        "loadable by others"
+    ]  # checksums and records pass; the data is on this machine
 
     uri_f, urls_f = _published_keep_mode(index, "gone-forced", samples)
     with pytest.warns(PublishedDataWarning) as caught:
@@ -241,8 +277,9 @@ def test_4_the_pending_writes_cleanup_never_deletes_a_published_file(setup, clie
         index.delete_entry("noted", delete_data=True)
     folder = atdata_home / "pending-writes"
     folder.mkdir(exist_ok=True)
-    (folder / "1-dead.json").write_text(json.dumps({"index": index._index_id(), "urls": urls, "pid": 2**22 + 7,
-                                                    "host": socket.gethostname()}))
+    (folder / "1-dead.json").write_text(
+        json.dumps({"index": index._index_id(), "urls": urls, "pid": 2**22 + 7, "host": socket.gethostname()})
+    )
     assert os.getpid() != 2**22 + 7
     index.write(features(5, seed=24), name="next", progress=False)  # runs the cleanup
     assert not (folder / "1-dead.json").exists()  # handled: the published files are kept on purpose
@@ -256,7 +293,11 @@ def test_published_urls_reads_what_promotions_recorded(tmp_path):
     state.set_state("published:a:did:plc:x:a", {"entry_uri": "at://x/e/1", "data_urls": ["u1", "u2"]})
     state.set_state("published:b:did:plc:x:a", {"entry_uri": "at://x/e/2", "data_urls": ["u2", "u3"]})
     state.set_state("schema-published:did:plc:x:ref", {"uri": "at://x/s/1"})
-    assert index.published_urls() == {"u1": ["at://x/e/1"], "u2": ["at://x/e/1", "at://x/e/2"], "u3": ["at://x/e/2"]}
+    assert index.published_urls() == {
+        "u1": ["at://x/e/1"],
+        "u2": ["at://x/e/1", "at://x/e/2"],
+        "u3": ["at://x/e/2"],
+    }
     assert index.published_urls(["u3", "nope"]) == {"u3": ["at://x/e/2"]}
 
 

@@ -27,7 +27,9 @@ def fixture_dir() -> Path:
     for d in (REPO / "tests/fixtures/atdata-0.7", REPO / "../shared/fixtures/atdata-0.7"):
         if (d / "records.json").is_file():
             return d
-    pytest.skip("atdata 0.7 fixtures not found in tests/fixtures/atdata-0.7 nor ../shared/fixtures/atdata-0.7")
+    pytest.skip(
+        "atdata 0.7 fixtures not found in tests/fixtures/atdata-0.7 nor ../shared/fixtures/atdata-0.7"
+    )
 
 
 def atdata_records(collection: str | None = None) -> list[dict]:
@@ -44,15 +46,34 @@ def our_local_schema() -> dict:
         "name": "ExperimentSample",
         "version": "1.0.0",
         "fields": [
-            {"name": "measurement", "fieldType": {"$type": "local#ndarray", "dtype": "<f4", "shape": [64]},
-             "optional": False},
-            {"name": "timestamp", "fieldType": {"$type": "local#primitive", "primitive": "float"}, "optional": False},
-            {"name": "tags", "fieldType": {"$type": "local#array",
-                                           "items": {"$type": "local#primitive", "primitive": "str"}},
-             "optional": False},
-            {"name": "image", "fieldType": {"$type": "local#ndarray", "dtype": "|u1", "shape": [None, None, 3]},
-             "optional": True},
-            {"name": "raw", "fieldType": {"$type": "local#primitive", "primitive": "bytes"}, "optional": False},
+            {
+                "name": "measurement",
+                "fieldType": {"$type": "local#ndarray", "dtype": "<f4", "shape": [64]},
+                "optional": False,
+            },
+            {
+                "name": "timestamp",
+                "fieldType": {"$type": "local#primitive", "primitive": "float"},
+                "optional": False,
+            },
+            {
+                "name": "tags",
+                "fieldType": {
+                    "$type": "local#array",
+                    "items": {"$type": "local#primitive", "primitive": "str"},
+                },
+                "optional": False,
+            },
+            {
+                "name": "image",
+                "fieldType": {"$type": "local#ndarray", "dtype": "|u1", "shape": [None, None, 3]},
+                "optional": True,
+            },
+            {
+                "name": "raw",
+                "fieldType": {"$type": "local#primitive", "primitive": "bytes"},
+                "optional": False,
+            },
             {"name": "extra", "fieldType": {"$type": "local#dict"}, "optional": True},
             {"name": "any_list", "fieldType": {"$type": "local#array", "items": None}, "optional": True},
             {"name": "blob", "fieldType": {"$type": "local#ndarray", "dtype": None}, "optional": False},
@@ -105,8 +126,11 @@ def test_schema_record_extras():
     assert props["raw"] == {"type": "string", "format": "byte", "contentEncoding": "base64"}
     assert rec["schema"]["propertyOrder"] == [f["name"] for f in our_local_schema()["fields"]]
     assert rec["schema"]["required"] == ["measurement", "timestamp", "tags", "raw", "blob"]
-    assert rec["metadata"] == {"license": "MIT", "tags": ["physics"],
-                               "contentCid": our_local_schema()["contentCid"]}
+    assert rec["metadata"] == {
+        "license": "MIT",
+        "tags": ["physics"],
+        "contentCid": our_local_schema()["contentCid"],
+    }
     assert rec["createdAt"] == "2026-11-26T04:28:56.146Z"
     assert rec["description"] == "A sample from a scientific experiment."
 
@@ -121,8 +145,18 @@ def test_schema_dtype_names_normalised():
     local = atdata_local_schemas()["ExperimentSample"]  # dtype "float32" (numpy name)
     rec = R.schema_record(local)
     assert rec["schema"]["properties"]["measurement"]["dtype"] == "<f4"
-    parsed = R.local_schema_from_record({**rec, "schema": {**rec["schema"], "properties": {
-        **rec["schema"]["properties"], "measurement": {"$ref": R.NDARRAY_REF, "dtype": "float64"}}}})
+    parsed = R.local_schema_from_record(
+        {
+            **rec,
+            "schema": {
+                **rec["schema"],
+                "properties": {
+                    **rec["schema"]["properties"],
+                    "measurement": {"$ref": R.NDARRAY_REF, "dtype": "float64"},
+                },
+            },
+        }
+    )
     assert parsed["fields"][0]["fieldType"] == {"$type": "local#ndarray", "dtype": "<f8"}
 
 
@@ -145,8 +179,10 @@ def test_local_schema_from_atdata_records():
 
 def test_local_schema_from_record_json_schema_variants():
     rec = R.schema_record(our_local_schema())
-    rec["schema"]["properties"] = {"a": {"type": ["string", "null"]}, "b": {"anyOf": [{"type": "integer"},
-                                                                                      {"type": "null"}]}}
+    rec["schema"]["properties"] = {
+        "a": {"type": ["string", "null"]},
+        "b": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+    }
     rec["schema"]["required"] = ["a", "b"]
     del rec["schema"]["propertyOrder"]
     parsed = R.local_schema_from_record(rec)
@@ -184,45 +220,95 @@ def test_schema_record_errors():
 
 
 def test_entry_http_round_trip_with_metadata_and_extras():
-    meta = {"split": "train", "source_uri": "https://src", "model": "bert", "epochs": 10,
-            "nested": {"a": [1, 2]}, "sourceUri": "kept-as-is"}
+    meta = {
+        "split": "train",
+        "source_uri": "https://src",
+        "model": "bert",
+        "epochs": 10,
+        "nested": {"a": [1, 2]},
+        "sourceUri": "kept-as-is",
+    }
     rec = R.entry_record(
-        "mnist", SCHEMA_URI, R.storage_http([("https://example.org/a.tar", SHA), {"url": "https://example.org/b.tar",
-                                                                                  "sha256": SHA}]),
-        description="d", tags=["vision"], license="MIT", size={"samples": 10, "bytes": 1000, "shards": 2},
-        metadata=meta, content_cid="bafyreihltcnuuyqp2jm24aqydpnlj7b6w3ogwrplomrjtg5rifv44mmjey",
-        created_at="2026-01-01T00:00:00Z")
-    assert rec["metadata"] == {"split": "train", "sourceUri": "https://src",
-                               "custom": {"model": "bert", "epochs": 10, "nested": {"a": [1, 2]},
-                                          "sourceUri": "kept-as-is"}}
-    assert rec["contentMetadata"] == {"atdataLabCid": "bafyreihltcnuuyqp2jm24aqydpnlj7b6w3ogwrplomrjtg5rifv44mmjey"}
-    assert rec["storage"]["shards"][0] == {"url": "https://example.org/a.tar",
-                                           "checksum": {"algorithm": "sha256", "digest": SHA}}
+        "mnist",
+        SCHEMA_URI,
+        R.storage_http(
+            [("https://example.org/a.tar", SHA), {"url": "https://example.org/b.tar", "sha256": SHA}]
+        ),
+        description="d",
+        tags=["vision"],
+        license="MIT",
+        size={"samples": 10, "bytes": 1000, "shards": 2},
+        metadata=meta,
+        content_cid="bafyreihltcnuuyqp2jm24aqydpnlj7b6w3ogwrplomrjtg5rifv44mmjey",
+        created_at="2026-01-01T00:00:00Z",
+    )
+    assert rec["metadata"] == {
+        "split": "train",
+        "sourceUri": "https://src",
+        "custom": {"model": "bert", "epochs": 10, "nested": {"a": [1, 2]}, "sourceUri": "kept-as-is"},
+    }
+    assert rec["contentMetadata"] == {
+        "atdataLabCid": "bafyreihltcnuuyqp2jm24aqydpnlj7b6w3ogwrplomrjtg5rifv44mmjey"
+    }
+    assert rec["storage"]["shards"][0] == {
+        "url": "https://example.org/a.tar",
+        "checksum": {"algorithm": "sha256", "digest": SHA},
+    }
     parsed = R.entry_from_record(cbor_sorted(rec))
     assert parsed["metadata"] == meta
     assert parsed["contentCid"].startswith("bafyrei") and parsed["contentMetadata"] is None
-    assert parsed["storage"] == {"kind": "http", "shards": [
-        {"url": "https://example.org/a.tar", "checksum": {"algorithm": "sha256", "digest": SHA}},
-        {"url": "https://example.org/b.tar", "checksum": {"algorithm": "sha256", "digest": SHA}}]}
+    assert parsed["storage"] == {
+        "kind": "http",
+        "shards": [
+            {"url": "https://example.org/a.tar", "checksum": {"algorithm": "sha256", "digest": SHA}},
+            {"url": "https://example.org/b.tar", "checksum": {"algorithm": "sha256", "digest": SHA}},
+        ],
+    }
     assert parsed["size"] == {"samples": 10, "bytes": 1000, "shards": 2}
     assert (parsed["name"], parsed["schemaRef"], parsed["tags"], parsed["license"]) == (
-        "mnist", SCHEMA_URI, ["vision"], "MIT")
+        "mnist",
+        SCHEMA_URI,
+        ["vision"],
+        "MIT",
+    )
 
 
 def test_entry_s3_and_blobs():
-    rec = R.entry_record("d", SCHEMA_URI, R.storage_s3("bkt", [("data/a.tar", SHA)], region="us-east-1",
-                                                       endpoint="http://127.0.0.1:9000"))
+    rec = R.entry_record(
+        "d",
+        SCHEMA_URI,
+        R.storage_s3("bkt", [("data/a.tar", SHA)], region="us-east-1", endpoint="http://127.0.0.1:9000"),
+    )
     p = R.entry_from_record(rec)["storage"]
-    assert p == {"kind": "s3", "bucket": "bkt", "region": "us-east-1", "endpoint": "http://127.0.0.1:9000",
-                 "shards": [{"key": "data/a.tar", "url": "s3://bkt/data/a.tar",
-                             "checksum": {"algorithm": "sha256", "digest": SHA}}]}
-    blob = {"$type": "blob", "ref": {"$link": "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"},
-            "mimeType": "application/x-tar", "size": 10240}
+    assert p == {
+        "kind": "s3",
+        "bucket": "bkt",
+        "region": "us-east-1",
+        "endpoint": "http://127.0.0.1:9000",
+        "shards": [
+            {
+                "key": "data/a.tar",
+                "url": "s3://bkt/data/a.tar",
+                "checksum": {"algorithm": "sha256", "digest": SHA},
+            }
+        ],
+    }
+    blob = {
+        "$type": "blob",
+        "ref": {"$link": "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"},
+        "mimeType": "application/x-tar",
+        "size": 10240,
+    }
     rec = R.entry_record("d", SCHEMA_URI, R.storage_blobs([{"blob": blob, "sha256": SHA}, {"blob": blob}]))
     p = R.entry_from_record(rec)["storage"]
     assert p["kind"] == "blobs"
-    assert p["shards"][0] == {"blob": blob, "cid": blob["ref"]["$link"], "size": 10240,
-                              "mimeType": "application/x-tar", "checksum": {"algorithm": "sha256", "digest": SHA}}
+    assert p["shards"][0] == {
+        "blob": blob,
+        "cid": blob["ref"]["$link"],
+        "size": 10240,
+        "mimeType": "application/x-tar",
+        "checksum": {"algorithm": "sha256", "digest": SHA},
+    }
     assert p["shards"][1]["checksum"] is None
 
 
@@ -237,23 +323,37 @@ def test_entry_from_atdata_records():
 
 def test_entry_metadata_matches_atdata_for_plain_keys():
     theirs = atdata_records("science.alt.dataset.entry")[0]["record"]
-    ours = R.entry_record(theirs["name"], theirs["schemaRef"], theirs["storage"] | {}, metadata={"split": "train"},
-                          description=theirs["description"], tags=theirs["tags"], license=theirs["license"],
-                          created_at=theirs["createdAt"])
+    ours = R.entry_record(
+        theirs["name"],
+        theirs["schemaRef"],
+        theirs["storage"] | {},
+        metadata={"split": "train"},
+        description=theirs["description"],
+        tags=theirs["tags"],
+        license=theirs["license"],
+        created_at=theirs["createdAt"],
+    )
     assert ours == theirs
 
 
 def test_entry_metadata_msgpack_bytes_form():
     packed = msgpack.packb({"split": "test", "lr": "0.1"}, use_bin_type=True)
-    assert R.decode_entry_metadata({"$bytes": base64.b64encode(packed).decode()}) == {"split": "test", "lr": "0.1"}
+    assert R.decode_entry_metadata({"$bytes": base64.b64encode(packed).decode()}) == {
+        "split": "test",
+        "lr": "0.1",
+    }
     assert R.decode_entry_metadata(packed) == {"split": "test", "lr": "0.1"}
     assert R.decode_entry_metadata(None) is None
 
 
 def test_float_metadata_rejected_with_key_and_advice():
     with pytest.raises(RecordValidationError) as ei:
-        R.entry_record("d", SCHEMA_URI, R.storage_http([("https://x/a.tar", SHA)]),
-                       metadata={"hyper": {"learning_rate": 0.001}})
+        R.entry_record(
+            "d",
+            SCHEMA_URI,
+            R.storage_http([("https://x/a.tar", SHA)]),
+            metadata={"hyper": {"learning_rate": 0.001}},
+        )
     msg = str(ei.value)
     assert msg.startswith("entry.metadata.hyper.learning_rate: the float 0.001 is not allowed")
     assert "string" in msg and '"0.001"' in msg
@@ -277,8 +377,9 @@ def test_entry_limits():
 def test_label_matches_atdata():
     for theirs in atdata_records("science.alt.dataset.label"):
         rec = theirs["record"]
-        ours = R.label_record(rec["name"], rec["datasetUri"], version=rec.get("version"),
-                              created_at=rec["createdAt"])
+        ours = R.label_record(
+            rec["name"], rec["datasetUri"], version=rec.get("version"), created_at=rec["createdAt"]
+        )
         assert ours == rec
         assert R.label_from_record(ours)["datasetUri"] == rec["datasetUri"]
     with pytest.raises(RecordValidationError, match="label.datasetUri"):
@@ -313,9 +414,18 @@ def test_at_uri():
     u = R.AtUri.parse(ENTRY_URI)
     assert (u.did, u.collection, u.rkey) == (DID, "science.alt.dataset.entry", "3kabcdefghij3")
     assert str(u) == ENTRY_URI
-    assert str(R.AtUri.make(DID, "science.alt.dataset.label", "abc")) == f"at://{DID}/science.alt.dataset.label/abc"
+    assert (
+        str(R.AtUri.make(DID, "science.alt.dataset.label", "abc"))
+        == f"at://{DID}/science.alt.dataset.label/abc"
+    )
     assert R.AtUri.parse("at://alice.test").did is None
-    for bad in ("https://x", "at://", "at://notadid/coll/rkey/extra", f"at://{DID}/coll/a@b", "at://did:plc:x//r"):
+    for bad in (
+        "https://x",
+        "at://",
+        "at://notadid/coll/rkey/extra",
+        f"at://{DID}/coll/a@b",
+        "at://did:plc:x//r",
+    ):
         with pytest.raises(RecordValidationError):
             R.AtUri.parse(bad)
 
@@ -359,8 +469,14 @@ def test_atdata_reads_our_records():
     local["fields"] = [f for f in local["fields"] if f["fieldType"]["$type"] != "local#dict"]
     recs = {
         "schema": cbor_sorted(R.schema_record(local)),
-        "entry": cbor_sorted(R.entry_record("exp", SCHEMA_URI, R.storage_http([("https://x/a.tar", SHA)]),
-                                            metadata={"split": "train", "model": "bert", "epochs": 3})),
+        "entry": cbor_sorted(
+            R.entry_record(
+                "exp",
+                SCHEMA_URI,
+                R.storage_http([("https://x/a.tar", SHA)]),
+                metadata={"split": "train", "model": "bert", "epochs": 3},
+            )
+        ),
         "label": R.label_record("exp", ENTRY_URI, version="1.0.0"),
     }
     out = ref.run_atdata_json(ATDATA_READER, stdin=json.dumps(recs), timeout=120)
@@ -378,10 +494,32 @@ def test_atdata_reads_our_records():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda c: st.lists(c, max_size=4) | st.dictionaries(
-        st.sampled_from(["$ref", "type", "items", "format", "dtype", "shape", "anyOf", "properties",
-                         "required", "propertyOrder", "name", "version", "schema", "metadata"]) | st.text(max_size=6),
-        c, max_size=5),
+    lambda c: (
+        st.lists(c, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "$ref",
+                    "type",
+                    "items",
+                    "format",
+                    "dtype",
+                    "shape",
+                    "anyOf",
+                    "properties",
+                    "required",
+                    "propertyOrder",
+                    "name",
+                    "version",
+                    "schema",
+                    "metadata",
+                ]
+            )
+            | st.text(max_size=6),
+            c,
+            max_size=5,
+        )
+    ),
     max_leaves=25,
 )
 
@@ -391,8 +529,16 @@ json_values = st.recursive(
 def test_fuzz_local_schema_from_record_only_our_errors(value, base):
     rec = value
     if base and isinstance(value, dict):
-        rec = {"name": "S", "version": "1.0.0", "schemaType": "jsonSchema",
-               "schema": {"properties": value, "required": list(value)[:1], "propertyOrder": value.get("propertyOrder")}}
+        rec = {
+            "name": "S",
+            "version": "1.0.0",
+            "schemaType": "jsonSchema",
+            "schema": {
+                "properties": value,
+                "required": list(value)[:1],
+                "propertyOrder": value.get("propertyOrder"),
+            },
+        }
     try:
         R.local_schema_from_record(rec)
     except RecordValidationError:
@@ -402,18 +548,29 @@ def test_fuzz_local_schema_from_record_only_our_errors(value, base):
 field_types = st.recursive(
     st.sampled_from(R._PRIMITIVES).map(lambda p: {"$type": "local#primitive", "primitive": p})
     | st.just({"$type": "local#dict"})
-    | st.builds(lambda d, s: {"$type": "local#ndarray", "dtype": d, **({"shape": s} if s is not None else {})},
-                st.sampled_from([None, "<f4", "|u1", ">i8", "|b1", "<c8"]),
-                st.none() | st.lists(st.none() | st.integers(0, 9), max_size=3)),
+    | st.builds(
+        lambda d, s: {"$type": "local#ndarray", "dtype": d, **({"shape": s} if s is not None else {})},
+        st.sampled_from([None, "<f4", "|u1", ">i8", "|b1", "<c8"]),
+        st.none() | st.lists(st.none() | st.integers(0, 9), max_size=3),
+    ),
     lambda c: st.builds(lambda i: {"$type": "local#array", "items": i}, st.none() | c),
     max_leaves=3,
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(fields=st.lists(st.tuples(st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True), field_types, st.booleans()),
-                       max_size=8, unique_by=lambda t: t[0]))
+@given(
+    fields=st.lists(
+        st.tuples(st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True), field_types, st.booleans()),
+        max_size=8,
+        unique_by=lambda t: t[0],
+    )
+)
 def test_fuzz_schema_round_trip(fields):
-    local = {"name": "S", "version": "2.0.1", "createdAt": "2026-01-01T00:00:00.000Z",
-             "fields": [{"name": n, "fieldType": ft, "optional": o} for n, ft, o in fields]}
+    local = {
+        "name": "S",
+        "version": "2.0.1",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "fields": [{"name": n, "fieldType": ft, "optional": o} for n, ft, o in fields],
+    }
     assert R.local_schema_from_record(cbor_sorted(R.schema_record(local))) == local

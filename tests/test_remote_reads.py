@@ -34,8 +34,13 @@ def remote(s3_server, s3_bucket, tmp_path, monkeypatch):
     monkeypatch.setattr(urls_module, "REMOTE_BLOCK", 16 << 10)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret)
-    store = S3DataStore(s3_bucket, prefix=f"r-{uuid.uuid4().hex[:8]}/", endpoint_url=s3_server.endpoint_url,
-                        key=s3_server.key, secret=s3_server.secret)
+    store = S3DataStore(
+        s3_bucket,
+        prefix=f"r-{uuid.uuid4().hex[:8]}/",
+        endpoint_url=s3_server.endpoint_url,
+        key=s3_server.key,
+        secret=s3_server.secret,
+    )
     index = atdata.Index(path=tmp_path / "i.db", data_store=store)
     samples = frames(130)
     entry = index.write(samples, name="frames", maxcount=30, progress=False)
@@ -49,8 +54,11 @@ def test_remote_reads_with_readahead_match_the_samples(remote):
     assert [s.index for s in got] == list(range(130))
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(got, samples))
     assert sorted(s.index for s in ds.shuffled(buffer=50, seed=1)) == list(range(130))
-    checked = atdata.Dataset[Frame](ds.urls, storage_options=ds.storage_options,
-                                    checksums={u: c for u, c in zip(entry.data_urls, entry.shard_checksums)})
+    checked = atdata.Dataset[Frame](
+        ds.urls,
+        storage_options=ds.storage_options,
+        checksums={u: c for u, c in zip(entry.data_urls, entry.shard_checksums)},
+    )
     assert [s.index for s in checked.ordered()] == list(range(130))  # sha256 verified while streaming
 
 

@@ -43,11 +43,21 @@ def count(client, nsid):
 # ------------------------------------------------------------------ case 1: a bare re-promotion
 def test_bare_repromotion_keeps_description_tags_license_and_metadata(index, client):
     index.write(vecs(), name="fv1", progress=False, metadata={"split": "train"})
-    uri = index.promote_entry("fv1", description="Feature vectors", tags=["features", "embeddings"],
-                              license="MIT", metadata={"source_uri": "https://example.org/raw"}, progress=False)
+    uri = index.promote_entry(
+        "fv1",
+        description="Feature vectors",
+        tags=["features", "embeddings"],
+        license="MIT",
+        metadata={"source_uri": "https://example.org/raw"},
+        progress=False,
+    )
     before = record(client, uri)
     local = index.get_entry_by_name("fv1")  # what was published is proposed next time
-    assert (local.description, local.tags, local.license) == ("Feature vectors", ["features", "embeddings"], "MIT")
+    assert (local.description, local.tags, local.license) == (
+        "Feature vectors",
+        ["features", "embeddings"],
+        "MIT",
+    )
     assert local.metadata == {"split": "train", "source_uri": "https://example.org/raw"}
 
     plan = index.plan_promotion("fv1")  # the tutorial's plain form
@@ -57,7 +67,11 @@ def test_bare_repromotion_keeps_description_tags_license_and_metadata(index, cli
     after = record(client, uri)
     assert after["cid"] == before["cid"]
     v = after["value"]
-    assert (v["description"], v["tags"], v["license"]) == ("Feature vectors", ["features", "embeddings"], "MIT")
+    assert (v["description"], v["tags"], v["license"]) == (
+        "Feature vectors",
+        ["features", "embeddings"],
+        "MIT",
+    )
 
 
 def test_an_index_that_forgot_the_values_still_keeps_them(index, client):
@@ -97,7 +111,9 @@ def test_clearing_a_published_field_needs_clear_and_is_shown_in_the_plan(index, 
     assert [(d.field, d.new) for d in err.value.downgrades] == [("license", "(none)")]
     assert client.round_trips == 1  # the getRecord of the published entry; nothing written
     plan = index.plan_promotion("c", clear=["license"])
-    assert plan.intents == ['clear license (published: "MIT")'] and "On purpose: clear license" in plan.summary()
+    assert (
+        plan.intents == ['clear license (published: "MIT")'] and "On purpose: clear license" in plan.summary()
+    )
     assert [(f.field, f.old, f.new) for f in plan.changes[0].fields] == [("license", "MIT", None)]
     plan.execute(progress=False)
     v = record(client, uri)["value"]
@@ -127,11 +143,15 @@ def test_blobs_to_local_paths_is_a_downgrade_refused_without_intent(index, clien
     index.write(vecs(), name="bl", progress=False)
     uri = index.promote_entry("bl", copy_to="blobs", license="CC0-1.0", progress=False)
     cid = record(client, uri)["cid"]
-    with pytest.raises(PromotionDowngradeError, match=r"storage: 1 PDS blob\(s\) -> 1 local file path.*downgrade=True"):
+    with pytest.raises(
+        PromotionDowngradeError, match=r"storage: 1 PDS blob\(s\) -> 1 local file path.*downgrade=True"
+    ):
         index.plan_promotion("bl", copy_to="keep")
     assert record(client, uri)["cid"] == cid
     plan = index.plan_promotion("bl", copy_to="keep", downgrade=True)
-    assert plan.intents and plan.intents[0].startswith("downgrade storage: 1 PDS blob(s) -> 1 local file path")
+    assert plan.intents and plan.intents[0].startswith(
+        "downgrade storage: 1 PDS blob(s) -> 1 local file path"
+    )
     storage_change = next(f for f in plan.changes[0].fields if f.field == "storage")
     assert "PDS blob" in storage_change.old and "only on this machine" in storage_change.new
     plan.execute(progress=False)
@@ -171,7 +191,10 @@ def test_a_second_entry_under_a_published_name_is_its_new_version(index, client,
     assert len(atdata.load_dataset(f"@{handle}/ds", split="train")) == 30
     # promoting an earlier version again makes it the current one (its label is re-dated)
     plan = index.plan_promotion("newer-local", name="ds")
-    assert [w.collection for w in plan.writes] == [rec.ENTRY_NSID, rec.LABEL_NSID] and plan.previous_version == v3
+    assert [w.collection for w in plan.writes] == [
+        rec.ENTRY_NSID,
+        rec.LABEL_NSID,
+    ] and plan.previous_version == v3
     plan.execute(progress=False)
     assert len(atdata.load_dataset(f"@{handle}/ds", split="train")) == 25
     assert count(client, rec.ENTRY_NSID) == 3 and count(client, rec.LABEL_NSID) == 3
@@ -201,18 +224,29 @@ def test_verify_reports_local_paths_as_only_loadable_here(index, client):
 def test_verify_fails_without_checksums_and_names_the_publisher(sandbox, client, pds_account, tmp_path):
     """A record with no checksums (atdata 0.7 publishes local paths with algorithm "none"), written
     straight to the real PDS; a second account verifies it."""
-    pub = atdata.Index(path=tmp_path / "pub.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    pub = atdata.Index(
+        path=tmp_path / "pub.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d")
+    )
     entry = pub.write(vecs(), name="nosum", progress=False)
     own_uri = pub.promote_entry("nosum", copy_to="blobs", progress=False)
     schema_ref = rec.entry_from_record(record(client, own_uri)["value"])["schemaRef"]
-    value = rec.entry_record("nosum-raw", schema_ref, {
-        "$type": rec.STORAGE_HTTP,
-        "shards": [{"url": f"http://127.0.0.1:9/{i}.tar", "checksum": {"algorithm": "none", "digest": ""}}
-                   for i in range(entry.num_shards)]})
+    value = rec.entry_record(
+        "nosum-raw",
+        schema_ref,
+        {
+            "$type": rec.STORAGE_HTTP,
+            "shards": [
+                {"url": f"http://127.0.0.1:9/{i}.tar", "checksum": {"algorithm": "none", "digest": ""}}
+                for i in range(entry.num_shards)
+            ],
+        },
+    )
     raw = client.create_record(rec.ENTRY_NSID, value, rkey=rec.make_tid())
     reader_account = sandbox.create_account()
-    reader = atdata.Index(path=tmp_path / "reader.db",
-                          atmosphere=Atmosphere.login(reader_account.handle, reader_account.password))
+    reader = atdata.Index(
+        path=tmp_path / "reader.db",
+        atmosphere=Atmosphere.login(reader_account.handle, reader_account.password),
+    )
     report = reader.verify(raw["uri"])
     assert "shard checksums recorded" in report.failed
     assert "shard checksums match" in report.failed  # nothing could be checked

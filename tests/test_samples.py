@@ -38,8 +38,17 @@ class Rich(Base):
 
 
 def make_rich(i=0):
-    return Rich(image=np.full((4, 5, 3), i, np.uint8), label=f"l{i}", score=i / 3, count=i, flag=i % 2 == 0,
-                raw=bytes([i]), tags=["a", "b"][: i % 3], extra={"k": i}, mask=None if i % 2 else np.ones(3, bool))
+    return Rich(
+        image=np.full((4, 5, 3), i, np.uint8),
+        label=f"l{i}",
+        score=i / 3,
+        count=i,
+        flag=i % 2 == 0,
+        raw=bytes([i]),
+        tags=["a", "b"][: i % 3],
+        extra={"k": i},
+        mask=None if i % 2 else np.ones(3, bool),
+    )
 
 
 def test_inherited_fields_come_first_and_round_trip():
@@ -121,19 +130,21 @@ def test_schema_record_round_trip_and_generated_type():
     assert Schema.from_type(T).content_cid() == Rich.schema().content_cid()
 
 
-field_values = st.fixed_dictionaries({
-    "arr": hnp.arrays(
-        dtype=st.sampled_from([np.dtype(d) for d in ("<f4", ">f8", "|u1", "<i2", ">c8", "|b1", "<f2")]),
-        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3),
-    ),
-    "s": st.text(max_size=20),
-    "i": st.integers(-(2**63), 2**63 - 1),
-    "f": st.floats(allow_nan=False),
-    "b": st.booleans(),
-    "by": st.binary(max_size=20),
-    "ls": st.lists(st.text(max_size=5), max_size=4),
-    "opt": st.none() | st.text(max_size=5),
-})
+field_values = st.fixed_dictionaries(
+    {
+        "arr": hnp.arrays(
+            dtype=st.sampled_from([np.dtype(d) for d in ("<f4", ">f8", "|u1", "<i2", ">c8", "|b1", "<f2")]),
+            shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3),
+        ),
+        "s": st.text(max_size=20),
+        "i": st.integers(-(2**63), 2**63 - 1),
+        "f": st.floats(allow_nan=False),
+        "b": st.booleans(),
+        "by": st.binary(max_size=20),
+        "ls": st.lists(st.text(max_size=5), max_size=4),
+        "opt": st.none() | st.text(max_size=5),
+    }
+)
 
 
 @atdata.packable

@@ -81,7 +81,9 @@ def test_failure_mid_write_publishes_nothing(tmp_path):
 
 def test_reader_accepts_pax_and_gnu_and_any_order(tmp_path):
     path = tmp_path / "pax.tar"
-    payloads = {f"{'k' * 120}/sample{i}": Small(x=np.zeros(2, np.float32), i=i, s="p").packed for i in range(3)}
+    payloads = {
+        f"{'k' * 120}/sample{i}": Small(x=np.zeros(2, np.float32), i=i, s="p").packed for i in range(3)
+    }
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
         for key, data in reversed(list(payloads.items())):
             ti = tarfile.TarInfo(f"{key}.msgpack")

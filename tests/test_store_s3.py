@@ -17,8 +17,14 @@ pytestmark = pytest.mark.s3
 
 
 def make_store(server, bucket, **kw):
-    return S3DataStore(bucket, prefix=f"p-{uuid.uuid4().hex[:8]}/", endpoint_url=server.endpoint_url,
-                       key=server.key, secret=server.secret, **kw)
+    return S3DataStore(
+        bucket,
+        prefix=f"p-{uuid.uuid4().hex[:8]}/",
+        endpoint_url=server.endpoint_url,
+        key=server.key,
+        secret=server.secret,
+        **kw,
+    )
 
 
 class TestS3DataStore(StoreSuite):
@@ -60,7 +66,9 @@ def test_repr_never_shows_the_secret(s3_server, s3_bucket):
     assert s3_server.secret not in repr(store) and s3_server.secret not in store.describe()
 
 
-def test_a_multipart_commit_over_another_object_is_refused_and_its_upload_aborted(s3_server, s3_bucket, atdata_home):
+def test_a_multipart_commit_over_another_object_is_refused_and_its_upload_aborted(
+    s3_server, s3_bucket, atdata_home
+):
     # If-None-Match: * on CompleteMultipartUpload, honoured by SeaweedFS (and AWS S3, MinIO)
     store = make_store(s3_server, s3_bucket)
     url = store.shard_url("big", 0)
@@ -74,7 +82,7 @@ def test_a_multipart_commit_over_another_object_is_refused_and_its_upload_aborte
     fs = s3_server.fs()
     assert fs.list_multipart_uploads(s3_bucket) == []
     assert list((atdata_home / "pending-s3-uploads").glob("*.json")) == []
-    assert fs.cat_file(url[len("s3://"):]) == b"a" * 10
+    assert fs.cat_file(url[len("s3://") :]) == b"a" * 10
 
 
 def test_without_conditional_writes_the_commit_checks_for_the_key_first(s3_server, s3_bucket):

@@ -17,8 +17,13 @@ from atdata_lab.errors import AtdataLabError, RemoteUnavailableError, UntrustedS
 from atdata_lab.urls import TRUST_OPTION, TrustPolicy, check_remote_url, credentials_allowed
 from tests.reliability.hostile import LoopbackServer, file_host, shard_bytes
 
-TABLE = {"example.org": ["93.184.216.34"], "both.example": ["93.184.216.34", "10.0.0.1"],
-         "v6.example": ["2606:4700::1111"], "v6loop.example": ["::1"], "localhost": ["127.0.0.1"]}
+TABLE = {
+    "example.org": ["93.184.216.34"],
+    "both.example": ["93.184.216.34", "10.0.0.1"],
+    "v6.example": ["2606:4700::1111"],
+    "v6loop.example": ["::1"],
+    "localhost": ["127.0.0.1"],
+}
 
 
 @pytest.fixture(autouse=True)
@@ -30,29 +35,57 @@ def fake_dns(monkeypatch):
             pass
         if host not in TABLE:
             raise socket.gaierror(socket.EAI_NONAME, "unknown")
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
-                for a in TABLE[host]]
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in TABLE[host]
+        ]
 
     monkeypatch.setattr(urls, "_getaddrinfo", resolve)
-    for k in ("ATDATA_ALLOW_LOCAL_URLS", "ATDATA_TRUSTED_HOSTS", "ATDATA_TRUSTED_DIDS", "ATDATA_S3_CREDENTIAL_ENDPOINTS",
-              "AWS_ENDPOINT_URL"):
+    for k in (
+        "ATDATA_ALLOW_LOCAL_URLS",
+        "ATDATA_TRUSTED_HOSTS",
+        "ATDATA_TRUSTED_DIDS",
+        "ATDATA_S3_CREDENTIAL_ENDPOINTS",
+        "AWS_ENDPOINT_URL",
+    ):
         monkeypatch.delenv(k, raising=False)
 
 
-@pytest.mark.parametrize("url", ["https://example.org/a.tar", "http://example.org:8080/a.tar",
-                                 "https://v6.example/a.tar", "https://[2606:4700::1111]/a.tar", "s3://bucket/key.tar",
-                                 "https://93.184.216.34/a.tar"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/a.tar",
+        "http://example.org:8080/a.tar",
+        "https://v6.example/a.tar",
+        "https://[2606:4700::1111]/a.tar",
+        "s3://bucket/key.tar",
+        "https://93.184.216.34/a.tar",
+    ],
+)
 def test_public_locations_are_allowed(url):
     assert check_remote_url(url, record_uri="at://x") == url
 
 
-@pytest.mark.parametrize("url, why", [
-    ("/etc/passwd", "local file"), ("file:///etc/passwd", "local file"), ("local:///x", "local file"),
-    ("memory://x", "scheme"), ("ftp://example.org/x", "scheme"), ("simplecache::https://example.org/x", "chained"),
-    ("s3://bucket/a::file:///x", "chained"), ("https://both.example/x", "10.0.0.1"), ("http://localhost/x", "127.0.0.1"),
-    ("https://v6loop.example/x", "::1"), ("http://[::ffff:10.0.0.1]/x", "internal"), ("http://user@example.org/x", "host"),
-    ("http://example.org\\@localhost/x", "host"), ("http://169.254.169.254/", "internal"), ("s3://x", "s3://bucket/key"),
-])
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("/etc/passwd", "local file"),
+        ("file:///etc/passwd", "local file"),
+        ("local:///x", "local file"),
+        ("memory://x", "scheme"),
+        ("ftp://example.org/x", "scheme"),
+        ("simplecache::https://example.org/x", "chained"),
+        ("s3://bucket/a::file:///x", "chained"),
+        ("https://both.example/x", "10.0.0.1"),
+        ("http://localhost/x", "127.0.0.1"),
+        ("https://v6loop.example/x", "::1"),
+        ("http://[::ffff:10.0.0.1]/x", "internal"),
+        ("http://user@example.org/x", "host"),
+        ("http://example.org\\@localhost/x", "host"),
+        ("http://169.254.169.254/", "internal"),
+        ("s3://x", "s3://bucket/key"),
+    ],
+)
 def test_other_locations_are_refused_naming_record_url_and_setting(url, why):
     with pytest.raises(UntrustedSourceError) as e:
         check_remote_url(url, record_uri="at://did:plc:x/science.alt.dataset.entry/k")
@@ -73,7 +106,11 @@ def test_settings_allow_what_they_name(monkeypatch):
     monkeypatch.setenv("ATDATA_TRUSTED_HOSTS", "127.0.0.1:2583, [::1]:5")
     monkeypatch.setenv("ATDATA_TRUSTED_DIDS", "did:plc:Friend")
     p = TrustPolicy.from_env()
-    assert p.allow_local and p.trusted_hosts == {"127.0.0.1:2583", "[::1]:5"} and p.trusts_publisher("did:plc:friend")
+    assert (
+        p.allow_local
+        and p.trusted_hosts == {"127.0.0.1:2583", "[::1]:5"}
+        and p.trusts_publisher("did:plc:friend")
+    )
 
 
 def test_a_host_that_does_not_resolve_is_a_connection_error():
@@ -84,9 +121,13 @@ def test_a_host_that_does_not_resolve_is_a_connection_error():
 def test_credentials_go_only_to_configured_endpoints(monkeypatch):
     assert credentials_allowed(None)  # AWS itself
     assert not credentials_allowed("https://s3.attacker.example")
-    assert credentials_allowed("https://s3.attacker.example", TrustPolicy(credential_endpoints={"https://s3.attacker.example"}))
+    assert credentials_allowed(
+        "https://s3.attacker.example", TrustPolicy(credential_endpoints={"https://s3.attacker.example"})
+    )
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio.local:9000/")
-    assert credentials_allowed("http://minio.local:9000") and not credentials_allowed("http://minio.local:9001")
+    assert credentials_allowed("http://minio.local:9000") and not credentials_allowed(
+        "http://minio.local:9001"
+    )
     urls.note_configured_endpoint("https://store.example")
     assert credentials_allowed("https://store.example:443/")
 

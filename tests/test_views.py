@@ -28,21 +28,45 @@ def test_counts_and_page_labels():
 
 
 def _entry(**kw):
-    base = dict(name="exp-1", cid="bafyx", schema_ref="atdata://local/schema/Exp@2.0.0", data_urls=["/d/a.tar", "/d/b.tar"],
-                num_samples=1234, size_bytes=3 * 1024 * 1024, created_at="2026-02-03T04:05:06+00:00",
-                tags=["a", "b"], license="MIT", description="first run", metadata={"k": 1})
+    base = dict(
+        name="exp-1",
+        cid="bafyx",
+        schema_ref="atdata://local/schema/Exp@2.0.0",
+        data_urls=["/d/a.tar", "/d/b.tar"],
+        num_samples=1234,
+        size_bytes=3 * 1024 * 1024,
+        created_at="2026-02-03T04:05:06+00:00",
+        tags=["a", "b"],
+        license="MIT",
+        description="first run",
+        metadata={"k": 1},
+    )
     base.update(kw)
     return IndexEntry(**base)
 
 
 def test_entry_row_and_detail():
     row = S.entry_row(_entry())
-    assert row == {"name": "exp-1", "schema": "Exp@2.0.0", "samples": "1,234", "shards": "2", "size": "3.0 MB",
-                   "created": "2026-02-03 04:05", "tags": "a, b", "license": "MIT", "published": "", "uri": ""}
+    assert row == {
+        "name": "exp-1",
+        "schema": "Exp@2.0.0",
+        "samples": "1,234",
+        "shards": "2",
+        "size": "3.0 MB",
+        "created": "2026-02-03 04:05",
+        "tags": "a, b",
+        "license": "MIT",
+        "published": "",
+        "uri": "",
+    }
     pub = S.entry_row(_entry(published_uri="at://did:plc:x/science.alt.dataset.entry/3k"))
     assert pub["published"] == "published" and pub["uri"].startswith("at://")
     detail = dict(S.entry_detail_rows(_entry()))
-    assert detail["Published"] == "not published" and detail["Metadata"] == '{"k": 1}' and detail["CID"] == "bafyx"
+    assert (
+        detail["Published"] == "not published"
+        and detail["Metadata"] == '{"k": 1}'
+        and detail["CID"] == "bafyx"
+    )
     # every column the table shows has a row key; every sortable one maps to an index sort column
     from atdata_lab.providers.base import SORT_COLUMNS
 
@@ -69,44 +93,81 @@ def test_schema_field_rows():
 
 def test_shard_record_verification_and_progress_rows():
     assert S.shard_rows([{"url": "/a.tar", "size": 2048, "checksum": "ab", "num_samples": 5}]) == [
-        {"url": "/a.tar", "samples": "5", "size": "2.0 KB", "checksum": "ab"}]
-    published = {"entries": [{"uri": "at://d/e/1", "cid": "c1", "value": {"name": "ds"}}],
-                 "schemas": [{"uri": "at://d/s/1", "cid": "c2", "value": {"name": "S", "version": "1.0.0"}}],
-                 "labels": []}
+        {"url": "/a.tar", "samples": "5", "size": "2.0 KB", "checksum": "ab"}
+    ]
+    published = {
+        "entries": [{"uri": "at://d/e/1", "cid": "c1", "value": {"name": "ds"}}],
+        "schemas": [{"uri": "at://d/s/1", "cid": "c2", "value": {"name": "S", "version": "1.0.0"}}],
+        "labels": [],
+    }
     assert [(r["kind"], r["name"], r["version"]) for r in S.record_rows(published)] == [
-        ("dataset", "ds", ""), ("schema", "S", "1.0.0")]
+        ("dataset", "ds", ""),
+        ("schema", "S", "1.0.0"),
+    ]
 
     class Report:
         checks = [("entry record present", True, "at://x"), ("data reachable", False, "404")]
 
     assert [r["status"] for r in S.verification_rows(Report())] == ["ok", "failed"]
-    assert S.progress_text(ProgressEvent("write", 500, 1000, "samples", "shard 2")) == "write: 500 / 1,000 samples · shard 2"
+    assert (
+        S.progress_text(ProgressEvent("write", 500, 1000, "samples", "shard 2"))
+        == "write: 500 / 1,000 samples · shard 2"
+    )
     assert S.progress_text(ProgressEvent("copy", 1536, None, "bytes", finished=True)) == "copy: 1.5 KB · done"
 
 
 def test_diff_candidates():
     recs = [
-        {"$ref": "atdata://local/schema/S@1.0.0", "name": "S", "version": "1.0.0", "publishedUri": "at://d/s/1"},
+        {
+            "$ref": "atdata://local/schema/S@1.0.0",
+            "name": "S",
+            "version": "1.0.0",
+            "publishedUri": "at://d/s/1",
+        },
         {"$ref": "atdata://local/schema/S@2.0.0", "name": "S", "version": "2.0.0"},
         {"$ref": "atdata://local/schema/S@1.1.0", "name": "S", "version": "1.1.0"},
         {"$ref": "atdata://local/schema/T@1.0.0", "name": "T", "version": "1.0.0"},
     ]
     got = S.diff_candidates(recs, "atdata://local/schema/S@2.0.0")
-    assert [v for _, v in got] == ["atdata://local/schema/S@1.1.0", "atdata://local/schema/S@1.0.0", "at://d/s/1"]
+    assert [v for _, v in got] == [
+        "atdata://local/schema/S@1.1.0",
+        "atdata://local/schema/S@1.0.0",
+        "at://d/s/1",
+    ]
     mine = S.diff_candidates(recs, "atdata://local/schema/S@1.0.0")
     assert mine[0] == ("S@1.0.0 as published (at://d/s/1)", "at://d/s/1")
     assert S.diff_candidates(recs, "atdata://local/schema/T@1.0.0") == []
 
 
-@pytest.mark.parametrize(("value", "kind"), [
-    (None, "none"), (True, "bool"), (3, "int"), (np.int64(3), "int"), (2.5, "float"), ("x", "str"),
-    (b"\x00", "bytes"), ([1], "list"), ({"a": 1}, "dict"),
-    (np.float32(1.0), "float"), (np.array(3.0), "scalar"), (np.zeros(0), "empty"), (np.zeros((0, 4)), "empty"),
-    (np.zeros(64), "line"), (np.zeros((8, 6)), "image"), (np.zeros((8, 6, 3)), "image"), (np.zeros((3, 8, 6)), "image"),
-    (np.zeros((8, 6, 4)), "image"), (np.zeros((1, 8, 6)), "image"), (np.zeros((5, 6, 7)), "volume"),
-    (np.zeros((2, 3, 8, 8)), "volume"), (np.array(["a", "b"]), "array"), (np.zeros((4, 4), dtype=bool), "image"),
-    (object(), "other"),
-])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (None, "none"),
+        (True, "bool"),
+        (3, "int"),
+        (np.int64(3), "int"),
+        (2.5, "float"),
+        ("x", "str"),
+        (b"\x00", "bytes"),
+        ([1], "list"),
+        ({"a": 1}, "dict"),
+        (np.float32(1.0), "float"),
+        (np.array(3.0), "scalar"),
+        (np.zeros(0), "empty"),
+        (np.zeros((0, 4)), "empty"),
+        (np.zeros(64), "line"),
+        (np.zeros((8, 6)), "image"),
+        (np.zeros((8, 6, 3)), "image"),
+        (np.zeros((3, 8, 6)), "image"),
+        (np.zeros((8, 6, 4)), "image"),
+        (np.zeros((1, 8, 6)), "image"),
+        (np.zeros((5, 6, 7)), "volume"),
+        (np.zeros((2, 3, 8, 8)), "volume"),
+        (np.array(["a", "b"]), "array"),
+        (np.zeros((4, 4), dtype=bool), "image"),
+        (object(), "other"),
+    ],
+)
 def test_classify(value, kind):
     assert S.classify(value) == kind
 
@@ -147,8 +208,14 @@ def test_hex_json_and_values():
     assert S.hex_preview(b"") == "0 bytes"
     assert S.hex_preview(b"\x00\x01\xff") == "3 bytes: 00 01 ff"
     assert S.hex_preview(bytes(range(100)), 4) == "100 bytes: 00 01 02 03 …"
-    nested = {"a": [1, 2.5, None], "arr": np.arange(3, dtype=np.int16), "big": np.zeros((100, 100)),
-              "raw": b"\x01\x02", "nan": float("nan"), "np": np.float32(1.5)}
+    nested = {
+        "a": [1, 2.5, None],
+        "arr": np.arange(3, dtype=np.int16),
+        "big": np.zeros((100, 100)),
+        "raw": b"\x01\x02",
+        "nan": float("nan"),
+        "np": np.float32(1.5),
+    }
     parsed = json.loads(S.json_preview(nested))
     assert parsed["a"] == [1, 2.5, None]
     assert parsed["arr"] == {"ndarray": "<i2[3]", "values": [0, 1, 2]}
@@ -170,8 +237,10 @@ def test_sample_fields_and_header():
     s = Two(x=np.zeros(2), name="n")
     assert [n for n, _ in S.sample_fields(s)] == ["x", "name"]
     assert S.sample_fields(atdata.DictSample({"a": 1, "b": "z"})) == [("a", 1), ("b", "z")]
-    assert S.sample_header(10, 1000, "k10", "/d/data-000000.tar") == \
-        "sample 10 of 1,000 · key k10 · shard data-000000.tar"
+    assert (
+        S.sample_header(10, 1000, "k10", "/d/data-000000.tar")
+        == "sample 10 of 1,000 · key k10 · shard data-000000.tar"
+    )
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

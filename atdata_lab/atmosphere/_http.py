@@ -63,10 +63,27 @@ MAX_JSON_DEPTH = 128
 
 _START_SANDBOX_HINT = "is the PDS running? start the sandbox: atdata-lab sandbox start"
 _LOGIN_HINT = "log in again: Atmosphere.login(handle, password) (or Atmosphere.from_env())"
-_AUTH_ERRORS = {"AuthenticationRequired", "ExpiredToken", "InvalidToken", "AuthMissing", "AccountTakedown",
-                "AccountDeactivated", "AuthFactorTokenRequired", "InvalidAuth", "BadJwt", "BadJwtSignature"}
-_NOT_FOUND_ERRORS = {"RecordNotFound", "RepoNotFound", "BlobNotFound", "NotFound", "RepoDeactivated",
-                     "RepoTakendown", "RepoSuspended"}
+_AUTH_ERRORS = {
+    "AuthenticationRequired",
+    "ExpiredToken",
+    "InvalidToken",
+    "AuthMissing",
+    "AccountTakedown",
+    "AccountDeactivated",
+    "AuthFactorTokenRequired",
+    "InvalidAuth",
+    "BadJwt",
+    "BadJwtSignature",
+}
+_NOT_FOUND_ERRORS = {
+    "RecordNotFound",
+    "RepoNotFound",
+    "BlobNotFound",
+    "NotFound",
+    "RepoDeactivated",
+    "RepoTakendown",
+    "RepoSuspended",
+}
 
 
 @dataclass
@@ -174,21 +191,26 @@ def _bound_response(response: httpx.Response) -> None:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         response.close()
-        raise ResponseTooLargeError(f"{where} answered with {int(declared):,} bytes; the limit is "
-                                    f"{MAX_RESPONSE_BYTES:,} (is this a PDS?)")
+        raise ResponseTooLargeError(
+            f"{where} answered with {int(declared):,} bytes; the limit is "
+            f"{MAX_RESPONSE_BYTES:,} (is this a PDS?)"
+        )
     body = bytearray()
     for chunk in response.iter_bytes():
         body += chunk
         if len(body) > MAX_RESPONSE_BYTES:
             response.close()
-            raise ResponseTooLargeError(f"{where} answered with more than {MAX_RESPONSE_BYTES:,} bytes, the "
-                                        "limit (is this a PDS?)")
+            raise ResponseTooLargeError(
+                f"{where} answered with more than {MAX_RESPONSE_BYTES:,} bytes, the limit (is this a PDS?)"
+            )
     response._content = bytes(body)  # what response.read() / .json() return from now on
     if b"[" in body or b"{" in body:
         depth = json_depth(bytes(body))
         if depth > MAX_JSON_DEPTH:
-            raise ResponseTooLargeError(f"{where} answered with JSON nested {depth:,} levels deep; the limit "
-                                        f"is {MAX_JSON_DEPTH} (is this a PDS?)")
+            raise ResponseTooLargeError(
+                f"{where} answered with JSON nested {depth:,} levels deep; the limit "
+                f"is {MAX_JSON_DEPTH} (is this a PDS?)"
+            )
 
 
 def _headers_dict(headers: Any) -> dict[str, str]:
@@ -216,8 +238,14 @@ def _sdk_response(exc: Any, url: str) -> PDSResponse | None:
             if isinstance(parsed, dict):
                 content = parsed
                 error, message = parsed.get("error"), parsed.get("message")
-    return PDSResponse(status_code=int(getattr(resp, "status_code", 0) or 0), headers=_headers_dict(
-        getattr(resp, "headers", {}) or {}), content=content, error=error, message=message, url=url)
+    return PDSResponse(
+        status_code=int(getattr(resp, "status_code", 0) or 0),
+        headers=_headers_dict(getattr(resp, "headers", {}) or {}),
+        content=content,
+        error=error,
+        message=message,
+        url=url,
+    )
 
 
 def _httpx_response(resp: httpx.Response, url: str) -> PDSResponse:
@@ -228,8 +256,14 @@ def _httpx_response(resp: httpx.Response, url: str) -> PDSResponse:
             content = resp.json()
             if isinstance(content, dict):
                 error, message = content.get("error"), content.get("message")
-    return PDSResponse(status_code=resp.status_code, headers=_headers_dict(resp.headers), content=content,
-                       error=error, message=message, url=url)
+    return PDSResponse(
+        status_code=resp.status_code,
+        headers=_headers_dict(resp.headers),
+        content=content,
+        error=error,
+        message=message,
+        url=url,
+    )
 
 
 def _retry_after_seconds(resp: PDSResponse | None) -> float | None:
@@ -357,7 +391,9 @@ class XrpcClientBase:
                     traceback.clear_frames(e.__traceback__)
                     del e
                     if failure is None:
-                        err = AuthenticationError(f"login failed for {identifier!r} on {self._pds_url} ({kind})")
+                        err = AuthenticationError(
+                            f"login failed for {identifier!r} on {self._pds_url} ({kind})"
+                        )
                         break
                     if failure.status == 429 and attempt < self.max_tries:
                         delay = _retry_after_seconds(failure.response)
@@ -367,12 +403,16 @@ class XrpcClientBase:
                     if failure.status is not None and failure.status >= 500 and attempt < self.max_tries:
                         time.sleep(self._backoff_delay(attempt))
                         continue
-                    if failure.status in (400, 401) and (failure.error in _AUTH_ERRORS or failure.status == 401):
+                    if failure.status in (400, 401) and (
+                        failure.error in _AUTH_ERRORS or failure.status == 401
+                    ):
                         msg = failure.response.message if failure.response else None
                         err = AuthenticationError(
                             f"login failed for {identifier!r} on {self._pds_url}: "
                             f"{msg or 'invalid handle or password'} (check the handle and password)",
-                            response=failure.response, status=failure.status)
+                            response=failure.response,
+                            status=failure.status,
+                        )
                     else:
                         err = self._to_error(failure, "log in")
                     break
@@ -426,7 +466,9 @@ class XrpcClientBase:
         if name in ("NetworkError", "InvokeTimeoutError"):
             return _Failure(None, cause or e, url)
         if name == "LoginRequiredError":
-            return _Failure(PDSResponse(401, error="AuthenticationRequired", message="not logged in", url=url), None, url)
+            return _Failure(
+                PDSResponse(401, error="AuthenticationRequired", message="not logged in", url=url), None, url
+            )
         raise e
 
     def _to_error(self, f: _Failure, op: str, *, budget_exceeded: bool = False) -> AtmosphereError:
@@ -438,37 +480,73 @@ class XrpcClientBase:
             if isinstance(t, httpx.ConnectError):
                 return PDSUnavailableError(
                     f"cannot {op}: cannot connect to the PDS at {self._host_of(url)} ({_short_exc(t)}) — "
-                    f"{_START_SANDBOX_HINT}", response=None, status=None)
+                    f"{_START_SANDBOX_HINT}",
+                    response=None,
+                    status=None,
+                )
             if isinstance(t, httpx.TimeoutException):
                 return PDSUnavailableError(
                     f"cannot {op}: the PDS at {self._host_of(url)} did not answer in time ({type(t).__name__}); "
-                    f"{_START_SANDBOX_HINT}", response=None, status=None)
+                    f"{_START_SANDBOX_HINT}",
+                    response=None,
+                    status=None,
+                )
             return PDSUnavailableError(
                 f"cannot {op}: the connection to the PDS at {self._host_of(url)} failed ({_short_exc(t)}); "
-                f"{_START_SANDBOX_HINT}", response=None, status=None)
+                f"{_START_SANDBOX_HINT}",
+                response=None,
+                status=None,
+            )
         status, error, detail = resp.status_code, resp.error, f.text()
         if status == 429:
             reset = _reset_at(resp)
             when = f" until {reset.isoformat(timespec='seconds')}" if reset else ""
             extra = f" (beyond the {self.max_wait:g} s retry budget)" if budget_exceeded else ""
-            return RateLimitedError(f"cannot {op}: the PDS rate limit was hit{when}{extra}: {detail}",
-                                    reset_at=reset, response=resp, status=status)
+            return RateLimitedError(
+                f"cannot {op}: the PDS rate limit was hit{when}{extra}: {detail}",
+                reset_at=reset,
+                response=resp,
+                status=status,
+            )
         if error in _AUTH_ERRORS or status in (401, 403):
             return AuthenticationError(
-                f"cannot {op}: the session is no longer valid ({detail}) — {_LOGIN_HINT}", response=resp, status=status)
+                f"cannot {op}: the session is no longer valid ({detail}) — {_LOGIN_HINT}",
+                response=resp,
+                status=status,
+            )
         msg_l = (resp.message or "").lower()
-        if error in _NOT_FOUND_ERRORS or status == 404 or (status == 400 and (
-                "could not locate record" in msg_l or "blob not found" in msg_l or "could not find repo" in msg_l)):
+        if (
+            error in _NOT_FOUND_ERRORS
+            or status == 404
+            or (
+                status == 400
+                and (
+                    "could not locate record" in msg_l
+                    or "blob not found" in msg_l
+                    or "could not find repo" in msg_l
+                )
+            )
+        ):
             return RecordNotFoundError(f"cannot {op}: not found ({detail})", response=resp, status=status)
         if error == "InvalidSwap":
-            return RecordConflictError(f"cannot {op}: the record changed since it was read ({detail})",
-                                       response=resp, status=status)
-        if status == 413 or error in ("BlobTooLarge", "PayloadTooLarge") or (
-                resp.message and "too large" in resp.message.lower()):
-            return RecordTooLargeError(f"cannot {op}: too large for the PDS ({detail})", response=resp, status=status)
+            return RecordConflictError(
+                f"cannot {op}: the record changed since it was read ({detail})", response=resp, status=status
+            )
+        if (
+            status == 413
+            or error in ("BlobTooLarge", "PayloadTooLarge")
+            or (resp.message and "too large" in resp.message.lower())
+        ):
+            return RecordTooLargeError(
+                f"cannot {op}: too large for the PDS ({detail})", response=resp, status=status
+            )
         if status >= 500:
-            return PDSUnavailableError(f"cannot {op}: the PDS at {self._host_of(url)} failed with {status} "
-                                       f"after {self.max_tries} tries ({detail})", response=resp, status=status)
+            return PDSUnavailableError(
+                f"cannot {op}: the PDS at {self._host_of(url)} failed with {status} "
+                f"after {self.max_tries} tries ({detail})",
+                response=resp,
+                status=status,
+            )
         return RequestError(f"cannot {op}: {status} {detail}", response=resp, status=status)
 
     @staticmethod
@@ -484,8 +562,16 @@ class XrpcClientBase:
         with self._lock:
             return self._retrying_unlocked(send, **kwargs)
 
-    def _retrying_unlocked(self, send: Callable[[int], Any], *, url: str, op: str, safe: bool, retry: bool = True,
-                  check: Callable[[], Any] | None = None) -> Any:
+    def _retrying_unlocked(
+        self,
+        send: Callable[[int], Any],
+        *,
+        url: str,
+        op: str,
+        safe: bool,
+        retry: bool = True,
+        check: Callable[[], Any] | None = None,
+    ) -> Any:
         """Run ``send`` with bounded retries; raise our error on final failure.
 
         ``check`` (for writes) runs after a 5xx or a dropped connection: it returns the result if
@@ -509,8 +595,11 @@ class XrpcClientBase:
                 if self._refresh():
                     attempt -= 1
                     continue
-            if check is not None and (status is None or status >= 500) and not (
-                    failure.response is None and isinstance(failure.transport, httpx.ConnectError)):
+            if (
+                check is not None
+                and (status is None or status >= 500)
+                and not (failure.response is None and isinstance(failure.transport, httpx.ConnectError))
+            ):
                 try:
                     landed = check()
                 except PDSUnavailableError:
@@ -524,7 +613,8 @@ class XrpcClientBase:
             if status == 429:
                 retry = True  # the server did not act: always safe
             elif (status is not None and status >= 500) or (
-                    failure.response is None and not isinstance(failure.transport, httpx.ConnectError)):
+                failure.response is None and not isinstance(failure.transport, httpx.ConnectError)
+            ):
                 retry = safe
             else:
                 retry = False
@@ -536,8 +626,13 @@ class XrpcClientBase:
                 delay = max(delay, hinted)
             if waited + delay > self.max_wait:
                 raise self._to_error(failure, op, budget_exceeded=True)
-            log.debug("retrying %s in %.2f s (attempt %d failed: %s)", op, delay, attempt,
-                      status if status is not None else type(failure.transport).__name__)
+            log.debug(
+                "retrying %s in %.2f s (attempt %d failed: %s)",
+                op,
+                delay,
+                attempt,
+                status if status is not None else type(failure.transport).__name__,
+            )
             time.sleep(delay)
             waited += delay
 
@@ -588,13 +683,18 @@ class XrpcClientBase:
                 if kind == "query":
                     resp = self._sdk.invoke_query(nsid, params=_Params(params or {}) or None, headers=hdrs)
                 else:
-                    resp = self._sdk.invoke_procedure(nsid, params=_Params(params or {}) or None, data=None,
-                                                      content=content, headers=hdrs)
+                    resp = self._sdk.invoke_procedure(
+                        nsid, params=_Params(params or {}) or None, data=None, content=content, headers=hdrs
+                    )
                 out = resp.content
             else:
-                r = self._http.request("GET" if kind == "query" else "POST", url,
-                                       params={k: v for k, v in (params or {}).items() if v is not None},
-                                       content=content, headers=hdrs)
+                r = self._http.request(
+                    "GET" if kind == "query" else "POST",
+                    url,
+                    params={k: v for k, v in (params or {}).items() if v is not None},
+                    content=content,
+                    headers=hdrs,
+                )
                 if not 200 <= r.status_code < 300:
                     raise _Failure(_httpx_response(r, url), None, url)
                 out = r.json() if "json" in r.headers.get("content-type", "") else r.content
@@ -603,7 +703,9 @@ class XrpcClientBase:
 
         return self._retrying(send, url=url, op=op, safe=safe, retry=retry, check=check)
 
-    def _stream_get(self, url: str, params: Mapping[str, Any], consume: Callable[[httpx.Response], Any]) -> Any:
+    def _stream_get(
+        self, url: str, params: Mapping[str, Any], consume: Callable[[httpx.Response], Any]
+    ) -> Any:
         """One anonymous streamed GET (run it inside :meth:`_retrying`, which retries it): an error
         answer raises a failure for the retry policy; a success is handed to ``consume`` as it streams."""
         with self._http.stream("GET", url, params=dict(params)) as r:
@@ -611,4 +713,3 @@ class XrpcClientBase:
                 r.read()
                 raise _Failure(_httpx_response(r, url), None, url)
             return consume(r)
-

@@ -135,8 +135,14 @@ class Atmosphere(XrpcClientBase):
         backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(pds_url, timeout=timeout, max_tries=max_tries, max_wait=max_wait, backoff=backoff,
-                         transport=transport)
+        super().__init__(
+            pds_url,
+            timeout=timeout,
+            max_tries=max_tries,
+            max_wait=max_wait,
+            backoff=backoff,
+            transport=transport,
+        )
         self._plc_url = plc_url or os.environ.get("ATDATA_PLC_URL") or None
         self._did_cache: dict[str, str] = {}
         self._pds_cache: dict[str, str] = {}
@@ -189,8 +195,12 @@ class Atmosphere(XrpcClientBase):
         """
         handle = os.environ.get("ATDATA_HANDLE")
         if not handle or not os.environ.get("ATDATA_PASSWORD"):
-            raise AuthenticationError("set ATDATA_HANDLE and ATDATA_PASSWORD (and ATDATA_PDS_URL for a local PDS)")
-        return cls.login(handle, os.environ["ATDATA_PASSWORD"], pds_url=os.environ.get("ATDATA_PDS_URL"), **options)
+            raise AuthenticationError(
+                "set ATDATA_HANDLE and ATDATA_PASSWORD (and ATDATA_PDS_URL for a local PDS)"
+            )
+        return cls.login(
+            handle, os.environ["ATDATA_PASSWORD"], pds_url=os.environ.get("ATDATA_PDS_URL"), **options
+        )
 
     @classmethod
     def from_session(cls, session_string: str, *, pds_url: str | None = None, **options: Any) -> Atmosphere:
@@ -212,7 +222,9 @@ class Atmosphere(XrpcClientBase):
         try:
             sess = Session.decode(session_string)
         except Exception:
-            raise AuthenticationError("not a session string (expected the output of export_session())") from None
+            raise AuthenticationError(
+                "not a session string (expected the output of export_session())"
+            ) from None
         base = pds_url or os.environ.get("ATDATA_PDS_URL") or sess.pds_endpoint
         if not base:
             raise AuthenticationError("the session string names no PDS: pass pds_url=")
@@ -272,7 +284,8 @@ class Atmosphere(XrpcClientBase):
         if not did:
             raise AuthenticationError(
                 f"cannot resolve the handle {handle!r} to a DID (DNS TXT _atproto.{handle} and "
-                f"https://{handle}/.well-known/atproto-did both failed): pass pds_url= or set ATDATA_PDS_URL")
+                f"https://{handle}/.well-known/atproto-did both failed): pass pds_url= or set ATDATA_PDS_URL"
+            )
         try:
             doc = resolver.did.resolve(did)
             endpoint = doc.get_pds_endpoint() if doc is not None else None
@@ -280,7 +293,8 @@ class Atmosphere(XrpcClientBase):
             endpoint = None
         if not endpoint:
             raise PDSUnavailableError(
-                f"cannot find the PDS of {did} (no #atproto_pds service in its DID document): pass pds_url=")
+                f"cannot find the PDS of {did} (no #atproto_pds service in its DID document): pass pds_url="
+            )
         return _norm_url(endpoint)
 
     def close(self) -> None:
@@ -358,8 +372,12 @@ class Atmosphere(XrpcClientBase):
             return self._did_cache[handle]
         did: str | None = None
         try:
-            out = self._call("query", "com.atproto.identity.resolveHandle", params={"handle": handle},
-                             op=f"resolve the handle {handle!r}")
+            out = self._call(
+                "query",
+                "com.atproto.identity.resolveHandle",
+                params={"handle": handle},
+                op=f"resolve the handle {handle!r}",
+            )
             did = out.get("did") if isinstance(out, dict) else None
         except (RequestError, PDSUnavailableError):
             did = None
@@ -386,8 +404,9 @@ class Atmosphere(XrpcClientBase):
             return self.handle
         handle: str | None = None
         with contextlib.suppress(RequestError, PDSUnavailableError):
-            out = self._call("query", "com.atproto.repo.describeRepo", params={"repo": did},
-                             op=f"describe the repo {did}")
+            out = self._call(
+                "query", "com.atproto.repo.describeRepo", params={"repo": did}, op=f"describe the repo {did}"
+            )
             handle = out.get("handle") if isinstance(out, dict) else None
         if not isinstance(handle, str) or not handle:
             from atproto_identity.resolver import IdResolver
@@ -397,7 +416,9 @@ class Atmosphere(XrpcClientBase):
                 aliases = list(doc.also_known_as or []) if doc is not None else []
             except Exception:
                 aliases = []
-            handle = next((a[len("at://"):] for a in aliases if isinstance(a, str) and a.startswith("at://")), None)
+            handle = next(
+                (a[len("at://") :] for a in aliases if isinstance(a, str) and a.startswith("at://")), None
+            )
         if not handle or self.resolve_handle(handle) != did:
             raise RecordNotFoundError(f"{did} has no handle that resolves back to it")
         return handle
@@ -421,8 +442,9 @@ class Atmosphere(XrpcClientBase):
         endpoint: str | None = None
         unreachable: PDSUnavailableError | None = None
         try:  # our PDS knows the DID documents of the repos it hosts
-            out = self._call("query", "com.atproto.repo.describeRepo", params={"repo": did},
-                             op=f"describe the repo {did}")
+            out = self._call(
+                "query", "com.atproto.repo.describeRepo", params={"repo": did}, op=f"describe the repo {did}"
+            )
         except PDSUnavailableError as e:
             unreachable, out = e, None
         except RequestError:
@@ -438,8 +460,10 @@ class Atmosphere(XrpcClientBase):
             from atproto_identity.resolver import IdResolver
 
             if did.startswith("did:web:"):  # resolving it fetches https://<its host>/.well-known/did.json
-                host = unquote(did[len("did:web:"):].split(":", 1)[0])
-                check_remote_url(f"https://{host}/", trusted=trust, record_uri=f"the DID {did}", what="did:web host")
+                host = unquote(did[len("did:web:") :].split(":", 1)[0])
+                check_remote_url(
+                    f"https://{host}/", trusted=trust, record_uri=f"the DID {did}", what="did:web host"
+                )
             try:
                 doc = IdResolver(plc_url=self._plc_url, timeout=5.0).did.resolve(did)
                 endpoint = doc.get_pds_endpoint() if doc is not None else None
@@ -448,8 +472,10 @@ class Atmosphere(XrpcClientBase):
         if not endpoint and unreachable is not None:
             raise unreachable
         if not endpoint:
-            raise RecordNotFoundError(f"cannot find the PDS of {did}: its DID document did not resolve "
-                                      "(for a local PLC directory set ATDATA_PLC_URL)")
+            raise RecordNotFoundError(
+                f"cannot find the PDS of {did}: its DID document did not resolve "
+                "(for a local PLC directory set ATDATA_PLC_URL)"
+            )
         endpoint = _norm_url(endpoint)
         self._pds_cache[did] = endpoint
         return endpoint
@@ -509,7 +535,9 @@ class Atmosphere(XrpcClientBase):
         rtype = rec.setdefault("$type", collection)
         label = collection.rsplit(".", 1)[-1]
         if rtype != collection:
-            raise RecordValidationError(f"{label}.$type: {rtype!r} does not match the collection {collection!r}")
+            raise RecordValidationError(
+                f"{label}.$type: {rtype!r} does not match the collection {collection!r}"
+            )
         lex = bundled_lexicons()
         if collection in lex:
             lex.validate_record(collection, rec)
@@ -517,22 +545,27 @@ class Atmosphere(XrpcClientBase):
             check_data_model(rec, label)
             size = record_json_size(rec)
             if size >= MAX_BODY_BYTES:
-                raise RecordSizeError(f"{label}: the record is {size:,} bytes as JSON, the limit is {MAX_BODY_BYTES:,}")
+                raise RecordSizeError(
+                    f"{label}: the record is {size:,} bytes as JSON, the limit is {MAX_BODY_BYTES:,}"
+                )
         return rec
 
     @staticmethod
     def _check_collection(collection: Any, where: str = "collection") -> None:
         if not isinstance(collection, str) or len(collection) > 317 or not _NSID_RE.match(collection):
-            raise RecordValidationError(f"{where}: {collection!r} is not a valid collection NSID "
-                                        "(reversed-domain name like 'science.alt.dataset.entry')")
+            raise RecordValidationError(
+                f"{where}: {collection!r} is not a valid collection NSID "
+                "(reversed-domain name like 'science.alt.dataset.entry')"
+            )
 
     @staticmethod
     def _check_repo(repo: Any, where: str = "repo") -> None:
         """A DID or a handle (``@`` allowed in front), checked before any request."""
         text = repo.removeprefix("@") if isinstance(repo, str) else repo
         if not isinstance(text, str) or not (_is_did(text) or _is_handle(text)):
-            raise RecordValidationError(f"{where}: {repo!r:.80} is not a DID (did:plc:...) or a handle "
-                                        "(alice.example.com)")
+            raise RecordValidationError(
+                f"{where}: {repo!r:.80} is not a DID (did:plc:...) or a handle (alice.example.com)"
+            )
 
     @staticmethod
     def _check_rkey(rkey: str) -> None:
@@ -558,15 +591,26 @@ class Atmosphere(XrpcClientBase):
         self._check_rkey(rkey)
         did, base = self._repo_target(repo, "get_record")
         uri = f"at://{did}/{collection}/{rkey}"
-        out = self._call("query", "com.atproto.repo.getRecord",
-                         params={"repo": did, "collection": collection, "rkey": rkey},
-                         op=f"get {uri}", base_url=base)
+        out = self._call(
+            "query",
+            "com.atproto.repo.getRecord",
+            params={"repo": did, "collection": collection, "rkey": rkey},
+            op=f"get {uri}",
+            base_url=base,
+        )
         if not isinstance(out, dict) or "value" not in out:
             raise RecordNotFoundError(f"cannot get {uri}: the PDS returned no record")
         return {"uri": out.get("uri", uri), "cid": out.get("cid"), "value": out["value"]}
 
-    def list_records(self, collection: str, *, repo: str | None = None, limit: int | None = None,
-                     reverse: bool = False, max_pages: int = MAX_LIST_PAGES) -> list[dict[str, Any]]:
+    def list_records(
+        self,
+        collection: str,
+        *,
+        repo: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        max_pages: int = MAX_LIST_PAGES,
+    ) -> list[dict[str, Any]]:
         """All records of a collection, following cursors to the end (pages of 100).
 
         Returns a list (not a generator): errors surface here, not halfway through a loop.
@@ -596,30 +640,50 @@ class Atmosphere(XrpcClientBase):
             if pages >= max_pages:
                 raise ResponseTooLargeError(
                     f"cannot list {collection} of {did}: the PDS still had more after {max_pages} pages "
-                    f"({len(out):,} records); pass max_pages= to read further")
+                    f"({len(out):,} records); pass max_pages= to read further"
+                )
             pages += 1
             page = 100 if limit is None else max(1, min(100, limit - len(out)))
-            res = self._call("query", "com.atproto.repo.listRecords",
-                             params={"repo": did, "collection": collection, "limit": page, "cursor": cursor,
-                                     "reverse": "true" if reverse else None},
-                             op=f"list {collection} of {did}", base_url=base)
+            res = self._call(
+                "query",
+                "com.atproto.repo.listRecords",
+                params={
+                    "repo": did,
+                    "collection": collection,
+                    "limit": page,
+                    "cursor": cursor,
+                    "reverse": "true" if reverse else None,
+                },
+                op=f"list {collection} of {did}",
+                base_url=base,
+            )
             recs = res.get("records", []) if isinstance(res, dict) else []
             if not isinstance(recs, list):
                 recs = []
-            out.extend({"uri": r.get("uri"), "cid": r.get("cid"), "value": r.get("value")}
-                       for r in recs if isinstance(r, dict))
+            out.extend(
+                {"uri": r.get("uri"), "cid": r.get("cid"), "value": r.get("value")}
+                for r in recs
+                if isinstance(r, dict)
+            )
             cursor = res.get("cursor") if isinstance(res, dict) else None
             if len(recs) < page or not cursor or not isinstance(cursor, str):
                 break  # a short page is the last one
             if cursor in seen:
                 raise ResponseTooLargeError(
                     f"cannot list {collection} of {did}: the PDS sent the cursor {cursor[:40]!r} twice "
-                    "(its listing goes round in a circle)")
+                    "(its listing goes round in a circle)"
+                )
             seen.add(cursor)
         return out if limit is None else out[:limit]
 
-    def create_record(self, collection: str, record: Mapping[str, Any], *, rkey: str | None = None,
-                      validate: bool | None = None) -> dict[str, Any]:
+    def create_record(
+        self,
+        collection: str,
+        record: Mapping[str, Any],
+        *,
+        rkey: str | None = None,
+        validate: bool | None = None,
+    ) -> dict[str, Any]:
         """Create a record.
 
         Args:
@@ -646,8 +710,13 @@ class Atmosphere(XrpcClientBase):
             body["validate"] = validate
         uri = f"at://{did}/{collection}/{rkey}"
         try:
-            out = self._call("procedure", "com.atproto.repo.createRecord", body=body, op=f"create {uri}",
-                             check=lambda: self._landed(collection, rkey, rec))
+            out = self._call(
+                "procedure",
+                "com.atproto.repo.createRecord",
+                body=body,
+                op=f"create {uri}",
+                check=lambda: self._landed(collection, rkey, rec),
+            )
         except RequestError as e:
             if self._is_exists_error(e):
                 return self._verify_written(collection, rkey, rec, e)
@@ -674,7 +743,8 @@ class Atmosphere(XrpcClientBase):
         raise RecordConflictError(
             f"cannot create {cur['uri']}: that record key already holds a different record "
             f"(cid {cur['cid']}, ours would be {want}); use put_record() to replace it or pick another rkey",
-            current_cid=cur["cid"])
+            current_cid=cur["cid"],
+        )
 
     @staticmethod
     def _is_exists_error(e: RequestError) -> bool:
@@ -684,7 +754,9 @@ class Atmosphere(XrpcClientBase):
         text = f"{resp.error or ''} {resp.message or ''}".lower()
         return resp.status_code in (400, 409) and ("already exists" in text or "invalidswap" in text)
 
-    def _verify_written(self, collection: str, rkey: str, rec: Mapping[str, Any], err: RequestError) -> dict[str, Any]:
+    def _verify_written(
+        self, collection: str, rkey: str, rec: Mapping[str, Any], err: RequestError
+    ) -> dict[str, Any]:
         """After "already exists"/InvalidSwap: success iff the record now holds exactly ``rec``."""
         want = record_cid(rec)
         try:
@@ -692,16 +764,28 @@ class Atmosphere(XrpcClientBase):
         except RecordNotFoundError:
             cur = None
         if cur is not None and cur["cid"] == want:
-            log.debug("%s/%s already holds the same record (cid %s): treating as written", collection, rkey, want)
+            log.debug(
+                "%s/%s already holds the same record (cid %s): treating as written", collection, rkey, want
+            )
             return {"uri": cur["uri"], "cid": cur["cid"], "value": dict(rec)}
         raise RecordConflictError(
             f"cannot write at://{self.did}/{collection}/{rkey}: "
             + ("it already holds a different record" if cur is not None else "the record changed")
             + f" (cid now {cur['cid'] if cur else None}, ours would be {want})",
-            current_cid=cur["cid"] if cur else None, response=err.response, status=err.status)
+            current_cid=cur["cid"] if cur else None,
+            response=err.response,
+            status=err.status,
+        )
 
-    def put_record(self, collection: str, rkey: str, record: Mapping[str, Any], *,
-                   swap_record: str | None = None, validate: bool | None = None) -> dict[str, Any]:
+    def put_record(
+        self,
+        collection: str,
+        rkey: str,
+        record: Mapping[str, Any],
+        *,
+        swap_record: str | None = None,
+        validate: bool | None = None,
+    ) -> dict[str, Any]:
         """Create or replace the record at ``rkey``.
 
         Args:
@@ -739,7 +823,10 @@ class Atmosphere(XrpcClientBase):
             raise RecordConflictError(
                 f"cannot put {uri}: the record changed since it was read (expected cid {swap_record}, "
                 f"now {cur['cid'] if cur else 'deleted'}); read it again and retry",
-                current_cid=cur["cid"] if cur else None, response=e.response, status=e.status) from None
+                current_cid=cur["cid"] if cur else None,
+                response=e.response,
+                status=e.status,
+            ) from None
         return {"uri": out.get("uri", uri), "cid": out.get("cid"), "value": rec}
 
     def delete_record(self, collection: str, rkey: str, *, swap_record: str | None = None) -> None:
@@ -754,10 +841,16 @@ class Atmosphere(XrpcClientBase):
         body: dict[str, Any] = {"repo": did, "collection": collection, "rkey": rkey}
         if swap_record is not None:
             body["swapRecord"] = swap_record
-        self._call("procedure", "com.atproto.repo.deleteRecord", body=body,
-                   op=f"delete at://{did}/{collection}/{rkey}")
+        self._call(
+            "procedure",
+            "com.atproto.repo.deleteRecord",
+            body=body,
+            op=f"delete at://{did}/{collection}/{rkey}",
+        )
 
-    def apply_writes(self, writes: Iterable[Mapping[str, Any]], *, validate: bool | None = None) -> list[dict[str, Any]]:
+    def apply_writes(
+        self, writes: Iterable[Mapping[str, Any]], *, validate: bool | None = None
+    ) -> list[dict[str, Any]]:
         """Apply up to 200 creates/updates/deletes atomically, in one request.
 
         Args:
@@ -780,7 +873,9 @@ class Atmosphere(XrpcClientBase):
         if not items:
             return []
         if len(items) > MAX_APPLY_WRITES:
-            raise RecordValidationError(f"writes: {len(items)} writes, the limit is {MAX_APPLY_WRITES} per applyWrites")
+            raise RecordValidationError(
+                f"writes: {len(items)} writes, the limit is {MAX_APPLY_WRITES} per applyWrites"
+            )
         wire: list[dict[str, Any]] = []
         plan: list[dict[str, Any]] = []
         for i, w in enumerate(items):
@@ -803,21 +898,37 @@ class Atmosphere(XrpcClientBase):
                 wire.append({"$type": t, "collection": collection, "rkey": rkey, "value": value})
             elif action == "delete":
                 value = None
-                wire.append({"$type": "com.atproto.repo.applyWrites#delete", "collection": collection, "rkey": rkey})
+                wire.append(
+                    {"$type": "com.atproto.repo.applyWrites#delete", "collection": collection, "rkey": rkey}
+                )
             else:
                 raise RecordValidationError(f"writes[{i}].action: {action!r} is not create, update or delete")
-            plan.append({"action": action, "collection": collection, "rkey": rkey, "value": value,
-                         "uri": f"at://{did}/{collection}/{rkey}"})
+            plan.append(
+                {
+                    "action": action,
+                    "collection": collection,
+                    "rkey": rkey,
+                    "value": value,
+                    "uri": f"at://{did}/{collection}/{rkey}",
+                }
+            )
         body: dict[str, Any] = {"repo": did, "writes": wire}
         if validate is not None:
             body["validate"] = validate
         size = record_json_size(body)
         if size >= MAX_BODY_BYTES:
-            raise RecordSizeError(f"writes: the applyWrites body is {size:,} bytes as JSON, the limit is "
-                                  f"{MAX_BODY_BYTES:,}: split the batch or move bulk data to blobs")
+            raise RecordSizeError(
+                f"writes: the applyWrites body is {size:,} bytes as JSON, the limit is "
+                f"{MAX_BODY_BYTES:,}: split the batch or move bulk data to blobs"
+            )
         try:
-            out = self._call("procedure", "com.atproto.repo.applyWrites", body=body,
-                             op=f"apply {len(wire)} writes", check=lambda: self._batch_landed(plan))
+            out = self._call(
+                "procedure",
+                "com.atproto.repo.applyWrites",
+                body=body,
+                op=f"apply {len(wire)} writes",
+                check=lambda: self._batch_landed(plan),
+            )
         except RequestError as e:
             if self._is_exists_error(e) or isinstance(e, RecordConflictError):
                 return self._verify_batch(plan, e)
@@ -827,10 +938,21 @@ class Atmosphere(XrpcClientBase):
         results = out.get("results") if isinstance(out, dict) else None
         final = []
         for j, p in enumerate(plan):
-            r = results[j] if isinstance(results, list) and j < len(results) and isinstance(results[j], dict) else {}
-            final.append({"action": p["action"], "uri": r.get("uri", p["uri"]),
-                          "cid": r.get("cid") if p["action"] != "delete" else None,
-                          "collection": p["collection"], "rkey": p["rkey"], "value": p["value"]})
+            r = (
+                results[j]
+                if isinstance(results, list) and j < len(results) and isinstance(results[j], dict)
+                else {}
+            )
+            final.append(
+                {
+                    "action": p["action"],
+                    "uri": r.get("uri", p["uri"]),
+                    "cid": r.get("cid") if p["action"] != "delete" else None,
+                    "collection": p["collection"],
+                    "rkey": p["rkey"],
+                    "value": p["value"],
+                }
+            )
         return final
 
     def _batch_landed(self, plan: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -852,17 +974,28 @@ class Atmosphere(XrpcClientBase):
             if cur["cid"] != record_cid(p["value"]):
                 raise RecordConflictError(
                     f"cannot apply the writes: {p['uri']} already holds a different record (cid {cur['cid']}); "
-                    "nothing was written", current_cid=cur["cid"])
+                    "nothing was written",
+                    current_cid=cur["cid"],
+                )
             found += 1
         if found == 0:
             return None
         if found < len(creates):
             raise RecordConflictError(
                 f"cannot apply the writes: {found} of {len(creates)} created records already exist with the "
-                "same content (written by an earlier, partial attempt?); nothing was written")
-        return [{"action": p["action"], "uri": p["uri"],
-                 "cid": record_cid(p["value"]) if p["value"] is not None else None,
-                 "collection": p["collection"], "rkey": p["rkey"], "value": p["value"]} for p in plan]
+                "same content (written by an earlier, partial attempt?); nothing was written"
+            )
+        return [
+            {
+                "action": p["action"],
+                "uri": p["uri"],
+                "cid": record_cid(p["value"]) if p["value"] is not None else None,
+                "collection": p["collection"],
+                "rkey": p["rkey"],
+                "value": p["value"],
+            }
+            for p in plan
+        ]
 
     def _verify_batch(self, plan: list[dict[str, Any]], err: RequestError) -> list[dict[str, Any]]:
         """The batch was refused as a conflict: succeed iff the repo already holds exactly the batch."""
@@ -880,10 +1013,21 @@ class Atmosphere(XrpcClientBase):
                 raise RecordConflictError(
                     f"cannot apply the writes: {p['uri']} "
                     + ("already holds a different record" if cur is not None else "does not hold our record")
-                    + f" ({err})", current_cid=cur["cid"] if cur else None,
-                    response=err.response, status=err.status)
-            final.append({"action": p["action"], "uri": p["uri"], "cid": cur["cid"] if cur else None,
-                          "collection": p["collection"], "rkey": p["rkey"], "value": p["value"]})
+                    + f" ({err})",
+                    current_cid=cur["cid"] if cur else None,
+                    response=err.response,
+                    status=err.status,
+                )
+            final.append(
+                {
+                    "action": p["action"],
+                    "uri": p["uri"],
+                    "cid": cur["cid"] if cur else None,
+                    "collection": p["collection"],
+                    "rkey": p["rkey"],
+                    "value": p["value"],
+                }
+            )
         log.debug("applyWrites conflict resolved: the repo already holds all %d writes", len(plan))
         return final
 
@@ -891,8 +1035,9 @@ class Atmosphere(XrpcClientBase):
     # blobs
     # ------------------------------------------------------------------------------------------
 
-    def upload_blob(self, data: bytes | bytearray | memoryview | BinaryIO | str | os.PathLike[str], *,
-                    content_type: str) -> dict[str, Any]:
+    def upload_blob(
+        self, data: bytes | bytearray | memoryview | BinaryIO | str | os.PathLike[str], *, content_type: str
+    ) -> dict[str, Any]:
         """Upload a blob; returns its blob reference for use in a record.
 
         Args:
@@ -910,7 +1055,9 @@ class Atmosphere(XrpcClientBase):
         """
         self._require_login("upload_blob")
         if not content_type or "/" not in content_type:
-            raise InvalidArgumentError(f"content_type must be a MIME type like 'application/x-tar', got {content_type!r}")
+            raise InvalidArgumentError(
+                f"content_type must be a MIME type like 'application/x-tar', got {content_type!r}"
+            )
         close: IO[bytes] | None = None
         rewind: Callable[[], None] | None = None
         size: int | None = None
@@ -930,22 +1077,34 @@ class Atmosphere(XrpcClientBase):
                 size = data.seek(0, os.SEEK_END) - start
                 data.seek(start)
         else:
-            raise InvalidTypeError(f"upload_blob takes bytes, a binary file or a path, not {type(data).__name__}")
+            raise InvalidTypeError(
+                f"upload_blob takes bytes, a binary file or a path, not {type(data).__name__}"
+            )
         headers = {"Content-Type": content_type}
         if size is not None:
             headers["Content-Length"] = str(size)
         try:
             try:
-                out = self._call("procedure", "com.atproto.repo.uploadBlob", content=payload, headers=headers,
-                                 op=f"upload a {size if size is not None else '?'}-byte blob",
-                                 safe=True, rewind=rewind,
-                                 retry=rewind is not None or isinstance(payload, bytes))
+                out = self._call(
+                    "procedure",
+                    "com.atproto.repo.uploadBlob",
+                    content=payload,
+                    headers=headers,
+                    op=f"upload a {size if size is not None else '?'}-byte blob",
+                    safe=True,
+                    rewind=rewind,
+                    retry=rewind is not None or isinstance(payload, bytes),
+                )
             except RecordTooLargeError as e:
                 limit = (self._server_info or {}).get("blobUploadLimit", DEFAULT_BLOB_UPLOAD_LIMIT)
                 raise RecordTooLargeError(
                     f"the blob is {size:,} bytes; the PDS refused it as too large (its blob upload limit; "
                     f"the reference PDS defaults to {limit:,} bytes, set by PDS_BLOB_UPLOAD_LIMIT)"
-                    if size is not None else str(e), response=e.response, status=e.status) from None
+                    if size is not None
+                    else str(e),
+                    response=e.response,
+                    status=e.status,
+                ) from None
         finally:
             if close is not None:
                 close.close()
@@ -974,8 +1133,16 @@ class Atmosphere(XrpcClientBase):
         self._fetch_blob(did, cid, buf.extend, None, "get_blob", max_bytes=max_bytes, trust=trust)
         return bytes(buf)
 
-    def download_blob(self, did: str, cid: str, dest_path: str | os.PathLike[str],
-                      progress: ProgressLike = None, *, max_bytes: int | None = None, trust: Any = None) -> Path:
+    def download_blob(
+        self,
+        did: str,
+        cid: str,
+        dest_path: str | os.PathLike[str],
+        progress: ProgressLike = None,
+        *,
+        max_bytes: int | None = None,
+        trust: Any = None,
+    ) -> Path:
         """Stream a blob to ``dest_path`` (atomically: written beside it, renamed when complete).
 
         Args:
@@ -1003,10 +1170,13 @@ class Atmosphere(XrpcClientBase):
             tmp = dest.with_name(temp_name(dest.name))
             fh = open(tmp, "xb")  # noqa: SIM115 - closed below
         except OSError as e:
-            raise StoreError(f"cannot write the blob {cid} to {dest}: {e.strerror or e}; free space or set "
-                             "ATDATA_HOME to a writable folder") from None
+            raise StoreError(
+                f"cannot write the blob {cid} to {dest}: {e.strerror or e}; free space or set "
+                "ATDATA_HOME to a writable folder"
+            ) from None
         try:
             with fh:
+
                 def reset() -> None:
                     fh.seek(0)
                     fh.truncate()
@@ -1015,11 +1185,14 @@ class Atmosphere(XrpcClientBase):
                     try:
                         fh.write(chunk)
                     except OSError as e:  # disk full: our error, and no retry
-                        raise StoreError(f"cannot write the blob {cid} to {dest}: {e.strerror or e}; free space "
-                                         "or set ATDATA_HOME to a writable folder") from None
+                        raise StoreError(
+                            f"cannot write the blob {cid} to {dest}: {e.strerror or e}; free space "
+                            "or set ATDATA_HOME to a writable folder"
+                        ) from None
 
-                self._fetch_blob(did, cid, write, progress, "download_blob", reset=reset, max_bytes=max_bytes,
-                                 trust=trust)
+                self._fetch_blob(
+                    did, cid, write, progress, "download_blob", reset=reset, max_bytes=max_bytes, trust=trust
+                )
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -1027,9 +1200,18 @@ class Atmosphere(XrpcClientBase):
             raise
         return dest
 
-    def _fetch_blob(self, did: str, cid: str, write: Callable[[bytes], Any], progress: ProgressLike, what: str,
-                    *, reset: Callable[[], None] | None = None, max_bytes: int | None = None,
-                    trust: Any = None) -> None:
+    def _fetch_blob(
+        self,
+        did: str,
+        cid: str,
+        write: Callable[[bytes], Any],
+        progress: ProgressLike,
+        what: str,
+        *,
+        reset: Callable[[], None] | None = None,
+        max_bytes: int | None = None,
+        trust: Any = None,
+    ) -> None:
         """Stream ``com.atproto.sync.getBlob`` (public, anonymous) into ``write``, with retries.
 
         The CID is parsed first (only CIDv1 raw sha2-256 CIDs can be checked); the bytes are hashed
@@ -1050,15 +1232,18 @@ class Atmosphere(XrpcClientBase):
                 declared = r.headers.get("content-length", "")
                 total = int(declared) if declared.isdigit() else None
                 if total is not None and total > limit:
-                    raise RecordTooLargeError(f"the blob {cid} of {did} is {total:,} bytes, over the "
-                                              f"{limit:,}-byte limit (max_bytes=)")
+                    raise RecordTooLargeError(
+                        f"the blob {cid} of {did} is {total:,} bytes, over the "
+                        f"{limit:,}-byte limit (max_bytes=)"
+                    )
                 done = 0
                 report(ProgressEvent("download", 0, total, "bytes", cid))
                 for chunk in r.iter_bytes(1 << 20):
                     done += len(chunk)
                     if done > limit:
-                        raise RecordTooLargeError(f"the blob {cid} of {did} is over the {limit:,}-byte limit "
-                                                  "(max_bytes=)")
+                        raise RecordTooLargeError(
+                            f"the blob {cid} of {did} is over the {limit:,}-byte limit (max_bytes=)"
+                        )
                     write(chunk)
                     hasher.update(chunk)
                     report(ProgressEvent("download", done, total, "bytes", cid))
@@ -1066,8 +1251,12 @@ class Atmosphere(XrpcClientBase):
 
             done, total = self._stream_get(url, {"did": did, "cid": cid}, receive)
             if not parsed.matches(hasher.digest()):
-                got = "b" + base64.b32encode(bytes([0x01, 0x55, 0x12, 0x20]) + hasher.digest()).decode().lower().rstrip("=")
-                raise BlobMismatchError(f"the blob downloaded for {cid} from {did} does not match its CID (got {got})")
+                got = "b" + base64.b32encode(
+                    bytes([0x01, 0x55, 0x12, 0x20]) + hasher.digest()
+                ).decode().lower().rstrip("=")
+                raise BlobMismatchError(
+                    f"the blob downloaded for {cid} from {did} does not match its CID (got {got})"
+                )
             report(ProgressEvent("download", done, total, "bytes", cid, finished=True))
 
         if reset is None:

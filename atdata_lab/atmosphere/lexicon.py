@@ -232,7 +232,9 @@ def check_data_model(value: Any, path: str = "record", *, _depth: int = 0) -> No
     if isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise RecordValidationError(f"{path}: map key {k!r} is not a string (ATProto maps need string keys)")
+                raise RecordValidationError(
+                    f"{path}: map key {k!r} is not a string (ATProto maps need string keys)"
+                )
             _check_unicode(k, f"{path} (a key)")
             check_data_model(v, _join(path, k), _depth=_depth + 1)
         return
@@ -253,7 +255,8 @@ def _check_unicode(s: str, path: str) -> None:
     except UnicodeEncodeError as e:
         raise RecordValidationError(
             f"{path}: not valid Unicode (a lone surrogate {s[e.start]!r} at character {e.start}); "
-            "ATProto strings are UTF-8") from None
+            "ATProto strings are UTF-8"
+        ) from None
 
 
 def _json_default(o: Any) -> Any:
@@ -449,16 +452,22 @@ class Lexicons:
             raise RecordValidationError(f"{path}: {_short(value)} is not one of {schema['enum']}")
         nbytes = len(value.encode("utf-8", "surrogatepass"))
         if "maxLength" in schema and nbytes > schema["maxLength"]:
-            raise RecordValidationError(f"{path}: {_len_phrase(value, nbytes)}, the limit is {schema['maxLength']}"
-                                        + ("" if nbytes == len(value) else " bytes"))
+            raise RecordValidationError(
+                f"{path}: {_len_phrase(value, nbytes)}, the limit is {schema['maxLength']}"
+                + ("" if nbytes == len(value) else " bytes")
+            )
         if "minLength" in schema and nbytes < schema["minLength"]:
-            raise RecordValidationError(f"{path}: {_len_phrase(value, nbytes)}, the minimum is {schema['minLength']}")
+            raise RecordValidationError(
+                f"{path}: {_len_phrase(value, nbytes)}, the minimum is {schema['minLength']}"
+            )
         if "maxGraphemes" in schema or "minGraphemes" in schema:
             g = grapheme_count(value)
             if "maxGraphemes" in schema and g > schema["maxGraphemes"]:
                 raise RecordValidationError(f"{path}: {g} characters, the limit is {schema['maxGraphemes']}")
             if "minGraphemes" in schema and g < schema["minGraphemes"]:
-                raise RecordValidationError(f"{path}: {g} characters, the minimum is {schema['minGraphemes']}")
+                raise RecordValidationError(
+                    f"{path}: {g} characters, the minimum is {schema['minGraphemes']}"
+                )
         pattern = schema.get("pattern")
         if pattern and not _ecma_pattern(pattern).search(value):
             hint = " (a semantic version like 1.0.0)" if "(0|[1-9]\\d*)\\." in pattern else ""
@@ -502,7 +511,9 @@ class Lexicons:
             raise RecordValidationError(f"{path}: expected an object with a $type, got {_kind(value)}")
         vtype = value.get("$type")
         if not isinstance(vtype, str) or not vtype:
-            raise RecordValidationError(f"{path}.$type: required in a union value (one of {schema.get('refs', [])})")
+            raise RecordValidationError(
+                f"{path}.$type: required in a union value (one of {schema.get('refs', [])})"
+            )
         refs: list[str] = list(schema.get("refs", []))
         full = {self._full_ref(r, nsid): r for r in refs}
         key = vtype if "#" in vtype else f"{vtype}#main"
@@ -529,7 +540,9 @@ class Lexicons:
             except (binascii.Error, ValueError):
                 raise RecordValidationError(f"{path}.$bytes: not valid base64") from None
         else:
-            raise RecordValidationError(f'{path}: expected bytes ({{"$bytes": "<base64>"}}), got {_kind(value)}')
+            raise RecordValidationError(
+                f'{path}: expected bytes ({{"$bytes": "<base64>"}}), got {_kind(value)}'
+            )
         if "maxLength" in schema and len(data) > schema["maxLength"]:
             raise RecordValidationError(f"{path}: {len(data)} bytes, the limit is {schema['maxLength']}")
         if "minLength" in schema and len(data) < schema["minLength"]:
@@ -548,13 +561,17 @@ class Lexicons:
         elif isinstance(value.get("cid"), str):  # legacy blob form
             size = None
         else:
-            raise RecordValidationError(f'{path}: expected a blob reference {{"$type": "blob", "ref": ..., ...}}')
+            raise RecordValidationError(
+                f'{path}: expected a blob reference {{"$type": "blob", "ref": ..., ...}}'
+            )
         mime = value.get("mimeType")
         if not isinstance(mime, str) or not mime:
             raise RecordValidationError(f"{path}.mimeType: required")
         accept = schema.get("accept")
         if accept and not any(_mime_match(a, mime) for a in accept):
-            raise RecordValidationError(f"{path}.mimeType: {mime!r} is not accepted (expected one of {accept})")
+            raise RecordValidationError(
+                f"{path}.mimeType: {mime!r} is not accepted (expected one of {accept})"
+            )
         if size is not None and "maxSize" in schema and size > schema["maxSize"]:
             raise RecordValidationError(f"{path}.size: {size:,} bytes, the limit is {schema['maxSize']:,}")
 
@@ -609,7 +626,9 @@ def bundled_lexicons() -> Lexicons:
     return Lexicons(docs)
 
 
-def validate_record(record: Mapping[str, Any], collection: str | None = None, *, check_size: bool = True) -> None:
+def validate_record(
+    record: Mapping[str, Any], collection: str | None = None, *, check_size: bool = True
+) -> None:
     """Validate ``record`` against the bundled lexicon for its collection (no network).
 
     Args:

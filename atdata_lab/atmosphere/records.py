@@ -112,7 +112,9 @@ def now_iso() -> str:
 
 def _iso(dt: datetime) -> str:
     if dt.tzinfo is None:
-        raise RecordValidationError("createdAt: the datetime has no timezone (use datetime.now(timezone.utc))")
+        raise RecordValidationError(
+            "createdAt: the datetime has no timezone (use datetime.now(timezone.utc))"
+        )
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -473,12 +475,17 @@ def _json_schema_to_field(prop: Any, path: str, depth: int = 0) -> tuple[dict[st
     ref = prop.get("$ref")
     if ref is not None:
         if isinstance(ref, str) and _NDARRAY_REF_RE.match(ref):
-            nd: dict[str, Any] = {"$type": "local#ndarray", "dtype": normalize_dtype(prop.get("dtype"), f"{path}.dtype")}
+            nd: dict[str, Any] = {
+                "$type": "local#ndarray",
+                "dtype": normalize_dtype(prop.get("dtype"), f"{path}.dtype"),
+            }
             shape = _normalize_shape(prop.get("shape"), f"{path}.shape")
             if shape is not None:
                 nd["shape"] = shape
             return nd, False
-        raise RecordValidationError(f"{path}.$ref: {ref!r} is not a supported type (only the atdata NDArray shim)")
+        raise RecordValidationError(
+            f"{path}.$ref: {ref!r} is not a supported type (only the atdata NDArray shim)"
+        )
     for key in ("anyOf", "oneOf"):
         alts = prop.get(key)
         if alts is not None:
@@ -495,7 +502,9 @@ def _json_schema_to_field(prop: Any, path: str, depth: int = 0) -> tuple[dict[st
         non_null_t = [x for x in t if x != "null"]
         nullable = len(non_null_t) != len(t)
         if len(non_null_t) != 1:
-            raise RecordValidationError(f"{path}.type: {t!r} — only one type (optionally with null) is supported")
+            raise RecordValidationError(
+                f"{path}.type: {t!r} — only one type (optionally with null) is supported"
+            )
         t = non_null_t[0]
     if t == "string":
         if prop.get("format") == "byte" or prop.get("contentEncoding") == "base64":
@@ -670,7 +679,9 @@ def _checksum(sha256: str | None, checksum: Mapping[str, Any] | None, path: str)
             raise RecordValidationError(f"{path}: expected {{'algorithm', 'digest'}}")
         return {"algorithm": str(checksum.get("algorithm", "")), "digest": str(checksum.get("digest", ""))}
     if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
-        raise RecordValidationError(f"{path}: a sha256 hex digest (64 lowercase hex chars) is required, got {sha256!r}")
+        raise RecordValidationError(
+            f"{path}: a sha256 hex digest (64 lowercase hex chars) is required, got {sha256!r}"
+        )
     return {"algorithm": "sha256", "digest": sha256}
 
 
@@ -680,8 +691,12 @@ def storage_http(shards: Iterable[Mapping[str, Any] | tuple[str, str]]) -> dict[
     for i, s in enumerate(shards):
         if isinstance(s, tuple):
             s = {"url": s[0], "sha256": s[1]}
-        out.append({"url": s.get("url"),
-                    "checksum": _checksum(s.get("sha256"), s.get("checksum"), f"storage.shards[{i}].checksum")})
+        out.append(
+            {
+                "url": s.get("url"),
+                "checksum": _checksum(s.get("sha256"), s.get("checksum"), f"storage.shards[{i}].checksum"),
+            }
+        )
     return {"$type": STORAGE_HTTP, "shards": out}
 
 
@@ -697,8 +712,12 @@ def storage_s3(
     for i, s in enumerate(shards):
         if isinstance(s, tuple):
             s = {"key": s[0], "sha256": s[1]}
-        out.append({"key": s.get("key"),
-                    "checksum": _checksum(s.get("sha256"), s.get("checksum"), f"storage.shards[{i}].checksum")})
+        out.append(
+            {
+                "key": s.get("key"),
+                "checksum": _checksum(s.get("sha256"), s.get("checksum"), f"storage.shards[{i}].checksum"),
+            }
+        )
     value: dict[str, Any] = {"$type": STORAGE_S3, "bucket": bucket, "shards": out}
     if region is not None:
         value["region"] = region
@@ -824,18 +843,32 @@ def parse_storage(storage: Any) -> dict[str, Any]:
     t = storage.get("$type")
     if t == STORAGE_HTTP:
         shards = _as_list(storage.get("shards"), "entry.storage.shards")
-        return {"kind": "http", "shards": [
-            {"url": _req_str(s, "url", f"entry.storage.shards[{i}]"), "checksum": _parse_checksum(s.get("checksum"))}
-            for i, s in enumerate(shards)]}
+        return {
+            "kind": "http",
+            "shards": [
+                {
+                    "url": _req_str(s, "url", f"entry.storage.shards[{i}]"),
+                    "checksum": _parse_checksum(s.get("checksum")),
+                }
+                for i, s in enumerate(shards)
+            ],
+        }
     if t == STORAGE_S3:
         bucket = _req_str(storage, "bucket", "entry.storage")
         shards = _as_list(storage.get("shards"), "entry.storage.shards")
         out_shards = []
         for i, s in enumerate(shards):
             key = _req_str(s, "key", f"entry.storage.shards[{i}]")
-            out_shards.append({"key": key, "url": f"s3://{bucket}/{key}", "checksum": _parse_checksum(s.get("checksum"))})
-        return {"kind": "s3", "bucket": bucket, "region": storage.get("region"),
-                "endpoint": storage.get("endpoint"), "shards": out_shards}
+            out_shards.append(
+                {"key": key, "url": f"s3://{bucket}/{key}", "checksum": _parse_checksum(s.get("checksum"))}
+            )
+        return {
+            "kind": "s3",
+            "bucket": bucket,
+            "region": storage.get("region"),
+            "endpoint": storage.get("endpoint"),
+            "shards": out_shards,
+        }
     if t == STORAGE_BLOBS:
         blobs = _as_list(storage.get("blobs"), "entry.storage.blobs")
         out_blobs = []
@@ -844,8 +877,15 @@ def parse_storage(storage: Any) -> dict[str, Any]:
             cid = blob_cid(blob)
             if cid is None:
                 raise RecordValidationError(f"entry.storage.blobs[{i}].blob: not a blob reference")
-            out_blobs.append({"blob": dict(blob), "cid": cid, "size": blob.get("size"),
-                              "mimeType": blob.get("mimeType"), "checksum": _parse_checksum(b.get("checksum"))})
+            out_blobs.append(
+                {
+                    "blob": dict(blob),
+                    "cid": cid,
+                    "size": blob.get("size"),
+                    "mimeType": blob.get("mimeType"),
+                    "checksum": _parse_checksum(b.get("checksum")),
+                }
+            )
         return {"kind": "blobs", "shards": out_blobs}
     if t == STORAGE_EXTERNAL:
         urls = _as_list(storage.get("urls"), "entry.storage.urls", of=str)

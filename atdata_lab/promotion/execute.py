@@ -63,7 +63,9 @@ class PromotionResult:
 def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionResult:
     def check_cancel(where: str) -> None:
         if cancel is not None and cancel.is_set():
-            raise PromotionCancelled(f"promotion of {plan.entry.name!r} cancelled {where}; nothing was published")
+            raise PromotionCancelled(
+                f"promotion of {plan.entry.name!r} cancelled {where}; nothing was published"
+            )
 
     index, entry = plan.index, plan.entry
     atm = _atmosphere(index)
@@ -74,14 +76,25 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
             f"schema {d.schema.name}@{d.schema.version} is already published at {d.uri} with different fields "
             f"({'; '.join(c.name + ' ' + c.status for c in d.diff.changed()) if d.diff else ''}). Publish ours as a "
             f"new version: index.publish_schema(SampleType, version={d.suggested_version!r}), re-write the "
-            "entry, then promote again", diff=d.diff, suggested_version=d.suggested_version)
+            "entry, then promote again",
+            diff=d.diff,
+            suggested_version=d.suggested_version,
+        )
     if plan.blocking:
         raise RecordTooLargeError("cannot promote: " + "; ".join(plan.blocking))
     if plan.already_published:
         _remember_values(index, plan)
         report(ProgressEvent("promote", 1, 1, "steps", "already published", finished=True))
-        return PromotionResult(plan.already_published, d.uri, plan.label_uri, True, entry.cid,
-                               list(entry.data_urls), [], already_published=True)
+        return PromotionResult(
+            plan.already_published,
+            d.uri,
+            plan.label_uri,
+            True,
+            entry.cid,
+            list(entry.data_urls),
+            [],
+            already_published=True,
+        )
 
     steps = 4
     report(ProgressEvent("promote", 0, steps, "steps", "recording intent"))
@@ -89,8 +102,10 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
     _crash_point("before_intent")
     intent_key = _state_key("promotion-intent", plan.did, plan.entry_uri.rsplit("/", 1)[1])
     earlier_intent = index.provider.get_state(intent_key)
-    index.provider.set_state(intent_key, {"entry": entry.name, "name": plan.name, "at": time.time(),
-                                          "writes": [w.uri for w in plan.writes]})
+    index.provider.set_state(
+        intent_key,
+        {"entry": entry.name, "name": plan.name, "at": time.time(), "writes": [w.uri for w in plan.writes]},
+    )
     _crash_point("after_intent")
 
     # data
@@ -104,6 +119,7 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         infos = _shard_infos(index, entry)
         index.remember_store(plan.copy_to)
         target_name = plan.name if is_safe_dataset_name(plan.name) else entry.name
+
         def on_shard(i: int, info: Any, copied: bool) -> None:
             if i == 0:
                 _crash_point("during_copy")
@@ -111,8 +127,15 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
 
         # a name holding another file (e.g. an earlier version's copy that a published record uses)
         # is never written over: that shard goes to a content-addressed name, and the record says so
-        copied = copy_shards(infos, plan.copy_to, target_name, source_options=index._options_for(entry.data_urls),
-                             progress=report, on_shard=on_shard, in_use=index._referenced)
+        copied = copy_shards(
+            infos,
+            plan.copy_to,
+            target_name,
+            source_options=index._options_for(entry.data_urls),
+            progress=report,
+            on_shard=on_shard,
+            in_use=index._referenced,
+        )
         data_urls = [c.url for c in copied]
         assert all(isinstance(c, ShardInfo) for c in copied)
         assert entry_write is not None  # a copy is new storage: the entry record changes
@@ -123,7 +146,9 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         for i, (url, checksum) in enumerate(zip(entry.data_urls, entry.shard_checksums)):
             opts = index._options_for([url])
             if sha256_of(url, opts) != checksum:
-                raise ShardError(f"shard {url} changed since it was indexed (sha256 mismatch); re-insert the dataset")
+                raise ShardError(
+                    f"shard {url} changed since it was indexed (sha256 mismatch); re-insert the dataset"
+                )
             with _open_for_upload(url, opts) as f:
                 ref = atm.upload_blob(f, content_type="application/x-tar")
             blobs.append({"blob": ref, "sha256": checksum})
@@ -148,8 +173,11 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         if not isinstance(e, RecordConflictError):
             raise
         # an earlier promotion (other options, or lost local state) holds these keys: update them
-        writes = [replace(w, action="update" if w.collection != rec.SCHEMA_NSID else w.action) for w in writes
-                  if w.collection != rec.SCHEMA_NSID or not _exists(atm, w)]
+        writes = [
+            replace(w, action="update" if w.collection != rec.SCHEMA_NSID else w.action)
+            for w in writes
+            if w.collection != rec.SCHEMA_NSID or not _exists(atm, w)
+        ]
         results = atm.apply_writes([w.as_write() for w in writes])
     _crash_point("after_apply")
 
@@ -165,36 +193,62 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
     scan = index.provider.get_state(_state_key("schema-scan", plan.did))
     if scan is not None and d.action == "publish":
         local = index.get_schema(schema_ref)
-        scan["items"].append({"uri": d.uri, "name": local["name"], "version": local["version"], "local": local})
+        scan["items"].append(
+            {"uri": d.uri, "name": local["name"], "version": local["version"], "local": local}
+        )
         index.provider.set_state(_state_key("schema-scan", plan.did), scan)
     pub_key = _state_key("published", entry.name, plan.did, plan.name, plan.entry_uri.rsplit("/", 1)[1])
     before = index.provider.get_state(pub_key) or {}
     record_cids = {**before.get("record_cids", {}), **cids}
     if entry_write is not None:
         record_cids["entry"] = rec.record_cid(entry_write.value)
-    index.provider.set_state(pub_key, {
-        "entry_uri": plan.entry_uri, "schema_uri": d.uri, "label_uri": plan.label_uri, "data_urls": data_urls,
-        "record_cids": record_cids, "at": time.time(), "name": plan.name, "did": plan.did, "entry": entry.name,
-        "label_created_at": plan.label_created_at, "label_version": plan.label_version,
-    })
+    index.provider.set_state(
+        pub_key,
+        {
+            "entry_uri": plan.entry_uri,
+            "schema_uri": d.uri,
+            "label_uri": plan.label_uri,
+            "data_urls": data_urls,
+            "record_cids": record_cids,
+            "at": time.time(),
+            "name": plan.name,
+            "did": plan.did,
+            "entry": entry.name,
+            "label_created_at": plan.label_created_at,
+            "label_version": plan.label_version,
+        },
+    )
     _remember_values(index, plan)
     index.provider.set_state(intent_key, None)
     index.provider.set_state(_state_key("publication-time", plan.did, plan.entry_uri.rsplit("/", 1)[1]), None)
     report(ProgressEvent("promote", 4, steps, "steps", "done", finished=True))
     return PromotionResult(
-        at_uri=plan.entry_uri, schema_uri=d.uri, label_uri=plan.label_uri, schema_reused=d.action == "reuse",
-        cid=entry.cid, data_urls=data_urls, written=[r["uri"] for r in results],
+        at_uri=plan.entry_uri,
+        schema_uri=d.uri,
+        label_uri=plan.label_uri,
+        schema_reused=d.action == "reuse",
+        cid=entry.cid,
+        data_urls=data_urls,
+        written=[r["uri"] for r in results],
         round_trips=atm.round_trips - start,
     )
 
 
 def _remember_values(index: Any, plan: PromotionPlan) -> None:
     """The local entry takes what is published, so the next promotion proposes it."""
-    index.provider.update_entry(plan.entry.name, published_uri=plan.entry_uri, description=plan.description,
-                                tags=list(plan.tags), license=plan.license, metadata=dict(plan.metadata))
+    index.provider.update_entry(
+        plan.entry.name,
+        published_uri=plan.entry_uri,
+        description=plan.description,
+        tags=list(plan.tags),
+        license=plan.license,
+        metadata=dict(plan.metadata),
+    )
 
 
-def _landed_earlier(atm: Any, writes: list[PlannedWrite], witness: PlannedWrite) -> list[dict[str, Any]] | None:
+def _landed_earlier(
+    atm: Any, writes: list[PlannedWrite], witness: PlannedWrite
+) -> list[dict[str, Any]] | None:
     """After an interrupted run: if its entry (or label) record is on the PDS exactly as planned, the
     atomic write happened (all records landed together); return results without writing again."""
     try:
@@ -203,8 +257,17 @@ def _landed_earlier(atm: Any, writes: list[PlannedWrite], witness: PlannedWrite)
         return None
     if cur["cid"] != rec.record_cid(witness.value):
         return None
-    return [{"action": w.action, "uri": w.uri, "cid": rec.record_cid(w.value), "collection": w.collection,
-             "rkey": w.rkey, "value": w.value} for w in writes]
+    return [
+        {
+            "action": w.action,
+            "uri": w.uri,
+            "cid": rec.record_cid(w.value),
+            "collection": w.collection,
+            "rkey": w.rkey,
+            "value": w.value,
+        }
+        for w in writes
+    ]
 
 
 def _exists(atm: Any, w: PlannedWrite) -> bool:

@@ -68,7 +68,6 @@ __all__ = [
 ]
 
 
-
 RATE_POINTS = {"create": 3, "update": 2, "delete": 1}
 
 
@@ -131,8 +130,10 @@ class SchemaDecision:
             return f"Reuse existing schema {self.uri}"
         if self.action == "publish":
             return f"Publish new schema {self.schema.name}@{self.schema.version}"
-        return (f"Conflict: {self.schema.name}@{self.schema.version} is already published at {self.uri} with "
-                f"different fields; publish ours as version {self.suggested_version}")
+        return (
+            f"Conflict: {self.schema.name}@{self.schema.version} is already published at {self.uri} with "
+            f"different fields; publish ours as version {self.suggested_version}"
+        )
 
 
 @dataclass
@@ -182,8 +183,11 @@ class RecordChange:
     previous: str | None = None
 
     def describe(self) -> str:
-        head = (f"New version of the dataset: {self.previous} -> {self.uri}" if self.action == "version"
-                else f"Update {self.uri}")
+        head = (
+            f"New version of the dataset: {self.previous} -> {self.uri}"
+            if self.action == "version"
+            else f"Update {self.uri}"
+        )
         return "\n".join([head] + [f"  {c.describe()}" for c in self.fields])
 
 
@@ -287,21 +291,41 @@ class PromotionPlan:
             "entry": self.entry.name,
             "name": self.name,
             "did": self.did,
-            "schema": {"action": d.action, "uri": d.uri, "name": d.schema.name, "version": d.schema.version,
-                       "found_by": d.found_by, "suggested_version": d.suggested_version,
-                       "diff": d.diff.to_dict() if d.diff else None},
+            "schema": {
+                "action": d.action,
+                "uri": d.uri,
+                "name": d.schema.name,
+                "version": d.schema.version,
+                "found_by": d.found_by,
+                "suggested_version": d.suggested_version,
+                "diff": d.diff.to_dict() if d.diff else None,
+            },
             "writes": [{"action": w.action, "uri": w.uri, "value": w.value} for w in self.writes],
-            "data": {"kind": self.data.kind, "shards": self.data.shards, "bytes": self.data.bytes,
-                     "target": self.data.target, "warnings": list(self.data.warnings)},
+            "data": {
+                "kind": self.data.kind,
+                "shards": self.data.shards,
+                "bytes": self.data.bytes,
+                "target": self.data.target,
+                "warnings": list(self.data.warnings),
+            },
             "pds_calls": self.pds_calls,
             "rate_limit_points": self.rate_limit_points,
             "already_published": self.already_published,
-            "published": ({"uri": self.published.uri, "storage": describe_storage(self.published.storage)}
-                          if self.published is not None else None),
+            "published": (
+                {"uri": self.published.uri, "storage": describe_storage(self.published.storage)}
+                if self.published is not None
+                else None
+            ),
             "previous_version": self.previous_version,
-            "changes": [{"uri": c.uri, "action": c.action, "previous": c.previous,
-                         "fields": [{"field": f.field, "old": f.old, "new": f.new} for f in c.fields]}
-                        for c in self.changes],
+            "changes": [
+                {
+                    "uri": c.uri,
+                    "action": c.action,
+                    "previous": c.previous,
+                    "fields": [{"field": f.field, "old": f.old, "new": f.new} for f in c.fields],
+                }
+                for c in self.changes
+            ],
             "intents": list(self.intents),
             "warnings": list(self.warnings),
             "blocking": list(self.blocking),
@@ -332,8 +356,13 @@ class PromotionPlan:
 # ---------------------------------------------------------------------------------------------
 
 
-def validate_promotion_inputs(name: str, description: str | None, tags: list[str] | None, license: str | None,
-                  metadata: dict[str, Any] | None) -> tuple[list[str], str | None]:
+def validate_promotion_inputs(
+    name: str,
+    description: str | None,
+    tags: list[str] | None,
+    license: str | None,
+    metadata: dict[str, Any] | None,
+) -> tuple[list[str], str | None]:
     """Check what a user typed against the lexicon limits, before any network call.
 
     Returns the cleaned ``(tags, license)``. Raises :class:`RecordValidationError` naming the
@@ -354,9 +383,12 @@ def validate_promotion_inputs(name: str, description: str | None, tags: list[str
             raise RecordValidationError(f"license: {e}") from None
     # every length and count limit comes from the entry lexicon itself (never repeated here)
     placeholder: dict[str, Any] = {
-        "$type": rec.ENTRY_NSID, "name": name, "schemaRef": f"at://did:plc:{'a' * 24}/{rec.SCHEMA_NSID}/x",
+        "$type": rec.ENTRY_NSID,
+        "name": name,
+        "schemaRef": f"at://did:plc:{'a' * 24}/{rec.SCHEMA_NSID}/x",
         "storage": rec.storage_http([{"url": "https://example.org/x.tar", "sha256": "0" * 64}]),
-        "createdAt": "2026-01-01T00:00:00Z", "tags": tags,
+        "createdAt": "2026-01-01T00:00:00Z",
+        "tags": tags,
     }
     if description is not None:
         placeholder["description"] = description
@@ -368,8 +400,13 @@ def validate_promotion_inputs(name: str, description: str | None, tags: list[str
     return tags, license
 
 
-def check_describe(name: str, description: str | None, tags: list[str] | None, license: str | None,
-                   metadata: dict[str, Any] | None = None) -> str | None:
+def check_describe(
+    name: str,
+    description: str | None,
+    tags: list[str] | None,
+    license: str | None,
+    metadata: dict[str, Any] | None = None,
+) -> str | None:
     """``None`` when typed inputs pass the engine's lexicon checks, else the engine's message.
 
     Empty description and license count as "none". The checks are :func:`validate_promotion_inputs`,
@@ -406,14 +443,18 @@ def copy_target(mode: str, location: str | None = None, store: Any = None) -> An
         return store
     loc = (location or "").strip()
     if not loc:
-        raise InvalidArgumentError("copy to a store: give the folder to copy the shards into (or pass store=)")
+        raise InvalidArgumentError(
+            "copy to a store: give the folder to copy the shards into (or pass store=)"
+        )
     if loc.startswith("s3://"):
         from ..stores.s3 import S3DataStore  # lazily: s3fs is optional
 
-        bucket, _, prefix = loc[len("s3://"):].partition("/")
+        bucket, _, prefix = loc[len("s3://") :].partition("/")
         return S3DataStore(bucket, prefix=prefix)
     if "://" in loc and not loc.startswith("file://"):
-        raise InvalidArgumentError(f"{loc!r}: type a local folder or s3://bucket/prefix here, or pass store= from code")
+        raise InvalidArgumentError(
+            f"{loc!r}: type a local folder or s3://bucket/prefix here, or pass store= from code"
+        )
     return LocalDiskStore(Path(os.path.expanduser(loc[7:] if loc.startswith("file://") else loc)))
 
 
@@ -444,7 +485,9 @@ def _schema_matches(ours: Schema, remote: Schema) -> bool:
     if remote.content_cid() == ours.content_cid():
         return True
     remote_has_dtypes = any(f.type.kind == "ndarray" and f.type.dtype for f in remote.fields)
-    return not remote_has_dtypes and remote.content_cid(erase_dtypes=True) == ours.content_cid(erase_dtypes=True)
+    return not remote_has_dtypes and remote.content_cid(erase_dtypes=True) == ours.content_cid(
+        erase_dtypes=True
+    )
 
 
 def _remote_schema(record: dict[str, Any]) -> Schema:
@@ -519,15 +562,18 @@ def _check_clear(clear: Any, given: dict[str, Any]) -> tuple[str, ...]:
     clear = tuple(clear or ())
     for f in clear:
         if f not in PROMOTED_FIELDS:
-            raise InvalidArgumentError(f"clear={list(clear)!r}: {f!r} is not a field a promotion can clear; "
-                                       f"choose from {list(PROMOTED_FIELDS)}")
+            raise InvalidArgumentError(
+                f"clear={list(clear)!r}: {f!r} is not a field a promotion can clear; "
+                f"choose from {list(PROMOTED_FIELDS)}"
+            )
         if given.get(f) not in (None, "", [], {}):
             raise InvalidArgumentError(f"{f} is given a value and also listed in clear=: choose one")
     return clear
 
 
-def _field_values(entry: IndexEntry, published: PublishedEntry | None, clear: tuple[str, ...],
-                  given: dict[str, Any]) -> dict[str, Any]:
+def _field_values(
+    entry: IndexEntry, published: PublishedEntry | None, clear: tuple[str, ...], given: dict[str, Any]
+) -> dict[str, Any]:
     """Each promoted field: the call's value, else the local entry's, else what is published."""
     base = published.parsed if published is not None else {}
     out: dict[str, Any] = {}
@@ -546,8 +592,14 @@ def _field_values(entry: IndexEntry, published: PublishedEntry | None, clear: tu
     return out
 
 
-def _downgrades(published: PublishedEntry | None, values: dict[str, Any], given: dict[str, Any],
-                clear: tuple[str, ...], storage: dict[str, Any], downgrade: bool) -> tuple[list[Downgrade], list[str]]:
+def _downgrades(
+    published: PublishedEntry | None,
+    values: dict[str, Any],
+    given: dict[str, Any],
+    clear: tuple[str, ...],
+    storage: dict[str, Any],
+    downgrade: bool,
+) -> tuple[list[Downgrade], list[str]]:
     """What this promotion would remove or weaken in the published record: (refused, on purpose)."""
     if published is None:
         return [], []
@@ -564,8 +616,14 @@ def _downgrades(published: PublishedEntry | None, values: dict[str, Any], given:
     old_text, new_text = describe_storage(published.storage), describe_storage(new)
     weakened = []
     if not storage_only_here(published.storage) and storage_only_here(new):
-        weakened.append(Downgrade("storage", old_text, new_text,
-                                  "downgrade=True (or copy_to=S3DataStore(...) / 'blobs' to keep it loadable by others)"))
+        weakened.append(
+            Downgrade(
+                "storage",
+                old_text,
+                new_text,
+                "downgrade=True (or copy_to=S3DataStore(...) / 'blobs' to keep it loadable by others)",
+            )
+        )
     had = all(published.checksums)
     if had and not all((s.get("checksum") or {}).get("digest") for s in new["shards"]):
         weakened.append(Downgrade("checksums", "present", "missing", "downgrade=True"))
@@ -581,7 +639,9 @@ def _raise_downgrades(entry_name: str, published: PublishedEntry, refused: list[
     raise PromotionDowngradeError(
         f"promoting {entry_name!r} would remove or weaken what is published at {published.uri}: {lines}. "
         "Nothing was written. Other values given to the call are kept; fields not given keep their published "
-        "values.", downgrades=refused)
+        "values.",
+        downgrades=refused,
+    )
 
 
 def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
@@ -599,8 +659,9 @@ def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange
     return out
 
 
-def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
-               published: PublishedEntry | None) -> tuple[dict[str, Any], DataAction, Any, list[str]]:
+def _plan_data(
+    index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any, published: PublishedEntry | None
+) -> tuple[dict[str, Any], DataAction, Any, list[str]]:
     """The entry's storage, the data action, the copy target and blocking problems.
 
     ``copy_to=None`` follows what is published: the same shards keep their published storage
@@ -610,9 +671,16 @@ def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
     target: Any = "blobs" if isinstance(copy_to, PDSBlobStore) else copy_to
     same_data = published is not None and published.checksums == list(entry.shard_checksums)
     total = entry.size_bytes or 0
-    reuse: Any = (published.value["storage"],
-             DataAction("reuse", entry.num_shards, total, describe_storage(published.storage)), None, []) \
-        if published is not None else None
+    reuse: Any = (
+        (
+            published.value["storage"],
+            DataAction("reuse", entry.num_shards, total, describe_storage(published.storage)),
+            None,
+            [],
+        )
+        if published is not None
+        else None
+    )
     if target is None and published is not None:
         if same_data:
             return reuse
@@ -620,8 +688,12 @@ def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
         store = index.data_store
         if kind == "blobs":
             target = "blobs"
-        elif kind == "s3" and published.urls and store.owns(published.urls[0]) \
-                and not store.owns(entry.data_urls[0]):
+        elif (
+            kind == "s3"
+            and published.urls
+            and store.owns(published.urls[0])
+            and not store.owns(entry.data_urls[0])
+        ):
             target = store  # into the store the published version is in (shards already there stay)
         else:
             target = "keep"
@@ -637,26 +709,43 @@ def _plan_data(index: Any, atm: Any, entry: IndexEntry, name: str, copy_to: Any,
         data = DataAction("blobs", entry.num_shards, total, f"PDS blobs at {atm.pds_url}")
         blocking = []
         if over:
-            msg = (f"{len(over)} shard(s) exceed the PDS blob limit of {human_bytes(limit)} (e.g. {over[0]}): "
-                   "re-write with a smaller maxsize= or copy to a store instead")
+            msg = (
+                f"{len(over)} shard(s) exceed the PDS blob limit of {human_bytes(limit)} (e.g. {over[0]}): "
+                "re-write with a smaller maxsize= or copy to a store instead"
+            )
             data.warnings.append(msg)
             blocking.append(msg)
-        storage = rec.storage_blobs([{"blob": {"$type": "blob", "ref": {"$link": "bafkreiplaceholder"},
-                                               "mimeType": "application/x-tar", "size": 0}, "sha256": c}
-                                     for c in entry.shard_checksums])
+        storage = rec.storage_blobs(
+            [
+                {
+                    "blob": {
+                        "$type": "blob",
+                        "ref": {"$link": "bafkreiplaceholder"},
+                        "mimeType": "application/x-tar",
+                        "size": 0,
+                    },
+                    "sha256": c,
+                }
+                for c in entry.shard_checksums
+            ]
+        )
         return storage, data, "blobs", blocking
     if isinstance(target, DataStore):
-        refs = [SimpleNamespace(url=u, size=n, checksum=c)
-                for u, n, c in zip(entry.data_urls, _shard_sizes(index, entry), entry.shard_checksums)]
+        refs = [
+            SimpleNamespace(url=u, size=n, checksum=c)
+            for u, n, c in zip(entry.data_urls, _shard_sizes(index, entry), entry.shard_checksums)
+        ]
         # the names the copy step will choose (a taken name gets a content-addressed twin)
-        new_urls = destinations(refs, target, name if is_safe_dataset_name(name) else entry.name,
-                                in_use=index._referenced)
+        new_urls = destinations(
+            refs, target, name if is_safe_dataset_name(name) else entry.name, in_use=index._referenced
+        )
         storage, w = _storage_for(new_urls, entry.shard_checksums, target)
         if same_data and published is not None and storage == published.value["storage"]:
             return reuse
         return storage, DataAction("copy", entry.num_shards, total, target.describe(), w), target, []
     raise InvalidArgumentError(
-        f"copy_to must be a data store (LocalDiskStore, S3DataStore), 'blobs', 'keep' or None, not {copy_to!r}")
+        f"copy_to must be a data store (LocalDiskStore, S3DataStore), 'blobs', 'keep' or None, not {copy_to!r}"
+    )
 
 
 def plan_promotion(
@@ -698,12 +787,14 @@ def plan_promotion(
     latest = _latest_publication(index, did, name)
     published = _read_published(atm, latest, warnings)
     values = _field_values(entry, published, clear, given)
-    tags, license = validate_promotion_inputs(name, values["description"], values["tags"], values["license"],
-                                              values["metadata"])
+    tags, license = validate_promotion_inputs(
+        name, values["description"], values["tags"], values["license"], values["metadata"]
+    )
     local_schema = index.get_schema(entry.schema_ref)  # KeyError when missing
     schema = Schema.from_record(local_schema)
-    decision = _schema_named_by(index, did, entry, published, schema) or _find_schema(index, atm, schema,
-                                                                                       entry.schema_ref)
+    decision = _schema_named_by(index, did, entry, published, schema) or _find_schema(
+        index, atm, schema, entry.schema_ref
+    )
     schema_uri = decision.uri
     storage, data, copy_target, blocking = _plan_data(index, atm, entry, name, copy_to, published)
     refused, intents = _downgrades(published, values, given, clear, storage, downgrade)
@@ -711,15 +802,29 @@ def plan_promotion(
         _raise_downgrades(entry.name, published, refused)  # type: ignore[arg-type]
 
     entry_value = rec.entry_record(
-        name, schema_uri, storage, description=values["description"], tags=tags or None, license=license,
+        name,
+        schema_uri,
+        storage,
+        description=values["description"],
+        tags=tags or None,
+        license=license,
         size={"samples": entry.num_samples, "bytes": entry.size_bytes, "shards": entry.num_shards},
-        metadata=values["metadata"] or None, content_cid=entry.cid, created_at=entry.created_at,
+        metadata=values["metadata"] or None,
+        content_cid=entry.cid,
+        created_at=entry.created_at,
     )
     writes: list[PlannedWrite] = []
     changes: list[RecordChange] = []
     if decision.action == "publish":
-        writes.append(PlannedWrite("create", rec.SCHEMA_NSID, schema_uri.rsplit("/", 1)[1], schema_uri,
-                                   rec.schema_record(local_schema, license=None)))
+        writes.append(
+            PlannedWrite(
+                "create",
+                rec.SCHEMA_NSID,
+                schema_uri.rsplit("/", 1)[1],
+                schema_uri,
+                rec.schema_record(local_schema, license=None),
+            )
+        )
     same_record = published is not None and published.uri == entry_uri
     # this entry's own records exist unless they were just found gone (then they are created again;
     # a create that meets a record is turned into an update at execution)
@@ -730,22 +835,31 @@ def plan_promotion(
             writes.append(PlannedWrite("update", rec.ENTRY_NSID, entry_rkey, entry_uri, entry_value))
             changes.append(RecordChange(entry_uri, "update", _field_changes(published.value, entry_value)))  # type: ignore[union-attr]
     else:
-        writes.append(PlannedWrite("update" if exists else "create", rec.ENTRY_NSID, entry_rkey, entry_uri,
-                                   entry_value))
+        writes.append(
+            PlannedWrite("update" if exists else "create", rec.ENTRY_NSID, entry_rkey, entry_uri, entry_value)
+        )
         if published is not None:
-            changes.append(RecordChange(entry_uri, "version", _field_changes(published.value, entry_value),
-                                        previous=published.uri))
+            changes.append(
+                RecordChange(
+                    entry_uri, "version", _field_changes(published.value, entry_value), previous=published.uri
+                )
+            )
     # the label names the dataset: it is (re)written, with the publication time, when this entry
     # becomes the one published under the name; @handle/name resolves to the newest label
     label_version = label_version if label_version is not None else (mine or {}).get("label_version")
-    label_current = (exists and latest is not None and latest.get("entry_uri") == entry_uri
-                     and label_version == (mine or {}).get("label_version"))
+    label_current = (
+        exists
+        and latest is not None
+        and latest.get("entry_uri") == entry_uri
+        and label_version == (mine or {}).get("label_version")
+    )
     label_created_at = (mine or {}).get("label_created_at")
     if not label_current:
         label_created_at = _publication_time(index, did, entry_rkey)
         label_value = rec.label_record(name, entry_uri, version=label_version, created_at=label_created_at)
-        writes.append(PlannedWrite("update" if exists else "create", rec.LABEL_NSID, label_rkey, label_uri,
-                                   label_value))
+        writes.append(
+            PlannedWrite("update" if exists else "create", rec.LABEL_NSID, label_rkey, label_uri, label_value)
+        )
     if decision.action == "conflict":
         blocking.append(decision.describe())
 
@@ -754,11 +868,29 @@ def plan_promotion(
     if same_record and only_schema and writes:
         warnings.append("the schema record is missing from the repository: it is published again")
     plan = PromotionPlan(
-        index=index, entry=entry, name=name, description=values["description"], tags=tags, license=license,
-        metadata=values["metadata"], did=did, handle=atm.handle, schema_decision=decision, writes=writes,
-        data=data, copy_to=copy_target, entry_uri=entry_uri, label_uri=label_uri, already_published=already,
-        warnings=warnings, blocking=blocking, published=published, changes=changes, intents=intents,
-        label_created_at=label_created_at, label_version=label_version,
+        index=index,
+        entry=entry,
+        name=name,
+        description=values["description"],
+        tags=tags,
+        license=license,
+        metadata=values["metadata"],
+        did=did,
+        handle=atm.handle,
+        schema_decision=decision,
+        writes=writes,
+        data=data,
+        copy_to=copy_target,
+        entry_uri=entry_uri,
+        label_uri=label_uri,
+        already_published=already,
+        warnings=warnings,
+        blocking=blocking,
+        published=published,
+        changes=changes,
+        intents=intents,
+        label_created_at=label_created_at,
+        label_version=label_version,
     )
     plan.planning_round_trips = atm.round_trips - start
     # the whole batch must fit in one request
@@ -766,7 +898,8 @@ def plan_promotion(
     if len(json.dumps(body)) >= 1_000_000:
         raise RecordTooLargeError(
             f"the records of this promotion are {len(json.dumps(body)):,} bytes of JSON; a PDS accepts under "
-            "1,000,000: shorten the description/metadata or use fewer, larger shards")
+            "1,000,000: shorten the description/metadata or use fewer, larger shards"
+        )
     _crash_point("after_plan")
     return plan
 
@@ -785,8 +918,9 @@ def _publication_time(index: Any, did: str, entry_rkey: str) -> str:
     return iso
 
 
-def _schema_named_by(index: Any, did: str, entry: IndexEntry, published: PublishedEntry | None,
-                     schema: Schema) -> SchemaDecision | None:
+def _schema_named_by(
+    index: Any, did: str, entry: IndexEntry, published: PublishedEntry | None, schema: Schema
+) -> SchemaDecision | None:
     """Reuse without a request: the published entry record names the schema this index published."""
     if published is None:
         return None

@@ -90,7 +90,8 @@ def _reader(index: Any = None) -> Any:
     if not url:
         raise InvalidArgumentError(
             "cannot read published datasets: attach an Atmosphere to the index, or set ATDATA_PDS_URL "
-            "(for the sandbox: atdata-lab sandbox start)")
+            "(for the sandbox: atdata-lab sandbox start)"
+        )
     from ..atmosphere import Atmosphere  # lazily: the client (httpx, the atproto SDK) loads on first use
 
     return Atmosphere(url)
@@ -135,7 +136,11 @@ def describe_storage(storage: dict[str, Any]) -> str:
         return f"{n} PDS blob(s){tail}"
     if kind == "s3":
         where = f" at {storage['endpoint']}" if storage.get("endpoint") else ""
-        here = " (only on this machine)" if storage.get("endpoint") and only_on_this_machine(storage["endpoint"]) else ""
+        here = (
+            " (only on this machine)"
+            if storage.get("endpoint") and only_on_this_machine(storage["endpoint"])
+            else ""
+        )
         return f"{n} object(s) in S3 bucket {storage.get('bucket')!r}{where}{here}{tail}"
     urls = [s.get("url", "") for s in shards]
     if urls and all(only_on_this_machine(u) for u in urls):
@@ -152,7 +157,9 @@ def storage_only_here(storage: dict[str, Any]) -> bool:
     return any(only_on_this_machine(s.get("url", "")) for s in storage.get("shards") or [])
 
 
-def _storage_for(urls: list[str], checksums: list[str], store: DataStore | None) -> tuple[dict[str, Any], list[str]]:
+def _storage_for(
+    urls: list[str], checksums: list[str], store: DataStore | None
+) -> tuple[dict[str, Any], list[str]]:
     """The entry's storage union for shard URLs, plus warnings."""
     warnings: list[str] = []
     if urls and all(u.startswith("s3://") for u in urls):
@@ -175,7 +182,8 @@ def _storage_for(urls: list[str], checksums: list[str], store: DataStore | None)
     if local:
         warnings.append(
             f"{local} shard URL(s) are local file paths that nobody else can reach: copy the data to a "
-            "public store (copy_to=S3DataStore(...)) or upload it as PDS blobs (copy_to='blobs')")
+            "public store (copy_to=S3DataStore(...)) or upload it as PDS blobs (copy_to='blobs')"
+        )
     return rec.storage_http(shards), warnings
 
 
@@ -270,7 +278,11 @@ def _latest_publication(index: Any, did: str, name: str) -> dict[str, Any] | Non
     """What this index last published as ``name`` to ``did``'s repository (its ``published:`` state)."""
     best = None
     for v in index.provider.list_state("published:").values():
-        if v.get("did") == did and v.get("name") == name and (best is None or v.get("at", 0) > best.get("at", 0)):
+        if (
+            v.get("did") == did
+            and v.get("name") == name
+            and (best is None or v.get("at", 0) > best.get("at", 0))
+        ):
             best = v
     return best
 
@@ -282,8 +294,10 @@ def _read_published(atm: Any, latest: dict[str, Any] | None, warnings: list[str]
     try:
         got = _get(atm, latest["entry_uri"])
     except RecordNotFoundError:
-        warnings.append(f"the dataset published earlier at {latest['entry_uri']} is no longer in the repository; "
-                        "this promotion publishes it anew")
+        warnings.append(
+            f"the dataset published earlier at {latest['entry_uri']} is no longer in the repository; "
+            "this promotion publishes it anew"
+        )
         return None
     return PublishedEntry(got["uri"], got["cid"], got["value"], local_entry=latest.get("entry"))
 
@@ -335,8 +349,13 @@ def resolve_entry_uri(atm: Any, path: str) -> str:
     body = path[1:] if path.startswith("@") else ""
     handle, sep, rest = body.partition("/")
     name, _, version = rest.partition("@")
-    if not sep or not name or any(ord(c) < 0x20 for c in name + version) or len(name.encode()) > 200 \
-            or len(version) > 64:
+    if (
+        not sep
+        or not name
+        or any(ord(c) < 0x20 for c in name + version)
+        or len(name.encode()) > 200
+        or len(version) > 64
+    ):
         raise InvalidArgumentError(f"{path!r:.200} is not '@handle/name' or '@handle/name@version'")
     atm._check_repo(handle, "handle")
     did = handle if handle.startswith("did:") else atm.resolve_handle(handle)
@@ -350,8 +369,9 @@ def resolve_entry_uri(atm: Any, path: str) -> str:
         if best is None or str(v.get("createdAt", "")) > str(best["value"].get("createdAt", "")):
             best = r
     if best is None:
-        raise RecordNotFoundError(f"no dataset named {name!r}{' version ' + version if version else ''} "
-                                  f"published by {handle}")
+        raise RecordNotFoundError(
+            f"no dataset named {name!r}{' version ' + version if version else ''} published by {handle}"
+        )
     uri = best["value"]["datasetUri"]
     _record_uri(uri, rec.ENTRY_NSID, f"label {best.get('uri')} datasetUri")
     return uri
@@ -414,8 +434,10 @@ def _split_of(metadata: Any) -> str:
     if split is None:
         return "train"
     if not isinstance(split, str) or not _SPLIT.fullmatch(split):
-        raise RecordValidationError(f"entry.metadata.split: {split!r:.80} is not a split name like 'train' "
-                                    "(letters, digits, '_', '.', '-', at most 64)")
+        raise RecordValidationError(
+            f"entry.metadata.split: {split!r:.80} is not a split name like 'train' "
+            "(letters, digits, '_', '.', '-', at most 64)"
+        )
     return split
 
 
@@ -430,8 +452,9 @@ class _ShardPlan:
     options: dict[str, Any]
 
 
-def _plan_shards(storage: dict[str, Any], *, uri: str, own: bool, policy: Any, index: Any = None,
-                 resolve: bool = True) -> _ShardPlan:
+def _plan_shards(
+    storage: dict[str, Any], *, uri: str, own: bool, policy: Any, index: Any = None, resolve: bool = True
+) -> _ShardPlan:
     """Check every location an entry's storage names against the trust policy and parse every
     blob CID and checksum (pure: no request is sent, except DNS lookups when ``resolve``)."""
     kind = storage.get("kind")
@@ -450,8 +473,10 @@ def _plan_shards(storage: dict[str, Any], *, uri: str, own: bool, policy: Any, i
         c = s.get("checksum")
         if isinstance(c, dict) and c.get("algorithm") == "sha256":
             if not isinstance(c.get("digest"), str) or not re.fullmatch(r"[0-9a-f]{64}", c["digest"]):
-                raise RecordValidationError(f"entry.storage shard {i} of {uri}: checksum.digest is not a sha256 "
-                                            "hex digest (64 lowercase hex characters)")
+                raise RecordValidationError(
+                    f"entry.storage shard {i} of {uri}: checksum.digest is not a sha256 "
+                    "hex digest (64 lowercase hex characters)"
+                )
             checksums[loc] = c["digest"]
         urls.append(loc)
     if kind == "s3":
@@ -474,8 +499,10 @@ def get_published_entry(index: Any, uri: str) -> IndexEntry:
     did = rec.AtUri.parse(uri).authority
     did = did if did.startswith("did:") else atm.resolve_handle(did)
     if storage["kind"] == "blobs":
-        cids = [str(parse_blob_cid(s.get("cid"), f"entry.storage.blobs[{i}] (in {uri})"))
-                for i, s in enumerate(storage["shards"])]
+        cids = [
+            str(parse_blob_cid(s.get("cid"), f"entry.storage.blobs[{i}] (in {uri})"))
+            for i, s in enumerate(storage["shards"])
+        ]
         pds = atm.get_repo_pds(did) if did != atm.did else atm.pds_url
         urls = [f"{pds}/xrpc/com.atproto.sync.getBlob?did={did}&cid={c}" for c in cids]
     else:
@@ -484,12 +511,19 @@ def get_published_entry(index: Any, uri: str) -> IndexEntry:
     meta = parsed.get("metadata")
     tags = parsed.get("tags") or []
     return IndexEntry(
-        name=parsed["name"], cid=parsed.get("contentCid") or got["cid"], schema_ref=parsed["schemaRef"],
-        data_urls=urls, num_samples=_count(size.get("samples")), size_bytes=_count(size.get("bytes")),
+        name=parsed["name"],
+        cid=parsed.get("contentCid") or got["cid"],
+        schema_ref=parsed["schemaRef"],
+        data_urls=urls,
+        num_samples=_count(size.get("samples")),
+        size_bytes=_count(size.get("bytes")),
         shard_checksums=[str((s.get("checksum") or {}).get("digest", "")) for s in storage["shards"]],
-        metadata=meta if isinstance(meta, dict) else {}, created_at=_text(parsed.get("createdAt")),
-        description=_text(parsed.get("description")), tags=[t for t in tags if isinstance(t, str)],
-        license=_text(parsed.get("license")), published_uri=uri,
+        metadata=meta if isinstance(meta, dict) else {},
+        created_at=_text(parsed.get("createdAt")),
+        description=_text(parsed.get("description")),
+        tags=[t for t in tags if isinstance(t, str)],
+        license=_text(parsed.get("license")),
+        published_uri=uri,
     )
 
 
@@ -501,8 +535,9 @@ def _text(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def load_published(path: str, *, sample_type: type | None = None, index: Any = None, verify: bool = True,
-                   trust: Any = None):
+def load_published(
+    path: str, *, sample_type: type | None = None, index: Any = None, verify: bool = True, trust: Any = None
+):
     """A Dataset for ``at://...`` or ``@handle/name[@version]``, read safely from anyone's records.
 
     What is checked, and when:
@@ -554,37 +589,52 @@ def load_published(path: str, *, sample_type: type | None = None, index: Any = N
         checks = {u: plan.checksums[u] for u in urls if u in plan.checksums}
     if not urls:
         raise RecordValidationError(f"{uri}: the entry names no shards")
-    ds: Any = Dataset(urls, sample_type=st, storage_options=plan.options, checksums=checks if verify else None)
+    ds: Any = Dataset(
+        urls, sample_type=st, storage_options=plan.options, checksums=checks if verify else None
+    )
     ds._split = split
     ds.published_uri = uri
     return ds
 
 
-def _s3_options(storage: dict[str, Any], *, index: Any = None, policy: Any = None, own: bool = False,
-                record_uri: str | None = None, resolve: bool = True) -> dict[str, Any]:
+def _s3_options(
+    storage: dict[str, Any],
+    *,
+    index: Any = None,
+    policy: Any = None,
+    own: bool = False,
+    record_uri: str | None = None,
+    resolve: bool = True,
+) -> dict[str, Any]:
     """fsspec options for a ``storageS3`` record: its endpoint (checked against the trust policy),
     and credentials only when the endpoint is one you configured (a store, ``AWS_ENDPOINT_URL``,
     ``TrustPolicy.credential_endpoints``) or the record is yours; otherwise anonymous access."""
     policy = resolve_trust(policy)
     endpoint = storage.get("endpoint")
     if endpoint is not None:
-        endpoint = check_remote_url(endpoint, trusted=policy, record_uri=record_uri, own=own, what="S3 endpoint",
-                                    resolve=resolve)
+        endpoint = check_remote_url(
+            endpoint, trusted=policy, record_uri=record_uri, own=own, what="S3 endpoint", resolve=resolve
+        )
         if not endpoint.lower().startswith(("http://", "https://")):
-            raise RecordValidationError(f"entry.storage.endpoint of {record_uri}: {endpoint!r:.200} is not an "
-                                        "http(s) URL")
+            raise RecordValidationError(
+                f"entry.storage.endpoint of {record_uri}: {endpoint!r:.200} is not an http(s) URL"
+            )
     opts: dict[str, Any] = {}
     if endpoint:
         opts["client_kwargs"] = {"endpoint_url": endpoint}
-    stores = [s for s in (getattr(index, "data_store", None), *getattr(index, "_stores", ())) if s is not None]
+    stores = [
+        s for s in (getattr(index, "data_store", None), *getattr(index, "_stores", ())) if s is not None
+    ]
     mine = [getattr(s, "endpoint_url", None) for s in stores if hasattr(s, "bucket")]
     if not (own or credentials_allowed(endpoint, policy, also=tuple(e for e in mine if e))):
         opts["anon"] = True  # never sign a request to an endpoint the record chose
         return opts
     for s in stores:  # a store of the index on this endpoint: its own credentials
         same = (getattr(s, "endpoint_url", None) or None) == (endpoint or None) or (
-            endpoint and getattr(s, "endpoint_url", None)
-            and _endpoint_key(s.endpoint_url) == _endpoint_key(endpoint))
+            endpoint
+            and getattr(s, "endpoint_url", None)
+            and _endpoint_key(s.endpoint_url) == _endpoint_key(endpoint)
+        )
         if hasattr(s, "bucket") and same:
             return {**s.storage_options, **opts}
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
@@ -596,8 +646,14 @@ def _s3_options(storage: dict[str, Any], *, index: Any = None, policy: Any = Non
 def list_published(index: Any) -> dict[str, list[dict[str, Any]]]:
     """The dataset, schema and label records in the attached account's repository."""
     atm = _atmosphere(index)
-    return {kind: list(atm.list_records(nsid, repo=atm.did))
-            for kind, nsid in (("entries", rec.ENTRY_NSID), ("schemas", rec.SCHEMA_NSID), ("labels", rec.LABEL_NSID))}
+    return {
+        kind: list(atm.list_records(nsid, repo=atm.did))
+        for kind, nsid in (
+            ("entries", rec.ENTRY_NSID),
+            ("schemas", rec.SCHEMA_NSID),
+            ("labels", rec.LABEL_NSID),
+        )
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -636,9 +692,15 @@ def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> Verific
             report.add("label record present", False, str(e))
         want = known.get("record_cids", {})
         ok = want.get("entry") in (None, got["cid"])
-        report.add("CIDs match what was written", ok, f"entry {got['cid']}" + ("" if ok else f" != {want.get('entry')}"))
+        report.add(
+            "CIDs match what was written",
+            ok,
+            f"entry {got['cid']}" + ("" if ok else f" != {want.get('entry')}"),
+        )
     else:
-        report.add("CIDs match what was written", True, "no local record of the write (published elsewhere); skipped")
+        report.add(
+            "CIDs match what was written", True, "no local record of the write (published elsewhere); skipped"
+        )
     entry = get_published_entry(index, uri)
     try:
         ds = load_published(uri, index=index, verify=False)
@@ -647,14 +709,22 @@ def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> Verific
         return report
     storage = parsed["storage"]
     missing = sum(1 for s in storage["shards"] if not s.get("checksum"))
-    report.add("shard checksums recorded", not missing and bool(storage["shards"]),
-               f"{len(storage['shards'])} shards" if not missing else
-               f"{missing} of {len(storage['shards'])} shards have no checksum: nobody can check their bytes")
+    report.add(
+        "shard checksums recorded",
+        not missing and bool(storage["shards"]),
+        f"{len(storage['shards'])} shards"
+        if not missing
+        else f"{missing} of {len(storage['shards'])} shards have no checksum: nobody can check their bytes",
+    )
     here = storage_only_here(storage)
-    report.add("loadable by others", not here,
-               describe_storage(storage) if not here else
-               f"only loadable on this machine: {describe_storage(storage)}; publish the data to a public store "
-               "(copy_to=S3DataStore(...)) or as PDS blobs (copy_to='blobs')")
+    report.add(
+        "loadable by others",
+        not here,
+        describe_storage(storage)
+        if not here
+        else f"only loadable on this machine: {describe_storage(storage)}; publish the data to a public store "
+        "(copy_to=S3DataStore(...)) or as PDS blobs (copy_to='blobs')",
+    )
     bad = []
     checked = 0
     for url, want_sum in zip(ds.urls, entry.shard_checksums):
@@ -666,11 +736,17 @@ def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> Verific
                 bad.append(url)
         except OSError as e:
             bad.append(f"{url} ({e})")
-    report.add("shard checksums match", not bad and checked > 0,
-               f"mismatch: {bad[0]}" if bad else f"{checked} of {len(ds.urls)} shards checked")
+    report.add(
+        "shard checksums match",
+        not bad and checked > 0,
+        f"mismatch: {bad[0]}" if bad else f"{checked} of {len(ds.urls)} shards checked",
+    )
     try:
         batch = next(ds.ordered(batch_size=batch_size))
-        shapes = {k: (list(v.shape) if hasattr(v, "shape") else f"list[{len(v)}]") for k, v in batch.as_dict().items()}
+        shapes = {
+            k: (list(v.shape) if hasattr(v, "shape") else f"list[{len(v)}]")
+            for k, v in batch.as_dict().items()
+        }
         schema = fetch_schema(index, parsed["schemaRef"])
         mism = []
         for f in schema.fields:
@@ -679,12 +755,19 @@ def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> Verific
                 want_shape = [batch_size if len(batch) == batch_size else len(batch), *f.type.shape]
                 if any(w is not None and w != g for w, g in zip(want_shape, col.shape)):
                     mism.append(f"{f.name}: {list(col.shape)} vs schema {list(f.type.shape)}")
-        report.add("first batch loads with the right shapes", not mism, json.dumps(shapes) if not mism else "; ".join(mism))
+        report.add(
+            "first batch loads with the right shapes",
+            not mism,
+            json.dumps(shapes) if not mism else "; ".join(mism),
+        )
     except (AtdataLabError, OSError, StopIteration) as e:
         report.add("first batch loads with the right shapes", False, str(e) or "no samples")
     handle = _publisher_handle(atm, at_uri, uri)
-    report.load_line = (f'atdata.load_dataset("@{handle}/{entry.name}", split="train")' if handle
-                        else f'atdata.load_dataset("{uri}", split="train")')
+    report.load_line = (
+        f'atdata.load_dataset("@{handle}/{entry.name}", split="train")'
+        if handle
+        else f'atdata.load_dataset("{uri}", split="train")'
+    )
     return report
 
 

@@ -15,12 +15,33 @@ from typing import Any
 __all__ = ["IndexProvider", "ENTRY_KEYS", "SORT_COLUMNS", "search_text"]
 
 ENTRY_KEYS = (
-    "name", "cid", "schema_ref", "data_urls", "num_samples", "num_shards", "size_bytes", "shard_checksums",
-    "metadata", "description", "tags", "license", "created_at", "published_uri",
+    "name",
+    "cid",
+    "schema_ref",
+    "data_urls",
+    "num_samples",
+    "num_shards",
+    "size_bytes",
+    "shard_checksums",
+    "metadata",
+    "description",
+    "tags",
+    "license",
+    "created_at",
+    "published_uri",
 )
 # Columns the index can sort by (the browser sorts by any of them). "tags" sorts by the first tag.
-SORT_COLUMNS = ("name", "created_at", "num_samples", "num_shards", "size_bytes", "schema_ref", "license", "published_uri",
-                "tags")
+SORT_COLUMNS = (
+    "name",
+    "created_at",
+    "num_samples",
+    "num_shards",
+    "size_bytes",
+    "schema_ref",
+    "license",
+    "published_uri",
+    "tags",
+)
 
 
 def search_text(row: dict[str, Any]) -> str:

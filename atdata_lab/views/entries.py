@@ -105,12 +105,14 @@ def shard_rows(shards: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
     """Display rows for shard dicts (``url``, ``size``, ``checksum``, ``num_samples``)."""
     out = []
     for s in shards:
-        out.append({
-            "url": s.get("url", ""),
-            "samples": format_count(s.get("num_samples")),
-            "size": human_bytes(s.get("size")),
-            "checksum": s.get("checksum") or "",
-        })
+        out.append(
+            {
+                "url": s.get("url", ""),
+                "samples": format_count(s.get("num_samples")),
+                "size": human_bytes(s.get("size")),
+                "checksum": s.get("checksum") or "",
+            }
+        )
     return out
 
 
@@ -121,31 +123,44 @@ def record_rows(published: dict[str, list[dict[str, Any]]]) -> list[dict[str, st
     for key, kind in kinds:
         for rec in published.get(key) or []:
             value = rec.get("value") or {}
-            rows.append({
-                "kind": kind,
-                "name": str(value.get("name", "")),
-                "version": str(value.get("version", "")),
-                "uri": rec.get("uri", ""),
-                "cid": rec.get("cid", ""),
-            })
+            rows.append(
+                {
+                    "kind": kind,
+                    "name": str(value.get("name", "")),
+                    "version": str(value.get("version", "")),
+                    "uri": rec.get("uri", ""),
+                    "cid": rec.get("cid", ""),
+                }
+            )
     return rows
 
 
 def entry_option_label(entry: IndexEntry) -> str:
     """One line for a list of entries: samples, size, schema, and whether it is published."""
     r = entry_row(entry)
-    return (f"{r['name']} — {r['samples']} samples · {r['shards']} shards · {r['size']} · {r['schema']} · "
-            f"{'published' if entry.published_uri else 'not published'}")
+    return (
+        f"{r['name']} — {r['samples']} samples · {r['shards']} shards · {r['size']} · {r['schema']} · "
+        f"{'published' if entry.published_uri else 'not published'}"
+    )
 
 
 def entry_summary_html(entry: IndexEntry) -> str:
     """A short card for one entry: the entry's ``_repr_html_`` and the wizard's selected dataset."""
-    rows = [("samples", entry.num_samples), ("shards", entry.num_shards), ("size", human_bytes(entry.size_bytes)),
-            ("schema", entry.schema_ref), ("cid", entry.cid), ("tags", ", ".join(entry.tags) or "—"),
-            ("license", entry.license or "—"), ("published", entry.published_uri or "no")]
+    rows = [
+        ("samples", entry.num_samples),
+        ("shards", entry.num_shards),
+        ("size", human_bytes(entry.size_bytes)),
+        ("schema", entry.schema_ref),
+        ("cid", entry.cid),
+        ("tags", ", ".join(entry.tags) or "—"),
+        ("license", entry.license or "—"),
+        ("published", entry.published_uri or "no"),
+    ]
     body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows)
-    return (f"<table class='atdata-entry-card' data-entry='{esc(entry.name)}'><caption>{esc(entry.name)}</caption>"
-            f"{body}</table>")
+    return (
+        f"<table class='atdata-entry-card' data-entry='{esc(entry.name)}'><caption>{esc(entry.name)}</caption>"
+        f"{body}</table>"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +171,7 @@ PUBLICATION_BADGES = {"published": "ok", "other account": "warn", "log in to che
 
 
 def _did_of(uri: str) -> str:
-    return uri[len("at://"):].split("/", 1)[0] if uri.startswith("at://") else ""
+    return uri[len("at://") :].split("/", 1)[0] if uri.startswith("at://") else ""
 
 
 @dataclass(frozen=True)
@@ -224,31 +239,40 @@ def publication_state(published_uri: str | None, account: str, mine: str | None 
 def entry_title_html(entry: IndexEntry, pub: Publication) -> str:
     """The entry's name with its publication badge, and the at:// URI (with whose it is) when published."""
     note = "" if pub.mine else f" — {pub.text}"
-    return (f"<div class='atdata-section-title'>{esc(entry.name)} {pub.badge_html()}</div>"
-            + (f"<div class='atdata-muted atdata-wrap atdata-index-browser-published-uri'>"
-               f"{esc(pub.uri)}{esc(note)}</div>" if pub.uri else ""))
+    return f"<div class='atdata-section-title'>{esc(entry.name)} {pub.badge_html()}</div>" + (
+        f"<div class='atdata-muted atdata-wrap atdata-index-browser-published-uri'>"
+        f"{esc(pub.uri)}{esc(note)}</div>"
+        if pub.uri
+        else ""
+    )
 
 
 def entry_detail_html(entry: IndexEntry, pub: Publication) -> str:
     """:func:`entry_detail_rows` as a key/value table; "Published" says whose publication it is."""
-    rows = [(k, pub.text if k == "Published" and pub.uri and not pub.mine else v)
-            for k, v in entry_detail_rows(entry)]
+    rows = [
+        (k, pub.text if k == "Published" and pub.uri and not pub.mine else v)
+        for k, v in entry_detail_rows(entry)
+    ]
     return html_table(["", ""], rows, css_class="atdata-kv")
 
 
 def shards_html(shards: Iterable[dict[str, Any]]) -> str:
     """The shards of an entry (``index.get_shards(entry)``): url, samples, size, sha256."""
     rows = shard_rows(shards)
-    return (f"<div class='atdata-section-title'>Shards ({len(rows)})</div>"
-            + html_table(["url", "samples", "size", "sha256"],
-                         [[s["url"], s["samples"], s["size"], s["checksum"]] for s in rows],
-                         css_class="atdata-index-browser-shards-table"))
+    return f"<div class='atdata-section-title'>Shards ({len(rows)})</div>" + html_table(
+        ["url", "samples", "size", "sha256"],
+        [[s["url"], s["samples"], s["size"], s["checksum"]] for s in rows],
+        css_class="atdata-index-browser-shards-table",
+    )
 
 
 def record_html(kind: str, rec: dict[str, Any]) -> str:
     """A published record (a row of ``index.list_published()``): its at:// URI, CID and raw JSON."""
     raw = json.dumps(rec.get("value"), indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    return (f"<div class='atdata-section-title'>{esc(kind)} record</div>"
-            + html_table(["", ""], [("at:// URI", rec.get("uri", "")), ("CID", rec.get("cid", ""))],
-                         css_class="atdata-kv")
-            + f"<details open class='atdata-json'><summary>Record JSON</summary><pre>{esc(raw)}</pre></details>")
+    return (
+        f"<div class='atdata-section-title'>{esc(kind)} record</div>"
+        + html_table(
+            ["", ""], [("at:// URI", rec.get("uri", "")), ("CID", rec.get("cid", ""))], css_class="atdata-kv"
+        )
+        + f"<details open class='atdata-json'><summary>Record JSON</summary><pre>{esc(raw)}</pre></details>"
+    )

@@ -85,11 +85,16 @@ def data_html(plan: Any) -> str:
     warn = []
     for w in plan.data.warnings:
         blocks = w in plan.blocking
-        warn.append(f"<li class='atdata-data-warning{' atdata-data-blocking' if blocks else ''}'>"
-                    f"<span class='atdata-badge atdata-badge-{'error' if blocks else 'warn'}'>"
-                    f"{'blocks publishing' if blocks else 'warning'}</span> {esc(w)}</li>")
-    body = f"<ul class='atdata-data-warnings'>{''.join(warn)}</ul>" if warn else \
-        "<p class='atdata-data-ok'>No warnings: the data will be reachable by others.</p>"
+        warn.append(
+            f"<li class='atdata-data-warning{' atdata-data-blocking' if blocks else ''}'>"
+            f"<span class='atdata-badge atdata-badge-{'error' if blocks else 'warn'}'>"
+            f"{'blocks publishing' if blocks else 'warning'}</span> {esc(w)}</li>"
+        )
+    body = (
+        f"<ul class='atdata-data-warnings'>{''.join(warn)}</ul>"
+        if warn
+        else "<p class='atdata-data-ok'>No warnings: the data will be reachable by others.</p>"
+    )
     return list_html(plan_data_lines(plan), "atdata-plan-data") + body
 
 
@@ -106,8 +111,13 @@ def plan_writes_html(plan: Any) -> str:
     items = []
     for w in plan.writes:
         kind = w.collection.rsplit(".", 1)[-1]
-        items.append(details_html(f"{w.action} {kind} record {w.uri}", f"<pre>{esc(record_json(w.value))}</pre>",
-                                  f"atdata-plan-write atdata-plan-write-{kind}"))
+        items.append(
+            details_html(
+                f"{w.action} {kind} record {w.uri}",
+                f"<pre>{esc(record_json(w.value))}</pre>",
+                f"atdata-plan-write atdata-plan-write-{kind}",
+            )
+        )
     return "".join(items)
 
 
@@ -117,24 +127,32 @@ def plan_head_html(plan: Any) -> str:
     d = plan.schema_decision
     parts = []
     if plan.already_published:
-        parts.append(f"<p class='atdata-plan-already'>Already published: <code>{esc(plan.already_published)}</code>"
-                     " — nothing will be written.</p>")
-    parts.append(f"<h4>Schema</h4><p class='atdata-plan-schema atdata-plan-schema-{d.action}' "
-                 f"data-action='{d.action}'>{esc(plan_decision_line(plan))}</p>")
+        parts.append(
+            f"<p class='atdata-plan-already'>Already published: <code>{esc(plan.already_published)}</code>"
+            " — nothing will be written.</p>"
+        )
+    parts.append(
+        f"<h4>Schema</h4><p class='atdata-plan-schema atdata-plan-schema-{d.action}' "
+        f"data-action='{d.action}'>{esc(plan_decision_line(plan))}</p>"
+    )
     if d.action == "conflict" and d.suggested_version:
-        parts.append(f"<p class='atdata-plan-suggested'>Suggested version: <code>{esc(d.suggested_version)}</code></p>")
+        parts.append(
+            f"<p class='atdata-plan-suggested'>Suggested version: <code>{esc(d.suggested_version)}</code></p>"
+        )
     return "".join(parts)
 
 
 def plan_body_html(plan: Any) -> str:
     """The exact records (collapsed JSON), the data action with its bytes, the cost, warnings."""
-    return "".join([
-        f"<h4>Records</h4><div class='atdata-plan-writes'>{plan_writes_html(plan)}</div>",
-        "<h4>Data</h4>" + list_html(plan_data_lines(plan), "atdata-plan-data"),
-        f"<h4>Cost</h4><p class='atdata-plan-cost'>{esc(plan_cost_line(plan))}</p>",
-        list_html(list(plan.warnings) + list(plan.data.warnings), "atdata-plan-warnings"),
-        list_html(list(plan.blocking), "atdata-plan-blocking"),
-    ])
+    return "".join(
+        [
+            f"<h4>Records</h4><div class='atdata-plan-writes'>{plan_writes_html(plan)}</div>",
+            "<h4>Data</h4>" + list_html(plan_data_lines(plan), "atdata-plan-data"),
+            f"<h4>Cost</h4><p class='atdata-plan-cost'>{esc(plan_cost_line(plan))}</p>",
+            list_html(list(plan.warnings) + list(plan.data.warnings), "atdata-plan-warnings"),
+            list_html(list(plan.blocking), "atdata-plan-blocking"),
+        ]
+    )
 
 
 def _value_text(value: Any) -> str:
@@ -152,27 +170,39 @@ def changes_html(plan: Any) -> str:
     or the new version it makes of the name (previous -> new)."""
     out = []
     if plan.published is not None:
-        out.append(f"<h4>Published now</h4><p class='atdata-plan-published'><code>{esc(plan.published.describe())}"
-                   "</code></p>")
+        out.append(
+            f"<h4>Published now</h4><p class='atdata-plan-published'><code>{esc(plan.published.describe())}"
+            "</code></p>"
+        )
     for c in plan.changes:
         if c.action == "version":
-            out.append(f"<h4>New version</h4><p class='atdata-plan-version'>{esc(plan.name)}: "
-                       f"<code>{esc(c.previous)}</code> → <code>{esc(c.uri)}</code></p>")
+            out.append(
+                f"<h4>New version</h4><p class='atdata-plan-version'>{esc(plan.name)}: "
+                f"<code>{esc(c.previous)}</code> → <code>{esc(c.uri)}</code></p>"
+            )
         else:
             out.append(f"<h4>Changes</h4><p class='atdata-plan-update'>Update <code>{esc(c.uri)}</code></p>")
-        rows = "".join(f"<tr class='atdata-change' data-field='{esc(f.field)}'><td><code>{esc(f.field)}</code></td>"
-                       f"<td>{esc(_value_text(f.old))}</td><td>{esc(_value_text(f.new))}</td></tr>" for f in c.fields)
+        rows = "".join(
+            f"<tr class='atdata-change' data-field='{esc(f.field)}'><td><code>{esc(f.field)}</code></td>"
+            f"<td>{esc(_value_text(f.old))}</td><td>{esc(_value_text(f.new))}</td></tr>"
+            for f in c.fields
+        )
         if rows:
-            out.append("<table class='atdata-table atdata-changes-table'><thead><tr><th>field</th><th>published</th>"
-                       f"<th>after Publish</th></tr></thead><tbody>{rows}</tbody></table>")
+            out.append(
+                "<table class='atdata-table atdata-changes-table'><thead><tr><th>field</th><th>published</th>"
+                f"<th>after Publish</th></tr></thead><tbody>{rows}</tbody></table>"
+            )
     return f"<div class='atdata-plan-changes'>{''.join(out)}</div>" if out else ""
 
 
 def intents_html(intents: Sequence[str]) -> str:
     """What a plan removes or weakens in the published record on purpose (``plan.intents``)."""
-    return ("<p><span class='atdata-badge atdata-badge-warn'>on purpose</span> Publish removes or weakens "
-            "these in the published record, as you confirmed:</p><ul class='atdata-intents'>"
-            + "".join(f"<li>{esc(i)}</li>" for i in intents) + "</ul>")
+    return (
+        "<p><span class='atdata-badge atdata-badge-warn'>on purpose</span> Publish removes or weakens "
+        "these in the published record, as you confirmed:</p><ul class='atdata-intents'>"
+        + "".join(f"<li>{esc(i)}</li>" for i in intents)
+        + "</ul>"
+    )
 
 
 def downgrades_html(downgrades: list[Any], *, at: str = "preview") -> str:
@@ -182,14 +212,20 @@ def downgrades_html(downgrades: list[Any], *, at: str = "preview") -> str:
         f"<li class='atdata-downgrade' data-field='{esc(d.field)}'><code>{esc(d.field)}</code>: "
         f"<span class='atdata-downgrade-old'>{esc(d.old)}</span> → <span class='atdata-downgrade-new'>"
         f"{esc(d.new)}</span> <span class='atdata-muted'>(on purpose: {esc(d.argument)})</span></li>"
-        for d in downgrades)
-    tail = ("<p class='atdata-muted'>Preview asks you to confirm it. To keep what is published, choose "
-            "“Keep the published storage” (and keep the Describe fields filled).</p>" if at == "data" else
-            "<p class='atdata-muted'>Nothing is written unless you confirm: tick the box to do it on purpose, "
-            "or go Back and keep what is published.</p>")
-    return ("<p><span class='atdata-badge atdata-badge-warn'>removes or weakens what is published</span> "
-            "This would change what others get from the published record:</p>"
-            f"<ul class='atdata-downgrade-list'>{items}</ul>{tail}")
+        for d in downgrades
+    )
+    tail = (
+        "<p class='atdata-muted'>Preview asks you to confirm it. To keep what is published, choose "
+        "“Keep the published storage” (and keep the Describe fields filled).</p>"
+        if at == "data"
+        else "<p class='atdata-muted'>Nothing is written unless you confirm: tick the box to do it on purpose, "
+        "or go Back and keep what is published.</p>"
+    )
+    return (
+        "<p><span class='atdata-badge atdata-badge-warn'>removes or weakens what is published</span> "
+        "This would change what others get from the published record:</p>"
+        f"<ul class='atdata-downgrade-list'>{items}</ul>{tail}"
+    )
 
 
 def plan_html(plan: Any, *, include_diff: bool = True) -> str:
@@ -203,11 +239,15 @@ def plan_html(plan: Any, *, include_diff: bool = True) -> str:
     diff = ""
     if include_diff and d.action == "conflict" and d.diff is not None:
         diff = verdict_html(d.diff) + diff_table_html(d.diff, "published", "local")
-    title = (f"<p class='atdata-plan-title'>Promote <code>{esc(plan.entry.name)}</code> as "
-             f"<code>{esc(plan.name)}</code> to <code>{esc(plan.handle or plan.did)}</code></p>")
+    title = (
+        f"<p class='atdata-plan-title'>Promote <code>{esc(plan.entry.name)}</code> as "
+        f"<code>{esc(plan.name)}</code> to <code>{esc(plan.handle or plan.did)}</code></p>"
+    )
     intents = intents_html(plan.intents) if plan.intents else ""
-    return (f"<div class='atdata-plan' data-action='{d.action}'>{title}{plan_head_html(plan)}{changes_html(plan)}"
-            f"{intents}{diff}{plan_body_html(plan)}</div>")
+    return (
+        f"<div class='atdata-plan' data-action='{d.action}'>{title}{plan_head_html(plan)}{changes_html(plan)}"
+        f"{intents}{diff}{plan_body_html(plan)}</div>"
+    )
 
 
 def steps_html(steps: Sequence[str], titles: dict[str, str], current: str, done: set[str]) -> str:
@@ -230,21 +270,29 @@ def steps_html(steps: Sequence[str], titles: dict[str, str], current: str, done:
 def identity_html(handle: str | None, did: str | None, pds_url: str | None) -> str:
     """Who is connected (the Connect step); ``did=None``: nobody, log in."""
     if not did:
-        return ("<div class='atdata-muted'>No account is attached to this index: log in with "
-                "your handle and an app password.</div>")
-    return (f"<div class='atdata-card atdata-identity'>Connected as <strong>@{esc(handle)}</strong> "
-            f"(<code>{esc(did)}</code>) on <code>{esc(pds_url)}</code></div>")
+        return (
+            "<div class='atdata-muted'>No account is attached to this index: log in with "
+            "your handle and an app password.</div>"
+        )
+    return (
+        f"<div class='atdata-card atdata-identity'>Connected as <strong>@{esc(handle)}</strong> "
+        f"(<code>{esc(did)}</code>) on <code>{esc(pds_url)}</code></div>"
+    )
 
 
 def validation_html(message: str) -> str:
     """The Describe step's verdict: ``valid``, or ``invalid`` with the engine's message."""
     if message:
-        return (f"<div class='atdata-invalid'><span class='atdata-badge atdata-badge-error'>invalid"
-                f"</span> {esc(message)}</div>")
+        return (
+            f"<div class='atdata-invalid'><span class='atdata-badge atdata-badge-error'>invalid"
+            f"</span> {esc(message)}</div>"
+        )
     return "<div class='atdata-valid'><span class='atdata-badge atdata-badge-ok'>valid</span></div>"
 
 
-def publication_banner_html(entry_name: str, pub: Any, *, storage: str = "", who: str = "this account") -> str:
+def publication_banner_html(
+    entry_name: str, pub: Any, *, storage: str = "", who: str = "this account"
+) -> str:
     """The banner over every step when the entry is already published: by the attached account
     (``storage``: what is published now, when read), by another account, or unknown (nobody is
     logged in); ``""`` when it is not published. ``pub`` is a :class:`~atdata_lab.views.entries.Publication`."""
@@ -255,40 +303,54 @@ def publication_banner_html(entry_name: str, pub: Any, *, storage: str = "", who
             f"published</span> <strong>{esc(entry_name)}</strong> is already published at "
             f"<code>{esc(pub.uri)}</code>{now}. Publishing again starts from what is published: its fields "
             "and storage are kept unless you change them, an unchanged entry writes nothing, and Preview "
-            "shows every change field by field before anything is written.</div>")
+            "shows every change field by field before anything is written.</div>"
+        )
     if pub.uri:
         return (
             f"<div class='atdata-card atdata-already atdata-other-account'><span class='atdata-badge "
             f"atdata-badge-warn'>{esc(pub.state)}</span> <strong>{esc(entry_name)}</strong> was published "
             f"by <code>{esc(pub.did)}</code> (<code>{esc(pub.uri)}</code>), "
-            + (f"not by {esc(who)}: publishing creates {esc(who)}'s own records." if pub.state == "other account"
-               else "and no account is attached: log in to see whether it is yours.") + "</div>")
+            + (
+                f"not by {esc(who)}: publishing creates {esc(who)}'s own records."
+                if pub.state == "other account"
+                else "and no account is attached: log in to see whether it is yours."
+            )
+            + "</div>"
+        )
     return ""
 
 
 def publish_ready_html(plan: Any) -> str:
     """The Publish step before publishing: what Publish will do (or that it writes nothing)."""
     if plan.already_published:
-        return (f"<div class='atdata-card atdata-already'>Already published at <code>{esc(plan.already_published)}"
-                "</code>, unchanged: it will not be published twice. Publish writes nothing and verifies it "
-                "(so does Next).</div>")
+        return (
+            f"<div class='atdata-card atdata-already'>Already published at <code>{esc(plan.already_published)}"
+            "</code>, unchanged: it will not be published twice. Publish writes nothing and verifies it "
+            "(so does Next).</div>"
+        )
     return f"<div class='atdata-muted'>Ready: {esc(plan_decision_line(plan))}; {esc(plan_cost_line(plan))}.</div>"
 
 
 def publish_result_html(result: Any) -> str:
     """What Publish did (a :class:`~atdata_lab.promotion.PromotionResult`)."""
     if result.already_published:
-        return (f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-info'>already "
-                f"published</span> <code>{esc(result.at_uri)}</code>: unchanged, nothing was written</div>")
-    return (f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-ok'>published"
-            f"</span> <code>{esc(result.at_uri)}</code> ({len(result.written)} records written"
-            f"{', schema reused' if result.schema_reused else ''})</div>")
+        return (
+            f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-info'>already "
+            f"published</span> <code>{esc(result.at_uri)}</code>: unchanged, nothing was written</div>"
+        )
+    return (
+        f"<div class='atdata-card atdata-published'><span class='atdata-badge atdata-badge-ok'>published"
+        f"</span> <code>{esc(result.at_uri)}</code> ({len(result.written)} records written"
+        f"{', schema reused' if result.schema_reused else ''})</div>"
+    )
 
 
 def cancelled_html(exc: BaseException) -> str:
     """Publishing was cancelled before any record was written."""
-    return (f"<div class='atdata-card atdata-publish-cancelled'><strong>Cancelled.</strong> {esc(exc)}. "
-            f"{esc(error_advice(exc))}</div>")
+    return (
+        f"<div class='atdata-card atdata-publish-cancelled'><strong>Cancelled.</strong> {esc(exc)}. "
+        f"{esc(error_advice(exc))}</div>"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,8 +358,10 @@ def cancelled_html(exc: BaseException) -> str:
 # ---------------------------------------------------------------------------------------------
 def verification_rows(report: Any) -> list[dict[str, str]]:
     """Rows of a :class:`~atdata_lab.promotion.VerificationReport`: check, ok/failed, detail."""
-    return [{"check": name, "status": "ok" if ok else "failed", "detail": detail}
-            for name, ok, detail in report.checks]
+    return [
+        {"check": name, "status": "ok" if ok else "failed", "detail": detail}
+        for name, ok, detail in report.checks
+    ]
 
 
 def verify_html(report: Any, uris: dict[str, str] | None = None) -> str:
@@ -305,19 +369,26 @@ def verify_html(report: Any, uris: dict[str, str] | None = None) -> str:
     report's ``_repr_html_``)."""
     rows = "".join(
         f"<tr class='atdata-verify-check atdata-verify-{'ok' if ok else 'fail'}'><td>{'✔ ok' if ok else '✘ FAIL'}</td>"
-        f"<td>{esc(name)}</td><td>{esc(detail)}</td></tr>" for name, ok, detail in report.checks)
+        f"<td>{esc(name)}</td><td>{esc(detail)}</td></tr>"
+        for name, ok, detail in report.checks
+    )
     if report.ok:
         verdict = "All checks passed"
     elif report.only_here:
         verdict = "Only loadable on this machine (every other check passed)"
     else:
         verdict = "Failed: " + ", ".join(report.failed)
-    out = [f"<p class='atdata-verify-verdict'>{esc(verdict)} for <code>{esc(report.uri)}</code></p>",
-           f"<table class='atdata-table atdata-verify-table'><thead><tr><th>result</th><th>check</th><th>detail</th></tr>"
-           f"</thead><tbody>{rows}</tbody></table>"]
+    out = [
+        f"<p class='atdata-verify-verdict'>{esc(verdict)} for <code>{esc(report.uri)}</code></p>",
+        f"<table class='atdata-table atdata-verify-table'><thead><tr><th>result</th><th>check</th><th>detail</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>",
+    ]
     if uris:
-        out.append("<ul class='atdata-verify-uris'>" + "".join(
-            f"<li>{esc(k)}: <code>{esc(v)}</code></li>" for k, v in uris.items() if v) + "</ul>")
+        out.append(
+            "<ul class='atdata-verify-uris'>"
+            + "".join(f"<li>{esc(k)}: <code>{esc(v)}</code></li>" for k, v in uris.items() if v)
+            + "</ul>"
+        )
     if report.load_line:
         out.append(f"<p>Share it:</p><pre class='atdata-verify-load'>{esc(report.load_line)}</pre>")
     return "".join(out)
@@ -329,10 +400,12 @@ def verify_advice_html(report: Any, uris: dict[str, str] | None = None) -> str:
     body = verify_html(report, uris)
     if not report.only_here:
         return body
-    card = ("<div class='atdata-card atdata-verify-only-here'><span class='atdata-badge atdata-badge-warn'>only "
-            "loadable on this machine</span> The records are published and every other check passed, but nobody "
-            "else can load the data. To share it, go Back to Data, choose “Upload as PDS blobs” "
-            "or “Copy to a store” others can reach, and publish again.</div>")
+    card = (
+        "<div class='atdata-card atdata-verify-only-here'><span class='atdata-badge atdata-badge-warn'>only "
+        "loadable on this machine</span> The records are published and every other check passed, but nobody "
+        "else can load the data. To share it, go Back to Data, choose “Upload as PDS blobs” "
+        "or “Copy to a store” others can reach, and publish again.</div>"
+    )
     return card + body
 
 
@@ -343,8 +416,10 @@ def verification_badge(report: Any) -> str:
     if report.ok:
         return "<span class='atdata-badge atdata-badge-ok'>verified</span>"
     if report.failed == ["loadable by others"]:
-        return ("<span class='atdata-badge atdata-badge-warn'>only loadable on this machine</span> "
-                "<span class='atdata-muted'>every other check passed</span>")
+        return (
+            "<span class='atdata-badge atdata-badge-warn'>only loadable on this machine</span> "
+            "<span class='atdata-muted'>every other check passed</span>"
+        )
     failed = ", ".join(report.failed)
     return f"<span class='atdata-badge atdata-badge-error'>verification failed</span> {esc(failed)}"
 
@@ -352,12 +427,21 @@ def verification_badge(report: Any) -> str:
 def verify_result_html(report: Any) -> str:
     """The badge, a table of the checks, and the load line (the index browser's Verify)."""
     rows = verification_rows(report)
-    table = html_table(["check", "", "detail"], [
-        [esc(r["check"]),
-         f"<span class='atdata-badge atdata-badge-{'ok' if r['status'] == 'ok' else 'error'}'>"
-         f"{esc(r['status'])}</span>", esc(r["detail"])] for r in rows], raw=True,
-        css_class="atdata-index-browser-verify-table")
-    load = (f"<div>Load it with: <code>{esc(report.load_line)}</code></div>" if report.load_line else "")
+    table = html_table(
+        ["check", "", "detail"],
+        [
+            [
+                esc(r["check"]),
+                f"<span class='atdata-badge atdata-badge-{'ok' if r['status'] == 'ok' else 'error'}'>"
+                f"{esc(r['status'])}</span>",
+                esc(r["detail"]),
+            ]
+            for r in rows
+        ],
+        raw=True,
+        css_class="atdata-index-browser-verify-table",
+    )
+    load = f"<div>Load it with: <code>{esc(report.load_line)}</code></div>" if report.load_line else ""
     return f"<div>{verification_badge(report)}</div>{table}{load}"
 
 
@@ -375,8 +459,10 @@ def error_advice(exc: BaseException) -> str:
     if isinstance(exc, AuthenticationError):
         return "Check the handle and the app password (create an app password in your account settings), then log in again."
     if isinstance(exc, PDSUnavailableError):
-        return ("Check the PDS URL and that the server is running (for the local sandbox: "
-                "atdata-lab sandbox start), then try again.")
+        return (
+            "Check the PDS URL and that the server is running (for the local sandbox: "
+            "atdata-lab sandbox start), then try again."
+        )
     if isinstance(exc, RateLimitedError):
         reset = getattr(exc, "reset_at", None)
         return f"The PDS is rate-limiting this account: wait{' until ' + str(reset) if reset else ''} and try again."
@@ -384,8 +470,10 @@ def error_advice(exc: BaseException) -> str:
         return "Log in first (step Connect)."
     if isinstance(exc, PromotionConflictError):
         v = getattr(exc, "suggested_version", None)
-        return (f"Store the schema under a new version (index.publish_schema(SampleType, version={v!r})), "
-                "re-write the entry, then open the wizard again.")
+        return (
+            f"Store the schema under a new version (index.publish_schema(SampleType, version={v!r})), "
+            "re-write the entry, then open the wizard again."
+        )
     if isinstance(exc, RecordTooLargeError):
         return "Re-write the dataset with smaller shards (maxsize=), or copy the data to a store instead of blobs."
     if isinstance(exc, RecordValidationError):
@@ -394,12 +482,16 @@ def error_advice(exc: BaseException) -> str:
         return "The entry or its schema is no longer in the index: pick another dataset (step Dataset)."
     if isinstance(exc, AtdataLabError):
         return "Fix the problem named in the message, then try again."
-    return "This is unexpected: the message says what failed; please report it with the traceback from the log."
+    return (
+        "This is unexpected: the message says what failed; please report it with the traceback from the log."
+    )
 
 
 def error_html(exc: BaseException, doing: str) -> str:
     """A readable error: what failed, the message, and what to do next."""
     msg = str(exc) or type(exc).__name__
-    return (f"<div class='atdata-error-body'><strong>{esc(doing)} failed: {esc(type(exc).__name__)}</strong>"
-            f"<p class='atdata-error-message'>{esc(msg)}</p>"
-            f"<p class='atdata-error-advice'>What to do next: {esc(error_advice(exc))}</p></div>")
+    return (
+        f"<div class='atdata-error-body'><strong>{esc(doing)} failed: {esc(type(exc).__name__)}</strong>"
+        f"<p class='atdata-error-message'>{esc(msg)}</p>"
+        f"<p class='atdata-error-advice'>What to do next: {esc(error_advice(exc))}</p></div>"
+    )

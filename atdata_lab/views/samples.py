@@ -187,8 +187,14 @@ class ArrayStats:
         def g(x: float | None) -> str:
             return "—" if x is None else f"{x:.6g}"
 
-        return [("min", g(self.min)), ("max", g(self.max)), ("mean", g(self.mean)), ("std", g(self.std)),
-                ("NaN", f"{self.nan:,}"), ("Inf", f"{self.inf:,}")]
+        return [
+            ("min", g(self.min)),
+            ("max", g(self.max)),
+            ("mean", g(self.mean)),
+            ("std", g(self.std)),
+            ("NaN", f"{self.nan:,}"),
+            ("Inf", f"{self.inf:,}"),
+        ]
 
 
 def _numeric(arr: np.ndarray) -> np.ndarray:
@@ -215,8 +221,16 @@ def array_stats(arr: np.ndarray) -> ArrayStats:
     if x.size == 0:
         return ArrayStats(a.dtype.str, tuple(a.shape), None, None, None, None, nan, inf)
     xf = x.astype(np.float64, copy=False)
-    return ArrayStats(a.dtype.str, tuple(a.shape), float(xf.min()), float(xf.max()), float(xf.mean()),
-                      float(xf.std()), nan, inf)
+    return ArrayStats(
+        a.dtype.str,
+        tuple(a.shape),
+        float(xf.min()),
+        float(xf.max()),
+        float(xf.mean()),
+        float(xf.std()),
+        nan,
+        inf,
+    )
 
 
 def histogram(arr: np.ndarray, bins: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -236,8 +250,9 @@ def histogram(arr: np.ndarray, bins: int = 24) -> tuple[np.ndarray, np.ndarray]:
     return counts, edges
 
 
-def histogram_svg(counts: Sequence[int], edges: Sequence[float] | None = None, *, width: int = 160,
-                  height: int = 40) -> str:
+def histogram_svg(
+    counts: Sequence[int], edges: Sequence[float] | None = None, *, width: int = 160, height: int = 40
+) -> str:
     """A small inline SVG bar chart of ``counts`` (bars in ``currentColor``, so it follows the theme)."""
     counts = list(counts)
     if not counts:
@@ -247,13 +262,17 @@ def histogram_svg(counts: Sequence[int], edges: Sequence[float] | None = None, *
     bars = []
     for i, c in enumerate(counts):
         h = 0 if c == 0 else max(1.0, height * c / top)
-        bars.append(f"<rect x='{i * w:.2f}' y='{height - h:.2f}' width='{max(w - 1, 0.5):.2f}' height='{h:.2f}'>"
-                    f"<title>{c:,}</title></rect>")
+        bars.append(
+            f"<rect x='{i * w:.2f}' y='{height - h:.2f}' width='{max(w - 1, 0.5):.2f}' height='{h:.2f}'>"
+            f"<title>{c:,}</title></rect>"
+        )
     title = ""
     if edges is not None and len(edges) >= 2:
         title = f"<title>histogram of {sum(counts):,} values in [{edges[0]:.4g}, {edges[-1]:.4g}]</title>"
-    return (f"<svg class='atdata-histogram' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
-            f"xmlns='http://www.w3.org/2000/svg' fill='currentColor' role='img'>{title}{''.join(bars)}</svg>")
+    return (
+        f"<svg class='atdata-histogram' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
+        f"xmlns='http://www.w3.org/2000/svg' fill='currentColor' role='img'>{title}{''.join(bars)}</svg>"
+    )
 
 
 def slice_axes(shape: Sequence[int]) -> list[int]:
@@ -307,7 +326,9 @@ def to_rgba(arr: np.ndarray, cmap: str = "viridis", layout: str | None = None) -
     a = np.asarray(arr)
     layout = layout or image_layout(a.shape)
     if layout is None:
-        raise InvalidArgumentError(f"an array of shape {a.shape} is not an image (2-D, or 3-D with 1, 3 or 4 channels)")
+        raise InvalidArgumentError(
+            f"an array of shape {a.shape} is not an image (2-D, or 3-D with 1, 3 or 4 channels)"
+        )
     a = _numeric(a)
     if layout == "CHW":
         a = np.moveaxis(a, 0, -1)
@@ -342,7 +363,9 @@ def _lut(name: str) -> np.ndarray:
             try:
                 cm = mpl_colormaps[name]
             except KeyError:
-                raise InvalidArgumentError(f"unknown colormap {name!r}; choose one of {', '.join(colormaps())}") from None
+                raise InvalidArgumentError(
+                    f"unknown colormap {name!r}; choose one of {', '.join(colormaps())}"
+                ) from None
             lut = (cm(np.linspace(0.0, 1.0, 256)) * 255).round().astype(np.uint8)
         _luts[name] = lut
     return lut

@@ -50,30 +50,42 @@ def schema_field_rows(schema: Any) -> list[dict[str, str]]:
         kind = t.describe() if t.kind == "list" else t.kind
         shape = ""
         if t.kind == "ndarray" and t.shape is not None:
-            shape = "(" + ", ".join("?" if s is None else str(s) for s in t.shape) + (",)" if len(t.shape) == 1 else ")")
-        rows.append({
-            "name": f.name,
-            "kind": kind,
-            "dtype": (t.dtype or "any") if t.kind == "ndarray" else "",
-            "shape": shape,
-            "optional": "yes" if f.optional else "no",
-        })
+            shape = (
+                "("
+                + ", ".join("?" if s is None else str(s) for s in t.shape)
+                + (",)" if len(t.shape) == 1 else ")")
+            )
+        rows.append(
+            {
+                "name": f.name,
+                "kind": kind,
+                "dtype": (t.dtype or "any") if t.kind == "ndarray" else "",
+                "shape": shape,
+                "optional": "yes" if f.optional else "no",
+            }
+        )
     return rows
 
 
 def schema_fields_html(schema: Any) -> str:
     """A schema's title and one table row per field (the index browser's detail panel)."""
     rows = schema_field_rows(schema)
-    return (f"<div class='atdata-section-title'>Schema {esc(schema.name)}@{esc(schema.version)}</div>"
-            + html_table(["field", "kind", "dtype", "shape", "optional"],
-                         [[r["name"], r["kind"], r["dtype"], r["shape"], r["optional"]] for r in rows],
-                         css_class="atdata-index-browser-fields-table"))
+    return (
+        f"<div class='atdata-section-title'>Schema {esc(schema.name)}@{esc(schema.version)}</div>"
+        + html_table(
+            ["field", "kind", "dtype", "shape", "optional"],
+            [[r["name"], r["kind"], r["dtype"], r["shape"], r["optional"]] for r in rows],
+            css_class="atdata-index-browser-fields-table",
+        )
+    )
 
 
 def schema_unavailable_html(ref: str, error: BaseException) -> str:
     """Why a schema cannot be shown (the entry stays usable without it)."""
-    return (f"<div class='atdata-section-title'>Schema {esc(ref)}</div>"
-            f"<div class='atdata-empty'>schema not available: {esc(error)}</div>")
+    return (
+        f"<div class='atdata-section-title'>Schema {esc(ref)}</div>"
+        f"<div class='atdata-empty'>schema not available: {esc(error)}</div>"
+    )
 
 
 def diff_candidates(schema_records: Iterable[dict[str, Any]], ref: str) -> list[tuple[str, str]]:
@@ -98,7 +110,6 @@ def diff_candidates(schema_records: Iterable[dict[str, Any]], ref: str) -> list[
         if r.get("publishedUri"):
             out.append((f"{name}@{r.get('version')} as published ({r['publishedUri']})", r["publishedUri"]))
     return out
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,8 +147,16 @@ class DiffRow:
 
 def diff_rows(diff: SchemaDiff) -> list[DiffRow]:
     """The rows of the side-by-side table, in the diff's order."""
-    return [DiffRow(f.name, f.left.describe() if f.left else "", f.right.describe() if f.right else "", f.status,
-                    tuple(f.changes)) for f in diff.fields]
+    return [
+        DiffRow(
+            f.name,
+            f.left.describe() if f.left else "",
+            f.right.describe() if f.right else "",
+            f.status,
+            tuple(f.changes),
+        )
+        for f in diff.fields
+    ]
 
 
 _VERDICT_WORDS = {
@@ -164,15 +183,20 @@ def diff_table_html(diff: SchemaDiff, left_title: str = "left", right_title: str
             f"<td class='atdata-diff-field'><code>{esc(r.field)}</code></td>"
             f"<td class='atdata-diff-left'>{esc(r.left) or '&mdash;'}</td>"
             f"<td class='atdata-diff-right'>{esc(r.right) or '&mdash;'}</td>"
-            f"<td class='atdata-diff-status'>{esc(r.status_text)}</td></tr>")
+            f"<td class='atdata-diff-status'>{esc(r.status_text)}</td></tr>"
+        )
     notes = "".join(f"<p class='atdata-diff-note'>{esc(n)}</p>" for n in diff.notes)
-    return (f"<table class='atdata-table atdata-diff-table'>{caption}<thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>{notes}")
+    return (
+        f"<table class='atdata-table atdata-diff-table'>{caption}<thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>{notes}"
+    )
 
 
 def _verdict_div(diff: SchemaDiff, label: str) -> str:
-    return (f"<div class='atdata-diff-verdict atdata-verdict-{diff.verdict}' data-verdict='{diff.verdict}' "
-            f"data-next-version='{esc(diff.next_version)}'>{label}{esc(verdict_line(diff))}</div>")
+    return (
+        f"<div class='atdata-diff-verdict atdata-verdict-{diff.verdict}' data-verdict='{diff.verdict}' "
+        f"data-next-version='{esc(diff.next_version)}'>{label}{esc(verdict_line(diff))}</div>"
+    )
 
 
 def verdict_html(diff: SchemaDiff) -> str:
@@ -196,8 +220,15 @@ def comparison_html(cmp: SchemaComparison) -> str:
         "<div class='atdata-schema-diff-static'>"
         f"{verdict_html(cmp.diff)}"
         f"{diff_table_html(cmp.diff, cmp.left.title, cmp.right.title)}"
-        + details_html(f"left record: {cmp.left.title}", f"<pre>{esc(record_json(cmp.left.record))}</pre>",
-                       "atdata-diff-record atdata-diff-record-left")
-        + details_html(f"right record: {cmp.right.title}", f"<pre>{esc(record_json(cmp.right.record))}</pre>",
-                       "atdata-diff-record atdata-diff-record-right")
-        + "</div>")
+        + details_html(
+            f"left record: {cmp.left.title}",
+            f"<pre>{esc(record_json(cmp.left.record))}</pre>",
+            "atdata-diff-record atdata-diff-record-left",
+        )
+        + details_html(
+            f"right record: {cmp.right.title}",
+            f"<pre>{esc(record_json(cmp.right.record))}</pre>",
+            "atdata-diff-record atdata-diff-record-right",
+        )
+        + "</div>"
+    )

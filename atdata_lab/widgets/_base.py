@@ -214,9 +214,7 @@ class ErrorPanel(ipywidgets.VBox):
     def show_message(self, text: str, *, title: str = "Not available") -> None:
         """Display a plain message (no exception), e.g. a feature that is not installed."""
         self.message = f"{title}: {text}"
-        self._html.value = (
-            f"<div class='atdata-error-title'>{esc(title)}</div><div class='atdata-error-message'>{esc(text)}</div>"
-        )
+        self._html.value = f"<div class='atdata-error-title'>{esc(title)}</div><div class='atdata-error-message'>{esc(text)}</div>"
         self.layout.display = "flex"
 
     def clear(self) -> None:
@@ -246,8 +244,9 @@ class ProgressBar(ipywidgets.HBox):
     """
 
     def __init__(self, *, interval: float = 0.05, description: str = "") -> None:
-        self._bar = ipywidgets.FloatProgress(value=0.0, min=0.0, max=1.0, description=description,
-                                             layout=ipywidgets.Layout(width="240px"))
+        self._bar = ipywidgets.FloatProgress(
+            value=0.0, min=0.0, max=1.0, description=description, layout=ipywidgets.Layout(width="240px")
+        )
         self._label = ipywidgets.HTML()
         self._label.add_class("atdata-progress-label")
         super().__init__([self._bar, self._label], layout=ipywidgets.Layout(display="none"))
@@ -318,10 +317,15 @@ class BackgroundTask:
         error: The exception ``fn`` raised (``TaskCancelled`` when cancelled), or None.
     """
 
-    def __init__(self, fn: Callable[[BackgroundTask], Any], *, name: str = "atdata-task",
-                 progress: Callable[[ProgressEvent], Any] | None = None,
-                 on_done: Callable[[Any], Any] | None = None,
-                 on_error: Callable[[BaseException], Any] | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[BackgroundTask], Any],
+        *,
+        name: str = "atdata-task",
+        progress: Callable[[ProgressEvent], Any] | None = None,
+        on_done: Callable[[Any], Any] | None = None,
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> None:
         self.fn = fn
         self.name = name
         self._subscriber = progress
@@ -349,7 +353,9 @@ class BackgroundTask:
             elif self._on_error is not None:
                 self._on_error(self.error)
             else:
-                log.error("%s failed", self.name, exc_info=(type(self.error), self.error, self.error.__traceback__))
+                log.error(
+                    "%s failed", self.name, exc_info=(type(self.error), self.error, self.error.__traceback__)
+                )
         except Exception:
             log.exception("%s: completion callback failed", self.name)
         finally:
@@ -474,12 +480,16 @@ class DataTable(anywidget.AnyWidget):
     row_key = traitlets.Unicode("name", help="The cell that identifies a row.").tag(sync=True)
     sort_key = traitlets.Unicode("", help="The column key sorted by ('' for none).").tag(sync=True)
     descending = traitlets.Bool(False, help="Sort direction of sort_key.").tag(sync=True)
-    selected = traitlets.Unicode("", help="The id (row_key cell) of the selected row, '' for none.").tag(sync=True)
+    selected = traitlets.Unicode("", help="The id (row_key cell) of the selected row, '' for none.").tag(
+        sync=True
+    )
     clicks = traitlets.Int(0, help="Grows on every row click, also on the selected row.").tag(sync=True)
-    badges = traitlets.Dict(help="{column key: {cell text: ok|warn|error|info}}: such cells show as badges.").tag(
-        sync=True)
+    badges = traitlets.Dict(
+        help="{column key: {cell text: ok|warn|error|info}}: such cells show as badges."
+    ).tag(sync=True)
     subtitle = traitlets.Dict(help="{column key: other key}: that cell is shown under it in small text.").tag(
-        sync=True)
+        sync=True
+    )
     empty_text = traitlets.Unicode("Nothing to show", help="Shown when there are no rows.").tag(sync=True)
     css_prefix = traitlets.Unicode("atdata-table", help="Prefix of the per-part CSS classes.").tag(sync=True)
 
@@ -548,8 +558,9 @@ class AtdataWidget(ipywidgets.VBox):
         """Wrap a UI callback: exceptions are shown in the panel and logged, not re-raised."""
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            with self.reporting(what or getattr(handler, "__name__", "action").strip("_").replace("_", " "),
-                                reraise=False):
+            with self.reporting(
+                what or getattr(handler, "__name__", "action").strip("_").replace("_", " "), reraise=False
+            ):
                 return handler(*args, **kwargs)
 
         return wrapped
@@ -563,9 +574,14 @@ class AtdataWidget(ipywidgets.VBox):
         return ""
 
     # -- background work
-    def run_task(self, what: str, fn: Callable[[BackgroundTask], Any], *,
-                 progress: Callable[[ProgressEvent], Any] | None = None,
-                 on_done: Callable[[Any], Any] | None = None) -> BackgroundTask:
+    def run_task(
+        self,
+        what: str,
+        fn: Callable[[BackgroundTask], Any],
+        *,
+        progress: Callable[[ProgressEvent], Any] | None = None,
+        on_done: Callable[[Any], Any] | None = None,
+    ) -> BackgroundTask:
         """Run ``fn(task)`` off the UI thread; its error is shown in the panel as ``what`` failed."""
         if self.errors.visible:
             self.errors.clear()

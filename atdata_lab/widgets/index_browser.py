@@ -66,8 +66,15 @@ class IndexBrowser(AtdataWidget):
     _root_class = "atdata-index-browser"
     _css_files = ("atdata.css", "index_browser.css")
 
-    def __init__(self, index: Any, *, page_size: int = 25, sort: str = "created_at", descending: bool = True,
-                 debounce: float = 0.25) -> None:
+    def __init__(
+        self,
+        index: Any,
+        *,
+        page_size: int = 25,
+        sort: str = "created_at",
+        descending: bool = True,
+        debounce: float = 0.25,
+    ) -> None:
         t0 = time.perf_counter()
         super().__init__()
         if page_size < 1:
@@ -90,59 +97,115 @@ class IndexBrowser(AtdataWidget):
         self._syncing = False
 
         # -- toolbar
-        self.search_box = self.part(ipywidgets.Text(placeholder="Search name, description, tags",
-                                                    continuous_update=True,
-                                                    layout=ipywidgets.Layout(width="280px")), "search")
-        self.schema_dropdown = self.part(ipywidgets.Dropdown(options=[("All schemas", "")], value="",
-                                                             layout=ipywidgets.Layout(width="220px")),
-                                         "schema-filter")
-        self.refresh_button = self.part(ipywidgets.Button(description="Refresh", icon="refresh",
-                                                          tooltip="Reload from the index (sees other kernels' writes)",
-                                                          layout=ipywidgets.Layout(width="auto")), "refresh")
+        self.search_box = self.part(
+            ipywidgets.Text(
+                placeholder="Search name, description, tags",
+                continuous_update=True,
+                layout=ipywidgets.Layout(width="280px"),
+            ),
+            "search",
+        )
+        self.schema_dropdown = self.part(
+            ipywidgets.Dropdown(
+                options=[("All schemas", "")], value="", layout=ipywidgets.Layout(width="220px")
+            ),
+            "schema-filter",
+        )
+        self.refresh_button = self.part(
+            ipywidgets.Button(
+                description="Refresh",
+                icon="refresh",
+                tooltip="Reload from the index (sees other kernels' writes)",
+                layout=ipywidgets.Layout(width="auto"),
+            ),
+            "refresh",
+        )
         self.status = self.part(ipywidgets.HTML(), "status", "atdata-muted")
-        toolbar = self.part(ipywidgets.HBox([self.search_box, self.schema_dropdown, self.refresh_button, self.status]),
-                            "toolbar", "atdata-toolbar")
+        toolbar = self.part(
+            ipywidgets.HBox([self.search_box, self.schema_dropdown, self.refresh_button, self.status]),
+            "toolbar",
+            "atdata-toolbar",
+        )
 
         # -- table and pager
-        self.table = self.part(DataTable(
-            columns=[{"key": c.key, "label": c.label, "sortable": c.sort is not None, "numeric": c.numeric}
-                     for c in S.ENTRY_COLUMNS],
-            row_key="name", css_prefix=self._root_class, empty_text="No entries match",
-            badges={"published": dict(PUBLICATION_BADGES)}, subtitle={"published": "uri"},
-        ), "table")
-        self.prev_button = self.part(ipywidgets.Button(description="‹ Prev", layout=ipywidgets.Layout(width="auto")),
-                                     "prev")
-        self.next_button = self.part(ipywidgets.Button(description="Next ›", layout=ipywidgets.Layout(width="auto")),
-                                     "next")
+        self.table = self.part(
+            DataTable(
+                columns=[
+                    {"key": c.key, "label": c.label, "sortable": c.sort is not None, "numeric": c.numeric}
+                    for c in S.ENTRY_COLUMNS
+                ],
+                row_key="name",
+                css_prefix=self._root_class,
+                empty_text="No entries match",
+                badges={"published": dict(PUBLICATION_BADGES)},
+                subtitle={"published": "uri"},
+            ),
+            "table",
+        )
+        self.prev_button = self.part(
+            ipywidgets.Button(description="‹ Prev", layout=ipywidgets.Layout(width="auto")), "prev"
+        )
+        self.next_button = self.part(
+            ipywidgets.Button(description="Next ›", layout=ipywidgets.Layout(width="auto")), "next"
+        )
         self.page_label = self.part(ipywidgets.HTML(), "page-label")
-        pager = self.part(ipywidgets.HBox([self.prev_button, self.page_label, self.next_button]), "pager",
-                          "atdata-toolbar")
+        pager = self.part(
+            ipywidgets.HBox([self.prev_button, self.page_label, self.next_button]), "pager", "atdata-toolbar"
+        )
 
         # -- detail panel and actions
         self.detail_title = self.part(ipywidgets.HTML(), "detail-title")
         self.detail_meta = self.part(ipywidgets.HTML(), "detail-meta")
         self.detail_fields = self.part(ipywidgets.HTML(), "detail-fields")
         self.detail_shards = self.part(ipywidgets.HTML(), "detail-shards")
-        self.inspect_button = self.part(ipywidgets.Button(description="Inspect samples", icon="search",
-                                                          layout=ipywidgets.Layout(width="auto")), "inspect")
-        self.diff_against = self.part(ipywidgets.Dropdown(options=[], layout=ipywidgets.Layout(width="320px")),
-                                      "diff-against")
-        self.diff_button = self.part(ipywidgets.Button(description="Diff schema", icon="columns",
-                                                       layout=ipywidgets.Layout(width="auto")), "diff")
-        self.promote_button = self.part(ipywidgets.Button(description="Promote…", icon="upload",
-                                                          button_style="primary",
-                                                          layout=ipywidgets.Layout(width="auto")), "promote")
-        actions = self.part(ipywidgets.HBox([self.inspect_button, self.diff_against, self.diff_button,
-                                             self.promote_button]), "actions", "atdata-toolbar")
-        self.detail = self.part(ipywidgets.VBox([self.detail_title, actions, self.detail_meta, self.detail_fields,
-                                                 self.detail_shards],
-                                                layout=ipywidgets.Layout(display="none")), "detail", "atdata-card")
-        self.close_action_button = self.part(ipywidgets.Button(description="Close", icon="times",
-                                                               layout=ipywidgets.Layout(width="auto")), "close-action")
+        self.inspect_button = self.part(
+            ipywidgets.Button(
+                description="Inspect samples", icon="search", layout=ipywidgets.Layout(width="auto")
+            ),
+            "inspect",
+        )
+        self.diff_against = self.part(
+            ipywidgets.Dropdown(options=[], layout=ipywidgets.Layout(width="320px")), "diff-against"
+        )
+        self.diff_button = self.part(
+            ipywidgets.Button(
+                description="Diff schema", icon="columns", layout=ipywidgets.Layout(width="auto")
+            ),
+            "diff",
+        )
+        self.promote_button = self.part(
+            ipywidgets.Button(
+                description="Promote…",
+                icon="upload",
+                button_style="primary",
+                layout=ipywidgets.Layout(width="auto"),
+            ),
+            "promote",
+        )
+        actions = self.part(
+            ipywidgets.HBox([self.inspect_button, self.diff_against, self.diff_button, self.promote_button]),
+            "actions",
+            "atdata-toolbar",
+        )
+        self.detail = self.part(
+            ipywidgets.VBox(
+                [self.detail_title, actions, self.detail_meta, self.detail_fields, self.detail_shards],
+                layout=ipywidgets.Layout(display="none"),
+            ),
+            "detail",
+            "atdata-card",
+        )
+        self.close_action_button = self.part(
+            ipywidgets.Button(description="Close", icon="times", layout=ipywidgets.Layout(width="auto")),
+            "close-action",
+        )
         self.action_title = self.part(ipywidgets.HTML(), "action-title")
-        self.action_area = self.part(ipywidgets.VBox([], layout=ipywidgets.Layout(display="none")), "action-area")
-        self.local_tab = self.part(ipywidgets.VBox([toolbar, self.table, pager, self.detail, self.action_area]),
-                                   "local")
+        self.action_area = self.part(
+            ipywidgets.VBox([], layout=ipywidgets.Layout(display="none")), "action-area"
+        )
+        self.local_tab = self.part(
+            ipywidgets.VBox([toolbar, self.table, pager, self.detail, self.action_area]), "local"
+        )
 
         # -- published tab (only with an atmosphere)
         self.published_tab: ipywidgets.VBox | None = None
@@ -153,16 +216,20 @@ class IndexBrowser(AtdataWidget):
         # -- events (each calls a public method)
         self._debouncer = Debouncer(debounce, self.ui(self.search, "Searching"))
         self.search_box.observe(lambda ch: self._debouncer(ch["new"]), names="value")
-        self.schema_dropdown.observe(self.ui(lambda ch: self._schema_changed(ch["new"]), "Filtering by schema"),
-                                     names="value")
+        self.schema_dropdown.observe(
+            self.ui(lambda ch: self._schema_changed(ch["new"]), "Filtering by schema"), names="value"
+        )
         self.on_click(self.refresh_button, lambda _b: self.refresh(), "Refreshing")
         self.on_click(self.prev_button, lambda _b: self.prev_page(), "Paging")
         self.on_click(self.next_button, lambda _b: self.next_page(), "Paging")
         self.table.observe(self.ui(self._table_sorted, "Sorting"), names=["sort_key", "descending"])
         self.table.observe(self.ui(self._table_selected, "Opening the entry"), names=["selected"])
         self.on_click(self.inspect_button, lambda _b: self.inspect_selected(), "Opening the sample inspector")
-        self.on_click(self.diff_button, lambda _b: self.diff_selected(self.diff_against.value or None),
-                      "Comparing schemas")
+        self.on_click(
+            self.diff_button,
+            lambda _b: self.diff_selected(self.diff_against.value or None),
+            "Comparing schemas",
+        )
         self.on_click(self.promote_button, lambda _b: self.promote_selected(), "Opening the promotion wizard")
         self.on_click(self.close_action_button, lambda _b: self.close_action(), "Closing")
 
@@ -187,12 +254,24 @@ class IndexBrowser(AtdataWidget):
     def _reload(self) -> Any:
         t = time.perf_counter()
         idx = self.index
-        page = idx.search(self.query or None, schema=self.schema_filter, sort=self.sort, descending=self.descending,
-                          offset=self.offset, limit=self.page_size)
+        page = idx.search(
+            self.query or None,
+            schema=self.schema_filter,
+            sort=self.sort,
+            descending=self.descending,
+            offset=self.offset,
+            limit=self.page_size,
+        )
         if not page and page.total and self.offset >= page.total:  # the page emptied (entries deleted)
             self.offset = max(0, (page.total - 1) // self.page_size * self.page_size)
-            page = idx.search(self.query or None, schema=self.schema_filter, sort=self.sort,
-                              descending=self.descending, offset=self.offset, limit=self.page_size)
+            page = idx.search(
+                self.query or None,
+                schema=self.schema_filter,
+                sort=self.sort,
+                descending=self.descending,
+                offset=self.offset,
+                limit=self.page_size,
+            )
         self.page = page
         self.generation = idx.generation()
         self._syncing = True
@@ -386,16 +465,22 @@ class IndexBrowser(AtdataWidget):
 
     def _require_selected(self) -> IndexEntry:
         if self.selected is None:
-            raise InvalidArgumentError("no entry is selected: select one in the table (or call browser.select(name))")
+            raise InvalidArgumentError(
+                "no entry is selected: select one in the table (or call browser.select(name))"
+            )
         return self.selected
 
     # ------------------------------------------------------------------ actions
     def _open_action(self, title: str, widget: Any) -> Any:
         self.action_widget = widget
         self.action_title.value = f"<div class='atdata-section-title'>{esc(title)}</div>"
-        self.action_area.children = [ipywidgets.HBox([self.action_title, self.close_action_button],
-                                                      layout=ipywidgets.Layout(justify_content="space-between")),
-                                     widget]
+        self.action_area.children = [
+            ipywidgets.HBox(
+                [self.action_title, self.close_action_button],
+                layout=ipywidgets.Layout(justify_content="space-between"),
+            ),
+            widget,
+        ]
         self.action_area.layout.display = "flex"
         return widget
 
@@ -406,7 +491,7 @@ class IndexBrowser(AtdataWidget):
         self.action_area.layout.display = "none"
 
     def inspect_selected(self) -> Any:
-        """"Inspect samples": open a :class:`SampleInspector` on the selected entry (returned)."""
+        """ "Inspect samples": open a :class:`SampleInspector` on the selected entry (returned)."""
         with self.reporting("Opening the sample inspector"):
             entry = self._require_selected()
             from .sample_inspector import SampleInspector
@@ -414,25 +499,29 @@ class IndexBrowser(AtdataWidget):
             return self._open_action(f"Samples of {entry.name}", SampleInspector(entry))
 
     def diff_selected(self, against: str | None = None) -> Any:
-        """"Diff schema": compare ``against`` (a local ref or at:// URI; default: the first of the
+        """ "Diff schema": compare ``against`` (a local ref or at:// URI; default: the first of the
         dropdown — the published record, else the newest other version) with the selected
         entry's schema. Returns the ``SchemaDiffViewer`` widget, or None when it is not available."""
         with self.reporting("Comparing schemas"):
             entry = self._require_selected()
             against = against or (self.diff_against.value or None)
             if not against:
-                raise InvalidArgumentError(f"schema {S.schema_label(entry.schema_ref)} has no other version, local or "
-                                 "published, to compare with")
+                raise InvalidArgumentError(
+                    f"schema {S.schema_label(entry.schema_ref)} has no other version, local or "
+                    "published, to compare with"
+                )
             try:
                 from .schema_diff import SchemaDiffViewer
             except ImportError as e:
                 self.errors.show_message(not_available("The schema diff viewer", "schema_diff", e))
                 return None
-            return self._open_action(f"{S.schema_label(against)} → {S.schema_label(entry.schema_ref)}",
-                                     SchemaDiffViewer(against, entry.schema_ref, index=self.index))
+            return self._open_action(
+                f"{S.schema_label(against)} → {S.schema_label(entry.schema_ref)}",
+                SchemaDiffViewer(against, entry.schema_ref, index=self.index),
+            )
 
     def promote_selected(self) -> Any:
-        """"Promote…": open the ``PromotionWizard`` on the selected entry (returned), or None when
+        """ "Promote…": open the ``PromotionWizard`` on the selected entry (returned), or None when
         it is not available."""
         with self.reporting("Opening the promotion wizard"):
             entry = self._require_selected()
@@ -444,36 +533,62 @@ class IndexBrowser(AtdataWidget):
             import inspect
 
             kwargs = {"browser": self} if "browser" in inspect.signature(PromotionWizard).parameters else {}
-            return self._open_action(f"Promote {entry.name}", PromotionWizard(self.index, entry=entry, **kwargs))
+            return self._open_action(
+                f"Promote {entry.name}", PromotionWizard(self.index, entry=entry, **kwargs)
+            )
 
     # ------------------------------------------------------------------ published tab
     def _build_published_tab(self) -> None:
-        self.published_refresh = self.part(ipywidgets.Button(description="Reload", icon="refresh",
-                                                             layout=ipywidgets.Layout(width="auto")),
-                                           "published-refresh")
+        self.published_refresh = self.part(
+            ipywidgets.Button(description="Reload", icon="refresh", layout=ipywidgets.Layout(width="auto")),
+            "published-refresh",
+        )
         self.published_status = self.part(ipywidgets.HTML(), "published-status", "atdata-muted")
-        self.records_table = self.part(DataTable(columns=_RECORD_COLUMNS, row_key="uri",
-                                                 css_prefix=f"{self._root_class}-record",
-                                                 empty_text="Nothing published yet"), "records")
+        self.records_table = self.part(
+            DataTable(
+                columns=_RECORD_COLUMNS,
+                row_key="uri",
+                css_prefix=f"{self._root_class}-record",
+                empty_text="Nothing published yet",
+            ),
+            "records",
+        )
         self.record_detail = self.part(ipywidgets.HTML(), "record-detail")
-        self.verify_button = self.part(ipywidgets.Button(description="Verify", icon="check", disabled=True,
-                                                         layout=ipywidgets.Layout(width="auto")), "verify")
+        self.verify_button = self.part(
+            ipywidgets.Button(
+                description="Verify", icon="check", disabled=True, layout=ipywidgets.Layout(width="auto")
+            ),
+            "verify",
+        )
         self.verify_output = self.part(ipywidgets.HTML(), "verify-result")
-        self.record_box = self.part(ipywidgets.VBox([ipywidgets.HBox([self.verify_button]), self.verify_output,
-                                                     self.record_detail],
-                                                    layout=ipywidgets.Layout(display="none")),
-                                    "record", "atdata-card")
-        self.published_tab = self.part(ipywidgets.VBox([
-            ipywidgets.HBox([self.published_refresh, self.published_status]), self.records_table, self.record_box,
-        ]), "published")
+        self.record_box = self.part(
+            ipywidgets.VBox(
+                [ipywidgets.HBox([self.verify_button]), self.verify_output, self.record_detail],
+                layout=ipywidgets.Layout(display="none"),
+            ),
+            "record",
+            "atdata-card",
+        )
+        self.published_tab = self.part(
+            ipywidgets.VBox(
+                [
+                    ipywidgets.HBox([self.published_refresh, self.published_status]),
+                    self.records_table,
+                    self.record_box,
+                ]
+            ),
+            "published",
+        )
         self.published_tab.children[0].add_class("atdata-toolbar")
         self.tabs = self.part(ipywidgets.Tab([self.local_tab, self.published_tab]), "tabs")
         self.tabs.set_title(0, "Local")
         self.tabs.set_title(1, "Published")
         self.tabs.observe(self.ui(self._tab_changed, "Loading published records"), names="selected_index")
         self.on_click(self.published_refresh, lambda _b: self.load_published(), "Loading published records")
-        self.records_table.observe(self.ui(lambda ch: ch["new"] and self.select_record(ch["new"]),
-                                           "Opening the record"), names="selected")
+        self.records_table.observe(
+            self.ui(lambda ch: ch["new"] and self.select_record(ch["new"]), "Opening the record"),
+            names="selected",
+        )
         self.on_click(self.verify_button, lambda _b: self.verify(), "Verifying")
 
     def _ensure_published_tab(self) -> bool:
@@ -494,8 +609,10 @@ class IndexBrowser(AtdataWidget):
                 raise InvalidArgumentError(f"no tab {name!r}: choose 'local' or 'published'")
             if not self._ensure_published_tab():
                 if name == "published":
-                    raise InvalidArgumentError("the Published tab needs an index with an atmosphere attached "
-                                     "(Index(..., atmosphere=Atmosphere.login(handle, app_password)))")
+                    raise InvalidArgumentError(
+                        "the Published tab needs an index with an atmosphere attached "
+                        "(Index(..., atmosphere=Atmosphere.login(handle, app_password)))"
+                    )
                 return
             self.tabs.selected_index = 0 if name == "local" else 1
             if name == "published" and self.published is None:
@@ -506,7 +623,9 @@ class IndexBrowser(AtdataWidget):
         (``index.list_published()``) into the Published tab; returns its rows."""
         with self.reporting("Loading published records"):
             if not self._ensure_published_tab():
-                raise InvalidArgumentError("no atmosphere is attached to this index: nothing published to show")
+                raise InvalidArgumentError(
+                    "no atmosphere is attached to this index: nothing published to show"
+                )
             self.published_status.value = "loading…"
             self.published = self.index.list_published()
             self._reload()  # published badges of the local entries
@@ -515,7 +634,9 @@ class IndexBrowser(AtdataWidget):
             atm = self.index.atmosphere
             who = getattr(atm, "handle", None) or getattr(atm, "did", "")
             self.published_status.value = esc(f"{len(rows)} records in the repository of {who}")
-            if self.selected_record is not None and all(r["uri"] != self.selected_record["uri"] for r in rows):
+            if self.selected_record is not None and all(
+                r["uri"] != self.selected_record["uri"] for r in rows
+            ):
                 self.selected_record = None
                 self.record_box.layout.display = "none"
             return rows
@@ -544,7 +665,7 @@ class IndexBrowser(AtdataWidget):
             return rec
 
     def verify(self, uri: str | None = None) -> BackgroundTask:
-        """"Verify": run ``index.verify(uri)`` (default: the selected dataset record) off the UI
+        """ "Verify": run ``index.verify(uri)`` (default: the selected dataset record) off the UI
         thread; the checks show when done. ``verify(uri).wait()`` returns the report."""
         with self.reporting("Verifying"):
             if uri is None:
@@ -576,19 +697,24 @@ class IndexBrowser(AtdataWidget):
             return "IndexBrowser(not loaded)"
         q = f", search {self.query!r}" if self.query else ""
         s = f", schema {self.schema_filter!r}" if self.schema_filter else ""
-        return (f"IndexBrowser({S.page_label(self.offset, len(self.page), self.page.total)} entries{q}{s}, "
-                f"sorted by {self.sort} {'descending' if self.descending else 'ascending'})")
+        return (
+            f"IndexBrowser({S.page_label(self.offset, len(self.page), self.page.total)} entries{q}{s}, "
+            f"sorted by {self.sort} {'descending' if self.descending else 'ascending'})"
+        )
 
     def _static_html(self) -> str:
         if self.page is None:
             return f"<div class='atdata-index-browser'>{esc(repr(self))}</div>"
         keys = [c.key for c in S.ENTRY_COLUMNS]
         rows = [self._row(e) for e in self.page]
-        table = html_table([c.label for c in S.ENTRY_COLUMNS],
-                           [[r[k] + (f" {r['uri']}" if k == "published" and r["uri"] else "") for k in keys]
-                            for r in rows])
+        table = html_table(
+            [c.label for c in S.ENTRY_COLUMNS],
+            [[r[k] + (f" {r['uri']}" if k == "published" and r["uri"] else "") for k in keys] for r in rows],
+        )
         label = S.page_label(self.offset, len(self.page), self.page.total)
-        return (f"<div class='atdata-index-browser'><div><b>Index</b> {esc(self.index.provider)} · "
-                f"entries {esc(label)}</div>{table}"
-                "<div class='atdata-static-note'>A static view: run the notebook with ipywidgets to search, "
-                "sort and open entries.</div></div>")
+        return (
+            f"<div class='atdata-index-browser'><div><b>Index</b> {esc(self.index.provider)} · "
+            f"entries {esc(label)}</div>{table}"
+            "<div class='atdata-static-note'>A static view: run the notebook with ipywidgets to search, "
+            "sort and open entries.</div></div>"
+        )

@@ -128,21 +128,32 @@ class PromotionWizard(AtdataWidget):
 
     step = traitlets.Unicode("connect", help="The step shown: " + ", ".join(STEPS) + ".")
     status = traitlets.Unicode(
-        "", help="What the wizard is doing or did last: '', connecting, connected, reading what is published, "
-                 "checking data, planning, planned, needs confirmation, publishing, cancelling, published, already "
-                 "published, cancelled, verifying, verified, 'verified, only loadable on this machine' (every check "
-                 "passed but 'loadable by others'), closed, or '<action> failed'.")
-    busy = traitlets.Bool(False, help="True while work runs in the background (login, reading what is published, "
-                                      "planning, publishing, verifying); Next is disabled meanwhile.")
-    can_next = traitlets.Bool(False, help="Whether Next is enabled: the current step's input is valid and "
-                                          "nothing is running.")
-    validation = traitlets.Unicode("", help="The Describe step's validation message ('' when the input is valid); "
-                                            "the engine's own lexicon checks.")
-    published_uri = traitlets.Unicode("", help="The at:// URI of the dataset record once published "
-                                               "(or already published).")
+        "",
+        help="What the wizard is doing or did last: '', connecting, connected, reading what is published, "
+        "checking data, planning, planned, needs confirmation, publishing, cancelling, published, already "
+        "published, cancelled, verifying, verified, 'verified, only loadable on this machine' (every check "
+        "passed but 'loadable by others'), closed, or '<action> failed'.",
+    )
+    busy = traitlets.Bool(
+        False,
+        help="True while work runs in the background (login, reading what is published, "
+        "planning, publishing, verifying); Next is disabled meanwhile.",
+    )
+    can_next = traitlets.Bool(
+        False, help="Whether Next is enabled: the current step's input is valid and nothing is running."
+    )
+    validation = traitlets.Unicode(
+        "",
+        help="The Describe step's validation message ('' when the input is valid); "
+        "the engine's own lexicon checks.",
+    )
+    published_uri = traitlets.Unicode(
+        "", help="The at:// URI of the dataset record once published (or already published)."
+    )
 
-    def __init__(self, index: Any, entry: str | IndexEntry | None = None, *, browser: Any = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, index: Any, entry: str | IndexEntry | None = None, *, browser: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.index = index
         self.browser = browser
@@ -154,7 +165,9 @@ class PromotionWizard(AtdataWidget):
         self._store_obj: Any = None
         self.published: Any = None
         self.downgrades: list[Any] = []
-        self._intent: tuple[Any, dict[str, Any]] | None = None  # (inputs it was confirmed for, clear=/downgrade=)
+        self._intent: tuple[Any, dict[str, Any]] | None = (
+            None  # (inputs it was confirmed for, clear=/downgrade=)
+        )
         self._auto: dict[str, Any] = {}  # the value the wizard last put in each input (user edits differ)
         self._data_chosen = False  # the data choice was made by the user (else it follows what is published)
         self._read_for: tuple[str, str, str] | None = None  # (entry, name, account) the published state is of
@@ -185,51 +198,91 @@ class PromotionWizard(AtdataWidget):
 
         # 1. connect
         self._identity = part(ipywidgets.HTML(), "identity")
-        self._handle = part(ipywidgets.Text(description="Handle", placeholder="alice.example.com",
-                                            value=os.environ.get("ATDATA_HANDLE", "")), "handle")
-        self._password = part(ipywidgets.Password(description="App password", placeholder="xxxx-xxxx-xxxx-xxxx"),
-                              "password")
-        self._pds_url = part(ipywidgets.Text(description="PDS URL", value=os.environ.get("ATDATA_PDS_URL", ""),
-                                             placeholder="empty: found from the handle"), "pds-url")
+        self._handle = part(
+            ipywidgets.Text(
+                description="Handle",
+                placeholder="alice.example.com",
+                value=os.environ.get("ATDATA_HANDLE", ""),
+            ),
+            "handle",
+        )
+        self._password = part(
+            ipywidgets.Password(description="App password", placeholder="xxxx-xxxx-xxxx-xxxx"), "password"
+        )
+        self._pds_url = part(
+            ipywidgets.Text(
+                description="PDS URL",
+                value=os.environ.get("ATDATA_PDS_URL", ""),
+                placeholder="empty: found from the handle",
+            ),
+            "pds-url",
+        )
         self._login_btn = part(_button("Log in", button_style="primary", icon="sign-in"), "login")
         self.on_click(self._login_btn, self._on_login_click, "Logging in")
         self._switch_btn = part(_button("Use another account"), "switch-account")
         self.on_click(self._switch_btn, lambda _b: self._show_login_form(True), "Switching account")
-        self._login_form = part(ipywidgets.VBox([self._handle, self._password, self._pds_url, self._login_btn]),
-                                "login-form")
+        self._login_form = part(
+            ipywidgets.VBox([self._handle, self._password, self._pds_url, self._login_btn]), "login-form"
+        )
         connect = ipywidgets.VBox([self._identity, self._switch_btn, self._login_form])
 
         # 2. dataset
-        self._search = part(ipywidgets.Text(description="Search", placeholder="name, description or tag",
-                                            continuous_update=True), "search")
+        self._search = part(
+            ipywidgets.Text(
+                description="Search", placeholder="name, description or tag", continuous_update=True
+            ),
+            "search",
+        )
         self._search.observe(self.ui(lambda ch: self.search(ch["new"]), "Searching"), names="value")
-        self._entries = part(ipywidgets.Select(options=[], rows=8, layout=ipywidgets.Layout(width="98%")),
-                             "entries")
+        self._entries = part(
+            ipywidgets.Select(options=[], rows=8, layout=ipywidgets.Layout(width="98%")), "entries"
+        )
         self._entries.observe(self.ui(self._on_entry_pick, "Selecting the dataset"), names="value")
         self._entry_card = part(ipywidgets.HTML(), "entry-card")
         dataset = ipywidgets.VBox([self._search, self._entries, self._entry_card])
 
         # 3. describe
         self._name = part(ipywidgets.Text(description="Name"), "name")
-        self._description = part(ipywidgets.Textarea(description="Description", rows=3,
-                                                     layout=ipywidgets.Layout(width="98%")), "description")
+        self._description = part(
+            ipywidgets.Textarea(description="Description", rows=3, layout=ipywidgets.Layout(width="98%")),
+            "description",
+        )
         self._tags = part(ipywidgets.TagsInput(value=[], allow_duplicates=False), "tags")
-        self._license = part(ipywidgets.Combobox(description="License", options=list(spdx_ids()),
-                                                 ensure_option=False, placeholder="MIT, CC-BY-4.0, Apache-2.0 …"),
-                             "license")
+        self._license = part(
+            ipywidgets.Combobox(
+                description="License",
+                options=list(spdx_ids()),
+                ensure_option=False,
+                placeholder="MIT, CC-BY-4.0, Apache-2.0 …",
+            ),
+            "license",
+        )
         self._validation = part(ipywidgets.HTML(), "validation")
         for w in (self._name, self._description, self._tags, self._license):
             w.observe(self.ui(lambda _ch: self.validate(), "Validating"), names="value")
-        tags_row = ipywidgets.HBox([ipywidgets.Label("Tags", layout=ipywidgets.Layout(width="90px")), self._tags])
+        tags_row = ipywidgets.HBox(
+            [ipywidgets.Label("Tags", layout=ipywidgets.Layout(width="90px")), self._tags]
+        )
         describe = ipywidgets.VBox([self._name, self._description, tags_row, self._license, self._validation])
 
         # 4. data
-        self._data_mode = part(ipywidgets.RadioButtons(
-            options=[(label, key) for key, label in views.DATA_MODES.items() if key != "published"], value="keep",
-            layout=ipywidgets.Layout(width="auto")), "data-mode")
-        self._store = part(ipywidgets.Text(description="Copy to", placeholder="a folder, or s3://bucket/prefix",
-                                           continuous_update=False, layout=ipywidgets.Layout(display="none")),
-                           "store")
+        self._data_mode = part(
+            ipywidgets.RadioButtons(
+                options=[(label, key) for key, label in views.DATA_MODES.items() if key != "published"],
+                value="keep",
+                layout=ipywidgets.Layout(width="auto"),
+            ),
+            "data-mode",
+        )
+        self._store = part(
+            ipywidgets.Text(
+                description="Copy to",
+                placeholder="a folder, or s3://bucket/prefix",
+                continuous_update=False,
+                layout=ipywidgets.Layout(display="none"),
+            ),
+            "store",
+        )
         self._data_mode.observe(self.ui(self._on_data_change, "Choosing the data"), names="value")
         self._store.observe(self.ui(self._on_data_change, "Choosing the data"), names="value")
         self._data_info = part(ipywidgets.HTML(), "data-info")
@@ -238,21 +291,40 @@ class PromotionWizard(AtdataWidget):
         # 5. preview
         self._decision = part(ipywidgets.HTML(), "decision")
         self._downgrade_list = part(ipywidgets.HTML(), "downgrade-list")
-        self._confirm = part(ipywidgets.Checkbox(value=False, indent=False,
-                                                 description="Remove/downgrade these on purpose",
-                                                 layout=ipywidgets.Layout(width="auto")), "confirm")
+        self._confirm = part(
+            ipywidgets.Checkbox(
+                value=False,
+                indent=False,
+                description="Remove/downgrade these on purpose",
+                layout=ipywidgets.Layout(width="auto"),
+            ),
+            "confirm",
+        )
         self._confirm.observe(self.ui(self._on_confirm_change, "Confirming"), names="value")
-        self._downgrade_box = part(ipywidgets.VBox([self._downgrade_list, self._confirm],
-                                                   layout=ipywidgets.Layout(display="none")),
-                                   "downgrades", "atdata-card")
+        self._downgrade_box = part(
+            ipywidgets.VBox([self._downgrade_list, self._confirm], layout=ipywidgets.Layout(display="none")),
+            "downgrades",
+            "atdata-card",
+        )
         self._changes = part(ipywidgets.HTML(), "changes")
         self._diff_box = part(ipywidgets.VBox(), "diff")
         self._plan_body = part(ipywidgets.HTML(), "plan")
-        self._nothing_written = part(ipywidgets.HTML(
-            "<p class='atdata-muted'>Nothing has been written yet: this is what Publish will do.</p>"),
-            "nothing-written")
-        preview = ipywidgets.VBox([self._nothing_written, self._downgrade_box, self._decision, self._changes,
-                                   self._diff_box, self._plan_body])
+        self._nothing_written = part(
+            ipywidgets.HTML(
+                "<p class='atdata-muted'>Nothing has been written yet: this is what Publish will do.</p>"
+            ),
+            "nothing-written",
+        )
+        preview = ipywidgets.VBox(
+            [
+                self._nothing_written,
+                self._downgrade_box,
+                self._decision,
+                self._changes,
+                self._diff_box,
+                self._plan_body,
+            ]
+        )
 
         # 6. publish
         self._publish_btn = part(_button("Publish", button_style="success", icon="upload"), "publish")
@@ -265,15 +337,24 @@ class PromotionWizard(AtdataWidget):
         self._checks = part(ipywidgets.HTML(), "checks")
         self._verify_btn = part(_button("Verify again", icon="check"), "verify")
         self.on_click(self._verify_btn, lambda _b: self.verify(wait=False), "Verifying")
-        self._open_browser_btn = part(_button("Back to the index browser (Published tab)", icon="list"),
-                                      "open-browser")
+        self._open_browser_btn = part(
+            _button("Back to the index browser (Published tab)", icon="list"), "open-browser"
+        )
         self.on_click(self._open_browser_btn, lambda _b: self.open_browser(), "Opening the index browser")
         self._browser_box = part(ipywidgets.VBox(), "browser")
-        verify = ipywidgets.VBox([self._checks, ipywidgets.HBox([self._verify_btn, self._open_browser_btn]),
-                                  self._browser_box])
+        verify = ipywidgets.VBox(
+            [self._checks, ipywidgets.HBox([self._verify_btn, self._open_browser_btn]), self._browser_box]
+        )
 
-        self._panes = {"connect": connect, "dataset": dataset, "describe": describe, "data": data,
-                       "preview": preview, "publish": publish, "verify": verify}
+        self._panes = {
+            "connect": connect,
+            "dataset": dataset,
+            "describe": describe,
+            "data": data,
+            "preview": preview,
+            "publish": publish,
+            "verify": verify,
+        }
         for name, pane in self._panes.items():
             part(pane, f"step-{name}", "atdata-promotion-wizard-step")
 
@@ -290,7 +371,9 @@ class PromotionWizard(AtdataWidget):
         self.on_click(self._back_btn, lambda _b: self.back(), "Going back")
         self.on_click(self._next_btn, lambda _b: self.next(wait=False), "Going on")
         self.on_click(self._cancel_btn, lambda _b: self.cancel(), "Cancelling")
-        self._nav = part(ipywidgets.HBox([self._back_btn, self._next_btn, self._cancel_btn]), "nav", "atdata-toolbar")
+        self._nav = part(
+            ipywidgets.HBox([self._back_btn, self._next_btn, self._cancel_btn]), "nav", "atdata-toolbar"
+        )
 
         self.search("")
         self._render_connect()
@@ -324,8 +407,9 @@ class PromotionWizard(AtdataWidget):
         if step == "preview":
             return self._can_publish() or bool(self.plan is not None and self.plan.already_published)
         if step == "publish":
-            return not self._publishing and (self.result is not None or bool(
-                self.plan is not None and self.plan.already_published))
+            return not self._publishing and (
+                self.result is not None or bool(self.plan is not None and self.plan.already_published)
+            )
         return False
 
     def _why_not(self) -> str:
@@ -342,9 +426,12 @@ class PromotionWizard(AtdataWidget):
             return self._data_error() or ""
         if step == "preview":
             if self.plan is None and self.downgrades:
-                return ("this would remove or weaken what is published (" + "; ".join(
-                    d.describe() for d in self.downgrades) + "): tick 'Remove/downgrade these on purpose' "
-                        "(w.confirm_downgrades()) or go Back and change it")
+                return (
+                    "this would remove or weaken what is published ("
+                    + "; ".join(d.describe() for d in self.downgrades)
+                    + "): tick 'Remove/downgrade these on purpose' "
+                    "(w.confirm_downgrades()) or go Back and change it"
+                )
             if self.plan is None:
                 return "the plan is not ready"
             return "publishing is blocked: " + "; ".join(self.plan.blocking)
@@ -355,8 +442,15 @@ class PromotionWizard(AtdataWidget):
     # =========================================================================================
     # background work
     # =========================================================================================
-    def _background(self, what: str, status: str, work: Callable[[BackgroundTask], Any], *, wait: bool,
-                    exclusive: bool = True) -> Any:
+    def _background(
+        self,
+        what: str,
+        status: str,
+        work: Callable[[BackgroundTask], Any],
+        *,
+        wait: bool,
+        exclusive: bool = True,
+    ) -> Any:
         """Run ``work`` off the UI thread; errors go to the panel (and are re-raised when ``wait``)."""
         with self._lock:
             if exclusive and self._running:
@@ -521,8 +615,10 @@ class PromotionWizard(AtdataWidget):
         shown = entry if pub.mine or not pub.uri else dataclasses.replace(entry, published_uri=pub.text)
         card = views.entry_summary_html(shown)
         if self.published is not None:
-            card += (f"<div class='atdata-muted atdata-published-now'>Published now under this name: "
-                     f"<code>{esc(self.published.describe())}</code></div>")
+            card += (
+                f"<div class='atdata-muted atdata-published-now'>Published now under this name: "
+                f"<code>{esc(self.published.describe())}</code></div>"
+            )
         if self._read_note:
             card += f"<div class='atdata-muted atdata-read-note'>{esc(self._read_note)}</div>"
         return card
@@ -607,8 +703,9 @@ class PromotionWizard(AtdataWidget):
                 self.status = before
             return self.published
 
-        return self._background("Reading what is published", "reading what is published", work, wait=wait,
-                                exclusive=False)
+        return self._background(
+            "Reading what is published", "reading what is published", work, wait=wait, exclusive=False
+        )
 
     def _read_published_work(self) -> None:
         """The read itself (in a worker thread): plan, then pre-fill from the plan."""
@@ -665,8 +762,11 @@ class PromotionWizard(AtdataWidget):
     def _render_banner(self) -> None:
         pub = self._publication() if self.entry is not None and self.result is None else Publication("")
         atm = getattr(self.index, "atmosphere", None)
-        storage = (describe_storage(self.published.storage)
-                   if pub.mine and self.published is not None and self.published.uri == pub.uri else "")
+        storage = (
+            describe_storage(self.published.storage)
+            if pub.mine and self.published is not None and self.published.uri == pub.uri
+            else ""
+        )
         who = f"@{atm.handle}" if atm is not None and getattr(atm, "handle", None) else "this account"
         name = self.entry.name if self.entry is not None else ""
         self._already.value = views.publication_banner_html(name, pub, storage=storage, who=who)
@@ -675,8 +775,14 @@ class PromotionWizard(AtdataWidget):
     # =========================================================================================
     # 3. describe
     # =========================================================================================
-    def set_description(self, *, name: str | None = None, description: str | None = None,
-                        tags: list[str] | None = None, license: str | None = None) -> str:
+    def set_description(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        license: str | None = None,
+    ) -> str:
         """Fill the Describe step (arguments left out keep their value; ``""`` / ``[]`` empties a
         field: published, that is a removal Preview asks to confirm). Returns the validation
         message ("" when valid)."""
@@ -697,8 +803,16 @@ class PromotionWizard(AtdataWidget):
         if self.entry is None:
             msg = "choose a dataset first"
         else:
-            msg = check_describe(self._name.value.strip(), self._description.value, list(self._tags.value),
-                                 self._license.value.strip(), self.entry.metadata) or ""
+            msg = (
+                check_describe(
+                    self._name.value.strip(),
+                    self._description.value,
+                    list(self._tags.value),
+                    self._license.value.strip(),
+                    self.entry.metadata,
+                )
+                or ""
+            )
         self.validation = msg
         self._validation.value = views.validation_html(msg)
         self._refresh()
@@ -707,9 +821,17 @@ class PromotionWizard(AtdataWidget):
     def _inputs_key(self) -> tuple[Any, ...]:
         """Everything the user chose: a confirmation holds for exactly these inputs."""
         atm = getattr(self.index, "atmosphere", None)
-        return (self.entry.name if self.entry is not None else None, getattr(atm, "did", None),
-                self._name.value.strip(), self._description.value, tuple(self._tags.value),
-                self._license.value.strip(), self._data_mode.value, self._store.value, id(self._store_obj))
+        return (
+            self.entry.name if self.entry is not None else None,
+            getattr(atm, "did", None),
+            self._name.value.strip(),
+            self._description.value,
+            tuple(self._tags.value),
+            self._license.value.strip(),
+            self._data_mode.value,
+            self._store.value,
+            id(self._store_obj),
+        )
 
     def _intent_options(self) -> dict[str, Any]:
         """``clear=`` / ``downgrade=`` confirmed for the current inputs ({} when none, or stale)."""
@@ -748,8 +870,11 @@ class PromotionWizard(AtdataWidget):
         """Offer "Keep the published storage" when something is published under the name, and make
         it the default until the user chooses."""
         pub = self.published
-        choices = [(label if key != "published" else f"{label} ({describe_storage(pub.storage)})", key)
-                   for key, label in views.DATA_MODES.items() if key != "published" or pub is not None]
+        choices = [
+            (label if key != "published" else f"{label} ({describe_storage(pub.storage)})", key)
+            for key, label in views.DATA_MODES.items()
+            if key != "published" or pub is not None
+        ]
         value = self._data_mode.value
         if not self._data_chosen or (value == "published" and pub is None):
             value = "published" if pub is not None else "keep"
@@ -769,7 +894,9 @@ class PromotionWizard(AtdataWidget):
             return str(e)
         return None
 
-    def set_data(self, mode: str, location: str | None = None, *, store: Any = None, wait: bool = True) -> Any:
+    def set_data(
+        self, mode: str, location: str | None = None, *, store: Any = None, wait: bool = True
+    ) -> Any:
         """Choose what happens to the data: ``published`` keep the published storage (offered when
         something is published; the default then), ``keep`` the current URLs, ``copy`` to a folder or
         ``s3://bucket/prefix`` (``location``) or a ``store``, or upload as PDS ``blobs``. Then checks
@@ -779,8 +906,10 @@ class PromotionWizard(AtdataWidget):
         if mode not in DATA_CHOICES:
             raise InvalidArgumentError(f"data mode must be one of {', '.join(DATA_CHOICES)}, not {mode!r}")
         if mode not in self.data_choices:
-            raise InvalidArgumentError(f"nothing is published under {self._name.value.strip()!r} by this account: "
-                                       "choose keep, copy or blobs")
+            raise InvalidArgumentError(
+                f"nothing is published under {self._name.value.strip()!r} by this account: "
+                "choose keep, copy or blobs"
+            )
         self._data_chosen = True
         self._quiet = True  # set both fields, then check once
         try:
@@ -824,7 +953,11 @@ class PromotionWizard(AtdataWidget):
 
         def work(task: BackgroundTask) -> Any:
             nonlocal options
-            if self._read_for != (self.entry.name, options["name"] or self.entry.name, self.index.atmosphere.did):
+            if self._read_for != (
+                self.entry.name,
+                options["name"] or self.entry.name,
+                self.index.atmosphere.did,
+            ):
                 self._read_published_work()  # another name (or account): what is published under it
                 options = self.promotion_options()
             try:
@@ -869,9 +1002,11 @@ class PromotionWizard(AtdataWidget):
             except PromotionDowngradeError as e:
                 self.downgrades = list(e.downgrades)
                 self._show_downgrades(None)
-                self._decision.value = ("<div class='atdata-muted atdata-plan-refused'>No plan yet: this would remove "
-                                        "or weaken what is published. Confirm it above, or go Back and keep it."
-                                        "</div>")
+                self._decision.value = (
+                    "<div class='atdata-muted atdata-plan-refused'>No plan yet: this would remove "
+                    "or weaken what is published. Confirm it above, or go Back and keep it."
+                    "</div>"
+                )
                 self.status = "needs confirmation"
                 return None
             d = plan.schema_decision
@@ -914,13 +1049,15 @@ class PromotionWizard(AtdataWidget):
             self.confirm_downgrades(change["new"], wait=False)
 
     def confirm_downgrades(self, on_purpose: bool = True, *, wait: bool = True) -> Any:
-        """"Remove/downgrade these on purpose": plan again with the arguments the listed downgrades
+        """ "Remove/downgrade these on purpose": plan again with the arguments the listed downgrades
         need (``clear=[field, ...]`` for removed fields, ``downgrade=True`` for weaker storage or
         dropped checksums: what :meth:`Index.promote_entry` would need for the same result);
         ``on_purpose=False`` takes it back. Holds until an input changes. Returns the plan."""
         if on_purpose:
             if not self.downgrades and not self._intent_options():
-                raise InvalidArgumentError("there is nothing to confirm: the plan removes and weakens nothing")
+                raise InvalidArgumentError(
+                    "there is nothing to confirm: the plan removes and weakens nothing"
+                )
             if self.downgrades:
                 clear = [d.field for d in self.downgrades if d.field in PROMOTED_FIELDS]
                 intent: dict[str, Any] = {"clear": clear} if clear else {}
@@ -962,8 +1099,10 @@ class PromotionWizard(AtdataWidget):
         """
         if self.plan is None and self.downgrades:
             raise InvalidArgumentError(
-                "publishing would remove or weaken what is published (" + "; ".join(d.describe() for d in self.downgrades)
-                + "): confirm it on purpose in Preview first (confirm_downgrades())")
+                "publishing would remove or weaken what is published ("
+                + "; ".join(d.describe() for d in self.downgrades)
+                + "): confirm it on purpose in Preview first (confirm_downgrades())"
+            )
         if self.plan is None:
             raise InvalidArgumentError("there is no plan yet: go to Preview first")
         plan = self.plan
@@ -973,8 +1112,9 @@ class PromotionWizard(AtdataWidget):
         self._cancel_event.clear()
         self._progress.reset()
         self._publishing = True
-        self._publish_info.value = "<div class='atdata-muted'>Publishing… (Cancel stops it before any record " \
-                                   "is written)</div>"
+        self._publish_info.value = (
+            "<div class='atdata-muted'>Publishing… (Cancel stops it before any record is written)</div>"
+        )
 
         def work(task: BackgroundTask) -> Any:
             try:
@@ -1010,10 +1150,17 @@ class PromotionWizard(AtdataWidget):
     def uris(self) -> dict[str, str]:
         """The at:// URIs to share: dataset, schema and label records."""
         if self.result is not None:
-            return {"dataset": self.result.at_uri, "schema": self.result.schema_uri, "label": self.result.label_uri}
+            return {
+                "dataset": self.result.at_uri,
+                "schema": self.result.schema_uri,
+                "label": self.result.label_uri,
+            }
         if self.plan is not None:
-            return {"dataset": self.plan.already_published or self.plan.entry_uri,
-                    "schema": self.plan.schema_decision.uri, "label": self.plan.label_uri}
+            return {
+                "dataset": self.plan.already_published or self.plan.entry_uri,
+                "schema": self.plan.schema_decision.uri,
+                "label": self.plan.label_uri,
+            }
         return {"dataset": self.published_uri} if self.published_uri else {}
 
     def _verify_work(self) -> Any:
@@ -1100,7 +1247,8 @@ class PromotionWizard(AtdataWidget):
         self._cancelled_msg.value = (
             "<div class='atdata-card'>Promotion wizard closed. "
             + (f"<code>{esc(published)}</code> stays published." if published else "Nothing was published.")
-            + "</div>")
+            + "</div>"
+        )
         self.set_body(self._indicator, self._cancelled)
         self.status = "closed"
         return self.status
@@ -1115,7 +1263,9 @@ class PromotionWizard(AtdataWidget):
     # static fallback
     # =========================================================================================
     def _static_html(self) -> str:
-        parts = [f"<div class='atdata-promotion-wizard'>{views.steps_html(STEPS, STEP_TITLES, self.step, self._done)}"]
+        parts = [
+            f"<div class='atdata-promotion-wizard'>{views.steps_html(STEPS, STEP_TITLES, self.step, self._done)}"
+        ]
         if self.entry is not None:
             parts.append(self._card_html(self.entry))
         if self.plan is not None:

@@ -59,11 +59,21 @@ class _FieldView:
         if kind == "volume":
             shape = signature
             for axis in S.slice_axes(shape):
-                s = ipywidgets.IntSlider(value=0, min=0, max=shape[axis] - 1, description=f"axis {axis}",
-                                         continuous_update=False, layout=ipywidgets.Layout(width="320px"))
+                s = ipywidgets.IntSlider(
+                    value=0,
+                    min=0,
+                    max=shape[axis] - 1,
+                    description=f"axis {axis}",
+                    continuous_update=False,
+                    layout=ipywidgets.Layout(width="320px"),
+                )
                 s.add_class("atdata-sample-inspector-slice")
-                s.observe(owner.ui(lambda _ch: owner.set_slice(name, *[x.value for x in self.sliders]),
-                                   f"Slicing {name}"), names="value")
+                s.observe(
+                    owner.ui(
+                        lambda _ch: owner.set_slice(name, *[x.value for x in self.sliders]), f"Slicing {name}"
+                    ),
+                    names="value",
+                )
                 self.sliders.append(s)
             parts.append(ipywidgets.HBox(self.sliders, layout=ipywidgets.Layout(flex_flow="row wrap")))
         if kind in ("image", "line", "volume"):
@@ -81,8 +91,13 @@ class _FieldView:
 
     def update(self, value: Any) -> None:
         owner, kind, name = self.owner, self.kind, self.name
-        kind_badge = S.badge_html(kind if kind not in ("str", "int", "float", "bool", "bytes", "list", "dict", "none")
-                                  else type(value).__name__ if value is not None else "None")
+        kind_badge = S.badge_html(
+            kind
+            if kind not in ("str", "int", "float", "bool", "bytes", "list", "dict", "none")
+            else type(value).__name__
+            if value is not None
+            else "None"
+        )
         if isinstance(value, np.ndarray):
             st = S.array_stats(value)
             self.title.value = f"<b>{esc(name)}</b> {kind_badge} {S.badge_html(st.badge, 'info')}"
@@ -95,10 +110,15 @@ class _FieldView:
             elif kind == "empty":
                 self.value.value = "<div class='atdata-empty'>empty array</div>"
             elif kind == "array":
-                self.value.value = f"<pre class='atdata-json'>{esc(S.json_preview(value.tolist()[:200]))}</pre>"
+                self.value.value = (
+                    f"<pre class='atdata-json'>{esc(S.json_preview(value.tolist()[:200]))}</pre>"
+                )
             counts, edges = S.histogram(value) if kind not in ("scalar", "array") else ([], None)
-            stats = html_table([s for s, _ in st.rows()], [[v for _, v in st.rows()]],
-                               css_class="atdata-sample-inspector-stats-table")
+            stats = html_table(
+                [s for s, _ in st.rows()],
+                [[v for _, v in st.rows()]],
+                css_class="atdata-sample-inspector-stats-table",
+            )
             hist = S.histogram_svg(list(counts), edges) if kind not in ("scalar", "array", "empty") else ""
             self.stats.value = f"{stats}<div class='atdata-sample-inspector-histogram'>{hist}</div>"
             return
@@ -110,8 +130,10 @@ class _FieldView:
             n = len(value)
             what = f"{kind} · {n:,} item{'s' if n != 1 else ''}" if kind == "list" else f"dict · {n:,} keys"
             text = what
-            self.value.value = (f"<details class='atdata-json'><summary>{esc(what)}</summary>"
-                                f"<pre>{esc(S.json_preview(value))}</pre></details>")
+            self.value.value = (
+                f"<details class='atdata-json'><summary>{esc(what)}</summary>"
+                f"<pre>{esc(S.json_preview(value))}</pre></details>"
+            )
         elif kind == "str":
             text = value
             self.value.value = f"<div class='atdata-sample-inspector-text'>{esc(value)}</div>"
@@ -143,14 +165,24 @@ class SampleInspector(AtdataWidget):
     _root_class = "atdata-sample-inspector"
     _css_files = ("atdata.css", "sample_inspector.css")
 
-    def __init__(self, source: Any, *, index: Any = None, start: int = 0, cmap: str = "viridis",
-                 seed: int | None = None, grid_size: int = 16) -> None:
+    def __init__(
+        self,
+        source: Any,
+        *,
+        index: Any = None,
+        start: int = 0,
+        cmap: str = "viridis",
+        seed: int | None = None,
+        grid_size: int = 16,
+    ) -> None:
         t0 = time.perf_counter()
         super().__init__()
         self.entry: IndexEntry | None = None
         if isinstance(source, str):
             if index is None:
-                raise InvalidArgumentError("SampleInspector(name) needs index=: SampleInspector('my-data', index=index)")
+                raise InvalidArgumentError(
+                    "SampleInspector(name) needs index=: SampleInspector('my-data', index=index)"
+                )
             source = index.get_entry_by_name(source)
         if isinstance(source, IndexEntry):
             self.entry = source
@@ -158,7 +190,9 @@ class SampleInspector(AtdataWidget):
         elif hasattr(source, "locate") and hasattr(source, "__getitem__"):
             self.dataset = source
         else:
-            raise InvalidTypeError(f"SampleInspector shows a Dataset or an IndexEntry, not {type(source).__name__}")
+            raise InvalidTypeError(
+                f"SampleInspector shows a Dataset or an IndexEntry, not {type(source).__name__}"
+            )
         if cmap not in S.colormaps():
             raise InvalidArgumentError(f"unknown colormap {cmap!r}; choose one of {', '.join(S.colormaps())}")
         self.n = len(self.dataset)
@@ -178,46 +212,93 @@ class SampleInspector(AtdataWidget):
 
         last = max(self.n - 1, 0)
         self.header = self.part(ipywidgets.HTML(), "header")
-        self.prev_button = self.part(ipywidgets.Button(description="‹ Prev", layout=ipywidgets.Layout(width="auto")),
-                                     "prev")
-        self.next_button = self.part(ipywidgets.Button(description="Next ›", layout=ipywidgets.Layout(width="auto")),
-                                     "next")
-        self.slider = self.part(ipywidgets.IntSlider(value=0, min=0, max=last, continuous_update=False,
-                                                     readout=True, layout=ipywidgets.Layout(width="320px")),
-                                "slider")
-        self.jump = self.part(ipywidgets.BoundedIntText(value=0, min=0, max=last, description="Go to",
-                                                        layout=ipywidgets.Layout(width="160px")), "jump")
-        self.random_button = self.part(ipywidgets.Button(description="Random", icon="random",
-                                                         layout=ipywidgets.Layout(width="auto")), "random")
-        self.cmap_dropdown = self.part(ipywidgets.Dropdown(options=S.colormaps(), value=cmap, description="Colormap",
-                                                           layout=ipywidgets.Layout(width="200px")), "cmap")
-        self.view_toggle = self.part(ipywidgets.ToggleButtons(options=["Sample", "Grid"], value="Sample"), "view")
-        nav = self.part(ipywidgets.HBox([self.prev_button, self.slider, self.next_button, self.jump,
-                                         self.random_button]), "nav", "atdata-toolbar")
-        options = self.part(ipywidgets.HBox([self.view_toggle, self.cmap_dropdown]), "options", "atdata-toolbar")
+        self.prev_button = self.part(
+            ipywidgets.Button(description="‹ Prev", layout=ipywidgets.Layout(width="auto")), "prev"
+        )
+        self.next_button = self.part(
+            ipywidgets.Button(description="Next ›", layout=ipywidgets.Layout(width="auto")), "next"
+        )
+        self.slider = self.part(
+            ipywidgets.IntSlider(
+                value=0,
+                min=0,
+                max=last,
+                continuous_update=False,
+                readout=True,
+                layout=ipywidgets.Layout(width="320px"),
+            ),
+            "slider",
+        )
+        self.jump = self.part(
+            ipywidgets.BoundedIntText(
+                value=0, min=0, max=last, description="Go to", layout=ipywidgets.Layout(width="160px")
+            ),
+            "jump",
+        )
+        self.random_button = self.part(
+            ipywidgets.Button(description="Random", icon="random", layout=ipywidgets.Layout(width="auto")),
+            "random",
+        )
+        self.cmap_dropdown = self.part(
+            ipywidgets.Dropdown(
+                options=S.colormaps(),
+                value=cmap,
+                description="Colormap",
+                layout=ipywidgets.Layout(width="200px"),
+            ),
+            "cmap",
+        )
+        self.view_toggle = self.part(
+            ipywidgets.ToggleButtons(options=["Sample", "Grid"], value="Sample"), "view"
+        )
+        nav = self.part(
+            ipywidgets.HBox([self.prev_button, self.slider, self.next_button, self.jump, self.random_button]),
+            "nav",
+            "atdata-toolbar",
+        )
+        options = self.part(
+            ipywidgets.HBox([self.view_toggle, self.cmap_dropdown]), "options", "atdata-toolbar"
+        )
         self.fields_box = self.part(ipywidgets.VBox([]), "fields")
-        self.grid_field_dropdown = self.part(ipywidgets.Dropdown(options=[], description="Field",
-                                                                 layout=ipywidgets.Layout(width="240px")),
-                                             "grid-field")
+        self.grid_field_dropdown = self.part(
+            ipywidgets.Dropdown(options=[], description="Field", layout=ipywidgets.Layout(width="240px")),
+            "grid-field",
+        )
         self.grid_status = self.part(ipywidgets.HTML(), "grid-status", "atdata-muted")
         self.grid_box = self.part(ipywidgets.Box([], layout=ipywidgets.Layout(flex_flow="row wrap")), "grid")
-        self.grid_panel = self.part(ipywidgets.VBox([
-            ipywidgets.HBox([self.grid_field_dropdown, self.grid_status]), self.grid_box,
-        ], layout=ipywidgets.Layout(display="none")), "grid-panel")
+        self.grid_panel = self.part(
+            ipywidgets.VBox(
+                [
+                    ipywidgets.HBox([self.grid_field_dropdown, self.grid_status]),
+                    self.grid_box,
+                ],
+                layout=ipywidgets.Layout(display="none"),
+            ),
+            "grid-panel",
+        )
         self.sample_panel = self.part(ipywidgets.VBox([nav, self.fields_box]), "sample-panel")
 
         self.on_click(self.prev_button, lambda _b: self.prev(), "Going to the previous sample")
         self.on_click(self.next_button, lambda _b: self.next(), "Going to the next sample")
         self.on_click(self.random_button, lambda _b: self.random(), "Going to a random sample")
-        self.slider.observe(self.ui(lambda ch: self._nav_changed(ch["new"]), "Going to the sample"), names="value")
-        self.jump.observe(self.ui(lambda ch: self._nav_changed(ch["new"]), "Jumping to the sample"), names="value")
-        self.cmap_dropdown.observe(self.ui(lambda ch: self.set_cmap(ch["new"]), "Changing the colormap"),
-                                   names="value")
-        self.view_toggle.observe(self.ui(lambda ch: self._view_changed(ch["new"]), "Switching the view"),
-                                 names="value")
+        self.slider.observe(
+            self.ui(lambda ch: self._nav_changed(ch["new"]), "Going to the sample"), names="value"
+        )
+        self.jump.observe(
+            self.ui(lambda ch: self._nav_changed(ch["new"]), "Jumping to the sample"), names="value"
+        )
+        self.cmap_dropdown.observe(
+            self.ui(lambda ch: self.set_cmap(ch["new"]), "Changing the colormap"), names="value"
+        )
+        self.view_toggle.observe(
+            self.ui(lambda ch: self._view_changed(ch["new"]), "Switching the view"), names="value"
+        )
         self.grid_field_dropdown.observe(
-            self.ui(lambda ch: ch["new"] and not self._syncing and self.show_grid(ch["new"]), "Showing the grid"),
-            names="value")
+            self.ui(
+                lambda ch: ch["new"] and not self._syncing and self.show_grid(ch["new"]), "Showing the grid"
+            ),
+            names="value",
+        )
 
         self.set_body(self.header, options, self.sample_panel, self.grid_panel)
         if self.n == 0:
@@ -248,7 +329,9 @@ class SampleInspector(AtdataWidget):
             if k < 0:
                 k += self.n
             if not 0 <= k < self.n:
-                raise SampleIndexError(f"sample {k} is out of range: the dataset has {self.n:,} samples (0–{self.n - 1:,})")
+                raise SampleIndexError(
+                    f"sample {k} is out of range: the dataset has {self.n:,} samples (0–{self.n - 1:,})"
+                )
             url, _i, key = self.dataset.locate(k)
             sample = self.dataset[k]
             self.k, self.sample, self.key, self.shard_url = k, sample, key, url
@@ -308,8 +391,10 @@ class SampleInspector(AtdataWidget):
                 view = _FieldView(self, name, kind, signature)
                 changed = True
                 if kind == "volume":
-                    self.slices[name] = [min(i, value.shape[a] - 1) for a, i in
-                                         zip(S.slice_axes(value.shape), self.slices.get(name, []))]
+                    self.slices[name] = [
+                        min(i, value.shape[a] - 1)
+                        for a, i in zip(S.slice_axes(value.shape), self.slices.get(name, []))
+                    ]
                     self._sync_sliders(view, name)
             view.update(value)
             views[name] = view
@@ -349,7 +434,9 @@ class SampleInspector(AtdataWidget):
         """Colour single-channel images with colormap ``name``."""
         with self.reporting("Changing the colormap"):
             if name not in S.colormaps():
-                raise InvalidArgumentError(f"unknown colormap {name!r}; choose one of {', '.join(S.colormaps())}")
+                raise InvalidArgumentError(
+                    f"unknown colormap {name!r}; choose one of {', '.join(S.colormaps())}"
+                )
             self.cmap = name
             if self.cmap_dropdown.value != name:
                 self._syncing = True
@@ -370,15 +457,19 @@ class SampleInspector(AtdataWidget):
             view = self._views.get(name)
             if view is None or view.kind != "volume":
                 vols = [n for n, v in self._views.items() if v.kind == "volume"] or ["none"]
-                raise InvalidArgumentError(f"field {name!r} has no slices; fields with slices: {', '.join(vols)}")
+                raise InvalidArgumentError(
+                    f"field {name!r} has no slices; fields with slices: {', '.join(vols)}"
+                )
             shape = view.signature
             axes = S.slice_axes(shape)
             if len(indices) > len(axes):
                 raise InvalidArgumentError(f"field {name!r} has {len(axes)} slice axes, not {len(indices)}")
             for a, i in zip(axes, indices):
                 if not 0 <= int(i) < shape[a]:
-                    raise SampleIndexError(f"index {i} is out of range for axis {a} of {name!r} (size {shape[a]})")
-            self.slices[name] = [int(i) for i in indices] + self.slices.get(name, [])[len(indices):]
+                    raise SampleIndexError(
+                        f"index {i} is out of range for axis {a} of {name!r} (size {shape[a]})"
+                    )
+            self.slices[name] = [int(i) for i in indices] + self.slices.get(name, [])[len(indices) :]
             self._sync_sliders(view, name)
             view.update(dict(S.sample_fields(self.sample))[name])
             return view.png
@@ -483,11 +574,15 @@ class SampleInspector(AtdataWidget):
         for name, v in self._views.items():
             pic = ""
             if v.png:
-                pic = (f"<img alt='{esc(name)}' style='max-width:160px;max-height:160px' "
-                       f"src='data:image/png;base64,{base64.b64encode(v.png).decode()}'>")
+                pic = (
+                    f"<img alt='{esc(name)}' style='max-width:160px;max-height:160px' "
+                    f"src='data:image/png;base64,{base64.b64encode(v.png).decode()}'>"
+                )
             rows.append([f"<b>{esc(name)}</b>", esc(v.kind), esc(v.summary), pic])
         table = html_table(["field", "kind", "value", ""], rows, raw=True)
         header = esc(S.sample_header(self.k, self.n, self.key, self.shard_url))
-        return (f"<div class='atdata-sample-inspector'><div><b>{header}</b></div>{table}"
-                "<div class='atdata-static-note'>A static view: run the notebook with ipywidgets to step "
-                "through the samples.</div></div>")
+        return (
+            f"<div class='atdata-sample-inspector'><div><b>{header}</b></div>{table}"
+            "<div class='atdata-static-note'>A static view: run the notebook with ipywidgets to step "
+            "through the samples.</div></div>"
+        )

@@ -71,8 +71,12 @@ class SchemaDiffViewer(AtdataWidget):
         self._right_pane, self._right_body = _record_pane("right record")
         self.part(self._left_pane, "left-record")
         self.part(self._right_pane, "right-record")
-        swap = self.part(ipywidgets.Button(description="Swap sides", icon="exchange",
-                                           layout=ipywidgets.Layout(width="auto")), "swap")
+        swap = self.part(
+            ipywidgets.Button(
+                description="Swap sides", icon="exchange", layout=ipywidgets.Layout(width="auto")
+            ),
+            "swap",
+        )
         self.on_click(swap, lambda _b: self.swap(), "Swapping the sides")
         toolbar = ipywidgets.HBox([self._title, swap])
         toolbar.add_class("atdata-toolbar")
@@ -133,8 +137,10 @@ class SchemaDiffViewer(AtdataWidget):
         if self.comparison is None:
             return "SchemaDiffViewer(not compared)"
         c = self.comparison
-        return (f"SchemaDiffViewer({c.left.label} -> {c.right.label}: {c.diff.verdict}, "
-                f"next version {c.diff.next_version})")
+        return (
+            f"SchemaDiffViewer({c.left.label} -> {c.right.label}: {c.diff.verdict}, "
+            f"next version {c.diff.next_version})"
+        )
 
 
 #: The widget's name before 0.2 (the library's ``atdata_lab.SchemaDiff`` is the diff itself); kept for one release.

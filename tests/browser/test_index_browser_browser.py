@@ -31,14 +31,29 @@ def build_index():
     """The index the notebook opens (the kernel gets this test's ATDATA_HOME)."""
     index = atdata.Index()
     rng = np.random.default_rng(0)
-    index.write([Frame(image=rng.integers(0, 255, (16, 16), dtype=np.uint8), label=i) for i in range(30)],
-                name="frames-train", maxcount=10, description="training frames", tags=["img"], license="MIT",
-                progress=False)
-    index.write([Frame(image=rng.integers(0, 255, (16, 16), dtype=np.uint8), label=i) for i in range(8)],
-                name="frames-test", tags=["img"], progress=False)
+    index.write(
+        [Frame(image=rng.integers(0, 255, (16, 16), dtype=np.uint8), label=i) for i in range(30)],
+        name="frames-train",
+        maxcount=10,
+        description="training frames",
+        tags=["img"],
+        license="MIT",
+        progress=False,
+    )
+    index.write(
+        [Frame(image=rng.integers(0, 255, (16, 16), dtype=np.uint8), label=i) for i in range(8)],
+        name="frames-test",
+        tags=["img"],
+        progress=False,
+    )
     for i in range(6):
-        index.write([Reading(values=np.arange(32, dtype=np.float32) * (i + 1), sensor=f"s{j}") for j in range(4 + i)],
-                    name=f"run-{i:02d}", description="sensor run", tags=["exp"], progress=False)
+        index.write(
+            [Reading(values=np.arange(32, dtype=np.float32) * (i + 1), sensor=f"s{j}") for j in range(4 + i)],
+            name=f"run-{i:02d}",
+            description="sensor run",
+            tags=["exp"],
+            progress=False,
+        )
     return index
 
 
@@ -106,7 +121,8 @@ def test_search_sort_page_select_inspect(lab):
     expect(lab.widget("atdata-index-browser-detail-fields")).to_contain_text("Schema Frame@1.0.0")
     expect(lab.widget("atdata-index-browser-detail-shards")).to_contain_text("Shards (3)")
     expect(lab.page.locator(".atdata-index-browser-row[data-id='frames-train']")).to_have_class(
-        "atdata-index-browser-row atdata-selected")
+        "atdata-index-browser-row atdata-selected"
+    )
 
     # open the inspector, then the next sample
     lab.widget("atdata-index-browser-inspect").click()
@@ -151,7 +167,9 @@ def test_errors_show_in_the_widget_and_refresh_sees_other_writers(lab):
     error = lab.page.locator(".atdata-index-browser > .atdata-error")
     expect(error).to_be_visible()
     expect(error.locator(".atdata-error-title")).to_have_text(f"Opening '{victim}' failed")
-    expect(error.locator(".atdata-error-message")).to_contain_text(f"EntryNotFoundError: no dataset named '{victim}'")
+    expect(error.locator(".atdata-error-message")).to_contain_text(
+        f"EntryNotFoundError: no dataset named '{victim}'"
+    )
     expect(error.locator("details summary")).to_have_text("Traceback")  # folded away
     assert lab.kernel_eval("type(browser.errors.last).__name__") == "EntryNotFoundError"
 
@@ -175,19 +193,22 @@ def test_styles_follow_the_jupyterlab_theme(lab):
         return th.evaluate("e => { const s = getComputedStyle(e); return [s.color, s.backgroundColor]; }")
 
     light = colors()
-    lab.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                      "{theme: 'JupyterLab Dark'})")
+    lab.page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+    )
     lab.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
     lab.page.wait_for_function(
         "(before) => { const e = document.querySelector(\".atdata-index-browser-th[data-key='name']\");"
         " const s = getComputedStyle(e); return s.color !== before[0] && s.backgroundColor !== before[1]; }",
-        arg=light)
+        arg=light,
+    )
     dark = colors()
     assert dark != light
     lab.page.wait_for_function("() => !document.querySelector('#jupyterlab-splash')")  # theme switch splash
     lab.screenshot("index-browser-dark")
-    lab.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', "
-                      "{theme: 'JupyterLab Light'})")
+    lab.page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
+    )
     lab.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
 
 
@@ -216,7 +237,8 @@ def test_published_tab_and_verify_in_the_browser(lab, pds_account):
     records = lab.page.locator("tr.atdata-index-browser-record-row")
     expect(records).to_have_count(3)  # dataset, schema, label
     expect(lab.widget("atdata-index-browser-published-status")).to_contain_text(
-        f"3 records in the repository of {pds_account.handle}")
+        f"3 records in the repository of {pds_account.handle}"
+    )
     lab.page.locator(f"tr.atdata-index-browser-record-row[data-id='{uri}']").click()
     detail = lab.widget("atdata-index-browser-record-detail")
     expect(detail).to_contain_text("dataset record")
@@ -228,6 +250,7 @@ def test_published_tab_and_verify_in_the_browser(lab, pds_account):
     expect(result).to_contain_text("every other check passed")
     expect(result).to_contain_text("entry record present")
     expect(result).to_contain_text("load_dataset(")
-    assert lab.wait_for_kernel("browser.verification is not None and browser.verification.failed",
-                               ["loadable by others"])
+    assert lab.wait_for_kernel(
+        "browser.verification is not None and browser.verification.failed", ["loadable by others"]
+    )
     lab.screenshot("index-browser-published")

@@ -173,7 +173,9 @@ def test_newcomer_journey(lab, monkeypatch):
     expect(wizard_part(wizard, "data-info")).to_contain_text("blob", timeout=60_000)
     shots("07-wizard-data", wizard)
     click_next(wizard, "preview")
-    expect(wizard_part(wizard, "decision")).to_contain_text("Publish new schema PhotoTile@1.1.0", timeout=60_000)
+    expect(wizard_part(wizard, "decision")).to_contain_text(
+        "Publish new schema PhotoTile@1.1.0", timeout=60_000
+    )
     shots("08-wizard-preview", wizard)
     click_next(wizard, "publish")
     wizard_part(wizard, "publish").click()
@@ -202,10 +204,14 @@ def test_newcomer_journey(lab, monkeypatch):
 
     # the kernel agrees: published, and anyone can load it back by handle and name
     assert lab.kernel_eval("index.get_entry_by_name('hopper-tiles-captioned').published_uri") == uri
-    assert lab.kernel_eval(
-        f"len(atdata.load_dataset('@{handle}/hopper-tiles-captioned', split='train'))") == 72
-    assert lab.kernel_eval(
-        "{k: len(v) for k, v in index.list_published().items()}") == {"entries": 2, "schemas": 2, "labels": 2}
+    assert (
+        lab.kernel_eval(f"len(atdata.load_dataset('@{handle}/hopper-tiles-captioned', split='train'))") == 72
+    )
+    assert lab.kernel_eval("{k: len(v) for k, v in index.list_published().items()}") == {
+        "entries": 2,
+        "schemas": 2,
+        "labels": 2,
+    }
     shots("11-journey-end")
 
     # no secret anywhere: the saved notebook, the page, the server log
@@ -217,4 +223,6 @@ def test_newcomer_journey(lab, monkeypatch):
     errors = [m for m in page.atdata_console if m.startswith("[pageerror]")]
     assert not errors, errors
     shots.publish_to_readme()
-    print(f"\njourney screenshots: {ARTIFACTS}; requests that failed (offline machine): {len(failed_requests)}")
+    print(
+        f"\njourney screenshots: {ARTIFACTS}; requests that failed (offline machine): {len(failed_requests)}"
+    )

@@ -149,16 +149,24 @@ def test_click_through_from_login_to_verify_and_the_password_is_nowhere(state_la
     expect(plan).to_contain_text("PDS call")
     expect(plan).to_contain_text("rate-limit points")
     plan.locator("details.atdata-plan-write-entry summary").click()
-    expect(plan.locator("details.atdata-plan-write-entry pre")).to_contain_text("Feature vectors for classification")
-    assert lab.kernel_eval("wizard.plan.to_dict() == index.plan_promotion('fv', **wizard.promotion_options())"
-                           ".to_dict()") is True
+    expect(plan.locator("details.atdata-plan-write-entry pre")).to_contain_text(
+        "Feature vectors for classification"
+    )
+    assert (
+        lab.kernel_eval(
+            "wizard.plan.to_dict() == index.plan_promotion('fv', **wizard.promotion_options()).to_dict()"
+        )
+        is True
+    )
     from atdata_lab.atmosphere import Atmosphere
     from atdata_lab.atmosphere import records as rec
 
     client = Atmosphere.login(account.handle, account.password, pds_url=sandbox.pds_url)
 
     def counts():
-        return tuple(len(list(client.list_records(n))) for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID))
+        return tuple(
+            len(list(client.list_records(n))) for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)
+        )
 
     assert counts() == (0, 0, 0)
     lab.screenshot("wizard-5-preview")
@@ -171,8 +179,12 @@ def test_click_through_from_login_to_verify_and_the_password_is_nowhere(state_la
     checks = part(lab, "checks")
     expect(checks).to_contain_text("Only loadable on this machine", timeout=60_000)
     expect(checks.locator(".atdata-verify-only-here")).to_contain_text("every other check passed")
-    for check in ("entry record present", "CIDs match what was written", "shard checksums match",
-                  "first batch loads with the right shapes"):
+    for check in (
+        "entry record present",
+        "CIDs match what was written",
+        "shard checksums match",
+        "first batch loads with the right shapes",
+    ):
         expect(checks).to_contain_text(check)
     expect(checks.locator("tr.atdata-verify-fail")).to_have_count(1)
     expect(checks.locator("tr.atdata-verify-fail")).to_contain_text("loadable by others")
@@ -189,7 +201,9 @@ def test_click_through_from_login_to_verify_and_the_password_is_nowhere(state_la
 
     entry = atdata.Index(atmosphere=client).get_dataset(uris["dataset"])
     assert entry.name == "fv" and entry.num_samples == 100 and entry.license == "MIT"
-    assert entry.tags == ["features", "embeddings"] and entry.description == "Feature vectors for classification"
+    assert (
+        entry.tags == ["features", "embeddings"] and entry.description == "Feature vectors for classification"
+    )
     assert entry.schema_ref == uris["schema"]
     assert len(atdata.load_dataset(uris["dataset"], split="train")) == 100
 
@@ -206,12 +220,18 @@ def test_click_through_from_login_to_verify_and_the_password_is_nowhere(state_la
     state = saved["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     models = {m["model_name"] for m in state.values()}
     assert "PasswordModel" in models and account.handle in text  # the state really is in the file
-    assert all(m["state"].get("value", "") == "" for m in state.values() if m["model_name"] == "PasswordModel")
+    assert all(
+        m["state"].get("value", "") == "" for m in state.values() if m["model_name"] == "PasswordModel"
+    )
     assert account.password not in text and wrong not in text
     # nor in the kernel's view of any widget
-    assert lab.kernel_eval(
-        f"any({account.password!r} in __import__('json').dumps(w.get_state(), default=repr) "
-        "for w in __import__('ipywidgets').widgets.widget._instances.values())") is False
+    assert (
+        lab.kernel_eval(
+            f"any({account.password!r} in __import__('json').dumps(w.get_state(), default=repr) "
+            "for w in __import__('ipywidgets').widgets.widget._instances.values())"
+        )
+        is False
+    )
 
 
 PUBLISHED_AS_BLOBS = """
@@ -227,7 +247,9 @@ uri
 """
 
 
-def test_promoting_a_published_entry_again_from_the_browser_keeps_its_blobs_and_license(lab, sandbox, monkeypatch):
+def test_promoting_a_published_entry_again_from_the_browser_keeps_its_blobs_and_license(
+    lab, sandbox, monkeypatch
+):
     """Issue 12, step 2: published as PDS blobs with CC0-1.0; then in the index browser select it ->
     Promote… -> Next x5 -> Publish. Describe starts from the published record, Data from the published
     storage; the record keeps its blobs and license and nothing is written (its CID is unchanged)."""
@@ -248,7 +270,9 @@ def test_promoting_a_published_entry_again_from_the_browser_keeps_its_blobs_and_
     assert rec.entry_from_record(before["value"])["storage"]["kind"] == "blobs"
 
     def counts():
-        return tuple(len(list(client.list_records(n))) for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID))
+        return tuple(
+            len(list(client.list_records(n))) for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)
+        )
 
     assert counts() == (1, 1, 1)
 
@@ -277,7 +301,9 @@ def test_promoting_a_published_entry_again_from_the_browser_keeps_its_blobs_and_
     click_in_wizard("data")
     data_mode = wizard.locator(".atdata-promotion-wizard-data-mode")
     expect(data_mode.locator("label", has_text="Keep the published storage").locator("input")).to_be_checked()
-    expect(wizard.locator(".atdata-promotion-wizard-data-info")).to_contain_text("nothing is copied or uploaded")
+    expect(wizard.locator(".atdata-promotion-wizard-data-info")).to_contain_text(
+        "nothing is copied or uploaded"
+    )
     click_in_wizard("preview")
     expect(wizard.locator(".atdata-promotion-wizard-decision")).to_contain_text("Already published")
     expect(wizard.locator(".atdata-promotion-wizard-plan")).to_contain_text("No records will be written")

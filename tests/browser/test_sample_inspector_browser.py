@@ -28,10 +28,22 @@ class Scan:
 def write_scans(n=12):
     rng = np.random.default_rng(0)
     index = atdata.Index()
-    index.write([Scan(image=rng.random((24, 32)).astype(np.float32), volume=rng.integers(0, 9, (5, 10, 12), dtype=np.uint8),
-                      trace=np.sin(np.linspace(0, 3 * (i + 1), 100)), name=f"scan {i}", raw=bytes(range(i, i + 20)),
-                      meta={"i": i, "tags": ["a", "b"]}) for i in range(n)],
-                name="scans", maxcount=5, progress=False)
+    index.write(
+        [
+            Scan(
+                image=rng.random((24, 32)).astype(np.float32),
+                volume=rng.integers(0, 9, (5, 10, 12), dtype=np.uint8),
+                trace=np.sin(np.linspace(0, 3 * (i + 1), 100)),
+                name=f"scan {i}",
+                raw=bytes(range(i, i + 20)),
+                meta={"i": i, "tags": ["a", "b"]},
+            )
+            for i in range(n)
+        ],
+        name="scans",
+        maxcount=5,
+        progress=False,
+    )
 
 
 NOTEBOOK = make_notebook(
@@ -124,7 +136,8 @@ def test_colormap_slices_and_grid(lab):
     expect(thumbs).to_have_count(12)
     lab.wait_for_kernel("insp.grid_field", "image")
     assert lab.page.locator(".atdata-sample-inspector-thumb img").evaluate_all(
-        "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+        "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)"
+    )
     expect(lab.widget("atdata-sample-inspector-grid-status")).to_contain_text("image: samples 0–11 of 12")
     lab.screenshot("sample-inspector-grid")
     lab.page.locator(".atdata-sample-inspector-grid-field select").select_option("volume")

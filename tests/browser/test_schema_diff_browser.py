@@ -46,7 +46,8 @@ def backgrounds(lab):
     return lab.page.evaluate(
         "() => Object.fromEntries([...document.querySelectorAll('.atdata-schema-diff-table tr.atdata-diff-row')]"
         ".map(r => [r.dataset.field, [getComputedStyle(r).backgroundColor,"
-        " getComputedStyle(r.querySelector('.atdata-diff-status')).color]]))")
+        " getComputedStyle(r.querySelector('.atdata-diff-status')).color]]))"
+    )
 
 
 def test_table_verdict_records_and_theme_colours(lab):
@@ -90,23 +91,35 @@ def test_table_verdict_records_and_theme_colours(lab):
     tints = {light[f][0] for f in ("signal", "gone", "extra")}
     assert len(tints) == 3 and "rgba(0, 0, 0, 0)" not in tints
     lab.screenshot("schema-diff-light")
-    lab.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    lab.page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+    )
     lab.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
     lab.page.wait_for_function(
         "(before) => { const r = document.querySelector(\".atdata-diff-row[data-field='extra']\");"
-        " return getComputedStyle(r).backgroundColor !== before; }", arg=light["extra"][0])
+        " return getComputedStyle(r).backgroundColor !== before; }",
+        arg=light["extra"][0],
+    )
     dark = backgrounds(lab)
     assert len({dark[f][0] for f in ("signal", "gone", "extra")}) == 3
     for field in ("signal", "gone", "extra"):
         assert dark[field] != light[field]  # tint and text colour follow the theme
     lab.page.wait_for_function("() => !document.querySelector('#jupyterlab-splash')")
     lab.screenshot("schema-diff-dark")
-    lab.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+    lab.page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
+    )
     lab.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
 
     # the kernel holds the same diff
     assert lab.kernel_eval("[w.verdict, w.next_version]") == ["breaking", "2.0.0"]
-    assert lab.kernel_eval("[r.status for r in w.rows]") == ["changed", "changed", "changed", "removed", "added"]
+    assert lab.kernel_eval("[r.status for r in w.rows]") == [
+        "changed",
+        "changed",
+        "changed",
+        "removed",
+        "added",
+    ]
 
 
 def probe_v1():
@@ -131,8 +144,9 @@ def test_index_browsers_diff_schema_action_opens_it(lab):
     index.write([probe_v1()], name="probe-v1", progress=False)
     index.write([probe_v2()], name="probe-v2", progress=False)
     index.write([atdata.DictSample({"y": np.zeros(2, np.float32)})], name="other", progress=False)
-    nb = make_notebook("import atdata_lab as atdata\nindex = atdata.Index()",
-                       "browser = index.browse()\nbrowser")
+    nb = make_notebook(
+        "import atdata_lab as atdata\nindex = atdata.Index()", "browser = index.browse()\nbrowser"
+    )
     lab.open_notebook(nb, name="browser_diff.ipynb")
     lab.run_all_and_wait()
     lab.page.locator(".atdata-index-browser-row[data-id='probe-v2']").click()

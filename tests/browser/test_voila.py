@@ -46,20 +46,42 @@ def voila_app(tmp_path, atdata_home):
     token = secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "JUPYTER_", "JPY_"))}
     env.pop("ATDATA_TOUR_AUTOPILOT", None)
-    env.update(HOME=str(home), IPYTHONDIR=str(home / ".ipython"), MPLCONFIGDIR=str(home / ".mpl"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
-               JUPYTER_DATA_DIR=str(home / ".local" / "share" / "jupyter"), JUPYTER_PLATFORM_DIRS="1",
-               ATDATA_HOME=str(atdata_home), PYTHONUNBUFFERED="1",
-               ATDATA_LAB_CACHE=str(cache_root().parent),  # the installed sandbox, though HOME is new
-               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    env.update(
+        HOME=str(home),
+        IPYTHONDIR=str(home / ".ipython"),
+        MPLCONFIGDIR=str(home / ".mpl"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+        JUPYTER_DATA_DIR=str(home / ".local" / "share" / "jupyter"),
+        JUPYTER_PLATFORM_DIRS="1",
+        ATDATA_HOME=str(atdata_home),
+        PYTHONUNBUFFERED="1",
+        ATDATA_LAB_CACHE=str(cache_root().parent),  # the installed sandbox, though HOME is new
+        PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+    )
     log_path = tmp_path / "voila.log"
     port = _free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "voila", NOTEBOOK.name, "--no-browser", f"--port={port}",
-             "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", f"--token={token}", "--show_tracebacks=True"],
-            cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "voila",
+                NOTEBOOK.name,
+                "--no-browser",
+                f"--port={port}",
+                "--Voila.ip=127.0.0.1",
+                "--Voila.port_retries=0",
+                f"--token={token}",
+                "--show_tracebacks=True",
+            ],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/?token={token}"
     deadline = time.monotonic() + 60
     while True:
@@ -93,7 +115,9 @@ def test_voila_serves_the_tour_and_the_index_browser_clicks_through(voila_app, p
     rows = browser.locator("tr.atdata-index-browser-row")
     expect(rows).to_have_count(3)
     expect(browser.locator(".atdata-index-browser-page-label")).to_have_text("1–3 of 3")
-    assert page.locator(".jp-OutputArea-output .jp-InputArea, .jp-InputArea-editor").count() == 0  # no code shown
+    assert (
+        page.locator(".jp-OutputArea-output .jp-InputArea, .jp-InputArea-editor").count() == 0
+    )  # no code shown
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "1-app.png"), full_page=True)
 

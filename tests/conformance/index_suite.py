@@ -25,8 +25,14 @@ class ExperimentSample:
 
 def experiment(n=1000, seed=0):
     rng = np.random.default_rng(seed)
-    return [ExperimentSample(measurement=rng.standard_normal(64).astype(np.float32), timestamp=float(i),
-                             sensor_id=f"sensor_{i % 4}") for i in range(n)]
+    return [
+        ExperimentSample(
+            measurement=rng.standard_normal(64).astype(np.float32),
+            timestamp=float(i),
+            sensor_id=f"sensor_{i % 4}",
+        )
+        for i in range(n)
+    ]
 
 
 class IndexSuite:
@@ -67,7 +73,9 @@ class IndexSuite:
 
     def test_cid_is_content_derived_not_url_derived(self, index, tmp_path):
         a = index.write(experiment(30), name="a", progress=False)
-        other = atdata.Index(path=tmp_path / "other.db", data_store=atdata.LocalDiskStore(tmp_path / "elsewhere"))
+        other = atdata.Index(
+            path=tmp_path / "other.db", data_store=atdata.LocalDiskStore(tmp_path / "elsewhere")
+        )
         b = other.write(experiment(30), name="a", progress=False)
         assert a.data_urls != b.data_urls and a.cid == b.cid
 
@@ -90,8 +98,13 @@ class IndexSuite:
 
     def test_search_filters_sorts_and_pages(self, index):
         for i in range(30):
-            index.write(experiment(i + 1), name=f"run-{i:02d}", tags=["even" if i % 2 == 0 else "odd", "all"],
-                        description="calibration" if i < 5 else "measurement", progress=False)
+            index.write(
+                experiment(i + 1),
+                name=f"run-{i:02d}",
+                tags=["even" if i % 2 == 0 else "odd", "all"],
+                description="calibration" if i < 5 else "measurement",
+                progress=False,
+            )
         page = index.search(limit=10, sort="name", descending=False)
         assert page.total == 30 and [e.name for e in page][:2] == ["run-00", "run-01"]
         page3 = index.search(limit=10, offset=20, sort="name", descending=False)
@@ -99,7 +112,9 @@ class IndexSuite:
         assert index.search("calib").total == 5
         assert index.search("RUN-1").total == 10
         assert index.search(tags=["even"]).total == 15
-        assert index.search(tags=["even", "all"]).total == 15 and index.search(tags=["even", "odd"]).total == 0
+        assert (
+            index.search(tags=["even", "all"]).total == 15 and index.search(tags=["even", "odd"]).total == 0
+        )
         assert index.search(schema="ExperimentSample").total == 30
         assert index.search(schema="Other").total == 0
         by_tag = index.search(sort="tags", descending=False, limit=30)
@@ -141,7 +156,11 @@ class IndexSuite:
         assert index.publish_schema(ExperimentSample2) == "atdata://local/schema/ExperimentSample@1.1.0"
         assert {s["version"] for s in index.list_schemas()} == {"1.0.0", "1.1.0"}
         T = index.get_schema_type(ref)
-        assert [f.name for f in atdata.Schema.from_type(T).fields] == ["measurement", "timestamp", "sensor_id"]
+        assert [f.name for f in atdata.Schema.from_type(T).fields] == [
+            "measurement",
+            "timestamp",
+            "sensor_id",
+        ]
         assert index.decode_schema(ref) is T
         with pytest.raises(KeyError):
             index.get_schema("atdata://local/schema/Nope@1.0.0")
@@ -217,8 +236,14 @@ class IndexSuite:
 
     def test_sorting_and_filters_are_exact(self, index):
         """Every provider orders by the full value (bytes, then name) and matches schema names exactly."""
-        rows = [("a-none", [], None), ("b-zeta", ["zeta"], "Zlib"), ("c-ab", ["alphabet-one"], "CC-BY-4.0"),
-                ("d-ab", ["alphabet-two"], "CC-BY-SA-4.0"), ("e-eacute", ["é"], "MIT"), ("f-f", ["f"], "Apache-2.0")]
+        rows = [
+            ("a-none", [], None),
+            ("b-zeta", ["zeta"], "Zlib"),
+            ("c-ab", ["alphabet-one"], "CC-BY-4.0"),
+            ("d-ab", ["alphabet-two"], "CC-BY-SA-4.0"),
+            ("e-eacute", ["é"], "MIT"),
+            ("f-f", ["f"], "Apache-2.0"),
+        ]
         for i, (name, tags, lic) in enumerate(rows):
             index.write(experiment(i + 1), name=name, tags=tags, license=lic, progress=False)
         by_tag = [e.name for e in index.search(sort="tags", descending=False, limit=None)]

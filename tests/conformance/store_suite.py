@@ -62,7 +62,9 @@ class StoreSuite:
         second.write(b"other" * 100)
         with pytest.raises(ShardExistsError) as e:
             second.commit()
-        assert isinstance(e.value, FileExistsError) and e.value.url == url and "already exists" in str(e.value)
+        assert (
+            isinstance(e.value, FileExistsError) and e.value.url == url and "already exists" in str(e.value)
+        )
         with store.open_read(url) as f:
             assert f.read() == b"first" * 100  # nothing already stored is lost
         same = store.open_sink(url)
@@ -122,11 +124,19 @@ class StoreSuite:
         entry = index.write(experiment(200), name="mover", maxcount=50, progress=False)
         ds = index.dataset(entry)
         infos = [ds.shard_info(u) for u in entry.data_urls]
-        copied = copy_shards(infos[:2], other_store, "mover", source_options=store.storage_options, progress=False)
+        copied = copy_shards(
+            infos[:2], other_store, "mover", source_options=store.storage_options, progress=False
+        )
         assert [c.checksum for c in copied] == [i.checksum for i in infos[:2]]
         flags: list[bool] = []
-        again = copy_shards(infos, other_store, "mover", source_options=store.storage_options, progress=False,
-                            on_shard=lambda i, info, copied: flags.append(copied))
+        again = copy_shards(
+            infos,
+            other_store,
+            "mover",
+            source_options=store.storage_options,
+            progress=False,
+            on_shard=lambda i, info, copied: flags.append(copied),
+        )
         assert flags == [False, False, True, True]  # the first two were already there: skipped
         assert [a.url for a in again][:2] == [c.url for c in copied]
         events: list[ProgressEvent] = []
@@ -138,27 +148,43 @@ class StoreSuite:
         assert back[199].timestamp == 199.0
         assert all(store.exists(u) for u in entry.data_urls)  # originals stay
 
-    def test_a_copy_never_replaces_a_file_and_takes_a_content_addressed_name(self, store, other_store, tmp_path):
+    def test_a_copy_never_replaces_a_file_and_takes_a_content_addressed_name(
+        self, store, other_store, tmp_path
+    ):
         index = atdata.Index(path=tmp_path / "i.db", data_store=store)
         old = index.write(experiment(40), name="old", progress=False)
         new = index.write(experiment(41), name="new", progress=False)
         ds = index.dataset(old)
         old_info = ds.shard_info(old.data_urls[0])
         new_info = index.dataset(new).shard_info(new.data_urls[0])
-        (first,) = copy_shards([old_info], other_store, "shared", source_options=store.storage_options,
-                               progress=False)
+        (first,) = copy_shards(
+            [old_info], other_store, "shared", source_options=store.storage_options, progress=False
+        )
         assert first.url == other_store.shard_url("shared", 0)
-        (second,) = copy_shards([new_info], other_store, "shared", source_options=store.storage_options,
-                                progress=False)
+        (second,) = copy_shards(
+            [new_info], other_store, "shared", source_options=store.storage_options, progress=False
+        )
         assert second.url == other_store.shard_url("shared", 0, tag=new_info.checksum[:16])
         for info, copy in ((old_info, first), (new_info, second)):  # each copy holds its own bytes
             assert transfer.sha256_of(copy.url, other_store.storage_options) == info.checksum
         flags: list[bool] = []
-        (again,) = copy_shards([new_info], other_store, "shared", source_options=store.storage_options,
-                               progress=False, on_shard=lambda i, info, copied: flags.append(copied))
+        (again,) = copy_shards(
+            [new_info],
+            other_store,
+            "shared",
+            source_options=store.storage_options,
+            progress=False,
+            on_shard=lambda i, info, copied: flags.append(copied),
+        )
         assert again.url == second.url and flags == [False]  # resumable: the tagged copy is reused
         # a name that an entry or a published record points to is left to it, even when its file is gone
         other_store.delete(first.url)
-        (third,) = copy_shards([new_info], other_store, "shared", source_options=store.storage_options,
-                               progress=False, in_use=lambda urls: set(urls))
+        (third,) = copy_shards(
+            [new_info],
+            other_store,
+            "shared",
+            source_options=store.storage_options,
+            progress=False,
+            in_use=lambda urls: set(urls),
+        )
         assert third.url == second.url and not other_store.exists(first.url)

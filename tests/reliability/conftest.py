@@ -46,8 +46,9 @@ def format_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 @pytest.fixture(scope="session")
-def report_table(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Callable[..., str]:
+def report_table(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., str]:
     """``report_table(title, header, rows, note="")``: print a matrix now and in the final summary."""
     config = request.config
     path = tmp_path_factory.getbasetemp() / "reliability-report.txt"
@@ -78,7 +79,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
-    if Path(str(item.fspath)).resolve().is_relative_to(_HERE) and (report.when == "call" or report.outcome != "passed"):
+    if Path(str(item.fspath)).resolve().is_relative_to(_HERE) and (
+        report.when == "call" or report.outcome != "passed"
+    ):
         outcomes = item.config.stash.setdefault(_OUTCOMES, defaultdict(lambda: defaultdict(int)))
         outcomes[Path(str(item.fspath)).name][report.outcome] += 1
     return report
@@ -99,12 +102,33 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         rows = []
         for suite in sorted(durations):
             o = outcomes.get(suite, {})
-            rows.append((suite, len(durations[suite]), o.get("passed", 0), o.get("failed", 0), o.get("skipped", 0),
-                         f"{sum(durations[suite]):.1f}"))
-        rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
-                     sum(r[4] for r in rows), f"{sum(sum(d) for d in durations.values()):.1f}"))
-        tr.write_line(format_table("Reliability suites: duration (setup + call + teardown)",
-                                   ("suite", "tests", "passed", "failed", "skipped", "seconds"), rows))
+            rows.append(
+                (
+                    suite,
+                    len(durations[suite]),
+                    o.get("passed", 0),
+                    o.get("failed", 0),
+                    o.get("skipped", 0),
+                    f"{sum(durations[suite]):.1f}",
+                )
+            )
+        rows.append(
+            (
+                "total",
+                sum(r[1] for r in rows),
+                sum(r[2] for r in rows),
+                sum(r[3] for r in rows),
+                sum(r[4] for r in rows),
+                f"{sum(sum(d) for d in durations.values()):.1f}",
+            )
+        )
+        tr.write_line(
+            format_table(
+                "Reliability suites: duration (setup + call + teardown)",
+                ("suite", "tests", "passed", "failed", "skipped", "seconds"),
+                rows,
+            )
+        )
     path = config.stash.get(_REPORT_PATH, None)
     if path is not None and tables:
         tr.write_line(f"\n(the matrices are also in {path})")

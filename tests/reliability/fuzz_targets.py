@@ -81,21 +81,37 @@ class Stats:
 # ----------------------------------------------------------------------------------- strategies
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(),
+    st.none(),
+    st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=40),
     st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3),
-    st.sampled_from(["", "x" * 5001, "é" * 120, "1.0.0", "not a version", "at://did:plc:abc/x.y.z/3kabc",
-                     "2024-01-01T00:00:00Z", "local#ndarray", "local#primitive", "<f4", "O", "V8", "f4,i4"]),
+    st.sampled_from(
+        [
+            "",
+            "x" * 5001,
+            "é" * 120,
+            "1.0.0",
+            "not a version",
+            "at://did:plc:abc/x.y.z/3kabc",
+            "2024-01-01T00:00:00Z",
+            "local#ndarray",
+            "local#primitive",
+            "<f4",
+            "O",
+            "V8",
+            "f4,i4",
+        ]
+    ),
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.one_of(st.lists(children, max_size=6),
-                               st.dictionaries(st.text(max_size=12), children, max_size=6)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=6), st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
     max_leaves=40,
 )
-
 
 
 def _nest(n: int, kind: str) -> Any:
@@ -193,7 +209,11 @@ def mutated_bytes(draw: Any, bases: list[bytes]) -> bytes:
 
 
 def _tar_bases() -> list[bytes]:
-    members = [("a/000000.msgpack", b"\x81\xa1x\x01"), ("000001.msgpack", bytes(700)), ("000002.txt", b"hello")]
+    members = [
+        ("a/000000.msgpack", b"\x81\xa1x\x01"),
+        ("000001.msgpack", bytes(700)),
+        ("000002.txt", b"hello"),
+    ]
     ours = b"".join(ustar_header(n, len(d)) + d + bytes(-len(d) % 512) for n, d in members) + END_OF_ARCHIVE
     bases = [ours]
     for fmt in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT):
@@ -237,20 +257,39 @@ _rng = np.random.default_rng(0)
 
 def _everything(big: bool) -> Everything:
     n = 4096 if big else 8
-    return Everything(text="t", number=3, real=0.5, flag=True, raw=b"\x00\x01", array=_rng.standard_normal(n),
-                      typed=np.ones((2, 3), np.float32), maybe=None, arrays=[np.arange(3), np.zeros((2, 2))],
-                      table={"k": [1, "v"]})
+    return Everything(
+        text="t",
+        number=3,
+        real=0.5,
+        flag=True,
+        raw=b"\x00\x01",
+        array=_rng.standard_normal(n),
+        typed=np.ones((2, 3), np.float32),
+        maybe=None,
+        arrays=[np.arange(3), np.zeros((2, 2))],
+        table={"k": [1, "v"]},
+    )
 
 
-SAMPLE_BASES = [_everything(False).packed, _everything(True).packed,
-                msgpack.packb({"a": encode_ndarray(np.arange(5)), "b": "x"}, use_bin_type=True)]
-NDARRAYISH = st.builds(lambda d, ndim, shape, tail: bytes([len(d)]) + d + bytes([ndim]) + shape + tail,
-                       st.sampled_from([b"<f4", b"|u1", b"<U0", b"O", b"|V8", b"f4,i4", b"\xff"]),
-                       st.integers(0, 40), st.binary(max_size=64), st.binary(max_size=64))
+SAMPLE_BASES = [
+    _everything(False).packed,
+    _everything(True).packed,
+    msgpack.packb({"a": encode_ndarray(np.arange(5)), "b": "x"}, use_bin_type=True),
+]
+NDARRAYISH = st.builds(
+    lambda d, ndim, shape, tail: bytes([len(d)]) + d + bytes([ndim]) + shape + tail,
+    st.sampled_from([b"<f4", b"|u1", b"<U0", b"O", b"|V8", b"f4,i4", b"\xff"]),
+    st.integers(0, 40),
+    st.binary(max_size=64),
+    st.binary(max_size=64),
+)
 sample_maps = st.dictionaries(
-    st.sampled_from(["text", "number", "real", "flag", "raw", "array", "typed", "maybe", "arrays", "table", "x"]),
+    st.sampled_from(
+        ["text", "number", "real", "flag", "raw", "array", "typed", "maybe", "arrays", "table", "x"]
+    ),
     st.one_of(json_values, st.binary(max_size=64), NDARRAYISH, st.lists(NDARRAYISH, max_size=3)),
-    max_size=10)
+    max_size=10,
+)
 
 
 def _packed(m: dict) -> bytes:
@@ -273,8 +312,11 @@ def _all(*calls: Callable[[], Any]) -> None:
 
 
 def decode_sample(data: bytes) -> None:
-    _all(lambda: codec_for(Everything).unpack(data), lambda: codec_for(DictSample).unpack(data),
-         lambda: _read_as_dataset(data))
+    _all(
+        lambda: codec_for(Everything).unpack(data),
+        lambda: codec_for(DictSample).unpack(data),
+        lambda: _read_as_dataset(data),
+    )
 
 
 def _read_as_dataset(data: bytes) -> None:
@@ -295,7 +337,9 @@ def _read_as_dataset(data: bytes) -> None:
         big = os.path.join(TMP, f"big-{i}.tar")
         with open(big, "wb") as f:
             for member in (_BIG, bad, _BIG):
-                f.write(ustar_header(f"{f.tell():06d}.msgpack", len(member)) + member + bytes(-len(member) % 512))
+                f.write(
+                    ustar_header(f"{f.tell():06d}.msgpack", len(member)) + member + bytes(-len(member) % 512)
+                )
             f.write(END_OF_ARCHIVE)
         for cls in (Everything, DictSample):
             ds = atdata.Dataset[cls](big)
@@ -303,15 +347,37 @@ def _read_as_dataset(data: bytes) -> None:
     _all(*calls)
 
 
-_BIG = msgpack.packb({"array": encode_ndarray(np.arange(6000, dtype=np.float32)), "text": "t", "number": 1},
-                     use_bin_type=True)
+_BIG = msgpack.packb(
+    {"array": encode_ndarray(np.arange(6000, dtype=np.float32)), "text": "t", "number": 1}, use_bin_type=True
+)
 
 
 # ----------------------------------------------------------------------------------- NDArray header
 
 _SHAPE_VALUES = [0, 1, 2, 3, 7, 2**31, 2**40, 2**62, 2**63 - 1, -1, -(2**63)]
-_DTYPES = [b"<f4", b">f8", b"|u1", b"|b1", b"<c16", b"<U4", b"|S3", b"<M8[ns]", b"<m8[as]", b"O", b"|O", b"|V8",
-           b"<U0", b"|S0", b"f4,i4", b"(2,)f4", b"[('a','<f4')]", b"garbage", b"\xff\xfe", b"", b"<f4" * 80]
+_DTYPES = [
+    b"<f4",
+    b">f8",
+    b"|u1",
+    b"|b1",
+    b"<c16",
+    b"<U4",
+    b"|S3",
+    b"<M8[ns]",
+    b"<m8[as]",
+    b"O",
+    b"|O",
+    b"|V8",
+    b"<U0",
+    b"|S0",
+    b"f4,i4",
+    b"(2,)f4",
+    b"[('a','<f4')]",
+    b"garbage",
+    b"\xff\xfe",
+    b"",
+    b"<f4" * 80,
+]
 
 
 @st.composite
@@ -366,23 +432,51 @@ def _record_bases() -> dict[str, list[Any]]:
     schema_uri = f"at://{did}/{rec.SCHEMA_NSID}/{rec.schema_rkey('Everything', '1.0.0')}"
     sha = "ab" * 32
     entries = [
-        rec.entry_record("fuzz", schema_uri, rec.storage_http([("https://example.org/a.tar", sha)]),
-                         description="d", tags=["t"], license="MIT", size={"samples": 1, "bytes": 2, "shards": 1},
-                         metadata={"split": "train", "k": [1, "x"]}, content_cid="bafyreiabc"),
-        rec.entry_record("fuzz", schema_uri, rec.storage_s3("bucket", [("k/a.tar", sha)], region="r",
-                                                            endpoint="http://127.0.0.1:9000")),
-        rec.entry_record("fuzz", schema_uri, rec.storage_blobs([{"blob": {
-            "$type": "blob", "ref": {"$link": "bafkreiabcdefghijklmnop"}, "mimeType": "application/x-tar",
-            "size": 10}, "sha256": sha}])),
+        rec.entry_record(
+            "fuzz",
+            schema_uri,
+            rec.storage_http([("https://example.org/a.tar", sha)]),
+            description="d",
+            tags=["t"],
+            license="MIT",
+            size={"samples": 1, "bytes": 2, "shards": 1},
+            metadata={"split": "train", "k": [1, "x"]},
+            content_cid="bafyreiabc",
+        ),
+        rec.entry_record(
+            "fuzz",
+            schema_uri,
+            rec.storage_s3("bucket", [("k/a.tar", sha)], region="r", endpoint="http://127.0.0.1:9000"),
+        ),
+        rec.entry_record(
+            "fuzz",
+            schema_uri,
+            rec.storage_blobs(
+                [
+                    {
+                        "blob": {
+                            "$type": "blob",
+                            "ref": {"$link": "bafkreiabcdefghijklmnop"},
+                            "mimeType": "application/x-tar",
+                            "size": 10,
+                        },
+                        "sha256": sha,
+                    }
+                ]
+            ),
+        ),
     ]
     label = rec.label_record("fuzz", f"at://{did}/{rec.ENTRY_NSID}/3kabcdefghijk", version="1.0.0")
     atdata_records = []
     records_json = FIXTURES / "records.json"
     if records_json.exists():
         atdata_records = [r["record"] for r in json.loads(records_json.read_text())]
-    return {"schema": [schema] + [r for r in atdata_records if r.get("$type") == rec.SCHEMA_NSID],
-            "local": [local], "entry": entries + [r for r in atdata_records if r.get("$type") == rec.ENTRY_NSID],
-            "label": [label] + [r for r in atdata_records if r.get("$type") == rec.LABEL_NSID]}
+    return {
+        "schema": [schema] + [r for r in atdata_records if r.get("$type") == rec.SCHEMA_NSID],
+        "local": [local],
+        "entry": entries + [r for r in atdata_records if r.get("$type") == rec.ENTRY_NSID],
+        "label": [label] + [r for r in atdata_records if r.get("$type") == rec.LABEL_NSID],
+    }
 
 
 RECORDS = _record_bases()
@@ -398,8 +492,15 @@ def parse_schema(value: Any) -> None:
 
 
 def validate_any(value: Any) -> None:
-    _all(*[lambda nsid=nsid: validate_record(value, nsid) for nsid in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)],
-         lambda: rec.entry_from_record(value), lambda: rec.label_from_record(value), lambda: validate_record(value))
+    _all(
+        *[
+            lambda nsid=nsid: validate_record(value, nsid)
+            for nsid in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)
+        ],
+        lambda: rec.entry_from_record(value),
+        lambda: rec.label_from_record(value),
+        lambda: validate_record(value),
+    )
 
 
 def _size(value: Any) -> int:
@@ -414,32 +515,88 @@ def _size(value: Any) -> int:
 # ----------------------------------------------------------------------------------- record-derived locations
 
 _HOSTILE_LOCATIONS = [
-    "file:///etc/passwd", "/etc/passwd", "../../data/precious/precious-000000.tar", "~/.ssh/id_rsa",
-    "file://localhost/etc/passwd", "local:///etc/passwd", "memory://x.tar", "simplecache::https://example.org/x.tar",
-    "https://example.org/x.tar::file:///etc/passwd", "http://127.0.0.1/x.tar", "http://localhost:8080/x.tar",
-    "http://[::1]/x.tar", "http://[::ffff:127.0.0.1]/x", "http://[::ffff:7f00:1]/x", "http://169.254.169.254/latest/",
-    "http://0.0.0.0/", "http://0/", "http://2130706433/", "http://0x7f.1/", "http://017700000001/", "http://10.0.0.1/",
-    "http://192.168.1.1/", "http://100.64.0.1/", "http://224.0.0.1/", "http://[fe80::1%25eth0]/",
-    "http://[2002:7f00:1::]/", "http://[64:ff9b::7f00:1]/", "http://evil.example@127.0.0.1/x",
-    "http://127.0.0.1#@evil.example/x", "http://127.0.0.1\\@evil.example/", "HTTP://LOCALHOST/x", "http://internal.corp/x",
-    "https://example.org/x.tar", "https://93.184.216.34/x.tar", "s3://bucket/key.tar", "s3://b/../../etc/passwd",
-    "s3://", "s3:///key", "https://exa mple.org/x", "https://example.org:99999/x", "http://[::1/x", "http://:80/x",
-    "ftp://example.org/x.tar", "data:text/plain,hi", "https://\u0435xample.org/x", "https://example.org/\x00",
-    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "BAFKREIHDWDCEFGH4DQKJV67UZCMW7OJEE6XEDZDETOJUZJEVTENXQUVYKU",
-    "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
-    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku\n", "zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA",
+    "file:///etc/passwd",
+    "/etc/passwd",
+    "../../data/precious/precious-000000.tar",
+    "~/.ssh/id_rsa",
+    "file://localhost/etc/passwd",
+    "local:///etc/passwd",
+    "memory://x.tar",
+    "simplecache::https://example.org/x.tar",
+    "https://example.org/x.tar::file:///etc/passwd",
+    "http://127.0.0.1/x.tar",
+    "http://localhost:8080/x.tar",
+    "http://[::1]/x.tar",
+    "http://[::ffff:127.0.0.1]/x",
+    "http://[::ffff:7f00:1]/x",
+    "http://169.254.169.254/latest/",
+    "http://0.0.0.0/",
+    "http://0/",
+    "http://2130706433/",
+    "http://0x7f.1/",
+    "http://017700000001/",
+    "http://10.0.0.1/",
+    "http://192.168.1.1/",
+    "http://100.64.0.1/",
+    "http://224.0.0.1/",
+    "http://[fe80::1%25eth0]/",
+    "http://[2002:7f00:1::]/",
+    "http://[64:ff9b::7f00:1]/",
+    "http://evil.example@127.0.0.1/x",
+    "http://127.0.0.1#@evil.example/x",
+    "http://127.0.0.1\\@evil.example/",
+    "HTTP://LOCALHOST/x",
+    "http://internal.corp/x",
+    "https://example.org/x.tar",
+    "https://93.184.216.34/x.tar",
+    "s3://bucket/key.tar",
+    "s3://b/../../etc/passwd",
+    "s3://",
+    "s3:///key",
+    "https://exa mple.org/x",
+    "https://example.org:99999/x",
+    "http://[::1/x",
+    "http://:80/x",
+    "ftp://example.org/x.tar",
+    "data:text/plain,hi",
+    "https://\u0435xample.org/x",
+    "https://example.org/\x00",
+    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+    "BAFKREIHDWDCEFGH4DQKJV67UZCMW7OJEE6XEDZDETOJUZJEVTENXQUVYKU",
+    "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+    "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku\n",
+    "zb2rhe5P4gXftAwvA4eXQ5HJwsER2owDyS9sKaQRRVQPn93bA",
 ]
 _URL_CHARS = "abcxyz019:/.@[]%#?\\-_~ \n\x00é"
 locations = st.one_of(
     st.sampled_from(_HOSTILE_LOCATIONS),
     st.text(alphabet=_URL_CHARS, max_size=60),
-    st.builds(lambda scheme, host, port, path: f"{scheme}{host}{port}{path}",
-              st.sampled_from(["http://", "https://", "s3://", "file://", "", "HtTpS://", "local://", "http:/"]),
-              st.sampled_from(["127.0.0.1", "localhost", "example.org", "internal.corp", "[::1]", "10.1.1.1", "0x7f.1",
-                               "2130706433", "[::ffff:169.254.169.254]", "93.184.216.34", "", "user:pw@example.org",
-                               "a" * 300, "xn--80ak6aa92e.com", "bucket"]),
-              st.sampled_from(["", ":80", ":0", ":65536", ":-1", ":x"]),
-              st.sampled_from(["/x.tar", "", "/../../etc/passwd", "/a::b", "?q=1#f", "/%2e%2e/x"])),
+    st.builds(
+        lambda scheme, host, port, path: f"{scheme}{host}{port}{path}",
+        st.sampled_from(["http://", "https://", "s3://", "file://", "", "HtTpS://", "local://", "http:/"]),
+        st.sampled_from(
+            [
+                "127.0.0.1",
+                "localhost",
+                "example.org",
+                "internal.corp",
+                "[::1]",
+                "10.1.1.1",
+                "0x7f.1",
+                "2130706433",
+                "[::ffff:169.254.169.254]",
+                "93.184.216.34",
+                "",
+                "user:pw@example.org",
+                "a" * 300,
+                "xn--80ak6aa92e.com",
+                "bucket",
+            ]
+        ),
+        st.sampled_from(["", ":80", ":0", ":65536", ":-1", ":x"]),
+        st.sampled_from(["/x.tar", "", "/../../etc/passwd", "/a::b", "?q=1#f", "/%2e%2e/x"]),
+    ),
 )
 
 
@@ -461,12 +618,31 @@ def _fake_getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list:
 def _entry_bases() -> list[Any]:
     sha = "ab" * 32
     return [
-        {"$type": rec.STORAGE_HTTP, "shards": [{"url": "https://example.org/a.tar",
-                                               "checksum": {"algorithm": "sha256", "digest": sha}}]},
-        {"$type": rec.STORAGE_S3, "bucket": "bucket", "endpoint": "https://s3.example.org",
-         "shards": [{"key": "k/a.tar", "checksum": {"algorithm": "sha256", "digest": sha}}]},
-        {"$type": rec.STORAGE_BLOBS, "blobs": [{"blob": {"$type": "blob", "ref": {
-            "$link": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}, "mimeType": "x/y", "size": 1}}]},
+        {
+            "$type": rec.STORAGE_HTTP,
+            "shards": [
+                {"url": "https://example.org/a.tar", "checksum": {"algorithm": "sha256", "digest": sha}}
+            ],
+        },
+        {
+            "$type": rec.STORAGE_S3,
+            "bucket": "bucket",
+            "endpoint": "https://s3.example.org",
+            "shards": [{"key": "k/a.tar", "checksum": {"algorithm": "sha256", "digest": sha}}],
+        },
+        {
+            "$type": rec.STORAGE_BLOBS,
+            "blobs": [
+                {
+                    "blob": {
+                        "$type": "blob",
+                        "ref": {"$link": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},
+                        "mimeType": "x/y",
+                        "size": 1,
+                    }
+                }
+            ],
+        },
         {"$type": rec.STORAGE_EXTERNAL, "urls": ["https://example.org/a.tar"]},
     ]
 
@@ -509,9 +685,15 @@ def _check_location(url: str) -> None:
             ip = ipaddress.ip_address(info[4][0].split("%")[0])
             v4 = getattr(ip, "ipv4_mapped", None) or ip
             for a in {ip, v4}:  # an oracle of its own, not the library's classification
-                assert not (a.is_loopback or a.is_private or a.is_link_local or a.is_multicast or a.is_unspecified
-                            or a.is_reserved or a in ipaddress.ip_network("100.64.0.0/10")), \
-                    f"accepted {url!r}, whose host resolves to {ip}"
+                assert not (
+                    a.is_loopback
+                    or a.is_private
+                    or a.is_link_local
+                    or a.is_multicast
+                    or a.is_unspecified
+                    or a.is_reserved
+                    or a in ipaddress.ip_network("100.64.0.0/10")
+                ), f"accepted {url!r}, whose host resolves to {ip}"
 
 
 def read_locations(value: Any) -> None:
@@ -525,12 +707,16 @@ def read_locations(value: Any) -> None:
     urls._getaddrinfo = _fake_getaddrinfo
     policy = TrustPolicy()
     if isinstance(value, str):
-        calls = [lambda: _check_location(check_remote_url(value, trusted=policy, record_uri="at://fuzz")),
-                 lambda: _check_blob(blob_path(parse_blob_cid(value)), atdata_home())]
+        calls = [
+            lambda: _check_location(check_remote_url(value, trusted=policy, record_uri="at://fuzz")),
+            lambda: _check_blob(blob_path(parse_blob_cid(value)), atdata_home()),
+        ]
         _all(*calls)
         return
     storage = rec.parse_storage(value)
-    plan = _plan_shards(storage, uri="at://did:plc:fuzz/science.alt.dataset.entry/x", own=False, policy=policy)
+    plan = _plan_shards(
+        storage, uri="at://did:plc:fuzz/science.alt.dataset.entry/x", own=False, policy=policy
+    )
     for loc in plan.urls:
         if plan.kind == "blobs":
             _check_blob(blob_path(parse_blob_cid(loc)), atdata_home())
@@ -543,30 +729,57 @@ def read_locations(value: Any) -> None:
 
 
 def _check_blob(path: Any, home: Any) -> None:
-    assert path.parent == home / "cache" / "blobs" and path.resolve().parent == (home / "cache" / "blobs").resolve()
+    assert (
+        path.parent == home / "cache" / "blobs"
+        and path.resolve().parent == (home / "cache" / "blobs").resolve()
+    )
     assert path.name.startswith("bafkrei") and path.name.endswith(".tar"), path
 
 
 TARGETS: dict[str, tuple[str, Any, Callable[[Any], None]]] = {
-    "tar": ("tar reader (iter_members, scan_shard, iter_sample_members)",
-            st.one_of(st.binary(max_size=3000), mutated_bytes(TAR_BASES)), read_tar),
-    "sample": ("msgpack sample decoder (codec, DictSample, batch and per-sample Dataset reads)",
-               st.one_of(st.binary(max_size=512), mutated_bytes(SAMPLE_BASES), sample_maps.map(_packed),
-                         st.integers(1, 100_000).map(lambda n: b"\x81\xa4text" + b"\x91" * n + b"\xc0")),
-               decode_sample),
+    "tar": (
+        "tar reader (iter_members, scan_shard, iter_sample_members)",
+        st.one_of(st.binary(max_size=3000), mutated_bytes(TAR_BASES)),
+        read_tar,
+    ),
+    "sample": (
+        "msgpack sample decoder (codec, DictSample, batch and per-sample Dataset reads)",
+        st.one_of(
+            st.binary(max_size=512),
+            mutated_bytes(SAMPLE_BASES),
+            sample_maps.map(_packed),
+            st.integers(1, 100_000).map(lambda n: b"\x81\xa4text" + b"\x91" * n + b"\xc0"),
+        ),
+        decode_sample,
+    ),
     "ndarray": ("NDArray header decoder (compact and .npy)", ndarray_payloads(), decode_array),
-    "schema": ("schema record parser (local_schema_from_record -> Schema.from_record -> to_type)",
-               st.one_of(mutated_json(RECORDS["schema"]), json_values, deep_values,
-                         mutated_json(RECORDS["local"]).map(lambda r: ("local", r))),
-               parse_schema),
-    "locations": ("record-derived locations (shard URLs, S3 keys/endpoints, blob CIDs -> trust policy, cache paths)",
-                  st.one_of(locations, record_locations()), read_locations),
-    "lexicon": ("lexicon record validator (+ entry/label parsers)",
-                st.one_of(mutated_json(RECORDS["entry"]), mutated_json(RECORDS["schema"]),
-                          mutated_json(RECORDS["label"]), json_values, deep_values),
-                validate_any),
+    "schema": (
+        "schema record parser (local_schema_from_record -> Schema.from_record -> to_type)",
+        st.one_of(
+            mutated_json(RECORDS["schema"]),
+            json_values,
+            deep_values,
+            mutated_json(RECORDS["local"]).map(lambda r: ("local", r)),
+        ),
+        parse_schema,
+    ),
+    "locations": (
+        "record-derived locations (shard URLs, S3 keys/endpoints, blob CIDs -> trust policy, cache paths)",
+        st.one_of(locations, record_locations()),
+        read_locations,
+    ),
+    "lexicon": (
+        "lexicon record validator (+ entry/label parsers)",
+        st.one_of(
+            mutated_json(RECORDS["entry"]),
+            mutated_json(RECORDS["schema"]),
+            mutated_json(RECORDS["label"]),
+            json_values,
+            deep_values,
+        ),
+        validate_any,
+    ),
 }
-
 
 
 def _canary_error(value: Any) -> None:
@@ -582,9 +795,11 @@ def _canary_hang(value: Any) -> None:
         time.sleep(1)
 
 
-CANARIES = {"canary-error": ("canary: raises ValueError", st.binary(max_size=8), _canary_error),
-            "canary-alloc": ("canary: allocates 2 GiB", st.binary(max_size=8), _canary_alloc),
-            "canary-hang": ("canary: never returns", st.binary(max_size=8), _canary_hang)}
+CANARIES = {
+    "canary-error": ("canary: raises ValueError", st.binary(max_size=8), _canary_error),
+    "canary-alloc": ("canary: allocates 2 GiB", st.binary(max_size=8), _canary_alloc),
+    "canary-hang": ("canary: never returns", st.binary(max_size=8), _canary_hang),
+}
 
 
 def _chain_has_memory_error(e: BaseException) -> bool:
@@ -647,9 +862,16 @@ def main(argv: list[str] | None = None) -> int:
             check(fn, value, Stats())
         except AssertionError:
             pass
+
     def make_run(examples: int, into: Stats) -> Any:
-        @settings(max_examples=examples, deadline=timedelta(milliseconds=args.deadline_ms), database=None,
-                  derandomize=True, suppress_health_check=list(HealthCheck), print_blob=True)
+        @settings(
+            max_examples=examples,
+            deadline=timedelta(milliseconds=args.deadline_ms),
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+            print_blob=True,
+        )
         @given(strategy)
         def run(value: Any) -> None:
             check(fn, value, into)
@@ -676,10 +898,22 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     run()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"target": args.target, "title": title, "examples": stats.examples, "ok": stats.ok,
-                      "project_errors": stats.project_errors, "seconds": round(time.monotonic() - t0, 2),
-                      "max_peak_bytes": stats.max_peak, "max_input_bytes": stats.max_input,
-                      "address_space_cap_mb": limit >> 20, "peak_rss_mb": round(peak_rss / 2**20, 1)}))
+    print(
+        json.dumps(
+            {
+                "target": args.target,
+                "title": title,
+                "examples": stats.examples,
+                "ok": stats.ok,
+                "project_errors": stats.project_errors,
+                "seconds": round(time.monotonic() - t0, 2),
+                "max_peak_bytes": stats.max_peak,
+                "max_input_bytes": stats.max_input,
+                "address_space_cap_mb": limit >> 20,
+                "peak_rss_mb": round(peak_rss / 2**20, 1),
+            }
+        )
+    )
     sys.stdout.flush()
     return 0
 

@@ -59,15 +59,21 @@ class LoopbackServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+            disable_nagle_algorithm = (
+                True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+            )
 
             def log_message(self, *args: Any) -> None:
                 pass
 
             def _serve(self) -> None:
                 parts = urllib.parse.urlsplit(self.path)
-                req = Request(self.command, parts.path, dict(urllib.parse.parse_qsl(parts.query)),
-                              {k.lower(): v for k, v in self.headers.items()})
+                req = Request(
+                    self.command,
+                    parts.path,
+                    dict(urllib.parse.parse_qsl(parts.query)),
+                    {k.lower(): v for k, v in self.headers.items()},
+                )
                 n = int(self.headers.get("content-length") or 0)
                 if n:
                     self.rfile.read(n)
@@ -173,7 +179,9 @@ def huge_host(size: int) -> Callable[[Request], Response]:
     """A host that ignores ``Range`` and answers every GET with a ``size``-byte body."""
 
     def handle(req: Request) -> Response:
-        return Response(200, {"content-length": str(size), "content-type": "application/x-tar"}, endless_body(size))
+        return Response(
+            200, {"content-length": str(size), "content-type": "application/x-tar"}, endless_body(size)
+        )
 
     return handle
 
@@ -188,8 +196,11 @@ def s3_host(objects: dict[str, bytes]) -> Callable[[Request], Response]:
             return Response(200 if data is not None else 404, {"content-length": str(len(data or b""))}, b"")
         resp = inner(req)
         if resp.status == 404:
-            return Response(404, {"content-type": "application/xml"},
-                            b"<Error><Code>NoSuchKey</Code><Message>no</Message></Error>")
+            return Response(
+                404,
+                {"content-type": "application/xml"},
+                b"<Error><Code>NoSuchKey</Code><Message>no</Message></Error>",
+            )
         resp.headers.setdefault("etag", '"x"')
         return resp
 
@@ -203,7 +214,9 @@ class FakePDS:
     cursor again) or ``None``. ``record_body`` replaces every getRecord answer (bytes).
     """
 
-    def __init__(self, did: str, *, cursor: str | None = None, record_body: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self, did: str, *, cursor: str | None = None, record_body: Callable[[], Any] | None = None
+    ) -> None:
         self.did = did
         self.records: dict[tuple[str, str], dict[str, Any]] = {}
         self.blobs: dict[str, bytes] = {}
@@ -220,25 +233,59 @@ class FakePDS:
             value = self.records.get((q.get("collection", ""), q.get("rkey", "")))
             if value is None:
                 return _json(400, {"error": "RecordNotFound", "message": "Could not locate record"})
-            return _json(200, {"uri": f"at://{self.did}/{q['collection']}/{q['rkey']}", "cid": "bafyreixyz",
-                               "value": value})
+            return _json(
+                200,
+                {
+                    "uri": f"at://{self.did}/{q['collection']}/{q['rkey']}",
+                    "cid": "bafyreixyz",
+                    "value": value,
+                },
+            )
         if nsid == "com.atproto.repo.listRecords":
             cursor = q.get("cursor", "0") or "0"
             page = int(cursor) if cursor.isdigit() else 0
-            mine = [{"uri": f"at://{self.did}/{c}/{k}", "cid": "bafyreixyz", "value": v}
-                    for (c, k), v in self.records.items() if c == q.get("collection")]
+            mine = [
+                {"uri": f"at://{self.did}/{c}/{k}", "cid": "bafyreixyz", "value": v}
+                for (c, k), v in self.records.items()
+                if c == q.get("collection")
+            ]
             if self.cursor == "endless":
-                filler = [{"uri": f"at://{self.did}/{q.get('collection')}/p{page}r{i}", "cid": "bafyreixyz",
-                           "value": {"name": f"other-{page}-{i}", "datasetUri": "at://x"}} for i in range(100)]
+                filler = [
+                    {
+                        "uri": f"at://{self.did}/{q.get('collection')}/p{page}r{i}",
+                        "cid": "bafyreixyz",
+                        "value": {"name": f"other-{page}-{i}", "datasetUri": "at://x"},
+                    }
+                    for i in range(100)
+                ]
                 return _json(200, {"records": filler, "cursor": str(page + 1)})
             if self.cursor == "repeat":
-                return _json(200, {"records": (mine * 100)[:100] or [{"uri": "u", "cid": "c", "value": {}}] * 100,
-                                   "cursor": "same"})
+                return _json(
+                    200,
+                    {
+                        "records": (mine * 100)[:100] or [{"uri": "u", "cid": "c", "value": {}}] * 100,
+                        "cursor": "same",
+                    },
+                )
             return _json(200, {"records": mine})
         if nsid == "com.atproto.repo.describeRepo":
-            return _json(200, {"did": self.did, "handle": "standin.test", "didDoc": {
-                "id": self.did, "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
-                                             "serviceEndpoint": self.server.url}]}})
+            return _json(
+                200,
+                {
+                    "did": self.did,
+                    "handle": "standin.test",
+                    "didDoc": {
+                        "id": self.did,
+                        "service": [
+                            {
+                                "id": "#atproto_pds",
+                                "type": "AtprotoPersonalDataServer",
+                                "serviceEndpoint": self.server.url,
+                            }
+                        ],
+                    },
+                },
+            )
         if nsid == "com.atproto.identity.resolveHandle":
             return _json(200, {"did": self.did})
         if nsid == "com.atproto.sync.getBlob":
@@ -291,13 +338,24 @@ def schema_value() -> dict[str, Any]:
 
 
 def entry_value(schema_uri: str, storage: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"$type": rec.ENTRY_NSID, "name": extra.pop("name", "gift"), "schemaRef": schema_uri,
-            "storage": storage, "createdAt": "2026-01-01T00:00:00.000Z", **extra}
+    return {
+        "$type": rec.ENTRY_NSID,
+        "name": extra.pop("name", "gift"),
+        "schemaRef": schema_uri,
+        "storage": storage,
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        **extra,
+    }
 
 
 def http_storage(urls: list[str], digests: list[str] | None = None) -> dict[str, Any]:
-    return {"$type": rec.STORAGE_HTTP, "shards": [
-        {"url": u, "checksum": {"algorithm": "sha256", "digest": d}} for u, d in zip(urls, digests or ["0" * 64] * len(urls))]}
+    return {
+        "$type": rec.STORAGE_HTTP,
+        "shards": [
+            {"url": u, "checksum": {"algorithm": "sha256", "digest": d}}
+            for u, d in zip(urls, digests or ["0" * 64] * len(urls))
+        ],
+    }
 
 
 class Publisher:
@@ -311,15 +369,23 @@ class Publisher:
         self.did = self.account.did
 
     def _client(self) -> Atmosphere:
-        return Atmosphere.login(self.account.handle, self.account.password, pds_url=self.sandbox.pds_url, max_tries=1)
+        return Atmosphere.login(
+            self.account.handle, self.account.password, pds_url=self.sandbox.pds_url, max_tries=1
+        )
 
     def put(self, *records: tuple[str, dict[str, Any]]) -> list[str]:
         """Create ``(collection, value)`` records; returns their at:// URIs."""
         client = self._client()
         try:
-            return [client._call("procedure", "com.atproto.repo.createRecord",
-                                 body={"repo": self.did, "collection": nsid, "record": value}, op="publish")["uri"]
-                    for nsid, value in records]
+            return [
+                client._call(
+                    "procedure",
+                    "com.atproto.repo.createRecord",
+                    body={"repo": self.did, "collection": nsid, "record": value},
+                    op="publish",
+                )["uri"]
+                for nsid, value in records
+            ]
         finally:
             client.close()
 

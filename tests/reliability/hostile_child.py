@@ -65,8 +65,13 @@ def fetch_shard(args: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-SCENARIOS = {"ignore-range": ignore_range, "spool-bad-shard": spool_bad_shard, "list-forever": list_forever,
-             "get-record": get_record, "fetch-shard": fetch_shard}
+SCENARIOS = {
+    "ignore-range": ignore_range,
+    "spool-bad-shard": spool_bad_shard,
+    "list-forever": list_forever,
+    "get-record": get_record,
+    "fetch-shard": fetch_shard,
+}
 
 
 def _status_kb(field: str) -> int:

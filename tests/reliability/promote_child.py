@@ -43,8 +43,13 @@ def _copy_target(cfg: dict[str, Any]) -> Any:
     if kind == "blobs":
         return "blobs"
     s3 = cfg["s3"]
-    return atdata.S3DataStore(s3["bucket"], prefix=s3.get("prefix", ""), endpoint_url=s3["endpoint"],
-                              key=s3["key"], secret=s3["secret"])
+    return atdata.S3DataStore(
+        s3["bucket"],
+        prefix=s3.get("prefix", ""),
+        endpoint_url=s3["endpoint"],
+        key=s3["key"],
+        secret=s3["secret"],
+    )
 
 
 def _killer(shard_sizes: list[int]):
@@ -67,7 +72,9 @@ def main() -> int:
     try:
         client = Atmosphere.from_env()
         index = atdata.Index(path=cfg["db"], atmosphere=client, data_store=atdata.LocalDiskStore(cfg["data"]))
-        entry = index.write(samples(cfg["n"], cfg["dim"]), name=cfg["name"], maxcount=cfg["maxcount"], progress=False)
+        entry = index.write(
+            samples(cfg["n"], cfg["dim"]), name=cfg["name"], maxcount=cfg["maxcount"], progress=False
+        )
         if cfg.get("prepare_only"):
             print(json.dumps({"entry": entry.name}))
             return 0

@@ -30,7 +30,10 @@ class ReliabilitySample:
 
 def samples(n: int, dim: int = 64, seed: int = 0) -> list[ReliabilitySample]:
     rng = np.random.default_rng(seed)
-    return [ReliabilitySample(features=rng.standard_normal(dim).astype(np.float32), label=i % 10) for i in range(n)]
+    return [
+        ReliabilitySample(features=rng.standard_normal(dim).astype(np.float32), label=i % 10)
+        for i in range(n)
+    ]
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -86,8 +89,12 @@ def list_blob_cids(client: Atmosphere) -> set[str]:
     out: set[str] = set()
     cursor = None
     while True:
-        page = client._call("query", "com.atproto.sync.listBlobs",
-                            params={"did": client.did, "limit": 1000, "cursor": cursor}, op="list blobs")
+        page = client._call(
+            "query",
+            "com.atproto.sync.listBlobs",
+            params={"did": client.did, "limit": 1000, "cursor": cursor},
+            op="list blobs",
+        )
         out.update(page.get("cids", []))
         cursor = page.get("cursor")
         if not cursor or not page.get("cids"):

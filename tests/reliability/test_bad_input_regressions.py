@@ -47,28 +47,42 @@ def _peak_while(fn) -> tuple[BaseException | None, int]:
     return err, peak
 
 
-@pytest.mark.parametrize("size_field", [
-    bytes([0x80]) + (2**80).to_bytes(11, "big"),  # GNU base-256: once an OverflowError
-    b"77777777777\x00",                             # 8 GiB - 1: once an 8 GiB read(n) buffer (MemoryError)
-], ids=["base256-2**80", "octal-8GiB"])
+@pytest.mark.parametrize(
+    "size_field",
+    [
+        bytes([0x80]) + (2**80).to_bytes(11, "big"),  # GNU base-256: once an OverflowError
+        b"77777777777\x00",  # 8 GiB - 1: once an 8 GiB read(n) buffer (MemoryError)
+    ],
+    ids=["base256-2**80", "octal-8GiB"],
+)
 def test_tar_member_declaring_a_huge_size_is_a_shard_error_with_bounded_memory(tmp_path, size_field):
     data = _header("0.msgpack", size_field) + bytes(4 * BLOCK)
     path = tmp_path / "huge.tar"
     path.write_bytes(data)
-    for fn in (lambda: list(iter_members(io.BytesIO(data), "huge.tar")),
-               lambda: list(iter_members(open(path, "rb"), "huge.tar")),  # noqa: SIM115
-               lambda: scan_shard(str(path))):
+    for fn in (
+        lambda: list(iter_members(io.BytesIO(data), "huge.tar")),
+        lambda: list(iter_members(open(path, "rb"), "huge.tar")),  # noqa: SIM115
+        lambda: scan_shard(str(path)),
+    ):
         err, peak = _peak_while(fn)
         assert isinstance(err, ShardError) and "truncated" in str(err), repr(err)
         assert peak < 16 << 20, f"{peak:,} bytes allocated for a {len(data)}-byte file"
 
 
-@pytest.mark.parametrize("value", [b"abc", b"-5", b"9" * 5000], ids=["not-a-number", "negative", "5000-digits"])
+@pytest.mark.parametrize(
+    "value", [b"abc", b"-5", b"9" * 5000], ids=["not-a-number", "negative", "5000-digits"]
+)
 def test_tar_pax_size_that_is_not_a_byte_count_is_a_shard_error(value):
     record = b"size=" + value + b"\n"
     n = len(record) + 1
     n = len(record) + len(str(n)) + 1
-    data = _pax(str(n).encode() + b" " + record) + ustar_header("0.msgpack", 1) + b"x" + bytes(BLOCK - 1) + END_OF_ARCHIVE
+    data = (
+        _pax(str(n).encode() + b" " + record)
+        + ustar_header("0.msgpack", 1)
+        + b"x"
+        + bytes(BLOCK - 1)
+        + END_OF_ARCHIVE
+    )
     with pytest.raises(AtdataLabError):
         list(iter_members(io.BytesIO(data), "pax.tar"))
 
@@ -81,11 +95,15 @@ def _npy(descr: str, shape: tuple[int, ...], version: tuple[int, int] = (1, 0)) 
     return b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header.encode("latin1")
 
 
-@pytest.mark.parametrize("payload", [
-    _npy("<f8", (2**40,)),          # once np.load tried to allocate 8 TiB before reading
-    _npy("<f8", (50_000_000,)),     # ... or allocated 400 MB for a 128-byte payload
-    _npy("<f4", (2**20, 2**20), (2, 0)),
-], ids=["8TiB", "400MB", "v2-4TiB"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _npy("<f8", (2**40,)),  # once np.load tried to allocate 8 TiB before reading
+        _npy("<f8", (50_000_000,)),  # ... or allocated 400 MB for a 128-byte payload
+        _npy("<f4", (2**20, 2**20), (2, 0)),
+    ],
+    ids=["8TiB", "400MB", "v2-4TiB"],
+)
 def test_npy_payload_declaring_more_than_it_holds_allocates_nothing(payload):
     from atdata_lab.ndarray_codec import NDArrayFormatError, decode_ndarray
 
@@ -95,11 +113,15 @@ def test_npy_payload_declaring_more_than_it_holds_allocates_nothing(payload):
     assert peak < 1 << 20
 
 
-@pytest.mark.parametrize("payload", [
-    b"\x03<U0\x01" + (5).to_bytes(8, "little"),  # once numpy's "itemsize cannot be zero" ValueError
-    b"\x02S0\x00",
-    _npy("<U0", (3,)),
-], ids=["U0", "S0", "npy-U0"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x03<U0\x01" + (5).to_bytes(8, "little"),  # once numpy's "itemsize cannot be zero" ValueError
+        b"\x02S0\x00",
+        _npy("<U0", (3,)),
+    ],
+    ids=["U0", "S0", "npy-U0"],
+)
 def test_zero_size_dtype_is_an_ndarray_format_error(payload):
     from atdata_lab.ndarray_codec import NDArrayFormatError, decode_ndarray
 
@@ -112,8 +134,13 @@ def test_valid_npy_payloads_still_decode():
 
     from atdata_lab.ndarray_codec import decode_ndarray
 
-    for arr in (np.arange(12, dtype="<i4").reshape(3, 4), np.asfortranarray(np.ones((2, 5), ">f8")),
-                np.array(["ab", "c"]), np.zeros((0, 3), np.uint8), np.float16(1.5) * np.ones(())):
+    for arr in (
+        np.arange(12, dtype="<i4").reshape(3, 4),
+        np.asfortranarray(np.ones((2, 5), ">f8")),
+        np.array(["ab", "c"]),
+        np.zeros((0, 3), np.uint8),
+        np.float16(1.5) * np.ones(()),
+    ):
         buf = io.BytesIO()
         np.save(buf, arr)
         got = decode_ndarray(buf.getvalue())
@@ -122,22 +149,43 @@ def test_valid_npy_payloads_still_decode():
 
 
 def _local_schema(**field_type) -> dict:
-    return {"name": "S", "version": "1.0.0",
-            "fields": [{"name": "x", "fieldType": field_type or {"$type": "local#primitive", "primitive": "int"}}]}
+    return {
+        "name": "S",
+        "version": "1.0.0",
+        "fields": [
+            {"name": "x", "fieldType": field_type or {"$type": "local#primitive", "primitive": "int"}}
+        ],
+    }
 
 
-@pytest.mark.parametrize("record", [
-    {"version": "1.0.0", "fields": []},                                  # once a bare ValueError
-    {**_local_schema(), "name": "1bad"},
-    {**_local_schema(), "version": "one"},
-    _local_schema(**{"$type": 5}),                                       # once an AttributeError
-    _local_schema(**{"$type": "local#ndarray", "dtype": {"names": ["a"], "formats": ["<f4"]}}),
-    _local_schema(**{"$type": "local#ndarray", "dtype": "f4,i4"}),       # once accepted (structured)
-    _local_schema(**{"$type": "local#ndarray", "dtype": "O"}),           # once accepted (object)
-    _local_schema(**{"$type": "local#ndarray", "dtype": "(2"}),
-    {**_local_schema(), "fields": [{"name": "class", "fieldType": {"$type": "local#dict"}}]},  # once a TypeError in to_type
-], ids=["no-name", "bad-name", "bad-version", "type-int", "dtype-dict", "dtype-structured", "dtype-object",
-        "dtype-junk", "keyword-field"])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"version": "1.0.0", "fields": []},  # once a bare ValueError
+        {**_local_schema(), "name": "1bad"},
+        {**_local_schema(), "version": "one"},
+        _local_schema(**{"$type": 5}),  # once an AttributeError
+        _local_schema(**{"$type": "local#ndarray", "dtype": {"names": ["a"], "formats": ["<f4"]}}),
+        _local_schema(**{"$type": "local#ndarray", "dtype": "f4,i4"}),  # once accepted (structured)
+        _local_schema(**{"$type": "local#ndarray", "dtype": "O"}),  # once accepted (object)
+        _local_schema(**{"$type": "local#ndarray", "dtype": "(2"}),
+        {
+            **_local_schema(),
+            "fields": [{"name": "class", "fieldType": {"$type": "local#dict"}}],
+        },  # once a TypeError in to_type
+    ],
+    ids=[
+        "no-name",
+        "bad-name",
+        "bad-version",
+        "type-int",
+        "dtype-dict",
+        "dtype-structured",
+        "dtype-object",
+        "dtype-junk",
+        "keyword-field",
+    ],
+)
 def test_schema_record_parser_raises_record_validation_error(record):
     from atdata_lab.errors import RecordValidationError
     from atdata_lab.schema import Schema
@@ -152,7 +200,9 @@ def test_lone_surrogate_in_a_record_is_a_record_validation_error_naming_the_fiel
     from atdata_lab.atmosphere.lexicon import record_json_size, validate_record
     from atdata_lab.errors import RecordValidationError
 
-    label = rec.label_record("x", "at://did:plc:abcdefghijklmnopqrstuvwx/science.alt.dataset.entry/3kabcdefghijk")
+    label = rec.label_record(
+        "x", "at://did:plc:abcdefghijklmnopqrstuvwx/science.alt.dataset.entry/3kabcdefghijk"
+    )
     bad = "a\ud800b"  # once a UnicodeEncodeError from the JSON size check
     if where == "value":
         label["description"] = bad

@@ -24,10 +24,22 @@ WRITES = 50
 
 def _run_writers(base: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str], float]:
     start_at = time.time() + 5.0  # every child has imported and opened the index by then
-    procs = [subprocess.Popen([PYTHON, "-m", "tests.reliability.write_child",
-                               json.dumps({**base, "prefix": f"p{i}-", "count": WRITES, "start_at": start_at})],
-                              cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for i in range(PROCESSES)]
+    procs = [
+        subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "tests.reliability.write_child",
+                json.dumps({**base, "prefix": f"p{i}-", "count": WRITES, "start_at": start_at}),
+            ],
+            cwd=REPO_ROOT,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(PROCESSES)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     elapsed = time.time() - start_at
     summaries, failures = [], []
@@ -37,7 +49,9 @@ def _run_writers(base: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str],
         if p.returncode != 0 or not lines:
             failures.append(f"exit {p.returncode}: {err[-2000:]}")
             continue
-        summaries.append(json.loads(lines[-1]) | {"committed": sum(line.startswith("COMMITTED") for line in lines)})
+        summaries.append(
+            json.loads(lines[-1]) | {"committed": sum(line.startswith("COMMITTED") for line in lines)}
+        )
         failures += [line for line in err.splitlines() if "locked" in line.lower()]
     return summaries, failures, elapsed
 
@@ -63,14 +77,28 @@ def test_four_processes_write_fifty_entries_each_into_one_index(backend, tmp_pat
         request.getfixturevalue("redis_client")  # FLUSHALL: start empty
         base["redis"] = server.url
     summaries, failures, elapsed = _run_writers(base)
-    index = (atdata.Index(path=base["db"], data_store=atdata.LocalDiskStore(base["data"])) if backend == "sqlite"
-             else atdata.Index(url=base["redis"], data_store=atdata.LocalDiskStore(base["data"])))
+    index = (
+        atdata.Index(path=base["db"], data_store=atdata.LocalDiskStore(base["data"]))
+        if backend == "sqlite"
+        else atdata.Index(url=base["redis"], data_store=atdata.LocalDiskStore(base["data"]))
+    )
     errors = sum(sum(s["errors"].values()) for s in summaries)
     locked = sum(s["locked"] for s in summaries)
     committed = sum(s["committed"] for s in summaries)
     bad = _check(index)
-    ROWS.append((backend, f"{PROCESSES} x {WRITES}", committed, len(index), errors, locked, bad,
-                 f"{elapsed:.1f}", f"{committed / elapsed:.0f}"))
+    ROWS.append(
+        (
+            backend,
+            f"{PROCESSES} x {WRITES}",
+            committed,
+            len(index),
+            errors,
+            locked,
+            bad,
+            f"{elapsed:.1f}",
+            f"{committed / elapsed:.0f}",
+        )
+    )
     assert not failures, failures[:5]
     assert committed == PROCESSES * WRITES and len(index) == PROCESSES * WRITES
     assert errors == 0 and locked == 0 and bad == 0
@@ -79,6 +107,18 @@ def test_four_processes_write_fifty_entries_each_into_one_index(backend, tmp_pat
 def test_concurrency_matrix(report_table):
     if not ROWS:
         pytest.skip("no concurrency test ran")
-    report_table("Concurrent writers: 4 processes x 50 index.write() into one index, started together",
-                 ("index", "processes x writes", "writes returned", "entries", "errors", "database is locked",
-                  "bad shards", "seconds", "writes/s"), ROWS)
+    report_table(
+        "Concurrent writers: 4 processes x 50 index.write() into one index, started together",
+        (
+            "index",
+            "processes x writes",
+            "writes returned",
+            "entries",
+            "errors",
+            "database is locked",
+            "bad shards",
+            "seconds",
+            "writes/s",
+        ),
+        ROWS,
+    )

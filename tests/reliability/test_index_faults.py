@@ -27,8 +27,14 @@ from tests.reliability.support import PYTHON, REPO_ROOT, child_env, sha256_file,
 
 
 def _start_writer(cfg: dict[str, Any]) -> subprocess.Popen[str]:
-    return subprocess.Popen([PYTHON, "-m", "tests.reliability.write_child", json.dumps(cfg)], cwd=REPO_ROOT,
-                            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [PYTHON, "-m", "tests.reliability.write_child", json.dumps(cfg)],
+        cwd=REPO_ROOT,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _disk_orphans(index: atdata.Index, data: Path) -> tuple[list[str], list[str]]:
@@ -65,14 +71,23 @@ def test_redis_restarted_mid_write_loses_no_committed_entry(start_redis, tmp_pat
     for how in ("SIGTERM (restart)", "SIGKILL (crash)"):
         server = start_redis(aof=True)
         data = tmp_path / how.split()[0] / "data"
-        cfg = {"redis": server.url, "data": str(data), "count": 60, "samples": 40, "maxcount": 20,
-               "retry_unavailable": True}
+        cfg = {
+            "redis": server.url,
+            "data": str(data),
+            "count": 60,
+            "samples": 40,
+            "maxcount": 20,
+            "retry_unavailable": True,
+        }
         proc = _start_writer(cfg)
         committed: dict[str, str] = {}
         lines: list[str] = []
 
-        def read(proc: subprocess.Popen[str] = proc, committed: dict[str, str] = committed,
-                 lines: list[str] = lines) -> None:
+        def read(
+            proc: subprocess.Popen[str] = proc,
+            committed: dict[str, str] = committed,
+            lines: list[str] = lines,
+        ) -> None:
             assert proc.stdout is not None
             for line in proc.stdout:
                 lines.append(line)
@@ -92,28 +107,53 @@ def test_redis_restarted_mid_write_loses_no_committed_entry(start_redis, tmp_pat
         proc.wait(timeout=300)
         reader.join(timeout=10)
         summary = json.loads(lines[-1])
-        assert proc.returncode == 0 and "FAILED" not in "".join(lines), "".join(lines[-20:]) + proc.stderr.read()
+        assert proc.returncode == 0 and "FAILED" not in "".join(lines), (
+            "".join(lines[-20:]) + proc.stderr.read()
+        )
         index = atdata.Index(url=server.url, data_store=atdata.LocalDiskStore(data))
         problems = _verify_entries(index, committed)
         orphans, staging = _disk_orphans(index, data)
-        rows.append((how, restarts, len(committed), len(index), summary["retries"], len(problems), len(orphans),
-                     len(staging)))
+        rows.append(
+            (
+                how,
+                restarts,
+                len(committed),
+                len(index),
+                summary["retries"],
+                len(problems),
+                len(orphans),
+                len(staging),
+            )
+        )
         assert len(committed) == 60 and not problems, problems
         assert not orphans and not staging, (orphans, staging)
-    report_table("Redis (AOF, appendfsync always) restarted twice while a process writes 60 entries",
-                 ("restart", "restarts", "writes returned", "entries after", "writes retried", "lost/damaged",
-                  "orphan shards", "staging files"), rows,
-                 note="A write that fails with IndexUnavailableError (the server was down) is retried by the "
-                      "writer; the same content gives the same entry, never a second one.")
+    report_table(
+        "Redis (AOF, appendfsync always) restarted twice while a process writes 60 entries",
+        (
+            "restart",
+            "restarts",
+            "writes returned",
+            "entries after",
+            "writes retried",
+            "lost/damaged",
+            "orphan shards",
+            "staging files",
+        ),
+        rows,
+        note="A write that fails with IndexUnavailableError (the server was down) is retried by the "
+        "writer; the same content gives the same entry, never a second one.",
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # a writer killed mid-write
 # ------------------------------------------------------------------------------------------------
 
-KILLS = [("encoding the first shard", {"kill_at_sample": 512}),
-         ("4 shards staged, 5th open", {"kill_at_sample": 2048}),
-         ("shards published, entry not yet committed", {"kill_before_entry": True})]
+KILLS = [
+    ("encoding the first shard", {"kill_at_sample": 512}),
+    ("4 shards staged, 5th open", {"kill_at_sample": 2048}),
+    ("shards published, entry not yet committed", {"kill_before_entry": True}),
+]
 
 
 def _s3_state(s3_server: Any, bucket: str) -> tuple[list[str], int]:
@@ -123,16 +163,28 @@ def _s3_state(s3_server: Any, bucket: str) -> tuple[list[str], int]:
 
 @pytest.mark.s3
 @pytest.mark.parametrize("store", ["disk", "s3"])
-def test_writer_killed_mid_write_leaves_no_shard_and_no_entry(store, tmp_path, s3_server, report_table,
-                                                             request):
+def test_writer_killed_mid_write_leaves_no_shard_and_no_entry(
+    store, tmp_path, s3_server, report_table, request
+):
     rows = []
     for what, kill in KILLS:
         work = tmp_path / what.split()[0]
-        cfg: dict[str, Any] = {"db": str(work / "i.db"), "data": str(work / "data"), "count": 1, "prefix": "big",
-                               "samples": 3000, "maxcount": 500, "dim": 4096 if store == "s3" else 256}
+        cfg: dict[str, Any] = {
+            "db": str(work / "i.db"),
+            "data": str(work / "data"),
+            "count": 1,
+            "prefix": "big",
+            "samples": 3000,
+            "maxcount": 500,
+            "dim": 4096 if store == "s3" else 256,
+        }
         if store == "s3":
-            cfg["s3"] = {"bucket": s3_server.make_bucket(), "endpoint": s3_server.endpoint_url,
-                         "key": s3_server.key, "secret": s3_server.secret}
+            cfg["s3"] = {
+                "bucket": s3_server.make_bucket(),
+                "endpoint": s3_server.endpoint_url,
+                "key": s3_server.key,
+                "secret": s3_server.secret,
+            }
             cfg["s3_part_mb"] = 5  # S3's minimum part size: the 8 MiB shards are multipart uploads
         proc = _start_writer({**cfg, **kill})
         out, err = proc.communicate(timeout=300)
@@ -142,7 +194,9 @@ def test_writer_killed_mid_write_leaves_no_shard_and_no_entry(store, tmp_path, s
         if store == "disk":
             final_after_kill = sorted(str(p) for p in (work / "data").rglob("*.tar"))
             leftovers = len(temp_files(work / "data"))
-            readable = atdata.load_dataset(str(work / "data" / "big000" / "*.tar")) if final_after_kill else None
+            readable = (
+                atdata.load_dataset(str(work / "data" / "big000" / "*.tar")) if final_after_kill else None
+            )
         else:
             final_after_kill, leftovers = _s3_state(s3_server, cfg["s3"]["bucket"])
             readable = None
@@ -159,11 +213,21 @@ def test_writer_killed_mid_write_leaves_no_shard_and_no_entry(store, tmp_path, s
         else:
             objects, uploads = _s3_state(s3_server, cfg["s3"]["bucket"])
             fs = s3_server.fs()
-            verified = sum(hashlib.sha256(fs.cat_file(u[5:])).hexdigest() == d
-                           for u, d in zip(entry.data_urls, entry.shard_checksums))
+            verified = sum(
+                hashlib.sha256(fs.cat_file(u[5:])).hexdigest() == d
+                for u, d in zip(entry.data_urls, entry.shard_checksums)
+            )
             cleaned = sorted(f"s3://{o}" for o in objects) == sorted(entry.data_urls) and uploads == 0
-        rows.append((what, entries_after_kill, len(final_after_kill), leftovers,
-                     "yes" if cleaned else "NO", f"{verified}/{entry.num_shards}"))
+        rows.append(
+            (
+                what,
+                entries_after_kill,
+                len(final_after_kill),
+                leftovers,
+                "yes" if cleaned else "NO",
+                f"{verified}/{entry.num_shards}",
+            )
+        )
         assert entries_after_kill == 0, what
         if store == "s3" and "entry not yet committed" not in what:
             assert leftovers >= 1, f"{what}: expected the killed writer's open multipart uploads"
@@ -173,7 +237,15 @@ def test_writer_killed_mid_write_leaves_no_shard_and_no_entry(store, tmp_path, s
             assert final_after_kill == [], f"{what}: shards under final names: {final_after_kill}"
             assert readable is None
         assert cleaned and verified == entry.num_shards, what
-    report_table(f"Writer killed mid-write (SIGKILL), {store} store: 3000 samples in 6 shards",
-                 ("killed while", "entries after kill", "final-named shards after kill",
-                  "staging files" if store == "disk" else "open multipart uploads", "next write cleaned up",
-                  "shards verified"), rows)
+    report_table(
+        f"Writer killed mid-write (SIGKILL), {store} store: 3000 samples in 6 shards",
+        (
+            "killed while",
+            "entries after kill",
+            "final-named shards after kill",
+            "staging files" if store == "disk" else "open multipart uploads",
+            "next write cleaned up",
+            "shards verified",
+        ),
+        rows,
+    )

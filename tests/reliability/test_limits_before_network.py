@@ -58,8 +58,9 @@ class Limit:
         return out
 
 
-def _walk(schema: dict, path: tuple, nsid: str, collection: str, union: str | None, out: list[Limit],
-          depth: int = 0) -> None:
+def _walk(
+    schema: dict, path: tuple, nsid: str, collection: str, union: str | None, out: list[Limit], depth: int = 0
+) -> None:
     assert depth < 20
     t = schema.get("type")
     if t == "record":
@@ -86,7 +87,16 @@ def _walk(schema: dict, path: tuple, nsid: str, collection: str, union: str | No
         if path:
             add("type")
     elif t == "string":
-        for kind in ("maxLength", "minLength", "maxGraphemes", "minGraphemes", "format", "const", "enum", "pattern"):
+        for kind in (
+            "maxLength",
+            "minLength",
+            "maxGraphemes",
+            "minGraphemes",
+            "format",
+            "const",
+            "enum",
+            "pattern",
+        ):
             if kind in schema:
                 add(kind, schema[kind])
         add("type")
@@ -125,16 +135,35 @@ def _bases() -> dict[tuple[str, str | None], dict]:
     from tests.reliability.fuzz_targets import Everything
 
     schema_uri = f"at://{DID}/{rec.SCHEMA_NSID}/{rec.schema_rkey('Everything', '1.0.0')}"
-    common = dict(description="d", tags=["t"], license="MIT", size={"samples": 1, "bytes": 2, "shards": 1},
-                  metadata={"split": "train"}, content_cid="bafyreiabc", metadata_schema_ref=schema_uri)
-    blob = {"$type": "blob", "ref": {"$link": "bafkreiabcdefghijklmnop"}, "mimeType": "application/x-tar", "size": 10}
-    storages = {rec.STORAGE_HTTP: rec.storage_http([("https://example.org/a.tar", SHA)]),
-                rec.STORAGE_S3: rec.storage_s3("bucket", [("k/a.tar", SHA)], region="r", endpoint="https://s3.example.org"),
-                rec.STORAGE_BLOBS: rec.storage_blobs([{"blob": blob, "sha256": SHA}])}
+    common = dict(
+        description="d",
+        tags=["t"],
+        license="MIT",
+        size={"samples": 1, "bytes": 2, "shards": 1},
+        metadata={"split": "train"},
+        content_cid="bafyreiabc",
+        metadata_schema_ref=schema_uri,
+    )
+    blob = {
+        "$type": "blob",
+        "ref": {"$link": "bafkreiabcdefghijklmnop"},
+        "mimeType": "application/x-tar",
+        "size": 10,
+    }
+    storages = {
+        rec.STORAGE_HTTP: rec.storage_http([("https://example.org/a.tar", SHA)]),
+        rec.STORAGE_S3: rec.storage_s3(
+            "bucket", [("k/a.tar", SHA)], region="r", endpoint="https://s3.example.org"
+        ),
+        rec.STORAGE_BLOBS: rec.storage_blobs([{"blob": blob, "sha256": SHA}]),
+    }
     out: dict[tuple[str, str | None], dict] = {
-        (rec.SCHEMA_NSID, None): rec.schema_record(Everything.schema().to_record(), license="MIT", tags=["t"]),
-        (rec.LABEL_NSID, None): rec.label_record("x", f"at://{DID}/{rec.ENTRY_NSID}/3kabcdefghijk", version="1.0.0",
-                                                 description="d"),
+        (rec.SCHEMA_NSID, None): rec.schema_record(
+            Everything.schema().to_record(), license="MIT", tags=["t"]
+        ),
+        (rec.LABEL_NSID, None): rec.label_record(
+            "x", f"at://{DID}/{rec.ENTRY_NSID}/3kabcdefghijk", version="1.0.0", description="d"
+        ),
     }
     for member, storage in storages.items():
         out[(rec.ENTRY_NSID, member)] = rec.entry_record("x", schema_uri, storage, **common)
@@ -208,8 +237,14 @@ def violate(limit: Limit) -> tuple[dict, list[str]]:
         _set(record, limit.path + ("mimeType",), "text/x-not-accepted")
         return record, ["not accepted"]
     if k == "type":
-        wrong = {"string": 12345, "integer": "12", "array": "not a list", "object": "not an object",
-                 "unknown": "not an object", "boolean": "yes"}[schema["type"]]
+        wrong = {
+            "string": 12345,
+            "integer": "12",
+            "array": "not a list",
+            "object": "not an object",
+            "unknown": "not an object",
+            "boolean": "yes",
+        }[schema["type"]]
         _set(record, limit.path, wrong)
         return record, ["union"] if limit.path[-1:] == ("$type",) else ["expected"]
     raise AssertionError(f"no violation for {limit}")
@@ -246,22 +281,35 @@ def test_every_lexicon_limit_is_refused_before_any_request_naming_field_and_limi
                 elif send == "create_record":
                     client.create_record(limit.collection, record, rkey="3kabcdefghijk")
                 else:
-                    client.apply_writes([{"action": "create", "collection": limit.collection, "rkey": "3kabcdefghijk",
-                                          "value": record}])
+                    client.apply_writes(
+                        [
+                            {
+                                "action": "create",
+                                "collection": limit.collection,
+                                "rkey": "3kabcdefghijk",
+                                "value": record,
+                            }
+                        ]
+                    )
                 problems.append(f"{limit.where} {limit.kind}: accepted by {send}")
                 continue
             except RecordValidationError as e:
                 msg = str(e)
             if limit.where not in msg or not all(w in msg for w in words):
-                problems.append(f"{limit.where} {limit.kind}={limit.value!r} via {send}: {msg!r} lacks {words}")
+                problems.append(
+                    f"{limit.where} {limit.kind}={limit.value!r} via {send}: {msg!r} lacks {words}"
+                )
         by_kind[f"{limit.collection.rsplit('.', 1)[-1]}:{limit.kind}"] += 1
     sent = client.round_trips
     rows = [(k.split(":")[0], k.split(":")[1], n) for k, n in sorted(by_kind.items())]
-    report_table("Lexicon limits refused before any request (read from the bundled lexicons; each via validate_record, "
-                 "create_record and apply_writes)",
-                 ("record", "limit kind", "limits"), rows,
-                 note=f"{len(LIMITS)} limits x 3 paths; requests sent to the PDS: {sent}; "
-                      f"messages missing the field or the limit: {len(problems)}")
+    report_table(
+        "Lexicon limits refused before any request (read from the bundled lexicons; each via validate_record, "
+        "create_record and apply_writes)",
+        ("record", "limit kind", "limits"),
+        rows,
+        note=f"{len(LIMITS)} limits x 3 paths; requests sent to the PDS: {sent}; "
+        f"messages missing the field or the limit: {len(problems)}",
+    )
     assert not problems, "\n".join(problems[:20])
     assert sent == 0
 
@@ -272,8 +320,16 @@ def test_every_lexicon_limit_is_refused_before_any_request_naming_field_and_limi
 
 NAMES = [
     # (what, call, words the error must contain)
-    ("dataset name: empty", lambda ix, c: ix.write(samples(2), name="", progress=False), ["dataset name", "200"]),
-    ("dataset name: a path", lambda ix, c: ix.write(samples(2), name="../up", progress=False), ["dataset name"]),
+    (
+        "dataset name: empty",
+        lambda ix, c: ix.write(samples(2), name="", progress=False),
+        ["dataset name", "200"],
+    ),
+    (
+        "dataset name: a path",
+        lambda ix, c: ix.write(samples(2), name="../up", progress=False),
+        ["dataset name"],
+    ),
     ("dataset name: 201 chars", lambda ix, c: ix.write(samples(2), name="n" * 201, progress=False), ["200"]),
     ("dataset name: space", lambda ix, c: ix.write(samples(2), name="a b", progress=False), ["dataset name"]),
     ("promotion name: empty", lambda ix, c: ix.plan_promotion("ok", name=""), ["name"]),
@@ -283,30 +339,69 @@ NAMES = [
     ("tags: 31", lambda ix, c: ix.plan_promotion("ok", tags=[f"t{i}" for i in range(31)]), ["tags", "30"]),
     ("tags: one string", lambda ix, c: ix.plan_promotion("ok", tags="abc"), ["tags"]),
     ("license: not SPDX", lambda ix, c: ix.plan_promotion("ok", license="MIT-ish"), ["license"]),
-    ("description: 5001 bytes", lambda ix, c: ix.plan_promotion("ok", description="d" * 5001),
-     ["description", "5000"]),
+    (
+        "description: 5001 bytes",
+        lambda ix, c: ix.plan_promotion("ok", description="d" * 5001),
+        ["description", "5000"],
+    ),
     ("schema version: not semver", lambda ix, c: ix.publish_schema(_Sample, version="1.0"), ["version"]),
-    ("record key: space", lambda ix, c: c.create_record(rec.LABEL_NSID, BASES[(rec.LABEL_NSID, None)], rkey="a b"),
-     ["rkey"]),
-    ("record key: '..'", lambda ix, c: c.create_record(rec.LABEL_NSID, BASES[(rec.LABEL_NSID, None)], rkey=".."),
-     ["rkey"]),
-    ("record key: 513 chars", lambda ix, c: c.put_record(rec.LABEL_NSID, "k" * 513, BASES[(rec.LABEL_NSID, None)]),
-     ["rkey"]),
-    ("record key: trailing newline (get_record)", lambda ix, c: c.get_record(rec.LABEL_NSID, "abc\n"), ["rkey"]),
-    ("dataset name: trailing newline", lambda ix, c: ix.write(samples(2), name="ok\n", progress=False),
-     ["dataset name"]),
-    ("handle: trailing newline (load_dataset)", lambda ix, c: atdata.load_dataset(f"@{c.handle}\n/x", index=ix),
-     ["handle"]),
-    ("at-uri: record key with a newline (load_dataset)",
-     lambda ix, c: atdata.load_dataset(f"at://{c.did}/{rec.ENTRY_NSID}/a\n", index=ix), ["record key"]),
-    ("collection: not an NSID", lambda ix, c: c.create_record("not an nsid", {"a": 1}), ["collection", "NSID"]),
-    ("collection: one segment", lambda ix, c: c.apply_writes([{"action": "delete", "collection": "entry",
-                                                               "rkey": "3kabcdefghijk"}]), ["collection", "NSID"]),
-    ("collection: $type differs", lambda ix, c: c.create_record(rec.LABEL_NSID, {**BASES[(rec.ENTRY_NSID, None)]}),
-     ["$type"]),
-    ("at-uri: bad DID", lambda ix, c: c.create_record(rec.LABEL_NSID, {**BASES[(rec.LABEL_NSID, None)],
-                                                                       "datasetUri": "at://did:nope/x.y.z/k"}),
-     ["datasetUri", "at-uri"]),
+    (
+        "record key: space",
+        lambda ix, c: c.create_record(rec.LABEL_NSID, BASES[(rec.LABEL_NSID, None)], rkey="a b"),
+        ["rkey"],
+    ),
+    (
+        "record key: '..'",
+        lambda ix, c: c.create_record(rec.LABEL_NSID, BASES[(rec.LABEL_NSID, None)], rkey=".."),
+        ["rkey"],
+    ),
+    (
+        "record key: 513 chars",
+        lambda ix, c: c.put_record(rec.LABEL_NSID, "k" * 513, BASES[(rec.LABEL_NSID, None)]),
+        ["rkey"],
+    ),
+    (
+        "record key: trailing newline (get_record)",
+        lambda ix, c: c.get_record(rec.LABEL_NSID, "abc\n"),
+        ["rkey"],
+    ),
+    (
+        "dataset name: trailing newline",
+        lambda ix, c: ix.write(samples(2), name="ok\n", progress=False),
+        ["dataset name"],
+    ),
+    (
+        "handle: trailing newline (load_dataset)",
+        lambda ix, c: atdata.load_dataset(f"@{c.handle}\n/x", index=ix),
+        ["handle"],
+    ),
+    (
+        "at-uri: record key with a newline (load_dataset)",
+        lambda ix, c: atdata.load_dataset(f"at://{c.did}/{rec.ENTRY_NSID}/a\n", index=ix),
+        ["record key"],
+    ),
+    (
+        "collection: not an NSID",
+        lambda ix, c: c.create_record("not an nsid", {"a": 1}),
+        ["collection", "NSID"],
+    ),
+    (
+        "collection: one segment",
+        lambda ix, c: c.apply_writes([{"action": "delete", "collection": "entry", "rkey": "3kabcdefghijk"}]),
+        ["collection", "NSID"],
+    ),
+    (
+        "collection: $type differs",
+        lambda ix, c: c.create_record(rec.LABEL_NSID, {**BASES[(rec.ENTRY_NSID, None)]}),
+        ["$type"],
+    ),
+    (
+        "at-uri: bad DID",
+        lambda ix, c: c.create_record(
+            rec.LABEL_NSID, {**BASES[(rec.LABEL_NSID, None)], "datasetUri": "at://did:nope/x.y.z/k"}
+        ),
+        ["datasetUri", "at-uri"],
+    ),
 ]
 
 
@@ -316,7 +411,9 @@ class _Sample:
 
 
 def test_every_invalid_name_is_refused_before_any_request(client, tmp_path, report_table):
-    index = atdata.Index(path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    index = atdata.Index(
+        path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d")
+    )
     index.write(samples(3), name="ok", progress=False)
     rows, problems = [], []
     for what, call, words in NAMES:
@@ -327,8 +424,12 @@ def test_every_invalid_name_is_refused_before_any_request(client, tmp_path, repo
         except Exception as e:  # noqa: BLE001 - checked below
             err = e
         sent = client.round_trips
-        ok = isinstance(err, AtdataLabError) and isinstance(err, ValueError) and all(w in str(err) for w in words) \
+        ok = (
+            isinstance(err, AtdataLabError)
+            and isinstance(err, ValueError)
+            and all(w in str(err) for w in words)
             and sent == 0
+        )
         rows.append((what, type(err).__name__ if err else "accepted", sent, "ok" if ok else "FAIL"))
         if not ok:
             problems.append(f"{what}: {err!r} (requests: {sent})")
@@ -341,9 +442,11 @@ def test_every_invalid_name_is_refused_before_any_request(client, tmp_path, repo
 # ------------------------------------------------------------------------------------------------
 
 keys = st.text(alphabet="abcdefghij_", min_size=1, max_size=6)
-plain = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=8)),
-                     lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(keys, c, max_size=4)),
-                     max_leaves=20)
+plain = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=8)),
+    lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(keys, c, max_size=4)),
+    max_leaves=20,
+)
 
 
 @st.composite
@@ -373,30 +476,54 @@ def with_a_float(draw) -> tuple[dict, str]:
 
 
 def test_a_float_anywhere_is_refused_before_any_request_naming_its_path(client, tmp_path, report_table):
-    index = atdata.Index(path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    index = atdata.Index(
+        path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d")
+    )
     index.write(samples(3), name="ok", progress=False)
     seen = Counter()
 
-    @settings(max_examples=150, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=150,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(with_a_float())
     def check(case: tuple[dict, str]) -> None:
         value, path = case
         client.round_trips = 0
         for where, call, prefix in (
-                ("promotion metadata", lambda: index.plan_promotion("ok", metadata=value), "metadata"),
-                ("entry contentMetadata", lambda: client.create_record(
-                    rec.ENTRY_NSID, {**BASES[(rec.ENTRY_NSID, None)], "contentMetadata": value}), "entry.contentMetadata"),
-                ("record of another collection", lambda: client.create_record("org.example.any", value), "any"),
-                ("applyWrites value", lambda: client.apply_writes(
-                    [{"action": "create", "collection": "org.example.any", "value": value}]), "any")):
+            ("promotion metadata", lambda: index.plan_promotion("ok", metadata=value), "metadata"),
+            (
+                "entry contentMetadata",
+                lambda: client.create_record(
+                    rec.ENTRY_NSID, {**BASES[(rec.ENTRY_NSID, None)], "contentMetadata": value}
+                ),
+                "entry.contentMetadata",
+            ),
+            ("record of another collection", lambda: client.create_record("org.example.any", value), "any"),
+            (
+                "applyWrites value",
+                lambda: client.apply_writes(
+                    [{"action": "create", "collection": "org.example.any", "value": value}]
+                ),
+                "any",
+            ),
+        ):
             with pytest.raises(RecordValidationError) as ei:
                 call()
-            assert f"{prefix}{path}:" in str(ei.value) and "float" in str(ei.value), (where, path, str(ei.value))
+            assert f"{prefix}{path}:" in str(ei.value) and "float" in str(ei.value), (
+                where,
+                path,
+                str(ei.value),
+            )
             seen[where] += 1
         assert client.round_trips == 0
 
     check()
-    report_table("A float anywhere in a record (150 generated records with one float at a random depth)",
-                 ("sent through", "refused, naming the float's path", "requests"),
-                 [(k, n, 0) for k, n in seen.items()])
+    report_table(
+        "A float anywhere in a record (150 generated records with one float at a random depth)",
+        ("sent through", "refused, naming the float's path", "requests"),
+        [(k, n, 0) for k, n in seen.items()],
+    )

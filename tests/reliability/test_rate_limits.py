@@ -30,8 +30,11 @@ FILLER = "org.example.filler"
 @pytest.fixture(scope="module")
 def limited_sandbox(tmp_path_factory: pytest.TempPathFactory):
     """A second sandbox PDS with the PDS's rate limits on (the session one has them off)."""
-    sb = Sandbox(run_dir=tmp_path_factory.mktemp("rate-limited-sandbox"), progress=False,
-                 pds_env={"PDS_RATE_LIMITS_ENABLED": "true"})
+    sb = Sandbox(
+        run_dir=tmp_path_factory.mktemp("rate-limited-sandbox"),
+        progress=False,
+        pds_env={"PDS_RATE_LIMITS_ENABLED": "true"},
+    )
     sb.start()
     try:
         yield sb
@@ -40,8 +43,11 @@ def limited_sandbox(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _login_headers(pds_url: str, handle: str, password: str) -> dict[str, str]:
-    r = httpx.post(f"{pds_url}/xrpc/com.atproto.server.createSession",
-                   json={"identifier": handle, "password": password}, timeout=30)
+    r = httpx.post(
+        f"{pds_url}/xrpc/com.atproto.server.createSession",
+        json={"identifier": handle, "password": password},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     return {k.lower(): v for k, v in r.headers.items() if k.lower().startswith("ratelimit")}
 
@@ -52,24 +58,32 @@ def test_sandbox_pds_env_turns_on_the_pds_rate_limits(limited_sandbox: Sandbox, 
     assert limited["ratelimit-limit"] == "30" and limited["ratelimit-policy"] == "30;w=300", limited
     other = sandbox.create_account()
     assert _login_headers(sandbox.pds_url, other.handle, other.password) == {}  # off by default
-    assert any('"applied":["rateLimitsEnabled"]' in line for line in limited_sandbox.log_path.read_text().splitlines())
+    assert any(
+        '"applied":["rateLimitsEnabled"]' in line
+        for line in limited_sandbox.log_path.read_text().splitlines()
+    )
 
 
 def _exhaust_write_points(client: Atmosphere) -> tuple[int, RateLimitedError]:
     """applyWrites of 200 creates (600 points) until the PDS answers 429; returns (calls, error)."""
     for call in range(1, 20):
         try:
-            client.apply_writes([{"action": "create", "collection": FILLER, "value": {"i": i}} for i in range(200)])
+            client.apply_writes(
+                [{"action": "create", "collection": FILLER, "value": {"i": i}} for i in range(200)]
+            )
         except RateLimitedError as e:
             return call, e
     raise AssertionError("the PDS never rate-limited 20 x 200 creates")
 
 
 def test_write_limit_gives_rate_limited_error_with_reset_time_and_writes_nothing(
-        limited_sandbox: Sandbox, tmp_path, report_table):
+    limited_sandbox: Sandbox, tmp_path, report_table
+):
     acct = limited_sandbox.create_account()
     client = Atmosphere.login(acct.handle, acct.password, pds_url=limited_sandbox.pds_url, max_wait=30)
-    index = atdata.Index(path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    index = atdata.Index(
+        path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d")
+    )
     index.write(samples(40), name="limited", maxcount=20, progress=False)
     plan = index.plan_promotion("limited")
 
@@ -100,12 +114,15 @@ def test_write_limit_gives_rate_limited_error_with_reset_time_and_writes_nothing
     report_table(
         "Rate limit (writes): PDS_RATE_LIMITS_ENABLED=true, 5000 points/hour",
         ("what", "result"),
-        [("applyWrites of 200 creates accepted before 429", calls - 1),
-         ("error", type(e).__name__),
-         ("reset_at (from ratelimit-reset)", e.reset_at.isoformat(timespec="seconds")),
-         ("time to fail (max_wait=30 s)", f"{elapsed:.2f} s"),
-         ("PDS requests by execute()", requests_sent),
-         ("schema/entry/label records after", "/".join(map(str, counts(client))))])
+        [
+            ("applyWrites of 200 creates accepted before 429", calls - 1),
+            ("error", type(e).__name__),
+            ("reset_at (from ratelimit-reset)", e.reset_at.isoformat(timespec="seconds")),
+            ("time to fail (max_wait=30 s)", f"{elapsed:.2f} s"),
+            ("PDS requests by execute()", requests_sent),
+            ("schema/entry/label records after", "/".join(map(str, counts(client)))),
+        ],
+    )
 
 
 def test_login_limit_gives_rate_limited_error_at_once(limited_sandbox: Sandbox, report_table):
@@ -132,5 +149,10 @@ def test_login_limit_gives_rate_limited_error_at_once(limited_sandbox: Sandbox, 
     report_table(
         "Rate limit (logins): 30 per 5 minutes per handle",
         ("what", "result"),
-        [("logins accepted", results.count("ok")), ("31st login", type(e).__name__),
-         ("reset_at", e.reset_at.isoformat(timespec="seconds")), ("time to fail (max_wait=30 s)", f"{elapsed:.2f} s")])
+        [
+            ("logins accepted", results.count("ok")),
+            ("31st login", type(e).__name__),
+            ("reset_at", e.reset_at.isoformat(timespec="seconds")),
+            ("time to fail (max_wait=30 s)", f"{elapsed:.2f} s"),
+        ],
+    )

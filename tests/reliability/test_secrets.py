@@ -46,19 +46,26 @@ def _error_texts(e: BaseException) -> list[str]:
 
 
 @pytest.mark.sandbox
-def test_app_password_and_tokens_are_nowhere(sandbox, tmp_path, atdata_home, caplog, capsys, monkeypatch,
-                                             report_table):
+def test_app_password_and_tokens_are_nowhere(
+    sandbox, tmp_path, atdata_home, caplog, capsys, monkeypatch, report_table
+):
     caplog.set_level(logging.DEBUG)  # every logger: ours, httpx, httpcore, the atproto SDK
     acct = sandbox.create_account()
     main = Atmosphere.login(acct.handle, acct.password, pds_url=sandbox.pds_url)
-    app = main._call("procedure", "com.atproto.server.createAppPassword", body={"name": "secrets-test"},
-                     op="create an app password")["password"]
+    app = main._call(
+        "procedure",
+        "com.atproto.server.createAppPassword",
+        body={"name": "secrets-test"},
+        op="create an app password",
+    )["password"]
     secrets = [acct.password, app]
     texts: dict[str, list[str]] = {"errors": [], "reprs": []}
 
     # wrong password, a dead PDS, a refused record: errors carry no secret
-    for attempt in (lambda: Atmosphere.login(acct.handle, "Wrong-" + app, pds_url=sandbox.pds_url),
-                    lambda: Atmosphere.login(acct.handle, app, pds_url="http://127.0.0.1:9")):
+    for attempt in (
+        lambda: Atmosphere.login(acct.handle, "Wrong-" + app, pds_url=sandbox.pds_url),
+        lambda: Atmosphere.login(acct.handle, app, pds_url="http://127.0.0.1:9"),
+    ):
         with pytest.raises((AuthenticationError, PDSUnavailableError)) as ei:
             attempt()
         texts["errors"] += _error_texts(ei.value)
@@ -80,9 +87,22 @@ def test_app_password_and_tokens_are_nowhere(sandbox, tmp_path, atdata_home, cap
     texts["errors"] += _error_texts(ei.value)
     with pytest.raises(TypeError):
         pickle.dumps(client)
-    texts["reprs"] += [repr(client), str(client), repr(index), repr(plan), str(plan), repr(plan.to_dict()),
-                       plan._repr_html_(), repr(result), str(report), report._repr_html_(), repr(acct),
-                       repr(vars(client)), repr(vars(client._sdk)), repr(client._sdk._session)]
+    texts["reprs"] += [
+        repr(client),
+        str(client),
+        repr(index),
+        repr(plan),
+        str(plan),
+        repr(plan.to_dict()),
+        plan._repr_html_(),
+        repr(result),
+        str(report),
+        report._repr_html_(),
+        repr(acct),
+        repr(vars(client)),
+        repr(vars(client._sdk)),
+        repr(client._sdk._session),
+    ]
     session = client._sdk._session
     tokens = [session.access_jwt, session.refresh_jwt]
     logs = [r.getMessage() + repr(r.args) + repr(r.__dict__) for r in caplog.records]
@@ -91,16 +111,30 @@ def test_app_password_and_tokens_are_nowhere(sandbox, tmp_path, atdata_home, cap
     db_files = sorted(str(p) for p in Path(atdata_home).glob("index.db*"))
     on_disk = _files_holding(secrets + tokens, atdata_home, tmp_path)
 
-    rows = [("index DB (+ WAL) and every file under ATDATA_HOME and the test's tmp dir",
-             len(list(Path(atdata_home).rglob("*"))) + len(list(tmp_path.rglob("*"))), len(on_disk)),
-            ("log records at DEBUG (all loggers)", len(logs), sum(any(s in t for s in secrets) for t in logs)),
-            ("printed output (progress bars)", 2, sum(any(s in t for s in secrets) for t in printed)),
-            ("error messages, reprs, tracebacks", len(texts["errors"]),
-             sum(any(s in t for s in secrets) for t in texts["errors"])),
-            ("reprs / _repr_html_ / vars of client, SDK, index, plan, result, report", len(texts["reprs"]),
-             sum(any(s in t for s in secrets) for t in texts["reprs"]))]
-    report_table("Secrets: where the app password (and session tokens, on disk) were looked for",
-                 ("where", "items searched", "items holding a secret"), rows)
+    rows = [
+        (
+            "index DB (+ WAL) and every file under ATDATA_HOME and the test's tmp dir",
+            len(list(Path(atdata_home).rglob("*"))) + len(list(tmp_path.rglob("*"))),
+            len(on_disk),
+        ),
+        ("log records at DEBUG (all loggers)", len(logs), sum(any(s in t for s in secrets) for t in logs)),
+        ("printed output (progress bars)", 2, sum(any(s in t for s in secrets) for t in printed)),
+        (
+            "error messages, reprs, tracebacks",
+            len(texts["errors"]),
+            sum(any(s in t for s in secrets) for t in texts["errors"]),
+        ),
+        (
+            "reprs / _repr_html_ / vars of client, SDK, index, plan, result, report",
+            len(texts["reprs"]),
+            sum(any(s in t for s in secrets) for t in texts["reprs"]),
+        ),
+    ]
+    report_table(
+        "Secrets: where the app password (and session tokens, on disk) were looked for",
+        ("where", "items searched", "items holding a secret"),
+        rows,
+    )
     assert db_files and not on_disk, on_disk
     canary = tmp_path / "canary" / "x.bin"  # the search itself finds a secret where there is one
     canary.parent.mkdir()
@@ -113,7 +147,9 @@ def test_app_password_and_tokens_are_nowhere(sandbox, tmp_path, atdata_home, cap
 
 
 @pytest.mark.sandbox
-def test_session_strings_are_written_only_when_asked_and_mode_0600(pds_account, sandbox, tmp_path, atdata_home):
+def test_session_strings_are_written_only_when_asked_and_mode_0600(
+    pds_account, sandbox, tmp_path, atdata_home
+):
     client = Atmosphere.login(pds_account.handle, pds_account.password, pds_url=sandbox.pds_url)
     tokens = [client._sdk._session.access_jwt, client._sdk._session.refresh_jwt]
     index = atdata.Index(atmosphere=client)
@@ -138,14 +174,21 @@ def test_every_server_listens_on_loopback_only(sandbox, redis_server, s3_server,
     from tests.plugins.services import listening_sockets
 
     rows, wrong = [], []
-    for name, pid in (("sandbox PDS + PLC (node)", sandbox.pid), ("redis-server", redis_server.pid),
-                      ("SeaweedFS S3 (weed)", s3_server.pid)):
+    for name, pid in (
+        ("sandbox PDS + PLC (node)", sandbox.pid),
+        ("redis-server", redis_server.pid),
+        ("SeaweedFS S3 (weed)", s3_server.pid),
+    ):
         socks = listening_sockets(pid)
         addrs = sorted({a for a, _ in socks})
         rows.append((name, pid, len(socks), ", ".join(addrs)))
         wrong += [(name, a, p) for a, p in socks if a != "127.0.0.1"]
         assert socks, f"{name}: no listening socket found"
-    report_table("Listening sockets of every server the tests start", ("server", "pid", "sockets", "addresses"), rows,
-                 note="Sandboxes started inside tests (rate-limited, PDS-down) check the same at start "
-                      "(Sandbox._assert_loopback_only refuses to run otherwise).")
+    report_table(
+        "Listening sockets of every server the tests start",
+        ("server", "pid", "sockets", "addresses"),
+        rows,
+        note="Sandboxes started inside tests (rate-limited, PDS-down) check the same at start "
+        "(Sandbox._assert_loopback_only refuses to run otherwise).",
+    )
     assert wrong == []

@@ -30,8 +30,9 @@ def _app_password_client(sandbox, acct) -> tuple[Atmosphere, Atmosphere, str]:
     """(main client, client logged in with a fresh app password, the app password's name)."""
     main = Atmosphere.login(acct.handle, acct.password, pds_url=sandbox.pds_url)
     name = "notebook"
-    created = main._call("procedure", "com.atproto.server.createAppPassword", body={"name": name},
-                         op="create an app password")
+    created = main._call(
+        "procedure", "com.atproto.server.createAppPassword", body={"name": name}, op="create an app password"
+    )
     return main, Atmosphere.login(acct.handle, created["password"], pds_url=sandbox.pds_url), name
 
 
@@ -52,7 +53,9 @@ def test_access_token_expiring_mid_promotion_is_refreshed(sandbox, tmp_path, cop
     client = Atmosphere.login(acct.handle, acct.password, pds_url=sandbox.pds_url)
     saved = client.save_session(tmp_path / "session.txt", keep_updated=True)
     before = saved.read_text()
-    index = atdata.Index(path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    index = atdata.Index(
+        path=tmp_path / "i.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d")
+    )
     index.write(samples(90), name="expiring", maxcount=30, progress=False)
     plan = index.plan_promotion("expiring", copy_to=copy_to)
     _skew(client)  # the access token (2 h) has expired by the time the plan runs
@@ -61,11 +64,23 @@ def test_access_token_expiring_mid_promotion_is_refreshed(sandbox, tmp_path, cop
     refreshes = client.round_trips - plan.pds_calls  # requests beyond the planned ones: token refreshes
     assert refreshes == 1 and counts(client) == (1, 1, 1)
     assert saved.read_text() != before and stat.S_IMODE(saved.stat().st_mode) == 0o600  # rotated tokens saved
-    cfg = {"db": str(tmp_path / "i.db"), "data": str(tmp_path / "d"), "name": "expiring",
-           "target": copy_to or "keep"}
+    cfg = {
+        "db": str(tmp_path / "i.db"),
+        "data": str(tmp_path / "d"),
+        "name": "expiring",
+        "target": copy_to or "keep",
+    }
     orphans, verified = check_published(client, cfg, result.at_uri, None)
-    ROWS.append((f"access token expired before execute ({copy_to or 'keep'})", f"none ({refreshes} refresh)", "-",
-                 "/".join(map(str, counts(client))), len(orphans), verified))
+    ROWS.append(
+        (
+            f"access token expired before execute ({copy_to or 'keep'})",
+            f"none ({refreshes} refresh)",
+            "-",
+            "/".join(map(str, counts(client))),
+            len(orphans),
+            verified,
+        )
+    )
     assert not orphans, orphans
 
 
@@ -83,9 +98,14 @@ def test_session_revoked_mid_promotion_writes_nothing_and_a_new_login_completes(
 
     def progress(ev: ProgressEvent) -> None:
         if (when == "between blob uploads" and ev.task == "upload" and ev.done == 1) or (
-                when == "just before applyWrites" and ev.task == "promote" and ev.message == "writing records"):
-            main._call("procedure", "com.atproto.server.revokeAppPassword", body={"name": app_name},
-                       op="revoke the app password")
+            when == "just before applyWrites" and ev.task == "promote" and ev.message == "writing records"
+        ):
+            main._call(
+                "procedure",
+                "com.atproto.server.revokeAppPassword",
+                body={"name": app_name},
+                op="revoke the app password",
+            )
             _skew(client)  # the next request must refresh the access token: the refresh is refused
 
     with pytest.raises(AuthenticationError) as ei:
@@ -100,9 +120,16 @@ def test_session_revoked_mid_promotion_writes_nothing_and_a_new_login_completes(
     uri = index.promote_entry("revoked", copy_to=copy_to, progress=False)
     cfg = {"db": str(work / "i.db"), "data": str(work / "d"), "name": "revoked", "target": copy_to or "keep"}
     orphans, verified = check_published(index.atmosphere, cfg, uri, None)
-    ROWS.append((f"app password revoked {when}", type(ei.value).__name__,
-                 f"{'/'.join(map(str, after_fault))}, {len(blobs_after_fault)} blobs",
-                 "/".join(map(str, counts(main))), len(orphans), verified))
+    ROWS.append(
+        (
+            f"app password revoked {when}",
+            type(ei.value).__name__,
+            f"{'/'.join(map(str, after_fault))}, {len(blobs_after_fault)} blobs",
+            "/".join(map(str, counts(main))),
+            len(orphans),
+            verified,
+        )
+    )
     assert counts(main) == (1, 1, 1) and not orphans, orphans
 
 
@@ -112,6 +139,8 @@ ROWS: list[tuple] = []
 def test_session_matrix(report_table):
     if not ROWS:
         pytest.skip("no session test ran")
-    report_table("Sessions expiring or revoked mid-promotion (revoked: a new login, then the same promotion again)",
-                 ("case", "error", "published after the fault", "records at the end", "orphans", "shards verified"),
-                 ROWS)
+    report_table(
+        "Sessions expiring or revoked mid-promotion (revoked: a new login, then the same promotion again)",
+        ("case", "error", "published after the fault", "records at the end", "orphans", "shards verified"),
+        ROWS,
+    )

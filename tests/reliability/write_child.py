@@ -33,7 +33,9 @@ from tests.reliability.support import samples
 def _index(cfg: dict[str, Any]) -> atdata.Index:
     if cfg.get("s3"):
         s3 = cfg["s3"]
-        store: Any = atdata.S3DataStore(s3["bucket"], endpoint_url=s3["endpoint"], key=s3["key"], secret=s3["secret"])
+        store: Any = atdata.S3DataStore(
+            s3["bucket"], endpoint_url=s3["endpoint"], key=s3["key"], secret=s3["secret"]
+        )
     else:
         store = atdata.LocalDiskStore(cfg["data"])
     if cfg.get("redis"):
@@ -58,9 +60,11 @@ def main() -> int:
         index.provider.put_entry = dying_put_entry  # type: ignore[method-assign]
     progress: Any = False
     if cfg.get("kill_at_sample"):
+
         def progress(ev: ProgressEvent) -> None:
             if ev.task == "write" and ev.done >= cfg["kill_at_sample"]:
                 os.kill(os.getpid(), signal.SIGKILL)
+
     if cfg.get("start_at"):
         time.sleep(max(0.0, cfg["start_at"] - time.time()))
     errors: dict[str, int] = {}
@@ -70,14 +74,22 @@ def main() -> int:
         seed = zlib.crc32(name.encode())
         for _attempt in range(200):
             try:
-                entry = index.write(samples(cfg["samples"], cfg.get("dim", 64), seed=seed), name=name,
-                                    maxcount=cfg.get("maxcount"), progress=progress)
+                entry = index.write(
+                    samples(cfg["samples"], cfg.get("dim", 64), seed=seed),
+                    name=name,
+                    maxcount=cfg.get("maxcount"),
+                    progress=progress,
+                )
                 print(f"COMMITTED {name} {entry.cid}", flush=True)
                 break
             except Exception as e:  # noqa: BLE001 - counted and reported
                 errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
                 locked += "database is locked" in str(e).lower()
-                if cfg.get("retry_unavailable") and isinstance(e, AtdataLabError) and isinstance(e, ConnectionError):
+                if (
+                    cfg.get("retry_unavailable")
+                    and isinstance(e, AtdataLabError)
+                    and isinstance(e, ConnectionError)
+                ):
                     retries += 1
                     time.sleep(0.05)
                     continue

@@ -19,7 +19,9 @@ def fixture_path(name: str) -> Path:
         alt = ROOT.parent / "shared" / "fixtures" / "atdata-0.7" / name
         if alt.exists():
             return alt
-        pytest.skip(f"fixture {name} is in neither tests/fixtures/atdata-0.7 nor ../shared/fixtures/atdata-0.7")
+        pytest.skip(
+            f"fixture {name} is in neither tests/fixtures/atdata-0.7 nor ../shared/fixtures/atdata-0.7"
+        )
     return p
 
 

@@ -57,7 +57,14 @@ def test_core_import_does_not_pull_widget_stacks():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     got = json.loads(out.stdout)
     assert got["before"] == {"ipywidgets": False, "matplotlib": False, "anywidget": False, "PIL": False}
-    assert got["names"] == ["IndexBrowser", "PromotionWizard", "SampleInspector", "SchemaDiff", "SchemaDiffViewer", "diff"]
+    assert got["names"] == [
+        "IndexBrowser",
+        "PromotionWizard",
+        "SampleInspector",
+        "SchemaDiff",
+        "SchemaDiffViewer",
+        "diff",
+    ]
     assert got["ib"] == "atdata_lab.widgets.index_browser" and got["after"] is True
     assert got["mpl"] is False  # the widgets never import pyplot (no global matplotlib state)
 
@@ -111,13 +118,21 @@ def test_assets_load_from_an_installed_wheel(tmp_path):
     """Build the real wheel (pyproject force-includes widgets/ as atdata_lab/_frontend), install it
     into a fresh folder, and build the widgets from there (the checkout is not on the path)."""
     wheels = tmp_path / "wheels"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(wheels)],
-                           capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next(wheels.glob("atdata_lab-*.whl"))
     site = tmp_path / "site"
-    inst = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
-                          capture_output=True, text=True, timeout=300)
+    inst = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert inst.returncode == 0, inst.stderr[-3000:]
     code = textwrap.dedent("""
         import json, sys
@@ -140,8 +155,9 @@ def test_assets_load_from_an_installed_wheel(tmp_path):
     """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(site)
-    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     frontend = site / "atdata_lab" / "_frontend"
@@ -154,8 +170,11 @@ def test_assets_load_from_an_installed_wheel(tmp_path):
 def test_reporting_shows_logs_and_reraises(caplog):
     w = B.AtdataWidget()
     assert not w.errors.visible and w.children[1] is w.errors
-    with caplog.at_level(logging.ERROR, logger="atdata_lab.widgets"), pytest.raises(KeyError), \
-            w.reporting("Opening 'x'"):
+    with (
+        caplog.at_level(logging.ERROR, logger="atdata_lab.widgets"),
+        pytest.raises(KeyError),
+        w.reporting("Opening 'x'"),
+    ):
         raise atdata.EntryNotFoundError("no dataset named 'x' in the index")
     assert w.errors.visible
     # readable: what failed, the error class and message (not KeyError's quoted repr); traceback folded
@@ -197,7 +216,10 @@ def test_ui_callbacks_show_errors_without_raising(caplog):
 
 def test_not_available_message():
     msg = B.not_available("The schema diff viewer", "schema_diff", ImportError("No module named x"))
-    assert msg.startswith("The schema diff viewer is not available yet") and "atdata_lab.widgets.schema_diff" in msg
+    assert (
+        msg.startswith("The schema diff viewer is not available yet")
+        and "atdata_lab.widgets.schema_diff" in msg
+    )
 
 
 # ------------------------------------------------------------------------------------------- progress
@@ -315,12 +337,28 @@ def test_debouncer_runs_once_after_the_last_call():
 def test_data_table_traits_are_documented_and_synced():
     import anywidget
 
-    table = B.DataTable(columns=[{"key": "name", "label": "Name", "sortable": True, "numeric": False}],
-                        rows=[{"name": "a"}])
+    table = B.DataTable(
+        columns=[{"key": "name", "label": "Name", "sortable": True, "numeric": False}], rows=[{"name": "a"}]
+    )
     assert "export default" in table._esm and "render" in table._esm
-    own = {n: t for n, t in table.traits(sync=True).items() if n not in anywidget.AnyWidget.class_traits() and n != "_anywidget_id"}
-    assert set(own) >= {"columns", "rows", "row_key", "sort_key", "descending", "selected", "clicks", "badges",
-                        "subtitle", "empty_text", "css_prefix"}
+    own = {
+        n: t
+        for n, t in table.traits(sync=True).items()
+        if n not in anywidget.AnyWidget.class_traits() and n != "_anywidget_id"
+    }
+    assert set(own) >= {
+        "columns",
+        "rows",
+        "row_key",
+        "sort_key",
+        "descending",
+        "selected",
+        "clicks",
+        "badges",
+        "subtitle",
+        "empty_text",
+        "css_prefix",
+    }
     assert all(t.help for t in own.values()), [n for n, t in own.items() if not t.help]
     state = table.get_state()
     assert state["rows"] == [{"name": "a"}] and state["columns"][0]["sortable"] is True

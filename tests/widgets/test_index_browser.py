@@ -53,11 +53,26 @@ def measurements(n):
 @pytest.fixture
 def index(tmp_path):
     idx = atdata.Index(path=tmp_path / "index.db", data_store=atdata.LocalDiskStore(tmp_path / "data"))
-    idx.write(frames(30), name="frames-train", maxcount=10, description="training frames", tags=["train", "img"],
-              license="MIT", progress=False)
-    idx.write(frames(12, seed=1), name="frames-test", description="held-out frames", tags=["test", "img"],
-              license="CC-BY-4.0", progress=False)
-    idx.write(measurements(50), name="exp-sensors", description="experiment run", tags=["exp"], progress=False)
+    idx.write(
+        frames(30),
+        name="frames-train",
+        maxcount=10,
+        description="training frames",
+        tags=["train", "img"],
+        license="MIT",
+        progress=False,
+    )
+    idx.write(
+        frames(12, seed=1),
+        name="frames-test",
+        description="held-out frames",
+        tags=["test", "img"],
+        license="CC-BY-4.0",
+        progress=False,
+    )
+    idx.write(
+        measurements(50), name="exp-sensors", description="experiment run", tags=["exp"], progress=False
+    )
     idx.write(measurements(5), name="exp-small", tags=["exp", "small"], license="MIT", progress=False)
     return idx
 
@@ -66,18 +81,35 @@ def fill(index, n, start=0):
     """Write ``n`` entry rows straight through the provider (as benchmarks/run.py does)."""
     rows = []
     for i in range(start, start + n):
-        rows.append({
-            "name": f"dataset-{i:06d}", "cid": f"bafy{i}", "schema_ref": f"atdata://local/schema/S{i % 4}@1.0.0",
-            "data_urls": [f"/d/{i}.tar"], "num_samples": i, "num_shards": 1 + i % 3, "size_bytes": i * 100,
-            "shard_checksums": ["0" * 64], "metadata": {}, "description": f"run {i}", "tags": ["a", f"t{i % 10}"],
-            "license": "MIT" if i % 2 else "Apache-2.0", "created_at": f"2026-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}",
-            "published_uri": None,
-        })
+        rows.append(
+            {
+                "name": f"dataset-{i:06d}",
+                "cid": f"bafy{i}",
+                "schema_ref": f"atdata://local/schema/S{i % 4}@1.0.0",
+                "data_urls": [f"/d/{i}.tar"],
+                "num_samples": i,
+                "num_shards": 1 + i % 3,
+                "size_bytes": i * 100,
+                "shard_checksums": ["0" * 64],
+                "metadata": {},
+                "description": f"run {i}",
+                "tags": ["a", f"t{i % 10}"],
+                "license": "MIT" if i % 2 else "Apache-2.0",
+                "created_at": f"2026-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}",
+                "published_uri": None,
+            }
+        )
     with index.provider._write() as c:
         c.executemany(
             f"INSERT INTO entries ({', '.join(ENTRY_KEYS)}, search_text) VALUES ({', '.join('?' * (len(ENTRY_KEYS) + 1))})",
-            [tuple(json.dumps(r[k]) if k in ("data_urls", "shard_checksums", "metadata", "tags") else r[k]
-                   for k in ENTRY_KEYS) + (search_text(r),) for r in rows],
+            [
+                tuple(
+                    json.dumps(r[k]) if k in ("data_urls", "shard_checksums", "metadata", "tags") else r[k]
+                    for k in ENTRY_KEYS
+                )
+                + (search_text(r),)
+                for r in rows
+            ],
         )
 
 
@@ -85,8 +117,17 @@ def fill(index, n, start=0):
 def test_table_shows_every_column(index):
     b = IndexBrowser(index)
     assert b._dom_classes == ("atdata-widget", "atdata-index-browser")
-    assert [c["key"] for c in b.table.columns] == ["name", "schema", "samples", "shards", "size", "created", "tags",
-                                                   "license", "published"]
+    assert [c["key"] for c in b.table.columns] == [
+        "name",
+        "schema",
+        "samples",
+        "shards",
+        "size",
+        "created",
+        "tags",
+        "license",
+        "published",
+    ]
     assert all(c["sortable"] for c in b.table.columns)  # every column sorts (tags by the first tag)
     assert b.names == ["exp-small", "exp-sensors", "frames-test", "frames-train"]  # newest first
     row = next(r for r in b.table.rows if r["name"] == "frames-train")
@@ -97,11 +138,13 @@ def test_table_shows_every_column(index):
     assert len(row["created"]) == 16 and row["created"][:2] == "20"
     assert b.page_label.value == "1–4 of 4" and b.prev_button.disabled and b.next_button.disabled
     assert b.table.sort_key == "created" and b.table.descending is True
-    assert b.table.badges == {"published": {"published": "ok", "other account": "warn", "log in to check": "info"}}
+    assert b.table.badges == {
+        "published": {"published": "ok", "other account": "warn", "log in to check": "info"}
+    }
 
 
 def test_published_status_shows_a_badge_and_the_uri(index):
-    """"published" only for the attached account's DID: another account's record is not ours, and
+    """ "published" only for the attached account's DID: another account's record is not ours, and
     with no account attached there is nobody to compare with."""
     uri = "at://did:plc:abc/science.alt.dataset.entry/3kabc"
     index.provider.update_entry("exp-small", published_uri=uri)  # what a promotion records locally
@@ -154,7 +197,11 @@ def test_typing_in_the_search_box_is_debounced(index):
 
 def test_filter_by_schema(index):
     b = IndexBrowser(index)
-    assert b.schema_dropdown.options == (("All schemas", ""), ("Frame", "Frame"), ("Measurement", "Measurement"))
+    assert b.schema_dropdown.options == (
+        ("All schemas", ""),
+        ("Frame", "Frame"),
+        ("Measurement", "Measurement"),
+    )
     b.filter_schema("Measurement")
     assert b.names == ["exp-small", "exp-sensors"]
     b.schema_dropdown.value = "Frame"  # the front end's path
@@ -165,7 +212,9 @@ def test_filter_by_schema(index):
     assert b.schema_filter is None and b.names == ["frames-test"]
 
 
-@pytest.mark.parametrize("column", ["name", "schema", "samples", "shards", "size", "created", "license", "published"])
+@pytest.mark.parametrize(
+    "column", ["name", "schema", "samples", "shards", "size", "created", "license", "published"]
+)
 def test_sort_by_every_sortable_column_matches_the_index(index, column):
     from atdata_lab.views import ENTRY_COLUMNS
 
@@ -222,12 +271,19 @@ def test_paging(index):
 
 def bounded(sql: str) -> bool:
     """A statement reading entry rows reads one page at most: LIMIT, or a lookup of named rows."""
-    if not sql.lstrip().upper().startswith("SELECT") or "FROM ENTRIES" not in sql.upper() or "COUNT(" in sql.upper():
+    if (
+        not sql.lstrip().upper().startswith("SELECT")
+        or "FROM ENTRIES" not in sql.upper()
+        or "COUNT(" in sql.upper()
+    ):
         return True
     if " LIMIT " in sql:
         return True
-    return " name IN (" in sql and sql.count("'dataset-") + sql.count("'exp-") + sql.count("'frames-") <= 25 \
+    return (
+        " name IN (" in sql
+        and sql.count("'dataset-") + sql.count("'exp-") + sql.count("'frames-") <= 25
         or "WHERE name = " in sql
+    )
 
 
 def test_ten_thousand_entries_render_and_search_fast(index):
@@ -258,11 +314,15 @@ def test_ten_thousand_entries_render_and_search_fast(index):
     b.sort_by("size")
     b.goto_page(200)
     page_ms = (time.perf_counter() - t) * 1000
-    assert b.page_label.value == "4,976–5,000 of 10,004" and any("LIMIT 25 OFFSET 4975" in s for s in statements)
+    assert b.page_label.value == "4,976–5,000 of 10,004" and any(
+        "LIMIT 25 OFFSET 4975" in s for s in statements
+    )
     index.provider.conn.set_trace_callback(None)
-    print(f"\n10k entries: first render {statistics.median(renders):.1f} ms (median of 5, max {max(renders):.1f}), "
-          f"search keystroke {statistics.median(keystrokes):.1f} ms (max {max(keystrokes):.1f}), "
-          f"sort+page {page_ms:.1f} ms")
+    print(
+        f"\n10k entries: first render {statistics.median(renders):.1f} ms (median of 5, max {max(renders):.1f}), "
+        f"search keystroke {statistics.median(keystrokes):.1f} ms (max {max(keystrokes):.1f}), "
+        f"sort+page {page_ms:.1f} ms"
+    )
     # the issue's budget is 200 ms of kernel time; measured ~10 ms here
     assert statistics.median(renders) < 200 and max(keystrokes) < 200
 
@@ -275,8 +335,15 @@ def test_select_opens_the_detail_panel(index):
     assert entry.name == "frames-train" and b.selected == entry and b.table.selected == "frames-train"
     assert b.detail.layout.display == "flex"
     meta = b.detail_meta.value
-    for text in ("training frames", "atdata://local/schema/Frame@1.0.0", "30", entry.cid, "not published",
-                 "train, img", "MIT"):
+    for text in (
+        "training frames",
+        "atdata://local/schema/Frame@1.0.0",
+        "30",
+        entry.cid,
+        "not published",
+        "train, img",
+        "MIT",
+    ):
         assert text in meta
     fields = b.detail_fields.value
     assert "Schema Frame@1.0.0" in fields
@@ -298,8 +365,11 @@ def test_row_clicks_select(index):
     index.delete_entry("frames-test")
     b.table.selected = "frames-test"
     assert b.errors.visible
-    assert b.errors.message == "Opening 'frames-test' failed: EntryNotFoundError: no dataset named 'frames-test' in " \
+    assert (
+        b.errors.message
+        == "Opening 'frames-test' failed: EntryNotFoundError: no dataset named 'frames-test' in "
         + repr(index.provider)
+    )
     with pytest.raises(KeyError):
         b.select("frames-test")
 
@@ -308,7 +378,9 @@ def test_actions_need_a_selection(index):
     b = IndexBrowser(index)
     with pytest.raises(ValueError, match="no entry is selected"):
         b.inspect_selected()
-    assert b.errors.message.startswith("Opening the sample inspector failed: InvalidArgumentError: no entry is selected")
+    assert b.errors.message.startswith(
+        "Opening the sample inspector failed: InvalidArgumentError: no entry is selected"
+    )
     b.inspect_button.click()  # the same from the button: shown, not raised
     assert b.errors.visible
 
@@ -319,7 +391,11 @@ def test_inspect_samples_opens_the_inspector(index):
     insp = b.inspect_selected()
     assert isinstance(insp, SampleInspector) and b.action_widget is insp
     assert b.action_area.layout.display == "flex" and insp in b.action_area.children
-    assert insp.n == 30 and insp.entry.name == "frames-train" and insp.fields == {"image": "image", "label": "int"}
+    assert (
+        insp.n == 30
+        and insp.entry.name == "frames-train"
+        and insp.fields == {"image": "image", "label": "int"}
+    )
     insp.next()
     assert insp.k == 1
     b.close_action_button.click()
@@ -346,7 +422,9 @@ def test_diff_schema_offers_other_versions(index):
 
 
 def test_diff_schema_opens_the_diff_viewer(index):
-    pytest.importorskip("atdata_lab.widgets.schema_diff", reason="the schema diff viewer (issue 6) is not there yet")
+    pytest.importorskip(
+        "atdata_lab.widgets.schema_diff", reason="the schema diff viewer (issue 6) is not there yet"
+    )
 
     @atdata.packable
     class Frame:  # noqa: F811
@@ -379,14 +457,18 @@ def test_missing_widget_modules_say_not_available(index, monkeypatch):
     b = IndexBrowser(index)
     b.select("frames-v2")
     assert b.diff_selected() is None
-    assert b.errors.visible and b.errors.message.startswith("Not available: The schema diff viewer is not available yet")
+    assert b.errors.visible and b.errors.message.startswith(
+        "Not available: The schema diff viewer is not available yet"
+    )
     assert b.promote_selected() is None
     assert b.errors.message.startswith("Not available: The promotion wizard is not available yet")
     assert b.action_widget is None
 
 
 def test_promote_opens_the_wizard_prefilled(index):
-    pytest.importorskip("atdata_lab.widgets.promotion_wizard", reason="the promotion wizard (issue 6) is not there yet")
+    pytest.importorskip(
+        "atdata_lab.widgets.promotion_wizard", reason="the promotion wizard (issue 6) is not there yet"
+    )
     b = IndexBrowser(index)
     b.select("exp-sensors")
     b.promote_button.click()
@@ -403,7 +485,7 @@ def test_refresh_sees_other_kernels(index, tmp_path):
     code = textwrap.dedent(f"""
         import numpy as np
         import atdata_lab as atdata
-        idx = atdata.Index(path={str(tmp_path / 'index.db')!r}, data_store=atdata.LocalDiskStore({str(tmp_path / 'data')!r}))
+        idx = atdata.Index(path={str(tmp_path / "index.db")!r}, data_store=atdata.LocalDiskStore({str(tmp_path / "data")!r}))
         idx.write([atdata.DictSample({{"x": np.zeros(3)}})], name="from-another-kernel", tags=["other"], progress=False)
         idx.delete_entry("exp-small")
     """)
@@ -446,8 +528,9 @@ def test_published_tab_lists_records_and_verifies(pds_account, tmp_path):
     from atdata_lab.atmosphere import Atmosphere
 
     client = Atmosphere.login(pds_account.handle, pds_account.password)
-    index = atdata.Index(path=tmp_path / "index.db", data_store=atdata.LocalDiskStore(tmp_path / "data"),
-                         atmosphere=client)
+    index = atdata.Index(
+        path=tmp_path / "index.db", data_store=atdata.LocalDiskStore(tmp_path / "data"), atmosphere=client
+    )
     index.write(frames(20), name="frames-pub", maxcount=10, progress=False)
     index.write(frames(5), name="frames-local", progress=False)
     uri = index.promote_entry("frames-pub", description="published frames", license="MIT", progress=False)
@@ -471,7 +554,9 @@ def test_published_tab_lists_records_and_verifies(pds_account, tmp_path):
     rec = b.select_record(uri)
     raw = json.loads(__import__("html").unescape(b.record_detail.value.split("<pre>")[1].split("</pre>")[0]))
     assert raw == rec["value"] and raw["name"] == "frames-pub"
-    assert uri in b.record_detail.value and rec["cid"] in b.record_detail.value and not b.verify_button.disabled
+    assert (
+        uri in b.record_detail.value and rec["cid"] in b.record_detail.value and not b.verify_button.disabled
+    )
 
     report = b.verify().wait(120)
     # kept at local file paths: every check passes but "loadable by others", and the badge says so
@@ -486,8 +571,11 @@ def test_published_tab_lists_records_and_verifies(pds_account, tmp_path):
     assert b.verification is report and not b.verify_button.disabled
 
     # a second dataset published by another kernel shows up on Reload
-    index2 = atdata.Index(path=tmp_path / "index.db", data_store=atdata.LocalDiskStore(tmp_path / "data"),
-                          atmosphere=Atmosphere.login(pds_account.handle, pds_account.password))
+    index2 = atdata.Index(
+        path=tmp_path / "index.db",
+        data_store=atdata.LocalDiskStore(tmp_path / "data"),
+        atmosphere=Atmosphere.login(pds_account.handle, pds_account.password),
+    )
     uri2 = index2.promote_entry("frames-local", progress=False)
     b.published_refresh.click()
     assert uri2 in [r["uri"] for r in b.records_table.rows]

@@ -46,12 +46,16 @@ class FeatureSample:
 
 def features(n=100, seed=0, dim=16):
     rng = np.random.default_rng(seed)
-    return [FeatureSample(features=rng.standard_normal(dim).astype(np.float32), label=i % 10) for i in range(n)]
+    return [
+        FeatureSample(features=rng.standard_normal(dim).astype(np.float32), label=i % 10) for i in range(n)
+    ]
 
 
 def counts(client):
-    return tuple(len(list(client.list_records(n, repo=client.did)))
-                 for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID))
+    return tuple(
+        len(list(client.list_records(n, repo=client.did)))
+        for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)
+    )
 
 
 @pytest.fixture
@@ -63,10 +67,18 @@ def client(pds_account):
 
 @pytest.fixture
 def index(client, tmp_path):
-    idx = atdata.Index(path=tmp_path / "index.db", atmosphere=client,
-                       data_store=atdata.LocalDiskStore(tmp_path / "data"))
-    idx.write(features(), name="fv", maxcount=50, progress=False, description="feature vectors",
-              tags=["features"], license="MIT")
+    idx = atdata.Index(
+        path=tmp_path / "index.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "data")
+    )
+    idx.write(
+        features(),
+        name="fv",
+        maxcount=50,
+        progress=False,
+        description="feature vectors",
+        tags=["features"],
+        license="MIT",
+    )
     return idx
 
 
@@ -126,8 +138,12 @@ def test_every_step_from_login_to_verify(pds_account, client, tmp_path):
 
     assert w.next() == "describe"
     assert (w._name.value, w._description.value, list(w._tags.value), w._license.value) == ("fv", "", [], "")
-    assert w.set_description(description="Feature vectors for classification", tags=["features", "embeddings"],
-                             license="MIT") == ""
+    assert (
+        w.set_description(
+            description="Feature vectors for classification", tags=["features", "embeddings"], license="MIT"
+        )
+        == ""
+    )
     assert w.next() == "data"
     assert w.data_plan is not None and "local file paths that nobody else can reach" in w._data_info.value
     assert w.next() == "preview"
@@ -147,17 +163,25 @@ def test_every_step_from_login_to_verify(pds_account, client, tmp_path):
     assert result.at_uri == w.published_uri == bare.get_entry_by_name("fv").published_uri
     assert counts(client) == (1, 1, 1)
     assert w.report.failed == ["loadable by others"] and [c[0] for c in w.report.checks] == [
-        "entry record present", "schema record present", "label record present", "CIDs match what was written",
-        "shard checksums recorded", "loadable by others", "shard checksums match",
-        "first batch loads with the right shapes"]
+        "entry record present",
+        "schema record present",
+        "label record present",
+        "CIDs match what was written",
+        "shard checksums recorded",
+        "loadable by others",
+        "shard checksums match",
+        "first batch loads with the right shapes",
+    ]
     for uri in w.uris().values():
         assert uri in w._checks.value
     assert "only loadable on this machine" in w._checks.value and "All checks passed" not in w._checks.value
     assert "Some checks failed" not in w._checks.value and "Upload as PDS blobs" in w._checks.value
     assert w.load_line == f'atdata.load_dataset("@{pds_account.handle}/fv", split="train")'
     assert "✔ ok" in w._checks.value and "[16]" not in w.load_line
-    assert all(f"atdata-step-{s} atdata-step-done" in w._indicator.value
-               for s in ("connect", "dataset", "describe", "data", "preview", "publish"))
+    assert all(
+        f"atdata-step-{s} atdata-step-done" in w._indicator.value
+        for s in ("connect", "dataset", "describe", "data", "preview", "publish")
+    )
     got = atdata.load_dataset(result.at_uri, split="train")
     assert len(got) == 100
 
@@ -213,15 +237,21 @@ def test_schema_decisions_publish_reuse_conflict(index, client, tmp_path):
         label: int
         note: Optional[str] = None
 
-    other = atdata.Index(path=tmp_path / "other.db", atmosphere=client,
-                         data_store=atdata.LocalDiskStore(tmp_path / "other"))
-    other.write([FeatureSample(features=np.zeros(16, np.float32), label=1, note="x")], name="clash", progress=False)
+    other = atdata.Index(
+        path=tmp_path / "other.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "other")
+    )
+    other.write(
+        [FeatureSample(features=np.zeros(16, np.float32), label=1, note="x")], name="clash", progress=False
+    )
     before = counts(client)
     third = PromotionWizard(other, "clash")
     plan = to_preview(third, "clash")
     d = plan.schema_decision
     assert d.action == "conflict" and d.suggested_version == "1.1.0"
-    assert "Conflict" in third._decision.value and "Suggested version: <code>1.1.0</code>" in third._decision.value
+    assert (
+        "Conflict" in third._decision.value
+        and "Suggested version: <code>1.1.0</code>" in third._decision.value
+    )
     embedded = third.schema_diff
     assert isinstance(embedded, SchemaDiff) and "atdata-schema-diff" in embedded._dom_classes
     assert embedded.diff.to_dict()["fields"] == d.diff.to_dict()["fields"]
@@ -279,7 +309,9 @@ def test_validation_gates_next(index, client, field, value, words):
 def test_metadata_the_lexicon_rejects_is_reported_at_describe(client, tmp_path):
     from atdata_lab.widgets import PromotionWizard
 
-    idx = atdata.Index(path=tmp_path / "m.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "m"))
+    idx = atdata.Index(
+        path=tmp_path / "m.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "m")
+    )
     idx.write(features(5), name="floaty", metadata={"accuracy": 0.93}, progress=False)
     w = PromotionWizard(idx, "floaty")
     w.next()
@@ -305,8 +337,12 @@ def test_back_and_next_keep_every_input(index, tmp_path):
     assert first["data"]["kind"] == "copy" and folder in first["data"]["target"]
     assert [w.back() for _ in range(4)] == ["data", "describe", "dataset", "connect"]
     assert w.back() == "connect" and w._back_btn.disabled  # the first step has no Back
-    assert (w._name.value, w._description.value, list(w._tags.value), w._license.value) == \
-        ("fv-public", "kept", ["x", "y"], "Apache-2.0")
+    assert (w._name.value, w._description.value, list(w._tags.value), w._license.value) == (
+        "fv-public",
+        "kept",
+        ["x", "y"],
+        "Apache-2.0",
+    )
     assert (w._data_mode.value, w._store.value) == ("copy", folder)
     assert w._entries.value == "fv"
     for step in ("dataset", "describe", "data", "preview"):
@@ -428,7 +464,9 @@ def test_login_errors_are_readable(index, pds_account, tmp_path):
 def test_data_step_warns_about_local_paths_and_the_blob_limit(index, client):
     from atdata_lab.widgets import PromotionWizard
 
-    index.write([FeatureSample(features=np.zeros(1_600_000, np.float32), label=0)], name="big", progress=False)
+    index.write(
+        [FeatureSample(features=np.zeros(1_600_000, np.float32), label=0)], name="big", progress=False
+    )
     w = PromotionWizard(index, "big")
     w.next()
     w.next()
@@ -460,7 +498,11 @@ def test_reopening_on_a_published_entry_says_so_and_does_not_publish_twice(index
     before = entry_record(client, uri)
     w = PromotionWizard(index, "fv")
     w.wait()
-    assert w._already.layout.display == "flex" and uri in w._already.value and "already published" in w._already.value
+    assert (
+        w._already.layout.display == "flex"
+        and uri in w._already.value
+        and "already published" in w._already.value
+    )
     assert w.published_uri == uri and w.published.uri == uri
     plan = to_preview(w, mode=None)  # every default
     assert w._data_mode.value == "published" and w.copy_to() is None
@@ -485,15 +527,20 @@ def test_describe_and_data_start_from_what_is_published(index, client):
     Data defaults to the published storage, and nothing is written."""
     from atdata_lab.widgets import PromotionWizard
 
-    uri = index.promote_entry("fv", copy_to="blobs", description="tiles, published", tags=["pub"],
-                              license="CC0-1.0", progress=False)
+    uri = index.promote_entry(
+        "fv", copy_to="blobs", description="tiles, published", tags=["pub"], license="CC0-1.0", progress=False
+    )
     before = entry_record(client, uri)
     index.provider.update_entry("fv", description=None, tags=[], license=None)
     assert index.get_entry_by_name("fv").license is None
 
     w = PromotionWizard(index, "fv")
     assert w.next() == "dataset" and w.next() == "describe"
-    assert (w._description.value, list(w._tags.value), w._license.value) == ("tiles, published", ["pub"], "CC0-1.0")
+    assert (w._description.value, list(w._tags.value), w._license.value) == (
+        "tiles, published",
+        ["pub"],
+        "CC0-1.0",
+    )
     assert w.published.uri == uri and w.published.storage_kind == "blobs"
     assert w.next() == "data"
     assert w.data_choices == ["published", "keep", "copy", "blobs"] and w._data_mode.value == "published"
@@ -503,7 +550,10 @@ def test_describe_and_data_start_from_what_is_published(index, client):
     w._data_mode.value = "keep"  # a click on "Keep the current URLs": checked at once, a downgrade
     w.wait()
     assert w.copy_to() == "keep" and w.data_plan is None
-    assert "removes or weakens what is published" in w._data_info.value and "only on this machine" in w._data_info.value
+    assert (
+        "removes or weakens what is published" in w._data_info.value
+        and "only on this machine" in w._data_info.value
+    )
     w._data_mode.value = "blobs"  # the same shards are already these blobs: nothing to upload
     w.wait()
     assert w.copy_to() == "blobs" and w.data_plan.data.kind == "reuse" and not w.errors.visible
@@ -512,8 +562,13 @@ def test_describe_and_data_start_from_what_is_published(index, client):
     assert w.data_plan.data.kind == "reuse" and "nothing is copied or uploaded" in w._data_info.value
     assert w.next() == "preview"
     opts = w.promotion_options()
-    assert opts == {"name": "fv", "description": "tiles, published", "tags": ["pub"], "license": "CC0-1.0",
-                    "copy_to": None}
+    assert opts == {
+        "name": "fv",
+        "description": "tiles, published",
+        "tags": ["pub"],
+        "license": "CC0-1.0",
+        "copy_to": None,
+    }
     assert w.plan.to_dict() == index.plan_promotion("fv", **opts).to_dict()
     assert w.plan.already_published == uri and w.plan.writes == [] and w.plan.changes == []
     assert uri in w._changes.value and "PDS blob" in w._changes.value  # "Published now"
@@ -547,7 +602,9 @@ def test_removing_or_weakening_what_is_published_needs_confirmation(index, clien
     assert w.plan is None and w.status == "needs confirmation" and not w.errors.visible
     assert [d.field for d in w.downgrades] == ["license", "storage"]
     box = html.unescape(w._downgrade_list.value)
-    assert "CC0-1.0" in box and "(none)" in box and "only on this machine" in box and "clear=['license']" in box
+    assert (
+        "CC0-1.0" in box and "(none)" in box and "only on this machine" in box and "clear=['license']" in box
+    )
     assert w._downgrade_box.layout.display == "flex" and not w._confirm.value
     assert not w.can_next and w._next_btn.disabled and w._publish_btn.disabled
     with pytest.raises(ValueError, match="remove or weaken"):
@@ -557,8 +614,9 @@ def test_removing_or_weakening_what_is_published_needs_confirmation(index, clien
     # promote_entry refuses the very same call, with the same downgrades
     with pytest.raises(PromotionDowngradeError) as refused:
         index.promote_entry("fv", progress=False, **w.promotion_options())
-    assert [(d.field, d.old, d.new) for d in refused.value.downgrades] == \
-        [(d.field, d.old, d.new) for d in w.downgrades]
+    assert [(d.field, d.old, d.new) for d in refused.value.downgrades] == [
+        (d.field, d.old, d.new) for d in w.downgrades
+    ]
     assert counts(client) == (1, 1, 1) and entry_record(client, uri)["cid"] == before["cid"]
 
     w._confirm.value = True  # the checkbox: plan again, on purpose
@@ -602,7 +660,9 @@ def test_a_new_entry_under_a_published_name_shows_the_version_change(index, clie
     assert w.set_description(name="fv") == ""
     assert w.next() == "data"
     assert w.published is not None and w.published.uri == v1  # read again for the name typed
-    assert w._data_mode.value == "published" and w.data_plan.data.kind == "blobs"  # new shards go the same way
+    assert (
+        w._data_mode.value == "published" and w.data_plan.data.kind == "blobs"
+    )  # new shards go the same way
     assert w.next() == "preview"
     assert w.plan.previous_version == v1 and w.plan.changes[0].action == "version"
     shown = html.unescape(re.sub(r"<[^>]+>", "", w._changes.value))
@@ -626,21 +686,28 @@ def test_published_means_published_by_this_account(index, client, pds_account, s
     assert "atdata-badge-ok" in browser.detail_title.value
     w = browser.promote_selected()
     w.wait()
-    assert w.published_uri == uri and w.published.uri == uri and w._entries.options[0][0].endswith("· published")
+    assert (
+        w.published_uri == uri and w.published.uri == uri and w._entries.options[0][0].endswith("· published")
+    )
 
     other = sandbox.create_account()
     w.login(other.handle, other.password)  # another account, from the wizard
     assert index.atmosphere.did != client.did
     assert (row(browser)["published"], row(browser)["uri"]) == ("other account", uri)  # refreshed, no click
     assert "atdata-badge-warn" in browser.detail_title.value
-    assert f"not published by this account (published by {client.did})" in html.unescape(browser.detail_meta.value)
+    assert f"not published by this account (published by {client.did})" in html.unescape(
+        browser.detail_meta.value
+    )
     assert w.published_uri == "" and w.published is None and "published" not in w.data_choices
     assert w._entries.options[0][0].endswith(f"not published by this account (published by {client.did})")
     assert "atdata-other-account" in w._already.value and f"not by @{other.handle}" in w._already.value
 
     # a kernel restart on a new DID: the same index file, another account attached
-    restarted = atdata.Index(path=tmp_path / "index.db", atmosphere=Atmosphere.login(other.handle, other.password),
-                             data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    restarted = atdata.Index(
+        path=tmp_path / "index.db",
+        atmosphere=Atmosphere.login(other.handle, other.password),
+        data_store=atdata.LocalDiskStore(tmp_path / "data"),
+    )
     assert row(IndexBrowser(restarted))["published"] == "other account"
     # no account attached: nobody to compare with
     assert row(IndexBrowser(atdata.Index(path=tmp_path / "index.db")))["published"] == "log in to check"
@@ -739,9 +806,15 @@ def _deep_contains(root, needle: str, limit: int = 200_000) -> list[str]:
             todo += [(v, f"{path}[{i}]") for i, v in enumerate(obj)]
             continue
         if isinstance(obj, types.FunctionType):
-            todo += [(c.cell_contents, f"{path}.<closure {n}>") for n, c in
-                     zip(obj.__code__.co_freevars, obj.__closure__ or ()) if c.cell_contents is not None] \
-                if obj.__closure__ else []
+            todo += (
+                [
+                    (c.cell_contents, f"{path}.<closure {n}>")
+                    for n, c in zip(obj.__code__.co_freevars, obj.__closure__ or ())
+                    if c.cell_contents is not None
+                ]
+                if obj.__closure__
+                else []
+            )
             continue
         if isinstance(obj, BaseException):
             todo += [(obj.args, f"{path}.args"), (str(obj), f"{path}.str")]
@@ -755,8 +828,13 @@ def _deep_contains(root, needle: str, limit: int = 200_000) -> list[str]:
         if isinstance(obj, threading.Thread):
             continue
         d = getattr(obj, "__dict__", None)
-        if isinstance(d, dict) and type(obj).__module__.split(".")[0] in ("atdata_lab", "ipywidgets", "traitlets",
-                                                                         "tests", "builtins"):
+        if isinstance(d, dict) and type(obj).__module__.split(".")[0] in (
+            "atdata_lab",
+            "ipywidgets",
+            "traitlets",
+            "tests",
+            "builtins",
+        ):
             todo.append((d, f"{path}.__dict__"))
         if hasattr(obj, "_trait_values"):
             todo.append((obj._trait_values, f"{path}._trait_values"))
@@ -822,9 +900,11 @@ def test_the_app_password_never_leaks(pds_account, tmp_path, atdata_home, caplog
 # without the PDS
 # ---------------------------------------------------------------------------------------------
 def test_library_views_do_not_import_widgets():
-    code = ("import sys, atdata_lab, atdata_lab.views, atdata_lab.promotion; "
-            "bad = [m for m in ('ipywidgets', 'anywidget', 'matplotlib') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, atdata_lab, atdata_lab.views, atdata_lab.promotion; "
+        "bad = [m for m in ('ipywidgets', 'anywidget', 'matplotlib') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
@@ -833,11 +913,18 @@ def test_check_describe_is_the_engines_validation():
 
     assert promotion.check_describe("ok", "", [], "") is None
     assert promotion.check_describe("ok", None, ["a"], "mit", {"split": "train"}) is None
-    for args in (("", None, [], None), ("x", "y" * 5001, [], None), ("x", None, ["a"] * 31, None),
-                 ("x", None, [], "nope"), ("x", None, [], None, {"f": 0.5})):
+    for args in (
+        ("", None, [], None),
+        ("x", "y" * 5001, [], None),
+        ("x", None, ["a"] * 31, None),
+        ("x", None, [], "nope"),
+        ("x", None, [], None, {"f": 0.5}),
+    ):
         msg = promotion.check_describe(*args)
         with pytest.raises(ValueError) as e:
-            validate_promotion_inputs(args[0], args[1] or None, args[2], args[3], args[4] if len(args) > 4 else None)
+            validate_promotion_inputs(
+                args[0], args[1] or None, args[2], args[3], args[4] if len(args) > 4 else None
+            )
         assert msg == str(e.value)
 
 
@@ -885,13 +972,23 @@ def test_connect_step_without_an_account_shows_the_login_form(tmp_path, monkeypa
     monkeypatch.setenv("ATDATA_HANDLE", "alice.test")
     w = PromotionWizard(atdata.Index(path=tmp_path / "x.db"))
     assert isinstance(w._password, ipywidgets.Password)
-    assert (w._handle.value, w._pds_url.value, w._password.value) == ("alice.test", "http://127.0.0.1:2583", "")
+    assert (w._handle.value, w._pds_url.value, w._password.value) == (
+        "alice.test",
+        "http://127.0.0.1:2583",
+        "",
+    )
     assert w._login_form.layout.display == "flex" and "log in" in w._identity.value
     assert not w.can_next and w._back_btn.disabled and not w._cancel_btn.disabled
     for cls in ("atdata-promotion-wizard", "atdata-widget"):
         assert cls in w._dom_classes
-    for part, name in ((w._handle, "handle"), (w._password, "password"), (w._login_btn, "login"),
-                       (w._next_btn, "next"), (w._back_btn, "back"), (w._cancel_btn, "cancel")):
+    for part, name in (
+        (w._handle, "handle"),
+        (w._password, "password"),
+        (w._login_btn, "login"),
+        (w._next_btn, "next"),
+        (w._back_btn, "back"),
+        (w._cancel_btn, "cancel"),
+    ):
         assert f"atdata-promotion-wizard-{name}" in part._dom_classes
     for step, pane in w._panes.items():
         assert f"atdata-promotion-wizard-step-{step}" in pane._dom_classes
@@ -978,6 +1075,10 @@ def test_copy_to_an_s3_store_typed_as_a_location(index, client, s3_server, s3_bu
     w.next()
     result = w.publish()
     assert all(u.startswith(f"s3://{s3_bucket}/wizard/fv/") for u in result.data_urls)
-    assert w.report.failed == ["loadable by others"] and counts(client) == (1, 1, 1)  # the endpoint is 127.0.0.1
+    assert w.report.failed == ["loadable by others"] and counts(client) == (
+        1,
+        1,
+        1,
+    )  # the endpoint is 127.0.0.1
     assert w.status == "verified, only loadable on this machine"
     assert len(atdata.load_dataset(result.at_uri, split="train")) == 100

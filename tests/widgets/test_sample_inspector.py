@@ -53,14 +53,27 @@ def everything(n=6):
         gray = rng.standard_normal((16, 12)).astype(np.float32)
         gray[0, 0] = np.nan
         gray[0, 1] = np.inf
-        out.append(Everything(
-            gray=gray, rgb=rng.integers(0, 255, (10, 8, 3), dtype=np.uint8),
-            chw=rng.random((3, 10, 8)).astype(np.float32), rgba=np.full((6, 6, 4), i, dtype=np.uint8),
-            curve=np.sin(np.linspace(0, 6, 200)) * (i + 1), volume=(np.arange(5 * 9 * 7, dtype=np.int16) % 11).reshape(5, 9, 7),
-            movie=rng.random((2, 3, 8, 8)).astype(np.float32), scalar=np.array(float(i)), empty=np.zeros(0, np.float32),
-            text=f"sample <{i}> ✓", count=i * 10, score=i / 4, flag=bool(i % 2), raw=bytes(range(i, i + 40)),
-            items=list(range(i)), meta={"i": i, "nested": {"ok": True}}, maybe=None if i % 2 else f"m{i}",
-        ))
+        out.append(
+            Everything(
+                gray=gray,
+                rgb=rng.integers(0, 255, (10, 8, 3), dtype=np.uint8),
+                chw=rng.random((3, 10, 8)).astype(np.float32),
+                rgba=np.full((6, 6, 4), i, dtype=np.uint8),
+                curve=np.sin(np.linspace(0, 6, 200)) * (i + 1),
+                volume=(np.arange(5 * 9 * 7, dtype=np.int16) % 11).reshape(5, 9, 7),
+                movie=rng.random((2, 3, 8, 8)).astype(np.float32),
+                scalar=np.array(float(i)),
+                empty=np.zeros(0, np.float32),
+                text=f"sample <{i}> ✓",
+                count=i * 10,
+                score=i / 4,
+                flag=bool(i % 2),
+                raw=bytes(range(i, i + 40)),
+                items=list(range(i)),
+                meta={"i": i, "nested": {"ok": True}},
+                maybe=None if i % 2 else f"m{i}",
+            )
+        )
     return out
 
 
@@ -76,9 +89,23 @@ def inspector(index):
 
 
 EXPECTED_KINDS = {
-    "gray": "image", "rgb": "image", "chw": "image", "rgba": "image", "curve": "line", "volume": "volume",
-    "movie": "volume", "scalar": "scalar", "empty": "empty", "text": "str", "count": "int", "score": "float",
-    "flag": "bool", "raw": "bytes", "items": "list", "meta": "dict", "maybe": "str",
+    "gray": "image",
+    "rgb": "image",
+    "chw": "image",
+    "rgba": "image",
+    "curve": "line",
+    "volume": "volume",
+    "movie": "volume",
+    "scalar": "scalar",
+    "empty": "empty",
+    "text": "str",
+    "count": "int",
+    "score": "float",
+    "flag": "bool",
+    "raw": "bytes",
+    "items": "list",
+    "meta": "dict",
+    "maybe": "str",
 }
 
 
@@ -114,16 +141,28 @@ def test_header_and_navigation(inspector, index):
     assert again.random() == k  # the same seed, the same draw
     insp.random_button.click()
     assert insp.slider.value == insp.k
-    for w in (insp.prev_button, insp.next_button, insp.slider, insp.jump, insp.random_button, insp.header,
-              insp.cmap_dropdown, insp.fields_box, insp.grid_box):
+    for w in (
+        insp.prev_button,
+        insp.next_button,
+        insp.slider,
+        insp.jump,
+        insp.random_button,
+        insp.header,
+        insp.cmap_dropdown,
+        insp.fields_box,
+        insp.grid_box,
+    ):
         assert any(c.startswith("atdata-sample-inspector-") for c in w._dom_classes)
 
 
 def test_out_of_range_is_a_readable_error(inspector):
     with pytest.raises(IndexError, match=r"sample 6 is out of range: the dataset has 6 samples \(0–5\)"):
         inspector.goto(6)
-    assert inspector.errors.message == "Loading sample 6 failed: SampleIndexError: sample 6 is out of range: the " \
-                                       "dataset has 6 samples (0–5)"
+    assert (
+        inspector.errors.message
+        == "Loading sample 6 failed: SampleIndexError: sample 6 is out of range: the "
+        "dataset has 6 samples (0–5)"
+    )
     assert inspector.k == 0  # still on the sample it showed
     inspector.next()
     assert not inspector.errors.visible
@@ -137,8 +176,14 @@ def test_random_access_is_fast_on_a_1k_sample_shard(index):
         label: int
 
     rng = np.random.default_rng(1)
-    samples = [Shot(image=rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
-                    trace=rng.standard_normal(256).astype(np.float32), label=i) for i in range(1000)]
+    samples = [
+        Shot(
+            image=rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+            trace=rng.standard_normal(256).astype(np.float32),
+            label=i,
+        )
+        for i in range(1000)
+    ]
     entry = index.write(samples, name="shots", progress=False)
     assert entry.num_shards == 1 and entry.num_samples == 1000
     t = time.perf_counter()
@@ -154,9 +199,11 @@ def test_random_access_is_fast_on_a_1k_sample_shard(index):
         steps.append(insp.timings["step"])
     near_end = statistics.median([steps[0], steps[3]])
     near_start = statistics.median([steps[1], steps[4]])
-    print(f"\ninspector on a 1k-sample shard: first render {first:.0f} ms (matplotlib import included), "
-          f"step median {statistics.median(steps):.1f} ms, max {max(steps):.1f} ms; "
-          f"k≈999 {near_end:.1f} ms vs k≈1 {near_start:.1f} ms")
+    print(
+        f"\ninspector on a 1k-sample shard: first render {first:.0f} ms (matplotlib import included), "
+        f"step median {statistics.median(steps):.1f} ms, max {max(steps):.1f} ms; "
+        f"k≈999 {near_end:.1f} ms vs k≈1 {near_start:.1f} ms"
+    )
     # one seek per step (no iteration up to k): the end of the shard costs what the start costs
     assert near_end < near_start * 3 + 20
     assert statistics.median(steps) < 100
@@ -180,7 +227,9 @@ def test_every_field_kind(inspector):
     assert insp.field_summary("gray") == "<f4 (16, 12)" and insp.field_summary("curve") == "<f8 (200,)"
     view = insp._views["gray"]
     assert "&lt;f4 (16, 12)" in view.title.value and "atdata-badge" in view.title.value
-    assert "<th>NaN</th>" in view.stats.value and "<td>1</td><td>1</td></tr>" in view.stats.value  # NaN 1, Inf 1
+    assert (
+        "<th>NaN</th>" in view.stats.value and "<td>1</td><td>1</td></tr>" in view.stats.value
+    )  # NaN 1, Inf 1
     assert "<svg class='atdata-histogram'" in view.stats.value
     assert "<th>min</th>" in insp._views["volume"].stats.value
     assert insp._views["scalar"].value.value == "<code>0.0</code>"
@@ -190,7 +239,9 @@ def test_every_field_kind(inspector):
     assert insp.field_summary("count") == "0" and insp.field_summary("score") == "0.0"
     assert insp.field_summary("flag") == "False"
     assert insp.field_summary("raw").startswith("40 bytes: 00 01 02 03")
-    assert "atdata-hex" in insp._views["raw"].value.value and insp._views["raw"].value.value.endswith(" 27</code>")
+    assert "atdata-hex" in insp._views["raw"].value.value and insp._views["raw"].value.value.endswith(
+        " 27</code>"
+    )
     assert insp._views["items"].value.value.startswith("<details class='atdata-json'><summary>list · 0 items")
     meta = insp._views["meta"].value.value
     assert "<summary>dict · 2 keys</summary>" in meta and "&quot;nested&quot;" in meta
@@ -272,15 +323,24 @@ def test_grid_needs_an_image_field(index):
     with pytest.raises(ValueError, match="no image field"):
         insp.show_grid()
     insp.view_toggle.value = "Grid"
-    assert insp.errors.message == "Showing the grid failed: InvalidArgumentError: this dataset has no image field to show as " \
-                                  "a grid"
+    assert (
+        insp.errors.message
+        == "Showing the grid failed: InvalidArgumentError: this dataset has no image field to show as "
+        "a grid"
+    )
     assert insp.view_toggle.value == "Sample" and insp.sample_panel.layout.display != "none"
 
 
 # ------------------------------------------------------------------------------------------- sources
 def test_schema_less_dict_samples(index):
-    entry = index.write([atdata.DictSample({"img": np.full((4, 5), i, np.float32), "name": f"n{i}", "v": [i]})
-                         for i in range(3)], name="dicts", progress=False)
+    entry = index.write(
+        [
+            atdata.DictSample({"img": np.full((4, 5), i, np.float32), "name": f"n{i}", "v": [i]})
+            for i in range(3)
+        ],
+        name="dicts",
+        progress=False,
+    )
     plain = atdata.Dataset(entry.data_urls)  # no index, no type: DictSample, offsets scanned once
     insp = SampleInspector(plain)
     assert insp.n == 3 and insp.fields == {"img": "image", "name": "str", "v": "list"}
@@ -293,14 +353,19 @@ def test_atdata_fixtures(index):
     insp = alltypes.inspect()
     assert insp.n == 40
     assert insp.fields["image"] == "image" and insp.field_summary("image") == "|u1 (8, 6, 3)"
-    assert {k: insp.fields[k] for k in ("raw", "tags", "weights")} == {"raw": "bytes", "tags": "list",
-                                                                      "weights": "list"}
+    assert {k: insp.fields[k] for k in ("raw", "tags", "weights")} == {
+        "raw": "bytes",
+        "tags": "list",
+        "weights": "list",
+    }
     kinds = set()
     for k in range(insp.n):
         insp.goto(k)
         kinds |= set(insp.fields.values())
     assert {"image", "str", "int", "float", "bool", "bytes", "list", "none"} <= kinds
-    experiment = atdata.Dataset([str(fixture_path("experiment-000000.tar")), str(fixture_path("experiment-000001.tar"))])
+    experiment = atdata.Dataset(
+        [str(fixture_path("experiment-000000.tar")), str(fixture_path("experiment-000001.tar"))]
+    )
     insp = SampleInspector(experiment, start=700)
     assert insp.n == 1000 and insp.k == 700 and "experiment-000001.tar" in insp.header.value
     assert insp.fields == {"measurement": "line", "timestamp": "float", "sensor_id": "str"}

@@ -44,6 +44,7 @@ class ReadingV3:  # dtype, optionality, item type and kind changed, one removed,
 
 def local_record(name="Reading", version="1.0.0", **fields):
     """A local schema record dict (the index's own form)."""
+
     def ft(spec):
         if spec.startswith("<") or spec.startswith("|"):
             return {"$type": "local#ndarray", "dtype": spec}
@@ -69,7 +70,9 @@ def assert_theme_colours(css: str) -> None:
     assert decls
     for decl in decls:
         bare = re.sub(r"var\(--jp-[\w-]+(?:,\s*[^()]+)?\)", "", decl)
-        assert not re.search(r"#[0-9a-fA-F]{3,8}|rgba?\(|\b(white|black|red|green|blue|grey|gray)\b", bare), decl
+        assert not re.search(r"#[0-9a-fA-F]{3,8}|rgba?\(|\b(white|black|red|green|blue|grey|gray)\b", bare), (
+            decl
+        )
 
 
 def rows_by_field(widget):
@@ -85,7 +88,11 @@ def test_side_by_side_table_has_field_left_right_status_and_every_status(index):
     w = SchemaDiff(Reading, ReadingV3, index=index)
     rows = rows_by_field(w)
     assert {n: r.status for n, r in rows.items()} == {
-        "signal": "changed", "label": "changed", "tags": "changed", "extra": "added"}
+        "signal": "changed",
+        "label": "changed",
+        "tags": "changed",
+        "extra": "added",
+    }
     w2 = SchemaDiff(ReadingV3, Reading, index=index)
     assert rows_by_field(w2)["extra"].status == "removed"
     same = SchemaDiff(Reading, Reading, index=index)
@@ -96,7 +103,9 @@ def test_side_by_side_table_has_field_left_right_status_and_every_status(index):
     assert [h for _, h in headers] == list(plan_view.DIFF_COLUMNS) == ["field", "left", "right", "status"]
     # each row is coloured by a status class AND says its status in words (readable without colour)
     for r in w.rows:
-        m = re.search(rf"<tr class='atdata-diff-row atdata-diff-{r.status}' data-field='{r.field}'.*?</tr>", table)
+        m = re.search(
+            rf"<tr class='atdata-diff-row atdata-diff-{r.status}' data-field='{r.field}'.*?</tr>", table
+        )
         assert m, r
         assert f"<td class='atdata-diff-status'>{r.status}" in m.group(0)
     assert "ndarray&lt;f4" in table and "ndarray&lt;f8" in table  # left and right cells
@@ -142,7 +151,9 @@ def test_verdict_and_next_version(index, left, right, verdict, version):
 def test_inputs_mixed_freely_type_ref_record_entry(index):
     from atdata_lab.widgets import SchemaDiff
 
-    entry = index.write([Reading(signal=np.zeros(4, np.float32), label=1, tags=[1])], name="r", progress=False)
+    entry = index.write(
+        [Reading(signal=np.zeros(4, np.float32), label=1, tags=[1])], name="r", progress=False
+    )
     ref = entry.schema_ref
     record = index.get_schema(ref)
     v2 = local_record("Reading", "1.1.0", signal="<f4", label="int", tags="list:int", note="str?")
@@ -152,11 +163,18 @@ def test_inputs_mixed_freely_type_ref_record_entry(index):
             w = SchemaDiff(a, b, index=index)
             assert w.verdict == "identical", (a_kind, b_kind, w.rows)
         w = SchemaDiff(a, v2, index=index)
-        assert (w.verdict, w.next_version, [r.field for r in w.rows if r.status == "added"]) == \
-            ("compatible", "1.1.0", ["note"]), a_kind
+        assert (w.verdict, w.next_version, [r.field for r in w.rows if r.status == "added"]) == (
+            "compatible",
+            "1.1.0",
+            ["note"],
+        ), a_kind
     sides = {k: resolve_schema(v, index) for k, v in inputs.items()}
     assert {k: s.source for k, s in sides.items()} == {
-        "type": "sample type", "ref": "local schema", "record": "schema record", "entry": "index entry"}
+        "type": "sample type",
+        "ref": "local schema",
+        "record": "schema record",
+        "entry": "index entry",
+    }
     # an entry's schema resolves through the entry's own index when none is given
     assert resolve_schema(entry).schema == sides["ref"].schema
 
@@ -240,8 +258,12 @@ def test_at_uri_input_against_the_real_pds(pds_account, tmp_path):
     from atdata_lab.widgets import SchemaDiff, diff
 
     client = Atmosphere.login(pds_account.handle, pds_account.password)
-    index = atdata.Index(path=tmp_path / "p.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d"))
-    entry = index.write([Reading(signal=np.zeros(4, np.float32), label=1, tags=[1])], name="r", progress=False)
+    index = atdata.Index(
+        path=tmp_path / "p.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "d")
+    )
+    entry = index.write(
+        [Reading(signal=np.zeros(4, np.float32), label=1, tags=[1])], name="r", progress=False
+    )
     uri = index.plan_promotion("r").execute(progress=False).schema_uri
     assert uri.startswith("at://")
 
