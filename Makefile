@@ -26,8 +26,7 @@ demo: setup system-deps sandbox-install
 sandbox-install: setup system-deps
 	$(PY) -c "from atdata_lab.sandbox import ensure_installed; ensure_installed()"
 
-test: setup system-deps sandbox-install
-	$(PY) -m ruff check atdata_lab tests benchmarks
+test: setup system-deps sandbox-install lint
 	$(PY) -m pytest
 
 test-fast: setup
@@ -42,9 +41,11 @@ voila: setup system-deps sandbox-install
 lab: setup system-deps sandbox-install
 	$(PY) -m jupyterlab notebooks/
 
+# Fails on lint errors, on unformatted code (run `ruff format` to fix) and on type errors.
 lint: setup
 	$(PY) -m ruff check atdata_lab tests benchmarks
-	$(PY) -m ruff format --check atdata_lab tests benchmarks || true
+	$(PY) -m ruff format --check atdata_lab tests benchmarks
+	$(PY) -m mypy
 
 bench: setup
 	$(PY) benchmarks/run.py
