@@ -41,11 +41,12 @@ voila: setup system-deps sandbox-install
 lab: setup system-deps sandbox-install
 	$(PY) -m jupyterlab notebooks/
 
-# Fails on lint errors, on unformatted code (run `ruff format` to fix) and on type errors.
+# Fails on lint errors, on unformatted code (run `ruff format` to fix), on type errors and on dead code.
 lint: setup
 	$(PY) -m ruff check atdata_lab tests benchmarks
 	$(PY) -m ruff format --check atdata_lab tests benchmarks
 	$(PY) -m mypy
+	$(PY) -m vulture atdata_lab --min-confidence 80
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -964,7 +964,3 @@ class Index:
         from .widgets.index_browser import IndexBrowser
 
         return IndexBrowser(self, **kwargs)
-
-
-def default_index_path() -> Path:
-    return atdata_home() / "index.db"
