@@ -124,14 +124,21 @@ def _nest(n: int, kind: str) -> Any:
 deep_values = st.builds(_nest, st.integers(30, 3000), st.sampled_from(["list", "dict", "map"]))
 
 
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, prefix + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, prefix + (i,))
+def _paths(value: Any, max_depth: int = 64) -> list[tuple]:
+    """Every place in a JSON value a mutation can hit, down to ``max_depth`` (iterative: a mutated
+    value may already hold one of the 3000-deep ``deep_values``)."""
+    out: list[tuple] = []
+    stack: list[tuple[Any, tuple]] = [(value, ())]
+    while stack:
+        node, prefix = stack.pop()
+        out.append(prefix)
+        if len(prefix) >= max_depth:
+            continue
+        if isinstance(node, dict):
+            stack += [(v, prefix + (k,)) for k, v in node.items()]
+        elif isinstance(node, list):
+            stack += [(v, prefix + (i,)) for i, v in enumerate(node)]
+    out.sort(key=lambda p: (len(p), repr(p)))  # a stable order, so hypothesis replays the same choice
     return out
 
 
