@@ -16,7 +16,7 @@ from .errors import (
     ShardError,
     UntrustedSourceError,
 )
-from .index import Index, SearchPage
+from .index import Index, SearchPage, get_default_index, set_default_index
 from .load import load_dataset
 from .progress import ProgressEvent, TqdmProgress
 from .sample import DictSample, PackableSample, packable
@@ -52,9 +52,11 @@ __all__ = [
     "TqdmProgress",
     "TrustPolicy",
     "UntrustedSourceError",
+    "get_default_index",
     "load_dataset",
     "packable",
     "schema_diff",
+    "set_default_index",
     "write_samples",
 ]
 

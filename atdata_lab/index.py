@@ -26,6 +26,7 @@ from .errors import (
     EntryConflictError,
     EntryNotFoundError,
     InvalidArgumentError,
+    InvalidTypeError,
     PublishedDataWarning,
     SchemaConflictError,
     SchemaNotFoundError,
@@ -49,7 +50,7 @@ from .stores.base import DataStore
 from .stores.local import LocalDiskStore, atdata_home, check_dataset_name
 from .transfer import copy_shards
 
-__all__ = ["Index", "SearchPage"]
+__all__ = ["Index", "SearchPage", "get_default_index", "set_default_index"]
 
 # Shards published by a write whose entry is not committed yet, noted in $ATDATA_HOME/pending-writes/
 # (see atdata_lab._journal) so that a writer killed in between leaves nothing behind for long: the
@@ -964,3 +965,29 @@ class Index:
         from .widgets.index_browser import IndexBrowser
 
         return IndexBrowser(self, **kwargs)
+
+
+# ---------------------------------------------------------------------- the default index
+_default_index: Index | None = None
+
+
+def set_default_index(index: Index | None) -> None:
+    """Make ``index`` the one ``load_dataset("@local/...")`` and :func:`get_default_index` use.
+
+    ``None`` forgets it (the next :func:`get_default_index` opens ``Index()`` again).
+    """
+    global _default_index
+    if index is not None and not isinstance(index, Index):
+        raise InvalidTypeError(
+            f"set_default_index needs an atdata_lab.Index (or None to reset), not {type(index).__name__}"
+        )
+    _default_index = index
+
+
+def get_default_index() -> Index:
+    """The index set with :func:`set_default_index`, else ``Index()`` (SQLite under
+    ``$ATDATA_HOME``), opened on first use and kept for the process."""
+    global _default_index
+    if _default_index is None:
+        _default_index = Index()
+    return _default_index
