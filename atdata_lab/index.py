@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -165,6 +166,7 @@ class Index:
         self.data_store: DataStore = data_store if data_store is not None else LocalDiskStore()
         self.atmosphere = atmosphere
         self._stores: list[DataStore] = []  # other stores used this session (copies), for credentials
+        self._types = SimpleNamespace()
 
     def __repr__(self) -> str:
         atm = f", atmosphere={self.atmosphere!r}" if self.atmosphere is not None else ""
@@ -530,6 +532,32 @@ class Index:
             call="index.insert_dataset",
         )
 
+    def add_entry(
+        self,
+        ds: Dataset,
+        *,
+        name: str,
+        schema_ref: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> IndexEntry:
+        """atdata's older name for :meth:`insert_dataset` (in place, no copy).
+
+        The schema is always the one the data has; a different ``schema_ref`` raises
+        ``InvalidArgumentError`` (a ``ValueError``) after indexing, instead of being recorded untrue.
+        """
+        entry = self.insert_dataset(ds, name=name, metadata=metadata)
+        if schema_ref is not None and schema_ref != entry.schema_ref:
+            try:
+                same = self.resolve_schema(schema_ref).ref == entry.schema_ref
+            except SchemaNotFoundError:
+                same = False
+            if not same:
+                raise InvalidArgumentError(
+                    f"add_entry({name!r}, schema_ref={schema_ref!r}): the data's schema is {entry.schema_ref}; "
+                    "the entry was indexed with that one, leave schema_ref out"
+                )
+        return entry
+
     def remember_store(self, store: DataStore) -> None:
         """Use ``store``'s credentials for its URLs when reading (copies register their target)."""
         if store is not self.data_store and store not in self._stores:
@@ -578,6 +606,17 @@ class Index:
     @property
     def entries(self) -> list[IndexEntry]:
         return self.list_entries()
+
+    all_entries = entries  # atdata's older name
+
+    def list_datasets(self, repo: str | None = None) -> list[IndexEntry]:
+        """Entries of this index (``repo="local"``), of one named repository, or (``None``) of all."""
+        return [e for _, idx in self._repos_for(repo) for e in idx.list_entries()]
+
+    @property
+    def datasets(self) -> list[IndexEntry]:
+        """Entries of this index and of every named repository."""
+        return self.list_datasets()
 
     def __len__(self) -> int:
         return self.provider.search(limit=0)[1]
@@ -828,15 +867,97 @@ class Index:
         return out
 
     def get_schema_type(self, ref: str) -> type:
-        """A working ``@packable`` type generated from a stored schema."""
-        return Schema.from_record(self.get_schema(ref)).to_type()
+        """A working ``@packable`` type generated from a stored schema (then also ``index.types.<Name>``)."""
+        t = Schema.from_record(self.get_schema(ref)).to_type()
+        setattr(self._types, t.__name__, t)
+        return t
 
     decode_schema = get_schema_type
+    load_schema = get_schema_type  # atdata's older name
+
+    def decode_schema_as(self, ref: str, type_hint: type) -> type:
+        """atdata's name: :meth:`get_schema_type`; ``type_hint`` is for the IDE only."""
+        del type_hint
+        return self.get_schema_type(ref)
+
+    def get_schema_record(self, ref: str) -> dict[str, Any]:
+        """atdata's name for :meth:`get_schema` (the record, as a dict)."""
+        return self.get_schema(ref)
+
+    @property
+    def schemas(self) -> list[dict[str, Any]]:
+        """Every stored schema record (see :meth:`list_schemas`)."""
+        return self.list_schemas()
+
+    @property
+    def types(self) -> SimpleNamespace:
+        """The types :meth:`get_schema_type` generated, by name: ``index.types.MySample``."""
+        return self._types
 
     def resolve_schema(self, obj: Any) -> Schema:
         """A Schema from a ref, an at:// URI, an IndexEntry, a record, or a type (through
         :func:`atdata_lab.schema_diff.resolve_schema`, with this index)."""
         return resolve_schema(obj, self).schema
+
+    # ------------------------------------------------------------------ labels
+    def _repos_for(self, repo: str | None) -> list[tuple[str, Index]]:
+        """``(prefix, index)`` pairs: this index (prefix ``""``) and the named repositories."""
+        if repo is None:
+            return [("", self)]
+        if repo == "local":
+            return [("", self)]
+        raise InvalidArgumentError(f"no repository named {repo!r}: use repo='local' or None")
+
+    def label(
+        self, name: str, cid: str, *, version: str | None = None, description: str | None = None
+    ) -> None:
+        """Point the label ``name`` (at ``version``) at the entry with content CID ``cid``.
+
+        Labelling again with the same name and version moves the label.
+        """
+        check_dataset_name(name)
+        self.get_entry(cid)  # EntryNotFoundError if no entry has it
+        self.provider.set_state(
+            f"label:{name}@{version or ''}",
+            {"name": name, "cid": cid, "version": version, "description": description, "created_at": _now()},
+        )
+
+    def _label_rows(self) -> list[dict[str, Any]]:
+        rows = list(self.provider.list_state("label:").values())
+        return sorted(rows, key=lambda r: r["created_at"], reverse=True)
+
+    def get_label(self, name: str, version: str | None = None) -> IndexEntry:
+        """The entry the label ``name`` points at (``version=None``: the label made last).
+
+        ``@handle/name`` resolves a published label through the attached atmosphere.
+        Raises ``EntryNotFoundError`` (a ``KeyError``).
+        """
+        if name.startswith("@"):
+            return self.get_dataset(name if version is None else f"{name}@{version}")
+        for row in self._label_rows():
+            if row["name"] == name and (version is None or row["version"] == version):
+                try:
+                    return self.get_entry(row["cid"])
+                except EntryNotFoundError:
+                    raise EntryNotFoundError(
+                        f"label {name!r} points at {row['cid']}, which no entry has any more: "
+                        f"label it again with index.label({name!r}, entry.cid)"
+                    ) from None
+        at = f" at version {version!r}" if version is not None else ""
+        raise EntryNotFoundError(f"no label {name!r}{at}; make one with index.label({name!r}, entry.cid)")
+
+    def list_labels(self, repo: str | None = None) -> list[tuple[str, str, str | None]]:
+        """Every label as ``(name, cid, version)``, newest first."""
+        return [
+            (prefix + r["name"], r["cid"], r["version"])
+            for prefix, idx in self._repos_for(repo)
+            for r in idx._label_rows()
+        ]
+
+    @property
+    def labels(self) -> list[tuple[str, str, str | None]]:
+        """Every label as ``(name, cid, version)`` (see :meth:`list_labels`)."""
+        return self.list_labels()
 
     # ------------------------------------------------------------------ promotion
     def plan_promotion(

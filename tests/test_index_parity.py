@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import atdata_lab as atdata
-from tests.conformance.index_suite import experiment
+from tests.conformance.index_suite import ExperimentSample, experiment
 
 
 @pytest.fixture
@@ -46,3 +46,48 @@ def test_atdata_stores_names_match_atdata():
     assert public <= set(stores.__all__)
     for name in public:
         assert getattr(stores, name) is getattr(atdata, name)
+
+
+def test_atdata_names_for_entries_and_schemas(index):
+    e = index.write(experiment(10), name="a", progress=False)
+    assert [x.name for x in index.list_datasets()] == ["a"]
+    assert index.list_datasets(repo="local") == index.datasets == index.all_entries == index.entries
+    ref = e.schema_ref
+    assert [r["$ref"] for r in index.schemas] == [ref]
+    assert index.get_schema_record(ref) == index.get_schema(ref)
+    t = index.load_schema(ref)
+    assert index.types.ExperimentSample is t
+    assert index.decode_schema_as(ref, t).__name__ == "ExperimentSample"
+    with pytest.raises(ValueError, match="no repository named"):
+        index.list_datasets(repo="lab")
+
+
+def test_add_entry_indexes_in_place(index):
+    e = index.write(experiment(10), name="a", progress=False)
+    ds = atdata.Dataset[ExperimentSample](e.data_urls)
+    b = index.add_entry(ds, name="b", metadata={"k": 1})
+    assert b.cid == e.cid and b.data_urls == e.data_urls and b.metadata == {"k": 1}
+    assert index.add_entry(ds, name="b", schema_ref=e.schema_ref).name == "b"
+    with pytest.raises(ValueError, match="leave schema_ref out"):
+        index.add_entry(ds, name="c", schema_ref="atdata://local/schema/Other@1.0.0")
+
+
+def test_labels_point_names_and_versions_at_entries(index):
+    a = index.write(experiment(10), name="a", progress=False)
+    b = index.write(experiment(10, seed=1), name="b", progress=False)
+    index.label("mnist", a.cid, version="1.0.0")
+    index.label("mnist", b.cid, version="2.0.0", description="cleaned")
+    assert index.get_label("mnist", version="1.0.0").name == "a"
+    assert index.get_label("mnist").name == "b"  # the newest
+    assert sorted(index.list_labels()) == [("mnist", a.cid, "1.0.0"), ("mnist", b.cid, "2.0.0")]
+    assert index.labels == index.list_labels()
+    index.label("mnist", a.cid, version="2.0.0")  # moves the label
+    assert index.get_label("mnist", version="2.0.0").name == "a"
+    with pytest.raises(KeyError, match="no label 'nope'"):
+        index.get_label("nope")
+    with pytest.raises(KeyError):
+        index.label("x", "bafyreinotthere")
+    index.delete_entry("a")
+    index.delete_entry("b")
+    with pytest.raises(KeyError, match="label it again"):
+        index.get_label("mnist", version="1.0.0")
