@@ -256,3 +256,12 @@ class IndexSuite:
         narrowed = index.search(sort="license", descending=True, schema="ExperimentSample", limit=3)
         assert [e.name for e in narrowed] == ["b-zeta", "e-eacute", "d-ab"]
         assert index.search(schema="experimentsample").total == 0  # schema names match exactly
+
+    def test_labels_are_stored_in_the_provider(self, index):
+        a = index.write(experiment(5), name="a", progress=False)
+        b = index.write(experiment(5, seed=1), name="b", progress=False)
+        index.label("mnist", a.cid, version="1.0.0")
+        index.label("mnist", b.cid, version="2.0.0")
+        assert index.get_label("mnist", version="1.0.0").name == "a"
+        assert index.get_label("mnist").name == "b"
+        assert sorted(index.list_labels()) == sorted([("mnist", a.cid, "1.0.0"), ("mnist", b.cid, "2.0.0")])
