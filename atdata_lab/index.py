@@ -28,10 +28,12 @@ from .errors import (
     EntryNotFoundError,
     InvalidArgumentError,
     InvalidTypeError,
+    NotFoundError,
     PublishedDataWarning,
     SchemaConflictError,
     SchemaNotFoundError,
 )
+from .lens import Lens, LensNetwork
 from .progress import ProgressLike
 from .providers.base import IndexProvider
 from .sample import DictSample, codec_for
@@ -959,6 +961,97 @@ class Index:
         """Every label as ``(name, cid, version)`` (see :meth:`list_labels`)."""
         return self.list_labels()
 
+    # ------------------------------------------------------------------ lenses
+    def store_lens(
+        self,
+        lens_obj: Lens,
+        *,
+        name: str,
+        version: str | None = None,
+        description: str | None = None,
+        source_schema: str | None = None,
+        view_schema: str | None = None,
+    ) -> str:
+        """Record a lens (its getter and putter by import path) under ``name``; returns
+        ``atdata://local/lens/{name}@{version}``.
+
+        ``version=None`` takes the next patch version (``1.0.0`` first). The source and view
+        schema names default to the lens's types' names. Loading imports the functions, so they
+        must live at module level of an importable module (or this notebook, for this kernel).
+        """
+        if not isinstance(lens_obj, Lens):
+            raise InvalidTypeError(f"store_lens takes a Lens (made with @atdata.lens), not {lens_obj!r}")
+        check_dataset_name(name)
+        if version is None:
+            mine = [r["version"] for r in self.list_lenses() if r["name"] == name]
+            version = bump_version(max(mine, key=version_key), "patch") if mine else "1.0.0"
+        if source_schema is None and lens_obj.source_type is not None:
+            source_schema = lens_obj.source_type.__name__
+        if view_schema is None and lens_obj.view_type is not None:
+            view_schema = lens_obj.view_type.__name__
+        putter = lens_obj._putter
+        ref = f"{_LENS_REF_PREFIX}{name}@{version}"
+        record = {
+            "$ref": ref,
+            "name": name,
+            "version": version,
+            "description": description,
+            "source_schema": source_schema,
+            "view_schema": view_schema,
+            "getter": _import_path(lens_obj._getter, "getter"),
+            "putter": _import_path(putter, "putter") if putter is not None else None,
+            "created_at": _now(),
+        }
+        self.provider.set_state(f"lens:{name}@{version}", record)
+        return ref
+
+    def get_lens(self, ref: str) -> dict[str, Any]:
+        """The stored lens record for ``atdata://local/lens/{name}@{version}`` (or ``name@version``,
+        or ``name`` for the newest version). Raises ``NotFoundError`` (a ``KeyError``)."""
+        rest = ref[len(_LENS_REF_PREFIX) :] if ref.startswith(_LENS_REF_PREFIX) else ref
+        name, sep, version = rest.rpartition("@")
+        if not sep:
+            mine = [r for r in self.list_lenses() if r["name"] == rest]
+            if mine:
+                return max(mine, key=lambda r: version_key(r["version"]))
+        else:
+            row = self.provider.get_state(f"lens:{name}@{version}")
+            if row is not None:
+                return dict(row)
+        raise NotFoundError(f"no lens {ref!r} in this index; store one with index.store_lens(lens, name=...)")
+
+    def load_lens(self, ref: str, *, source_type: type | None = None, view_type: type | None = None) -> Lens:
+        """A working lens from a stored record (its functions imported), registered in the
+        :class:`~atdata_lab.lens.LensNetwork` when its types are known."""
+        rec = self.get_lens(ref)
+        get = _import_object(rec["getter"], ref)
+        if isinstance(get, Lens):  # the module attribute is the @lens-decorated lens
+            get = get._getter
+        put = _import_object(rec["putter"], ref) if rec.get("putter") else None
+        loaded: Lens = Lens(get, put, source=source_type, view=view_type)
+        if loaded.source_type is not None and loaded.view_type is not None:
+            LensNetwork().register(loaded)
+        return loaded
+
+    def list_lenses(self) -> list[dict[str, Any]]:
+        """Every stored lens record, newest first."""
+        rows = [dict(r) for r in self.provider.list_state("lens:").values()]
+        return sorted(rows, key=lambda r: r["created_at"], reverse=True)
+
+    @property
+    def lenses(self) -> list[dict[str, Any]]:
+        """Every stored lens record (see :meth:`list_lenses`)."""
+        return self.list_lenses()
+
+    def find_lenses(self, source_schema: str, view_schema: str | None = None) -> list[dict[str, Any]]:
+        """Stored lens records from schema ``source_schema`` (and to ``view_schema``), by name."""
+        return [
+            r
+            for r in self.list_lenses()
+            if r["source_schema"] == source_schema
+            and (view_schema is None or r["view_schema"] == view_schema)
+        ]
+
     # ------------------------------------------------------------------ promotion
     def plan_promotion(
         self,
@@ -1086,6 +1179,37 @@ class Index:
         from .widgets.index_browser import IndexBrowser
 
         return IndexBrowser(self, **kwargs)
+
+
+# ---------------------------------------------------------------------- stored lenses
+_LENS_REF_PREFIX = "atdata://local/lens/"
+
+
+def _import_path(fn: Any, role: str) -> str:
+    """``module:qualname`` of a module-level function, or a clear error."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or not qualname or "<" in qualname:
+        raise InvalidArgumentError(
+            f"the lens {role} {fn!r} cannot be stored: it has no import path (a lambda or a function "
+            "defined inside another); define it with def at module level"
+        )
+    return f"{module}:{qualname}"
+
+
+def _import_object(path: str, ref: str) -> Any:
+    import importlib
+
+    module, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise InvalidArgumentError(
+            f"lens {ref!r} names {path}, which does not import here ({e}): "
+            f"install or import the module that defines it, then load the lens again"
+        ) from None
+    return obj
 
 
 # ---------------------------------------------------------------------- the default index

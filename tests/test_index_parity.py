@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import atdata_lab as atdata
+from atdata_lab.lens import lens
 from tests.conformance.index_suite import ExperimentSample, experiment
 
 
@@ -91,3 +92,47 @@ def test_labels_point_names_and_versions_at_entries(index):
     index.delete_entry("b")
     with pytest.raises(KeyError, match="label it again"):
         index.get_label("mnist", version="1.0.0")
+
+
+@atdata.packable
+class Gray:
+    sensor_id: str
+    mean: float
+
+
+@lens
+def to_gray(s: ExperimentSample) -> Gray:
+    return Gray(sensor_id=s.sensor_id, mean=float(s.measurement.mean()))
+
+
+@to_gray.putter
+def to_gray_put(v: Gray, s: ExperimentSample) -> ExperimentSample:
+    return ExperimentSample(measurement=s.measurement, timestamp=s.timestamp, sensor_id=v.sensor_id)
+
+
+def test_lenses_are_stored_by_import_path_and_load_back(index):
+    ref = index.store_lens(to_gray, name="gray", description="mean of a row")
+    assert ref == "atdata://local/lens/gray@1.0.0"
+    assert index.store_lens(to_gray, name="gray") == "atdata://local/lens/gray@1.0.1"
+    rec = index.get_lens(ref)
+    assert rec["getter"] == f"{__name__}:to_gray" and rec["putter"] == f"{__name__}:to_gray_put"
+    assert (rec["source_schema"], rec["view_schema"]) == ("ExperimentSample", "Gray")
+    assert index.get_lens("gray")["version"] == "1.0.1"
+    assert [r["version"] for r in index.find_lenses("ExperimentSample", "Gray")] == ["1.0.1", "1.0.0"]
+    assert index.find_lenses("Gray") == [] and index.lenses == index.list_lenses()
+    loaded = index.load_lens(ref)
+    s = experiment(1)[0]
+    assert loaded(s).mean == pytest.approx(float(s.measurement.mean()))
+    assert loaded.put(Gray(sensor_id="x", mean=0.0), s).sensor_id == "x"
+    with pytest.raises(KeyError, match="no lens"):
+        index.get_lens("atdata://local/lens/gray@9.0.0")
+
+
+def test_lenses_without_an_import_path_are_refused(index):
+    def inner(s: ExperimentSample) -> Gray:
+        return Gray(sensor_id=s.sensor_id, mean=0.0)
+
+    with pytest.raises(ValueError, match="define it with def at module level"):
+        index.store_lens(lens(inner), name="inner")
+    with pytest.raises(TypeError):
+        index.store_lens(inner, name="inner")  # type: ignore[arg-type]

@@ -265,3 +265,18 @@ class IndexSuite:
         assert index.get_label("mnist", version="1.0.0").name == "a"
         assert index.get_label("mnist").name == "b"
         assert sorted(index.list_labels()) == sorted([("mnist", a.cid, "1.0.0"), ("mnist", b.cid, "2.0.0")])
+
+    def test_lenses_are_stored_in_the_provider(self, index):
+        from atdata_lab.lens import Lens
+
+        def head(s: ExperimentSample) -> ExperimentSample:
+            return s
+
+        head.__qualname__ = "experiment"  # any module-level name imports; the stored path is what counts
+        ref = index.store_lens(Lens(head), name="head", version="2.0.0", source_schema="A", view_schema="B")
+        assert index.get_lens(ref)["getter"] == f"{__name__}:experiment"
+        assert (
+            [r["$ref"] for r in index.find_lenses("A", "B")]
+            == [ref]
+            == [r["$ref"] for r in index.list_lenses()]
+        )
