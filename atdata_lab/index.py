@@ -36,6 +36,7 @@ from .errors import (
 from .lens import Lens, LensNetwork
 from .progress import ProgressLike
 from .providers.base import IndexProvider
+from .repository import Repository, open_provider
 from .sample import DictSample, codec_for
 from .schema import (
     Field,
@@ -135,6 +136,10 @@ class Index:
         redis: A ``redis.Redis`` client (implies ``provider="redis"``).
         url: A ``redis://`` URL (implies ``provider="redis"``).
         key_prefix: Redis key prefix, so several indexes can share one Redis.
+        dsn: A PostgreSQL DSN: not available yet (raises, naming the alternatives).
+        repos: Named :class:`~atdata_lab.repository.Repository` objects mounted beside this
+            index (``"local"``): ``list_datasets()`` and ``list_labels()`` cover them all, and a
+            label named ``"lab/mnist"`` lives in repository ``"lab"``.
     """
 
     def __init__(
@@ -147,28 +152,25 @@ class Index:
         redis: Any = None,
         url: str | None = None,
         key_prefix: str = "atdata:",
+        dsn: str | None = None,
+        repos: dict[str, Repository] | None = None,
     ) -> None:
-        if isinstance(provider, IndexProvider):
-            self.provider = provider
-        else:
-            kind = provider or ("redis" if (redis is not None or url) else "sqlite")
-            # the backends load when chosen (sqlite_utils costs ~0.2 s of `import atdata_lab`; redis is optional)
-            if kind == "sqlite":
-                from .providers.sqlite import SQLiteProvider
-
-                self.provider = SQLiteProvider(path if path is not None else atdata_home() / "index.db")
-            elif kind == "redis":
-                from .providers.redis import RedisProvider
-
-                self.provider = RedisProvider(redis=redis, url=url, key_prefix=key_prefix)
-            else:
-                raise InvalidArgumentError(
-                    f"unknown index provider {provider!r}: use 'sqlite', 'redis' or an IndexProvider"
-                )
+        self.provider = open_provider(
+            provider, path=path, dsn=dsn, redis=redis, url=url, key_prefix=key_prefix
+        )
         self.data_store: DataStore = data_store if data_store is not None else LocalDiskStore()
         self.atmosphere = atmosphere
         self._stores: list[DataStore] = []  # other stores used this session (copies), for credentials
         self._types = SimpleNamespace()
+        self._repos: dict[str, Repository] = {}
+        for repo_name, repo in (repos or {}).items():
+            if repo_name == "local" or not isinstance(repo, Repository):
+                raise InvalidArgumentError(
+                    f"repos={{{repo_name!r}: {repo!r}}}: give Repository objects under names other than "
+                    "'local' (that name is this index itself), e.g. repos={'lab': create_repository('sqlite', path=...)}"
+                )
+            self._repos[repo_name] = repo
+        self._repo_indexes: dict[str, Index] = {}
 
     def __repr__(self) -> str:
         atm = f", atmosphere={self.atmosphere!r}" if self.atmosphere is not None else ""
@@ -902,13 +904,36 @@ class Index:
         return resolve_schema(obj, self).schema
 
     # ------------------------------------------------------------------ labels
+    @property
+    def repos(self) -> dict[str, Repository]:
+        """Every repository of this index: ``"local"`` (this index) and the named ones."""
+        return {"local": Repository(self.provider, self.data_store), **self._repos}
+
+    def _repo_index(self, name: str) -> Index:
+        """The named repository as an Index (its data store, else this index's)."""
+        if name not in self._repo_indexes:
+            repo = self._repos[name]
+            store = repo.data_store if repo.data_store is not None else self.data_store
+            self._repo_indexes[name] = Index(repo.provider, data_store=store, atmosphere=self.atmosphere)
+        return self._repo_indexes[name]
+
     def _repos_for(self, repo: str | None) -> list[tuple[str, Index]]:
         """``(prefix, index)`` pairs: this index (prefix ``""``) and the named repositories."""
         if repo is None:
-            return [("", self)]
+            return [("", self)] + [(f"{n}/", self._repo_index(n)) for n in self._repos]
         if repo == "local":
             return [("", self)]
-        raise InvalidArgumentError(f"no repository named {repo!r}: use repo='local' or None")
+        if repo in self._repos:
+            return [(f"{repo}/", self._repo_index(repo))]
+        known = ", ".join(repr(n) for n in ["local", *self._repos])
+        raise InvalidArgumentError(f"no repository named {repo!r} in this index: use one of {known}, or None")
+
+    def _split_repo(self, name: str) -> tuple[Index, str]:
+        """``"lab/mnist"`` -> (repository ``lab``, ``"mnist"``) when ``lab`` is mounted."""
+        repo, sep, rest = name.partition("/")
+        if sep and repo in self._repos:
+            return self._repo_index(repo), rest
+        return self, name
 
     def label(
         self, name: str, cid: str, *, version: str | None = None, description: str | None = None
@@ -917,6 +942,9 @@ class Index:
 
         Labelling again with the same name and version moves the label.
         """
+        target, name = self._split_repo(name)
+        if target is not self:
+            return target.label(name, cid, version=version, description=description)
         check_dataset_name(name)
         self.get_entry(cid)  # EntryNotFoundError if no entry has it
         self.provider.set_state(
@@ -936,6 +964,9 @@ class Index:
         """
         if name.startswith("@"):
             return self.get_dataset(name if version is None else f"{name}@{version}")
+        target, name = self._split_repo(name)
+        if target is not self:
+            return target.get_label(name, version)
         for row in self._label_rows():
             if row["name"] == name and (version is None or row["version"] == version):
                 try:

@@ -136,3 +136,43 @@ def test_lenses_without_an_import_path_are_refused(index):
         index.store_lens(lens(inner), name="inner")
     with pytest.raises(TypeError):
         index.store_lens(inner, name="inner")  # type: ignore[arg-type]
+
+
+def test_named_repositories_are_listed_and_hold_their_labels(index, tmp_path):
+    lab = atdata.create_repository(
+        "sqlite", path=tmp_path / "lab.db", data_store=atdata.LocalDiskStore(tmp_path / "lab")
+    )
+    assert isinstance(lab, atdata.Repository)
+    idx = atdata.Index(index.provider, data_store=index.data_store, repos={"lab": lab})
+    assert set(idx.repos) == {"local", "lab"} and idx.repos["lab"] is lab
+    mine = idx.write(experiment(5), name="mine", progress=False)
+    theirs = atdata.Index(lab.provider, data_store=lab.data_store).write(
+        experiment(5, seed=2), name="theirs", progress=False
+    )
+    assert sorted(e.name for e in idx.list_datasets()) == ["mine", "theirs"]
+    assert [e.name for e in idx.list_datasets(repo="lab")] == ["theirs"]
+    assert [e.name for e in idx.datasets] == [e.name for e in idx.list_datasets()]
+    idx.label("lab/mnist", theirs.cid, version="1.0.0")
+    idx.label("mnist", mine.cid)
+    assert idx.get_label("lab/mnist").name == "theirs" and idx.get_label("mnist").name == "mine"
+    assert sorted(idx.list_labels()) == sorted(
+        [("mnist", mine.cid, None), ("lab/mnist", theirs.cid, "1.0.0")]
+    )
+    assert idx.list_labels(repo="lab") == [("lab/mnist", theirs.cid, "1.0.0")]
+    with pytest.raises(ValueError, match="names other than 'local'"):
+        atdata.Index(index.provider, repos={"local": lab})
+
+
+def test_create_repository_providers(tmp_path):
+    repo = atdata.create_repository(path=tmp_path / "r.db")
+    assert repo.provider.path == tmp_path / "r.db" and repo.data_store is None
+    with pytest.raises(ValueError, match="no PostgreSQL index provider yet.*later issue"):
+        atdata.create_repository("postgres", dsn="postgresql://localhost/atdata")
+    with pytest.raises(ValueError, match="no PostgreSQL"):
+        atdata.Index(dsn="postgresql://localhost/atdata")
+    with pytest.raises(ValueError, match="unknown index provider 'mongo'"):
+        atdata.create_repository("mongo")
+    with pytest.raises(ValueError, match="unknown options"):
+        atdata.create_repository("sqlite", path=tmp_path / "x.db", pool_size=3)
+    with pytest.raises(ValueError, match="needs an IndexProvider"):
+        atdata.Repository("sqlite")  # type: ignore[arg-type]
