@@ -24,6 +24,7 @@ from .dataset import Dataset
 from .entry import IndexEntry
 from .errors import (
     AtdataLabError,
+    AtdataLabWarning,
     EntryConflictError,
     EntryNotFoundError,
     InvalidArgumentError,
@@ -1161,18 +1162,49 @@ class Index:
         progress: ProgressLike = True,
     ) -> str:
         """Publish a Dataset: index it, copy the data to ``copy_to`` (default: this index's data
-        store) before any record is written, then promote. Returns the at:// URI."""
-        self.insert_dataset(
-            ds,
+        store) before any record is written, then promote. Returns the at:// URI.
+
+        When an entry named ``name`` already exists: the same content reuses it; other content
+        (e.g. part of its shards) is indexed under ``{name}-v2`` (``-v3``...: the first free name,
+        or the one that already holds this content) with a warning, never replacing the entry, and
+        is published as ``name``.
+        """
+        local_name = name
+        for n in range(2, 1000):
+            try:
+                self.insert_dataset(
+                    ds,
+                    name=local_name,
+                    description=description,
+                    tags=tags,
+                    license=license,
+                    metadata=metadata,
+                    progress=progress,
+                )
+                break
+            except EntryConflictError:
+                local_name = f"{name}-v{n}"
+        else:
+            raise EntryConflictError(
+                f"promote_dataset(name={name!r}): {name!r} and {name}-v2 ... -v999 all hold other data; "
+                "delete unused entries with index.delete_entry(...) or promote under another name"
+            )
+        if local_name != name:
+            warnings.warn(
+                f"an entry named {name!r} already holds other data, so this dataset is indexed locally as "
+                f"{local_name!r} (nothing was replaced) and published as {name!r}",
+                AtdataLabWarning,
+                stacklevel=2,
+            )
+        return self.promote_entry(
+            local_name,
             name=name,
             description=description,
             tags=tags,
             license=license,
             metadata=metadata,
+            copy_to=copy_to if copy_to is not None else self.data_store,
             progress=progress,
-        )
-        return self.promote_entry(
-            name, copy_to=copy_to if copy_to is not None else self.data_store, progress=progress
         )
 
     def get_dataset(self, at_uri: str) -> IndexEntry:

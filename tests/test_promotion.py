@@ -216,3 +216,36 @@ def test_validation_errors_are_record_validation_errors(index):
     index.write(features(3), name="v", progress=False)
     with pytest.raises(RecordValidationError):
         index.plan_promotion("v", tags=["ok", ""])
+
+
+def test_promote_dataset_of_an_indexed_name_publishes_it_as_the_tutorial_does(index, client):
+    # tutorials/promotion.qmd, "Copy to New Storage": a Dataset of the entry's first shard
+    index.write(features(1000), name="experiment-2024-001", maxcount=500, progress=False)
+    entry = index.get_entry_by_name("experiment-2024-001")
+    ds = atdata.Dataset[FeatureSample](entry.data_urls[0])
+    with pytest.warns(atdata.errors.AtdataLabWarning, match="indexed locally as 'experiment-2024-001-v2'"):
+        at_uri = index.promote_dataset(
+            ds, name="experiment-2024-001", description="Sensor measurements from Lab 302", progress=False
+        )
+    published = index.get_dataset(at_uri)
+    assert published.name == "experiment-2024-001" and published.num_samples == 500
+    assert published.description == "Sensor measurements from Lab 302"
+    assert index.get_entry_by_name("experiment-2024-001") == entry  # nothing replaced
+    assert index.get_entry_by_name("experiment-2024-001-v2").cid == published.cid
+    before = counts(client)
+    with pytest.warns(atdata.errors.AtdataLabWarning):  # running the cell again changes nothing
+        assert index.promote_dataset(ds, name="experiment-2024-001", progress=False) == at_uri
+    assert counts(client) == before
+
+
+def test_promote_dataset_of_the_same_content_reuses_the_entry(index, client):
+    entry = index.write(features(40), name="same", maxcount=20, progress=False)
+    ds = atdata.Dataset[FeatureSample](entry.data_urls)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        at_uri = index.promote_dataset(ds, name="same", description="described", progress=False)
+    published = index.get_dataset(at_uri)
+    assert published.cid == entry.cid and published.description == "described"
+    assert [e.name for e in index.list_entries()] == ["same"]
