@@ -615,7 +615,15 @@ class Index:
     all_entries = entries  # atdata's older name
 
     def list_datasets(self, repo: str | None = None) -> list[IndexEntry]:
-        """Entries of this index (``repo="local"``), of one named repository, or (``None``) of all."""
+        """Entries of this index (``repo="local"``), of one named repository, or (``None``) of all.
+
+        ``repo="_atmosphere"`` lists the attached account's published datasets, and a DID
+        (``"did:plc:..."``) another account's (one request per dataset).
+        """
+        if repo == "_atmosphere":
+            return promotion.list_published_entries(self)
+        if repo is not None and repo.startswith("did:"):
+            return promotion.list_published_entries(self, repo)
         return [e for _, idx in self._repos_for(repo) for e in idx.list_entries()]
 
     @property

@@ -249,3 +249,14 @@ def test_promote_dataset_of_the_same_content_reuses_the_entry(index, client):
     published = index.get_dataset(at_uri)
     assert published.cid == entry.cid and published.description == "described"
     assert [e.name for e in index.list_entries()] == ["same"]
+
+
+def test_list_datasets_of_the_atmosphere_and_of_a_did(index, client, tmp_path):
+    index.write(features(5), name="listed", progress=False)
+    uri = index.promote_entry("listed", progress=False)
+    mine = index.list_datasets(repo="_atmosphere")
+    assert [(e.name, e.num_samples) for e in mine] == [("listed", 5)]
+    other = atdata.Index(path=tmp_path / "other.db", atmosphere=client)  # e.g. a colleague's index
+    assert [e.name for e in other.list_datasets(repo=client.did)] == ["listed"]
+    assert index.get_dataset(uri).cid == mine[0].cid
+    assert [e.name for e in index.list_datasets()] == ["listed"]  # local only by default
