@@ -192,6 +192,7 @@ class Index:
         overwrite: bool = False,
         force: bool = False,
         progress: ProgressLike = True,
+        data_store: DataStore | None = None,
     ) -> IndexEntry:
         """Write samples as a new dataset: shards into the data store, entry into the index.
 
@@ -206,6 +207,8 @@ class Index:
         :class:`~atdata_lab.errors.PublishedDataWarning` names it); ``force=True`` deletes them too,
         and the warning names the records that no longer load.
 
+        ``data_store`` writes this dataset's shards to another store than the index's.
+
         Raises:
             ValueError: empty input or a bad name (nothing is written).
             EntryConflictError: the name holds different content (a ``ValueError``).
@@ -219,7 +222,8 @@ class Index:
             [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
         )
         observer = HintObserver(nd_fields)
-        store = self.data_store
+        store = data_store if data_store is not None else self.data_store
+        self.remember_store(store)
         self._clean_stale_writes()
         with contextlib.suppress(OSError, AtdataLabError):
             store.clean_stale()  # staging files of dead writers, whatever name they were writing

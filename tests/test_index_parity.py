@@ -176,3 +176,10 @@ def test_create_repository_providers(tmp_path):
         atdata.create_repository("sqlite", path=tmp_path / "x.db", pool_size=3)
     with pytest.raises(ValueError, match="needs an IndexProvider"):
         atdata.Repository("sqlite")  # type: ignore[arg-type]
+
+
+def test_write_samples_to_another_data_store(index, tmp_path):
+    other = atdata.LocalDiskStore(tmp_path / "elsewhere")
+    e = index.write_samples(experiment(10), name="there", data_store=other, progress=False)
+    assert all(u.startswith(str(tmp_path / "elsewhere")) for u in e.data_urls)
+    assert len(index.dataset(e)) == 10
