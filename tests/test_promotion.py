@@ -251,9 +251,11 @@ def test_promote_dataset_of_the_same_content_reuses_the_entry(index, client):
     assert [e.name for e in index.list_entries()] == ["same"]
 
 
-def test_list_datasets_of_the_atmosphere_and_of_a_did(index, client, tmp_path):
+def test_list_datasets_of_the_atmosphere_and_of_a_did(index, client, tmp_path, pds_account):
     index.write(features(5), name="listed", progress=False)
-    uri = index.promote_entry("listed", progress=False)
+    uri = index.promote_entry("listed", version="1.0.0", progress=False)
+    assert index.get_label(f"@{pds_account.handle}/listed", version="1.0.0").cid == index.get_dataset(uri).cid
+    assert index.get_label(f"@{pds_account.handle}/listed").name == "listed"
     mine = index.list_datasets(repo="_atmosphere")
     assert [(e.name, e.num_samples) for e in mine] == [("listed", 5)]
     other = atdata.Index(path=tmp_path / "other.db", atmosphere=client)  # e.g. a colleague's index
