@@ -16,9 +16,10 @@ from .errors import (
     ShardError,
     UntrustedSourceError,
 )
-from .index import Index, SearchPage
+from .index import Index, SearchPage, get_default_index, set_default_index
 from .load import load_dataset
 from .progress import ProgressEvent, TqdmProgress
+from .repository import Repository, create_repository
 from .sample import DictSample, PackableSample, packable
 from .schema import Schema
 from .schema_diff import SchemaDiff, schema_diff
@@ -40,6 +41,7 @@ __all__ = [
     "PackableSample",
     "ProgressEvent",
     "S3DataStore",
+    "Repository",
     "SampleBatch",
     "SampleDecodeError",
     "Schema",
@@ -52,9 +54,12 @@ __all__ = [
     "TqdmProgress",
     "TrustPolicy",
     "UntrustedSourceError",
+    "create_repository",
+    "get_default_index",
     "load_dataset",
     "packable",
     "schema_diff",
+    "set_default_index",
     "write_samples",
 ]
 

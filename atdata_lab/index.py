@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,15 +24,20 @@ from .dataset import Dataset
 from .entry import IndexEntry
 from .errors import (
     AtdataLabError,
+    AtdataLabWarning,
     EntryConflictError,
     EntryNotFoundError,
     InvalidArgumentError,
+    InvalidTypeError,
+    NotFoundError,
     PublishedDataWarning,
     SchemaConflictError,
     SchemaNotFoundError,
 )
+from .lens import Lens, LensNetwork
 from .progress import ProgressLike
 from .providers.base import IndexProvider
+from .repository import Repository, open_provider
 from .sample import DictSample, codec_for
 from .schema import (
     Field,
@@ -49,7 +55,7 @@ from .stores.base import DataStore
 from .stores.local import LocalDiskStore, atdata_home, check_dataset_name
 from .transfer import copy_shards
 
-__all__ = ["Index", "SearchPage"]
+__all__ = ["Index", "SearchPage", "get_default_index", "set_default_index"]
 
 # Shards published by a write whose entry is not committed yet, noted in $ATDATA_HOME/pending-writes/
 # (see atdata_lab._journal) so that a writer killed in between leaves nothing behind for long: the
@@ -131,6 +137,10 @@ class Index:
         redis: A ``redis.Redis`` client (implies ``provider="redis"``).
         url: A ``redis://`` URL (implies ``provider="redis"``).
         key_prefix: Redis key prefix, so several indexes can share one Redis.
+        dsn: A PostgreSQL DSN: not available yet (raises, naming the alternatives).
+        repos: Named :class:`~atdata_lab.repository.Repository` objects mounted beside this
+            index (``"local"``): ``list_datasets()`` and ``list_labels()`` cover them all, and a
+            label named ``"lab/mnist"`` lives in repository ``"lab"``.
     """
 
     def __init__(
@@ -143,27 +153,25 @@ class Index:
         redis: Any = None,
         url: str | None = None,
         key_prefix: str = "atdata:",
+        dsn: str | None = None,
+        repos: dict[str, Repository] | None = None,
     ) -> None:
-        if isinstance(provider, IndexProvider):
-            self.provider = provider
-        else:
-            kind = provider or ("redis" if (redis is not None or url) else "sqlite")
-            # the backends load when chosen (sqlite_utils costs ~0.2 s of `import atdata_lab`; redis is optional)
-            if kind == "sqlite":
-                from .providers.sqlite import SQLiteProvider
-
-                self.provider = SQLiteProvider(path if path is not None else atdata_home() / "index.db")
-            elif kind == "redis":
-                from .providers.redis import RedisProvider
-
-                self.provider = RedisProvider(redis=redis, url=url, key_prefix=key_prefix)
-            else:
-                raise InvalidArgumentError(
-                    f"unknown index provider {provider!r}: use 'sqlite', 'redis' or an IndexProvider"
-                )
+        self.provider = open_provider(
+            provider, path=path, dsn=dsn, redis=redis, url=url, key_prefix=key_prefix
+        )
         self.data_store: DataStore = data_store if data_store is not None else LocalDiskStore()
         self.atmosphere = atmosphere
         self._stores: list[DataStore] = []  # other stores used this session (copies), for credentials
+        self._types = SimpleNamespace()
+        self._repos: dict[str, Repository] = {}
+        for repo_name, repo in (repos or {}).items():
+            if repo_name == "local" or not isinstance(repo, Repository):
+                raise InvalidArgumentError(
+                    f"repos={{{repo_name!r}: {repo!r}}}: give Repository objects under names other than "
+                    "'local' (that name is this index itself), e.g. repos={'lab': create_repository('sqlite', path=...)}"
+                )
+            self._repos[repo_name] = repo
+        self._repo_indexes: dict[str, Index] = {}
 
     def __repr__(self) -> str:
         atm = f", atmosphere={self.atmosphere!r}" if self.atmosphere is not None else ""
@@ -184,6 +192,7 @@ class Index:
         overwrite: bool = False,
         force: bool = False,
         progress: ProgressLike = True,
+        data_store: DataStore | None = None,
     ) -> IndexEntry:
         """Write samples as a new dataset: shards into the data store, entry into the index.
 
@@ -198,6 +207,8 @@ class Index:
         :class:`~atdata_lab.errors.PublishedDataWarning` names it); ``force=True`` deletes them too,
         and the warning names the records that no longer load.
 
+        ``data_store`` writes this dataset's shards to another store than the index's.
+
         Raises:
             ValueError: empty input or a bad name (nothing is written).
             EntryConflictError: the name holds different content (a ``ValueError``).
@@ -211,7 +222,8 @@ class Index:
             [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
         )
         observer = HintObserver(nd_fields)
-        store = self.data_store
+        store = data_store if data_store is not None else self.data_store
+        self.remember_store(store)
         self._clean_stale_writes()
         with contextlib.suppress(OSError, AtdataLabError):
             store.clean_stale()  # staging files of dead writers, whatever name they were writing
@@ -529,6 +541,32 @@ class Index:
             call="index.insert_dataset",
         )
 
+    def add_entry(
+        self,
+        ds: Dataset,
+        *,
+        name: str,
+        schema_ref: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> IndexEntry:
+        """atdata's older name for :meth:`insert_dataset` (in place, no copy).
+
+        The schema is always the one the data has; a different ``schema_ref`` raises
+        ``InvalidArgumentError`` (a ``ValueError``) after indexing, instead of being recorded untrue.
+        """
+        entry = self.insert_dataset(ds, name=name, metadata=metadata)
+        if schema_ref is not None and schema_ref != entry.schema_ref:
+            try:
+                same = self.resolve_schema(schema_ref).ref == entry.schema_ref
+            except SchemaNotFoundError:
+                same = False
+            if not same:
+                raise InvalidArgumentError(
+                    f"add_entry({name!r}, schema_ref={schema_ref!r}): the data's schema is {entry.schema_ref}; "
+                    "the entry was indexed with that one, leave schema_ref out"
+                )
+        return entry
+
     def remember_store(self, store: DataStore) -> None:
         """Use ``store``'s credentials for its URLs when reading (copies register their target)."""
         if store is not self.data_store and store not in self._stores:
@@ -577,6 +615,25 @@ class Index:
     @property
     def entries(self) -> list[IndexEntry]:
         return self.list_entries()
+
+    all_entries = entries  # atdata's older name
+
+    def list_datasets(self, repo: str | None = None) -> list[IndexEntry]:
+        """Entries of this index (``repo="local"``), of one named repository, or (``None``) of all.
+
+        ``repo="_atmosphere"`` lists the attached account's published datasets, and a DID
+        (``"did:plc:..."``) another account's (one request per dataset).
+        """
+        if repo == "_atmosphere":
+            return promotion.list_published_entries(self)
+        if repo is not None and repo.startswith("did:"):
+            return promotion.list_published_entries(self, repo)
+        return [e for _, idx in self._repos_for(repo) for e in idx.list_entries()]
+
+    @property
+    def datasets(self) -> list[IndexEntry]:
+        """Entries of this index and of every named repository."""
+        return self.list_datasets()
 
     def __len__(self) -> int:
         return self.provider.search(limit=0)[1]
@@ -827,15 +884,217 @@ class Index:
         return out
 
     def get_schema_type(self, ref: str) -> type:
-        """A working ``@packable`` type generated from a stored schema."""
-        return Schema.from_record(self.get_schema(ref)).to_type()
+        """A working ``@packable`` type generated from a stored schema (then also ``index.types.<Name>``)."""
+        t = Schema.from_record(self.get_schema(ref)).to_type()
+        setattr(self._types, t.__name__, t)
+        return t
 
     decode_schema = get_schema_type
+    load_schema = get_schema_type  # atdata's older name
+
+    def decode_schema_as(self, ref: str, type_hint: type) -> type:
+        """atdata's name: :meth:`get_schema_type`; ``type_hint`` is for the IDE only."""
+        del type_hint
+        return self.get_schema_type(ref)
+
+    def get_schema_record(self, ref: str) -> dict[str, Any]:
+        """atdata's name for :meth:`get_schema` (the record, as a dict)."""
+        return self.get_schema(ref)
+
+    @property
+    def schemas(self) -> list[dict[str, Any]]:
+        """Every stored schema record (see :meth:`list_schemas`)."""
+        return self.list_schemas()
+
+    @property
+    def types(self) -> SimpleNamespace:
+        """The types :meth:`get_schema_type` generated, by name: ``index.types.MySample``."""
+        return self._types
 
     def resolve_schema(self, obj: Any) -> Schema:
         """A Schema from a ref, an at:// URI, an IndexEntry, a record, or a type (through
         :func:`atdata_lab.schema_diff.resolve_schema`, with this index)."""
         return resolve_schema(obj, self).schema
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def repos(self) -> dict[str, Repository]:
+        """Every repository of this index: ``"local"`` (this index) and the named ones."""
+        return {"local": Repository(self.provider, self.data_store), **self._repos}
+
+    def _repo_index(self, name: str) -> Index:
+        """The named repository as an Index (its data store, else this index's)."""
+        if name not in self._repo_indexes:
+            repo = self._repos[name]
+            store = repo.data_store if repo.data_store is not None else self.data_store
+            self._repo_indexes[name] = Index(repo.provider, data_store=store, atmosphere=self.atmosphere)
+        return self._repo_indexes[name]
+
+    def _repos_for(self, repo: str | None) -> list[tuple[str, Index]]:
+        """``(prefix, index)`` pairs: this index (prefix ``""``) and the named repositories."""
+        if repo is None:
+            return [("", self)] + [(f"{n}/", self._repo_index(n)) for n in self._repos]
+        if repo == "local":
+            return [("", self)]
+        if repo in self._repos:
+            return [(f"{repo}/", self._repo_index(repo))]
+        known = ", ".join(repr(n) for n in ["local", *self._repos])
+        raise InvalidArgumentError(f"no repository named {repo!r} in this index: use one of {known}, or None")
+
+    def _split_repo(self, name: str) -> tuple[Index, str]:
+        """``"lab/mnist"`` -> (repository ``lab``, ``"mnist"``) when ``lab`` is mounted."""
+        repo, sep, rest = name.partition("/")
+        if sep and repo in self._repos:
+            return self._repo_index(repo), rest
+        return self, name
+
+    def label(
+        self, name: str, cid: str, *, version: str | None = None, description: str | None = None
+    ) -> None:
+        """Point the label ``name`` (at ``version``) at the entry with content CID ``cid``.
+
+        Labelling again with the same name and version moves the label.
+        """
+        target, name = self._split_repo(name)
+        if target is not self:
+            return target.label(name, cid, version=version, description=description)
+        check_dataset_name(name)
+        self.get_entry(cid)  # EntryNotFoundError if no entry has it
+        self.provider.set_state(
+            f"label:{name}@{version or ''}",
+            {"name": name, "cid": cid, "version": version, "description": description, "created_at": _now()},
+        )
+
+    def _label_rows(self) -> list[dict[str, Any]]:
+        rows = list(self.provider.list_state("label:").values())
+        return sorted(rows, key=lambda r: r["created_at"], reverse=True)
+
+    def get_label(self, name: str, version: str | None = None) -> IndexEntry:
+        """The entry the label ``name`` points at (``version=None``: the label made last).
+
+        ``@handle/name`` resolves a published label through the attached atmosphere.
+        Raises ``EntryNotFoundError`` (a ``KeyError``).
+        """
+        if name.startswith("@"):
+            return self.get_dataset(name if version is None else f"{name}@{version}")
+        target, name = self._split_repo(name)
+        if target is not self:
+            return target.get_label(name, version)
+        for row in self._label_rows():
+            if row["name"] == name and (version is None or row["version"] == version):
+                try:
+                    return self.get_entry(row["cid"])
+                except EntryNotFoundError:
+                    raise EntryNotFoundError(
+                        f"label {name!r} points at {row['cid']}, which no entry has any more: "
+                        f"label it again with index.label({name!r}, entry.cid)"
+                    ) from None
+        at = f" at version {version!r}" if version is not None else ""
+        raise EntryNotFoundError(f"no label {name!r}{at}; make one with index.label({name!r}, entry.cid)")
+
+    def list_labels(self, repo: str | None = None) -> list[tuple[str, str, str | None]]:
+        """Every label as ``(name, cid, version)``, newest first."""
+        return [
+            (prefix + r["name"], r["cid"], r["version"])
+            for prefix, idx in self._repos_for(repo)
+            for r in idx._label_rows()
+        ]
+
+    @property
+    def labels(self) -> list[tuple[str, str, str | None]]:
+        """Every label as ``(name, cid, version)`` (see :meth:`list_labels`)."""
+        return self.list_labels()
+
+    # ------------------------------------------------------------------ lenses
+    def store_lens(
+        self,
+        lens_obj: Lens,
+        *,
+        name: str,
+        version: str | None = None,
+        description: str | None = None,
+        source_schema: str | None = None,
+        view_schema: str | None = None,
+    ) -> str:
+        """Record a lens (its getter and putter by import path) under ``name``; returns
+        ``atdata://local/lens/{name}@{version}``.
+
+        ``version=None`` takes the next patch version (``1.0.0`` first). The source and view
+        schema names default to the lens's types' names. Loading imports the functions, so they
+        must live at module level of an importable module (or this notebook, for this kernel).
+        """
+        if not isinstance(lens_obj, Lens):
+            raise InvalidTypeError(f"store_lens takes a Lens (made with @atdata.lens), not {lens_obj!r}")
+        check_dataset_name(name)
+        if version is None:
+            mine = [r["version"] for r in self.list_lenses() if r["name"] == name]
+            version = bump_version(max(mine, key=version_key), "patch") if mine else "1.0.0"
+        if source_schema is None and lens_obj.source_type is not None:
+            source_schema = lens_obj.source_type.__name__
+        if view_schema is None and lens_obj.view_type is not None:
+            view_schema = lens_obj.view_type.__name__
+        putter = lens_obj._putter
+        ref = f"{_LENS_REF_PREFIX}{name}@{version}"
+        record = {
+            "$ref": ref,
+            "name": name,
+            "version": version,
+            "description": description,
+            "source_schema": source_schema,
+            "view_schema": view_schema,
+            "getter": _import_path(lens_obj._getter, "getter"),
+            "putter": _import_path(putter, "putter") if putter is not None else None,
+            "created_at": _now(),
+        }
+        self.provider.set_state(f"lens:{name}@{version}", record)
+        return ref
+
+    def get_lens(self, ref: str) -> dict[str, Any]:
+        """The stored lens record for ``atdata://local/lens/{name}@{version}`` (or ``name@version``,
+        or ``name`` for the newest version). Raises ``NotFoundError`` (a ``KeyError``)."""
+        rest = ref[len(_LENS_REF_PREFIX) :] if ref.startswith(_LENS_REF_PREFIX) else ref
+        name, sep, version = rest.rpartition("@")
+        if not sep:
+            mine = [r for r in self.list_lenses() if r["name"] == rest]
+            if mine:
+                return max(mine, key=lambda r: version_key(r["version"]))
+        else:
+            row = self.provider.get_state(f"lens:{name}@{version}")
+            if row is not None:
+                return dict(row)
+        raise NotFoundError(f"no lens {ref!r} in this index; store one with index.store_lens(lens, name=...)")
+
+    def load_lens(self, ref: str, *, source_type: type | None = None, view_type: type | None = None) -> Lens:
+        """A working lens from a stored record (its functions imported), registered in the
+        :class:`~atdata_lab.lens.LensNetwork` when its types are known."""
+        rec = self.get_lens(ref)
+        get = _import_object(rec["getter"], ref)
+        if isinstance(get, Lens):  # the module attribute is the @lens-decorated lens
+            get = get._getter
+        put = _import_object(rec["putter"], ref) if rec.get("putter") else None
+        loaded: Lens = Lens(get, put, source=source_type, view=view_type)
+        if loaded.source_type is not None and loaded.view_type is not None:
+            LensNetwork().register(loaded)
+        return loaded
+
+    def list_lenses(self) -> list[dict[str, Any]]:
+        """Every stored lens record, newest first."""
+        rows = [dict(r) for r in self.provider.list_state("lens:").values()]
+        return sorted(rows, key=lambda r: r["created_at"], reverse=True)
+
+    @property
+    def lenses(self) -> list[dict[str, Any]]:
+        """Every stored lens record (see :meth:`list_lenses`)."""
+        return self.list_lenses()
+
+    def find_lenses(self, source_schema: str, view_schema: str | None = None) -> list[dict[str, Any]]:
+        """Stored lens records from schema ``source_schema`` (and to ``view_schema``), by name."""
+        return [
+            r
+            for r in self.list_lenses()
+            if r["source_schema"] == source_schema
+            and (view_schema is None or r["view_schema"] == view_schema)
+        ]
 
     # ------------------------------------------------------------------ promotion
     def plan_promotion(
@@ -915,18 +1174,49 @@ class Index:
         progress: ProgressLike = True,
     ) -> str:
         """Publish a Dataset: index it, copy the data to ``copy_to`` (default: this index's data
-        store) before any record is written, then promote. Returns the at:// URI."""
-        self.insert_dataset(
-            ds,
+        store) before any record is written, then promote. Returns the at:// URI.
+
+        When an entry named ``name`` already exists: the same content reuses it; other content
+        (e.g. part of its shards) is indexed under ``{name}-v2`` (``-v3``...: the first free name,
+        or the one that already holds this content) with a warning, never replacing the entry, and
+        is published as ``name``.
+        """
+        local_name = name
+        for n in range(2, 1000):
+            try:
+                self.insert_dataset(
+                    ds,
+                    name=local_name,
+                    description=description,
+                    tags=tags,
+                    license=license,
+                    metadata=metadata,
+                    progress=progress,
+                )
+                break
+            except EntryConflictError:
+                local_name = f"{name}-v{n}"
+        else:
+            raise EntryConflictError(
+                f"promote_dataset(name={name!r}): {name!r} and {name}-v2 ... -v999 all hold other data; "
+                "delete unused entries with index.delete_entry(...) or promote under another name"
+            )
+        if local_name != name:
+            warnings.warn(
+                f"an entry named {name!r} already holds other data, so this dataset is indexed locally as "
+                f"{local_name!r} (nothing was replaced) and published as {name!r}",
+                AtdataLabWarning,
+                stacklevel=2,
+            )
+        return self.promote_entry(
+            local_name,
             name=name,
             description=description,
             tags=tags,
             license=license,
             metadata=metadata,
+            copy_to=copy_to if copy_to is not None else self.data_store,
             progress=progress,
-        )
-        return self.promote_entry(
-            name, copy_to=copy_to if copy_to is not None else self.data_store, progress=progress
         )
 
     def get_dataset(self, at_uri: str) -> IndexEntry:
@@ -964,3 +1254,60 @@ class Index:
         from .widgets.index_browser import IndexBrowser
 
         return IndexBrowser(self, **kwargs)
+
+
+# ---------------------------------------------------------------------- stored lenses
+_LENS_REF_PREFIX = "atdata://local/lens/"
+
+
+def _import_path(fn: Any, role: str) -> str:
+    """``module:qualname`` of a module-level function, or a clear error."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or not qualname or "<" in qualname:
+        raise InvalidArgumentError(
+            f"the lens {role} {fn!r} cannot be stored: it has no import path (a lambda or a function "
+            "defined inside another); define it with def at module level"
+        )
+    return f"{module}:{qualname}"
+
+
+def _import_object(path: str, ref: str) -> Any:
+    import importlib
+
+    module, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise InvalidArgumentError(
+            f"lens {ref!r} names {path}, which does not import here ({e}): "
+            f"install or import the module that defines it, then load the lens again"
+        ) from None
+    return obj
+
+
+# ---------------------------------------------------------------------- the default index
+_default_index: Index | None = None
+
+
+def set_default_index(index: Index | None) -> None:
+    """Make ``index`` the one ``load_dataset("@local/...")`` and :func:`get_default_index` use.
+
+    ``None`` forgets it (the next :func:`get_default_index` opens ``Index()`` again).
+    """
+    global _default_index
+    if index is not None and not isinstance(index, Index):
+        raise InvalidTypeError(
+            f"set_default_index needs an atdata_lab.Index (or None to reset), not {type(index).__name__}"
+        )
+    _default_index = index
+
+
+def get_default_index() -> Index:
+    """The index set with :func:`set_default_index`, else ``Index()`` (SQLite under
+    ``$ATDATA_HOME``), opened on first use and kept for the process."""
+    global _default_index
+    if _default_index is None:
+        _default_index = Index()
+    return _default_index

@@ -10,7 +10,7 @@ from typing import Any, overload
 
 from .dataset import Dataset, DatasetDict
 from .errors import DataNotFoundError
-from .index import Index
+from .index import get_default_index
 from .promotion import load_published
 from .urls import expand_urls, is_local, local_path
 
@@ -121,7 +121,7 @@ def load_dataset(
             published schema, else :class:`~atdata_lab.sample.DictSample`.
         split: ``"train"``, ``"test"``, ``"validation"``... ``None`` returns a
             :class:`DatasetDict` of every split found (files without a split name are "train").
-        index: The :class:`~atdata_lab.index.Index` for ``@local/`` names (default: ``Index()``).
+        index: The :class:`~atdata_lab.index.Index` for ``@local/`` names (default: :func:`~atdata_lab.index.get_default_index`).
         storage_options: fsspec options for remote URLs.
         trust: For ``at://`` and ``@handle/name``: the trust policy for the locations the
             record names (``None``: the environment's, see :class:`~atdata_lab.urls.TrustPolicy`;
@@ -130,7 +130,7 @@ def load_dataset(
     """
     path = os.fspath(path)
     if path.startswith("@local/"):
-        idx = index if index is not None else Index()
+        idx = index if index is not None else get_default_index()
         name = path[len("@local/") :]
         entry = idx.get_entry_by_name(name)
         ds = idx.dataset(entry, sample_type=sample_type)

@@ -216,3 +216,49 @@ def test_validation_errors_are_record_validation_errors(index):
     index.write(features(3), name="v", progress=False)
     with pytest.raises(RecordValidationError):
         index.plan_promotion("v", tags=["ok", ""])
+
+
+def test_promote_dataset_of_an_indexed_name_publishes_it_as_the_tutorial_does(index, client):
+    # tutorials/promotion.qmd, "Copy to New Storage": a Dataset of the entry's first shard
+    index.write(features(1000), name="experiment-2024-001", maxcount=500, progress=False)
+    entry = index.get_entry_by_name("experiment-2024-001")
+    ds = atdata.Dataset[FeatureSample](entry.data_urls[0])
+    with pytest.warns(atdata.errors.AtdataLabWarning, match="indexed locally as 'experiment-2024-001-v2'"):
+        at_uri = index.promote_dataset(
+            ds, name="experiment-2024-001", description="Sensor measurements from Lab 302", progress=False
+        )
+    published = index.get_dataset(at_uri)
+    assert published.name == "experiment-2024-001" and published.num_samples == 500
+    assert published.description == "Sensor measurements from Lab 302"
+    assert index.get_entry_by_name("experiment-2024-001") == entry  # nothing replaced
+    assert index.get_entry_by_name("experiment-2024-001-v2").cid == published.cid
+    before = counts(client)
+    with pytest.warns(atdata.errors.AtdataLabWarning):  # running the cell again changes nothing
+        assert index.promote_dataset(ds, name="experiment-2024-001", progress=False) == at_uri
+    assert counts(client) == before
+
+
+def test_promote_dataset_of_the_same_content_reuses_the_entry(index, client):
+    entry = index.write(features(40), name="same", maxcount=20, progress=False)
+    ds = atdata.Dataset[FeatureSample](entry.data_urls)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        at_uri = index.promote_dataset(ds, name="same", description="described", progress=False)
+    published = index.get_dataset(at_uri)
+    assert published.cid == entry.cid and published.description == "described"
+    assert [e.name for e in index.list_entries()] == ["same"]
+
+
+def test_list_datasets_of_the_atmosphere_and_of_a_did(index, client, tmp_path, pds_account):
+    index.write(features(5), name="listed", progress=False)
+    uri = index.promote_entry("listed", version="1.0.0", progress=False)
+    assert index.get_label(f"@{pds_account.handle}/listed", version="1.0.0").cid == index.get_dataset(uri).cid
+    assert index.get_label(f"@{pds_account.handle}/listed").name == "listed"
+    mine = index.list_datasets(repo="_atmosphere")
+    assert [(e.name, e.num_samples) for e in mine] == [("listed", 5)]
+    other = atdata.Index(path=tmp_path / "other.db", atmosphere=client)  # e.g. a colleague's index
+    assert [e.name for e in other.list_datasets(repo=client.did)] == ["listed"]
+    assert index.get_dataset(uri).cid == mine[0].cid
+    assert [e.name for e in index.list_datasets()] == ["listed"]  # local only by default

@@ -62,6 +62,7 @@ from .published import (  # noqa: F401
     fetch_schema,
     get_published_entry,
     list_published,
+    list_published_entries,
     load_published,
     publication_of,
     read_published,
@@ -93,6 +94,7 @@ __all__ = [
     "fetch_schema",
     "get_published_entry",
     "list_published",
+    "list_published_entries",
     "verify_published",
     # since the split into plan / execute / published (they were importable before, not listed)
     "check_describe",

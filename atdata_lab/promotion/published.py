@@ -656,6 +656,13 @@ def list_published(index: Any) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def list_published_entries(index: Any, repo: str | None = None) -> list[IndexEntry]:
+    """The dataset records of ``repo`` (a DID or handle; ``None``: the attached account) as entries."""
+    atm = _atmosphere(index) if repo is None else _reader(index)
+    records = atm.list_records(rec.ENTRY_NSID, repo=repo if repo is not None else atm.did)
+    return [get_published_entry(index, r["uri"]) for r in records]
+
+
 # ---------------------------------------------------------------------------------------------
 # verification
 # ---------------------------------------------------------------------------------------------

@@ -256,3 +256,27 @@ class IndexSuite:
         narrowed = index.search(sort="license", descending=True, schema="ExperimentSample", limit=3)
         assert [e.name for e in narrowed] == ["b-zeta", "e-eacute", "d-ab"]
         assert index.search(schema="experimentsample").total == 0  # schema names match exactly
+
+    def test_labels_are_stored_in_the_provider(self, index):
+        a = index.write(experiment(5), name="a", progress=False)
+        b = index.write(experiment(5, seed=1), name="b", progress=False)
+        index.label("mnist", a.cid, version="1.0.0")
+        index.label("mnist", b.cid, version="2.0.0")
+        assert index.get_label("mnist", version="1.0.0").name == "a"
+        assert index.get_label("mnist").name == "b"
+        assert sorted(index.list_labels()) == sorted([("mnist", a.cid, "1.0.0"), ("mnist", b.cid, "2.0.0")])
+
+    def test_lenses_are_stored_in_the_provider(self, index):
+        from atdata_lab.lens import Lens
+
+        def head(s: ExperimentSample) -> ExperimentSample:
+            return s
+
+        head.__qualname__ = "experiment"  # any module-level name imports; the stored path is what counts
+        ref = index.store_lens(Lens(head), name="head", version="2.0.0", source_schema="A", view_schema="B")
+        assert index.get_lens(ref)["getter"] == f"{__name__}:experiment"
+        assert (
+            [r["$ref"] for r in index.find_lenses("A", "B")]
+            == [ref]
+            == [r["$ref"] for r in index.list_lenses()]
+        )

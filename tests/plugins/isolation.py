@@ -11,4 +11,7 @@ def atdata_home(tmp_path, monkeypatch):
     home = tmp_path / "atdata-home"
     home.mkdir()
     monkeypatch.setenv("ATDATA_HOME", str(home))
+    import atdata_lab.index
+
+    monkeypatch.setattr(atdata_lab.index, "_default_index", None)  # the default index is per test too
     return home
