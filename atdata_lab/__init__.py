@@ -17,6 +17,7 @@ from .errors import (
     UntrustedSourceError,
 )
 from .index import Index, SearchPage
+from .lens import Lens, LensNetwork, LensNotFoundError, lens
 from .load import load_dataset
 from .progress import ProgressEvent, TqdmProgress
 from .sample import DictSample, PackableSample, packable
@@ -36,6 +37,9 @@ __all__ = [
     "EntryNotFoundError",
     "Index",
     "IndexEntry",
+    "Lens",
+    "LensNetwork",
+    "LensNotFoundError",
     "LocalDiskStore",
     "PackableSample",
     "ProgressEvent",
@@ -52,6 +56,7 @@ __all__ = [
     "TqdmProgress",
     "TrustPolicy",
     "UntrustedSourceError",
+    "lens",
     "load_dataset",
     "packable",
     "schema_diff",

@@ -33,6 +33,7 @@ from .errors import (
     ShardError,
     ShardNotFoundError,
 )
+from .lens import LensNetwork
 from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_large
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
@@ -260,6 +261,7 @@ class Dataset(Generic[ST]):
         checksums: dict[str, str] | None = None,
         _ops: tuple = (),
         _infos: dict[str, ShardInfo] | None = None,
+        _decode_as: type | None = None,
     ) -> None:
         self.urls = expand_urls(urls)
         if not self.urls:
@@ -267,6 +269,8 @@ class Dataset(Generic[ST]):
         self.sample_type: type = sample_type or self._bound_type or DictSample
         self.storage_options = storage_options or {}
         self._ops = _ops
+        # set when a lens views the samples: decode as this type, then the lens (in _ops) maps
+        self._decode_as = _decode_as
         self._infos: dict[str, ShardInfo] = dict(_infos or {})
         self._cum: list[int] | None = None
         self.checksums = dict(checksums or {})
@@ -285,6 +289,7 @@ class Dataset(Generic[ST]):
             "checksums": self.checksums,
             "_ops": self._ops,
             "_infos": self._infos,
+            "_decode_as": self._decode_as,
         }
         urls = changes.pop("urls", self.urls)
         kw.update(changes)
@@ -340,8 +345,18 @@ class Dataset(Generic[ST]):
         """The first shard's URL."""
         return self.urls[0]
 
+    def list_shards(self) -> list[str]:
+        """The shard URLs, in order."""
+        return list(self.urls)
+
     @property
     def shard_list(self) -> list[str]:
+        """The shard URLs, in order (as :meth:`list_shards`)."""
+        return list(self.urls)
+
+    @property
+    def shards(self) -> list[str]:
+        """The shard URLs, in order (as :meth:`list_shards`)."""
         return list(self.urls)
 
     def __repr__(self) -> str:
@@ -360,8 +375,31 @@ class Dataset(Generic[ST]):
         return self._derive(_ops=(*self._ops, ("map", fn)))
 
     def as_type(self, sample_type: type) -> Dataset:
-        """Read the same shards as another type (fields matched by name)."""
-        return self._derive(sample_type=sample_type)
+        """Read the same shards as another type.
+
+        When the :class:`~atdata_lab.lens.LensNetwork` has a lens (or a path of lenses) from this
+        dataset's type to ``sample_type``, samples are decoded as this type and the lens views each
+        one, in every way of reading (iteration, batches, shuffling, ``ds[k]``). Without one, the
+        fields are matched by name, which needs ``sample_type``'s fields to be among this type's.
+
+        Raises:
+            LensNotFoundError: No lens, and ``sample_type`` has fields this type lacks (the message
+                names the missing hop).
+        """
+        current = self.sample_type
+        if sample_type is current:
+            return self._derive()
+        found = LensNetwork().find(current, sample_type) if current is not DictSample else None
+        if found is not None:
+            return self._derive(
+                sample_type=sample_type,
+                _decode_as=self._decode_as or current,
+                _ops=(*self._ops, ("map", found.get)),
+            )
+        if self._decode_as is None and (current is DictSample or _field_subset(sample_type, current)):
+            return self._derive(sample_type=sample_type)
+        LensNetwork().transform(current, sample_type)  # there is no path: this raises, naming the hop
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def split_by_worker(self, worker_id: int, num_workers: int) -> Dataset:
         """The shards worker ``worker_id`` of ``num_workers`` should read (every n-th)."""
@@ -460,7 +498,7 @@ class Dataset(Generic[ST]):
         return info
 
     def _decode(self, url: str, key: str, data: Any) -> Any:
-        codec = codec_for(self.sample_type)
+        codec = codec_for(self._decode_as or self.sample_type)
         return codec.unpack(data, f"shard {url}, sample {key!r}")
 
     def _apply_ops(self, samples: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
@@ -804,6 +842,16 @@ def _looks_like_array(b: bytes) -> bool:
         return True
     except NDArrayFormatError:
         return False
+
+
+def _field_subset(view: type, source: type) -> bool:
+    """Whether every field of ``view`` is a field of ``source`` (types that declare no fields: True)."""
+    try:
+        want = {f.name for f in fields_of(view)}
+        have = {f.name for f in fields_of(source)}
+    except TypeError:
+        return True
+    return want <= have
 
 
 def _check_batch_size(n: Any) -> None:
