@@ -15,9 +15,12 @@ import os
 import random
 import re
 import sys
+import types
+import typing
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields as dataclasses_fields
 from typing import Any, Generic, TypeVar
 
 import msgpack
@@ -28,8 +31,10 @@ from .errors import (
     InvalidArgumentError,
     InvalidTypeError,
     NotFoundError,
+    PartialFailureError,
     SampleDecodeError,
     SampleIndexError,
+    SampleKeyError,
     ShardError,
     ShardNotFoundError,
 )
@@ -91,7 +96,11 @@ class SampleBatch:
     ``batch.field`` is an array stacked on a new leading axis for NDArray fields whose items
     share dtype and shape, otherwise a list (ragged arrays, ``None`` mixes, other kinds).
     ``batch.samples`` rebuilds the sample objects; ``batch.keys`` are the sample keys.
+    ``SampleBatch[T]`` names the type of a batch of ``T`` (``Dataset.batch_type``).
     """
+
+    def __class_getitem__(cls, item: Any) -> types.GenericAlias:
+        return types.GenericAlias(cls, (item,))
 
     def __init__(
         self, columns: dict[str, Any], sample_type: type, keys: list[str], samples: list | None = None
@@ -721,6 +730,10 @@ class Dataset(Generic[ST]):
                 "random access is not available after filter(); index the unfiltered dataset"
             )
         url, i, key = self.locate(int(k))
+        return self._read_at(url, i, key)
+
+    def _read_at(self, url: str, i: int, key: str) -> Any:
+        """Sample ``i`` of shard ``url`` (its key ``key``), decoded, with map() and lenses applied."""
         off, size = self.shard_info(url).offsets[i]
         data = read_range(self._source_of(url), int(off), int(size), self.storage_options)
         if len(data) != size:
@@ -731,6 +744,194 @@ class Dataset(Generic[ST]):
         for _kind, fn in self._ops:
             sample = fn(sample)
         return sample
+
+    def get(self, key: str) -> ST:
+        """The sample whose ``__key__`` is ``key`` (found through the shards' offset indexes).
+
+        Raises:
+            SampleKeyError: No sample has that key, or filter() drops it (a ``KeyError``).
+        """
+        for url in self.urls:
+            keys = self.shard_info(url).keys
+            if key not in keys:
+                continue
+            i = keys.index(key)
+            off, size = self.shard_info(url).offsets[i]
+            data = read_range(self._source_of(url), int(off), int(size), self.storage_options)
+            sample = self._decode(url, key, data)
+            for kind, fn in self._ops:
+                if kind == "filter":
+                    if not fn(sample):
+                        raise SampleKeyError(f"sample {key!r} is dropped by filter()")
+                else:
+                    sample = fn(sample)
+            return sample
+        raise SampleKeyError(f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.urls[0]}")
+
+    def select(self, indices: Iterable[int]) -> list[ST]:
+        """The samples at ``indices``, in the order given (random access; after filter() by
+        position among the samples kept).
+
+        Raises:
+            SampleIndexError: An index is out of range (an ``IndexError``).
+        """
+        wanted = [int(i) for i in indices]
+        if not any(kind == "filter" for kind, _ in self._ops):
+            return [self[i] for i in wanted]
+        if any(i < 0 for i in wanted):
+            raise SampleIndexError("negative indices need len(), which is unknown after filter()")
+        target = set(wanted)
+        found: dict[int, Any] = {}
+        last = max(wanted, default=-1)
+        for n, sample in enumerate(itertools.islice(self.ordered(), last + 1)):
+            if n in target:
+                found[n] = sample
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise SampleIndexError(f"indices {missing} are out of range after filter()")
+        return [found[i] for i in wanted]
+
+    def process_shards(
+        self,
+        fn: Callable[[list[Any]], Any],
+        *,
+        shards: list[str] | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        on_shard_error: Callable[[str, Exception], None] | None = None,
+    ) -> dict[str, Any]:
+        """Call ``fn(samples of one shard)`` for each shard; ``{shard url: fn's result}``.
+
+        With ``checkpoint`` (a file path) the run is resumable: each shard is recorded there
+        (appended and fsynced) as soon as ``fn`` returns for it, and a later run skips the shards
+        recorded, so after a crash no finished shard runs again; a shard interrupted inside ``fn``
+        runs again in full (make ``fn``'s side effects happen at its end, or idempotent). The file
+        is removed when every shard has succeeded, and kept for the next run otherwise.
+
+        Raises:
+            PartialFailureError: Some shards failed; it carries ``succeeded_shards``,
+                ``failed_shards``, ``errors`` and ``results``.
+        """
+        todo = list(shards) if shards is not None else self.list_shards()
+        unknown = [u for u in todo if u not in self.urls]
+        if unknown:
+            raise InvalidArgumentError(f"not shards of this dataset: {unknown[:3]}")
+        path = os.fspath(checkpoint) if checkpoint is not None else None
+        if path is not None and os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                done = set(f.read().splitlines())  # a torn last line matches no shard: it is ignored
+            todo = [u for u in todo if u not in done]
+        succeeded: list[str] = []
+        failed: list[str] = []
+        errors: dict[str, BaseException] = {}
+        results: dict[str, Any] = {}
+        for url in todo:
+            part = self._derive(urls=[url])
+            part._split_done = True
+            try:
+                results[url] = fn(list(part.ordered()))
+            except Exception as e:  # noqa: BLE001 - collected, and raised together below
+                failed.append(url)
+                errors[url] = e
+                if on_shard_error is not None:
+                    on_shard_error(url, e)
+                continue
+            succeeded.append(url)
+            if path is not None:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(url + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+        if failed:
+            raise PartialFailureError(succeeded, failed, errors, results)
+        if path is not None and os.path.exists(path):
+            os.remove(path)
+        return results
+
+    # ------------------------------------------------------------------ type information
+    @property
+    def column_names(self) -> list[str]:
+        """The sample type's field names ([] for DictSample, whose fields vary)."""
+        try:
+            return [f.name for f in fields_of(self.sample_type)]
+        except TypeError:
+            return []
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """Field names and their annotated types (``{"_data": dict}`` for DictSample, as atdata)."""
+        st = self.sample_type
+        if st is DictSample:
+            return {"_data": dict}
+        try:
+            hints = typing.get_type_hints(st)
+        except Exception:  # noqa: BLE001 - unresolvable string annotations: give them as written
+            hints = {}
+        try:
+            return {f.name: hints.get(f.name, f.type) for f in dataclasses_fields(st)}
+        except TypeError:
+            return {}
+
+    @property
+    def batch_type(self) -> Any:
+        """``SampleBatch[T]`` for this dataset's sample type ``T``."""
+        return types.GenericAlias(SampleBatch, (self.sample_type,))
+
+    def wrap(self, sample: dict[str, Any]) -> ST:
+        """A raw WebDataset sample (``{"msgpack": bytes, "__key__": ...}``) decoded as this dataset's
+        type, with map() and lenses applied."""
+        if not isinstance(sample, dict) or "msgpack" not in sample:
+            keys = list(sample) if isinstance(sample, dict) else type(sample).__name__
+            raise InvalidArgumentError(f"a raw sample needs a 'msgpack' entry, got {keys}")
+        data = sample["msgpack"]
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidTypeError(f"sample['msgpack'] must be bytes, not {type(data).__name__}")
+        key = str(sample.get("__key__", "?"))
+        out = self._decode(str(sample.get("__url__", "<wrapped>")), key, data)
+        for kind, fn in self._ops:
+            if kind == "map":
+                out = fn(out)
+        return out
+
+    def wrap_batch(self, batch: dict[str, Any]) -> SampleBatch:
+        """A raw WebDataset batch (``{"msgpack": [bytes, ...]}``) as a :class:`SampleBatch`."""
+        if not isinstance(batch, dict) or "msgpack" not in batch:
+            keys = list(batch) if isinstance(batch, dict) else type(batch).__name__
+            raise InvalidArgumentError(f"a raw batch needs a 'msgpack' entry, got {keys}")
+        keys_in = batch.get("__key__") or [str(i) for i in range(len(batch["msgpack"]))]
+        samples = [self.wrap({"msgpack": b, "__key__": k}) for b, k in zip(batch["msgpack"], keys_in)]
+        return SampleBatch.from_samples(samples, [str(k) for k in keys_in])
+
+    def to_dict(self, limit: int | None = None) -> dict[str, list[Any]]:
+        """The samples column by column: ``{field: [value, ...]}`` (all of them without ``limit``)."""
+        rows = list(itertools.islice(self.ordered(), limit))
+        if not rows:
+            return {}
+        if isinstance(rows[0], DictSample):
+            names: dict[str, None] = {}
+            for r in rows:
+                names.update(dict.fromkeys(r.keys()))
+            return {n: [r._data.get(n) for r in rows] for n in names}
+        cols = [f.name for f in fields_of(type(rows[0]))]
+        return {n: [getattr(r, n) for r in rows] for n in cols}
+
+    def to_parquet(self, path: str | os.PathLike, *, limit: int | None = None) -> str:
+        """Write the samples to one Parquet file (NDArray fields as nested lists); needs pyarrow.
+
+        Returns the path written.
+        """
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ImportError(
+                "to_parquet() needs pyarrow: pip install 'atdata-lab[widgets]' or pip install pyarrow"
+            ) from None
+        cols = {
+            n: [v.tolist() if isinstance(v, np.ndarray) else v for v in col]
+            for n, col in self.to_dict(limit).items()
+        }
+        pq.write_table(pa.table(cols), os.fspath(path))
+        return os.fspath(path)
 
     def to_pandas(self, limit: int | None = None):
         """A DataFrame of the samples (arrays kept as objects). Needs pandas."""
@@ -860,7 +1061,55 @@ def _check_batch_size(n: Any) -> None:
 
 
 class DatasetDict(dict):
-    """Splits of one dataset: ``{"train": Dataset, "test": Dataset, ...}``."""
+    """Splits of one dataset: ``{"train": Dataset, "test": Dataset, ...}``.
+
+    With a single split, ``ordered()``/``shuffled()`` read that split.
+    """
+
+    def __init__(
+        self,
+        splits: Any = None,
+        sample_type: type | None = None,
+        streaming: bool = False,
+    ) -> None:
+        super().__init__(splits or {})
+        self._sample_type = sample_type
+        self._streaming = streaming
+
+    @property
+    def sample_type(self) -> type | None:
+        """The splits' sample type (given, else the first split's; None when empty)."""
+        if self._sample_type is not None:
+            return self._sample_type
+        return next(iter(self.values())).sample_type if self else None
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the splits were loaded for streaming (as atdata's flag; reads stream either way)."""
+        return self._streaming
+
+    @property
+    def num_shards(self) -> dict[str, int]:
+        """``{split: number of shards}``."""
+        return {name: len(ds.urls) for name, ds in self.items()}
+
+    def _only_split(self, what: str) -> Dataset:
+        if len(self) != 1:
+            raise InvalidArgumentError(
+                f"{what}() reads one split, and this DatasetDict has {len(self)} "
+                f"({', '.join(self) or 'none'}): pick one, e.g. ds[{next(iter(self), 'train')!r}].{what}()"
+            )
+        return next(iter(self.values()))
+
+    def ordered(self, batch_size: int | None = None) -> Iterator[Any]:
+        """The single split's :meth:`Dataset.ordered`."""
+        return self._only_split("ordered").ordered(batch_size=batch_size)
+
+    def shuffled(
+        self, buffer: int = 1000, seed: int | None = None, batch_size: int | None = None
+    ) -> Iterator[Any]:
+        """The single split's :meth:`Dataset.shuffled`."""
+        return self._only_split("shuffled").shuffled(buffer=buffer, seed=seed, batch_size=batch_size)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k!r}: {v!r}" for k, v in self.items())
