@@ -3,13 +3,17 @@
 ``import atdata_lab as atdata`` runs atdata 0.7's tutorials unchanged.
 """
 
+from .cache import verify_checksums
+from .cid import generate_cid, verify_cid
 from .dataset import Dataset, DatasetDict, SampleBatch, write_samples
 from .entry import IndexEntry
 from .errors import (
     AtdataLabError,
     EntryConflictError,
     EntryNotFoundError,
+    PartialFailureError,
     SampleDecodeError,
+    SampleKeyError,
     SchemaConflictError,
     SchemaError,
     SchemaNotFoundError,
@@ -20,15 +24,18 @@ from .index import Index, SearchPage
 from .lens import Lens, LensNetwork, LensNotFoundError, lens
 from .load import load_dataset
 from .progress import ProgressEvent, TqdmProgress
-from .sample import DictSample, PackableSample, packable
-from .schema import Schema
+from .sample import DictSample, Packable, PackableSample, packable
+from .schema import Schema, schema_to_type
 from .schema_diff import SchemaDiff, schema_diff
 from .stores import LocalDiskStore
 from .urls import TrustPolicy
 
 __version__ = "0.1.0"
 
+AtdataError = AtdataLabError  # atdata's name for the root of its errors: the same class here
+
 __all__ = [
+    "AtdataError",
     "AtdataLabError",
     "Dataset",
     "DatasetDict",
@@ -41,11 +48,14 @@ __all__ = [
     "LensNetwork",
     "LensNotFoundError",
     "LocalDiskStore",
+    "Packable",
     "PackableSample",
+    "PartialFailureError",
     "ProgressEvent",
     "S3DataStore",
     "SampleBatch",
     "SampleDecodeError",
+    "SampleKeyError",
     "Schema",
     "SchemaConflictError",
     "SchemaDiff",
@@ -56,10 +66,14 @@ __all__ = [
     "TqdmProgress",
     "TrustPolicy",
     "UntrustedSourceError",
+    "generate_cid",
     "lens",
     "load_dataset",
     "packable",
     "schema_diff",
+    "schema_to_type",
+    "verify_checksums",
+    "verify_cid",
     "write_samples",
 ]
 
