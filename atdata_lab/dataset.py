@@ -88,6 +88,7 @@ _BIN = (bytes, memoryview)
 # Samples at least this large are read with zero-copy views of their bin values.
 ZERO_COPY_MIN = 16 << 10
 _NONE = frozenset({type(None)})
+METADATA_MAX = 64 << 20  # bytes of a dataset's metadata file read at most
 
 
 class SampleBatch:
@@ -264,6 +265,7 @@ class Dataset(Generic[ST]):
     def __init__(
         self,
         urls: str | os.PathLike | list,
+        metadata_url: str | None = None,
         *,
         sample_type: type | None = None,
         storage_options: dict[str, Any] | None = None,
@@ -285,6 +287,8 @@ class Dataset(Generic[ST]):
         self.checksums = dict(checksums or {})
         self._sources: dict[str, str] = {}  # checked shards: url -> the local file that matched
         self._split_done = False
+        self.metadata_url = metadata_url
+        self._metadata: dict[str, Any] | None = None
 
     def __reduce__(self) -> tuple:
         # Dataset[T] classes are made on the fly: pickle as the base class (for DataLoader workers)
@@ -299,6 +303,7 @@ class Dataset(Generic[ST]):
             "_ops": self._ops,
             "_infos": self._infos,
             "_decode_as": self._decode_as,
+            "metadata_url": self.metadata_url,
         }
         urls = changes.pop("urls", self.urls)
         kw.update(changes)
@@ -848,6 +853,29 @@ class Dataset(Generic[ST]):
         return results
 
     # ------------------------------------------------------------------ type information
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """The msgpack map at ``metadata_url`` (read once, then kept), or None without one.
+
+        Raises:
+            InvalidArgumentError: The file is larger than 64 MiB or not a msgpack map.
+        """
+        if self.metadata_url is None:
+            return None
+        if self._metadata is None:
+            with open_url(self.metadata_url, self.storage_options) as f:
+                raw = f.read(METADATA_MAX + 1)
+            if len(raw) > METADATA_MAX:
+                raise InvalidArgumentError(f"metadata at {self.metadata_url} is larger than 64 MiB")
+            try:
+                got = msgpack.unpackb(raw, raw=False)
+            except Exception as e:  # noqa: BLE001 - any malformed input is reported the same way
+                raise InvalidArgumentError(f"metadata at {self.metadata_url} is not msgpack ({e})") from e
+            if not isinstance(got, dict):
+                raise InvalidArgumentError(f"metadata at {self.metadata_url} is not a msgpack map")
+            self._metadata = got
+        return self._metadata
+
     @property
     def column_names(self) -> list[str]:
         """The sample type's field names ([] for DictSample, whose fields vary)."""

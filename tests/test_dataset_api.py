@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -162,3 +163,16 @@ def test_process_shards_resumes_after_sigkill_each_shard_once(tmp_path):
     assert effects == {f"effect-{i}": "x" for i in (0, 4, 8, 12, 16)}  # every shard exactly once
     assert not (work / "ck.txt").exists()
     assert len(list(work.glob("started-0-*"))) == 1  # finished shards were not run again
+
+
+def test_metadata_url(ds, tmp_path):
+    assert ds.metadata is None
+    meta = tmp_path / "meta.msgpack"
+    meta.write_bytes(msgpack.packb({"source": "lab", "n": 10}))
+    with_meta = atdata.Dataset[Item](ds.urls, str(meta))
+    assert with_meta.metadata == {"source": "lab", "n": 10}
+    assert with_meta.as_type(Item).metadata == {"source": "lab", "n": 10}
+    bad = tmp_path / "bad.msgpack"
+    bad.write_bytes(msgpack.packb([1, 2]))
+    with pytest.raises(ValueError, match="not a msgpack map"):
+        atdata.Dataset(ds.urls, str(bad)).metadata
