@@ -289,6 +289,7 @@ class Dataset(Generic[ST]):
         self._split_done = False
         self.metadata_url = metadata_url
         self._metadata: dict[str, Any] | None = None
+        self._content_metadata: Any = None
 
     def __reduce__(self) -> tuple:
         # Dataset[T] classes are made on the fly: pickle as the base class (for DataLoader workers)
@@ -307,7 +308,9 @@ class Dataset(Generic[ST]):
         }
         urls = changes.pop("urls", self.urls)
         kw.update(changes)
-        return Dataset(urls, **kw)
+        out: Dataset[Any] = Dataset(urls, **kw)
+        out._content_metadata = self._content_metadata
+        return out
 
     def _remember_shards(self, infos: list[ShardInfo]) -> None:
         """Use known offset indexes (from a writer or an index); a local file whose size no longer
@@ -877,6 +880,12 @@ class Dataset(Generic[ST]):
         return self._metadata
 
     @property
+    def content_metadata(self) -> Any:
+        """Dataset-level metadata given to ``write_samples(..., content_metadata=)`` (a sample
+        object or a dict), else None. Like atdata's, it lives on the returned dataset only."""
+        return self._content_metadata
+
+    @property
     def column_names(self) -> list[str]:
         """The sample type's field names ([] for DictSample, whose fields vary)."""
         try:
@@ -1030,12 +1039,14 @@ def write_samples(
     maxcount: int | None = None,
     maxsize: int | None = None,
     progress: ProgressLike = False,
+    content_metadata: Any = None,
 ) -> Dataset:
     """Write samples to ``name-%06d.tar`` shards on local disk and return them as a :class:`Dataset`.
 
     ``path`` may be ``"out/data"`` (gives ``out/data-000000.tar``, ...), a pattern with ``%``
     (``"out/data-%04d.tar"``), or, with neither maxcount nor maxsize, a single ``.tar`` file.
-    Bytes are deterministic: the same samples always give identical shards.
+    Bytes are deterministic: the same samples always give identical shards. ``content_metadata``
+    is kept on the returned dataset (``ds.content_metadata``), as atdata does.
 
     Raises:
         ValueError: ``samples`` is empty (no file is left behind).
@@ -1054,6 +1065,7 @@ def write_samples(
         raise
     ds: Dataset[Any] = Dataset([i.url for i in infos], sample_type=cls)
     ds._remember_shards(infos)
+    ds._content_metadata = content_metadata
     return ds
 
 

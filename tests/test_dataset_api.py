@@ -176,3 +176,10 @@ def test_metadata_url(ds, tmp_path):
     bad.write_bytes(msgpack.packb([1, 2]))
     with pytest.raises(ValueError, match="not a msgpack map"):
         atdata.Dataset(ds.urls, str(bad)).metadata
+
+
+def test_content_metadata_stays_on_the_written_dataset(tmp_path):
+    written = atdata.write_samples([item(1)], tmp_path / "one.tar", content_metadata={"instrument": "x"})
+    assert written.content_metadata == {"instrument": "x"}
+    assert written.filter(lambda s: True).content_metadata == {"instrument": "x"}
+    assert atdata.Dataset(written.urls).content_metadata is None
