@@ -880,6 +880,12 @@ class Dataset(Generic[ST]):
         return self._metadata
 
     @property
+    def source(self) -> ShardSource:
+        """Where the samples come from: the shard URLs (``.shard_list``, ``.list_shards()``) and
+        ``.open_shard(url)`` (a checksummed shard opens as its verified copy)."""
+        return ShardSource(self)
+
+    @property
     def content_metadata(self) -> Any:
         """Dataset-level metadata given to ``write_samples(..., content_metadata=)`` (a sample
         object or a dict), else None. Like atdata's, it lives on the returned dataset only."""
@@ -1019,6 +1025,33 @@ class Dataset(Generic[ST]):
         from .widgets.sample_inspector import SampleInspector
 
         return SampleInspector(self, **kwargs)
+
+
+class ShardSource:
+    """A dataset's shards, as atdata's ``URLSource`` shows them (``Dataset.source``)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self._ds = ds
+
+    @property
+    def shard_list(self) -> list[str]:
+        return list(self._ds.urls)
+
+    def list_shards(self) -> list[str]:
+        return list(self._ds.urls)
+
+    def open_shard(self, url: str) -> Any:
+        """A readable binary file of shard ``url``.
+
+        Raises:
+            NotFoundError: ``url`` is not one of the dataset's shards (a ``KeyError``).
+        """
+        if url not in self._ds.urls:
+            raise NotFoundError(f"{url} is not a shard of this dataset ({len(self._ds.urls)} shards)")
+        return open_url(self._ds._source_of(url), self._ds.storage_options)
+
+    def __repr__(self) -> str:
+        return f"ShardSource({len(self._ds.urls)} shards: {self._ds.urls[0]}{' ...' if len(self._ds.urls) > 1 else ''})"
 
 
 def _shard_pattern(path: str | os.PathLike, split: bool) -> Callable[[int], str]:

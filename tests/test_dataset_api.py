@@ -183,3 +183,13 @@ def test_content_metadata_stays_on_the_written_dataset(tmp_path):
     assert written.content_metadata == {"instrument": "x"}
     assert written.filter(lambda s: True).content_metadata == {"instrument": "x"}
     assert atdata.Dataset(written.urls).content_metadata is None
+
+
+def test_source_lists_and_opens_shards(ds):
+    src = ds.source
+    assert src.shard_list == src.list_shards() == ds.urls
+    with src.open_shard(ds.urls[0]) as f:
+        assert f.read() == Path(ds.urls[0]).read_bytes()
+    with pytest.raises(KeyError):
+        src.open_shard("elsewhere.tar")
+    assert "3 shards" in repr(src)
