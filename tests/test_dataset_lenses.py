@@ -101,3 +101,12 @@ def test_top_level_names():
     assert atdata.LensNetwork() is atdata.LensNetwork()
     assert isinstance(to_pixels, atdata.Lens)
     assert atdata.LensNetwork()._registry[(Rich, Pixels)] is to_pixels
+
+
+def test_a_lensed_dataset_pickles_for_loader_workers(ds):
+    import pickle
+
+    view = pickle.loads(pickle.dumps(ds.as_type(Pixels)))
+    assert view.sample_type is Pixels and view[2].label == "L2"
+    path = pickle.loads(pickle.dumps(ds.as_type(Shout)))  # a path of two lenses, found again on load
+    assert path[1].loud == "L1!"
