@@ -741,7 +741,8 @@ class Dataset(Generic[ST]):
         return self._read_at(url, i, key)
 
     def _read_at(self, url: str, i: int, key: str) -> Any:
-        """Sample ``i`` of shard ``url`` (its key ``key``), decoded, with map() and lenses applied."""
+        """Sample ``i`` of shard ``url`` (its key ``key``), decoded, with map(), filter() and lenses
+        applied (a sample filter() drops is a :class:`SampleKeyError`)."""
         off, size = self.shard_info(url).offsets[i]
         data = read_range(self._source_of(url), int(off), int(size), self.storage_options)
         if len(data) != size:
@@ -749,8 +750,12 @@ class Dataset(Generic[ST]):
                 f"shard {url}: sample {key!r} is truncated (expected {size} bytes, got {len(data)})"
             )
         sample = self._decode(url, key, data)
-        for _kind, fn in self._ops:
-            sample = fn(sample)
+        for kind, fn in self._ops:
+            if kind == "filter":
+                if not fn(sample):
+                    raise SampleKeyError(f"sample {key!r} is dropped by filter()")
+            else:
+                sample = fn(sample)
         return sample
 
     def get(self, key: str) -> ST:
@@ -763,17 +768,7 @@ class Dataset(Generic[ST]):
             keys = self.shard_info(url).keys
             if key not in keys:
                 continue
-            i = keys.index(key)
-            off, size = self.shard_info(url).offsets[i]
-            data = read_range(self._source_of(url), int(off), int(size), self.storage_options)
-            sample = self._decode(url, key, data)
-            for kind, fn in self._ops:
-                if kind == "filter":
-                    if not fn(sample):
-                        raise SampleKeyError(f"sample {key!r} is dropped by filter()")
-                else:
-                    sample = fn(sample)
-            return sample
+            return self._read_at(url, keys.index(key), key)
         raise SampleKeyError(f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.urls[0]}")
 
     def select(self, indices: Iterable[int]) -> list[ST]:
