@@ -952,10 +952,18 @@ class Dataset(Generic[ST]):
         cols = [f.name for f in fields_of(type(rows[0]))]
         return {n: [getattr(r, n) for r in rows] for n in cols}
 
-    def to_parquet(self, path: str | os.PathLike, *, limit: int | None = None) -> str:
-        """Write the samples to one Parquet file (NDArray fields as nested lists); needs pyarrow.
+    def to_parquet(
+        self,
+        path: str | os.PathLike,
+        sample_map: Callable[[Any], dict[str, Any]] | None = None,
+        maxcount: int | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Write the samples to Parquet (needs pyarrow): one file, or with ``maxcount`` files of at
+        most that many rows named ``stem-000000.parquet``, ... (atdata's names).
 
-        Returns the path written.
+        Each sample becomes a row by ``sample_map(sample)`` (default: its fields, NDArray fields as
+        nested lists). ``kwargs`` go to ``pyarrow.parquet.write_table``. Returns the paths written.
         """
         try:
             import pyarrow as pa
@@ -964,12 +972,27 @@ class Dataset(Generic[ST]):
             raise ImportError(
                 "to_parquet() needs pyarrow: pip install 'atdata-lab[widgets]' or pip install pyarrow"
             ) from None
-        cols = {
-            n: [v.tolist() if isinstance(v, np.ndarray) else v for v in col]
-            for n, col in self.to_dict(limit).items()
-        }
-        pq.write_table(pa.table(cols), os.fspath(path))
-        return os.fspath(path)
+        if maxcount is not None:
+            _check_batch_size(maxcount)
+        to_row = sample_map or _row_of
+        target = os.fspath(path)
+        stem, suffix = os.path.splitext(target)
+        written: list[str] = []
+
+        def flush(rows: list[dict[str, Any]]) -> None:
+            out = target if maxcount is None else f"{stem}-{len(written):06d}{suffix}"
+            pq.write_table(pa.Table.from_pylist(rows), out, **kwargs)
+            written.append(out)
+
+        rows: list[dict[str, Any]] = []
+        for sample in self.ordered():
+            rows.append(to_row(sample))
+            if maxcount is not None and len(rows) >= maxcount:
+                flush(rows)
+                rows = []
+        if rows or not written:
+            flush(rows)
+        return written
 
     def to_pandas(self, limit: int | None = None):
         """A DataFrame of the samples (arrays kept as objects). Needs pandas."""
@@ -1121,6 +1144,16 @@ def _field_subset(view: type, source: type) -> bool:
     except TypeError:
         return True
     return want <= have
+
+
+def _row_of(sample: Any) -> dict[str, Any]:
+    """A sample as a Parquet row: its fields, arrays as nested lists."""
+    items: Iterable[tuple[str, Any]]
+    if isinstance(sample, DictSample):
+        items = sample.to_dict().items()
+    else:
+        items = ((f.name, getattr(sample, f.name)) for f in fields_of(type(sample)))
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in items}
 
 
 def _check_batch_size(n: Any) -> None:

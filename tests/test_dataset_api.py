@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import msgpack
@@ -78,6 +79,25 @@ def test_to_parquet_or_a_clear_error(ds, tmp_path):
         return
     ds.to_parquet(tmp_path / "x.parquet")
     assert pq.read_table(tmp_path / "x.parquet").column("i").to_pylist() == list(range(10))
+
+
+def test_to_parquet_rows_and_files_through_a_stand_in_pyarrow(ds, tmp_path, monkeypatch):
+    written = {}
+    fake_pa = types.ModuleType("pyarrow")
+    fake_pq = types.ModuleType("pyarrow.parquet")
+    fake_pa.Table = types.SimpleNamespace(from_pylist=lambda rows: list(rows))
+    fake_pa.parquet = fake_pq
+    fake_pq.write_table = lambda table, where, **kw: written.__setitem__(where, (table, kw))
+    monkeypatch.setitem(sys.modules, "pyarrow", fake_pa)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", fake_pq)
+    one = ds.to_parquet(tmp_path / "all.parquet", compression="zstd")
+    assert one == [str(tmp_path / "all.parquet")]
+    rows, kw = written[one[0]]
+    assert kw == {"compression": "zstd"} and rows[3] == {"i": 3, "v": [3.0, 3.0, 3.0]}
+    written.clear()
+    parts = ds.to_parquet(tmp_path / "p.parquet", sample_map=lambda s: {"i": s.i}, maxcount=4)
+    assert parts == [str(tmp_path / f"p-{k:06d}.parquet") for k in range(3)]
+    assert [len(written[p][0]) for p in parts] == [4, 4, 2] and written[parts[2]][0] == [{"i": 8}, {"i": 9}]
 
 
 def test_dataset_dict_helpers(ds, tmp_path):
