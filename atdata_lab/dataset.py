@@ -391,31 +391,31 @@ class Dataset(Generic[ST]):
         """Transform each sample (applies to batches too)."""
         return self._derive(_ops=(*self._ops, ("map", fn)))
 
-    def as_type(self, sample_type: type) -> Dataset:
+    def as_type(self, other: type) -> Dataset:
         """Read the same shards as another type.
 
         When the :class:`~atdata_lab.lens.LensNetwork` has a lens (or a path of lenses) from this
-        dataset's type to ``sample_type``, samples are decoded as this type and the lens views each
+        dataset's type to ``other``, samples are decoded as this type and the lens views each
         one, in every way of reading (iteration, batches, shuffling, ``ds[k]``). Without one, the
-        fields are matched by name, which needs ``sample_type``'s fields to be among this type's.
+        fields are matched by name, which needs ``other``'s fields to be among this type's.
 
         Raises:
-            LensNotFoundError: No lens, and ``sample_type`` has fields this type lacks (the message
+            LensNotFoundError: No lens, and ``other`` has fields this type lacks (the message
                 names the missing hop).
         """
         current = self.sample_type
-        if sample_type is current:
+        if other is current:
             return self._derive()
-        found = LensNetwork().find(current, sample_type) if current is not DictSample else None
+        found = LensNetwork().find(current, other) if current is not DictSample else None
         if found is not None:
             return self._derive(
-                sample_type=sample_type,
+                sample_type=other,
                 _decode_as=self._decode_as or current,
                 _ops=(*self._ops, ("map", found.get)),
             )
-        if self._decode_as is None and (current is DictSample or _field_subset(sample_type, current)):
-            return self._derive(sample_type=sample_type)
-        LensNetwork().transform(current, sample_type)  # there is no path: this raises, naming the hop
+        if self._decode_as is None and (current is DictSample or _field_subset(other, current)):
+            return self._derive(sample_type=other)
+        LensNetwork().transform(current, other)  # there is no path: this raises, naming the hop
         raise AssertionError("unreachable")  # pragma: no cover
 
     def split_by_worker(self, worker_id: int, num_workers: int) -> Dataset:
