@@ -3,13 +3,17 @@
 ``import atdata_lab as atdata`` runs atdata 0.7's tutorials unchanged.
 """
 
+from .cache import verify_checksums
+from .cid import generate_cid, verify_cid
 from .dataset import Dataset, DatasetDict, SampleBatch, write_samples
 from .entry import IndexEntry
 from .errors import (
     AtdataLabError,
     EntryConflictError,
     EntryNotFoundError,
+    PartialFailureError,
     SampleDecodeError,
+    SampleKeyError,
     SchemaConflictError,
     SchemaError,
     SchemaNotFoundError,
@@ -17,18 +21,22 @@ from .errors import (
     UntrustedSourceError,
 )
 from .index import Index, SearchPage, get_default_index, set_default_index
+from .lens import Lens, LensNetwork, LensNotFoundError, lens
 from .load import load_dataset
 from .progress import ProgressEvent, TqdmProgress
 from .repository import Repository, create_repository
-from .sample import DictSample, PackableSample, packable
-from .schema import Schema
+from .sample import DictSample, Packable, PackableSample, packable
+from .schema import Schema, schema_to_type
 from .schema_diff import SchemaDiff, schema_diff
 from .stores import LocalDiskStore
 from .urls import TrustPolicy
 
 __version__ = "0.1.0"
 
+AtdataError = AtdataLabError  # atdata's name for the root of its errors: the same class here
+
 __all__ = [
+    "AtdataError",
     "AtdataLabError",
     "Dataset",
     "DatasetDict",
@@ -37,13 +45,19 @@ __all__ = [
     "EntryNotFoundError",
     "Index",
     "IndexEntry",
+    "Lens",
+    "LensNetwork",
+    "LensNotFoundError",
     "LocalDiskStore",
+    "Packable",
     "PackableSample",
+    "PartialFailureError",
     "ProgressEvent",
     "S3DataStore",
     "Repository",
     "SampleBatch",
     "SampleDecodeError",
+    "SampleKeyError",
     "Schema",
     "SchemaConflictError",
     "SchemaDiff",
@@ -55,11 +69,16 @@ __all__ = [
     "TrustPolicy",
     "UntrustedSourceError",
     "create_repository",
+    "generate_cid",
     "get_default_index",
+    "lens",
     "load_dataset",
     "packable",
     "schema_diff",
+    "schema_to_type",
     "set_default_index",
+    "verify_checksums",
+    "verify_cid",
     "write_samples",
 ]
 

@@ -28,7 +28,7 @@ from .errors import ShardError, ShardNotFoundError, StoreError
 from .stores.local import atdata_home
 from .urls import REMOTE_BLOCK, is_local, local_path, open_url
 
-__all__ = ["blob_path", "fetch_blob", "fetch_shard", "shard_path", "verify_file"]
+__all__ = ["blob_path", "fetch_blob", "fetch_shard", "shard_path", "verify_checksums", "verify_file"]
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # (path, size, mtime_ns) -> sha256 hex of files hashed by this process
@@ -189,3 +189,36 @@ def verified_source(url: str, sha256: str, storage_options: dict[str, Any] | Non
             )
         return p
     return str(fetch_shard(url, sha256, storage_options))
+
+
+def verify_checksums(entry: Any, *, storage_options: dict[str, Any] | None = None) -> dict[str, str]:
+    """Check each shard of an index entry against its recorded sha256 (atdata's name).
+
+    ``{shard url: "ok" | "mismatch" | "skipped" | "error:<message>"}``: "skipped" for a shard with
+    no recorded checksum. A local shard is hashed; a remote one is downloaded into the verified
+    cache (unlike atdata, which skips remote shards).
+    """
+    recorded = list(getattr(entry, "shard_checksums", None) or [])
+    out: dict[str, str] = {}
+    for i, url in enumerate(entry.data_urls):
+        want = recorded[i] if i < len(recorded) else None
+        if not want:
+            out[url] = "skipped"
+            continue
+        try:
+            if is_local(url):
+                p = local_path(url)
+                if not os.path.exists(p):
+                    out[url] = f"error:shard {url} does not exist"
+                    continue
+                out[url] = "ok" if verify_file(p, want) else "mismatch"
+            else:
+                fetch_shard(url, want, storage_options)
+                out[url] = "ok"
+        except ShardNotFoundError as e:
+            out[url] = f"error:{e}"
+        except ShardError:
+            out[url] = "mismatch"
+        except (OSError, StoreError) as e:
+            out[url] = f"error:{e}"
+    return out

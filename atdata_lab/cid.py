@@ -8,9 +8,9 @@ from typing import Any
 
 import libipld
 
-from .errors import RecordValidationError
+from .errors import InvalidArgumentError, RecordValidationError
 
-__all__ = ["cid_for", "BlobCID", "parse_blob_cid"]
+__all__ = ["cid_for", "BlobCID", "generate_cid", "parse_blob_cid", "verify_cid"]
 
 _PREFIX = bytes([0x01, 0x71, 0x12, 0x20])  # CIDv1, dag-cbor, sha2-256, 32-byte digest
 _RAW_PREFIX = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw, sha2-256, 32-byte digest
@@ -25,6 +25,26 @@ def cid_for(obj: Any) -> str:
     """
     digest = hashlib.sha256(libipld.encode_dag_cbor(obj)).digest()
     return "b" + base64.b32encode(_PREFIX + digest).decode("ascii").lower().rstrip("=")
+
+
+def generate_cid(data: Any) -> str:
+    """The CID of ``data`` encoded as dag-cbor (atdata's name for :func:`cid_for`).
+
+    Raises:
+        InvalidArgumentError: ``data`` cannot be encoded as dag-cbor (a ``ValueError``).
+    """
+    try:
+        return cid_for(data)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InvalidArgumentError(f"cannot make a CID: the data is not dag-cbor encodable ({e})") from e
+
+
+def verify_cid(cid: str, data: Any) -> bool:
+    """Whether ``cid`` is the CID of ``data`` (False also when ``data`` cannot be encoded)."""
+    try:
+        return generate_cid(data) == cid
+    except InvalidArgumentError:
+        return False
 
 
 class BlobCID:

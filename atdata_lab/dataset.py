@@ -15,9 +15,12 @@ import os
 import random
 import re
 import sys
+import types
+import typing
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields as dataclasses_fields
 from typing import Any, Generic, TypeVar
 
 import msgpack
@@ -28,11 +31,14 @@ from .errors import (
     InvalidArgumentError,
     InvalidTypeError,
     NotFoundError,
+    PartialFailureError,
     SampleDecodeError,
     SampleIndexError,
+    SampleKeyError,
     ShardError,
     ShardNotFoundError,
 )
+from .lens import LensNetwork
 from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_large
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
@@ -82,6 +88,7 @@ _BIN = (bytes, memoryview)
 # Samples at least this large are read with zero-copy views of their bin values.
 ZERO_COPY_MIN = 16 << 10
 _NONE = frozenset({type(None)})
+METADATA_MAX = 64 << 20  # bytes of a dataset's metadata file read at most
 
 
 class SampleBatch:
@@ -90,7 +97,11 @@ class SampleBatch:
     ``batch.field`` is an array stacked on a new leading axis for NDArray fields whose items
     share dtype and shape, otherwise a list (ragged arrays, ``None`` mixes, other kinds).
     ``batch.samples`` rebuilds the sample objects; ``batch.keys`` are the sample keys.
+    ``SampleBatch[T]`` names the type of a batch of ``T`` (``Dataset.batch_type``).
     """
+
+    def __class_getitem__(cls, item: Any) -> types.GenericAlias:
+        return types.GenericAlias(cls, (item,))
 
     def __init__(
         self, columns: dict[str, Any], sample_type: type, keys: list[str], samples: list | None = None
@@ -254,12 +265,14 @@ class Dataset(Generic[ST]):
     def __init__(
         self,
         urls: str | os.PathLike | list,
+        metadata_url: str | None = None,
         *,
         sample_type: type | None = None,
         storage_options: dict[str, Any] | None = None,
         checksums: dict[str, str] | None = None,
         _ops: tuple = (),
         _infos: dict[str, ShardInfo] | None = None,
+        _decode_as: type | None = None,
     ) -> None:
         self.urls = expand_urls(urls)
         if not self.urls:
@@ -267,11 +280,16 @@ class Dataset(Generic[ST]):
         self.sample_type: type = sample_type or self._bound_type or DictSample
         self.storage_options = storage_options or {}
         self._ops = _ops
+        # set when a lens views the samples: decode as this type, then the lens (in _ops) maps
+        self._decode_as = _decode_as
         self._infos: dict[str, ShardInfo] = dict(_infos or {})
         self._cum: list[int] | None = None
         self.checksums = dict(checksums or {})
         self._sources: dict[str, str] = {}  # checked shards: url -> the local file that matched
         self._split_done = False
+        self.metadata_url = metadata_url
+        self._metadata: dict[str, Any] | None = None
+        self._content_metadata: Any = None
 
     def __reduce__(self) -> tuple:
         # Dataset[T] classes are made on the fly: pickle as the base class (for DataLoader workers)
@@ -285,10 +303,14 @@ class Dataset(Generic[ST]):
             "checksums": self.checksums,
             "_ops": self._ops,
             "_infos": self._infos,
+            "_decode_as": self._decode_as,
+            "metadata_url": self.metadata_url,
         }
         urls = changes.pop("urls", self.urls)
         kw.update(changes)
-        return Dataset(urls, **kw)
+        out: Dataset[Any] = Dataset(urls, **kw)
+        out._content_metadata = self._content_metadata
+        return out
 
     def _remember_shards(self, infos: list[ShardInfo]) -> None:
         """Use known offset indexes (from a writer or an index); a local file whose size no longer
@@ -340,8 +362,18 @@ class Dataset(Generic[ST]):
         """The first shard's URL."""
         return self.urls[0]
 
+    def list_shards(self) -> list[str]:
+        """The shard URLs, in order."""
+        return list(self.urls)
+
     @property
     def shard_list(self) -> list[str]:
+        """The shard URLs, in order (as :meth:`list_shards`)."""
+        return list(self.urls)
+
+    @property
+    def shards(self) -> list[str]:
+        """The shard URLs, in order (as :meth:`list_shards`)."""
         return list(self.urls)
 
     def __repr__(self) -> str:
@@ -359,9 +391,32 @@ class Dataset(Generic[ST]):
         """Transform each sample (applies to batches too)."""
         return self._derive(_ops=(*self._ops, ("map", fn)))
 
-    def as_type(self, sample_type: type) -> Dataset:
-        """Read the same shards as another type (fields matched by name)."""
-        return self._derive(sample_type=sample_type)
+    def as_type(self, other: type) -> Dataset:
+        """Read the same shards as another type.
+
+        When the :class:`~atdata_lab.lens.LensNetwork` has a lens (or a path of lenses) from this
+        dataset's type to ``other``, samples are decoded as this type and the lens views each
+        one, in every way of reading (iteration, batches, shuffling, ``ds[k]``). Without one, the
+        fields are matched by name, which needs ``other``'s fields to be among this type's.
+
+        Raises:
+            LensNotFoundError: No lens, and ``other`` has fields this type lacks (the message
+                names the missing hop).
+        """
+        current = self.sample_type
+        if other is current:
+            return self._derive()
+        found = LensNetwork().find(current, other) if current is not DictSample else None
+        if found is not None:
+            return self._derive(
+                sample_type=other,
+                _decode_as=self._decode_as or current,
+                _ops=(*self._ops, ("map", found.get)),
+            )
+        if self._decode_as is None and (current is DictSample or _field_subset(other, current)):
+            return self._derive(sample_type=other)
+        LensNetwork().transform(current, other)  # there is no path: this raises, naming the hop
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def split_by_worker(self, worker_id: int, num_workers: int) -> Dataset:
         """The shards worker ``worker_id`` of ``num_workers`` should read (every n-th)."""
@@ -460,7 +515,7 @@ class Dataset(Generic[ST]):
         return info
 
     def _decode(self, url: str, key: str, data: Any) -> Any:
-        codec = codec_for(self.sample_type)
+        codec = codec_for(self._decode_as or self.sample_type)
         return codec.unpack(data, f"shard {url}, sample {key!r}")
 
     def _apply_ops(self, samples: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
@@ -683,6 +738,11 @@ class Dataset(Generic[ST]):
                 "random access is not available after filter(); index the unfiltered dataset"
             )
         url, i, key = self.locate(int(k))
+        return self._read_at(url, i, key)
+
+    def _read_at(self, url: str, i: int, key: str) -> Any:
+        """Sample ``i`` of shard ``url`` (its key ``key``), decoded, with map(), filter() and lenses
+        applied (a sample filter() drops is a :class:`SampleKeyError`)."""
         off, size = self.shard_info(url).offsets[i]
         data = read_range(self._source_of(url), int(off), int(size), self.storage_options)
         if len(data) != size:
@@ -690,9 +750,249 @@ class Dataset(Generic[ST]):
                 f"shard {url}: sample {key!r} is truncated (expected {size} bytes, got {len(data)})"
             )
         sample = self._decode(url, key, data)
-        for _kind, fn in self._ops:
-            sample = fn(sample)
+        for kind, fn in self._ops:
+            if kind == "filter":
+                if not fn(sample):
+                    raise SampleKeyError(f"sample {key!r} is dropped by filter()")
+            else:
+                sample = fn(sample)
         return sample
+
+    def get(self, key: str) -> ST:
+        """The sample whose ``__key__`` is ``key`` (found through the shards' offset indexes).
+
+        Raises:
+            SampleKeyError: No sample has that key, or filter() drops it (a ``KeyError``).
+        """
+        for url in self.urls:
+            keys = self.shard_info(url).keys
+            if key not in keys:
+                continue
+            return self._read_at(url, keys.index(key), key)
+        raise SampleKeyError(f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.urls[0]}")
+
+    def select(self, indices: Iterable[int]) -> list[ST]:
+        """The samples at ``indices``, in the order given (random access; after filter() by
+        position among the samples kept).
+
+        Raises:
+            SampleIndexError: An index is out of range (an ``IndexError``).
+        """
+        wanted = [int(i) for i in indices]
+        if not any(kind == "filter" for kind, _ in self._ops):
+            return [self[i] for i in wanted]
+        if any(i < 0 for i in wanted):
+            raise SampleIndexError("negative indices need len(), which is unknown after filter()")
+        target = set(wanted)
+        found: dict[int, Any] = {}
+        last = max(wanted, default=-1)
+        for n, sample in enumerate(itertools.islice(self.ordered(), last + 1)):
+            if n in target:
+                found[n] = sample
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise SampleIndexError(f"indices {missing} are out of range after filter()")
+        return [found[i] for i in wanted]
+
+    def process_shards(
+        self,
+        fn: Callable[[list[Any]], Any],
+        *,
+        shards: list[str] | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        on_shard_error: Callable[[str, Exception], None] | None = None,
+    ) -> dict[str, Any]:
+        """Call ``fn(samples of one shard)`` for each shard; ``{shard url: fn's result}``.
+
+        With ``checkpoint`` (a file path) the run is resumable: each shard is recorded there
+        (appended and fsynced) as soon as ``fn`` returns for it, and a later run skips the shards
+        recorded, so after a crash no finished shard runs again; a shard interrupted inside ``fn``
+        runs again in full (make ``fn``'s side effects happen at its end, or idempotent). The file
+        is removed when every shard has succeeded, and kept for the next run otherwise.
+
+        Raises:
+            PartialFailureError: Some shards failed; it carries ``succeeded_shards``,
+                ``failed_shards``, ``errors`` and ``results``.
+        """
+        todo = list(shards) if shards is not None else self.list_shards()
+        unknown = [u for u in todo if u not in self.urls]
+        if unknown:
+            raise InvalidArgumentError(f"not shards of this dataset: {unknown[:3]}")
+        path = os.fspath(checkpoint) if checkpoint is not None else None
+        if path is not None and os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                done = set(f.read().splitlines())  # a torn last line matches no shard: it is ignored
+            todo = [u for u in todo if u not in done]
+        succeeded: list[str] = []
+        failed: list[str] = []
+        errors: dict[str, BaseException] = {}
+        results: dict[str, Any] = {}
+        for url in todo:
+            part = self._derive(urls=[url])
+            part._split_done = True
+            try:
+                results[url] = fn(list(part.ordered()))
+            except Exception as e:  # noqa: BLE001 - collected, and raised together below
+                failed.append(url)
+                errors[url] = e
+                if on_shard_error is not None:
+                    on_shard_error(url, e)
+                continue
+            succeeded.append(url)
+            if path is not None:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(url + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+        if failed:
+            raise PartialFailureError(succeeded, failed, errors, results)
+        if path is not None and os.path.exists(path):
+            os.remove(path)
+        return results
+
+    # ------------------------------------------------------------------ type information
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """The msgpack map at ``metadata_url`` (read once, then kept), or None without one.
+
+        Raises:
+            InvalidArgumentError: The file is larger than 64 MiB or not a msgpack map.
+        """
+        if self.metadata_url is None:
+            return None
+        if self._metadata is None:
+            with open_url(self.metadata_url, self.storage_options) as f:
+                raw = f.read(METADATA_MAX + 1)
+            if len(raw) > METADATA_MAX:
+                raise InvalidArgumentError(f"metadata at {self.metadata_url} is larger than 64 MiB")
+            try:
+                got = msgpack.unpackb(raw, raw=False)
+            except Exception as e:  # noqa: BLE001 - any malformed input is reported the same way
+                raise InvalidArgumentError(f"metadata at {self.metadata_url} is not msgpack ({e})") from e
+            if not isinstance(got, dict):
+                raise InvalidArgumentError(f"metadata at {self.metadata_url} is not a msgpack map")
+            self._metadata = got
+        return self._metadata
+
+    @property
+    def source(self) -> ShardSource:
+        """Where the samples come from: the shard URLs (``.shard_list``, ``.list_shards()``) and
+        ``.open_shard(url)`` (a checksummed shard opens as its verified copy)."""
+        return ShardSource(self)
+
+    @property
+    def content_metadata(self) -> Any:
+        """Dataset-level metadata given to ``write_samples(..., content_metadata=)`` (a sample
+        object or a dict), else None. Like atdata's, it lives on the returned dataset only."""
+        return self._content_metadata
+
+    @property
+    def column_names(self) -> list[str]:
+        """The sample type's field names ([] for DictSample, whose fields vary)."""
+        try:
+            return [f.name for f in fields_of(self.sample_type)]
+        except TypeError:
+            return []
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """Field names and their annotated types (``{"_data": dict}`` for DictSample, as atdata)."""
+        st = self.sample_type
+        if st is DictSample:
+            return {"_data": dict}
+        try:
+            hints = typing.get_type_hints(st)
+        except Exception:  # noqa: BLE001 - unresolvable string annotations: give them as written
+            hints = {}
+        try:
+            return {f.name: hints.get(f.name, f.type) for f in dataclasses_fields(st)}
+        except TypeError:
+            return {}
+
+    @property
+    def batch_type(self) -> Any:
+        """``SampleBatch[T]`` for this dataset's sample type ``T``."""
+        return types.GenericAlias(SampleBatch, (self.sample_type,))
+
+    def wrap(self, sample: dict[str, Any]) -> ST:
+        """A raw WebDataset sample (``{"msgpack": bytes, "__key__": ...}``) decoded as this dataset's
+        type, with map() and lenses applied."""
+        if not isinstance(sample, dict) or "msgpack" not in sample:
+            keys = list(sample) if isinstance(sample, dict) else type(sample).__name__
+            raise InvalidArgumentError(f"a raw sample needs a 'msgpack' entry, got {keys}")
+        data = sample["msgpack"]
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidTypeError(f"sample['msgpack'] must be bytes, not {type(data).__name__}")
+        key = str(sample.get("__key__", "?"))
+        out = self._decode(str(sample.get("__url__", "<wrapped>")), key, data)
+        for kind, fn in self._ops:
+            if kind == "map":
+                out = fn(out)
+        return out
+
+    def wrap_batch(self, batch: dict[str, Any]) -> SampleBatch:
+        """A raw WebDataset batch (``{"msgpack": [bytes, ...]}``) as a :class:`SampleBatch`."""
+        if not isinstance(batch, dict) or "msgpack" not in batch:
+            keys = list(batch) if isinstance(batch, dict) else type(batch).__name__
+            raise InvalidArgumentError(f"a raw batch needs a 'msgpack' entry, got {keys}")
+        keys_in = batch.get("__key__") or [str(i) for i in range(len(batch["msgpack"]))]
+        samples = [self.wrap({"msgpack": b, "__key__": k}) for b, k in zip(batch["msgpack"], keys_in)]
+        return SampleBatch.from_samples(samples, [str(k) for k in keys_in])
+
+    def to_dict(self, limit: int | None = None) -> dict[str, list[Any]]:
+        """The samples column by column: ``{field: [value, ...]}`` (all of them without ``limit``)."""
+        rows = list(itertools.islice(self.ordered(), limit))
+        if not rows:
+            return {}
+        if isinstance(rows[0], DictSample):
+            names: dict[str, None] = {}
+            for r in rows:
+                names.update(dict.fromkeys(r.keys()))
+            return {n: [r._data.get(n) for r in rows] for n in names}
+        cols = [f.name for f in fields_of(type(rows[0]))]
+        return {n: [getattr(r, n) for r in rows] for n in cols}
+
+    def to_parquet(
+        self,
+        path: str | os.PathLike,
+        sample_map: Callable[[Any], dict[str, Any]] | None = None,
+        maxcount: int | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Write the samples to Parquet (needs pyarrow): one file, or with ``maxcount`` files of at
+        most that many rows named ``stem-000000.parquet``, ... (atdata's names).
+
+        Each sample becomes a row by ``sample_map(sample)`` (default: its fields, NDArray fields as
+        nested lists). ``kwargs`` go to ``pyarrow.parquet.write_table``. Returns the paths written.
+        """
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ImportError(
+                "to_parquet() needs pyarrow: pip install 'atdata-lab[widgets]' or pip install pyarrow"
+            ) from None
+        if maxcount is not None:
+            _check_batch_size(maxcount)
+        to_row = sample_map or _row_of
+        target = os.fspath(path)
+        stem, suffix = os.path.splitext(target)
+        written: list[str] = []
+
+        def flush(rows: list[dict[str, Any]]) -> None:
+            out = target if maxcount is None else f"{stem}-{len(written):06d}{suffix}"
+            pq.write_table(pa.Table.from_pylist(rows), out, **kwargs)
+            written.append(out)
+
+        rows: list[dict[str, Any]] = []
+        for sample in self.ordered():
+            rows.append(to_row(sample))
+            if maxcount is not None and len(rows) >= maxcount:
+                flush(rows)
+                rows = []
+        if rows or not written:
+            flush(rows)
+        return written
 
     def to_pandas(self, limit: int | None = None):
         """A DataFrame of the samples (arrays kept as objects). Needs pandas."""
@@ -745,6 +1045,33 @@ class Dataset(Generic[ST]):
         return SampleInspector(self, **kwargs)
 
 
+class ShardSource:
+    """A dataset's shards, as atdata's ``URLSource`` shows them (``Dataset.source``)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self._ds = ds
+
+    @property
+    def shard_list(self) -> list[str]:
+        return list(self._ds.urls)
+
+    def list_shards(self) -> list[str]:
+        return list(self._ds.urls)
+
+    def open_shard(self, url: str) -> Any:
+        """A readable binary file of shard ``url``.
+
+        Raises:
+            NotFoundError: ``url`` is not one of the dataset's shards (a ``KeyError``).
+        """
+        if url not in self._ds.urls:
+            raise NotFoundError(f"{url} is not a shard of this dataset ({len(self._ds.urls)} shards)")
+        return open_url(self._ds._source_of(url), self._ds.storage_options)
+
+    def __repr__(self) -> str:
+        return f"ShardSource({len(self._ds.urls)} shards: {self._ds.urls[0]}{' ...' if len(self._ds.urls) > 1 else ''})"
+
+
 def _shard_pattern(path: str | os.PathLike, split: bool) -> Callable[[int], str]:
     p = os.fspath(path)
     if re.search(r"%0?\d*d", p):
@@ -763,12 +1090,14 @@ def write_samples(
     maxcount: int | None = None,
     maxsize: int | None = None,
     progress: ProgressLike = False,
+    content_metadata: Any = None,
 ) -> Dataset:
     """Write samples to ``name-%06d.tar`` shards on local disk and return them as a :class:`Dataset`.
 
     ``path`` may be ``"out/data"`` (gives ``out/data-000000.tar``, ...), a pattern with ``%``
     (``"out/data-%04d.tar"``), or, with neither maxcount nor maxsize, a single ``.tar`` file.
-    Bytes are deterministic: the same samples always give identical shards.
+    Bytes are deterministic: the same samples always give identical shards. ``content_metadata``
+    is kept on the returned dataset (``ds.content_metadata``), as atdata does.
 
     Raises:
         ValueError: ``samples`` is empty (no file is left behind).
@@ -787,6 +1116,7 @@ def write_samples(
         raise
     ds: Dataset[Any] = Dataset([i.url for i in infos], sample_type=cls)
     ds._remember_shards(infos)
+    ds._content_metadata = content_metadata
     return ds
 
 
@@ -806,13 +1136,81 @@ def _looks_like_array(b: bytes) -> bool:
         return False
 
 
+def _field_subset(view: type, source: type) -> bool:
+    """Whether every field of ``view`` is a field of ``source`` (types that declare no fields: True)."""
+    try:
+        want = {f.name for f in fields_of(view)}
+        have = {f.name for f in fields_of(source)}
+    except TypeError:
+        return True
+    return want <= have
+
+
+def _row_of(sample: Any) -> dict[str, Any]:
+    """A sample as a Parquet row: its fields, arrays as nested lists."""
+    items: Iterable[tuple[str, Any]]
+    if isinstance(sample, DictSample):
+        items = sample.to_dict().items()
+    else:
+        items = ((f.name, getattr(sample, f.name)) for f in fields_of(type(sample)))
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in items}
+
+
 def _check_batch_size(n: Any) -> None:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise InvalidArgumentError(f"batch_size must be a positive integer, not {n!r}")
 
 
 class DatasetDict(dict):
-    """Splits of one dataset: ``{"train": Dataset, "test": Dataset, ...}``."""
+    """Splits of one dataset: ``{"train": Dataset, "test": Dataset, ...}``.
+
+    With a single split, ``ordered()``/``shuffled()`` read that split.
+    """
+
+    def __init__(
+        self,
+        splits: Any = None,
+        sample_type: type | None = None,
+        streaming: bool = False,
+    ) -> None:
+        super().__init__(splits or {})
+        self._sample_type = sample_type
+        self._streaming = streaming
+
+    @property
+    def sample_type(self) -> type | None:
+        """The splits' sample type (given, else the first split's; None when empty)."""
+        if self._sample_type is not None:
+            return self._sample_type
+        return next(iter(self.values())).sample_type if self else None
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the splits were loaded for streaming (as atdata's flag; reads stream either way)."""
+        return self._streaming
+
+    @property
+    def num_shards(self) -> dict[str, int]:
+        """``{split: number of shards}``."""
+        return {name: len(ds.urls) for name, ds in self.items()}
+
+    def _only_split(self, what: str) -> Dataset:
+        if len(self) != 1:
+            raise InvalidArgumentError(
+                f"{what}() reads one split, and this DatasetDict has {len(self)} "
+                f"({', '.join(self) or 'none'}): pick one, e.g. ds[{next(iter(self), 'train')!r}].{what}()"
+            )
+        return next(iter(self.values()))
+
+    def ordered(self, batch_size: int | None = None) -> Iterator[Any]:
+        """The single split's :meth:`Dataset.ordered`."""
+        return self._only_split("ordered").ordered(batch_size=batch_size)
+
+    def shuffled(
+        self, buffer: int = 1000, seed: int | None = None, batch_size: int | None = None
+    ) -> Iterator[Any]:
+        """The single split's :meth:`Dataset.shuffled`."""
+        return self._only_split("shuffled").shuffled(buffer=buffer, seed=seed, batch_size=batch_size)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k!r}: {v!r}" for k, v in self.items())

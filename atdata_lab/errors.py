@@ -23,6 +23,7 @@ __all__ = [
     "InvalidTypeError",
     "LensNotFoundError",
     "NotFoundError",
+    "PartialFailureError",
     "NoAtmosphereError",
     "EntryConflictError",
     "EntryNotFoundError",
@@ -39,6 +40,7 @@ __all__ = [
     "RecordValidationError",
     "RequestError",
     "SampleDecodeError",
+    "SampleKeyError",
     "RemoteAccessDeniedError",
     "RemoteUnavailableError",
     "ResponseTooLargeError",
@@ -87,6 +89,36 @@ class NotFoundError(AtdataLabError, KeyError):
 
 class EntryNotFoundError(NotFoundError):
     """No dataset entry with that name or CID in the index."""
+
+
+class SampleKeyError(NotFoundError):
+    """No sample with that ``__key__`` (``Dataset.get``)."""
+
+
+class PartialFailureError(AtdataLabError, RuntimeError):
+    """Some shards failed in ``Dataset.process_shards``; the others' results are kept.
+
+    Attributes (atdata's): ``succeeded_shards``, ``failed_shards``, ``errors`` (shard -> the
+    exception) and ``results`` (shard -> fn's result, for the shards that succeeded).
+    """
+
+    def __init__(
+        self,
+        succeeded_shards: list[str],
+        failed_shards: list[str],
+        errors: dict[str, BaseException],
+        results: dict[str, Any],
+    ) -> None:
+        self.succeeded_shards = succeeded_shards
+        self.failed_shards = failed_shards
+        self.errors = errors
+        self.results = results
+        lines = [f"{len(failed_shards)} of {len(succeeded_shards) + len(failed_shards)} shards failed:"]
+        lines += [f"  {s}: {errors[s]!r}" for s in failed_shards[:5]]
+        if len(failed_shards) > 5:
+            lines.append(f"  ... and {len(failed_shards) - 5} more")
+        lines.append("retry them with process_shards(fn, shards=err.failed_shards)")
+        super().__init__("\n".join(lines))
 
 
 class SchemaNotFoundError(NotFoundError):

@@ -15,6 +15,7 @@ atdata 0.7's names and behaviour; unlike atdata, a missing lens is a :class:`Len
 from __future__ import annotations
 
 import functools
+import sys
 import typing
 from collections import deque
 from collections.abc import Callable
@@ -73,6 +74,7 @@ class Lens(Generic[S, V]):
         self.view_type: type | None = view or found_view
         self._getter = get
         self._putter = put
+        self._from_network = False  # made by LensNetwork.find (a path): pickled as a network lookup
         functools.update_wrapper(self, get)
 
     def get(self, s: S) -> V:
@@ -122,6 +124,17 @@ class Lens(Generic[S, V]):
         ident: Lens[S, S] = Lens(lambda s: s, lambda v, s: v, source=sample_type, view=sample_type)
         ident.__name__ = f"identity[{sample_type.__name__}]"
         return ident
+
+    def __reduce__(self) -> Any:
+        # Pickled by reference (for DataLoader workers): a module-level lens by its name, a lens the
+        # network made (a path) as "the network's lens between these two types", found again on load.
+        module = sys.modules.get(getattr(self, "__module__", None) or "")
+        qualname = getattr(self, "__qualname__", None)
+        if module is not None and qualname and getattr(module, qualname, None) is self:
+            return qualname
+        if self._from_network and self.source_type is not None and self.view_type is not None:
+            return (_network_lens, (self.source_type, self.view_type))
+        return super().__reduce__()
 
     def __repr__(self) -> str:
         def name(t: type | None) -> str:
@@ -188,7 +201,9 @@ class LensNetwork:
                         node, step = previous[node]
                         chain.append(step)
                     chain.reverse()
-                    return functools.reduce(lambda acc, ln: acc.then(ln), chain[1:], chain[0])
+                    path = functools.reduce(lambda acc, ln: acc.then(ln), chain[1:], chain[0])
+                    path._from_network = True
+                    return path
                 queue.append(nxt)
         return None
 
@@ -241,6 +256,11 @@ def lens(f: LensGetter) -> Lens:
     made: Lens[Any, Any] = Lens(f)
     LensNetwork().register(made)
     return made
+
+
+def _network_lens(source: type, view: type) -> Lens:
+    """The network's lens from ``source`` to ``view`` (unpickling a lens the network made)."""
+    return LensNetwork().transform(source, view)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import Any, ClassVar, Protocol, TypeVar, dataclass_transform, runtime_checkable
 
 import msgpack
 import numpy as np
@@ -19,9 +19,35 @@ from .errors import InvalidArgumentError, SampleDecodeError
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, encode_ndarray, parse_ndarray_header
 from .schema import Field, Schema, fields_of
 
-__all__ = ["PackableSample", "DictSample", "packable", "codec_for", "SampleCodec", "is_sample_type"]
+__all__ = [
+    "Packable",
+    "PackableSample",
+    "DictSample",
+    "packable",
+    "codec_for",
+    "SampleCodec",
+    "is_sample_type",
+]
 
 T = TypeVar("T")
+
+
+@runtime_checkable
+class Packable(Protocol):
+    """What a sample type offers (atdata's structural protocol): ``packed`` and ``as_wds`` on
+    samples, ``from_bytes`` and ``from_data`` on the type. ``@packable`` classes satisfy it."""
+
+    @property
+    def packed(self) -> bytes: ...
+
+    @property
+    def as_wds(self) -> dict[str, bytes]: ...
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Any: ...
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Any: ...
 
 
 class PackableSample:

@@ -43,6 +43,7 @@ __all__ = [
     "fields_of",
     "parse_schema_ref",
     "schema_ref",
+    "schema_to_type",
     "SCHEMA_REF_PREFIX",
 ]
 
@@ -461,14 +462,15 @@ class Schema:
         )
 
     # -- types
-    def to_type(self) -> type:
-        """A ``@packable`` class with these fields (cached per name and content).
+    def to_type(self, *, use_cache: bool = True) -> type:
+        """A ``@packable`` class with these fields (cached per name and content; a new class each
+        time with ``use_cache=False``).
 
         Raises:
             SchemaError: a field name would shadow a Python or library attribute.
         """
         key = (self.name, self.content_cid(), tuple(f.type.shape for f in self.fields))
-        cached = _generated.get(key)
+        cached = _generated.get(key) if use_cache else None
         if cached is not None:
             return cached
         from .sample import packable
@@ -489,6 +491,8 @@ class Schema:
         cls.__atdata_schema__ = self  # type: ignore[attr-defined]
         out: Any = packable(cls)
         out.__atdata_schema__ = self
+        if not use_cache:
+            return out
         return _generated.setdefault(key, out)  # one class per schema, even when two threads race
 
 
@@ -528,3 +532,14 @@ def check_field_name(name: str, where: str = "schema") -> str:
             "(sample_type=atdata.DictSample) or rename the field"
         )
     return name
+
+
+def schema_to_type(schema: dict[str, Any] | Schema, *, use_cache: bool = True) -> type:
+    """The ``@packable`` class a schema record (or :class:`Schema`) describes (atdata's name).
+
+    Raises:
+        RecordValidationError: The record is not a valid schema (a ``ValueError``).
+        SchemaError: A field name would shadow an attribute of sample types (a ``ValueError``).
+    """
+    parsed = schema if isinstance(schema, Schema) else Schema.from_record(schema)
+    return parsed.to_type(use_cache=use_cache)
