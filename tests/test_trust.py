@@ -28,6 +28,9 @@ TABLE = {
 
 @pytest.fixture(autouse=True)
 def fake_dns(monkeypatch):
+    """A stand-in resolver: this machine has no DNS, and the policy must be shown answering for public,
+    private and internal names (the hostile-publisher suite checks the same policy on real sockets)."""
+
     def resolve(host: str, port: Any, *args: Any, **kwargs: Any) -> list:
         try:
             return socket.getaddrinfo(host, port, *args, flags=socket.AI_NUMERICHOST)
