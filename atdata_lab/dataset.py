@@ -406,11 +406,17 @@ class Dataset(Generic[ST]):
         current = self.sample_type
         if other is current:
             return self._derive()
-        found = LensNetwork().find(current, other) if current is not DictSample else None
+        network = LensNetwork()
+        decode_as = self._decode_as or current
+        found = network.find(current, other) if current is not DictSample else None
+        twin = network.registered_twin(current) if found is None and self._decode_as is None else None
+        if twin is not None:  # read from an index's stored schema: the lenses of the class that wrote it
+            found = network.find(twin, other)
+            decode_as = twin if found is not None else decode_as
         if found is not None:
             return self._derive(
                 sample_type=other,
-                _decode_as=self._decode_as or current,
+                _decode_as=decode_as,
                 _ops=(*self._ops, ("map", found.get)),
             )
         if self._decode_as is None and (current is DictSample or _field_subset(other, current)):

@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from .errors import InvalidArgumentError, LensNotFoundError
+from .schema import Schema
 
 __all__ = ["Lens", "LensNetwork", "LensNotFoundError", "lens", "lens_law_violations"]
 
@@ -240,6 +241,23 @@ class LensNetwork:
                     out.add(nxt)
                     frontier.append(nxt)
         return out
+
+    def registered_twin(self, generated: type) -> type | None:
+        """The registered source type that a schema-generated type stands for: same name and
+        fields (ndarray dtypes aside), so data read from an index through its stored schema
+        finds the lenses registered for the class that wrote it. None for a type of the user's
+        own, or when no registered type matches."""
+        if getattr(generated, "__module__", None) != "atdata_lab.generated":
+            return None
+        wanted = Schema.from_type(generated).content_cid(erase_dtypes=True)
+        for a, _ in reversed(self._registry):  # the newest registration first
+            if (
+                a.__name__ == generated.__name__
+                and a is not generated
+                and Schema.from_type(a).content_cid(erase_dtypes=True) == wanted
+            ):
+                return a
+        return None
 
     def lenses(self) -> list[Lens]:
         """Every registered lens."""

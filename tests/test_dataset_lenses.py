@@ -110,3 +110,17 @@ def test_a_lensed_dataset_pickles_for_loader_workers(ds):
     assert view.sample_type is Pixels and view[2].label == "L2"
     path = pickle.loads(pickle.dumps(ds.as_type(Shout)))  # a path of two lenses, found again on load
     assert path[1].loud == "L1!"
+
+
+def test_a_dataset_read_through_an_index_finds_the_lenses_of_the_class_that_wrote_it(tmp_path):
+    """index.dataset() decodes with a type generated from the stored schema; the lens registered
+    for the user's own class (same name and fields) still applies, in every way of reading."""
+    index = atdata.Index(path=tmp_path / "index.db", data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    entry = index.write([rich(i) for i in range(10)], name="rich", maxcount=4, progress=False)
+    stored = index.dataset(entry)
+    assert stored.sample_type is not Rich and stored.sample_type.__name__ == "Rich"
+    view = stored.as_type(Pixels)
+    assert view[7].label == "L7" and view[7].image[0, 0] == 14
+    assert next(view.ordered(batch_size=4)).label == ["L0", "L1", "L2", "L3"]
+    assert sorted(s.label for s in view.shuffled(seed=3)) == sorted(f"L{i}" for i in range(10))
+    assert stored.as_type(Shout)[3].loud == "L3!"  # a path of two lenses

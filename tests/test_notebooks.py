@@ -457,6 +457,22 @@ def test_04_widgets_tour(tmp_path, sandbox_installed):
         time.sleep(0.5)
 
 
+@pytest.mark.slow
+def test_05_lenses(tmp_path):
+    run = run_notebook("05-lenses.ipynb", tmp_path)
+    nb = "05-lenses.ipynb"
+    assert "random access: Calibrated True" in run.cell_text(
+        nb, "ds = index.dataset(entry).as_type(Calibrated)"
+    )
+    assert "laws broken: ['GetPut']" in run.cell_text(nb, "def lossy(")
+
+
+def test_every_notebook_has_its_test():
+    names = {f"test_{p.stem.replace('-', '_')}" for p in committed_notebooks()}
+    mine = set(globals())
+    assert all(any(t.startswith(n) for t in mine) for n in names), sorted(names - mine)
+
+
 if __name__ == "__main__":
     import argparse
 
