@@ -193,6 +193,7 @@ class Index:
         force: bool = False,
         progress: ProgressLike = True,
         data_store: DataStore | None = None,
+        _keep_taken: bool = False,
     ) -> IndexEntry:
         """Write samples as a new dataset: shards into the data store, entry into the index.
 
@@ -243,6 +244,9 @@ class Index:
                 schema = Schema.from_type(cls).with_hints(observer.dtypes, observer.shapes)
             chosen, is_new = self._choose_schema(schema)
             cid = self._entry_cid(chosen, infos, n)
+            asked = name
+            if _keep_taken and existing is not None and not overwrite and existing["cid"] != cid:
+                name, existing = self._free_name(name, cid)
             same = self._resolve_existing(existing, cid, overwrite)
             if same is not None:
                 writer.abort()
@@ -285,9 +289,35 @@ class Index:
             _journal.end(journal, done=True)
             raise
         _journal.end(journal, done=True)
+        if name != asked:
+            warnings.warn(
+                f"an entry named {asked!r} already holds other data, so this dataset is indexed as {name!r} "
+                f"(nothing was replaced; index.write(..., overwrite=True) replaces)",
+                AtdataLabWarning,
+                stacklevel=3,
+            )
         return entry
 
-    write_samples = write
+    def write_samples(self, samples: Iterable[Any], *, name: str, **options: Any) -> IndexEntry:
+        """atdata's name for :meth:`write`, and its behaviour when ``name`` holds other content: no
+        error (atdata adds a second entry of that name). Here nothing is replaced either: the new
+        dataset is indexed as ``{name}-v2`` (``-v3``...: the first free name, or the one already
+        holding this content) with a warning. Same content returns the existing entry, and
+        ``overwrite=True`` replaces, as in :meth:`write`.
+        """
+        return self.write(samples, name=name, _keep_taken=True, **options)
+
+    def _free_name(self, name: str, cid: str) -> tuple[str, dict[str, Any] | None]:
+        """The first of ``{name}-v2``, ``-v3``... that is free or holds ``cid``, and its entry row."""
+        for n in range(2, 1000):
+            candidate = check_dataset_name(f"{name}-v{n}")
+            existing = self.provider.get_entry(candidate)
+            if existing is None or existing["cid"] == cid:
+                return candidate, existing
+        raise EntryConflictError(
+            f"{name!r} and {name}-v2 ... -v999 all hold other data; delete unused entries with "
+            "index.delete_entry(...), write under another name, or pass overwrite=True"
+        )
 
     def _index_id(self) -> str:
         path = getattr(self.provider, "path", None)

@@ -3,9 +3,12 @@ labels, lenses stored in the index, repositories."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 import atdata_lab as atdata
+from atdata_lab.errors import AtdataLabWarning
 from atdata_lab.lens import lens
 from tests.conformance.index_suite import ExperimentSample, experiment
 
@@ -183,3 +186,28 @@ def test_write_samples_to_another_data_store(index, tmp_path):
     e = index.write_samples(experiment(10), name="there", data_store=other, progress=False)
     assert all(u.startswith(str(tmp_path / "elsewhere")) for u in e.data_urls)
     assert len(index.dataset(e)) == 10
+
+
+def test_write_samples_under_a_taken_name_keeps_both(index, tmp_path):
+    # atdata's local-workflow tutorial writes "training-v1" to disk, then again to S3: atdata adds a
+    # second entry of that name; here the second is indexed as training-v1-v2, nothing replaced.
+    first = index.write_samples(experiment(20), name="training-v1", maxcount=10, progress=False)
+    other = atdata.LocalDiskStore(tmp_path / "team")
+    with pytest.warns(AtdataLabWarning, match="indexed as 'training-v1-v2'"):
+        second = index.write_samples(experiment(20), name="training-v1", data_store=other, progress=False)
+    assert second.name == "training-v1-v2" and second.cid != first.cid
+    assert index.get_entry_by_name("training-v1") == first and len(index.dataset(first)) == 20
+    assert all(u.startswith(str(tmp_path / "team")) for u in second.data_urls)
+    # re-running either cell finds its entry again (same content: no third entry, no warning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (
+            index.write_samples(experiment(20), name="training-v1", data_store=other, progress=False)
+            == second
+        )
+        assert index.write_samples(experiment(20), name="training-v1", maxcount=10, progress=False) == first
+    third = index.write_samples(experiment(5), name="training-v1", progress=False, overwrite=True)
+    assert index.get_entry_by_name("training-v1") == third  # overwrite=True replaces, as in write
+    assert {e.name for e in index.list_entries()} == {"training-v1", "training-v1-v2"}
+    with pytest.raises(atdata.EntryConflictError, match="overwrite=True"):
+        index.write(experiment(7), name="training-v1", progress=False)  # write itself never renames
