@@ -302,3 +302,98 @@ def test_slices_and_line_points():
     assert list(x) == list(range(10)) and list(y) == list(range(10))
     x, y = S.line_points(np.arange(10_001), max_points=1000)
     assert len(x) == len(y) <= 1000 and y[-1] > 9_900
+
+
+# ---------------------------------------------------------------------------------------------
+# plain text (what the command line prints)
+# ---------------------------------------------------------------------------------------------
+def test_plain_text_tables_and_masked_urls():
+    assert S.plain("a\x1b[31mb\nc\x9bd") == "a\\x1b[31mb\\x0ac\\x9bd" and S.plain(None) == ""
+    assert S.plain("abcdef", 4) == "abc…"
+    assert S.text_table(["name", "n"], [["x", 1], ["long\tname", 1234]], right=[1]).splitlines() == [
+        "name             n",
+        "x                1",
+        "long\\x09name  1234",
+    ]
+    assert S.kv_text([("Name", "x"), ("Samples", "1,000"), ("Empty", "")]) == (
+        "Name:     x\nSamples:  1,000\nEmpty:"
+    )
+    assert S.kv_text([]) == ""
+    assert S.masked_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
+    assert S.masked_url("postgresql://me:pw@db/x") == "postgresql://me:***@db/x"
+    assert S.masked_url("redis://host:6379/0") == "redis://host:6379/0" and S.masked_url("/a/b") == "/a/b"
+    assert S.shape_text((64,)) == "(64,)" and S.shape_text((2, None)) == "(2, ?)" and S.shape_text(()) == "()"
+
+
+def test_value_summaries_never_dump_arrays():
+    big = np.arange(1_000_000, dtype=np.float32).reshape(1000, 1000)
+    text = S.value_summary(big)
+    assert text == "ndarray <f4 (1000, 1000) min 0 max 999999 mean 500000 std 288675"
+    assert S.value_summary(np.array([np.nan, 1.0, np.inf])).endswith("NaN 1 Inf 1")
+    assert S.value_summary(np.array(3)) == "ndarray <i8 () = 3"
+    assert S.value_summary(np.zeros((0, 3))) == "ndarray <f8 (0, 3) (empty)"
+    assert S.value_summary(np.array(["a", "b"])) == "ndarray <U1 (2,)"
+    assert S.value_summary(b"\x00\x01" * 40).startswith("80 bytes: 00 01")
+    assert S.value_summary("x" * 1000) == "'" + "x" * 198 + "…" and len(S.value_summary("x" * 1000)) == 200
+    assert S.value_summary("\x1b[2J") == "'\\x1b[2J'"
+    assert S.value_summary(list(range(100))).startswith("list of 100: [0, 1, 2")
+    assert S.value_summary({"a": np.zeros(100)}) == 'dict of 1: {"a": {"ndarray": "<f8[100]"}}'
+    assert (S.value_summary(3.5), S.value_summary(None), S.value_summary(True)) == ("3.5", "None", "True")
+    sample = atdata.DictSample({"x": np.ones(4), "name": "n"})
+    assert S.sample_text(sample, "sample 0 of 1") == (
+        "sample 0 of 1\n  x:     ndarray <f8 (4,) min 1 max 1 mean 1 std 0\n  name:  'n'"
+    )
+
+
+def test_entry_and_description_text():
+    entry = _entry(shard_checksums=["ab" * 32, ""])
+    text = S.entry_text(entry, sample_type="Exp@2.0.0", storage="2 URL(s)")
+    rows = dict(line.split(":", 1) for line in text.split("\n\n")[0].splitlines())
+    assert rows["Sample type"].strip() == "Exp@2.0.0" and rows["Storage"].strip() == "2 URL(s)"
+    assert rows["Checksums"].strip() == "sha256 for 1 of 2 shards" and rows["Samples"].strip() == "1,234"
+    shards = text.split("\n\n")[1].splitlines()
+    assert shards[0] == "Shards (2)" and shards[1].split() == ["url", "sha256"]  # nothing else is known
+    assert shards[2].split() == ["/d/a.tar", "abababababababab…"] and shards[3].split() == ["/d/b.tar"]
+    assert S.checksum_text([], 3) == "none"
+    desc = {
+        "sample_type": "DictSample",
+        "shards": 1,
+        "samples": 4,
+        "bytes": 2048,
+        "fields": [
+            {"name": "x", "kind": "ndarray", "dtype": "<f4", "shape": [3]},
+            {"name": "y", "kind": "int"},
+        ],
+    }
+    out = S.description_text(desc, [{"url": "/d/x.tar", "num_samples": 4, "size": 2048}], where="/d/*.tar")
+    assert "Sample type:  DictSample (shard files carry no schema)" in out and "Size:         2.0 KB" in out
+    assert "  x      ndarray  <f4    (3,)" in out and "  /d/x.tar        4  2.0 KB" in out
+
+
+def test_schema_and_comparison_text():
+    from numpy.typing import NDArray
+
+    from atdata_lab.schema_diff import compare_schemas
+
+    @atdata.packable
+    class Old:
+        image: NDArray
+        label: int
+
+    @atdata.packable
+    class New:
+        image: NDArray
+        label: int
+        note: str | None = None
+
+    text = S.schema_text(Schema.from_type(Old), "sample type tests.Old")
+    assert text.splitlines()[:2] == ["Schema:  Old@1.0.0", "From:    sample type tests.Old"]
+    assert text.splitlines()[-2].split() == ["image", "ndarray", "any", "no"]
+    out = S.comparison_text(compare_schemas(Old, New))
+    assert out.splitlines()[-2:] == ["Verdict:       compatible", "Next version:  1.1.0"]
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("  ")] == [
+        "field",
+        "image",
+        "label",
+        "note",
+    ]

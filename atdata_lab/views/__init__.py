@@ -3,9 +3,10 @@
 Every function here is pure (its arguments in, a string, rows or an image out): no widget, no
 I/O, no :class:`~atdata_lab.index.Index`, nothing of :mod:`atdata_lab.promotion`'s internals.
 Library objects (entries, plans, reports, comparisons) render themselves through these functions
-(their ``_repr_html_``), and the widgets show exactly what they return.
+(their ``_repr_html_``), the widgets show exactly what they return, and the command line prints
+their plain-text forms.
 
-* :mod:`.text` — sizes, counts, dates, labels, escaping, small HTML pieces;
+* :mod:`.text` — sizes, counts, dates, labels, escaping, small HTML pieces, plain-text tables;
 * :mod:`.entries` — entry rows, columns, cards, and whose publication an entry is;
 * :mod:`.schema` — schema field rows, the side-by-side diff, verdicts;
 * :mod:`.promotion` — plans, changes to what is published, verification, error advice;

@@ -1,5 +1,6 @@
-"""Views of index entries: table rows and columns, detail rows, list labels, the entry card, and
-whose publication an entry's ``published_uri`` is.
+"""Views of index entries: table rows and columns, detail rows, list labels, the entry card,
+whose publication an entry's ``published_uri`` is, and the plain-text descriptions the command
+line prints (of an entry, and of a dataset read from shard files, ``Dataset.describe()``).
 
 Pure functions of their arguments (no widget, no I/O, no index): an entry is read through its
 attributes only.
@@ -12,7 +13,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .text import esc, format_count, format_created, html_table, human_bytes, schema_label
+from .text import (
+    esc,
+    format_count,
+    format_created,
+    html_table,
+    human_bytes,
+    kv_text,
+    plain,
+    schema_label,
+    shape_text,
+    text_table,
+)
 
 if TYPE_CHECKING:
     from ..entry import IndexEntry
@@ -22,17 +34,21 @@ __all__ = [
     "PUBLICATION_BADGES",
     "EntryColumn",
     "Publication",
+    "checksum_text",
+    "description_text",
     "entry_detail_html",
     "entry_detail_rows",
     "entry_option_label",
     "entry_row",
     "entry_summary_html",
+    "entry_text",
     "entry_title_html",
     "publication_state",
     "record_html",
     "record_rows",
     "shard_rows",
     "shards_html",
+    "shards_text",
 ]
 
 
@@ -275,4 +291,103 @@ def record_html(kind: str, rec: dict[str, Any]) -> str:
             ["", ""], [("at:// URI", rec.get("uri", "")), ("CID", rec.get("cid", ""))], css_class="atdata-kv"
         )
         + f"<details open class='atdata-json'><summary>Record JSON</summary><pre>{esc(raw)}</pre></details>"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# plain text (the command line)
+# ---------------------------------------------------------------------------------------------
+_DIGEST_SHOWN = 16  # hex characters of a sha256 shown in a shard table
+
+
+def checksum_text(checksums: Iterable[str | None], num_shards: int) -> str:
+    """``'sha256 for 2 of 2 shards'``; ``'none'`` when no shard has one."""
+    have = sum(1 for c in checksums if c)
+    return f"sha256 for {have:,} of {num_shards:,} shards" if have else "none"
+
+
+def shards_text(shards: Iterable[dict[str, Any]], limit: int | None = None) -> str:
+    """Shard dicts (``url``, ``num_samples``, ``size``, ``checksum``) as an aligned table under a
+    ``Shards (n)`` title; columns nobody knows (all ``?`` or empty) are left out, digests are cut;
+    with ``limit``, the first ``limit`` shards and a line saying how many more there are."""
+    every = shard_rows(shards)
+    rows = every if limit is None else every[:limit]
+    for r in rows:
+        if len(r["checksum"]) > _DIGEST_SHOWN:
+            r["checksum"] = r["checksum"][:_DIGEST_SHOWN] + "…"
+    cols = [("url", "url"), ("samples", "samples"), ("size", "size"), ("checksum", "sha256")]
+    cols = [(k, h) for k, h in cols if k == "url" or any(r[k] not in ("", "?") for r in rows)]
+    right = [i for i, (k, _) in enumerate(cols) if k in ("samples", "size")]
+    table = text_table(
+        [h for _, h in cols], [[r[k] for k, _ in cols] for r in rows], right=right, indent="  "
+    )
+    more = f"\n  … and {len(every) - len(rows):,} more" if len(rows) < len(every) else ""
+    return f"Shards ({len(every):,})\n{table}{more}"
+
+
+def entry_text(
+    entry: IndexEntry,
+    shards: Iterable[dict[str, Any]] | None = None,
+    *,
+    sample_type: str | None = None,
+    storage: str | None = None,
+    shard_limit: int | None = None,
+) -> str:
+    """An entry as plain text: :func:`entry_detail_rows` (with ``Sample type``, the schema's
+    ``Name@version``, when given; the checksums present; ``storage``, a line describing where the
+    shards live, when given), then the shards (default: its URLs and checksums; at most
+    ``shard_limit`` of them)."""
+    rows: list[tuple[str, str]] = []
+    for label, value in entry_detail_rows(entry):
+        if label == "Metadata":
+            value = plain(value, 300)
+        rows.append((label, value))
+        if label == "Schema" and sample_type:
+            rows.append(("Sample type", sample_type))
+        if label == "Size":
+            rows.append(("Checksums", checksum_text(entry.shard_checksums, entry.num_shards)))
+            if storage:
+                rows.append(("Storage", storage))
+    if shards is None:
+        sums = list(entry.shard_checksums) + [""] * entry.num_shards
+        shards = [{"url": u, "checksum": c} for u, c in zip(entry.data_urls, sums)]
+    return kv_text(rows) + "\n\n" + shards_text(shards, shard_limit)
+
+
+def description_text(
+    description: dict[str, Any],
+    shards: Iterable[dict[str, Any]],
+    *,
+    where: str = "",
+    shard_limit: int | None = None,
+) -> str:
+    """A dataset read from shard files (``Dataset.describe()``) as plain text: sample type,
+    counts, that no checksum is recorded, the fields of its first sample, then the shards."""
+    st = description.get("sample_type") or "?"
+    rows = [
+        ("Path", where),
+        ("Sample type", f"{st} (shard files carry no schema)" if st == "DictSample" else st),
+        ("Samples", format_count(description.get("samples"))),
+        ("Shards", format_count(description.get("shards"))),
+        ("Size", human_bytes(description.get("bytes"))),
+        ("Checksums", "none recorded (plain shard files; an index records sha256 per shard)"),
+    ]
+    fields = description.get("fields") or []
+    table = text_table(
+        ["field", "kind", "dtype", "shape"],
+        [
+            [
+                f.get("name", ""),
+                f.get("kind", ""),
+                f.get("dtype", ""),
+                shape_text(f["shape"]) if "shape" in f else "",
+            ]
+            for f in fields
+        ],
+        indent="  ",
+    )
+    return (
+        kv_text([(k, v) for k, v in rows if v])
+        + f"\n\nFields of the first sample ({len(fields)})\n{table}\n\n"
+        + shards_text(shards, shard_limit)
     )

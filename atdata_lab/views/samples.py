@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from ..sample import DictSample
 from ..schema import fields_of
-from .text import shard_label
+from .text import kv_text, plain, shard_label
 
 __all__ = [
     "ArrayStats",
@@ -37,10 +37,12 @@ __all__ = [
     "png_bytes",
     "sample_fields",
     "sample_header",
+    "sample_text",
     "slice_axes",
     "take_slice",
     "thumbnail_png",
     "to_rgba",
+    "value_summary",
     "value_text",
 ]
 
@@ -428,3 +430,40 @@ def line_png(values: np.ndarray, width: float = 4.6, height: float = 1.7) -> byt
     buf = io.BytesIO()
     fig.savefig(buf, format="png", transparent=True)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# plain text (the command line)
+# ---------------------------------------------------------------------------------------------
+def value_summary(value: Any, limit: int = 200) -> str:
+    """A field value on one line, at most about ``limit`` characters: an array as its dtype, shape
+    and statistics (never its values, except 0-D), bytes as a hex preview, text and containers
+    cut (through :func:`~atdata_lab.views.text.plain`, so control characters cannot reach a terminal)."""
+    kind = classify(value)
+    if isinstance(value, np.ndarray):
+        st = array_stats(value)
+        if kind == "scalar":
+            return plain(f"ndarray {st.badge} = {value_text(value.item())}", limit)
+        if st.min is None:
+            extra = " (empty)" if kind == "empty" else ""
+            extra += f", NaN {st.nan:,}, Inf {st.inf:,}" if st.nan or st.inf else ""
+            return plain(f"ndarray {st.badge}{extra}", limit)
+        text = f"ndarray {st.badge} " + " ".join(f"{k} {v}" for k, v in st.rows() if k not in ("NaN", "Inf"))
+        if st.nan or st.inf:
+            text += f" NaN {st.nan:,} Inf {st.inf:,}"
+        return plain(text, limit)
+    if kind == "bytes":
+        return plain(hex_preview(value, 16), limit)
+    if kind == "str":
+        return plain(repr(value), limit)
+    if kind in ("list", "dict"):
+        short = json.dumps(jsonable(value, max_items=20), ensure_ascii=False, default=str)
+        return plain(f"{kind} of {len(value):,}: {short}", limit)
+    return plain(value_text(value), limit)
+
+
+def sample_text(sample: Any, header: str = "") -> str:
+    """A sample as plain text: ``header`` (e.g. :func:`sample_header`), then one
+    ``field: summary`` line per field (:func:`value_summary`)."""
+    body = kv_text([(name, value_summary(v)) for name, v in sample_fields(sample)], indent="  ")
+    return f"{plain(header)}\n{body}" if header else body

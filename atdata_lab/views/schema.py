@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..schema import version_key
-from .text import badge_html, details_html, esc, html_table, record_json, schema_label
+from .text import badge_html, details_html, esc, html_table, kv_text, record_json, schema_label, text_table
 
 if TYPE_CHECKING:
     from ..schema_diff import ResolvedSchema, SchemaComparison, SchemaDiff
@@ -23,12 +23,14 @@ __all__ = [
     "DIFF_COLUMNS",
     "DiffRow",
     "comparison_html",
+    "comparison_text",
     "comparison_title_html",
     "diff_candidates",
     "diff_rows",
     "diff_table_html",
     "schema_field_rows",
     "schema_fields_html",
+    "schema_text",
     "schema_unavailable_html",
     "side_title",
     "verdict_badge_html",
@@ -78,6 +80,30 @@ def schema_fields_html(schema: Any) -> str:
             css_class="atdata-index-browser-fields-table",
         )
     )
+
+
+def schema_text(schema: Any, source: str = "") -> str:
+    """A schema as plain text: ``Schema Name@version``, where it came from, its description, and
+    one aligned row per field (:func:`schema_field_rows`)."""
+    rows = schema_field_rows(schema)
+    head = kv_text(
+        [
+            (k, v)
+            for k, v in (
+                ("Schema", f"{schema.name}@{schema.version}"),
+                ("From", source),
+                ("Description", getattr(schema, "description", None) or ""),
+                ("Fields", str(len(rows))),
+            )
+            if v
+        ]
+    )
+    table = text_table(
+        ["field", "kind", "dtype", "shape", "optional"],
+        [[r["name"], r["kind"], r["dtype"], r["shape"], r["optional"]] for r in rows],
+        indent="  ",
+    )
+    return f"{head}\n\n{table}" if rows else head
 
 
 def schema_unavailable_html(ref: str, error: BaseException) -> str:
@@ -212,6 +238,23 @@ def verdict_badge_html(diff: SchemaDiff) -> str:
 def comparison_title_html(cmp: SchemaComparison) -> str:
     """``left title → right title``."""
     return f"<span class='atdata-section-title'>{esc(cmp.left.title)} &rarr; {esc(cmp.right.title)}</span>"
+
+
+def comparison_text(cmp: SchemaComparison) -> str:
+    """A comparison as plain text: both sides, one row per field (:func:`diff_rows`), the notes,
+    then the verdict and the next version on lines of their own."""
+    diff = cmp.diff
+    table = text_table(
+        list(DIFF_COLUMNS),
+        [[r.field, r.left or "-", r.right or "-", r.status_text] for r in diff_rows(diff)],
+        indent="  ",
+    )
+    notes = "".join(f"\nnote: {n}" for n in diff.notes)
+    tail = kv_text([("Verdict", diff.verdict), ("Next version", diff.next_version)])
+    return (
+        kv_text([("left", cmp.left.title), ("right", cmp.right.title)])
+        + f"\n\n{table}{notes}\n\n{verdict_line(diff)}\n{tail}"
+    )
 
 
 def comparison_html(cmp: SchemaComparison) -> str:

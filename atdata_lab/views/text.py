@@ -1,4 +1,5 @@
-"""Text and small HTML pieces every view uses: sizes, counts, dates, labels, escaping, tables.
+"""Text and small HTML pieces every view uses: sizes, counts, dates, labels, escaping, tables
+(HTML tables, and plain aligned text tables for the terminal).
 
 Pure functions of their arguments (no widget, no I/O, no index).
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,12 +23,17 @@ __all__ = [
     "format_created",
     "html_table",
     "human_bytes",
+    "kv_text",
     "list_html",
+    "masked_url",
     "page_label",
+    "plain",
     "progress_text",
     "record_json",
     "schema_label",
+    "shape_text",
     "shard_label",
+    "text_table",
 ]
 
 
@@ -122,6 +130,12 @@ def shard_label(url: str) -> str:
     return os.path.basename(tail) or url
 
 
+def shape_text(shape: Sequence[int | None]) -> str:
+    """``(64,)``, ``(28, 28)``, ``()``; an unknown size (None) is ``?``."""
+    dims = ["?" if d is None else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
 def progress_text(event: Any) -> str:
     """``'write: 500 / 1,000 samples · shard 2'`` for a :class:`~atdata_lab.progress.ProgressEvent`."""
     unit = event.unit
@@ -135,3 +149,64 @@ def progress_text(event: Any) -> str:
     if event.finished:
         text += " · done"
     return text
+
+
+# ---------------------------------------------------------------------------------------------
+# plain text for a terminal
+# ---------------------------------------------------------------------------------------------
+# C0 and C1 control characters and DEL: a record's text could otherwise move the cursor, recolour
+# or retitle the terminal (ANSI escape sequences) or hide a line behind a carriage return.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def plain(value: Any, limit: int | None = None) -> str:
+    """``str(value)`` safe to print to a terminal, on one line: control characters (escape
+    sequences, newlines, tabs) become ``\\xNN``; ``None`` is ``""``; with ``limit``, cut to at most
+    that many characters, ending in ``…``."""
+    text = "" if value is None else str(value)
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 1, 0)] + "…"
+    return text
+
+
+def text_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], *, right: Iterable[int] = (), indent: str = ""
+) -> str:
+    """Rows as plain text in aligned columns under ``headers`` (cells through :func:`plain`).
+
+    ``right`` are the indexes of the columns aligned right (numbers); trailing spaces are dropped.
+    """
+    cells = [[plain(h) for h in headers]] + [[plain(v) for v in r] for r in rows]
+    width = [max(len(r[i]) if i < len(r) else 0 for r in cells) for i in range(len(headers))]
+    right = set(right)
+    lines = []
+    for r in cells:
+        parts = [
+            (c.rjust(width[i]) if i in right else c.ljust(width[i])) for i, c in enumerate(r[: len(width)])
+        ]
+        lines.append((indent + "  ".join(parts)).rstrip())
+    return "\n".join(lines)
+
+
+def kv_text(pairs: Iterable[tuple[str, Any]], *, indent: str = "") -> str:
+    """``label:  value`` lines, the values aligned (both through :func:`plain`)."""
+    items = [(plain(k), plain(v)) for k, v in pairs]
+    if not items:
+        return ""
+    width = max(len(k) for k, _ in items) + 1
+    return "\n".join(f"{indent}{(k + ':').ljust(width)}  {v}".rstrip() for k, v in items)
+
+
+def masked_url(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part shown as ``***``
+    (``redis://:s3cret@host:6379/0 -> redis://:***@host:6379/0``); other text as it is."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

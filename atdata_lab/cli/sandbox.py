@@ -1,4 +1,4 @@
-"""The ``atdata-lab`` command.
+"""``atdata-lab sandbox``: the local reference PDS.
 
 ``atdata-lab sandbox start [--data-dir D] [--account alice.test]``
     Start the local sandbox PDS in the background and print shell ``export`` lines
@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from atdata_lab.errors import AtdataLabError
-
-__all__ = ["main"]
+__all__ = ["EXIT_NOT_RUNNING", "register", "sandbox_state"]
 
 _STATE = "state.json"
 EXIT_NOT_RUNNING = 3
@@ -145,11 +143,19 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def sandbox_state(run_dir: Path | None = None) -> dict[str, Any] | None:
+    """The state of the sandbox ``atdata-lab sandbox start`` runs from ``run_dir`` (default: the
+    default run dir), or None when it is not running."""
     from atdata_lab.sandbox import default_run_dir
 
-    parser = argparse.ArgumentParser(prog="atdata-lab", description="atdata-lab command line tools.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    state = _read_state(run_dir if run_dir is not None else default_run_dir())
+    return state if _state_alive(state) else None
+
+
+def register(sub: Any) -> None:
+    """Add ``sandbox start|status|stop`` to the subcommands ``sub``."""
+    from atdata_lab.sandbox import default_run_dir
+
     sandbox = sub.add_parser("sandbox", help="run a local reference PDS (127.0.0.1, handles *.test)")
     sb_sub = sandbox.add_subparsers(dest="action", required=True)
 
@@ -178,25 +184,3 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("--timeout", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
     add_run_dir(stop)
     stop.set_defaults(func=_cmd_stop)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``atdata-lab`` command line.
-
-    Args:
-        argv: Arguments without the program name; default ``sys.argv[1:]``.
-
-    Returns:
-        The exit code (0 success, 1 error, 3 ``sandbox status``: not running).
-    """
-    args = _parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except AtdataLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
