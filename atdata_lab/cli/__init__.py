@@ -2,9 +2,9 @@
 
 ``atdata-lab inspect TARGET``
     What a dataset is: name, sample type and schema version, shard and sample counts, size,
-    checksums, shards, where it is published (:mod:`.inspect`).
+    checksums, shards, where it is published (:mod:`.datasets`).
 ``atdata-lab preview TARGET [-n N]``
-    Its first N samples, arrays summarised (:mod:`.inspect`).
+    Its first N samples, arrays summarised (:mod:`.datasets`).
 ``atdata-lab schema show TARGET`` / ``atdata-lab schema diff A B``
     A schema's fields; the verdict of a comparison and the next semantic version (:mod:`.schema`).
 ``atdata-lab diagnose``
@@ -42,7 +42,7 @@ from atdata_lab.errors import (
     ShardError,
 )
 
-from . import diagnose, inspect, sandbox, schema, version
+from . import datasets, diagnose, sandbox, schema, version
 from ._common import EXIT_FAILURE, EXIT_USAGE, redact
 
 __all__ = ["main"]
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "run the local sandbox PDS.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    inspect.register(sub)
+    datasets.register(sub)
     schema.register(sub)
     diagnose.register(sub)
     version.register(sub)
