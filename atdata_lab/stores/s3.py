@@ -177,10 +177,44 @@ class S3Sink(ShardSink):
         self._f.closed = True  # so s3fs does not try to flush the discarded buffer when collected
 
 
+def _read_credentials(credentials: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
+    """atdata's S3 credentials: a dict, or a ``.env`` file of ``KEY=value`` lines (checked)."""
+    if isinstance(credentials, dict):
+        creds = dict(credentials)
+        where = "the credentials dict"
+    else:
+        path = Path(credentials).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise InvalidArgumentError(f"cannot read S3 credentials from {path}: {e.strerror or e}") from None
+        creds = {}
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            k, _, v = line.removeprefix("export ").partition("=")
+            v = v.strip()
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+                v = v[1:-1]
+            creds[k.strip()] = v
+        where = str(path)
+    missing = [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not creds.get(k)]
+    if missing:
+        raise InvalidArgumentError(f"{where} lacks {', '.join(missing)} (S3 credentials need both keys)")
+    return creds
+
+
 class S3DataStore(DataStore):
     """Shards in S3: ``s3://{bucket}/{prefix}{name}/{name}-%06d.tar``.
 
+    ``S3DataStore("my-bucket", endpoint_url=..., key=..., secret=...)``, or atdata's form
+    ``S3DataStore(credentials, bucket="my-bucket")`` where ``credentials`` is a dict (or the path of
+    a ``.env`` file) with ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and optionally
+    ``AWS_ENDPOINT`` (and ``AWS_REGION``).
+
     Args:
+        credentials: The bucket name (our form), or atdata's credentials when ``bucket=`` is given.
         bucket: The bucket (it must exist).
         prefix: A key prefix, e.g. ``"datasets/"``.
         endpoint_url: For S3 servers other than AWS (MinIO, SeaweedFS, ...).
@@ -194,8 +228,9 @@ class S3DataStore(DataStore):
 
     def __init__(
         self,
-        bucket: str,
+        credentials: str | os.PathLike[str] | dict[str, Any] | None = None,
         *,
+        bucket: str | None = None,
         prefix: str = "",
         endpoint_url: str | None = None,
         key: str | None = None,
@@ -204,6 +239,18 @@ class S3DataStore(DataStore):
         region: str | None = None,
         conditional_writes: bool = True,
     ) -> None:
+        if bucket is None:  # our form: the first argument is the bucket
+            if not isinstance(credentials, str):
+                raise InvalidArgumentError(
+                    "S3DataStore needs a bucket: S3DataStore('my-bucket', ...) or S3DataStore(credentials, bucket='my-bucket')"
+                )
+            bucket, credentials = credentials, None
+        if credentials is not None:
+            creds = _read_credentials(credentials)
+            key = key if key is not None else creds["AWS_ACCESS_KEY_ID"]
+            secret = secret if secret is not None else creds["AWS_SECRET_ACCESS_KEY"]
+            endpoint_url = endpoint_url or creds.get("AWS_ENDPOINT") or creds.get("AWS_ENDPOINT_URL")
+            region = region or creds.get("AWS_REGION")
         try:
             import s3fs
         except ImportError:
