@@ -10,6 +10,11 @@ from atdata_lab.lens import lens
 from tests.conformance.index_suite import ExperimentSample, experiment
 
 
+@atdata.packable
+class _Other:
+    text: str
+
+
 @pytest.fixture
 def index(tmp_path):
     return atdata.Index(path=tmp_path / "index.db", data_store=atdata.LocalDiskStore(tmp_path / "data"))
@@ -69,8 +74,12 @@ def test_add_entry_indexes_in_place(index):
     b = index.add_entry(ds, name="b", metadata={"k": 1})
     assert b.cid == e.cid and b.data_urls == e.data_urls and b.metadata == {"k": 1}
     assert index.add_entry(ds, name="b", schema_ref=e.schema_ref).name == "b"
-    with pytest.raises(ValueError, match="leave schema_ref out"):
+    with pytest.raises(atdata.SchemaNotFoundError):
         index.add_entry(ds, name="c", schema_ref="atdata://local/schema/Other@1.0.0")
+    other = index.publish_schema(_Other)
+    with pytest.raises(ValueError, match="leave schema_ref out"):
+        index.add_entry(ds, name="c", schema_ref=other)
+    assert [x.name for x in index.list_datasets()].count("c") == 0  # refused before indexing
 
 
 def test_labels_point_names_and_versions_at_entries(index):
