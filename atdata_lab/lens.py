@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from .errors import InvalidArgumentError, LensNotFoundError
+from .sample import Packable as Packable  # atdata.lens has it too
 
 __all__ = ["Lens", "LensNetwork", "LensNotFoundError", "lens", "lens_law_violations"]
 
@@ -33,6 +34,8 @@ W = TypeVar("W")
 
 LensGetter = Callable[[Any], Any]
 LensPutter = Callable[[Any, Any], Any]
+DatasetType = type  # atdata's alias: a sample type
+LensSignature = tuple[type, type]  # atdata's alias: (source type, view type)
 
 
 def _signature_types(get: Callable[..., Any]) -> tuple[type | None, type | None]:
