@@ -192,3 +192,50 @@ def test_write_samples_to_another_data_store(index, tmp_path):
     e = index.write_samples(experiment(10), name="there", data_store=other, progress=False)
     assert all(u.startswith(str(tmp_path / "elsewhere")) for u in e.data_urls)
     assert len(index.dataset(e)) == 10
+
+
+def test_get_dataset_finds_local_names_too(index, tmp_path):
+    e = index.write(experiment(5), name="local-one", progress=False)
+    assert index.get_dataset("local-one").cid == e.cid
+    assert index.get_dataset("@local/local-one").cid == e.cid
+    lab = atdata.create_repository("sqlite", path=tmp_path / "lab.db")
+    idx = atdata.Index(index.provider, data_store=index.data_store, repos={"lab": lab})
+    atdata.Index(lab.provider, data_store=index.data_store).write(
+        experiment(5, seed=3), name="x", progress=False
+    )
+    assert idx.get_dataset("lab/x").name == "x"
+    with pytest.raises(atdata.EntryNotFoundError):
+        index.get_dataset("nope")
+
+
+def test_get_schema_type_registers_only_when_asked(index):
+    e = index.write(experiment(3), name="a", progress=False)
+    t = index.get_schema_type(e.schema_ref, register=False)
+    assert t.__name__ == "ExperimentSample" and not hasattr(index.types, "ExperimentSample")
+    assert index.get_schema_type(e.schema_ref) is not None and hasattr(index.types, "ExperimentSample")
+
+
+def test_write_with_a_schema_ref_uses_it_only_when_the_data_fits(index):
+    ref = index.publish_schema(ExperimentSample, version="3.0.0")
+    e = index.write(experiment(5), name="fits", schema_ref=ref, progress=False)
+    assert e.schema_ref == ref
+    other = index.publish_schema(_Other)
+    before = sorted(p.name for p in index.data_store.root.rglob("*.tar"))
+    with pytest.raises(ValueError, match="does not fit schema_ref"):
+        index.write(experiment(5, seed=1), name="misfit", schema_ref=other, progress=False)
+    assert sorted(p.name for p in index.data_store.root.rglob("*.tar")) == before  # nothing kept
+    with pytest.raises(atdata.EntryNotFoundError):
+        index.get_entry_by_name("misfit")
+    with pytest.raises(atdata.SchemaNotFoundError):
+        index.write(experiment(5, seed=1), name="misfit", schema_ref="Nope@1.0.0", progress=False)
+
+
+def test_insert_dataset_into_another_data_store_copies_there(index, tmp_path):
+    e = index.write(experiment(10), name="src", maxcount=4, progress=False)
+    ds = atdata.Dataset[ExperimentSample](e.data_urls)
+    other = atdata.LocalDiskStore(tmp_path / "other")
+    copied = index.insert_dataset(
+        ds, name="copied", data_store=other, schema_ref=e.schema_ref, progress=False
+    )
+    assert all(u.startswith(str(tmp_path / "other")) for u in copied.data_urls)
+    assert copied.shard_checksums == e.shard_checksums and len(index.dataset(copied)) == 10
