@@ -28,8 +28,6 @@ import pytest
 from tests.support import atdata_reference as ref
 from tests.support import atdata_surface as surface
 
-pytestmark = pytest.mark.slow
-
 MODULES = {  # atdata's module -> ours
     "atdata": "atdata_lab",
     "atdata.lens": "atdata_lab.lens",
@@ -217,6 +215,7 @@ def compare(theirs: dict[str, Any]) -> list[str]:
     return sorted(set(problems))
 
 
+@pytest.mark.slow  # builds the reference venv on first use
 def test_atdata_public_surface_is_in_atdata_lab(theirs):
     problems = compare(theirs)
     unexplained = [p for p in problems if p not in DELIBERATE_OMISSIONS]
@@ -225,6 +224,7 @@ def test_atdata_public_surface_is_in_atdata_lab(theirs):
     )
 
 
+@pytest.mark.slow  # builds the reference venv on first use
 def test_deliberate_omissions_are_still_missing(theirs):
     problems = set(compare(theirs))
     stale = sorted(set(DELIBERATE_OMISSIONS) - problems)
@@ -233,6 +233,7 @@ def test_deliberate_omissions_are_still_missing(theirs):
         assert len(reason) > 8, f"{name}: say why it is left out"
 
 
+@pytest.mark.slow  # builds the reference venv on first use
 def test_the_dump_sees_what_atdata_has(theirs):
     """The introspection itself is sound: known names, kinds and parameters are there."""
     top = theirs["modules"]["atdata"]
