@@ -836,7 +836,7 @@ class Dataset(Generic[ST]):
         for kind, fn in self._ops:
             if kind == "filter":
                 if not fn(sample):
-                    raise SampleKeyError(f"sample {key!r} is dropped by filter()")
+                    raise SampleKeyError(key, f"sample {key!r} is dropped by filter()")
             else:
                 sample = fn(sample)
         return sample
@@ -852,7 +852,9 @@ class Dataset(Generic[ST]):
             if key not in keys:
                 continue
             return self._read_at(url, keys.index(key), key)
-        raise SampleKeyError(f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.urls[0]}")
+        raise SampleKeyError(
+            key, f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.list_shards()[0]}"
+        )
 
     def select(self, indices: Iterable[int]) -> list[ST]:
         """The samples at ``indices``, in the order given (random access; after filter() by

@@ -163,3 +163,29 @@ def test_load_dataset_data_files_and_streaming(tmp_path):
     assert list(listed) == ["train"] and len(listed["train"]) == 2
     with pytest.raises(FileNotFoundError):
         atdata.load_dataset(str(tmp_path), data_files={"train": "missing-*.tar"})
+
+
+def test_errors_take_atdatas_constructors_and_keep_their_fields(tmp_path):
+    import pickle
+
+    e = atdata.SampleKeyError(key="k1")
+    assert e.key == "k1" and "k1" in str(e) and isinstance(e, KeyError)
+    s = atdata.ShardError(shard_id="data-000.tar", reason="truncated")
+    assert (s.shard_id, s.reason) == ("data-000.tar", "truncated") and "truncated" in str(s)
+    plain = atdata.ShardError("shard x.tar is not a tar file")
+    assert plain.shard_id is None and str(plain) == "shard x.tar is not a tar file"
+    m = atdata.SchemaError("Img", expected_fields=["a", "b"], actual_fields=["b", "c"])
+    assert str(m) == "schema mismatch for Img; missing fields: a; unexpected fields: c"
+    assert str(atdata.SchemaError("plain message")) == "plain message"
+    ln = atdata.LensNotFoundError(source_type=Row, view_type=int, available_targets=[(str, "to_text")])
+    assert ln.source_type is Row and "Row" in str(ln) and "str (via to_text)" in str(ln)
+    for err in (e, s, plain, m, ln):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err) and vars(back) == vars(err)
+    ds = atdata.write_samples([Row(name="a", v=np.zeros(1))], tmp_path / "one.tar")
+    with pytest.raises(atdata.SampleKeyError) as got:
+        ds.get("nope")
+    assert got.value.key == "nope"
+    with pytest.raises(atdata.LensNotFoundError) as lost:
+        atdata.LensNetwork().transform(Row, atdata.DictSample)
+    assert lost.value.source_type is Row and lost.value.view_type is atdata.DictSample

@@ -137,7 +137,13 @@ def signature_problems(where: str, their: list[list[Any]] | None, ours: list[lis
             continue
         if positional:
             at = our_positional[position] if position < len(our_positional) else None
-            if at != name and not (at is None and our_varargs):
+            by_position = at == name or (at is None and our_varargs)
+            by_name = (
+                kind == "POSITIONAL_ONLY"
+                or our_varkw
+                or our_names.get(name, ("POSITIONAL_ONLY",))[0] != "POSITIONAL_ONLY"
+            )
+            if not (by_position and by_name):
                 problems.append(f"{where}({name})")
             position += 1
             continue
@@ -260,11 +266,12 @@ def _params(fn: Any, drop_first: bool = False) -> list[list[Any]] | None:
         (lambda a, b=1, *, c: None, lambda a, b=1, *, c=2, d=3: None, []),  # ours adds/relaxes: fine
         (lambda a, b: None, lambda b, a: None, ["f(a)", "f(b)"]),  # positions matter
         (lambda a, *, c: None, lambda a, **kw: None, []),  # **kwargs takes keywords
-        (lambda a, b: None, lambda *args: None, []),  # *args takes positionals
+        (lambda a, b: None, lambda *args, **kw: None, []),  # forwarding takes anything
+        (lambda a, b: None, lambda *args: None, ["f(a)", "f(b)"]),  # a=1 would fail
         (lambda a, *, c=1: None, lambda a: None, ["f(c)"]),  # an optional keyword of atdata's
         (lambda a: None, lambda a, b: None, ["f(+b required)"]),  # ours must not need more
         (lambda a, _private=None: None, lambda a: None, []),  # atdata's private plumbing
-        (lambda a, *, c: None, lambda a, c, /: None, ["f(c)"]),  # positional-only cannot take c=
+        (lambda a, *, c: None, lambda a, c, /: None, ["f(a)", "f(c)"]),  # positional-only: no a=, c=
     ],
 )
 def test_signature_rules(theirs_fn, ours_fn, expected):
@@ -276,6 +283,18 @@ def test_kind_rules():
     assert not kind_compatible("property", "method") and not kind_compatible("method", "property")
     assert kind_compatible("method", "classmethod") and not kind_compatible("staticmethod", "method")
     assert kind_compatible("function", "class") and not kind_compatible("class", "function")
+
+
+def test_exceptions_are_described_by_what_they_take():
+    class Plain(Exception):
+        pass
+
+    class Named(Exception):
+        def __init__(self, key: str) -> None:
+            super().__init__(key)
+
+    assert surface.params_of(Plain) == [["args", "VAR_POSITIONAL", False]]  # Plain(key=1) fails
+    assert surface.params_of(Named) == [["key", "POSITIONAL_OR_KEYWORD", False]]
 
 
 def test_describe_class_sees_fields_properties_and_methods():

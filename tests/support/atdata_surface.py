@@ -29,7 +29,15 @@ from typing import Any
 
 
 def params_of(obj: Any, *, drop_first: bool = False) -> list[list[Any]] | None:
-    """``[[name, kind, has_default], ...]`` for a callable, or None when it has no signature."""
+    """``[[name, kind, has_default], ...]`` for a callable, or None when it has no signature.
+
+    An exception class that keeps ``BaseException.__init__`` reports ``(*args, **kwargs)`` but
+    refuses keyword arguments when called: it is described as what it takes, ``(*args)``.
+    """
+    if isinstance(obj, type) and issubclass(obj, BaseException):
+        init_from = next(k for k in obj.__mro__ if "__init__" in vars(k))
+        if init_from.__module__ == "builtins":
+            return [["args", "VAR_POSITIONAL", False]]
     try:
         sig = inspect.signature(obj)
     except (TypeError, ValueError):
