@@ -7,8 +7,9 @@ in :data:`CLASSES`, with call signatures. atdata_lab is described by the same co
 
 - each name exists (a class where atdata has a class, a callable where it has a function, an
   attribute (property or field) where it has one, a method where it has a method);
-- each call signature is compatible: every parameter of atdata's is accepted by ours under the same
-  name, and atdata's positional parameters are at the same positions in ours; a parameter atdata
+- each call signature is compatible: every parameter of atdata's, optional ones too, is accepted by
+  ours under the same name, and atdata's positional parameters are at the same positions in ours
+  (so a call written for atdata, by position or by keyword, works); a parameter atdata
   requires may be optional in ours; ours may add optional parameters; ``*args``/``**kwargs`` in ours
   accept what atdata passes positionally/by keyword. Parameters whose name starts with ``_`` are
   atdata's private plumbing and are not compared.
