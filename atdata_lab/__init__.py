@@ -23,12 +23,16 @@ from .errors import (
 from .index import Index, SearchPage, get_default_index, set_default_index
 from .lens import Lens, LensNetwork, LensNotFoundError, lens
 from .load import load_dataset
+from .logs import configure_logging, get_logger, log_operation
 from .progress import ProgressEvent, TqdmProgress
+from .promotion import promote_to_atmosphere
 from .repository import Repository, create_repository
 from .sample import DictSample, Packable, PackableSample, packable
 from .schema import Schema, schema_to_type
 from .schema_diff import SchemaDiff, schema_diff
+from .sources import BlobSource, DataSource, S3Source, URLSource
 from .stores import LocalDiskStore
+from .stores.base import AbstractDataStore, ShardWriteResult
 from .urls import TrustPolicy
 
 __version__ = "0.1.0"
@@ -36,7 +40,10 @@ __version__ = "0.1.0"
 AtdataError = AtdataLabError  # atdata's name for the root of its errors: the same class here
 
 __all__ = [
+    "AbstractDataStore",
     "AtdataError",
+    "BlobSource",
+    "DataSource",
     "AtdataLabError",
     "Dataset",
     "DatasetDict",
@@ -55,6 +62,7 @@ __all__ = [
     "ProgressEvent",
     "S3DataStore",
     "Repository",
+    "S3Source",
     "SampleBatch",
     "SampleDecodeError",
     "SampleKeyError",
@@ -65,15 +73,21 @@ __all__ = [
     "SchemaNotFoundError",
     "SearchPage",
     "ShardError",
+    "ShardWriteResult",
     "TqdmProgress",
     "TrustPolicy",
+    "URLSource",
     "UntrustedSourceError",
+    "configure_logging",
     "create_repository",
     "generate_cid",
     "get_default_index",
+    "get_logger",
     "lens",
     "load_dataset",
+    "log_operation",
     "packable",
+    "promote_to_atmosphere",
     "schema_diff",
     "schema_to_type",
     "set_default_index",

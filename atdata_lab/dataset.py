@@ -54,8 +54,19 @@ from .shards import (
     peek_samples,
     scan_shard,
 )
+from .sources import shard_ids
 from .stores.local import FileSink
-from .urls import _pool, expand_urls, is_local, local_path, open_url, read_range
+from .urls import (
+    SOURCE_OPTION,
+    _pool,
+    expand_urls,
+    is_local,
+    local_path,
+    open_url,
+    read_range,
+    source_shard_id,
+    source_url,
+)
 
 __all__ = ["Dataset", "SampleBatch", "DatasetDict", "write_samples"]
 
@@ -98,18 +109,39 @@ class SampleBatch:
     share dtype and shape, otherwise a list (ragged arrays, ``None`` mixes, other kinds).
     ``batch.samples`` rebuilds the sample objects; ``batch.keys`` are the sample keys.
     ``SampleBatch[T]`` names the type of a batch of ``T`` (``Dataset.batch_type``).
+
+    ``SampleBatch(samples)`` (or ``SampleBatch[T](samples)``, as in atdata) batches sample
+    objects; the readers build batches straight from their columns (``columns=``).
     """
 
     def __class_getitem__(cls, item: Any) -> types.GenericAlias:
         return types.GenericAlias(cls, (item,))
 
     def __init__(
-        self, columns: dict[str, Any], sample_type: type, keys: list[str], samples: list | None = None
+        self,
+        samples: Iterable[Any] | None = None,
+        *,
+        columns: dict[str, Any] | None = None,
+        sample_type: type | None = None,
+        keys: list[str] | None = None,
     ):
+        listed = list(samples) if samples is not None else None
+        if columns is None:
+            columns, found = _columns_of(listed or [])
+            sample_type = sample_type or found
         self._columns = columns
-        self.sample_type = sample_type
-        self.keys = keys
-        self._samples = samples
+        self._sample_type = sample_type
+        self.keys = keys if keys is not None else [str(i) for i in range(len(listed or []))]
+        self._samples = listed
+
+    @property
+    def sample_type(self) -> type:
+        """The samples' type (given, else from ``SampleBatch[T]``, else the samples')."""
+        if self._sample_type is None:
+            orig = self.__dict__.get("__orig_class__")
+            args = typing.get_args(orig) if orig is not None else ()
+            return args[0] if args and isinstance(args[0], type) else DictSample
+        return self._sample_type
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -155,26 +187,30 @@ class SampleBatch:
     @classmethod
     def from_samples(cls, samples: list, keys: list[str] | None = None) -> SampleBatch:
         """Build a batch from sample objects (any packable type, DictSample, or plain objects)."""
-        keys = keys if keys is not None else [str(i) for i in range(len(samples))]
-        if not samples:
-            return cls({}, DictSample, keys, samples)
-        st = type(samples[0])
-        if any(type(s) is not st for s in samples):
-            return cls({}, object, keys, samples)
-        if st is DictSample:
-            names: dict[str, None] = {}
-            for s in samples:
-                names.update(dict.fromkeys(s.keys()))
-            cols = {n: [s._data.get(n) for s in samples] for n in names}
-        else:
-            try:
-                names_list = [f.name for f in fields_of(st)]
-            except TypeError:
-                return cls({}, st, keys, samples)
-            cols = {n: [getattr(s, n) for s in samples] for n in names_list}
-        for n, col in cols.items():
-            cols[n] = _stack_if_uniform(col)
-        return cls(cols, st, keys, samples)
+        return cls(samples, keys=keys)
+
+
+def _columns_of(samples: list) -> tuple[dict[str, Any], type | None]:
+    """The columns of sample objects, and their type (``object`` when they differ; None when empty)."""
+    if not samples:
+        return {}, None
+    st = type(samples[0])
+    if any(type(s) is not st for s in samples):
+        return {}, object
+    if st is DictSample:
+        names: dict[str, None] = {}
+        for s in samples:
+            names.update(dict.fromkeys(s.keys()))
+        cols = {n: [s._data.get(n) for s in samples] for n in names}
+    else:
+        try:
+            names_list = [f.name for f in fields_of(st)]
+        except TypeError:
+            return {}, st
+        cols = {n: [getattr(s, n) for s in samples] for n in names_list}
+    for n, col in cols.items():
+        cols[n] = _stack_if_uniform(col)
+    return cols, st
 
 
 def _stack_if_uniform(col: list) -> Any:
@@ -230,11 +266,15 @@ def _stack_ndarray_payloads(col: list, where: Callable[[int], str], optional: bo
 class Dataset(Generic[ST]):
     """Samples in one or more WebDataset shards.
 
-    ``Dataset[T](urls)`` reads them as ``T``; without a type they are ``DictSample``.
+    ``Dataset[T](source)`` reads them as ``T``; without a type they are ``DictSample``.
 
     Args:
-        urls: A URL, a list of URLs, or a brace pattern (``data-{000000..000009}.tar``).
-            Local paths, ``file://``, and any fsspec URL (``https://``, ``s3://``).
+        source: A URL, a list of URLs, or a brace pattern (``data-{000000..000009}.tar``):
+            local paths, ``file://``, and any fsspec URL (``https://``, ``s3://``). Or a data
+            source (:mod:`atdata_lab.sources`): ``URLSource``, ``S3Source``, ``BlobSource``, or
+            your own object with ``list_shards()`` and ``open_shard(shard_id)``.
+        metadata_url: A msgpack map of dataset metadata (:attr:`metadata`).
+        url: atdata's older name for ``source``.
         sample_type: The sample type (same as the ``Dataset[T]`` form).
         storage_options: fsspec options for remote URLs (credentials, endpoint).
         checksums: ``{url: sha256 hex}``: each of these shards is checked before any of its samples
@@ -244,6 +284,7 @@ class Dataset(Generic[ST]):
             of it is returned (published datasets set this).
     """
 
+    sample_type: type
     _bound_type: type | None = None
     _typed_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -264,21 +305,41 @@ class Dataset(Generic[ST]):
 
     def __init__(
         self,
-        urls: str | os.PathLike | list,
+        source: Any = None,
         metadata_url: str | None = None,
         *,
+        url: str | None = None,
         sample_type: type | None = None,
         storage_options: dict[str, Any] | None = None,
         checksums: dict[str, str] | None = None,
         _ops: tuple = (),
         _infos: dict[str, ShardInfo] | None = None,
         _decode_as: type | None = None,
+        _data_source: Any = None,
     ) -> None:
-        self.urls = expand_urls(urls)
+        if source is None:
+            source = url
+        if source is None:
+            raise InvalidTypeError(
+                "Dataset needs its shards: Dataset[T](url_or_pattern) or Dataset[T](source)"
+            )
+        options = dict(storage_options or {})
+        if isinstance(source, (str, os.PathLike, list, tuple)):
+            self.urls = expand_urls(source)
+        else:
+            _data_source = source
+            native = getattr(source, "_dataset_args", None)  # URLSource, S3Source: our readers take them
+            if callable(native):
+                self.urls, extra = native()
+                options = {**extra, **options}
+            else:  # any other source streams its shards through open_shard
+                self.urls = [source_url(i) for i in shard_ids(source)]
+                options[SOURCE_OPTION] = source
         if not self.urls:
             raise InvalidArgumentError("Dataset needs at least one shard URL")
-        self.sample_type: type = sample_type or self._bound_type or DictSample
-        self.storage_options = storage_options or {}
+        self._data_source = _data_source
+        self.sample_type = sample_type or self._bound_type or DictSample
+        self.storage_options = options
         self._ops = _ops
         # set when a lens views the samples: decode as this type, then the lens (in _ops) maps
         self._decode_as = _decode_as
@@ -305,6 +366,7 @@ class Dataset(Generic[ST]):
             "_infos": self._infos,
             "_decode_as": self._decode_as,
             "metadata_url": self.metadata_url,
+            "_data_source": self._data_source,
         }
         urls = changes.pop("urls", self.urls)
         kw.update(changes)
@@ -363,18 +425,18 @@ class Dataset(Generic[ST]):
         return self.urls[0]
 
     def list_shards(self) -> list[str]:
-        """The shard URLs, in order."""
-        return list(self.urls)
+        """The shard URLs (a data source's own shard ids), in order."""
+        return [_public(u) for u in self.urls]
 
     @property
     def shard_list(self) -> list[str]:
         """The shard URLs, in order (as :meth:`list_shards`)."""
-        return list(self.urls)
+        return self.list_shards()
 
     @property
     def shards(self) -> list[str]:
-        """The shard URLs, in order (as :meth:`list_shards`)."""
-        return list(self.urls)
+        """The shard URLs, in order (as :meth:`list_shards`; atdata gives an iterator)."""
+        return self.list_shards()
 
     def __repr__(self) -> str:
         name = getattr(self.sample_type, "__name__", str(self.sample_type))
@@ -556,14 +618,35 @@ class Dataset(Generic[ST]):
         return self._batch_raw(self._raw(urls, refs=True), batch_size)
 
     def shuffled(
-        self, buffer: int = 1000, seed: int | None = None, batch_size: int | None = None
+        self,
+        buffer_shards: int = 100,
+        buffer_samples: int = 1000,
+        batch_size: int | None = None,
+        *,
+        seed: int | None = None,
+        buffer: int | None = None,
     ) -> Iterator[Any]:
-        """Samples in random order: shards shuffled, then a ``buffer``-sample shuffle buffer.
+        """Samples in random order: shards shuffled, then a ``buffer_samples``-sample shuffle buffer.
 
         The same ``seed`` gives the same order.
+
+        Args:
+            buffer_shards: atdata's shard shuffle buffer. Here the shard order is always a full
+                random permutation (what a buffer as large as the shard list gives: the list costs
+                nothing to hold), so any value of at least 1 is accepted.
+            buffer_samples: Samples held for shuffling (default 1000; atdata's is 10,000: pass
+                that for its mixing, at ten times the memory for remote shards).
+            batch_size: Yield :class:`SampleBatch` es of this size.
+            seed: The random seed.
+            buffer: Our shorter name for ``buffer_samples``.
         """
+        if buffer is not None:
+            buffer_samples = buffer
+        if buffer_shards < 1:
+            raise InvalidArgumentError(f"buffer_shards must be at least 1, not {buffer_shards}")
+        buffer = buffer_samples
         if buffer < 1:
-            raise InvalidArgumentError(f"buffer must be at least 1, not {buffer}")
+            raise InvalidArgumentError(f"buffer_samples must be at least 1, not {buffer}")
         rng = random.Random(seed)
         urls = list(self._assigned_urls())
         rng.shuffle(urls)
@@ -670,7 +753,7 @@ class Dataset(Generic[ST]):
                     except SampleDecodeError:
                         pass
                 cols[name] = [bytes(v) if type(v) is memoryview else v for v in col]
-            return SampleBatch(cols, st, keys)
+            return SampleBatch(columns=cols, sample_type=st, keys=keys)
         for f in codec_for(st).fields:
             name = f.name
             if filled and name in filled:
@@ -700,7 +783,7 @@ class Dataset(Generic[ST]):
                 cols[name] = [None if v is None else [decode_ndarray(x) for x in v] for v in col]
             else:
                 cols[name] = col
-        return SampleBatch(cols, st, keys)
+        return SampleBatch(columns=cols, sample_type=st, keys=keys)
 
     # ------------------------------------------------------------------ access
     def head(self, n: int = 5) -> list:
@@ -759,7 +842,7 @@ class Dataset(Generic[ST]):
         for kind, fn in self._ops:
             if kind == "filter":
                 if not fn(sample):
-                    raise SampleKeyError(f"sample {key!r} is dropped by filter()")
+                    raise SampleKeyError(key, f"sample {key!r} is dropped by filter()")
             else:
                 sample = fn(sample)
         return sample
@@ -775,7 +858,9 @@ class Dataset(Generic[ST]):
             if key not in keys:
                 continue
             return self._read_at(url, keys.index(key), key)
-        raise SampleKeyError(f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.urls[0]}")
+        raise SampleKeyError(
+            key, f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.list_shards()[0]}"
+        )
 
     def select(self, indices: Iterable[int]) -> list[ST]:
         """The samples at ``indices``, in the order given (random access; after filter() by
@@ -820,8 +905,9 @@ class Dataset(Generic[ST]):
             PartialFailureError: Some shards failed; it carries ``succeeded_shards``,
                 ``failed_shards``, ``errors`` and ``results``.
         """
-        todo = list(shards) if shards is not None else self.list_shards()
-        unknown = [u for u in todo if u not in self.urls]
+        public = {_public(u): u for u in self.urls}
+        todo = list(shards) if shards is not None else list(public)
+        unknown = [u for u in todo if u not in public and u not in self.urls]
         if unknown:
             raise InvalidArgumentError(f"not shards of this dataset: {unknown[:3]}")
         path = os.fspath(checkpoint) if checkpoint is not None else None
@@ -834,7 +920,7 @@ class Dataset(Generic[ST]):
         errors: dict[str, BaseException] = {}
         results: dict[str, Any] = {}
         for url in todo:
-            part = self._derive(urls=[url])
+            part = self._derive(urls=[public.get(url, url)])
             part._split_done = True
             try:
                 results[url] = fn(list(part.ordered()))
@@ -881,10 +967,11 @@ class Dataset(Generic[ST]):
         return self._metadata
 
     @property
-    def source(self) -> ShardSource:
-        """Where the samples come from: the shard URLs (``.shard_list``, ``.list_shards()``) and
-        ``.open_shard(url)`` (a checksummed shard opens as its verified copy)."""
-        return ShardSource(self)
+    def source(self) -> Any:
+        """Where the samples come from: the data source the dataset was made from, else the
+        shard URLs as one (``.list_shards()``, ``.open_shard(url)``: a checksummed shard opens as
+        its verified copy)."""
+        return self._data_source if self._data_source is not None else ShardSource(self)
 
     @property
     def content_metadata(self) -> Any:
@@ -1041,7 +1128,7 @@ class Dataset(Generic[ST]):
             "samples": sum(i.num_samples for i in infos),
             "bytes": sum(i.size for i in infos),
             "fields": fields,
-            "urls": list(self.urls),
+            "urls": self.list_shards(),
         }
 
     def inspect(self, **kwargs: Any):
@@ -1056,6 +1143,12 @@ class ShardSource:
 
     def __init__(self, ds: Dataset) -> None:
         self._ds = ds
+
+    @property
+    def shards(self) -> Iterator[tuple[str, Any]]:
+        """``(url, stream)`` for each shard, opened one by one."""
+        for url in self._ds.urls:
+            yield url, self.open_shard(url)
 
     @property
     def shard_list(self) -> list[str]:
@@ -1076,6 +1169,12 @@ class ShardSource:
 
     def __repr__(self) -> str:
         return f"ShardSource({len(self._ds.urls)} shards: {self._ds.urls[0]}{' ...' if len(self._ds.urls) > 1 else ''})"
+
+
+def _public(url: str) -> str:
+    """How a shard URL is shown: a data source's own shard id, else the URL itself."""
+    sid = source_shard_id(url)
+    return url if sid is None else sid
 
 
 def _shard_pattern(path: str | os.PathLike, split: bool) -> Callable[[int], str]:
@@ -1213,10 +1312,18 @@ class DatasetDict(dict):
         return self._only_split("ordered").ordered(batch_size=batch_size)
 
     def shuffled(
-        self, buffer: int = 1000, seed: int | None = None, batch_size: int | None = None
+        self,
+        buffer_shards: int = 100,
+        buffer_samples: int = 1000,
+        batch_size: int | None = None,
+        *,
+        seed: int | None = None,
+        buffer: int | None = None,
     ) -> Iterator[Any]:
         """The single split's :meth:`Dataset.shuffled`."""
-        return self._only_split("shuffled").shuffled(buffer=buffer, seed=seed, batch_size=batch_size)
+        return self._only_split("shuffled").shuffled(
+            buffer_shards, buffer_samples, batch_size, seed=seed, buffer=buffer
+        )
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k!r}: {v!r}" for k, v in self.items())

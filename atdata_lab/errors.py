@@ -91,8 +91,25 @@ class EntryNotFoundError(NotFoundError):
     """No dataset entry with that name or CID in the index."""
 
 
-class SampleKeyError(NotFoundError):
-    """No sample with that ``__key__`` (``Dataset.get``)."""
+class _AtdataFields:
+    """Pickles with the arguments the error was made with (its fields survive DataLoader workers)."""
+
+    _made_with: tuple = ()
+
+    def __reduce__(self) -> tuple:
+        return (type(self), self._made_with, dict(vars(self)))
+
+
+class SampleKeyError(_AtdataFields, NotFoundError):
+    """No sample with that ``__key__`` (``Dataset.get``).
+
+    ``SampleKeyError(key)`` as in atdata, or ``SampleKeyError(key, message)``; ``.key`` is the key.
+    """
+
+    def __init__(self, key: str, message: str | None = None) -> None:
+        super().__init__(message if message is not None else f"no sample has key {key!r}")
+        self._made_with = (key, message)
+        self.key = key
 
 
 class PartialFailureError(AtdataLabError, RuntimeError):
@@ -143,17 +160,62 @@ class SchemaConflictError(AtdataLabError, ValueError):
         self.suggested_version = suggested_version
 
 
-class ShardError(AtdataLabError, ValueError):
-    """A shard is corrupt, truncated or unreadable. The message names shard and member."""
+class ShardError(_AtdataFields, AtdataLabError, ValueError):
+    """A shard is corrupt, truncated or unreadable. The message names shard and member.
+
+    ``ShardError(message)``, or atdata's ``ShardError(shard_id, reason)``. Attributes: ``shard_id``
+    (None for a message alone) and ``reason``.
+    """
+
+    def __init__(self, shard_id: str, reason: str | None = None) -> None:
+        if reason is None:
+            super().__init__(shard_id)
+            self.shard_id: str | None = None
+            self.reason = shard_id
+        else:
+            super().__init__(f"cannot read shard {shard_id}: {reason}")
+            self.shard_id, self.reason = shard_id, reason
+        self._made_with = (shard_id, reason)
 
 
 class ShardNotFoundError(ShardError, DataNotFoundError):
     """A shard is not where its URL points (deleted, 404): both a ``ShardError`` and a ``FileNotFoundError``."""
 
 
-class LensNotFoundError(AtdataLabError, ValueError):
+class LensNotFoundError(_AtdataFields, AtdataLabError, ValueError):
     """No lens (or path of lenses) leads from one sample type to another; the message names the hop
-    that is missing."""
+    that is missing.
+
+    ``LensNotFoundError(source_type, view_type, available_targets=None)`` as in atdata (or a
+    message alone). Attributes: ``source_type``, ``view_type``, ``available_targets`` (``[(type,
+    lens name)]`` one lens away from the source).
+    """
+
+    def __init__(
+        self,
+        source_type: Any,
+        view_type: Any = None,
+        available_targets: list[tuple[Any, str]] | None = None,
+        *,
+        message: str | None = None,
+    ) -> None:
+        self.source_type, self.view_type = source_type, view_type
+        self.available_targets = list(available_targets or [])
+        if message is None and view_type is None and isinstance(source_type, str):
+            message, self.source_type = source_type, None
+        if message is None:
+            src, view = _type_name(source_type), _type_name(view_type)
+            message = f"no lens from {src} to {view}"
+            if self.available_targets:
+                reach = ", ".join(f"{_type_name(t)} (via {n})" for t, n in self.available_targets)
+                message += f"; {src} leads to {reach}"
+            message += f". Register one: @atdata.lens def f(src: {src}) -> {view}: ..."
+        super().__init__(message)
+        self._made_with = (source_type, view_type, available_targets)
+
+
+def _type_name(t: Any) -> str:
+    return str(getattr(t, "__name__", t))
 
 
 class SampleDecodeError(AtdataLabError, ValueError):
@@ -177,8 +239,34 @@ class ShardExistsError(StoreError, FileExistsError):
         self.url = url
 
 
-class SchemaError(AtdataLabError, ValueError):
-    """A schema cannot become a sample type (e.g. a field name that would shadow an attribute)."""
+class SchemaError(_AtdataFields, AtdataLabError, ValueError):
+    """A schema cannot become a sample type (e.g. a field name that would shadow an attribute).
+
+    ``SchemaError(message)``, or atdata's ``SchemaError(sample_type_name, expected_fields,
+    actual_fields)`` for a field mismatch (the message lists the missing and unexpected fields).
+    """
+
+    def __init__(
+        self,
+        sample_type_name: str,
+        expected_fields: list[str] | None = None,
+        actual_fields: list[str] | None = None,
+    ) -> None:
+        self.sample_type_name = sample_type_name
+        self.expected_fields = list(expected_fields or [])
+        self.actual_fields = list(actual_fields or [])
+        self._made_with = (sample_type_name, expected_fields, actual_fields)
+        if expected_fields is None and actual_fields is None:
+            super().__init__(sample_type_name)
+            return
+        missing = sorted(set(self.expected_fields) - set(self.actual_fields))
+        extra = sorted(set(self.actual_fields) - set(self.expected_fields))
+        parts = [f"schema mismatch for {sample_type_name}"]
+        if missing:
+            parts.append(f"missing fields: {', '.join(missing)}")
+        if extra:
+            parts.append(f"unexpected fields: {', '.join(extra)}")
+        super().__init__("; ".join(parts))
 
 
 class UntrustedSourceError(AtdataLabError, PermissionError):

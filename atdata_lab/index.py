@@ -110,6 +110,17 @@ _KINDS_BY_TYPE = (
 )
 
 
+def _diff_text(old: Schema, new: Schema) -> str:
+    """The fields that differ between two schemas, for an error message."""
+    return (
+        ", ".join(
+            f"{c.name} ({c.status}{': ' + '; '.join(c.changes) if c.changes else ''})"
+            for c in schema_diff(old, new).changed()
+        )
+        or "field order"
+    )
+
+
 def _infer_schema(name: str, sample: DictSample) -> Schema:
     """A schema for schema-less data, from one sample's values."""
     fields = []
@@ -141,7 +152,14 @@ class Index:
         repos: Named :class:`~atdata_lab.repository.Repository` objects mounted beside this
             index (``"local"``): ``list_datasets()`` and ``list_labels()`` cover them all, and a
             label named ``"lab/mnist"`` lives in repository ``"lab"``.
+
+    atdata's ``auto_stubs=``/``stub_dir=`` (IDE stub files written under your home) are not taken:
+    the types :meth:`get_schema_type` makes are real classes with annotated fields already.
     """
+
+    provider: IndexProvider
+    data_store: DataStore
+    atmosphere: Any
 
     def __init__(
         self,
@@ -183,6 +201,7 @@ class Index:
         samples: Iterable[Any],
         *,
         name: str,
+        schema_ref: str | None = None,
         maxcount: int | None = None,
         maxsize: int | None = None,
         description: str | None = None,
@@ -209,9 +228,13 @@ class Index:
         and the warning names the records that no longer load.
 
         ``data_store`` writes this dataset's shards to another store than the index's.
+        ``schema_ref`` names a stored schema the entry should use; the data must fit it (unlike
+        atdata, which records whatever ref it is given).
 
         Raises:
-            ValueError: empty input or a bad name (nothing is written).
+            ValueError: empty input or a bad name (nothing is written), or data that does not fit
+                ``schema_ref`` (nothing is kept).
+            SchemaNotFoundError: ``schema_ref`` is not stored in this index (a ``KeyError``).
             EntryConflictError: the name holds different content (a ``ValueError``).
         """
         check_dataset_name(name)
@@ -242,7 +265,7 @@ class Index:
                 schema = _infer_schema(name, first)
             else:
                 schema = Schema.from_type(cls).with_hints(observer.dtypes, observer.shapes)
-            chosen, is_new = self._choose_schema(schema)
+            chosen, is_new = self._schema_for(schema, schema_ref, f"write({name!r})")
             cid = self._entry_cid(chosen, infos, n)
             asked = name
             if _keep_taken and existing is not None and not overwrite and existing["cid"] != cid:
@@ -503,6 +526,8 @@ class Index:
         ds: Dataset,
         *,
         name: str,
+        schema_ref: str | None = None,
+        data_store: DataStore | None = None,
         copy: bool = False,
         prefix: str | None = None,
         description: str | None = None,
@@ -516,8 +541,10 @@ class Index:
         """Index shards that already exist (checksums and offsets computed in one pass each).
 
         With ``copy=True`` the shards are first copied into this index's data store
-        (streamed, verified; a file already there is never replaced). ``prefix`` is accepted for
-        atdata compatibility and ignored. ``overwrite`` and ``force`` work as in :meth:`write`.
+        (streamed, verified; a file already there is never replaced); ``data_store=`` copies them
+        into that store instead. ``schema_ref`` names a stored schema the data must fit (see
+        :meth:`write`). ``prefix`` is accepted for atdata compatibility and ignored. ``overwrite``
+        and ``force`` work as in :meth:`write`.
         """
         check_dataset_name(name)
         tags = self._check_tags(tags)
@@ -538,16 +565,18 @@ class Index:
             observer = HintObserver([f.name for f in fields_of(st) if f.type.kind == "ndarray"])
             observer.observe(first)
             schema = Schema.from_type(st).with_hints(observer.dtypes, observer.shapes)
-        chosen, is_new = self._choose_schema(schema)
+        chosen, is_new = self._schema_for(schema, schema_ref, f"insert_dataset({name!r})")
         cid = self._entry_cid(chosen, infos, n)
         existing = self.provider.get_entry(name)
         same = self._resolve_existing(existing, cid, overwrite)
         if same is not None:
             return same
-        if copy:
+        if copy or data_store is not None:
+            dest = data_store if data_store is not None else self.data_store
+            self.remember_store(dest)
             infos = copy_shards(
                 infos,
-                self.data_store,
+                dest,
                 name,
                 source_options=ds.storage_options,
                 progress=progress,
@@ -581,21 +610,10 @@ class Index:
     ) -> IndexEntry:
         """atdata's older name for :meth:`insert_dataset` (in place, no copy).
 
-        The schema is always the one the data has; a different ``schema_ref`` raises
-        ``InvalidArgumentError`` (a ``ValueError``) after indexing, instead of being recorded untrue.
+        A ``schema_ref`` the data does not fit raises before anything is indexed, instead of being
+        recorded untrue (atdata records it as given).
         """
-        entry = self.insert_dataset(ds, name=name, metadata=metadata)
-        if schema_ref is not None and schema_ref != entry.schema_ref:
-            try:
-                same = self.resolve_schema(schema_ref).ref == entry.schema_ref
-            except SchemaNotFoundError:
-                same = False
-            if not same:
-                raise InvalidArgumentError(
-                    f"add_entry({name!r}, schema_ref={schema_ref!r}): the data's schema is {entry.schema_ref}; "
-                    "the entry was indexed with that one, leave schema_ref out"
-                )
-        return entry
+        return self.insert_dataset(ds, name=name, schema_ref=schema_ref, metadata=metadata)
 
     def remember_store(self, store: DataStore) -> None:
         """Use ``store``'s credentials for its URLs when reading (copies register their target)."""
@@ -811,6 +829,18 @@ class Index:
             version = bump_version(version, "patch")
         return schema.with_version(version), True
 
+    def _schema_for(self, schema: Schema, schema_ref: str | None, call: str) -> tuple[Schema, bool]:
+        """:meth:`_choose_schema`, or the stored ``schema_ref`` when given and the data fits it."""
+        if schema_ref is None:
+            return self._choose_schema(schema)
+        stored = Schema.from_record(self.get_schema(schema_ref))
+        if stored.content_cid() == schema.content_cid() or _conforms(schema, stored):
+            return stored, False
+        raise InvalidArgumentError(
+            f"{call}: the data does not fit schema_ref={schema_ref!r} ({_diff_text(stored, schema)}); "
+            "leave schema_ref out to store the data's own schema"
+        )
+
     def _put_schema(self, schema: Schema) -> None:
         rec = schema.to_record()
         row = {
@@ -828,13 +858,7 @@ class Index:
 
     def _raise_conflict(self, old: Schema, new: Schema) -> None:
         d = schema_diff(old, new)
-        changed = (
-            ", ".join(
-                f"{c.name} ({c.status}{': ' + '; '.join(c.changes) if c.changes else ''})"
-                for c in d.changed()
-            )
-            or "field order"
-        )
+        changed = _diff_text(old, new)
         raise SchemaConflictError(
             f"schema {old.name}@{old.version} already exists with different fields: {changed}. "
             f"Versions are immutable: publish this one as version {d.next_version!r}",
@@ -913,10 +937,12 @@ class Index:
             out.append(rec)
         return out
 
-    def get_schema_type(self, ref: str) -> type:
-        """A working ``@packable`` type generated from a stored schema (then also ``index.types.<Name>``)."""
+    def get_schema_type(self, ref: str, *, register: bool = True) -> type:
+        """A working ``@packable`` type generated from a stored schema; with ``register`` (the
+        default) it is also ``index.types.<Name>``."""
         t = Schema.from_record(self.get_schema(ref)).to_type()
-        setattr(self._types, t.__name__, t)
+        if register:
+            setattr(self._types, t.__name__, t)
         return t
 
     decode_schema = get_schema_type
@@ -1193,9 +1219,11 @@ class Index:
 
     def promote_dataset(
         self,
-        ds: Dataset,
+        dataset: Dataset,
         *,
         name: str,
+        sample_type: type | None = None,
+        schema_version: str | None = None,
         description: str | None = None,
         tags: list[str] | None = None,
         license: str | None = None,
@@ -1210,13 +1238,32 @@ class Index:
         (e.g. part of its shards) is indexed under ``{name}-v2`` (``-v3``...: the first free name,
         or the one that already holds this content) with a warning, never replacing the entry, and
         is published as ``name``.
+
+        Args:
+            sample_type: Read (and describe) the data as this type (``dataset.as_type``); one that
+                needs a lens raises, as the shards hold the other type.
+            schema_version: Store the schema under this version first (a version that exists
+                with other fields raises :class:`~atdata_lab.errors.SchemaConflictError`). ``None``:
+                an identical stored schema is reused, else the next version. Unlike atdata, the
+                label's version is not set from it.
         """
+        if sample_type is not None and sample_type is not dataset.sample_type:
+            dataset = dataset.as_type(sample_type)
+        schema_ref = None
+        if schema_version is not None:
+            if dataset.sample_type is DictSample:
+                raise InvalidArgumentError(
+                    "promote_dataset(schema_version=...) needs a typed dataset: pass sample_type= "
+                    "or read it as Dataset[T](...)"
+                )
+            schema_ref = self.publish_schema(dataset.sample_type, version=schema_version)
         local_name = name
         for n in range(2, 1000):
             try:
                 self.insert_dataset(
-                    ds,
+                    dataset,
                     name=local_name,
+                    schema_ref=schema_ref,
                     description=description,
                     tags=tags,
                     license=license,
@@ -1249,10 +1296,18 @@ class Index:
             progress=progress,
         )
 
-    def get_dataset(self, at_uri: str) -> IndexEntry:
-        """A published dataset (``at://...`` or ``@handle/name``) as an entry: name, schema_ref,
-        data_urls, cid, metadata, tags, license, size."""
-        return promotion.get_published_entry(self, at_uri)
+    def get_dataset(self, ref: str) -> IndexEntry:
+        """A dataset's entry by reference: a local name (``"mnist"``, ``"@local/mnist"``,
+        ``"lab/mnist"`` in a mounted repository) or a published dataset (``at://...`` or
+        ``@handle/name``: name, schema_ref, data_urls, cid, metadata, tags, license, size).
+
+        Raises:
+            EntryNotFoundError: No local entry by that name (a ``KeyError``).
+        """
+        if ref.startswith("at://") or (ref.startswith("@") and not ref.startswith("@local/")):
+            return promotion.get_published_entry(self, ref)
+        target, name = self._split_repo(ref.removeprefix("@local/"))
+        return target.get_entry_by_name(name)
 
     def published_entry(self, entry: IndexEntry | str, *, name: str | None = None):
         """What the attached account has published as ``name`` (default: the entry's name), as a

@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from .errors import InvalidArgumentError, LensNotFoundError
+from .sample import Packable as Packable  # atdata.lens has it too
 from .schema import Schema
 
 __all__ = ["Lens", "LensNetwork", "LensNotFoundError", "lens", "lens_law_violations"]
@@ -34,6 +35,8 @@ W = TypeVar("W")
 
 LensGetter = Callable[[Any], Any]
 LensPutter = Callable[[Any, Any], Any]
+DatasetType = type  # atdata's alias: a sample type
+LensSignature = tuple[type, type]  # atdata's alias: (source type, view type)
 
 
 def _signature_types(get: Callable[..., Any]) -> tuple[type | None, type | None]:
@@ -225,9 +228,12 @@ class LensNetwork:
         hop_from = sorted({source, *reach}, key=lambda t: t.__name__)[0].__name__
         hop_to = sorted({view, *back}, key=lambda t: t.__name__)[0].__name__
         raise LensNotFoundError(
-            f"no lens from {source.__name__} to {view.__name__}: {source.__name__} leads to {src_names}; "
+            source,
+            view,
+            [(b, getattr(ln, "__name__", "lens")) for (a, b), ln in self._registry.items() if a is source],
+            message=f"no lens from {source.__name__} to {view.__name__}: {source.__name__} leads to {src_names}; "
             f"{view.__name__} is reached from {view_names}. The missing hop: register one, e.g. "
-            f"@atdata.lens def f(src: {hop_from}) -> {hop_to}: ..."
+            f"@atdata.lens def f(src: {hop_from}) -> {hop_to}: ...",
         )
 
     def _reachable(self, start: type, *, forward: bool) -> set[type]:

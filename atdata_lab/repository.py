@@ -56,6 +56,9 @@ class Repository:
         data_store: Where shards written to this repository go.
     """
 
+    provider: IndexProvider
+    data_store: DataStore | None
+
     def __init__(self, provider: IndexProvider, data_store: DataStore | None = None) -> None:
         if not isinstance(provider, IndexProvider):
             raise InvalidArgumentError(

@@ -39,8 +39,13 @@ from .errors import (
 REMOTE_BLOCK = 32 << 20
 #: The ``storage_options`` key that carries the :class:`TrustPolicy` a dataset's URLs were checked against.
 TRUST_OPTION = "atdata_trust"
+#: The ``storage_options`` key that carries a data source (``list_shards``/``open_shard``) whose
+#: shards, named ``datasource://<shard id>``, are read through its ``open_shard``.
+SOURCE_OPTION = "atdata_source"
+SOURCE_SCHEME = "datasource://"
 
 __all__ = [
+    "SOURCE_OPTION",
     "TRUST_OPTION",
     "TrustPolicy",
     "check_remote_url",
@@ -435,7 +440,28 @@ def credentials_allowed(
 def _split_options(storage_options: dict[str, Any] | None) -> tuple[dict[str, Any], TrustPolicy | None]:
     opts = dict(storage_options or {})
     policy = opts.pop(TRUST_OPTION, None)
+    opts.pop(SOURCE_OPTION, None)
     return opts, policy if isinstance(policy, TrustPolicy) and not policy.trust_all else None
+
+
+def source_url(shard_id: str) -> str:
+    """The URL a dataset gives a shard that a data source streams (see :data:`SOURCE_OPTION`)."""
+    return SOURCE_SCHEME + shard_id
+
+
+def source_shard_id(url: str) -> str | None:
+    """The data source's own shard id of a ``datasource://`` URL, else None."""
+    return url[len(SOURCE_SCHEME) :] if url.startswith(SOURCE_SCHEME) else None
+
+
+def _stream_source(url: str, storage_options: dict[str, Any] | None) -> _StreamSource | None:
+    shard_id = source_shard_id(url)
+    if shard_id is None:
+        return None
+    source = (storage_options or {}).get(SOURCE_OPTION)
+    if source is None:
+        raise InvalidArgumentError(f"{url} is read through a data source, and none was given")
+    return _StreamSource(source, shard_id, url)
 
 
 def _is_http(url: str) -> bool:
@@ -451,6 +477,9 @@ def open_url(url: str, storage_options: dict[str, Any] | None = None) -> BinaryI
             raise ShardNotFoundError(f"shard not found: {url}") from None
         except PermissionError as e:
             raise RemoteAccessDeniedError(f"cannot read the shard {url}: {e.strerror or e}") from None
+    streamed = _stream_source(url, storage_options)
+    if streamed is not None:
+        return _RangeReader(streamed, url)  # type: ignore[return-value]  # a read-only file
     opts, policy = _split_options(storage_options)
     if _is_http(url):
         return _RangeReader(_HttpSource(url, policy), url)  # type: ignore[return-value]  # a read-only file
@@ -728,6 +757,87 @@ def _s3_range(fs: Any, path: str, start: int, end: int) -> bytes:
     return sync(fs.loop, go)
 
 
+# -- data sources: shards a user's object streams (atdata's DataSource protocol) ---------------
+
+
+class _StreamSource:
+    """Blocks of a shard that a data source opens as a stream (``source.open_shard(shard_id)``).
+
+    Blocks are read in order from one open stream; a block before the current position reopens
+    it, one after skips ahead (a seek when the stream can, else reading and dropping bytes), so
+    random access works on any stream, at the cost of reading up to the offset.
+    """
+
+    _SKIP = 1 << 20
+
+    def __init__(self, source: Any, shard_id: str, url: str) -> None:
+        self.source, self.shard_id, self.url = source, shard_id, url
+        self._f: Any = None
+        self._pos = 0
+
+    def _open(self) -> None:
+        try:
+            self._f = self.source.open_shard(self.shard_id)
+        except KeyError as e:  # not listed, or (a blob) not on its PDS
+            why = str(e.args[0]) if e.args else "its data source does not have it"
+            raise ShardNotFoundError(f"shard not found: {self.url} ({why[:300]})") from None
+        self._pos = 0
+
+    def _seekable(self) -> bool:
+        try:
+            return bool(self._f.seekable())
+        except (AttributeError, OSError, ValueError):
+            return False
+
+    def _move_to(self, pos: int) -> None:
+        if self._f is None or pos < self._pos:
+            self.close()
+            self._open()
+        if pos > self._pos and self._seekable():
+            self._f.seek(pos)
+            self._pos = pos
+        while self._pos < pos:
+            got = self._f.read(min(self._SKIP, pos - self._pos))
+            if not got:
+                return
+            self._pos += len(got)
+
+    def block(self, pos: int, n: int) -> bytes:
+        self._move_to(pos)
+        if self._pos < pos:
+            return b""  # past the end
+        parts: list[bytes] = []
+        want = n
+        while want > 0:
+            got = self._f.read(want)
+            if not got:
+                break
+            parts.append(bytes(got))
+            want -= len(got)
+        data = b"".join(parts)
+        self._pos += len(data)
+        return data
+
+    def read_range(self, offset: int, size: int) -> bytes:
+        return self.block(offset, size)
+
+    def size(self) -> int:
+        self._move_to(0)
+        if self._seekable():
+            return int(self._f.seek(0, os.SEEK_END))
+        total = 0
+        while got := self._f.read(self._SKIP):
+            total += len(got)
+        self.close()
+        return total
+
+    def close(self) -> None:
+        f, self._f = self._f, None
+        if f is not None:
+            with contextlib.suppress(Exception):
+                f.close()
+
+
 class _RangeReader:
     """Sequential reads of a remote file in blocks of REMOTE_BLOCK bytes (no HEAD, no cache).
 
@@ -758,8 +868,10 @@ class _RangeReader:
         fut, self._next = self._next, None
         try:
             block = fut.result() if fut is not None else self._get(self.pos)
-        except FileNotFoundError:
+        except FileNotFoundError as e:
             if self.pos == 0:
+                if isinstance(e, ShardNotFoundError):
+                    raise
                 raise ShardNotFoundError(f"shard not found: {self.url}") from None
             block = b""  # a range that starts at the end
         except (UntrustedSourceError, RemoteUnavailableError, RemoteAccessDeniedError):
@@ -819,6 +931,9 @@ class _RangeReader:
 
 
 def _source(url: str, storage_options: dict[str, Any] | None) -> Any:
+    streamed = _stream_source(url, storage_options)
+    if streamed is not None:
+        return streamed
     opts, policy = _split_options(storage_options)
     if _is_http(url):
         return _HttpSource(url, policy)

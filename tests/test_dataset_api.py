@@ -69,6 +69,32 @@ def test_type_information_wrap_and_to_dict(ds):
     assert ds.filter(lambda s: False).to_dict() == {}
 
 
+def test_shuffled_takes_atdatas_arguments_in_its_order(ds):
+    a = [s.i for s in ds.shuffled(100, 4, seed=1)]  # buffer_shards, buffer_samples
+    assert (
+        a
+        == [s.i for s in ds.shuffled(buffer_samples=4, seed=1)]
+        == [s.i for s in ds.shuffled(buffer=4, seed=1)]
+    )
+    assert sorted(a) == list(range(10)) and a != list(range(10))
+    batches = list(ds.shuffled(100, 10_000, 4, seed=2))  # atdata's positional batch_size
+    assert [len(b) for b in batches] == [4, 4, 2] and isinstance(batches[0], atdata.SampleBatch)
+    with pytest.raises(ValueError, match="buffer_shards"):
+        next(iter(ds.shuffled(0)))
+    with pytest.raises(ValueError, match="buffer_samples"):
+        next(iter(ds.shuffled(buffer_samples=0)))
+
+
+def test_sample_batch_from_samples_as_in_atdata():
+    items = [item(i) for i in range(3)]
+    b = atdata.SampleBatch[Item](items)
+    assert b.sample_type is Item and b.i == [0, 1, 2] and b.v.shape == (3, 3) and len(b) == 3
+    assert b.samples == items and b.keys == ["0", "1", "2"]
+    assert atdata.SampleBatch(items).sample_type is Item
+    empty = atdata.SampleBatch[Item]([])
+    assert empty.sample_type is Item and len(empty) == 0 and empty.fields == []
+
+
 def test_to_parquet_writes_real_parquet(ds, tmp_path):
     import pyarrow.parquet as pq  # in the widgets extra, which make test installs: never skipped
 

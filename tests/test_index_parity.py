@@ -13,6 +13,11 @@ from atdata_lab.lens import lens
 from tests.conformance.index_suite import ExperimentSample, experiment
 
 
+@atdata.packable
+class _Other:
+    text: str
+
+
 @pytest.fixture
 def index(tmp_path):
     return atdata.Index(path=tmp_path / "index.db", data_store=atdata.LocalDiskStore(tmp_path / "data"))
@@ -72,8 +77,12 @@ def test_add_entry_indexes_in_place(index):
     b = index.add_entry(ds, name="b", metadata={"k": 1})
     assert b.cid == e.cid and b.data_urls == e.data_urls and b.metadata == {"k": 1}
     assert index.add_entry(ds, name="b", schema_ref=e.schema_ref).name == "b"
-    with pytest.raises(ValueError, match="leave schema_ref out"):
+    with pytest.raises(atdata.SchemaNotFoundError):
         index.add_entry(ds, name="c", schema_ref="atdata://local/schema/Other@1.0.0")
+    other = index.publish_schema(_Other)
+    with pytest.raises(ValueError, match="leave schema_ref out"):
+        index.add_entry(ds, name="c", schema_ref=other)
+    assert [x.name for x in index.list_datasets()].count("c") == 0  # refused before indexing
 
 
 def test_labels_point_names_and_versions_at_entries(index):
@@ -211,3 +220,50 @@ def test_write_samples_under_a_taken_name_keeps_both(index, tmp_path):
     assert {e.name for e in index.list_entries()} == {"training-v1", "training-v1-v2"}
     with pytest.raises(atdata.EntryConflictError, match="overwrite=True"):
         index.write(experiment(7), name="training-v1", progress=False)  # write itself never renames
+
+
+def test_get_dataset_finds_local_names_too(index, tmp_path):
+    e = index.write(experiment(5), name="local-one", progress=False)
+    assert index.get_dataset("local-one").cid == e.cid
+    assert index.get_dataset("@local/local-one").cid == e.cid
+    lab = atdata.create_repository("sqlite", path=tmp_path / "lab.db")
+    idx = atdata.Index(index.provider, data_store=index.data_store, repos={"lab": lab})
+    atdata.Index(lab.provider, data_store=index.data_store).write(
+        experiment(5, seed=3), name="x", progress=False
+    )
+    assert idx.get_dataset("lab/x").name == "x"
+    with pytest.raises(atdata.EntryNotFoundError):
+        index.get_dataset("nope")
+
+
+def test_get_schema_type_registers_only_when_asked(index):
+    e = index.write(experiment(3), name="a", progress=False)
+    t = index.get_schema_type(e.schema_ref, register=False)
+    assert t.__name__ == "ExperimentSample" and not hasattr(index.types, "ExperimentSample")
+    assert index.get_schema_type(e.schema_ref) is not None and hasattr(index.types, "ExperimentSample")
+
+
+def test_write_with_a_schema_ref_uses_it_only_when_the_data_fits(index):
+    ref = index.publish_schema(ExperimentSample, version="3.0.0")
+    e = index.write(experiment(5), name="fits", schema_ref=ref, progress=False)
+    assert e.schema_ref == ref
+    other = index.publish_schema(_Other)
+    before = sorted(p.name for p in index.data_store.root.rglob("*.tar"))
+    with pytest.raises(ValueError, match="does not fit schema_ref"):
+        index.write(experiment(5, seed=1), name="misfit", schema_ref=other, progress=False)
+    assert sorted(p.name for p in index.data_store.root.rglob("*.tar")) == before  # nothing kept
+    with pytest.raises(atdata.EntryNotFoundError):
+        index.get_entry_by_name("misfit")
+    with pytest.raises(atdata.SchemaNotFoundError):
+        index.write(experiment(5, seed=1), name="misfit", schema_ref="Nope@1.0.0", progress=False)
+
+
+def test_insert_dataset_into_another_data_store_copies_there(index, tmp_path):
+    e = index.write(experiment(10), name="src", maxcount=4, progress=False)
+    ds = atdata.Dataset[ExperimentSample](e.data_urls)
+    other = atdata.LocalDiskStore(tmp_path / "other")
+    copied = index.insert_dataset(
+        ds, name="copied", data_store=other, schema_ref=e.schema_ref, progress=False
+    )
+    assert all(u.startswith(str(tmp_path / "other")) for u in copied.data_urls)
+    assert copied.shard_checksums == e.shard_checksums and len(index.dataset(copied)) == 10

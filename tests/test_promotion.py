@@ -262,3 +262,33 @@ def test_list_datasets_of_the_atmosphere_and_of_a_did(index, client, tmp_path, p
     assert [e.name for e in other.list_datasets(repo=client.did)] == ["listed"]
     assert index.get_dataset(uri).cid == mine[0].cid
     assert [e.name for e in index.list_datasets()] == ["listed"]  # local only by default
+
+
+def test_promote_dataset_takes_atdatas_sample_type_and_schema_version(index, client, tmp_path):
+    src = atdata.write_samples(features(20), tmp_path / "raw" / "f", maxcount=10)
+    uri = index.promote_dataset(
+        atdata.Dataset(src.urls),  # untyped: described as the type given
+        name="typed",
+        sample_type=FeatureSample,
+        schema_version="2.1.0",
+        copy_to=atdata.LocalDiskStore(tmp_path / "public"),
+        progress=False,
+    )
+    assert index.get_entry_by_name("typed").schema_ref.endswith("FeatureSample@2.1.0")
+    published = index.get_dataset(uri)
+    assert atdata.promotion.fetch_schema(index, published.schema_ref).version == "2.1.0"
+    assert published.num_samples == 20
+
+
+def test_promote_to_atmosphere_is_the_function_form_of_promote_entry(client, tmp_path):
+    local = atdata.Index(path=tmp_path / "l.db", data_store=atdata.LocalDiskStore(tmp_path / "d"))
+    entry = local.write(features(30), name="fn-form", maxcount=15, progress=False)
+    uri = atdata.promote_to_atmosphere(
+        entry, local, client, data_store="blobs", description="via the function", license="MIT"
+    )
+    assert local.atmosphere is None  # the index given is left as it was
+    ds = atdata.load_dataset(uri, FeatureSample, split="train", atmosphere=client)
+    assert len(ds) == 30 and ds[29].label == 29 % 10
+    assert local.published_uri("fn-form", did=client.did) == uri  # the local index knows it
+    assert atdata.promote_to_atmosphere("fn-form", local, client, data_store="blobs") == uri  # unchanged
+    assert counts(client) == (1, 1, 1)

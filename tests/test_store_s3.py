@@ -103,37 +103,29 @@ def test_without_conditional_writes_the_commit_checks_for_the_key_first(s3_serve
         assert f.read() == b"one" * 10
 
 
-def test_atdata_credentials_dict_and_env_file(s3_server, s3_bucket, tmp_path):
-    # atdata 0.7's form: S3DataStore(credentials={AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY}, bucket=)
+def test_atdatas_credentials_form_the_tutorial_uses(s3_server, s3_bucket, tmp_path, monkeypatch):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
     creds = {
         "AWS_ENDPOINT": s3_server.endpoint_url,
         "AWS_ACCESS_KEY_ID": s3_server.key,
         "AWS_SECRET_ACCESS_KEY": s3_server.secret,
     }
-    env_file = tmp_path / "s3.env"
-    env_file.write_text(
-        "# the team's bucket\n"
-        f"AWS_ENDPOINT={s3_server.endpoint_url}\n"
-        f'export AWS_ACCESS_KEY_ID="{s3_server.key}"\n'
-        f"AWS_SECRET_ACCESS_KEY='{s3_server.secret}'\n"
+    store = S3DataStore(credentials=creds, bucket=s3_bucket)  # atdata's tutorial, verbatim
+    assert store.bucket == s3_bucket and store.endpoint_url == s3_server.endpoint_url
+    assert s3_server.secret not in repr(store)
+    index = atdata.Index(path=tmp_path / "i.db", data_store=store)
+    e = index.write_samples(experiment(20), name=f"creds-{uuid.uuid4().hex[:6]}", progress=False)
+    assert e.data_urls[0].startswith(f"s3://{s3_bucket}/") and len(index.dataset(e)) == 20
+    env = tmp_path / "s3.env"
+    env.write_text(
+        f"# team credentials\nAWS_ENDPOINT={s3_server.endpoint_url}\n"
+        f"export AWS_ACCESS_KEY_ID='{s3_server.key}'\nAWS_SECRET_ACCESS_KEY=\"{s3_server.secret}\"\n"
     )
-    for given in (creds, env_file, str(env_file)):
-        store = S3DataStore(credentials=given, bucket=s3_bucket)
-        assert store.endpoint_url == s3_server.endpoint_url and store.bucket == s3_bucket
-        store.check()  # the credentials were accepted
-        assert s3_server.secret not in repr(store)
-
-
-def test_atdata_credentials_missing_keys_or_given_twice_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="AWS_SECRET_ACCESS_KEY"):
-        S3DataStore(credentials={"AWS_ACCESS_KEY_ID": "k"}, bucket="b")
-    env_file = tmp_path / "s3.env"
-    env_file.write_text(
-        "AWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\n"
-    )  # a .env file needs the endpoint too
-    with pytest.raises(ValueError, match="AWS_ENDPOINT"):
-        S3DataStore(credentials=env_file, bucket="b")
-    with pytest.raises(ValueError, match="cannot read"):
-        S3DataStore(credentials=tmp_path / "absent.env", bucket="b")
-    with pytest.raises(ValueError, match="once"):
-        S3DataStore("b", key="k", credentials={"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
+    from_file = S3DataStore(env, bucket=s3_bucket)
+    from_file.check()
+    assert from_file.storage_options["key"] == s3_server.key
+    with pytest.raises(ValueError, match="lacks AWS_SECRET_ACCESS_KEY"):
+        S3DataStore({"AWS_ACCESS_KEY_ID": "x"}, bucket=s3_bucket)
+    with pytest.raises(ValueError, match="needs a bucket"):
+        S3DataStore(creds)  # type: ignore[arg-type]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import logging
 import random
 import re
 import threading
@@ -51,10 +50,11 @@ from atdata_lab.errors import (
     RequestError,
     ResponseTooLargeError,
 )
+from atdata_lab.logs import logger
 
 __all__ = ["MAX_JSON_DEPTH", "MAX_RESPONSE_BYTES", "PDSResponse", "XrpcClientBase", "json_depth"]
 
-log = logging.getLogger("atdata_lab.atmosphere")
+log = logger("atdata_lab.atmosphere")
 
 #: The largest response body read from a PDS (blobs are streamed to disk and bounded separately).
 MAX_RESPONSE_BYTES = 32 << 20

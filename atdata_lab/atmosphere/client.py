@@ -39,7 +39,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import logging
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -76,12 +75,13 @@ from atdata_lab.errors import (
     ResponseTooLargeError,
     StoreError,
 )
+from atdata_lab.logs import logger
 from atdata_lab.progress import ProgressEvent, ProgressLike, resolve_progress
 from atdata_lab.urls import check_remote_url
 
 __all__ = ["Atmosphere", "PDSResponse", "DEFAULT_BLOB_UPLOAD_LIMIT", "MAX_APPLY_WRITES", "logged_in_dids"]
 
-log = logging.getLogger("atdata_lab.atmosphere")
+log = logger("atdata_lab.atmosphere")
 
 #: The reference PDS's default ``blobUploadLimit`` (5 MB) — used when the server does not say.
 DEFAULT_BLOB_UPLOAD_LIMIT = 5 * 1024 * 1024

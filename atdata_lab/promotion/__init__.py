@@ -28,7 +28,14 @@ from __future__ import annotations
 
 # Names outside __all__ (constants, private helpers, the crash hook of the crash tests) stay importable from
 # here, as from the single module before the split.
-from .execute import _CRASH_ENV, PromotionCancelled, PromotionResult, _crash_point, _execute  # noqa: F401
+from .execute import (  # noqa: F401
+    _CRASH_ENV,
+    PromotionCancelled,
+    PromotionResult,
+    _crash_point,
+    _execute,
+    promote_to_atmosphere,
+)
 from .plan import (  # noqa: F401
     PROMOTED_FIELDS,
     PUBLICATION_TIME_TTL,
@@ -88,6 +95,7 @@ __all__ = [
     "plan_promotion",
     "validate_promotion_inputs",
     "PromotionCancelled",
+    "promote_to_atmosphere",
     "load_published",
     "publication_of",
     "read_published",

@@ -31,7 +31,7 @@ from .published import _atmosphere, _state_key, _storage_for
 if TYPE_CHECKING:
     from .plan import PlannedWrite, PromotionPlan
 
-__all__ = ["PromotionCancelled", "PromotionResult"]
+__all__ = ["PromotionCancelled", "PromotionResult", "promote_to_atmosphere"]
 
 _CRASH_ENV = "ATDATA_LAB_CRASH_AT"  # test hook: kill -9 ourselves at a named step
 
@@ -285,3 +285,38 @@ def _open_for_upload(url: str, opts: dict[str, Any]):
 def _shard_infos(index: Any, entry: IndexEntry) -> list:
     ds = index.dataset(entry)
     return [ds.shard_info(u) for u in entry.data_urls]
+
+
+def promote_to_atmosphere(
+    local_entry: IndexEntry | str,
+    local_index: Any,
+    atmosphere_client: Any,
+    *,
+    data_store: Any = None,
+    name: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+) -> str:
+    """Publish an entry of ``local_index`` with ``atmosphere_client``; returns the entry record's at:// URI.
+
+    atdata's function form of :meth:`~atdata_lab.index.Index.promote_entry` (plan, one atomic
+    write, schema reused when identical). ``data_store`` copies the shards there first; ``None``
+    publishes where they are, which must be somewhere others can read (local files are refused,
+    where atdata publishes them as URLs nobody else can open).
+    """
+    entry_name = local_entry if isinstance(local_entry, str) else local_entry.name
+    index = local_index
+    if getattr(local_index, "atmosphere", None) is not atmosphere_client:  # the same index, this account
+        index = type(local_index)(
+            local_index.provider, data_store=local_index.data_store, atmosphere=atmosphere_client
+        )
+    return index.promote_entry(
+        entry_name,
+        progress=False,
+        name=name,
+        description=description,
+        tags=tags,
+        license=license,
+        copy_to=data_store,
+    )

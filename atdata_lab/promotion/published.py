@@ -536,7 +536,13 @@ def _text(v: Any) -> str | None:
 
 
 def load_published(
-    path: str, *, sample_type: type | None = None, index: Any = None, verify: bool = True, trust: Any = None
+    path: str,
+    *,
+    sample_type: type | None = None,
+    index: Any = None,
+    verify: bool = True,
+    trust: Any = None,
+    atmosphere: Any = None,
 ):
     """A Dataset for ``at://...`` or ``@handle/name[@version]``, read safely from anyone's records.
 
@@ -563,9 +569,12 @@ def load_published(
        :class:`~atdata_lab.errors.ShardError`. ``verify=False`` skips this sha256 check (the
        blobs' CID check stays). Shards published without a checksum (atdata's ``"none"``) are
        read as they are, streamed with bounded memory.
+
+    Records are read with ``atmosphere`` (a client), else the index's, else an anonymous client on
+    ``$ATDATA_PDS_URL``.
     """
     policy = resolve_trust(trust)
-    atm = _reader(index)
+    atm = atmosphere if atmosphere is not None else _reader(index)
     uri = resolve_entry_uri(atm, path)
     got = _get(atm, uri)
     parsed = rec.entry_from_record(got["value"])

@@ -10,10 +10,36 @@ otherwise. Backends opt into ``tests/conformance/`` to prove they behave alike.
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
-__all__ = ["DataStore", "ShardSink"]
+__all__ = ["AbstractDataStore", "DataStore", "ShardSink", "ShardWriteResult"]
+
+
+@runtime_checkable
+class AbstractDataStore(Protocol):
+    """atdata 0.7's data store protocol: what code written for any atdata store calls.
+
+    Every :class:`DataStore` here implements it; an index needs a :class:`DataStore` (which
+    also writes shards atomically, never over another file).
+    """
+
+    def write_shards(self, ds: Any, *, prefix: str, **kwargs: Any) -> list[str]: ...
+
+    def read_url(self, url: str) -> str: ...
+
+    def supports_streaming(self) -> bool: ...
+
+
+class ShardWriteResult(list):
+    """Shard URLs (a ``list[str]``) that also carry ``checksums``: ``{url: sha256 hex}``."""
+
+    checksums: dict[str, str]
+
+    def __init__(self, urls: list[str], checksums: dict[str, str]) -> None:
+        super().__init__(urls)
+        self.checksums = dict(checksums)
 
 
 class ShardSink(ABC):
@@ -72,6 +98,53 @@ class DataStore(ABC):
     def owns(self, url: str) -> bool:
         """True when ``url`` is inside this store."""
         return False
+
+    # -------------------------------------------------------------- atdata's AbstractDataStore
+    def write_shards(
+        self,
+        ds: Any,
+        *,
+        prefix: str,
+        maxcount: int | None = None,
+        maxsize: int | None = None,
+        progress: Any = False,
+    ) -> ShardWriteResult:
+        """Write a dataset's samples (or any iterable of samples) into this store as new shards.
+
+        ``prefix`` names them (``"mnist"``; atdata's path form ``"datasets/mnist/v1"`` becomes
+        ``"datasets-mnist-v1"``). Shards appear only when all are written; files already under
+        that name are never replaced (the new ones get a fresh tag). Returns their URLs, with
+        ``.checksums``. Unlike atdata's, ``maxcount``/``maxsize`` hold for every shard.
+        """
+        from ..errors import InvalidArgumentError
+        from ..sample import codec_for
+        from ..shards import ShardSetWriter, encode_samples_into, peek_samples
+        from .local import check_dataset_name
+
+        name = check_dataset_name(str(prefix).strip("/").replace("/", "-"))
+        if ds is None:
+            raise InvalidArgumentError("write_shards needs a Dataset (or samples) to write")
+        first, every, total = peek_samples(ds, f"write_shards(prefix={prefix!r})")
+        tag = uuid.uuid4().hex[:8] if self.exists(self.shard_url(name, 0)) else None
+        writer = ShardSetWriter(
+            lambda i: self.shard_url(name, i, tag=tag), self.open_sink, maxcount=maxcount, maxsize=maxsize
+        )
+        try:
+            encode_samples_into(writer, every, codec_for(type(first)), progress=progress, total=total)
+            infos = writer.finish()
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        return ShardWriteResult([i.url for i in infos], {i.url: i.checksum for i in infos})
+
+    def read_url(self, url: str) -> str:
+        """The URL to read a shard from: the URL itself (readers get :attr:`storage_options`)."""
+        return url
+
+    def supports_streaming(self) -> bool:
+        """Shards are read as streams (and by ranges): True."""
+        return True
 
     def clean_stale(self) -> int:
         """Remove what writers on this machine that died left staged in this store (temp files,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -178,57 +177,44 @@ class S3Sink(ShardSink):
         self._f.closed = True  # so s3fs does not try to flush the discarded buffer when collected
 
 
-_CREDENTIAL_KEYS = ("AWS_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-
-
-def _read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of a ``.env`` file (``export`` prefixes, quotes and ``#`` comments allowed)."""
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise InvalidArgumentError(f"cannot read the S3 credentials file {path}: {e}") from e
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name.strip()] = value
-    return values
-
-
-def _from_credentials(credentials: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[str | None, str, str]:
-    """``(endpoint_url, key, secret)`` from atdata's credentials: a mapping (the endpoint optional) or
-    a ``.env`` file (all three required)."""
-    values: dict[str, Any]
-    required: tuple[str, ...]
-    if isinstance(credentials, Mapping):
-        values, required, source = dict(credentials), _CREDENTIAL_KEYS[1:], "credentials"
+def _read_credentials(credentials: str | os.PathLike[str] | dict[str, Any]) -> dict[str, Any]:
+    """atdata's S3 credentials: a dict, or a ``.env`` file of ``KEY=value`` lines (checked)."""
+    if isinstance(credentials, dict):
+        creds = dict(credentials)
+        where = "the credentials dict"
     else:
         path = Path(credentials).expanduser()
-        values, required, source = _read_env_file(path), _CREDENTIAL_KEYS, str(path)
-    missing = [k for k in required if not values.get(k)]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise InvalidArgumentError(f"cannot read S3 credentials from {path}: {e.strerror or e}") from None
+        creds = {}
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            k, _, v = line.removeprefix("export ").partition("=")
+            v = v.strip()
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+                v = v[1:-1]
+            creds[k.strip()] = v
+        where = str(path)
+    missing = [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not creds.get(k)]
     if missing:
-        raise InvalidArgumentError(
-            f"{source} lacks {', '.join(missing)}: give {', '.join(required)} "
-            "(e.g. credentials={'AWS_ENDPOINT': 'http://host:9000', 'AWS_ACCESS_KEY_ID': ..., "
-            "'AWS_SECRET_ACCESS_KEY': ...})"
-        )
-    endpoint = values.get("AWS_ENDPOINT")
-    return (
-        (str(endpoint) if endpoint else None),
-        str(values["AWS_ACCESS_KEY_ID"]),
-        str(values["AWS_SECRET_ACCESS_KEY"]),
-    )
+        raise InvalidArgumentError(f"{where} lacks {', '.join(missing)} (S3 credentials need both keys)")
+    return creds
 
 
 class S3DataStore(DataStore):
     """Shards in S3: ``s3://{bucket}/{prefix}{name}/{name}-%06d.tar``.
 
+    ``S3DataStore("my-bucket", endpoint_url=..., key=..., secret=...)``, or atdata's form
+    ``S3DataStore(credentials, bucket="my-bucket")`` where ``credentials`` is a dict (or the path of
+    a ``.env`` file) with ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and optionally
+    ``AWS_ENDPOINT`` (and ``AWS_REGION``).
+
     Args:
+        credentials: The bucket name (our form), or atdata's credentials when ``bucket=`` is given.
         bucket: The bucket (it must exist).
         prefix: A key prefix, e.g. ``"datasets/"``.
         endpoint_url: For S3 servers other than AWS (MinIO, SeaweedFS, ...).
@@ -238,15 +224,13 @@ class S3DataStore(DataStore):
         conditional_writes: Commit with ``If-None-Match: *`` so an existing object is never replaced,
             even by two writers racing (default). ``False`` for S3 servers that reject the header:
             the commit then checks for the key just before completing (a narrow race remains).
-        credentials: atdata's form of ``endpoint_url``/``key``/``secret``: a mapping with
-            ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and optionally ``AWS_ENDPOINT``, or the
-            path of a ``.env`` file holding all three (``S3DataStore(credentials=..., bucket=...)``).
     """
 
     def __init__(
         self,
-        bucket: str,
+        credentials: str | os.PathLike[str] | dict[str, Any] | None = None,
         *,
+        bucket: str | None = None,
         prefix: str = "",
         endpoint_url: str | None = None,
         key: str | None = None,
@@ -254,18 +238,23 @@ class S3DataStore(DataStore):
         profile: str | None = None,
         region: str | None = None,
         conditional_writes: bool = True,
-        credentials: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     ) -> None:
+        if bucket is None:  # our form: the first argument is the bucket
+            if not isinstance(credentials, str):
+                raise InvalidArgumentError(
+                    "S3DataStore needs a bucket: S3DataStore('my-bucket', ...) or S3DataStore(credentials, bucket='my-bucket')"
+                )
+            bucket, credentials = credentials, None
+        if credentials is not None:
+            creds = _read_credentials(credentials)
+            key = key if key is not None else creds["AWS_ACCESS_KEY_ID"]
+            secret = secret if secret is not None else creds["AWS_SECRET_ACCESS_KEY"]
+            endpoint_url = endpoint_url or creds.get("AWS_ENDPOINT") or creds.get("AWS_ENDPOINT_URL")
+            region = region or creds.get("AWS_REGION")
         try:
             import s3fs
         except ImportError:
             raise ImportError("S3DataStore needs s3fs: pip install 'atdata-lab[s3]'") from None
-        if credentials is not None:
-            if key is not None or secret is not None or endpoint_url is not None:
-                raise InvalidArgumentError(
-                    "give the S3 credentials once: either credentials={...} or endpoint_url/key/secret"
-                )
-            endpoint_url, key, secret = _from_credentials(credentials)
         if not bucket or "/" in bucket:
             raise InvalidArgumentError(f"bucket must be a bucket name without '/', not {bucket!r}")
         self.bucket = bucket

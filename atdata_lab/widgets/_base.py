@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import logging
 import threading
 import time
 import traceback
@@ -72,6 +71,7 @@ import ipywidgets
 import traitlets
 
 from ..errors import DataNotFoundError
+from ..logs import logger
 from ..progress import ProgressEvent
 from ..views.text import esc, html_table, progress_text
 
@@ -93,7 +93,7 @@ __all__ = [
     "stylesheet",
 ]
 
-log = logging.getLogger("atdata_lab.widgets")
+log = logger("atdata_lab.widgets")
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # .../atdata_lab
 
