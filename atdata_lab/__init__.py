@@ -23,6 +23,15 @@ from .errors import (
 from .index import Index, SearchPage, get_default_index, set_default_index
 from .lens import Lens, LensNetwork, LensNotFoundError, lens
 from .load import load_dataset
+from .manifest import (
+    ManifestBuilder,
+    ManifestField,
+    ManifestWriter,
+    QueryExecutor,
+    SampleLocation,
+    ShardManifest,
+    query_fields,
+)
 from .progress import ProgressEvent, TqdmProgress
 from .repository import Repository, create_repository
 from .sample import DictSample, Packable, PackableSample, packable
@@ -49,14 +58,19 @@ __all__ = [
     "LensNetwork",
     "LensNotFoundError",
     "LocalDiskStore",
+    "ManifestBuilder",
+    "ManifestField",
+    "ManifestWriter",
     "Packable",
     "PackableSample",
     "PartialFailureError",
     "ProgressEvent",
+    "QueryExecutor",
     "S3DataStore",
     "Repository",
     "SampleBatch",
     "SampleDecodeError",
+    "SampleLocation",
     "SampleKeyError",
     "Schema",
     "SchemaConflictError",
@@ -65,6 +79,7 @@ __all__ = [
     "SchemaNotFoundError",
     "SearchPage",
     "ShardError",
+    "ShardManifest",
     "TqdmProgress",
     "TrustPolicy",
     "UntrustedSourceError",
@@ -74,6 +89,7 @@ __all__ = [
     "lens",
     "load_dataset",
     "packable",
+    "query_fields",
     "schema_diff",
     "schema_to_type",
     "set_default_index",
