@@ -43,7 +43,7 @@ from .lens import LensNetwork
 from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_large
 from .manifest.aggregates import merge_aggregates
 from .manifest.builder import ManifestSidecars
-from .manifest.predicates import Predicate, query_fields
+from .manifest.predicates import F, Predicate, query_fields
 from .manifest.query import QueryExecutor, SampleLocation, load_manifests, locations_of, manifests_missing
 from .manifest.shard_manifest import shard_id_for
 from .msgpack_view import unpack_map_views
@@ -806,8 +806,10 @@ class Dataset(Generic[ST]):
     # ------------------------------------------------------------------ manifests and queries
     @property
     def fields(self) -> Any:
-        """The manifest fields of the sample type, for queries: ``ds.query(where=ds.fields.label == "dog")``."""
-        return query_fields(self._decode_as or self.sample_type)
+        """The manifest fields of the sample type, for queries: ``ds.query(where=ds.fields.label == "dog")``
+        (for ``DictSample``, whose fields are not declared: ``F``, any field)."""
+        st = self._decode_as or self.sample_type
+        return F if st is DictSample else query_fields(st)
 
     def _load_manifests(self, missing: str = "error") -> list[Any]:
         """The shards' manifests (read once, then kept): ``missing="error"`` raises
@@ -895,7 +897,8 @@ class Dataset(Generic[ST]):
     def select(self, indices: Iterable[int] | Iterable[SampleLocation]) -> list[ST]:
         """The samples at ``indices`` (or at the :class:`SampleLocation` s a query returned), in
         the order given. Each is read with one seek (a remote shard: one ranged request), never the
-        whole shard; after filter(), indices count the samples kept.
+        whole shard (except a shard with a checksum, which is checked whole once, then read from
+        the checked copy); after filter(), indices count the samples kept.
 
         Raises:
             SampleIndexError: An index is out of range (an ``IndexError``).

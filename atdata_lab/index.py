@@ -264,6 +264,8 @@ class Index:
             same = self._resolve_existing(existing, cid, overwrite)
             if same is not None:
                 writer.abort()
+                if manifest:  # the same data, written before without manifests: add them
+                    self.build_manifests(same, progress=progress)
                 return same
             if is_new:
                 self._put_schema(chosen)

@@ -622,3 +622,88 @@ def test_dictsample_datasets_get_manifests_from_their_values(tmp_path):
     ds = atdata.write_samples(rows, tmp_path / "dict.tar", manifest=True)
     assert list(json.loads((tmp_path / "dict.manifest.json").read_text())["aggregates"]) == ["kind", "v"]
     assert [s["v"] for s in ds.select(ds.query(where=F.kind == "b"))] == [1.0, 3.0, 5.0, 7.0, 9.0]
+
+
+# ------------------------------------------------------------------------------------ S3
+
+
+@pytest.mark.s3
+def test_manifests_in_s3_are_published_queried_and_built(s3_server, s3_bucket, tmp_path, monkeypatch):
+    from atdata_lab.stores.s3 import S3DataStore
+
+    store = S3DataStore(
+        s3_bucket,
+        prefix="m/",
+        endpoint_url=s3_server.endpoint_url,
+        key=s3_server.key,
+        secret=s3_server.secret,
+    )
+    index = atdata.Index(path=tmp_path / "i.db", data_store=store)
+    index.write([sample_of(r) for r in ROWS], name="s3lab", maxcount=40, manifest=True, progress=False)
+    listed = sorted(p.rsplit("/", 1)[-1] for p in store.fs.ls(f"{s3_bucket}/m/s3lab", refresh=True))
+    assert listed == sorted(
+        f"s3lab-{i:06d}{ext}" for i in range(3) for ext in (".tar", ".manifest.json", ".manifest.parquet")
+    )
+    ds = index.dataset("s3lab")
+    ds._infos.clear()  # as a reader that knows only the URLs
+    monkeypatch.setattr(dataset_mod, "scan_shard", lambda *a, **k: pytest.fail("a shard was scanned"))
+    reads: list[int] = []
+    real = dataset_mod.read_range
+
+    def counting(url, offset, size, opts=None):
+        reads.append(size)
+        return real(url, offset, size, opts)
+
+    monkeypatch.setattr(dataset_mod, "read_range", counting)
+    hits = ds.query(where=(F.label == "cat") & (F.n < 60))
+    want = [r["n"] for r in ROWS[:60] if r["label"] == "cat"]
+    assert [s.n for s in ds.select(hits)] == want and len(reads) == len(want) and max(reads) < 1024
+    # entries written without manifests get them later, in the store
+    index.write([sample_of(r) for r in ROWS[:50]], name="later", maxcount=20, progress=False)
+    assert index.build_manifests("later", progress=False)["skipped"] == []
+    assert len(index.dataset("later").query(where=F.n >= 45)) == 5
+    index.delete_entry("later", delete_data=True)
+    assert not store.fs.exists(f"{s3_bucket}/m/later/later-000000.manifest.json")
+
+
+def test_a_reused_identical_shard_keeps_the_manifest_published_with_it(tmp_path):
+    from atdata_lab.manifest.builder import ManifestSidecars
+    from atdata_lab.sample import codec_for
+    from atdata_lab.shards import ShardSetWriter, encode_samples_into
+
+    store = atdata.LocalDiskStore(tmp_path / "s")
+    samples = [sample_of(r) for r in ROWS[:30]]
+
+    def write(exists):
+        w = ShardSetWriter(
+            lambda i: store.shard_url("same", i),
+            store.open_sink,
+            maxcount=20,
+            sidecars=ManifestSidecars(LabeledSample, samples[0]),
+            exists=exists,
+        )
+        encode_samples_into(w, samples, codec_for(LabeledSample))
+        w.finish()
+        w.commit()
+        return w
+
+    assert len(write(store.exists).created) == 2
+    first = (tmp_path / "s" / "same" / "same-000000.manifest.json").read_bytes()
+    again = write(store.exists)  # same shard bytes; the new headers differ (created_at): the old ones stay
+    assert (
+        again.created == [] and (tmp_path / "s" / "same" / "same-000000.manifest.json").read_bytes() == first
+    )
+    with pytest.raises(FileExistsError, match="never replaces"):
+        write(None)  # not knowing whether the shard is there: nothing is replaced, the write stops
+
+
+def test_writing_the_same_data_again_with_manifests_adds_them(tmp_path):
+    index = atdata.Index(path=tmp_path / "i.db", data_store=atdata.LocalDiskStore(tmp_path / "store"))
+    samples = [sample_of(r) for r in ROWS[:40]]
+    e1 = index.write(samples, name="twice", maxcount=25, progress=False)
+    with pytest.raises(ManifestNotFoundError):
+        index.dataset("twice").query(where=F.n > 0)
+    e2 = index.write(samples, name="twice", maxcount=25, progress=False, manifest=True)
+    assert e2.cid == e1.cid and len(index.dataset("twice").query(where=F.n > 0)) == 39
+    dict_ds = atdata.Dataset(e1.data_urls)
+    assert dict_ds.fields is F and len(dict_ds.query(where=dict_ds.fields.label == "dog")) > 0
