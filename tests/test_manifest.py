@@ -607,6 +607,10 @@ def test_bad_manifests_are_named(written, tmp_path, monkeypatch):
     with pytest.raises(ManifestError, match="more than the 100"):
         atdata.Dataset[LabeledSample](written.urls).query(where=F.n >= 0)
     monkeypatch.setattr(sm, "HEADER_MAX", 64 << 20)
+    monkeypatch.setattr(sm, "ROWS_MAX", 100)
+    with pytest.raises(ManifestError, match="decompressed"):
+        atdata.Dataset[LabeledSample](written.urls).query(where=F.n >= 0)
+    monkeypatch.setattr(sm, "ROWS_MAX", 4 << 30)
     d = atdata.Dataset[LabeledSample](written.urls)
     assert len(d.query(where=F.n >= 0)) == 100
     assert (
@@ -707,3 +711,30 @@ def test_writing_the_same_data_again_with_manifests_adds_them(tmp_path):
     assert e2.cid == e1.cid and len(index.dataset("twice").query(where=F.n > 0)) == 39
     dict_ds = atdata.Dataset(e1.data_urls)
     assert dict_ds.fields is F and len(dict_ds.query(where=dict_ds.fields.label == "dog")) > 0
+
+
+def test_manifests_built_for_shards_atdata_wrote(tmp_path):
+    """The fixtures were written by the real atdata 0.7 (PAX headers before every member, uuid keys)."""
+    from tests.support.fixtures import fixture_path
+
+    @atdata.packable
+    class ExperimentSample:
+        measurement: NDArray
+        timestamp: float
+        sensor_id: str
+
+    urls = []
+    for name in ("experiment-000000.tar", "experiment-000001.tar"):
+        (tmp_path / name).write_bytes(fixture_path(name).read_bytes())
+        urls.append(str(tmp_path / name))
+    index = atdata.Index(path=tmp_path / "i.db", data_store=atdata.LocalDiskStore(tmp_path / "store"))
+    index.insert_dataset(atdata.Dataset[ExperimentSample](urls), name="exp", progress=False)
+    assert index.build_manifests("exp", progress=False)["built"] == urls
+    every = list(atdata.Dataset[ExperimentSample](urls).ordered())
+    ds = atdata.Dataset[ExperimentSample](urls)
+    hits = ds.query(where=(F.sensor_id == "sensor_1") & (F.timestamp < 40))
+    assert [s.timestamp for s in ds.select(hits)] == [
+        s.timestamp for s in every if s.sensor_id == "sensor_1" and s.timestamp < 40
+    ]
+    assert hits[0].data_offset - hits[0].offset == 3 * 512  # PAX header, its data, then the ustar header
+    assert np.array_equal(ds.get(hits[1]).measurement, every[5].measurement)

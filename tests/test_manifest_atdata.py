@@ -77,8 +77,21 @@ def test_our_manifests_answer_atdatas_query_executor_identically(atdata_python, 
         assert as_tuples(ds.query(where=to_where(spec, F))) == ours, spec
         assert [(s, k) for s, k, _ in ours] == brute_force(spec, shards), spec
     assert sum(len(r) for r in theirs["results"]) > 200  # the queries do select samples
-    # atdata reads the statistics we wrote as we do
+    # atdata reads the statistics we wrote as we do, and our extra column does not disturb it
     assert [m["aggregates"] for m in theirs["manifests"]] == [m.aggregates for m in ex._manifests]
+    columns = [
+        "__key__",
+        "__offset__",
+        "__size__",
+        "label",
+        "conf",
+        "n",
+        "flag",
+        "tags",
+        "opt",
+        "__data_offset__",
+    ]
+    assert all(m["columns"] == columns for m in theirs["manifests"])
     # and our offsets are real: each sample's tar member starts there
     hit = ex.query(where=F.n == 77)[0]
     raw = Path(ds.urls[1]).read_bytes()

@@ -49,6 +49,7 @@ KEY, OFFSET, SIZE, DATA_OFFSET = "__key__", "__offset__", "__size__", "__data_of
 RESERVED_COLUMNS = (KEY, OFFSET, SIZE, DATA_OFFSET)
 HEADER_MAX = 64 << 20  # bytes of a manifest header read at most
 PARQUET_MAX = 1 << 30  # bytes of a manifest's Parquet file read at most
+ROWS_MAX = 4 << 30  # bytes a manifest's rows may take once decompressed (as its metadata declares)
 
 
 def manifest_urls(shard_url: str) -> tuple[str, str]:
@@ -336,6 +337,11 @@ def rows_from_parquet(data: bytes, where: str, expected_rows: int) -> Any:
         raise ManifestError(
             f"{where}: {rows} rows, but its header says {expected_rows} samples: the two files are from "
             "different writes; rebuild the manifest (index.build_manifests(name))"
+        )
+    declared = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
+    if declared > ROWS_MAX:
+        raise ManifestError(
+            f"{where}: its rows take {declared} bytes decompressed, more than the {ROWS_MAX} allowed"
         )
     names = pf.schema_arrow.names
     if not names and rows == 0:

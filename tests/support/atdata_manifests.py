@@ -12,7 +12,7 @@ Runs INSIDE the reference venv (Python 3.12 + ``atdata==0.7.0b1``); see
     ``QueryExecutor.from_directory(FOLDER)`` (or ``.from_shard_urls(shards)``, what atdata's
     ``Dataset.query`` uses), then ``executor.query(where=...)`` for each query of
     ``manifest_queries.py``. Prints ``{"results": [[[shard, key, offset], ...], ...],
-    "manifests": [{"shard_id", "num_samples", "aggregates"}, ...]}``.
+    "manifests": [{"shard_id", "num_samples", "aggregates", "columns"}, ...]}``.
 """
 
 import json
@@ -64,7 +64,12 @@ def query(doc: dict) -> dict:
         hits = ex.query(where=to_where(spec, F))
         results.append([[h.shard, h.key, h.offset] for h in hits])
     manifests = [
-        {"shard_id": m.shard_id, "num_samples": m.num_samples, "aggregates": m.aggregates}
+        {
+            "shard_id": m.shard_id,
+            "num_samples": m.num_samples,
+            "aggregates": m.aggregates,
+            "columns": [str(c) for c in m.samples.columns],
+        }
         for m in ex._manifests
     ]
     return {"results": results, "manifests": manifests}
