@@ -11,6 +11,7 @@ import pickle
 import sys
 import tempfile
 from collections import Counter, OrderedDict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -738,3 +739,28 @@ def test_manifests_built_for_shards_atdata_wrote(tmp_path):
     ]
     assert hits[0].data_offset - hits[0].offset == 3 * 512  # PAX header, its data, then the ustar header
     assert np.array_equal(ds.get(hits[1]).measurement, every[5].measurement)
+
+
+def test_unusual_columns_keep_their_values(tmp_path):
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "__key__": ["a", "b", "c"],
+            "__offset__": [0, 512, 1024],
+            "__size__": [1, 2, 3],
+            "mixed": [1, "x", None],
+            "maps": [{"k": [1, 2]}, None, {}],
+            "huge": [2**70, 1, None],
+            "raw": [b"\x00\x01", b"", None],
+            "arrays": [np.arange(2), None, np.zeros(0)],
+        }
+    )
+    m = ShardManifest("odd", "Odd", "1.0.0", 3, 100, datetime.now(UTC), {}, df)
+    jp, pp = ManifestWriter(tmp_path / "odd").write(m)
+    back = ShardManifest.from_files(jp, pp).samples
+    assert back["mixed"].tolist() == [1, "x", None]
+    assert back["maps"].tolist() == [{"k": [1, 2]}, None, {}]
+    assert back["huge"].tolist()[:2] == [float(2**70), 1.0] and math.isnan(back["huge"].tolist()[2])
+    assert back["raw"].tolist() == [b"\x00\x01", b"", None]
+    assert back["arrays"].tolist() == [[0, 1], None, []]

@@ -31,10 +31,7 @@ def manifest_fields_for(sample_type: type, first: Any = None) -> dict[str, Manif
     return resolve_manifest_fields(sample_type)
 
 
-def _value_of(sample: Any, name: str) -> Any:
-    if isinstance(sample, DictSample):
-        return sample._data.get(name)
-    return getattr(sample, name, None)
+_PLAIN = frozenset({str, int, float, bool, list, dict, bytes})  # cells kept as they are
 
 
 def _cell(v: Any) -> Any:
@@ -85,20 +82,25 @@ class ManifestBuilder:
         self._sizes: list[int] = []
         self._data_offsets: list[int | None] = []
         self._values: dict[str, list[Any]] = {n: [] for n in self.fields}
+        self._slots = [(n, self._aggs[n], self._values[n]) for n in self.fields]
 
     def add_sample(
         self, *, key: str, offset: int, size: int, sample: Any, data_offset: int | None = None
     ) -> None:
         """Record one sample: its key, where its tar member starts (``offset``), its payload's size,
         and (ours) where its payload starts (``data_offset``)."""
-        for name, agg in self._aggs.items():
-            v = _value_of(sample, name)
-            if v is not None:
-                try:
+        data = sample._data if isinstance(sample, DictSample) else None
+        name = ""
+        try:
+            for name, agg, column in self._slots:
+                v = data.get(name) if data is not None else getattr(sample, name, None)
+                if v is not None:
                     agg.add(v)
-                except InvalidArgumentError as e:
-                    raise InvalidArgumentError(f"sample {key!r}, field {name!r}: {e}") from None
-            self._values[name].append(_cell(v))
+                    if type(v) not in _PLAIN:
+                        v = _cell(v)
+                column.append(v)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"sample {key!r}, field {name!r}: {e}") from None
         self._keys.append(key)
         self._offsets.append(int(offset))
         self._sizes.append(int(size))

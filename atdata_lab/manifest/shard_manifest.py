@@ -275,45 +275,64 @@ def _is_null(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def _column(pa: Any, name: str, values: list[Any], dtype: Any) -> Any:
-    """One Parquet column of a manifest, typed as atdata's writer types it."""
+def _typed(pa: Any, col: Any, type_: Any) -> Any:
+    """``col`` (a pandas Series) as an Arrow array of ``type_`` (missing values as nulls), or None
+    when its values are not all of that type."""
+    try:
+        return pa.array(col, type_, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        return None
+
+
+def _column(pa: Any, name: str, col: Any) -> Any:
+    """One Parquet column of a manifest, typed as atdata's writer types it: strings, INT64, DOUBLE,
+    BOOLEAN, binary; lists, dicts and mixed values as a JSON column."""
     if name == KEY:
-        return pa.array([None if _is_null(v) else str(v) for v in values], pa.string())
+        got = _typed(pa, col, pa.string())
+        return (
+            got if got is not None else pa.array([None if _is_null(v) else str(v) for v in col], pa.string())
+        )
     if name in (OFFSET, SIZE, DATA_OFFSET):
-        return pa.array([None if _is_null(v) else int(v) for v in values], pa.int64())
-    kind = getattr(dtype, "kind", "O")
-    if kind == "b":
-        return pa.array(values, pa.bool_())
-    if kind in "iu":
-        return pa.array(values, pa.int64())
-    if kind == "f":
-        return pa.array([None if _is_null(v) else float(v) for v in values], pa.float64())
-    present = [v.item() if isinstance(v, np.generic) else v for v in values if not _is_null(v)]
-    cleaned = [None if _is_null(v) else (v.item() if isinstance(v, np.generic) else v) for v in values]
-    types = {type(v) for v in present}
-    if types and types <= {bool}:
-        return pa.array(cleaned, pa.bool_())
-    if types and types <= {int}:
-        try:
-            return pa.array(cleaned, pa.int64())
-        except (OverflowError, pa.ArrowInvalid):
-            pass
-    elif types and types <= {int, float}:
+        got = _typed(pa, col, pa.int64())
+        return (
+            got if got is not None else pa.array([None if _is_null(v) else int(v) for v in col], pa.int64())
+        )
+    kind = getattr(col.dtype, "kind", "O")
+    if kind in "biuf":
+        got = _typed(pa, col, {"b": pa.bool_(), "f": pa.float64()}.get(kind, pa.int64()))
+        if got is not None:
+            return got  # else (uint64 beyond int64): as values, below
+    cleaned: list[Any] = []
+    types: set[type] = set()
+    for v in col:
+        if v is None or (type(v) is float and v != v):  # missing (NaN where pandas filled it)
+            cleaned.append(None)
+            continue
+        if isinstance(v, np.generic):
+            v = v.item()
+        types.add(type(v))
+        cleaned.append(v)
+    for want, type_ in (
+        ({str}, pa.string()),
+        ({bool}, pa.bool_()),
+        ({int}, pa.int64()),
+        ({bytes}, pa.binary()),
+    ):
+        if types <= want:
+            try:
+                return pa.array(cleaned, type_)
+            except (pa.ArrowInvalid, OverflowError):  # ints beyond int64
+                break
+    if types and types <= {int, float}:
         return pa.array([None if v is None else float(v) for v in cleaned], pa.float64())
-    if types <= {str}:
-        return pa.array(cleaned, pa.string())
-    if types <= {bytes}:
-        return pa.array(cleaned, pa.binary())
-    return pa.array(
-        [None if v is None else json.dumps(v, default=_plain) for v in cleaned], pa.json_(pa.string())
-    )
+    encode = json.JSONEncoder(default=_plain).encode
+    return pa.array([None if v is None else encode(v) for v in cleaned], pa.json_(pa.string()))
 
 
 def parquet_bytes(df: Any) -> bytes:
     """A manifest's rows (a DataFrame) as the bytes of its ``.manifest.parquet``."""
     pa, pq = _deps.pyarrow()
-    cols = {str(name): _column(pa, str(name), df[name].tolist(), df[name].dtype) for name in df.columns}
-    table = pa.table(cols) if cols else pa.table({})
+    table = pa.table({str(name): _column(pa, str(name), df[name]) for name in df.columns})
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
@@ -358,16 +377,18 @@ def rows_from_parquet(data: bytes, where: str, expected_rows: int) -> Any:
         table = pf.read()
     except (pa.ArrowException, OSError, ValueError) as e:
         raise ManifestError(f"{where}: unreadable Parquet ({str(e)[:120]})") from None
+    decoded: dict[str, list[Any]] = {}
     for i, field in enumerate(table.schema):
         if field.name in json_cols or isinstance(field.type, pa.JsonType):
-            json_cols.add(field.name)
-            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+            text = table.column(i).cast(pa.string()).to_pylist()
+            try:
+                decoded[field.name] = [None if v is None else json.loads(v) for v in text]
+            except (ValueError, RecursionError):
+                raise ManifestError(f"{where}: column {field.name!r} holds invalid JSON") from None
+            table = table.set_column(i, field.name, pa.nulls(len(text)))
     df = table.to_pandas(ignore_metadata=True)
-    for name in json_cols:
-        try:
-            df[name] = pd.Series([None if v is None else json.loads(v) for v in df[name]], dtype=object)
-        except (ValueError, RecursionError):
-            raise ManifestError(f"{where}: column {name!r} holds invalid JSON") from None
+    for name, values in decoded.items():
+        df[name] = pd.Series(values, dtype=object, index=df.index)
     return df
 
 
