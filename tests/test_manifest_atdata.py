@@ -143,3 +143,20 @@ def test_same_samples_give_the_same_statistics_and_column_types(atdata_python, t
     for name in s_theirs.names:
         assert s_ours.field(name).type == s_theirs.field(name).type, name
     assert s_ours.field("__data_offset__").type == pa.int64()
+
+
+def test_every_manifest_name_of_atdata_is_ours(atdata_python):
+    names = ref.run_atdata_json(
+        "import json, atdata, atdata.manifest as m\n"
+        "own = [n for n in dir(m) if not n.startswith('_') and getattr(getattr(m, n), '__module__', '').startswith('atdata.manifest')]\n"
+        "top = [n for n in own if getattr(atdata, n, None) is getattr(m, n)]\n"
+        "print(json.dumps({'manifest': own + ['F', 'MANIFEST_FORMAT_VERSION'], 'top': top}))"
+    )
+    assert {"ManifestField", "QueryExecutor", "SampleLocation", "Predicate", "FieldProxy"} <= set(
+        names["manifest"]
+    )
+    for name in names["manifest"]:
+        assert hasattr(atdata.manifest, name), name
+    assert {"ManifestField", "QueryExecutor", "SampleLocation", "query_fields"} <= set(names["top"])
+    for name in names["top"]:
+        assert name in atdata.__all__ and getattr(atdata, name) is getattr(atdata.manifest, name), name
