@@ -24,6 +24,15 @@ from .index import Index, SearchPage, get_default_index, set_default_index
 from .lens import Lens, LensNetwork, LensNotFoundError, lens
 from .load import load_dataset
 from .logs import configure_logging, get_logger, log_operation
+from .manifest import (
+    ManifestBuilder,
+    ManifestField,
+    ManifestWriter,
+    QueryExecutor,
+    SampleLocation,
+    ShardManifest,
+    query_fields,
+)
 from .progress import ProgressEvent, TqdmProgress
 from .promotion import promote_to_atmosphere
 from .repository import Repository, create_repository
@@ -56,15 +65,20 @@ __all__ = [
     "LensNetwork",
     "LensNotFoundError",
     "LocalDiskStore",
+    "ManifestBuilder",
+    "ManifestField",
+    "ManifestWriter",
     "Packable",
     "PackableSample",
     "PartialFailureError",
     "ProgressEvent",
+    "QueryExecutor",
     "S3DataStore",
     "Repository",
     "S3Source",
     "SampleBatch",
     "SampleDecodeError",
+    "SampleLocation",
     "SampleKeyError",
     "Schema",
     "SchemaConflictError",
@@ -74,6 +88,7 @@ __all__ = [
     "SearchPage",
     "ShardError",
     "ShardWriteResult",
+    "ShardManifest",
     "TqdmProgress",
     "TrustPolicy",
     "URLSource",
@@ -88,6 +103,7 @@ __all__ = [
     "log_operation",
     "packable",
     "promote_to_atmosphere",
+    "query_fields",
     "schema_diff",
     "schema_to_type",
     "set_default_index",

@@ -30,6 +30,7 @@ from .cache import verified_source
 from .errors import (
     InvalidArgumentError,
     InvalidTypeError,
+    ManifestError,
     NotFoundError,
     PartialFailureError,
     SampleDecodeError,
@@ -40,6 +41,11 @@ from .errors import (
 )
 from .lens import LensNetwork
 from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_large
+from .manifest.aggregates import merge_aggregates
+from .manifest.builder import ManifestSidecars
+from .manifest.predicates import F, Predicate, query_fields
+from .manifest.query import QueryExecutor, SampleLocation, load_manifests, locations_of, manifests_missing
+from .manifest.shard_manifest import shard_id_for
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
 from .progress import ProgressLike
@@ -56,6 +62,7 @@ from .shards import (
 )
 from .sources import shard_ids
 from .stores.local import FileSink
+from .tar import END_OF_ARCHIVE, iter_members, split_key
 from .urls import (
     SOURCE_OPTION,
     _pool,
@@ -66,9 +73,11 @@ from .urls import (
     read_range,
     source_shard_id,
     source_url,
+    url_size,
 )
+from .views.datasets import dataset_summary_html, dataset_summary_text
 
-__all__ = ["Dataset", "SampleBatch", "DatasetDict", "write_samples"]
+__all__ = ["Dataset", "DatasetSummary", "SampleBatch", "DatasetDict", "write_samples"]
 
 ST = TypeVar("ST")
 
@@ -100,6 +109,9 @@ _BIN = (bytes, memoryview)
 ZERO_COPY_MIN = 16 << 10
 _NONE = frozenset({type(None)})
 METADATA_MAX = 64 << 20  # bytes of a dataset's metadata file read at most
+# a sample located by a manifest: bytes of tar headers before its data, and of its data, read at most
+LOCATED_HEADERS_MAX = 64 << 10
+LOCATED_SAMPLE_MAX = 2 << 30
 
 
 class SampleBatch:
@@ -351,10 +363,12 @@ class Dataset(Generic[ST]):
         self.metadata_url = metadata_url
         self._metadata: dict[str, Any] | None = None
         self._content_metadata: Any = None
+        self._manifests: list[Any] | None = None  # the shards' manifests (None in place of a missing one)
 
     def __reduce__(self) -> tuple:
-        # Dataset[T] classes are made on the fly: pickle as the base class (for DataLoader workers)
-        return (_rebuild_dataset, (self.urls, self.__dict__))
+        # Dataset[T] classes are made on the fly: pickle as the base class (for DataLoader workers);
+        # loaded manifests are not sent along (read again where needed)
+        return (_rebuild_dataset, (self.urls, {**self.__dict__, "_manifests": None}))
 
     # ------------------------------------------------------------------ plumbing
     def _derive(self, **changes: Any) -> Dataset:
@@ -847,12 +861,31 @@ class Dataset(Generic[ST]):
                 sample = fn(sample)
         return sample
 
-    def get(self, key: str) -> ST:
-        """The sample whose ``__key__`` is ``key`` (found through the shards' offset indexes).
+    def get(self, key: str | SampleLocation) -> ST:
+        """The sample whose ``__key__`` is ``key``, or at a :class:`SampleLocation` (a query hit).
+
+        A key is found through the shards' offset indexes when they are known (written here, or
+        from an index), else through the shards' manifests when every shard has one (rows, not
+        shards, are read), else by scanning the shards. Either way the sample is read with one seek.
 
         Raises:
             SampleKeyError: No sample has that key, or filter() drops it (a ``KeyError``).
         """
+        if isinstance(key, SampleLocation):
+            return self._read_location(key)
+        if not all(self._known_info(u) is not None if is_local(u) else u in self._infos for u in self.urls):
+            manifests = self._load_manifests(missing="none")
+            if all(m is not None for m in manifests):
+                for m in manifests:
+                    df = m.samples
+                    if df.empty:
+                        continue
+                    hits = locations_of(m, df[df["__key__"] == key])
+                    if hits:
+                        return self._read_location(hits[0])
+                raise SampleKeyError(
+                    f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.urls[0]} (per their manifests)"
+                )
         for url in self.urls:
             keys = self.shard_info(url).keys
             if key not in keys:
@@ -862,14 +895,114 @@ class Dataset(Generic[ST]):
             key, f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.list_shards()[0]}"
         )
 
-    def select(self, indices: Iterable[int]) -> list[ST]:
-        """The samples at ``indices``, in the order given (random access; after filter() by
-        position among the samples kept).
+    # ------------------------------------------------------------------ manifests and queries
+    @property
+    def fields(self) -> Any:
+        """The manifest fields of the sample type, for queries: ``ds.query(where=ds.fields.label == "dog")``
+        (for ``DictSample``, whose fields are not declared: ``F``, any field)."""
+        st = self._decode_as or self.sample_type
+        return F if st is DictSample else query_fields(st)
+
+    def _load_manifests(self, missing: str = "error") -> list[Any]:
+        """The shards' manifests (read once, then kept): ``missing="error"`` raises
+        :class:`~atdata_lab.errors.ManifestNotFoundError` when a shard has none; ``"none"`` gives
+        ``None`` in its place."""
+        if self._manifests is None:
+            self._manifests = load_manifests(self.urls, self.storage_options, missing="none")
+        absent = [u for u, m in zip(self.urls, self._manifests) if m is None]
+        if absent and missing == "error":
+            raise manifests_missing(absent, len(self.urls))
+        return self._manifests
+
+    def query(self, where: Callable[[Any], Any] | Predicate) -> list[SampleLocation]:
+        """The locations of the samples whose manifest fields satisfy ``where``, shard by shard.
+
+        ``where`` is a predicate (``(F.confidence > 0.9) & (F.label == "dog")``, see
+        :mod:`atdata_lab.manifest`) or atdata's ``lambda df: <boolean mask>`` over one shard's
+        manifest rows. Only manifests are read (a predicate skips the shards whose statistics rule
+        it out); ``ds.select(hits)`` then reads the samples. filter() and map() do not apply here.
+
+        Raises:
+            ManifestNotFoundError: A shard has no manifest (a ``FileNotFoundError``; the message
+                says how to make them).
+        """
+        return QueryExecutor(self._load_manifests()).query(where)
+
+    def _url_of(self, loc: SampleLocation) -> str:
+        """The shard of this dataset a location is in."""
+        if loc.url is not None and loc.url in self.urls:
+            return loc.url
+        if loc.shard in self.urls:
+            return loc.shard
+        found = [u for u in self.urls if shard_id_for(u) == loc.shard]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise SampleKeyError(
+                f"sample {loc.key!r} is in shard {loc.shard!r}, which is not a shard of this dataset "
+                f"({len(self.urls)} shards from {self.urls[0]})"
+            )
+        raise InvalidArgumentError(
+            f"shard id {loc.shard!r} names {len(found)} shards of this dataset ({', '.join(found[:3])}); "
+            "use the locations ds.query() returns, which know their shard's URL"
+        )
+
+    def _read_location(self, loc: SampleLocation) -> Any:
+        """The sample at a query hit: one ranged read of its tar member (checked against the key),
+        or, for manifests that do not say where its bytes are (atdata's), through the shard's
+        offset index."""
+        url = self._url_of(loc)
+        if loc.data_offset is None or loc.size is None:
+            keys = self.shard_info(url).keys
+            try:
+                return self._read_at(url, keys.index(loc.key), loc.key)
+            except ValueError:
+                raise SampleKeyError(f"shard {url} has no sample {loc.key!r}") from None
+        head = loc.data_offset - loc.offset
+        if not (0 < head <= LOCATED_HEADERS_MAX and 0 <= loc.size <= LOCATED_SAMPLE_MAX and loc.offset >= 0):
+            raise ManifestError(
+                f"shard {url}: the manifest places sample {loc.key!r} at offsets {loc.offset}/{loc.data_offset} "
+                f"with {loc.size} bytes, which no shard member has; rebuild the manifest"
+            )
+        data = read_range(self._source_of(url), loc.offset, head + loc.size, self.storage_options)
+        pad = -len(data) % 512
+        member = None
+        if len(data) == head + loc.size:
+            try:
+                member = next(iter_members(data + bytes(pad) + END_OF_ARCHIVE, url), None)
+            except ShardError:
+                member = None
+        if member is None or split_key(member[0]) != (loc.key, "msgpack") or member[1:3] != (head, loc.size):
+            raise ManifestError(
+                f"shard {url}: sample {loc.key!r} is not where its manifest says (byte {loc.offset}); the shard "
+                "changed after its manifest was written: rebuild the manifest (index.build_manifests(name))"
+            )
+        sample = self._decode(url, loc.key, memoryview(data)[head:])
+        for kind, fn in self._ops:
+            if kind == "filter":
+                if not fn(sample):
+                    raise SampleKeyError(f"sample {loc.key!r} is dropped by filter()")
+            else:
+                sample = fn(sample)
+        return sample
+
+    def select(self, indices: Iterable[int] | Iterable[SampleLocation]) -> list[ST]:
+        """The samples at ``indices`` (or at the :class:`SampleLocation` s a query returned), in
+        the order given. Each is read with one seek (a remote shard: one ranged request), never the
+        whole shard (except a shard with a checksum, which is checked whole once, then read from
+        the checked copy); after filter(), indices count the samples kept.
 
         Raises:
             SampleIndexError: An index is out of range (an ``IndexError``).
+            SampleKeyError: A location is not in this dataset (a ``KeyError``).
         """
-        wanted = [int(i) for i in indices]
+        items: list[Any] = list(indices)
+        locations = [i for i in items if isinstance(i, SampleLocation)]
+        if locations:
+            if len(locations) != len(items):
+                raise InvalidTypeError("select() takes indices or SampleLocations, not a mix of both")
+            return [self._read_location(loc) for loc in locations]
+        wanted = [int(i) for i in items]
         if not any(kind == "filter" for kind, _ in self._ops):
             return [self[i] for i in wanted]
         if any(i < 0 for i in wanted):
@@ -1103,9 +1236,30 @@ class Dataset(Generic[ST]):
                 rows.append({f.name: getattr(s, f.name) for f in fields_of(type(s))})
         return pd.DataFrame(rows)
 
-    def describe(self) -> dict[str, Any]:
-        """A summary: shards, samples, bytes, and each field with dtype and shape of sample 0."""
-        infos = [self.shard_info(u) for u in self.urls]
+    def describe(self) -> DatasetSummary:
+        """A summary (a dict, shown as text or HTML): shards, samples, bytes, each field with dtype
+        and shape of sample 0, and, when the shards have manifests, each manifest field's
+        statistics over the whole dataset (``"manifest"``: counts, distinct values, min / max /
+        mean), read from the manifest headers alone.
+
+        Shards with a manifest or a known offset index are not read to count their samples.
+        """
+        manifests: list[Any] = [None] * len(self.urls)
+        problem = None
+        try:
+            manifests = self._load_manifests(missing="none")
+        except ManifestError as e:  # a malformed manifest: summarised without statistics, saying why
+            problem = str(e)
+        samples = size = 0
+        for url, m in zip(self.urls, manifests):
+            info = self._infos.get(url) or (self._known_info(url) if is_local(url) else None)
+            if info is None and m is not None:
+                samples += m.num_samples
+                size += url_size(url, self.storage_options)
+                continue
+            info = info or self.shard_info(url)
+            samples += info.num_samples
+            size += info.size
         first = self.head(1)
         fields = []
         if first:
@@ -1122,20 +1276,44 @@ class Dataset(Generic[ST]):
                     )
                 else:
                     fields.append({"name": name, "kind": type(v).__name__})
-        return {
-            "sample_type": getattr(self.sample_type, "__name__", str(self.sample_type)),
-            "shards": len(self.urls),
-            "samples": sum(i.num_samples for i in infos),
-            "bytes": sum(i.size for i in infos),
-            "fields": fields,
-            "urls": self.list_shards(),
-        }
+        have = [m for m in manifests if m is not None]
+        stats: dict[str, Any] | None = None
+        if have and len(have) == len(self.urls):
+            names: dict[str, None] = {}
+            for m in have:
+                names.update(dict.fromkeys(m.aggregates))
+            stats = {n: merge_aggregates(m.aggregates[n] for m in have if n in m.aggregates) for n in names}
+        out = DatasetSummary(
+            {
+                "sample_type": getattr(self.sample_type, "__name__", str(self.sample_type)),
+                "shards": len(self.urls),
+                "samples": samples,
+                "bytes": size,
+                "fields": fields,
+                "urls": self.list_shards(),
+                "manifest": stats,
+                "manifest_shards": len(have),
+            }
+        )
+        if problem is not None:
+            out["manifest_error"] = problem
+        return out
 
     def inspect(self, **kwargs: Any):
         """Open the sample inspector widget on this dataset (needs ``atdata-lab[widgets]``)."""
         from .widgets.sample_inspector import SampleInspector
 
         return SampleInspector(self, **kwargs)
+
+
+class DatasetSummary(dict):
+    """What :meth:`Dataset.describe` returns: a dict, shown as a text or HTML summary."""
+
+    def __repr__(self) -> str:
+        return dataset_summary_text(self)
+
+    def _repr_html_(self) -> str:
+        return dataset_summary_html(self)
 
 
 class ShardSource:
@@ -1196,6 +1374,7 @@ def write_samples(
     maxsize: int | None = None,
     progress: ProgressLike = False,
     content_metadata: Any = None,
+    manifest: bool = False,
 ) -> Dataset:
     """Write samples to ``name-%06d.tar`` shards on local disk and return them as a :class:`Dataset`.
 
@@ -1204,6 +1383,10 @@ def write_samples(
     Bytes are deterministic: the same samples always give identical shards. ``content_metadata``
     is kept on the returned dataset (``ds.content_metadata``), as atdata does.
 
+    ``manifest=True`` also writes each shard's manifest (``name-000000.manifest.json`` and
+    ``.manifest.parquet``, atdata's files) in the same pass, published just before its shard, so
+    ``ds.query(where=...)`` works at once (needs ``pip install 'atdata-lab[manifest]'``).
+
     Raises:
         ValueError: ``samples`` is empty (no file is left behind).
     """
@@ -1211,7 +1394,13 @@ def write_samples(
     cls = type(first)
     codec = codec_for(cls)
     url_for = _shard_pattern(path, split=maxcount is not None or maxsize is not None)
-    writer = ShardSetWriter(url_for, lambda u: FileSink(u, replace=True), maxcount=maxcount, maxsize=maxsize)
+    writer = ShardSetWriter(
+        url_for,
+        lambda u: FileSink(u, replace=True),
+        maxcount=maxcount,
+        maxsize=maxsize,
+        sidecars=ManifestSidecars(cls, first) if manifest else None,
+    )
     try:
         encode_samples_into(writer, every, codec, progress=progress, total=total)
         infos = writer.finish()

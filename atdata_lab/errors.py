@@ -22,6 +22,9 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidTypeError",
     "LensNotFoundError",
+    "ManifestError",
+    "ManifestNotFoundError",
+    "MissingDependencyError",
     "NotFoundError",
     "PartialFailureError",
     "NoAtmosphereError",
@@ -220,6 +223,20 @@ def _type_name(t: Any) -> str:
 
 class SampleDecodeError(AtdataLabError, ValueError):
     """A stored sample does not fit the sample type. The message names shard, key and field."""
+
+
+class ManifestError(AtdataLabError, ValueError):
+    """A shard's manifest (``.manifest.json`` / ``.manifest.parquet``) is missing, malformed or does
+    not match its shard; the message names the file and the fix."""
+
+
+class ManifestNotFoundError(ManifestError, DataNotFoundError):
+    """A shard has no manifest beside it (both a ``ManifestError`` and a ``FileNotFoundError``); the
+    message says how to make one."""
+
+
+class MissingDependencyError(AtdataLabError, ImportError):
+    """An optional package a feature needs is not installed; the message names the ``pip install``."""
 
 
 class StoreError(AtdataLabError, OSError):

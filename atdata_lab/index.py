@@ -33,9 +33,13 @@ from .errors import (
     PublishedDataWarning,
     SchemaConflictError,
     SchemaNotFoundError,
+    ShardExistsError,
 )
 from .lens import Lens, LensNetwork
-from .progress import ProgressLike
+from .manifest.build import manifest_of_shard
+from .manifest.builder import ManifestSidecars
+from .manifest.shard_manifest import manifest_urls
+from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .providers.base import IndexProvider
 from .repository import Repository, open_provider
 from .sample import DictSample, codec_for
@@ -52,8 +56,10 @@ from .schema import (
 from .schema_diff import resolve_schema, schema_diff
 from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into, peek_samples
 from .stores.base import DataStore
-from .stores.local import LocalDiskStore, atdata_home, check_dataset_name
+from .stores.local import FileSink, LocalDiskStore, atdata_home, check_dataset_name
 from .transfer import copy_shards
+from .urls import is_local, local_path
+from .views.text import shard_label
 
 __all__ = ["Index", "SearchPage", "get_default_index", "set_default_index"]
 
@@ -212,6 +218,7 @@ class Index:
         force: bool = False,
         progress: ProgressLike = True,
         data_store: DataStore | None = None,
+        manifest: bool = False,
         _keep_taken: bool = False,
     ) -> IndexEntry:
         """Write samples as a new dataset: shards into the data store, entry into the index.
@@ -230,6 +237,11 @@ class Index:
         ``data_store`` writes this dataset's shards to another store than the index's.
         ``schema_ref`` names a stored schema the entry should use; the data must fit it (unlike
         atdata, which records whatever ref it is given).
+
+        ``manifest=True`` also writes each shard's manifest (atdata's ``.manifest.json`` and
+        ``.manifest.parquet`` beside it) in the same pass, published just before its shard, so
+        ``index.dataset(name).query(where=...)`` works (see :meth:`build_manifests` for entries
+        written without).
 
         Raises:
             ValueError: empty input or a bad name (nothing is written), or data that does not fit
@@ -255,8 +267,14 @@ class Index:
         existing = self.provider.get_entry(name)
         # Never write over files an entry may use: a name that exists (or left files) gets fresh URLs.
         tag = uuid.uuid4().hex[:8] if existing is not None or store.exists(store.shard_url(name, 0)) else None
+        sidecars = ManifestSidecars(cls, first) if manifest else None
         writer = ShardSetWriter(
-            lambda i: store.shard_url(name, i, tag=tag), store.open_sink, maxcount=maxcount, maxsize=maxsize
+            lambda i: store.shard_url(name, i, tag=tag),
+            store.open_sink,
+            maxcount=maxcount,
+            maxsize=maxsize,
+            sidecars=sidecars,
+            exists=store.exists,
         )
         try:
             n = encode_samples_into(writer, every, codec, observer=observer, progress=progress, total=total)
@@ -273,9 +291,13 @@ class Index:
             same = self._resolve_existing(existing, cid, overwrite)
             if same is not None:
                 writer.abort()
+                if manifest:  # the same data, written before without manifests: add them
+                    self.build_manifests(same, progress=progress)
                 return same
             if is_new:
                 self._put_schema(chosen)
+            if sidecars is not None:
+                sidecars.schema_version = chosen.version  # the manifests are made on commit
             journal = self._note_write([i.url for i in infos])
             writer.commit()
         except BaseException:
@@ -447,6 +469,8 @@ class Index:
                 if not force:
                     continue
             self.data_store.delete(url)
+            for side in manifest_urls(url):  # the shard's manifest goes with it
+                self.data_store.delete(side)
         if records and call is not None:
             n = sum(1 for u in unused if u in published and self.data_store.owns(u))
             named = "; ".join(f"{uri} ({len(us)} file(s))" for uri, us in records.items())
@@ -794,6 +818,68 @@ class Index:
                 infos.append(ShardInfo(url, r["checksum"], r["size"], r["num_samples"], offsets, keys))
         ds._remember_shards(infos)
         return ds
+
+    def build_manifests(
+        self, entry: IndexEntry | str, *, progress: ProgressLike = True
+    ) -> dict[str, list[str]]:
+        """Write the manifests of an entry's shards that have none (atdata's ``.manifest.json`` and
+        ``.manifest.parquet`` beside each), so ``index.dataset(name).query(where=...)`` works.
+
+        Each shard is read once, streaming, and checked against the checksum its entry records on
+        the way. Resumable: shards that already have a manifest are skipped, so after an
+        interruption the same call finishes the rest. The manifest's rows are published before its
+        header, so a header that can be seen always has its rows.
+
+        Returns:
+            ``{"built": [shard urls], "skipped": [shard urls that had a manifest]}``.
+
+        Raises:
+            InvalidArgumentError: A shard without a manifest is in no data store of this index and
+                not on this machine (nothing is written there; nothing at all is built).
+            ShardError: A shard's bytes do not match its checksum (its manifest is not written).
+        """
+        if isinstance(entry, str):
+            entry = self.get_entry_by_name(entry)
+        ds = self.dataset(entry)
+        sample_type = ds.sample_type
+        try:
+            version = parse_schema_ref(entry.schema_ref)[1]
+        except ValueError:
+            version = "1.0.0"
+        todo: list[tuple[int, str, DataStore | None]] = []
+        skipped: list[str] = []
+        for i, url in enumerate(entry.data_urls):
+            store = next((st for st in (self.data_store, *self._stores) if st.owns(url)), None)
+            json_url = manifest_urls(url)[0]
+            if store is None and not is_local(url):
+                raise InvalidArgumentError(
+                    f"cannot write a manifest beside {url}: it is in no data store of this index; copy the "
+                    "entry into one first (index.copy_entry(name, to=store)), then build its manifests"
+                )
+            there = store.exists(json_url) if store is not None else os.path.exists(local_path(json_url))
+            if there:
+                skipped.append(url)
+            else:
+                todo.append((i, url, store))
+        report = resolve_progress(progress)
+        built: list[str] = []
+        for n, (i, url, store) in enumerate(todo):
+            report(ProgressEvent("manifests", n, len(todo), "shards", message=shard_label(url)))
+            checksum = entry.shard_checksums[i] if i < len(entry.shard_checksums) else None
+            m = manifest_of_shard(
+                url,
+                sample_type,
+                storage_options=ds.storage_options,
+                checksum=checksum,
+                schema_version=version,
+            )
+            header, rows = m.to_bytes()
+            json_url, parquet_url = manifest_urls(url)
+            _publish_beside(store, parquet_url, rows, orphan_ok=True)  # rows first: a seen header has rows
+            _publish_beside(store, json_url, header, orphan_ok=False)
+            built.append(url)
+        report(ProgressEvent("manifests", len(todo), len(todo), "shards", finished=True))
+        return {"built": built, "skipped": skipped}
 
     def _options_for(self, urls: list[str]) -> dict[str, Any]:
         """fsspec options for reading ``urls``: the data store's when it owns them, else the
@@ -1374,6 +1460,30 @@ def _import_object(path: str, ref: str) -> Any:
 
 # ---------------------------------------------------------------------- the default index
 _default_index: Index | None = None
+
+
+def _publish_beside(store: DataStore | None, url: str, data: bytes, *, orphan_ok: bool) -> None:
+    """Publish a manifest file beside its shard, atomically, never replacing a file silently: a
+    rows file left by an interrupted build (``orphan_ok``: its header was never published) is
+    replaced; a header someone else published meanwhile is kept."""
+    for attempt in range(2):
+        sink = store.open_sink(url) if store is not None else FileSink(local_path(url))
+        try:
+            sink.write(data)
+            sink.commit()
+            return
+        except ShardExistsError:
+            if not orphan_ok:
+                return  # another build of this shard published its header first: keep that one
+            if attempt:
+                raise
+            if store is not None:
+                store.delete(url)
+            else:
+                Path(local_path(url)).unlink(missing_ok=True)
+        except BaseException:
+            sink.abort()
+            raise
 
 
 def set_default_index(index: Index | None) -> None:

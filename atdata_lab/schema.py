@@ -44,6 +44,7 @@ __all__ = [
     "parse_schema_ref",
     "schema_ref",
     "schema_to_type",
+    "type_hints",
     "SCHEMA_REF_PREFIX",
 ]
 
@@ -236,6 +237,15 @@ def _fallback_namespace() -> dict[str, Any]:
     return ns
 
 
+def type_hints(cls: type) -> dict[str, Any]:
+    """A class's annotations resolved, ``Annotated[...]`` metadata kept (string annotations naming
+    things imported inside a function resolve against typing, numpy and ``NDArray``)."""
+    try:
+        return typing.get_type_hints(cls, include_extras=True)
+    except NameError:
+        return typing.get_type_hints(cls, localns=_fallback_namespace(), include_extras=True)
+
+
 def fields_of(cls: type) -> tuple[Field, ...]:
     """The fields of a packable class, in declaration order (inherited fields first)."""
     cached = _fields_cache.get(cls)
@@ -247,10 +257,7 @@ def fields_of(cls: type) -> tuple[Field, ...]:
     else:
         if not dataclasses.is_dataclass(cls):
             raise InvalidTypeError(f"{cls.__name__} is not a sample type: decorate it with @atdata.packable")
-        try:
-            hints = typing.get_type_hints(cls, include_extras=True)
-        except NameError:  # string annotations naming things imported inside a function
-            hints = typing.get_type_hints(cls, localns=_fallback_namespace(), include_extras=True)
+        hints = type_hints(cls)
         out = []
         for f in dataclasses.fields(cls):
             ft, optional = _from_annotation(hints.get(f.name, f.type), f"{cls.__name__}.{f.name}")

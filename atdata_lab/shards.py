@@ -19,12 +19,12 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import numpy as np
 
-from .errors import InvalidArgumentError, ShardNotFoundError
+from .errors import InvalidArgumentError, ShardExistsError, ShardNotFoundError
 from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .stores.base import ShardSink
 from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header
@@ -33,10 +33,12 @@ from .urls import is_local, local_path, open_url
 __all__ = [
     "ShardInfo",
     "ShardSetWriter",
+    "SidecarBuilder",
     "HintObserver",
     "encode_samples_into",
     "peek_samples",
     "scan_shard",
+    "HashingReader",
     "iter_sample_members",
 ]
 
@@ -107,16 +109,26 @@ class HintObserver:
                     self.shapes[name] = tuple(a if a == b else None for a, b in zip(old, v.shape))
 
 
-class _OpenShard:
-    __slots__ = ("sink", "sha", "pos", "offsets", "keys", "buf")
+class SidecarBuilder(Protocol):
+    """What a shard writer feeds, per shard, to make files that are published with the shard (its
+    manifest): every sample as it is written; the files are asked for when the shard is committed."""
 
-    def __init__(self, sink: ShardSink) -> None:
+    def add(self, key: str, offset: int, data_offset: int, size: int, sample: Any) -> None: ...
+
+    def files(self, shard_url: str, shard_size: int) -> list[tuple[str, bytes]]: ...
+
+
+class _OpenShard:
+    __slots__ = ("sink", "sha", "pos", "offsets", "keys", "buf", "side")
+
+    def __init__(self, sink: ShardSink, side: SidecarBuilder | None) -> None:
         self.sink = sink
         self.sha = hashlib.sha256()
         self.pos = 0
         self.offsets: list[tuple[int, int]] = []
         self.keys: list[str] = []
         self.buf = bytearray()
+        self.side = side
 
 
 class ShardSetWriter:
@@ -129,6 +141,11 @@ class ShardSetWriter:
         open_sink: URL -> :class:`ShardSink`.
         maxcount: Samples per shard at most (None: no limit).
         maxsize: Bytes per shard at most (None: no limit). A single larger sample gets a shard of its own.
+        sidecars: Shard URL -> a :class:`SidecarBuilder` (a manifest), fed each sample while the shard
+            is written; on :meth:`commit` its files are written through ``open_sink`` and published
+            just before their shard, so a shard that can be seen always has them complete.
+        exists: URL -> whether a file is there (the store's); lets a commit keep the sidecar files
+            already beside an identical shard that is reused.
     """
 
     FLUSH = 1 << 20
@@ -140,6 +157,8 @@ class ShardSetWriter:
         *,
         maxcount: int | None = None,
         maxsize: int | None = None,
+        sidecars: Callable[[str], SidecarBuilder] | None = None,
+        exists: Callable[[str], bool] | None = None,
     ) -> None:
         if maxcount is not None and (not isinstance(maxcount, int) or maxcount < 1):
             raise InvalidArgumentError(f"maxcount must be a positive integer, not {maxcount!r}")
@@ -151,12 +170,16 @@ class ShardSetWriter:
         self.open_sink = open_sink
         self.maxcount = maxcount
         self.maxsize = maxsize
+        self.sidecars = sidecars
+        self.exists = exists
         self.infos: list[ShardInfo] = []
-        self._staged: list[ShardSink] = []
-        self.created: list[str] = []  # URLs of the files commit() created (not found identical already)
+        # each shard, with its sidecar builder and size (the sidecar files are made when committing)
+        self._staged: list[tuple[ShardSink, SidecarBuilder | None, int]] = []
+        self.created: list[str] = []  # URLs of the shards commit() created (not found identical already)
         self._cur: _OpenShard | None = None
 
-    def add(self, key: str, payload: bytes, ext: str = "msgpack") -> None:
+    def add(self, key: str, payload: bytes, ext: str = "msgpack", sample: Any = None) -> None:
+        """Append one member; ``sample`` (the object ``payload`` encodes) feeds the sidecars."""
         cur = self._cur
         size = len(payload)
         padded = (size + BLOCK - 1) & ~(BLOCK - 1)
@@ -167,9 +190,14 @@ class ShardSetWriter:
             self._close_current()
             cur = None
         if cur is None:
-            cur = self._cur = _OpenShard(self.open_sink(self.url_for(len(self.infos))))
+            url = self.url_for(len(self.infos))
+            cur = self._cur = _OpenShard(
+                self.open_sink(url), self.sidecars(url) if self.sidecars is not None else None
+            )
         buf = cur.buf
         buf += ustar_header(f"{key}.{ext}", size)
+        if cur.side is not None:
+            cur.side.add(key, cur.pos, cur.pos + BLOCK, size, sample)
         cur.offsets.append((cur.pos + BLOCK, size))
         cur.keys.append(key)
         buf += payload
@@ -193,6 +221,8 @@ class ShardSetWriter:
         cur.buf += END_OF_ARCHIVE
         cur.pos += len(END_OF_ARCHIVE)
         self._flush(cur)
+        self._cur = None
+        self._staged.append((cur.sink, cur.side, cur.pos))
         self.infos.append(
             ShardInfo(
                 cur.sink.url,
@@ -203,8 +233,6 @@ class ShardSetWriter:
                 cur.keys,
             )
         )
-        self._staged.append(cur.sink)
-        self._cur = None
 
     def finish(self) -> list[ShardInfo]:
         """Close the last shard; return every shard's info (still staged, not published)."""
@@ -212,16 +240,31 @@ class ShardSetWriter:
         return self.infos
 
     def commit(self) -> None:
-        """Publish every staged shard at its final URL (``created`` lists those this writer created;
-        a store never replaces a different file: ``ShardExistsError``)."""
-        for sink in self._staged:
-            if sink.commit():
-                self.created.append(sink.url)
-        self._staged.clear()
+        """Publish every staged shard at its final URL, each just after its sidecar files (``created``
+        lists the shards this writer created; a store never replaces a different file:
+        ``ShardExistsError``)."""
+        while self._staged:
+            shard, side, size = self._staged[0]
+            for url, data in side.files(shard.url, size) if side is not None else ():
+                sink = self.open_sink(url)
+                try:
+                    sink.write(data)
+                    sink.commit()
+                except ShardExistsError:
+                    # another file is there: fine beside an identical shard that is reused (it was
+                    # published with that shard); anywhere else the write stops, replacing nothing
+                    if self.exists is None or not self.exists(shard.url):
+                        raise
+                except BaseException:
+                    sink.abort()
+                    raise
+            if shard.commit():
+                self.created.append(shard.url)
+            self._staged.pop(0)
 
     def abort(self) -> None:
         """Discard everything staged (and the shard being written)."""
-        sinks = list(self._staged)
+        sinks = [shard for shard, _side, _size in self._staged]
         if self._cur is not None:
             sinks.append(self._cur.sink)
             self._cur = None
@@ -266,17 +309,20 @@ def encode_samples_into(
     packer = msgpack.Packer(use_bin_type=True)
     to_dict = codec.to_dict
     n = 0
+    feed = writer.sidecars is not None
     for n, sample in enumerate(samples, 1):  # noqa: B007
         if observer is not None:
             observer.observe(sample)
-        writer.add("%06d" % (n - 1), packer.pack(to_dict(sample)))
+        writer.add("%06d" % (n - 1), packer.pack(to_dict(sample)), sample=sample if feed else None)
         if n % 512 == 0:
             report(ProgressEvent(task, n, total, "samples"))
     report(ProgressEvent(task, n, total if total is not None else n, "samples", finished=True))
     return n
 
 
-class _HashingReader:
+class HashingReader:
+    """A file wrapper that hashes (sha256) and counts every byte read through it."""
+
     def __init__(self, f: Any) -> None:
         self.f = f
         self.sha = hashlib.sha256()
@@ -294,7 +340,7 @@ def scan_shard(url: str, storage_options: dict[str, Any] | None = None) -> Shard
     offsets: list[tuple[int, int]] = []
     keys: list[str] = []
     with open_url(url, storage_options) as f:
-        reader = _HashingReader(f)
+        reader = HashingReader(f)
         for name, off, size, _ in iter_members(reader, url, with_data=False):
             key, ext = split_key(name)
             if ext != "msgpack":

@@ -618,10 +618,14 @@ class _HttpSource:
         self._left = b""
         self._pos = 0
 
-    def _open(self, pos: int) -> None:
+    def _open(self, pos: int, end: int | None = None) -> None:
+        """Start a GET at ``pos`` (up to ``end`` when known: the server then sends no more)."""
         self.close()
         client = _http_client(self.policy)
-        headers = {"Range": f"bytes={pos}-"} if pos else {}
+        if end is not None:
+            headers = {"Range": f"bytes={pos}-{end - 1}"}
+        else:
+            headers = {"Range": f"bytes={pos}-"} if pos else {}
         with _http_errors(self.url):
             req = client.build_request("GET", self.url, headers=headers)
             resp = client.send(req, stream=True)
@@ -668,9 +672,12 @@ class _HttpSource:
         return bytes(out)
 
     def read_range(self, offset: int, size: int) -> bytes:
-        """``size`` bytes at ``offset`` in one request (the body is cut at ``size``)."""
+        """``size`` bytes at ``offset`` in one request for exactly that range (the body is cut at
+        ``size`` too, for servers that ignore ``Range``)."""
+        if size <= 0:
+            return b""
         try:
-            self._open(offset)
+            self._open(offset, offset + size)
             return self.block(offset, size) if self._chunks is not None else b""
         finally:
             self.close()

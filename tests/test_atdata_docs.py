@@ -14,10 +14,9 @@ and handles are rewritten, each listed (with what it becomes) in :func:`_substit
 still occur in its document, so a changed document is noticed.
 
 A block listed in :data:`FAILS_UNDER_ATDATA_TOO` also fails under the real atdata 0.7, for the reason
-given; one in :data:`AWAITING_MANIFESTS` needs the manifest system of issue 16. Listed blocks still
-run, and must raise: a listed block that passes fails the test, so the lists shrink as the library
-grows. :func:`test_listed_blocks_and_atdata_agree` runs the same blocks (same substitutions) under
-atdata 0.7.0b1 itself and checks both lists against it.
+given. Listed blocks still run, and must raise: a listed block that passes fails the test, so the
+list shrinks as the library grows. :func:`test_listed_blocks_and_atdata_agree` runs the same blocks
+(same substitutions) under atdata 0.7.0b1 itself and checks the list against it.
 """
 
 from __future__ import annotations
@@ -73,20 +72,6 @@ FAILS_UNDER_ATDATA_TOO: dict[str, dict[int, str]] = {
         6: LENS_PLACEHOLDERS + ": lens, source, v1, v2",
         7: LENS_PLACEHOLDERS + ": original",
         8: LENS_PLACEHOLDERS + ": TypeA, TypeB (the lookup before them runs, and is checked)",
-    },
-}
-
-# Blocks that need the manifest system (issue 16, built on another branch): remove once it is merged.
-NEEDS_MANIFESTS = "needs manifests (issue 16)"
-AWAITING_MANIFESTS: dict[str, dict[int, str]] = {
-    MANIFEST_QUERIES: {
-        0: NEEDS_MANIFESTS + ": from atdata import ManifestField",
-        1: NEEDS_MANIFESTS + ": atdata.manifest.resolve_manifest_fields",
-        2: NEEDS_MANIFESTS + ": write_samples(..., manifest=True) of block 0's LabeledImage",
-        3: NEEDS_MANIFESTS + ": reads the *.manifest.json block 2 writes",
-        4: NEEDS_MANIFESTS + ": from atdata import QueryExecutor",
-        5: NEEDS_MANIFESTS + ": queries block 4's QueryExecutor",
-        6: NEEDS_MANIFESTS + ": QueryExecutor._manifests (block 4)",
     },
 }
 
@@ -199,7 +184,7 @@ def _blocks(doc: str, request: pytest.FixtureRequest) -> list[str]:
     for placeholder in subs:
         assert placeholder in text, f"{doc} no longer contains {placeholder!r}: update _substitutions"
     blocks = python_blocks(text)
-    listed = {**FAILS_UNDER_ATDATA_TOO.get(doc, {}), **AWAITING_MANIFESTS.get(doc, {})}
+    listed = FAILS_UNDER_ATDATA_TOO.get(doc, {})
     assert set(listed) <= set(range(len(blocks))), f"{doc} has {len(blocks)} blocks"
     for placeholder, real in subs.items():
         blocks = [block.replace(placeholder, real) for block in blocks]
@@ -209,7 +194,7 @@ def _blocks(doc: str, request: pytest.FixtureRequest) -> list[str]:
 @pytest.mark.parametrize("doc", list(_params()))
 def test_atdata_document_runs(doc: str, request, monkeypatch, tmp_path, capsys):
     blocks = _blocks(doc, request)
-    failing = {**FAILS_UNDER_ATDATA_TOO.get(doc, {}), **AWAITING_MANIFESTS.get(doc, {})}
+    failing = FAILS_UNDER_ATDATA_TOO.get(doc, {})
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -242,13 +227,13 @@ def test_atdata_document_runs(doc: str, request, monkeypatch, tmp_path, capsys):
 @pytest.mark.parametrize("doc", list(_params()))
 def test_listed_blocks_and_atdata_agree(doc: str, request):
     """The real atdata 0.7 runs the document the same way: each block of FAILS_UNDER_ATDATA_TOO fails
-    there too, and each block of AWAITING_MANIFESTS passes there (the gap is ours).
+    there too.
 
     ``ATDATA_DOCS_REFERENCE_ALL=1`` also runs the documents that list nothing; ``-s`` shows how
     every block fared under atdata.
     """
-    fails, awaiting = FAILS_UNDER_ATDATA_TOO.get(doc, {}), AWAITING_MANIFESTS.get(doc, {})
-    if not fails and not awaiting and not os.environ.get("ATDATA_DOCS_REFERENCE_ALL"):
+    fails = FAILS_UNDER_ATDATA_TOO.get(doc, {})
+    if not fails and not os.environ.get("ATDATA_DOCS_REFERENCE_ALL"):
         pytest.skip(f"{doc} lists no block")
     blocks = _blocks(doc, request)
     ref.require_atdata_venv()
@@ -260,5 +245,3 @@ def test_listed_blocks_and_atdata_agree(doc: str, request):
         print(f"[atdata {version}] {doc} block {i}: {error or 'ok'}")
     passing = {i: reason for i, reason in fails.items() if errors[i] is None}
     assert not passing, f"{doc}: these blocks pass under atdata {version}: {passing}"
-    failing = {i: errors[i] for i in awaiting if errors[i] is not None}
-    assert not failing, f"{doc}: these blocks fail under atdata {version} too: {failing}"

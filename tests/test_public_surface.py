@@ -46,22 +46,10 @@ CLASSES = (
     "Repository",
 )
 
-_LATER_16 = "issue 16 (manifests and queries, built in atdata_lab/manifest/)"
 _LATER_17 = "issue 17 (search across publishers, AppView, the atmosphere namespace, postgres)"
 
 DELIBERATE_OMISSIONS: dict[str, str] = {
     # --- manifests and queries: issue 16 -------------------------------------------------------
-    "atdata.manifest": _LATER_16,
-    "atdata.ManifestBuilder": _LATER_16,
-    "atdata.ManifestField": _LATER_16,
-    "atdata.ManifestWriter": _LATER_16,
-    "atdata.QueryExecutor": _LATER_16,
-    "atdata.SampleLocation": _LATER_16,
-    "atdata.ShardManifest": _LATER_16,
-    "atdata.query_fields": _LATER_16,
-    "atdata.write_samples(manifest)": _LATER_16,
-    "Dataset.query": _LATER_16,
-    "Dataset.fields": _LATER_16 + ": atdata's ds.fields is the field proxy of manifest queries",
     # --- search, AppView, atmosphere namespace, postgres: issue 17 ---------------------------
     "atdata.search": _LATER_17,
     "atdata.SearchAggregator": _LATER_17,

@@ -10,13 +10,16 @@ their plain-text forms.
 * :mod:`.entries` — entry rows, columns, cards, and whose publication an entry is;
 * :mod:`.schema` — schema field rows, the side-by-side diff, verdicts;
 * :mod:`.promotion` — plans, changes to what is published, verification, error advice;
-* :mod:`.samples` — field kinds, value text, array statistics, histograms, images.
+* :mod:`.samples` — field kinds, value text, array statistics, histograms, images;
+* :mod:`.datasets` — a dataset's summary with its manifest statistics.
 
 Every public name of those modules is importable from here.
 """
 
 from __future__ import annotations
 
+from .datasets import *  # noqa: F403
+from .datasets import __all__ as _datasets
 from .entries import *  # noqa: F403
 from .entries import __all__ as _entries
 from .promotion import *  # noqa: F403
@@ -28,4 +31,4 @@ from .schema import __all__ as _schema
 from .text import *  # noqa: F403
 from .text import __all__ as _text
 
-__all__ = sorted({*_text, *_entries, *_schema, *_promotion, *_samples})
+__all__ = sorted({*_text, *_entries, *_schema, *_promotion, *_samples, *_datasets})
