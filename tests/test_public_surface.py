@@ -49,7 +49,6 @@ CLASSES = (
 _LATER_17 = "issue 17 (search across publishers, AppView, the atmosphere namespace, postgres)"
 
 DELIBERATE_OMISSIONS: dict[str, str] = {
-    # --- manifests and queries: issue 16 -------------------------------------------------------
     # --- search, AppView, atmosphere namespace, postgres: issue 17 ---------------------------
     "atdata.search": _LATER_17,
     "atdata.SearchAggregator": _LATER_17,
