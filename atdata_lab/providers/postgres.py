@@ -427,7 +427,7 @@ class PostgresProvider(IndexProvider):
     def get_entry(self, name: str) -> dict[str, Any] | None:
         r = self._read(
             lambda c: c.execute(
-                f"SELECT {_ENTRY_COLS} FROM {_T}entries WHERE name = %s", (name,), prepare=True
+                f"SELECT {_ENTRY_COLS} FROM {_T}entries WHERE name = %s", (name,), prepare=True, binary=True
             ).fetchone()
         )
         return _row(r) if r else None
@@ -439,6 +439,7 @@ class PostgresProvider(IndexProvider):
                 "ORDER BY created_at DESC NULLS LAST, name DESC LIMIT 1",
                 (cid,),
                 prepare=True,
+                binary=True,
             ).fetchone()
         )
         return _row(r) if r else None
@@ -527,33 +528,40 @@ class PostgresProvider(IndexProvider):
             where.append("published_uri IS NOT NULL" if published else "published_uri IS NULL")
         clause = (" WHERE " + " AND ".join(where)) if where else ""
 
+        key = "first_tag" if sort == "tags" else sort
+
         # ties go in name order, reversed when descending; NULLs first ascending (as in SQLite)
-        def order(p: str = "") -> str:
+        def order(k: str, n: str) -> str:
+            d = "DESC" if descending else "ASC"
             if sort == "name":
-                return f"{p}name {'DESC' if descending else 'ASC'}"
-            key = p + ("first_tag" if sort == "tags" else sort)
-            if descending:
-                return f"{key} DESC NULLS LAST, {p}name DESC"
-            return f"{key} ASC NULLS FIRST, {p}name ASC"
+                return f"{n} {d}"
+            return f"{k} {d} NULLS {'LAST' if descending else 'FIRST'}, {n} {d}"
 
         page = (f" LIMIT {int(limit)}" if limit is not None else "") + f" OFFSET {max(0, int(offset))}"
-        count = (
-            f"SELECT count(*) FROM {_T}entries{clause}"
-            if where
-            else f"SELECT value FROM {_T}meta WHERE key = 'entries'"
-        )
+        cols = ", ".join("e." + k for k in ENTRY_KEYS)
+        rows_of = f"JOIN {_T}entries e ON e.name = p.name ORDER BY {order('e.' + key, 'e.name')}"
+        if where:
+            # the matches first (bitmap scans of the filters' indexes), then a top-N sort of only
+            # them: walking the sort column's index would read every row to count the matches
+            count = f"SELECT count(*) FROM {_T}entries{clause}"
+            query = (
+                f"WITH m AS MATERIALIZED (SELECT name, {key} AS k FROM {_T}entries{clause}) "
+                f"SELECT {cols}, (SELECT count(*) FROM m) FROM "
+                f"(SELECT name FROM m ORDER BY {order('k', 'name')}{page}) p {rows_of}"
+            )
+        else:
+            # a walk of the sort column's index for the page's names (a deep page never reads the
+            # rows it skips), then their rows; the total is the trigger-kept count
+            count = f"SELECT value FROM {_T}meta WHERE key = 'entries'"
+            query = (
+                f"SELECT {cols}, ({count}) FROM "
+                f"(SELECT name FROM {_T}entries ORDER BY {order(key, 'name')}{page}) p {rows_of}"
+            )
 
         def run(c: Any) -> tuple[list[dict[str, Any]], int]:
             if limit == 0:
                 return [], int(c.execute(count, args).fetchone()[0])
-            # the page's names by an index walk, then their rows: a deep page never reads skipped rows
-            total_col = "count(*) OVER ()" if where else f"(SELECT value FROM {_T}meta WHERE key = 'entries')"
-            got = c.execute(
-                f"SELECT {', '.join('e.' + k for k in ENTRY_KEYS)}, p.total FROM "
-                f"(SELECT name, {total_col} AS total FROM {_T}entries{clause} ORDER BY {order()}{page}) p "
-                f"JOIN {_T}entries e ON e.name = p.name ORDER BY {order('e.')}",
-                args,
-            ).fetchall()
+            got = c.execute(query, args, binary=True).fetchall()
             if got:
                 return [_row(r[:-1]) for r in got], int(got[0][-1])
             return [], int(c.execute(count, args).fetchone()[0])  # a page past the end
