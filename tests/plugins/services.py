@@ -805,14 +805,13 @@ def _pg_run_as() -> tuple[int, int] | None:
     return pw.pw_uid, pw.pw_gid
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def sweep_stale_postgres_dirs() -> None:
@@ -823,11 +822,11 @@ def sweep_stale_postgres_dirs() -> None:
             owner = int((d / "owner.pid").read_text())
         except (OSError, ValueError):
             continue
-        if _pid_alive(owner):
+        if pid_alive(owner):
             continue
         with contextlib.suppress(OSError, ValueError):
             postmaster = int((d / "data" / "postmaster.pid").read_text().split()[0])
-            if _pid_alive(postmaster):
+            if pid_alive(postmaster):
                 continue
         shutil.rmtree(d, ignore_errors=True)
 
