@@ -292,6 +292,33 @@ def test_provider_put_entry_from_two_processes_is_exactly_once(postgres_dsn):
     assert prov.search(tags=["a"])[1] + prov.search(tags=["b"])[1] == n
 
 
+def _backend_pid(index) -> int:
+    return index.provider._read(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+
+def _forked_lookup(index, q) -> None:
+    q.put((index.get_entry_by_name("shared").num_samples, len(index), _backend_pid(index)))
+    index.write(experiment(2, seed=5), name="from-child", progress=False)
+
+
+def test_a_forked_child_opens_its_own_session(postgres_dsn, tmp_path):
+    """An Index inherited through fork() (multiprocessing workers) never uses the parent's socket."""
+    import multiprocessing as mp
+
+    index = atdata.Index(dsn=postgres_dsn, data_store=atdata.LocalDiskStore(tmp_path))
+    index.write(experiment(3), name="shared", progress=False)
+    session = _backend_pid(index)
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    child = ctx.Process(target=_forked_lookup, args=(index, q))
+    child.start()
+    got = q.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0 and got[:2] == (3, 1) and got[2] != session  # the child's own session
+    assert sorted(e.name for e in index.list_entries()) == ["from-child", "shared"]
+    assert _backend_pid(index) == session  # the parent's session was neither used nor ended
+
+
 # -------------------------------------------------------------------------- the DSN's password
 
 

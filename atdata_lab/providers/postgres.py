@@ -219,6 +219,7 @@ class PostgresProvider(IndexProvider):
         self._lock = threading.RLock()
         self._conn: Any = None
         self._cur: Any = None
+        self._pid = os.getpid()
         with self._lock:
             self._connect()
             try:
@@ -277,6 +278,9 @@ class PostgresProvider(IndexProvider):
             ) from None
 
     def _live(self) -> Any:
+        if self._pid != os.getpid():  # a forked child: the parent's session is not ours to use or end
+            self._conn = self._cur = None
+            self._pid = os.getpid()
         if self._conn is None or self._conn.closed:
             self._connect()
         return self._conn
