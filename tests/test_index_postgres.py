@@ -180,6 +180,22 @@ def test_search_matches_sqlite_exactly(postgres_dsn, tmp_path):
     pg.close()
 
 
+def test_first_connections_at_once_create_the_tables_once(postgres_server, postgres_dsn):
+    """Six clients opening an empty database together: the advisory lock lets one create the tables."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(6) as pool:
+        providers = list(pool.map(lambda _: PostgresProvider(postgres_dsn), range(6)))
+    assert all(p.search(limit=0) == ([], 0) for p in providers)
+    with postgres_server.connect(postgres_dsn.rsplit("/", 1)[1]) as conn:
+        assert conn.execute("SELECT value FROM atdata_lab_meta WHERE key = 'layout'").fetchone() == (1,)
+        conn.execute("UPDATE atdata_lab_meta SET value = 99 WHERE key = 'layout'")
+    with pytest.raises(ValueError, match="layout 99.*upgrade atdata-lab"):
+        PostgresProvider(postgres_dsn)
+    for p in providers:
+        p.close()
+
+
 # -------------------------------------------------------------------------- concurrent writers
 
 _WRITER = textwrap.dedent("""
