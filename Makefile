@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Debian packages the tests need (real Redis, real Chromium). Installed only when missing.
+# Debian packages the tests need (real Redis, PostgreSQL, Chromium). Installed only when missing.
 system-deps:
 	@bash scripts/install-system-deps.sh
 
@@ -30,7 +30,7 @@ test: setup system-deps sandbox-install lint
 	$(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not browser and not sandbox and not slow and not redis and not s3 and not reliability"
+	$(PY) -m pytest -m "not browser and not sandbox and not slow and not redis and not postgres and not s3 and not reliability"
 
 test-browser: setup system-deps
 	$(PY) -m pytest -m browser tests/browser

@@ -147,14 +147,15 @@ class Index:
 
     Args:
         provider: ``None`` or ``"sqlite"`` (default: ``$ATDATA_HOME/index.db``, i.e.
-            ``~/.atdata/index.db``), ``"redis"``, or an :class:`IndexProvider` instance.
+            ``~/.atdata/index.db``), ``"redis"``, ``"postgres"``, or an :class:`IndexProvider` instance.
         path: The SQLite file (implies ``provider="sqlite"``).
         data_store: Where new shards go (default :class:`LocalDiskStore`).
         atmosphere: A logged-in :class:`~atdata_lab.atmosphere.Atmosphere` for promotion.
         redis: A ``redis.Redis`` client (implies ``provider="redis"``).
         url: A ``redis://`` URL (implies ``provider="redis"``).
         key_prefix: Redis key prefix, so several indexes can share one Redis.
-        dsn: A PostgreSQL DSN: not available yet (raises, naming the alternatives).
+        dsn: A PostgreSQL DSN, ``postgresql://user:password@host:5432/dbname`` (implies
+            ``provider="postgres"``; needs ``atdata-lab[postgres]``). Reprs and errors mask its password.
         repos: Named :class:`~atdata_lab.repository.Repository` objects mounted beside this
             index (``"local"``): ``list_datasets()`` and ``list_labels()`` cover them all, and a
             label named ``"lab/mnist"`` lives in repository ``"lab"``.

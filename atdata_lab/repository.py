@@ -23,12 +23,14 @@ def open_provider(
     url: str | None = None,
     key_prefix: str = "atdata:",
 ) -> IndexProvider:
-    """An index provider: ``"sqlite"`` (``path``, default ``$ATDATA_HOME/index.db``) or ``"redis"``
-    (a ``redis`` client or a ``url``); the kind defaults from the arguments given."""
+    """An index provider: ``"sqlite"`` (``path``, default ``$ATDATA_HOME/index.db``), ``"redis"``
+    (a ``redis`` client or a ``url``) or ``"postgres"`` (a ``dsn``); the kind defaults from the
+    arguments given."""
     if isinstance(provider, IndexProvider):
         return provider
     kind = provider or ("postgres" if dsn else "redis" if (redis is not None or url) else "sqlite")
-    # the backends load when chosen (sqlite_utils costs ~0.2 s of `import atdata_lab`; redis is optional)
+    # the backends load when chosen (sqlite_utils costs ~0.2 s of `import atdata_lab`; redis and
+    # psycopg are optional)
     if kind == "sqlite":
         from .providers.sqlite import SQLiteProvider
 
@@ -38,12 +40,16 @@ def open_provider(
 
         return RedisProvider(redis=redis, url=url, key_prefix=key_prefix)
     if kind in ("postgres", "postgresql"):
-        raise InvalidArgumentError(
-            "atdata-lab has no PostgreSQL index provider yet (it is planned for a later issue): "
-            "use provider='sqlite' (one machine) or provider='redis' (a team)"
-        )
+        if not dsn:
+            raise InvalidArgumentError(
+                "the PostgreSQL index needs a DSN: provider='postgres', "
+                "dsn='postgresql://user:password@host:5432/dbname'"
+            )
+        from .providers.postgres import PostgresProvider
+
+        return PostgresProvider(dsn)
     raise InvalidArgumentError(
-        f"unknown index provider {provider!r}: use 'sqlite', 'redis' or an IndexProvider"
+        f"unknown index provider {provider!r}: use 'sqlite', 'redis', 'postgres' or an IndexProvider"
     )
 
 
@@ -80,12 +86,12 @@ def create_repository(
     data_store: DataStore | None = None,
     **kwargs: Any,
 ) -> Repository:
-    """A :class:`Repository` on a provider chosen by name: ``"sqlite"`` (``path``) or ``"redis"``
-    (``redis=`` client, or ``url=``, ``key_prefix=``). ``"postgres"`` is not available yet."""
+    """A :class:`Repository` on a provider chosen by name: ``"sqlite"`` (``path``), ``"redis"``
+    (``redis=`` client, or ``url=``, ``key_prefix=``) or ``"postgres"`` (``dsn=``)."""
     unknown = set(kwargs) - {"url", "key_prefix"}
     if unknown:
         raise InvalidArgumentError(
-            f"create_repository got unknown options {sorted(unknown)}: it takes path=, redis=, url=, "
-            "key_prefix= and data_store="
+            f"create_repository got unknown options {sorted(unknown)}: it takes path=, dsn=, redis=, "
+            "url=, key_prefix= and data_store="
         )
     return Repository(open_provider(provider, path=path, dsn=dsn, redis=redis, **kwargs), data_store)

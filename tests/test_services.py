@@ -1,17 +1,24 @@
-"""The real-service fixtures work: Redis and SeaweedFS S3, on loopback only, with restarts.
+"""The real-service fixtures work: Redis, PostgreSQL and SeaweedFS S3, on loopback only, with restarts.
 
 Run with ``-s`` to see the measured startup times and memory of each server.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from tests.plugins.services import (
     LOOPBACK,
+    PostgresServer,
     RedisServer,
     SeaweedS3Server,
     free_ports,
@@ -212,3 +219,80 @@ def test_s3_restart_keeps_data_and_endpoint(s3_server: SeaweedS3Server, s3_bucke
     assert s3_server.endpoint_url == endpoint and s3_server.pid != old_pid
     assert s3_server.fs().cat(f"{s3_bucket}/kept.bin") == b"still here"
     print(f"\nseaweedfs restart: ready in {s3_server.startup_seconds:.2f} s")
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_server_is_private_loopback_and_unprivileged(
+    postgres_server: PostgresServer, record_property
+):
+    import psycopg
+
+    _report(record_property, "postgres", postgres_server)
+    _assert_loopback_only(postgres_server.pid, postgres_server.port)
+    with postgres_server.connect() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(postgres_server.dsn().replace(postgres_server.password, "wrong"), connect_timeout=5)
+    uid = os.stat(f"/proc/{postgres_server.pid}").st_uid
+    if os.geteuid() == 0:  # PostgreSQL refuses root: it runs as Debian's postgres user
+        import pwd
+
+        assert uid == pwd.getpwnam("postgres").pw_uid != 0
+    else:
+        assert uid == os.geteuid()
+    assert (postgres_server.data_dir.stat().st_mode & 0o077) == 0  # 0700 data and socket folders
+    assert (postgres_server.socket_dir.stat().st_mode & 0o077) == 0
+
+
+@pytest.mark.postgres
+def test_postgres_dsn_fixture_gives_an_empty_database(postgres_server: PostgresServer, postgres_dsn: str):
+    import psycopg
+
+    with psycopg.connect(postgres_dsn) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+    assert tables == (0,) and postgres_dsn.startswith(f"postgresql://atdata:{postgres_server.password}@")
+
+
+_PG_CHILD = """
+import sys, time
+from pathlib import Path
+from tests.plugins.services import start_postgres_server
+server = start_postgres_server(Path(sys.argv[1]))
+print(server.pid, server.base, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.postgres
+def test_postgres_dies_with_the_process_that_started_it(postgres_server: PostgresServer, tmp_path):
+    """A SIGKILLed test session leaves no postmaster behind, and its data folder is swept later."""
+    from tests.plugins.services import pid_alive, sweep_stale_postgres_dirs
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _PG_CHILD, str(tmp_path / "pg")],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = child.stdout.readline().split()
+        assert line, "the child could not start PostgreSQL"
+        pid, base = int(line[0]), Path(line[1])
+        assert Path(f"/proc/{pid}").exists()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.1)
+        assert not pid_alive(pid), "the postmaster outlived the process that started it"
+        sweep_stale_postgres_dirs()
+        if base != tmp_path / "pg" / "try0":  # root: the data lived in a /tmp folder of its own
+            assert not base.exists()
+    finally:
+        if child.poll() is None:
+            child.kill()

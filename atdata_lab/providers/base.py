@@ -1,4 +1,4 @@
-"""The index provider interface, written once; SQLite and Redis implement it.
+"""The index provider interface, written once; SQLite, Redis and PostgreSQL implement it.
 
 Rows are plain dicts. An *entry row* has the keys of :data:`ENTRY_KEYS`; a *shard row*
 ``url, entry, checksum, size, num_samples, offsets`` (offsets: packed offset index); a
@@ -12,7 +12,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-__all__ = ["IndexProvider", "ENTRY_KEYS", "SORT_COLUMNS", "search_text"]
+from ..errors import AtdataLabError
+
+__all__ = ["IndexProvider", "IndexUnavailableError", "ENTRY_KEYS", "SORT_COLUMNS", "search_text"]
+
+
+class IndexUnavailableError(AtdataLabError, ConnectionError):
+    """The index server (Redis, PostgreSQL) cannot be reached; the message names it and the fix."""
+
 
 ENTRY_KEYS = (
     "name",

@@ -26,14 +26,10 @@ from typing import Any
 
 import msgpack
 
-from ..errors import AtdataLabError, EntryConflictError, InvalidArgumentError
-from .base import ENTRY_KEYS, SORT_COLUMNS, IndexProvider, search_text
+from ..errors import EntryConflictError, InvalidArgumentError
+from .base import ENTRY_KEYS, SORT_COLUMNS, IndexProvider, IndexUnavailableError, search_text
 
 __all__ = ["RedisProvider", "IndexUnavailableError"]
-
-
-class IndexUnavailableError(AtdataLabError, ConnectionError):
-    """The index server cannot be reached; the message names it and the fix."""
 
 
 _SEARCH = r"""

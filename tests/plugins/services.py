@@ -1,7 +1,8 @@
-"""pytest fixtures that start REAL services on 127.0.0.1: Debian's redis-server and SeaweedFS S3.
+"""pytest fixtures that start REAL services on 127.0.0.1: Debian's redis-server and PostgreSQL, and
+SeaweedFS S3.
 
-Nothing here is an emulator (no moto, no fakeredis): the index tests run against the same Redis
-server and the storage tests against the same S3 implementation a user could deploy.
+Nothing here is an emulator (no moto, no fakeredis): the index tests run against the same Redis and
+PostgreSQL servers and the storage tests against the same S3 implementation a user could deploy.
 
 Fixtures (all lazy: a service starts only when a test asks for it, then lives for the session):
 
@@ -23,10 +24,20 @@ Fixtures (all lazy: a service starts only when a test asks for it, then lives fo
     ``.stop()``, ``.rss_bytes()``, ``.startup_seconds``.
 ``s3_bucket`` (function)
     A fresh, uniquely named, empty bucket on ``s3_server``; emptied and deleted after the test.
+``postgres_server`` (session)
+    A :class:`PostgresServer`: a fresh cluster (Debian's ``initdb``/``postgres``) with a random
+    superuser password. ``.dsn(dbname)``, ``.connect()``, ``.create_database()``, ``.restart()``,
+    ``.stop()``, ``.kill()``, ``.rss_bytes()``, ``.startup_seconds``. As root (CI) it runs as
+    Debian's ``postgres`` user, with its data in a 0700 folder under /tmp.
+``postgres_dsn`` (function)
+    The DSN of a fresh, empty database on ``postgres_server``; dropped after the test.
+``start_postgres`` (function)
+    A factory ``start_postgres() -> PostgresServer`` for tests that stop/restart/crash a server of
+    their own (stopped, and its data removed, at the end of the test).
 
 Every process is started in its own session with ``PR_SET_PDEATHSIG`` (so it dies with the
-pytest process even if pytest is killed) and stopped by its own PID only: SIGTERM, a grace period,
-then SIGKILL.
+pytest process even if pytest is killed) and stopped by its own PID only: SIGTERM (SIGINT for
+PostgreSQL's fast shutdown), a grace period, then SIGKILL.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -163,33 +175,40 @@ def _tail(path: Path, n: int = 4000) -> str:
 # Redis
 # --------------------------------------------------------------------------------------------
 
-_redis_install_attempted = False
+_install_attempted = False
+
+
+def run_install_script_once() -> None:
+    """Runs ``scripts/install-system-deps.sh`` once per session (it installs only what is missing).
+
+    The install is retried a few times while another process holds the dpkg lock.
+    """
+    global _install_attempted
+    if _install_attempted or not INSTALL_SCRIPT.exists():
+        return
+    _install_attempted = True
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        proc = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900)
+        if proc.returncode == 0:
+            break
+        if "lock" not in (proc.stdout + proc.stderr).lower():  # a real failure, not a busy dpkg
+            break
+        time.sleep(5)
 
 
 def find_redis_server(*, install: bool = True) -> str | None:
     """Finds Debian's ``redis-server``; runs ``scripts/install-system-deps.sh`` once if missing.
 
-    The install is retried a few times while another process holds the dpkg lock.
-
     Returns:
         The binary's path, or None when it is still unavailable.
     """
-    global _redis_install_attempted
     found = shutil.which("redis-server") or (
         "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
     )
-    if found or not install or _redis_install_attempted or not INSTALL_SCRIPT.exists():
+    if found or not install:
         return found
-    _redis_install_attempted = True
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        proc = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=900)
-        found = shutil.which("redis-server")
-        if found or proc.returncode == 0:
-            break
-        if "lock" not in (proc.stdout + proc.stderr).lower():  # a real failure, not a busy dpkg
-            break
-        time.sleep(5)
+    run_install_script_once()
     return shutil.which("redis-server")
 
 
@@ -738,3 +757,361 @@ def s3_bucket(s3_server: SeaweedS3Server) -> Iterator[str]:
         if s3_server.pid is not None:
             with contextlib.suppress(Exception):
                 s3_server.delete_bucket(name)
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL: Debian's postgresql
+# --------------------------------------------------------------------------------------------
+
+PG_TMP_PREFIX = "atdata-lab-pg-"
+
+
+def _pg_bindir_now() -> Path | None:
+    def version(p: Path) -> tuple[int, ...]:
+        name = p.parent.parent.name
+        return tuple(int(x) for x in name.split(".") if x.isdigit())
+
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=version)
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("initdb")
+    return Path(on_path).resolve().parent if on_path else None
+
+
+def find_postgres_bindir(*, install: bool = True) -> Path | None:
+    """The folder of Debian's ``initdb`` and ``postgres`` (``/usr/lib/postgresql/<newest>/bin``, which
+    Debian does not put on PATH); runs ``scripts/install-system-deps.sh`` once if they are missing."""
+    found = _pg_bindir_now()
+    if found or not install:
+        return found
+    run_install_script_once()
+    return _pg_bindir_now()
+
+
+def _pg_run_as() -> tuple[int, int] | None:
+    """(uid, gid) to run PostgreSQL as: None (ourselves) unless we are root, which initdb and
+    postgres refuse; then Debian's ``postgres`` system user (created by the postgresql package)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError:
+        raise RuntimeError(
+            "PostgreSQL refuses to run as root and there is no `postgres` user to run it as: "
+            "apt-get install postgresql creates it (bash scripts/install-system-deps.sh)"
+        ) from None
+    return pw.pw_uid, pw.pw_gid
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def sweep_stale_postgres_dirs() -> None:
+    """Removes /tmp/atdata-lab-pg-* folders left by sessions that were killed (their owner and their
+    postmaster are both gone): only ours, by name, never a running cluster."""
+    for d in Path(tempfile.gettempdir()).glob(PG_TMP_PREFIX + "*"):
+        try:
+            owner = int((d / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if pid_alive(owner):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            postmaster = int((d / "data" / "postmaster.pid").read_text().split()[0])
+            if pid_alive(postmaster):
+                continue
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class PostgresServer:
+    """One real PostgreSQL cluster (Debian's ``postgres``) on 127.0.0.1, private to the caller.
+
+    ``initdb`` makes a fresh cluster whose superuser ``atdata`` has a random password, required over
+    TCP (scram-sha-256); the unix socket lives beside the data, not in /var/run. PostgreSQL refuses
+    to run as root: under root (CI) the cluster belongs to, and runs as, Debian's ``postgres`` system
+    user, and its data then sits in a fresh 0700 folder under /tmp that this user can reach (pytest's
+    own tmp folders are 0700 root); the log stays in ``workdir``. Stopped with SIGINT (PostgreSQL's
+    fast shutdown: open connections do not hold it up), SIGKILL after a grace period.
+
+    Args:
+        workdir: Its log goes there (and its data, unless running as root).
+        port: The port; a free one is chosen when None. It stays the same across restarts.
+        bindir: The folder of ``initdb`` and ``postgres`` (default: Debian's newest).
+    """
+
+    host = LOOPBACK
+    user = "atdata"
+
+    def __init__(self, workdir: Path, *, port: int | None = None, bindir: Path | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_ports(1)[0]
+        found = bindir or find_postgres_bindir()
+        if found is None:
+            raise RuntimeError("PostgreSQL is not installed: bash scripts/install-system-deps.sh")
+        self.bindir = Path(found)
+        self.password = secrets.token_urlsafe(18)
+        self.run_as = _pg_run_as()
+        if self.run_as is None:
+            self.base = self.workdir
+        else:
+            sweep_stale_postgres_dirs()
+            self.base = Path(tempfile.mkdtemp(prefix=PG_TMP_PREFIX))
+            (self.base / "owner.pid").write_text(str(os.getpid()))
+            os.chown(self.base, *self.run_as)
+        self.data_dir = self.base / "data"
+        self.socket_dir = self.base / "sock"
+        self.log_path = self.workdir / "postgres.log"
+        self.proc: subprocess.Popen | None = None
+        self.startup_seconds: float | None = None
+        self._initdb()
+
+    # -- addresses and clients -----------------------------------------------------------------
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        """``postgresql://atdata:PASSWORD@127.0.0.1:PORT/dbname`` (TCP, password required)."""
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running postmaster (None when stopped)."""
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def connect(self, dbname: str = "postgres"):
+        """A psycopg connection (autocommit) as the superuser."""
+        import psycopg
+
+        return psycopg.connect(self.dsn(dbname), autocommit=True, connect_timeout=5)
+
+    def create_database(self, name: str | None = None) -> str:
+        """Creates an empty database (``t_<hex>`` when None) and returns its DSN."""
+        name = name or f"t_{uuid.uuid4().hex[:16]}"
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.dsn(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drops a database, closing the connections still open on it (PostgreSQL 13+)."""
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    # -- process -------------------------------------------------------------------------------
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "stdin": subprocess.DEVNULL,
+            "cwd": self.base,
+            "start_new_session": True,
+            "preexec_fn": _die_with_parent,  # runs after the uid change, which would clear it
+            "env": {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"LC_ALL": "C.UTF-8"},
+        }
+        if self.run_as is not None:
+            kw.update(user=self.run_as[0], group=self.run_as[1], extra_groups=[])
+        return kw
+
+    def _initdb(self) -> None:
+        pwfile = self.base / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        for d in (self.socket_dir,):
+            d.mkdir(mode=0o700, exist_ok=True)
+        if self.run_as is not None:
+            for p in (pwfile, self.socket_dir):
+                os.chown(p, *self.run_as)
+        try:
+            cmd = [
+                str(self.bindir / "initdb"),
+                "-D", str(self.data_dir),
+                "-U", self.user,
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                "-E", "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+                "--no-instructions",
+            ]  # fmt: skip
+            with open(self.log_path, "ab") as log:
+                proc = subprocess.run(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, timeout=120, **self._popen_kwargs()
+                )
+            if proc.returncode != 0:
+                raise RuntimeError(f"initdb failed with {proc.returncode}:\n{_tail(self.log_path)}")
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def command(self) -> list[str]:
+        """The exact command line used to start the server."""
+        return [
+            str(self.bindir / "postgres"),
+            "-D", str(self.data_dir),
+            "-h", self.host,
+            "-p", str(self.port),
+            "-k", str(self.socket_dir),
+            "-c", "unix_socket_permissions=0700",
+            "-c", "max_connections=60",
+            "-c", "shared_buffers=64MB",
+            "-c", "timezone=UTC",
+            "-c", "logging_collector=off",
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 30) -> PostgresServer:
+        """Starts the postmaster and waits until a password login over TCP succeeds.
+
+        Raises:
+            RuntimeError: It exited or was not ready in time (the log tail is included).
+        """
+        if self.pid is not None:
+            return self
+        import psycopg
+
+        t0 = time.monotonic()
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        try:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, **self._popen_kwargs()
+            )
+        finally:
+            log.close()
+        deadline = t0 + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"postgres exited with {self.proc.returncode} on port {self.port}:\n{_tail(self.log_path)}"
+                )
+            try:
+                with psycopg.connect(self.dsn(), connect_timeout=2):
+                    pass
+            except psycopg.OperationalError:
+                time.sleep(0.05)
+                continue
+            self.startup_seconds = time.monotonic() - t0
+            return self
+        self.stop()
+        raise RuntimeError(f"postgres was not ready within {timeout} s:\n{_tail(self.log_path)}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGINT (fast shutdown: open sessions are ended), SIGKILL after ``grace`` seconds."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster at once (a crash: its backends exit when they see it gone)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def restart(self, *, crash: bool = False) -> PostgresServer:
+        """Stops the server (fast shutdown, or SIGKILL with ``crash=True``) and starts it on the same port."""
+        if crash:
+            self.kill()
+        else:
+            self.stop()
+        deadline = time.monotonic() + 15
+        while not port_is_free(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.start()
+
+    def cleanup(self) -> None:
+        """Stops the server and removes its data when it lived outside ``workdir`` (root's /tmp folder)."""
+        self.stop()
+        if self.base != self.workdir:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the postmaster in bytes."""
+        return rss_bytes(self.pid) if self.pid else None
+
+    def __repr__(self) -> str:
+        return f"PostgresServer(host={self.host!r}, port={self.port}, pid={self.pid})"
+
+
+def start_postgres_server(workdir: Path, **kwargs: Any) -> PostgresServer:
+    """Makes and starts a :class:`PostgresServer`, retrying on a new port if one was taken meanwhile."""
+    last: Exception | None = None
+    for attempt in range(3):
+        server = PostgresServer(Path(workdir) / f"try{attempt}", **kwargs)
+        try:
+            return server.start()
+        except RuntimeError as exc:
+            server.cleanup()
+            last = exc
+    raise RuntimeError(f"could not start PostgreSQL: {last}")
+
+
+def _require_postgres() -> Path:
+    """The PostgreSQL bindir and psycopg, or a skip (a failure under CI, where both must be there)."""
+    missing = None
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing = "psycopg is not installed (pip install 'atdata-lab[postgres]'; `make test` does)"
+    bindir = find_postgres_bindir()
+    if missing is None and bindir is None:
+        missing = (
+            "PostgreSQL is not installed and `bash scripts/install-system-deps.sh` could not install "
+            "it (needs apt-get with access to Debian's packages)"
+        )
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    assert bindir is not None
+    return bindir
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL cluster on 127.0.0.1 (password login over TCP), shared by the session."""
+    bindir = _require_postgres()
+    server = start_postgres_server(tmp_path_factory.mktemp("postgres"), bindir=bindir)
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:
+    """The DSN of a fresh, empty database on the session server; dropped after the test."""
+    dsn = postgres_server.create_database()
+    try:
+        yield dsn
+    finally:
+        if postgres_server.pid is not None:
+            with contextlib.suppress(Exception):
+                postgres_server.drop_database(dsn.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def start_postgres(tmp_path) -> Iterator[Callable[..., PostgresServer]]:
+    """Factory ``start_postgres() -> PostgresServer`` for tests that stop, restart or crash a server
+    of their own; every server it starts is stopped (and its data removed) after the test."""
+    bindir = _require_postgres()
+    started: list[PostgresServer] = []
+
+    def _start() -> PostgresServer:
+        server = start_postgres_server(tmp_path / f"postgres-{len(started)}", bindir=bindir)
+        started.append(server)
+        return server
+
+    try:
+        yield _start
+    finally:
+        for server in started:
+            server.cleanup()

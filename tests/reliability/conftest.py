@@ -1,7 +1,7 @@
 """Reliability suites: crash matrices, faults, concurrency, bad input, secrets.
 
 Every test here is marked ``reliability`` (added automatically below) plus the markers of the real
-services it uses (``sandbox``, ``redis``, ``s3``). ``make reliability`` runs them; ``make test``
+services it uses (``sandbox``, ``redis``, ``postgres``, ``s3``). ``make reliability`` runs them; ``make test``
 runs them with everything else.
 
 Tests report their matrices with the ``report_table`` fixture. The tables are printed at the end of

@@ -1,4 +1,4 @@
-"""Concurrent writers: 4 processes x 50 ``index.write()`` calls into one index (SQLite, then Redis).
+"""Concurrent writers: 4 processes x 50 ``index.write()`` calls into one index (SQLite, Redis, PostgreSQL).
 
 All four processes open the index, wait for a common start time, and write at once. Every write must
 succeed (0 errors, 0 "database is locked"), and the index must end with exactly 200 entries whose
@@ -67,21 +67,32 @@ def _check(index: atdata.Index) -> int:
 ROWS: list[tuple] = []
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
 def test_four_processes_write_fifty_entries_each_into_one_index(backend, tmp_path, request):
     base: dict[str, Any] = {"data": str(tmp_path / "data"), "samples": 8, "dim": 16}
     if backend == "sqlite":
         base["db"] = str(tmp_path / "shared.db")
-    else:
+    elif backend == "redis":
         server = request.getfixturevalue("redis_server")
         request.getfixturevalue("redis_client")  # FLUSHALL: start empty
         base["redis"] = server.url
+    else:
+        base["postgres"] = request.getfixturevalue("postgres_dsn")  # a fresh, empty database
     summaries, failures, elapsed = _run_writers(base)
-    index = (
-        atdata.Index(path=base["db"], data_store=atdata.LocalDiskStore(base["data"]))
-        if backend == "sqlite"
-        else atdata.Index(url=base["redis"], data_store=atdata.LocalDiskStore(base["data"]))
-    )
+    store = atdata.LocalDiskStore(base["data"])
+    if backend == "sqlite":
+        index = atdata.Index(path=base["db"], data_store=store)
+    elif backend == "redis":
+        index = atdata.Index(url=base["redis"], data_store=store)
+    else:
+        index = atdata.Index(dsn=base["postgres"], data_store=store)
     errors = sum(sum(s["errors"].values()) for s in summaries)
     locked = sum(s["locked"] for s in summaries)
     committed = sum(s["committed"] for s in summaries)

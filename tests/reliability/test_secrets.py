@@ -170,13 +170,17 @@ def test_session_strings_are_written_only_when_asked_and_mode_0600(
 @pytest.mark.sandbox
 @pytest.mark.redis
 @pytest.mark.s3
-def test_every_server_listens_on_loopback_only(sandbox, redis_server, s3_server, report_table):
+@pytest.mark.postgres
+def test_every_server_listens_on_loopback_only(
+    sandbox, redis_server, postgres_server, s3_server, report_table
+):
     from tests.plugins.services import listening_sockets
 
     rows, wrong = [], []
     for name, pid in (
         ("sandbox PDS + PLC (node)", sandbox.pid),
         ("redis-server", redis_server.pid),
+        ("PostgreSQL (postgres)", postgres_server.pid),
         ("SeaweedFS S3 (weed)", s3_server.pid),
     ):
         socks = listening_sockets(pid)

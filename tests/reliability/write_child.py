@@ -1,7 +1,7 @@
 """``index.write()`` in a child process, for the index-fault, shard-kill and concurrency suites.
 
-``python -m tests.reliability.write_child '<json config>'`` opens an index (``sqlite`` path or
-``redis`` URL) over a data store (``disk`` folder or ``s3`` bucket) and writes ``count`` entries
+``python -m tests.reliability.write_child '<json config>'`` opens an index (``sqlite`` path,
+``redis`` URL or ``postgres`` DSN) over a data store (``disk`` folder or ``s3`` bucket) and writes ``count`` entries
 named ``{prefix}{i:03d}`` (``samples`` samples of ``dim`` floats each, deterministic by name, so a
 retry writes identical content). Each committed entry prints ``COMMITTED <name> <cid>``; the last
 line is a JSON summary (``errors`` by class, ``locked``: messages mentioning "database is locked",
@@ -40,6 +40,8 @@ def _index(cfg: dict[str, Any]) -> atdata.Index:
         store = atdata.LocalDiskStore(cfg["data"])
     if cfg.get("redis"):
         return atdata.Index(url=cfg["redis"], data_store=store, key_prefix=cfg.get("key_prefix", "atdata:"))
+    if cfg.get("postgres"):
+        return atdata.Index(dsn=cfg["postgres"], data_store=store)
     return atdata.Index(path=cfg["db"], data_store=store)
 
 
