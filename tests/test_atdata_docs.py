@@ -55,9 +55,6 @@ FAILS_UNDER_ATDATA_TOO: dict[str, dict[int, str]] = {
     QUICKSTART: {},
     LOCAL_WORKFLOW: {
         2: "LocalDatasetEntry(...): a name the page never imports (NameError)",
-        4: "its second statement, Index(provider='postgres', dsn='postgresql://user:pass@host/db'), needs a "
-        "PostgreSQL server at the placeholder host 'host', which exists nowhere (atdata 0.7 raises ImportError "
-        "first: its install has no psycopg); the Redis statement before it runs against the real redis-server",
     },
     PROMOTION: {
         4: "promotes 'experiment-batch-1' and 'experiment-batch-2', entries the page never writes "
@@ -82,6 +79,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
         "redis_client",
         "s3_server",
         "s3_bucket",
+        "postgres_dsn",
     ),  # redis_client: FLUSHALL first
     PROMOTION: ("pds_account",),
 }
@@ -101,6 +99,8 @@ def _substitutions(doc: str, fx: dict[str, Any]) -> dict[str, str]:
             # the buckets the page names: this test's fresh bucket
             'bucket="my-bucket"': f"bucket={fx['s3_bucket']!r}",
             'bucket="team-datasets"': f"bucket={fx['s3_bucket']!r}",
+            # the PostgreSQL index: a fresh database on the session's PostgreSQL server
+            'dsn="postgresql://user:pass@host/db"': f"dsn={fx['postgres_dsn']!r}",
         }
     if doc == PROMOTION:
         account = fx["pds_account"]  # its fixture also points ATDATA_PDS_URL at the sandbox PDS
