@@ -68,8 +68,45 @@ def _unknown(shard_id: str, ids: list[str]) -> NotFoundError:
     return NotFoundError(f"{shard_id!r} is not a shard of this source ({len(ids)} shards)")
 
 
+class _Listed:
+    """``shard_list`` and ``shards`` from ``list_shards`` and ``open_shard`` (every source here)."""
+
+    def list_shards(self) -> list[str]:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def open_shard(self, shard_id: str) -> IO[bytes]:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    @property
+    def shard_list(self) -> list[str]:
+        """As :meth:`list_shards` (atdata's older name)."""
+        return self.list_shards()
+
+    @property
+    def shards(self) -> Iterator[tuple[str, IO[bytes]]]:
+        for shard_id in self.list_shards():
+            yield shard_id, self.open_shard(shard_id)
+
+
+class _AtURLs(_Listed):
+    """A source whose shard ids are URLs our readers open with ``storage_options``."""
+
+    storage_options: Any
+
+    def open_shard(self, shard_id: str) -> IO[bytes]:
+        """A readable stream of one shard (``KeyError`` for one not in :meth:`list_shards`)."""
+        ids = self.list_shards()
+        if shard_id not in ids:
+            raise _unknown(shard_id, ids)
+        return open_url(shard_id, self.storage_options)
+
+    def _dataset_args(self) -> tuple[list[str], dict[str, Any]]:
+        """``(urls, storage_options)`` for the dataset's own readers."""
+        return self.list_shards(), dict(self.storage_options or {})
+
+
 @dataclass
-class URLSource:
+class URLSource(_AtURLs):
     """Shards at URLs: local paths, ``file://``, ``http(s)://``, ``s3://`` and other fsspec URLs.
 
     Args:
@@ -84,30 +121,9 @@ class URLSource:
         """The shard URLs, brace patterns expanded."""
         return expand_urls(self.url)
 
-    @property
-    def shard_list(self) -> list[str]:
-        """As :meth:`list_shards` (atdata's older name)."""
-        return self.list_shards()
-
-    @property
-    def shards(self) -> Iterator[tuple[str, IO[bytes]]]:
-        for url in self.list_shards():
-            yield url, self.open_shard(url)
-
-    def open_shard(self, shard_id: str) -> IO[bytes]:
-        """A readable stream of one shard (``KeyError`` for a URL not in :meth:`list_shards`)."""
-        ids = self.list_shards()
-        if shard_id not in ids:
-            raise _unknown(shard_id, ids)
-        return open_url(shard_id, self.storage_options)
-
-    def _dataset_args(self) -> tuple[list[str], dict[str, Any]]:
-        """``(urls, storage_options)`` for the dataset's own readers."""
-        return self.list_shards(), dict(self.storage_options or {})
-
 
 @dataclass
-class S3Source:
+class S3Source(_AtURLs):
     """Objects in one S3 bucket (AWS, or an S3-compatible server at ``endpoint``).
 
     The credentials stay in this source (they are passed to the readers of this dataset only and
@@ -141,11 +157,6 @@ class S3Source:
         return [f"s3://{self.bucket}/{k}" for k in self.keys]
 
     @property
-    def shard_list(self) -> list[str]:
-        """As :meth:`list_shards` (atdata's older name)."""
-        return self.list_shards()
-
-    @property
     def storage_options(self) -> dict[str, Any]:
         """The s3fs options these objects are read with."""
         opts: dict[str, Any] = {}
@@ -159,22 +170,6 @@ class S3Source:
         if client:
             opts["client_kwargs"] = client
         return opts
-
-    @property
-    def shards(self) -> Iterator[tuple[str, IO[bytes]]]:
-        for url in self.list_shards():
-            yield url, self.open_shard(url)
-
-    def open_shard(self, shard_id: str) -> IO[bytes]:
-        """A readable stream of ``s3://bucket/key`` (``KeyError`` for one not in this source)."""
-        ids = self.list_shards()
-        if shard_id not in ids:
-            raise _unknown(shard_id, ids)
-        return open_url(shard_id, self.storage_options)
-
-    def _dataset_args(self) -> tuple[list[str], dict[str, Any]]:
-        """``(urls, storage_options)`` for the dataset's own readers."""
-        return self.list_shards(), self.storage_options
 
     @classmethod
     def from_urls(
@@ -221,7 +216,7 @@ class S3Source:
 
 
 @dataclass
-class BlobSource:
+class BlobSource(_Listed):
     """Shards stored as blobs on ATProto PDSes, each named by the repository's DID and the blob's CID.
 
     A blob is downloaded into the verified blob cache (``$ATDATA_HOME/cache/blobs``) the first
@@ -282,16 +277,6 @@ class BlobSource:
     def list_shards(self) -> list[str]:
         """``at://{did}/blob/{cid}`` for each blob."""
         return [f"at://{r['did']}/blob/{r['cid']}" for r in self.blob_refs]
-
-    @property
-    def shard_list(self) -> list[str]:
-        """As :meth:`list_shards` (atdata's older name)."""
-        return self.list_shards()
-
-    @property
-    def shards(self) -> Iterator[tuple[str, IO[bytes]]]:
-        for shard_id in self.list_shards():
-            yield shard_id, self.open_shard(shard_id)
 
     def _client(self, did: str) -> Any:
         from .atmosphere import Atmosphere
