@@ -212,7 +212,49 @@ def find_redis_server(*, install: bool = True) -> str | None:
     return shutil.which("redis-server")
 
 
-class RedisServer:
+class _ServerProcess:
+    """What the Redis and PostgreSQL servers share: one process on a fixed loopback port, crashed with
+    SIGKILL, restarted on the same port (subclasses give ``start``, ``stop`` and ``restart_wait``)."""
+
+    proc: subprocess.Popen | None
+    port: int
+    restart_wait: float = 10.0
+
+    def start(self) -> Any:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running server (None when stopped)."""
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def kill(self) -> None:
+        """SIGKILL the server at once (a crash: only what is already on disk survives)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def restart(self, *, crash: bool = False) -> Any:
+        """Stops the server (its clean shutdown, or SIGKILL with ``crash=True``) and starts it on the
+        same port."""
+        if crash:
+            self.kill()
+        else:
+            self.stop()
+        deadline = time.monotonic() + self.restart_wait
+        while not port_is_free(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.start()
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory of the server process in bytes."""
+        return rss_bytes(self.pid) if self.pid else None
+
+
+class RedisServer(_ServerProcess):
     """One real ``redis-server`` process bound to 127.0.0.1 on a fixed port.
 
     Args:
@@ -241,11 +283,6 @@ class RedisServer:
     def url(self) -> str:
         """``redis://127.0.0.1:PORT/0``."""
         return f"redis://{self.host}:{self.port}/0"
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the running server (None when stopped)."""
-        return self.proc.pid if self.proc and self.proc.poll() is None else None
 
     def command(self) -> list[str]:
         """The exact command line used to start the server."""
@@ -313,32 +350,11 @@ class RedisServer:
         """SIGTERM (Redis then flushes its AOF and exits), SIGKILL after ``grace`` seconds."""
         _stop_process(self.proc, grace)
 
-    def kill(self) -> None:
-        """SIGKILL the server at once (a crash: only what is already on disk survives)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def restart(self, *, crash: bool = False) -> RedisServer:
-        """Stops the server (SIGTERM, or SIGKILL with ``crash=True``) and starts it on the same port."""
-        if crash:
-            self.kill()
-        else:
-            self.stop()
-        deadline = time.monotonic() + 10
-        while not port_is_free(self.port) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.start()
-
     def client(self, **kwargs: Any):
         """A ``redis.Redis`` client for this server (``decode_responses`` etc. via kwargs)."""
         import redis
 
         return redis.Redis.from_url(self.url, **kwargs)
-
-    def rss_bytes(self) -> int | None:
-        """Resident memory of the server process in bytes."""
-        return rss_bytes(self.pid) if self.pid else None
 
     def __repr__(self) -> str:
         return f"RedisServer(url={self.url!r}, aof={self.aof}, pid={self.pid})"
@@ -831,7 +847,7 @@ def sweep_stale_postgres_dirs() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-class PostgresServer:
+class PostgresServer(_ServerProcess):
     """One real PostgreSQL cluster (Debian's ``postgres``) on 127.0.0.1, private to the caller.
 
     ``initdb`` makes a fresh cluster whose superuser ``atdata`` has a random password, required over
@@ -849,6 +865,7 @@ class PostgresServer:
 
     host = LOOPBACK
     user = "atdata"
+    restart_wait = 15.0
 
     def __init__(self, workdir: Path, *, port: int | None = None, bindir: Path | None = None):
         self.workdir = Path(workdir)
@@ -879,11 +896,6 @@ class PostgresServer:
     def dsn(self, dbname: str = "postgres") -> str:
         """``postgresql://atdata:PASSWORD@127.0.0.1:PORT/dbname`` (TCP, password required)."""
         return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the running postmaster (None when stopped)."""
-        return self.proc.pid if self.proc and self.proc.poll() is None else None
 
     def connect(self, dbname: str = "postgres"):
         """A psycopg connection (autocommit) as the superuser."""
@@ -1010,32 +1022,11 @@ class PostgresServer:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def kill(self) -> None:
-        """SIGKILL the postmaster at once (a crash: its backends exit when they see it gone)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def restart(self, *, crash: bool = False) -> PostgresServer:
-        """Stops the server (fast shutdown, or SIGKILL with ``crash=True``) and starts it on the same port."""
-        if crash:
-            self.kill()
-        else:
-            self.stop()
-        deadline = time.monotonic() + 15
-        while not port_is_free(self.port) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.start()
-
     def cleanup(self) -> None:
         """Stops the server and removes its data when it lived outside ``workdir`` (root's /tmp folder)."""
         self.stop()
         if self.base != self.workdir:
             shutil.rmtree(self.base, ignore_errors=True)
-
-    def rss_bytes(self) -> int | None:
-        """Resident memory of the postmaster in bytes."""
-        return rss_bytes(self.pid) if self.pid else None
 
     def __repr__(self) -> str:
         return f"PostgresServer(host={self.host!r}, port={self.port}, pid={self.pid})"
