@@ -257,7 +257,10 @@ def test_blobs_storage_publishes_manifests_and_republishing_unchanged_uploads_an
     hits = ds.query(where=F.label.isin(["bird"]) & (F.score < 0.5))
     want = expected(data, lambda s: s.label == "bird" and s.score < 0.5)
     assert [(h.key, "bird") for h in hits] == want and want
+    # 3 headers and the rows of the 2 shards the statistics did not rule out: no shard was read
+    assert len(cache_files("blobs")) == 3 + 2
     assert [s.score for s in ds.select(hits)] == [data[int(k)].score for k, _ in want]
+    assert len(cache_files("blobs")) == 5 + 2  # the two shards that hold hits (checked against their CIDs)
     assert ds.describe()["manifest"]["label"]["value_counts"] == {lab: 15 for lab in LABELS}
 
     # unchanged: the plan uploads nothing and writes nothing, and the repository stays the same

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atmosphere import records as rec
-from ..cache import fetch_blob, verify_file
+from ..cache import fetch_blob
 from ..cid import BlobCID, parse_blob_cid
 from ..dataset import Dataset
 from ..entry import IndexEntry
@@ -45,6 +45,7 @@ from ..manifest.shard_manifest import (
     shard_id_for,
 )
 from ..schema import Schema
+from ..sources import BlobSource
 from ..stores.base import DataStore
 from ..tar import iter_members, split_key
 from ..transfer import sha256_of
@@ -727,9 +728,11 @@ def load_published(
        :class:`~atdata_lab.errors.UntrustedSourceError` naming the record, the URL and the setting
        that allows it. Your S3 credentials go only to endpoints you configured; any other endpoint
        is read anonymously. Blob CIDs must parse as CIDv1 raw sha2-256.
-    4. Blob shards are downloaded now into ``$ATDATA_HOME/cache/blobs/<cid>.tar`` (named by the
-       parsed CID), each checked against its CID while it downloads and renamed into place only if
-       it matches; with ``verify`` also against the record's sha256.
+    4. Blob shards are downloaded into ``$ATDATA_HOME/cache/blobs/<cid>.tar`` (named by the
+       parsed CID) the first time any of their samples is needed (a query reads the published
+       manifests only), each checked against its CID while it downloads (and bounded by the size
+       the record declares) and renamed into place only if it matches; with ``verify`` the
+       record's sha256 must be the one the CID names (checked before any request).
     5. ``http(s)``/``s3`` shards with a sha256 checksum are downloaded into
        ``$ATDATA_HOME/cache/shards/`` and checked the first time any of their samples is needed
        (iteration, ``ds[k]``, ``len(ds)``; ordered reads fetch the next shard meanwhile): no sample
@@ -752,23 +755,27 @@ def load_published(
     own = did in _own_dids(index, atm) or policy.trusts_publisher(did)
     st = sample_type or fetch_schema(index, parsed["schemaRef"]).to_type()
     plan = _plan_shards(parsed["storage"], uri=uri, own=own, policy=policy, index=index)
-    checks: dict[str, str] = {}
+    if not plan.urls:
+        raise RecordValidationError(f"{uri}: the entry names no shards")
+    ds: Any
     if plan.kind == "blobs":
-        urls = []
         for cid in plan.urls:
-            dest = fetch_blob(atm, did, parse_blob_cid(cid), trust=policy, max_bytes=plan.sizes.get(cid))
             want = plan.checksums.get(cid)
-            if verify and want and not verify_file(dest, want):
-                raise ShardError(f"blob {cid} of {uri} does not match its sha256 checksum")
-            urls.append(str(dest))
+            if verify and want and want != parse_blob_cid(cid).digest.hex():
+                raise ShardError(
+                    f"blob {cid} of {uri} does not match its sha256 checksum (the CID names other bytes)"
+                )
+        source = BlobSource(
+            [{"did": did, "cid": c} for c in plan.urls], pds_endpoint=atm.pds_url, trust=policy
+        )
+        source._clients[atm.pds_url] = atm  # the reading client (it finds the repository's PDS)
+        source._max_bytes.update(plan.sizes)
+        ds = Dataset(source, sample_type=st)
+        urls = ds.urls
     else:
         urls = plan.urls
         checks = {u: plan.checksums[u] for u in urls if u in plan.checksums}
-    if not urls:
-        raise RecordValidationError(f"{uri}: the entry names no shards")
-    ds: Any = Dataset(
-        urls, sample_type=st, storage_options=plan.options, checksums=checks if verify else None
-    )
+        ds = Dataset(urls, sample_type=st, storage_options=plan.options, checksums=checks if verify else None)
     ds._manifest_refs = published_manifests(
         got["value"].get("manifests"), urls, uri=uri, reader=_BlobReader(atm, did, policy)
     )
