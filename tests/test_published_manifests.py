@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -187,7 +188,7 @@ def test_a_published_dataset_answers_queries_from_its_pds_blobs_and_fetches_only
     # the shards' server is stopped: the query is answered from the PDS blobs alone
     host.stop()
     host.requests.clear()
-    ds = atdata.load_dataset(uri, split="train", trust=TrustPolicy(trusted_hosts={host.host}))
+    ds = atdata.load_dataset(uri, Shot, split="train", trust=TrustPolicy(trusted_hosts={host.host}))
     hits = ds.query(where=(F.label == "dog") & (F.score > 0.5))
     want = expected(data, lambda s: s.label == "dog" and s.score > 0.5)
     assert [(h.key, "dog") for h in hits] == want and len(want) == 11
@@ -210,6 +211,12 @@ def test_a_published_dataset_answers_queries_from_its_pds_blobs_and_fetches_only
     assert cache_files("shards") == []  # no shard was downloaded whole
     host.requests.clear()
     assert ds.get("000042").score == data[42].score and len(host.requests) == 1
+    # a copy sent to a worker process (pickled) reads the manifests again, and the hits alike
+    clone = pickle.loads(pickle.dumps(ds))
+    host.requests.clear()
+    again = clone.query(where=(F.label == "dog") & (F.score > 0.5))
+    assert again == hits and [g.label for g in clone.select(again[:2])] == ["dog", "dog"]
+    assert len(host.requests) == 2
 
     # a shard changed on the host after publication: its hits are refused, nothing wrong is returned
     shard = host.root / "shots-000001.tar"

@@ -76,6 +76,19 @@ def lying_rows(rows: bytes, victim_row: int) -> bytes:
     return buf.getvalue()
 
 
+def without_hashes(rows: bytes) -> bytes:
+    """The Parquet table without its ``__sha256__`` column, as atdata writes it."""
+    table = pq.read_table(pa.BufferReader(rows))
+    buf = io.BytesIO()
+    pq.write_table(table.drop(["__sha256__"]), buf)
+    return buf.getvalue()
+
+
+def shards_cached() -> list[str]:
+    folder = Path(os.environ["ATDATA_HOME"]) / "cache" / "shards"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
 def blobs_cached() -> list[str]:
     folder = Path(os.environ["ATDATA_HOME"]) / "cache" / "blobs"
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
@@ -109,6 +122,17 @@ def test_forged_manifests_end_in_clear_errors_and_never_in_wrong_samples(
         srv.requests.clear()
         assert [s.label for s in ds.select(hits)] == [3, 3] and srv.count(".tar") == 2
         rows.append(("honest manifests (control)", "2 hits, 2 range requests", "yes"))
+
+        # control: manifests without the sha256 column (atdata's): the shard of a hit is then
+        # downloaded and checked whole before the hit is read (the manifest cannot vouch for a sample)
+        (_, h0, r0), (_, h1, r1) = files
+        plain = [manifest_ref(attacker, h, without_hashes(r)) for h, r in ((h0, r0), (h1, r1))]
+        uri, ds, warned = load(plain)
+        hits = ds.query(where=lambda df: df["label"] == 3)
+        assert [h.key for h in hits] == ["000003", "000013"]
+        assert [s.label for s in ds.select(hits)] == [3, 3]
+        assert sorted(shards_cached()) == sorted(f"{sha256(tar)}.tar" for tar, _, _ in files)
+        rows.append(("manifests without hashes (atdata's)", "each hit's shard checked whole", "yes"))
 
         # 1. not one manifest per shard: ignored with a warning, the shards still read
         uri, ds, warned = load(honest[:1])
