@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import itertools
 import mmap
 import os
@@ -20,7 +21,9 @@ import typing
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields as dataclasses_fields
+from dataclasses import replace as dataclasses_replace
 from typing import Any, Generic, TypeVar
 
 import msgpack
@@ -44,7 +47,14 @@ from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_l
 from .manifest.aggregates import merge_aggregates
 from .manifest.builder import ManifestSidecars
 from .manifest.predicates import F, Predicate, query_fields
-from .manifest.query import QueryExecutor, SampleLocation, load_manifests, locations_of, manifests_missing
+from .manifest.query import (
+    FETCHERS,
+    QueryExecutor,
+    SampleLocation,
+    load_manifests,
+    locations_of,
+    manifests_missing,
+)
 from .manifest.shard_manifest import shard_id_for
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
@@ -364,6 +374,9 @@ class Dataset(Generic[ST]):
         self._metadata: dict[str, Any] | None = None
         self._content_metadata: Any = None
         self._manifests: list[Any] | None = None  # the shards' manifests (None in place of a missing one)
+        # url -> where its manifest is when not beside the shard (a published record's manifest
+        # blobs): an object whose load() gives the ShardManifest
+        self._manifest_refs: dict[str, Any] = {}
 
     def __reduce__(self) -> tuple:
         # Dataset[T] classes are made on the fly: pickle as the base class (for DataLoader workers);
@@ -386,6 +399,7 @@ class Dataset(Generic[ST]):
         kw.update(changes)
         out: Dataset[Any] = Dataset(urls, **kw)
         out._content_metadata = self._content_metadata
+        out._manifest_refs = self._manifest_refs
         return out
 
     def _remember_shards(self, infos: list[ShardInfo]) -> None:
@@ -908,7 +922,14 @@ class Dataset(Generic[ST]):
         :class:`~atdata_lab.errors.ManifestNotFoundError` when a shard has none; ``"none"`` gives
         ``None`` in its place."""
         if self._manifests is None:
-            self._manifests = load_manifests(self.urls, self.storage_options, missing="none")
+            refs = self._manifest_refs
+            if refs and all(u in refs for u in self.urls):  # listed by a published record
+                with ThreadPoolExecutor(
+                    min(FETCHERS, len(self.urls)), thread_name_prefix="atdata-manifest"
+                ) as pool:
+                    self._manifests = list(pool.map(lambda u: refs[u].load(), self.urls))
+            else:
+                self._manifests = load_manifests(self.urls, self.storage_options, missing="none")
         absent = [u for u, m in zip(self.urls, self._manifests) if m is None]
         if absent and missing == "error":
             raise manifests_missing(absent, len(self.urls))
@@ -947,11 +968,37 @@ class Dataset(Generic[ST]):
             "use the locations ds.query() returns, which know their shard's URL"
         )
 
+    def _checked_row(self, url: str, key: str) -> tuple[int, int, int, bytes] | None:
+        """For a shard with a checksum not yet checked whole: ``(offset, data_offset, size, sha256)``
+        of sample ``key`` from the shard's manifest when that manifest was checked against a
+        content address its dataset's record names and has a per-sample hash; else None (the
+        shard is then checked whole before the sample is read)."""
+        if url not in self._manifest_refs or url in self._sources:
+            return None
+        manifests = self._load_manifests(missing="none")
+        m = manifests[self.urls.index(url)]
+        if m is None or not m.content_addressed:
+            return None
+        row = m.row_of(key)
+        if row is None and m.has_digests:
+            raise SampleKeyError(key, f"shard {url} has no sample {key!r} (per its published manifest)")
+        return row
+
     def _read_location(self, loc: SampleLocation) -> Any:
         """The sample at a query hit: one ranged read of its tar member (checked against the key),
         or, for manifests that do not say where its bytes are (atdata's), through the shard's
-        offset index."""
+        offset index.
+
+        A shard with a checksum is checked whole before its samples are used, except when the
+        dataset's record lists a manifest with a hash of each sample: then the one sample is read
+        (where that manifest places it) and checked against its hash."""
         url = self._url_of(loc)
+        digest = None
+        if self.checksums.get(url):
+            row = self._checked_row(url, loc.key)
+            if row is not None:
+                offset, data_offset, size, digest = row
+                loc = dataclasses_replace(loc, offset=offset, data_offset=data_offset, size=size)
         if loc.data_offset is None or loc.size is None:
             keys = self.shard_info(url).keys
             try:
@@ -964,7 +1011,8 @@ class Dataset(Generic[ST]):
                 f"shard {url}: the manifest places sample {loc.key!r} at offsets {loc.offset}/{loc.data_offset} "
                 f"with {loc.size} bytes, which no shard member has; rebuild the manifest"
             )
-        data = read_range(self._source_of(url), loc.offset, head + loc.size, self.storage_options)
+        src = url if digest is not None else self._source_of(url)
+        data = read_range(src, loc.offset, head + loc.size, self.storage_options)
         pad = -len(data) % 512
         member = None
         if len(data) == head + loc.size:
@@ -977,7 +1025,14 @@ class Dataset(Generic[ST]):
                 f"shard {url}: sample {loc.key!r} is not where its manifest says (byte {loc.offset}); the shard "
                 "changed after its manifest was written: rebuild the manifest (index.build_manifests(name))"
             )
-        sample = self._decode(url, loc.key, memoryview(data)[head:])
+        payload = memoryview(data)[head:]
+        if digest is not None and hashlib.sha256(payload).digest() != digest:
+            raise ShardError(
+                f"shard {url}: sample {loc.key!r} does not match the sha256 its published manifest records: "
+                "the sample was not used; the shard changed since it was published, or its host serves other "
+                "bytes: ask the publisher to publish it again"
+            )
+        sample = self._decode(url, loc.key, payload)
         for kind, fn in self._ops:
             if kind == "filter":
                 if not fn(sample):
@@ -990,7 +1045,9 @@ class Dataset(Generic[ST]):
         """The samples at ``indices`` (or at the :class:`SampleLocation` s a query returned), in
         the order given. Each is read with one seek (a remote shard: one ranged request), never the
         whole shard (except a shard with a checksum, which is checked whole once, then read from
-        the checked copy); after filter(), indices count the samples kept.
+        the checked copy; a query hit of a published dataset whose record lists manifests with
+        per-sample hashes is read alone and checked against its hash); after filter(), indices
+        count the samples kept.
 
         Raises:
             SampleIndexError: An index is out of range (an ``IndexError``).

@@ -111,9 +111,12 @@ class HintObserver:
 
 class SidecarBuilder(Protocol):
     """What a shard writer feeds, per shard, to make files that are published with the shard (its
-    manifest): every sample as it is written; the files are asked for when the shard is committed."""
+    manifest): every sample as it is written (with its encoded bytes, ``payload``); the files are
+    asked for when the shard is committed."""
 
-    def add(self, key: str, offset: int, data_offset: int, size: int, sample: Any) -> None: ...
+    def add(
+        self, key: str, offset: int, data_offset: int, size: int, sample: Any, payload: bytes
+    ) -> None: ...
 
     def files(self, shard_url: str, shard_size: int) -> list[tuple[str, bytes]]: ...
 
@@ -197,7 +200,7 @@ class ShardSetWriter:
         buf = cur.buf
         buf += ustar_header(f"{key}.{ext}", size)
         if cur.side is not None:
-            cur.side.add(key, cur.pos, cur.pos + BLOCK, size, sample)
+            cur.side.add(key, cur.pos, cur.pos + BLOCK, size, sample, payload)
         cur.offsets.append((cur.pos + BLOCK, size))
         cur.keys.append(key)
         buf += payload

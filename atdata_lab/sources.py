@@ -236,6 +236,8 @@ class BlobSource(_Listed):
     trust: Any = None
     _paths: dict[str, Path] = field(default_factory=dict, repr=False, compare=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # CID -> the most bytes its download may have (the size a record declares)
+    _max_bytes: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from .cid import parse_blob_cid
@@ -302,7 +304,13 @@ class BlobSource(_Listed):
         from .cid import parse_blob_cid
 
         ref = self.blob_refs[ids.index(shard_id)]
-        path = fetch_blob(self._client(ref["did"]), ref["did"], parse_blob_cid(ref["cid"]), trust=self.trust)
+        path = fetch_blob(
+            self._client(ref["did"]),
+            ref["did"],
+            parse_blob_cid(ref["cid"]),
+            trust=self.trust,
+            max_bytes=self._max_bytes.get(ref["cid"]),
+        )
         self._paths[shard_id] = path
         return path
 

@@ -10,6 +10,7 @@ keys, statistics and Parquet column types. atdata runs in its own Python 3.12 ve
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -77,7 +78,7 @@ def test_our_manifests_answer_atdatas_query_executor_identically(atdata_python, 
         assert as_tuples(ds.query(where=to_where(spec, F))) == ours, spec
         assert [(s, k) for s, k, _ in ours] == brute_force(spec, shards), spec
     assert sum(len(r) for r in theirs["results"]) > 200  # the queries do select samples
-    # atdata reads the statistics we wrote as we do, and our extra column does not disturb it
+    # atdata reads the statistics we wrote as we do, and our extra columns do not disturb it
     assert [m["aggregates"] for m in theirs["manifests"]] == [m.aggregates for m in ex._manifests]
     columns = [
         "__key__",
@@ -90,6 +91,7 @@ def test_our_manifests_answer_atdatas_query_executor_identically(atdata_python, 
         "tags",
         "opt",
         "__data_offset__",
+        "__sha256__",
     ]
     assert all(m["columns"] == columns for m in theirs["manifests"])
     # and our offsets are real: each sample's tar member starts there
@@ -139,10 +141,18 @@ def test_same_samples_give_the_same_statistics_and_column_types(atdata_python, t
     )  # the real size (atdata: payload total)
     s_theirs = pq.read_schema(tmp_path / "a" / "s.manifest.parquet")
     s_ours = pq.read_schema(tmp_path / "b" / "s.manifest.parquet")
-    assert s_ours.names == [*s_theirs.names, "__data_offset__"]
+    assert s_ours.names == [*s_theirs.names, "__data_offset__", "__sha256__"]
     for name in s_theirs.names:
         assert s_ours.field(name).type == s_theirs.field(name).type, name
     assert s_ours.field("__data_offset__").type == pa.int64()
+    assert s_ours.field("__sha256__").type == pa.binary()
+    # each row's sha256 is that of the sample's msgpack bytes, where __data_offset__ and __size__ say
+    rows = pq.read_table(tmp_path / "b" / "s.manifest.parquet").to_pylist()
+    raw = (tmp_path / "b" / "s.tar").read_bytes()
+    assert len(rows) == 60
+    for r in rows:
+        payload = raw[r["__data_offset__"] : r["__data_offset__"] + r["__size__"]]
+        assert r["__sha256__"] == hashlib.sha256(payload).digest()
 
 
 def test_every_manifest_name_of_atdata_is_ours(atdata_python):

@@ -23,6 +23,10 @@ Decisions (interoperating with atdata 0.7 both ways):
   three forms back to the flat dict the user wrote. Floats are rejected (ATProto has no floats).
 * **Entry extras**: the local entry's content CID goes in ``contentMetadata.atdataLabCid``
   (``contentMetadata`` is an open object in the lexicon; atdata passes it through untouched).
+* **Shard manifests** (``manifests``, optional, atdata's later ``shardManifestRef`` list): per
+  shard, in the storage's order, ``{"header": <blob>, "samples": <blob>}``: the manifest's JSON
+  header (``application/json``) and Parquet rows (``application/vnd.apache.parquet``) as PDS
+  blobs. Records without them are as before (no ``manifests`` key).
 * **Shard checksums** are ``{"algorithm": "sha256", "digest": <64 hex>}``; atdata's
   ``"none"`` checksums are read but never written.
 * **Record keys**: entries and labels use TIDs (:func:`make_tid`, made on the client so that a
@@ -69,7 +73,9 @@ __all__ = [
     "label_record",
     "local_schema_from_record",
     "make_tid",
+    "manifest_ref",
     "now_iso",
+    "parse_manifests",
     "parse_storage",
     "record_cid",
     "schema_record",
@@ -87,6 +93,9 @@ STORAGE_HTTP = "science.alt.dataset.storageHttp"
 STORAGE_S3 = "science.alt.dataset.storageS3"
 STORAGE_BLOBS = "science.alt.dataset.storageBlobs"
 STORAGE_EXTERNAL = "science.alt.dataset.storageExternal"
+#: The MIME types of a shard manifest's two blobs (the PDS sniffs Parquet as this type too).
+MANIFEST_HEADER_MIME = "application/json"
+MANIFEST_ROWS_MIME = "application/vnd.apache.parquet"
 JSON_SCHEMA_FORMAT = "science.alt.dataset.schema#jsonSchemaFormat"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 #: The JSON-Schema ``$ref`` atdata writes for an NDArray property.
@@ -737,6 +746,14 @@ def storage_blobs(blobs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {"$type": STORAGE_BLOBS, "blobs": out}
 
 
+def manifest_ref(header: Mapping[str, Any], samples: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One shard's ``shardManifestRef``: the blob references of its header and (optional) rows."""
+    out: dict[str, Any] = {"header": dict(header)}
+    if samples is not None:
+        out["samples"] = dict(samples)
+    return out
+
+
 def entry_record(
     name: str,
     schema_ref: str,
@@ -751,6 +768,7 @@ def entry_record(
     content_metadata: Mapping[str, Any] | None = None,
     metadata_schema_ref: str | None = None,
     created_at: str | datetime | None = None,
+    manifests: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build a ``science.alt.dataset.entry`` record.
 
@@ -767,6 +785,7 @@ def entry_record(
         content_metadata: Optional open dataset-level object (``contentMetadata``).
         metadata_schema_ref: Optional AT-URI of a schema for ``contentMetadata``.
         created_at: Default now.
+        manifests: Optional, one :func:`manifest_ref` per shard in the storage's order.
 
     Returns:
         The record dict (validated against the lexicon).
@@ -804,6 +823,8 @@ def entry_record(
         record["contentMetadata"] = cm
     if metadata_schema_ref is not None:
         record["metadataSchemaRef"] = metadata_schema_ref
+    if manifests is not None:
+        record["manifests"] = [dict(m) for m in manifests]
     validate_record(record, ENTRY_NSID)
     return record
 
@@ -893,6 +914,43 @@ def parse_storage(storage: Any) -> dict[str, Any]:
     raise RecordValidationError(f"entry.storage.$type: {t!r} is not a known storage type")
 
 
+def _manifest_blob(blob: Any, path: str) -> dict[str, Any]:
+    cid = blob_cid(blob)
+    if cid is None:
+        raise RecordValidationError(f"{path}: not a blob reference")
+    size = blob.get("size")
+    return {
+        "cid": cid,
+        "size": size if isinstance(size, int) and not isinstance(size, bool) else None,
+        "mimeType": blob.get("mimeType") if isinstance(blob.get("mimeType"), str) else None,
+    }
+
+
+def parse_manifests(raw: Any) -> list[dict[str, Any]] | None:
+    """An entry's ``manifests`` as ``[{"header": {"cid", "size", "mimeType"}, "samples": {...} or
+    None}]`` (``None`` when the record has none). The CIDs are the record's text: parse them
+    (:func:`~atdata_lab.cid.parse_blob_cid`) before use.
+
+    Raises:
+        RecordValidationError: Not a list of ``{"header": <blob>, "samples"?: <blob>}``.
+    """
+    if raw is None:
+        return None
+    items = _as_list(raw, "entry.manifests")
+    out = []
+    for i, m in enumerate(items):
+        samples = m.get("samples")
+        out.append(
+            {
+                "header": _manifest_blob(m.get("header"), f"entry.manifests[{i}].header"),
+                "samples": None
+                if samples is None
+                else _manifest_blob(samples, f"entry.manifests[{i}].samples"),
+            }
+        )
+    return out
+
+
 def _as_list(v: Any, path: str, of: Any = Mapping) -> list[Any]:
     if not isinstance(v, list) or not all(isinstance(x, of) for x in v):
         raise RecordValidationError(f"{path}: expected a list")
@@ -912,7 +970,8 @@ def entry_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
     Returns:
         ``{"name", "schemaRef", "storage": <parse_storage()>, "createdAt", "description",
         "tags", "license", "size", "metadata" (flat user dict or None), "contentCid",
-        "contentMetadata" (without our ``atdataLabCid``), "metadataSchemaRef"}``.
+        "contentMetadata" (without our ``atdataLabCid``), "metadataSchemaRef",
+        "manifests" (the raw list, or None: parse it with :func:`parse_manifests`)}``.
 
     Raises:
         RecordValidationError: Required fields missing or storage unreadable.
@@ -940,6 +999,7 @@ def entry_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "contentCid": content_cid,
         "contentMetadata": cm,
         "metadataSchemaRef": record.get("metadataSchemaRef"),
+        "manifests": record.get("manifests"),
     }
 
 

@@ -62,7 +62,9 @@ def manifest_of_shard(
                     schema_version,
                     fields=manifest_fields_for(sample_type, sample if sample_type is DictSample else None),
                 )
-            builder.add_sample(key=key, offset=start, size=size, sample=sample, data_offset=data_off)
+            builder.add_sample(
+                key=key, offset=start, size=size, sample=sample, data_offset=data_off, payload=data
+            )
         while reader.read(1 << 20):  # hash any bytes after the end-of-archive blocks
             pass
     if checksum and reader.sha.hexdigest() != checksum:

@@ -9,6 +9,7 @@ two files are staged beside the shard and published with it.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,16 @@ from ..sample import DictSample
 from . import _deps
 from .aggregates import Aggregate, create_aggregate
 from .fields import ManifestField, infer_fields_from_values, resolve_manifest_fields
-from .shard_manifest import DATA_OFFSET, KEY, OFFSET, SIZE, ShardManifest, manifest_urls, shard_id_for
+from .shard_manifest import (
+    DATA_OFFSET,
+    KEY,
+    OFFSET,
+    SHA256,
+    SIZE,
+    ShardManifest,
+    manifest_urls,
+    shard_id_for,
+)
 
 __all__ = ["ManifestBuilder", "ManifestSidecars", "manifest_fields_for"]
 
@@ -81,14 +91,23 @@ class ManifestBuilder:
         self._offsets: list[int] = []
         self._sizes: list[int] = []
         self._data_offsets: list[int | None] = []
+        self._digests: list[bytes | None] = []
         self._values: dict[str, list[Any]] = {n: [] for n in self.fields}
         self._slots = [(n, self._aggs[n], self._values[n]) for n in self.fields]
 
     def add_sample(
-        self, *, key: str, offset: int, size: int, sample: Any, data_offset: int | None = None
+        self,
+        *,
+        key: str,
+        offset: int,
+        size: int,
+        sample: Any,
+        data_offset: int | None = None,
+        payload: bytes | bytearray | memoryview | None = None,
     ) -> None:
         """Record one sample: its key, where its tar member starts (``offset``), its payload's size,
-        and (ours) where its payload starts (``data_offset``)."""
+        and (ours) where its payload starts (``data_offset``) and the payload itself (``payload``,
+        the sample's msgpack bytes: its sha256 goes in the row)."""
         data = sample._data if isinstance(sample, DictSample) else None
         name = ""
         try:
@@ -105,6 +124,7 @@ class ManifestBuilder:
         self._offsets.append(int(offset))
         self._sizes.append(int(size))
         self._data_offsets.append(None if data_offset is None else int(data_offset))
+        self._digests.append(None if payload is None else hashlib.sha256(payload).digest())
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -119,6 +139,8 @@ class ManifestBuilder:
         cols.update(self._values)
         if any(d is not None for d in self._data_offsets):
             cols[DATA_OFFSET] = self._data_offsets
+        if any(d is not None for d in self._digests):
+            cols[SHA256] = self._digests
         samples = pd.DataFrame(cols)
         return ShardManifest(
             shard_id=self.shard_id,
@@ -145,8 +167,10 @@ class _ShardSidecar:
             **owner.provenance,
         )
 
-    def add(self, key: str, offset: int, data_offset: int, size: int, sample: Any) -> None:
-        self.builder.add_sample(key=key, offset=offset, size=size, sample=sample, data_offset=data_offset)
+    def add(self, key: str, offset: int, data_offset: int, size: int, sample: Any, payload: bytes) -> None:
+        self.builder.add_sample(
+            key=key, offset=offset, size=size, sample=sample, data_offset=data_offset, payload=payload
+        )
 
     def files(self, shard_url: str, shard_size: int) -> list[tuple[str, bytes]]:
         """The manifest's files, in the order to publish them (rows first, header last: a header

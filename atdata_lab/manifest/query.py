@@ -202,7 +202,11 @@ class QueryExecutor:
 
 def _prefetch(manifests: list[ShardManifest]) -> None:
     """Read the rows of remote manifests concurrently (local ones are read when used)."""
-    pending = [m for m in manifests if m._load is not None and m.shard_url and not is_local(m.shard_url)]
+    pending = [
+        m
+        for m in manifests
+        if m._load is not None and (m.content_addressed or (m.shard_url and not is_local(m.shard_url)))
+    ]
     if len(pending) > 1:
         with ThreadPoolExecutor(min(FETCHERS, len(pending)), thread_name_prefix="atdata-manifest") as pool:
             list(pool.map(lambda m: m.samples, pending))

@@ -7,11 +7,13 @@ The files sit beside the shard, named as atdata 0.7 names them: shard ``name-000
 ``__key__``, ``__offset__`` and ``__size__`` and one column per manifest field (strings, INT64,
 DOUBLE, BOOLEAN; lists and dicts as JSON columns).
 
-What we write differs only where atdata's values are wrong, and in one extra column its reader
+What we write differs only where atdata's values are wrong, and in two extra columns its reader
 ignores: ``__offset__`` is where the sample's tar member starts in the shard (atdata documents
-that, but writes a running sum of payload sizes), ``size_bytes`` is the shard file's size, and
+that, but writes a running sum of payload sizes), ``size_bytes`` is the shard file's size,
 ``__data_offset__`` is where the sample's msgpack bytes start, so a query hit is read with one
-ranged request of ``__size__`` bytes.
+ranged request of ``__size__`` bytes, and ``__sha256__`` is the sha256 digest (32 bytes) of those
+msgpack bytes, so a hit read from a published shard is checked on its own: the manifest is
+content-addressed by the dataset's record, and the sample's bytes must match its row.
 
 Manifests read from elsewhere are untrusted: sizes are bounded, the header is validated key by
 key, and the Parquet rows must agree with the header.
@@ -39,6 +41,7 @@ __all__ = [
     "manifest_urls",
     "shard_id_for",
     "read_manifest",
+    "read_manifest_bytes",
     "read_header",
 ]
 
@@ -46,7 +49,8 @@ MANIFEST_FORMAT_VERSION = "1.0.0"
 JSON_SUFFIX = ".manifest.json"
 PARQUET_SUFFIX = ".manifest.parquet"
 KEY, OFFSET, SIZE, DATA_OFFSET = "__key__", "__offset__", "__size__", "__data_offset__"
-RESERVED_COLUMNS = (KEY, OFFSET, SIZE, DATA_OFFSET)
+SHA256 = "__sha256__"
+RESERVED_COLUMNS = (KEY, OFFSET, SIZE, DATA_OFFSET, SHA256)
 HEADER_MAX = 64 << 20  # bytes of a manifest header read at most
 PARQUET_MAX = 1 << 30  # bytes of a manifest's Parquet file read at most
 ROWS_MAX = 4 << 30  # bytes a manifest's rows may take once decompressed (as its metadata declares)
@@ -78,6 +82,9 @@ class ShardManifest:
         samples: A pandas DataFrame, one row per sample (read on first use when loaded from files).
         provenance: Optional ``source_job_id``, ``parent_shards``, ``pipeline_version``.
         shard_url: Where the shard is, when the manifest was loaded next to it (else None).
+        content_addressed: True when both files were checked against content addresses (blob
+            CIDs) that a published dataset's record names: then its per-sample hashes may stand
+            in for the shard's checksum (each hit is checked on its own).
     """
 
     def __init__(
@@ -104,8 +111,10 @@ class ShardManifest:
         self.aggregates = aggregates
         self.provenance = dict(provenance or {})
         self.shard_url = shard_url
+        self.content_addressed = False
         self._samples = samples
         self._load = load_samples
+        self._rows: dict[str, tuple[int, int, int, bytes]] | None = None
 
     @property
     def samples(self) -> Any:
@@ -116,7 +125,42 @@ class ShardManifest:
 
     @samples.setter
     def samples(self, df: Any) -> None:
-        self._samples, self._load = df, None
+        self._samples, self._load, self._rows = df, None, None
+
+    @property
+    def has_digests(self) -> bool:
+        """Whether the rows hold each sample's sha256 and where its bytes are (ours do; atdata's not)."""
+        df = self.samples
+        return SHA256 in df.columns and DATA_OFFSET in df.columns
+
+    def row_of(self, key: str) -> tuple[int, int, int, bytes] | None:
+        """``(offset, data_offset, size, sha256 digest)`` of sample ``key``, or None when the rows
+        have no such sample or no digests (a row with a malformed digest or offsets raises
+        :class:`ManifestError`)."""
+        if self._rows is None:
+            df = self.samples
+            rows: dict[str, tuple[int, int, int, bytes]] = {}
+            if not df.empty and self.has_digests:
+                for k, off, data, size, digest in zip(
+                    df[KEY].tolist(),
+                    df[OFFSET].tolist(),
+                    df[DATA_OFFSET].tolist(),
+                    df[SIZE].tolist(),
+                    df[SHA256].tolist(),
+                ):
+                    rows.setdefault(str(k), (off, data, size, digest))
+            self._rows = rows
+        row = self._rows.get(key)
+        if row is None:
+            return None
+        off, data, size, digest = row
+        ints = [v for v in (off, data, size) if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
+        if len(ints) != 3 or not isinstance(digest, bytes) or len(digest) != 32:
+            raise ManifestError(
+                f"manifest of shard {self.shard_id}: the row of sample {key!r} has no valid offsets, size and "
+                "sha256 (32 bytes); the manifest is malformed: ask the publisher to rebuild it"
+            )
+        return int(off), int(data), int(size), digest
 
     def __repr__(self) -> str:
         return (
@@ -292,6 +336,13 @@ def _column(pa: Any, name: str, col: Any) -> Any:
         return (
             got if got is not None else pa.array([None if _is_null(v) else str(v) for v in col], pa.string())
         )
+    if name == SHA256:
+        got = _typed(pa, col, pa.binary())
+        return (
+            got
+            if got is not None
+            else pa.array([v if isinstance(v, bytes) else None for v in col], pa.binary())
+        )
     if name in (OFFSET, SIZE, DATA_OFFSET):
         got = _typed(pa, col, pa.int64())
         return (
@@ -421,6 +472,19 @@ def _read(url: str, storage_options: dict[str, Any] | None, limit: int) -> bytes
     if len(data) > limit:
         raise ManifestError(f"{url}: more than the {limit} bytes a manifest file may have")
     return data
+
+
+def read_manifest_bytes(
+    shard_url: str, storage_options: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], bytes, bytes | None] | None:
+    """``(validated header, header bytes, Parquet bytes or None)`` of a shard's manifest files as
+    they are (bounded), or None when the shard has no manifest: what a promotion publishes."""
+    json_url, parquet_url = manifest_urls(shard_url)
+    data = _read(json_url, storage_options, HEADER_MAX)
+    if data is None:
+        return None
+    header = validate_header(parse_header(data, json_url), json_url)
+    return header, data, _read(parquet_url, storage_options, PARQUET_MAX)
 
 
 def read_header(shard_url: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ then the local bookkeeping; crash points for the crash tests, and cancellation.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import time
@@ -11,9 +12,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..atmosphere import records as rec
+from ..cid import BlobCID
 from ..entry import IndexEntry
 from ..errors import (
     AtdataLabError,
+    ManifestError,
     PromotionCancelled,
     PromotionConflictError,
     RecordConflictError,
@@ -21,6 +24,7 @@ from ..errors import (
     RecordTooLargeError,
     ShardError,
 )
+from ..manifest.shard_manifest import read_manifest_bytes
 from ..progress import ProgressEvent
 from ..shards import ShardInfo
 from ..stores.local import is_safe_dataset_name
@@ -161,6 +165,11 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         rec.validate_record(entry_write.value, rec.ENTRY_NSID)
         data_urls = []  # the record points at the blobs, not at any file of ours
 
+    # the shards' manifests, as blobs the entry record lists (uploaded before the record)
+    if plan.manifests is not None and entry_write is not None:
+        entry_write.value["manifests"] = _upload_manifests(atm, plan, index, report, check_cancel)
+        rec.validate_record(entry_write.value, rec.ENTRY_NSID)
+
     # one atomic write (unless an earlier, interrupted run already made it: its intent says so)
     report(ProgressEvent("promote", 2, steps, "steps", "writing records"))
     check_cancel("before writing records")
@@ -232,6 +241,46 @@ def _execute(plan: PromotionPlan, report: Any, cancel: Any = None) -> PromotionR
         written=[r["uri"] for r in results],
         round_trips=atm.round_trips - start,
     )
+
+
+def _upload_manifests(
+    atm: Any, plan: PromotionPlan, index: Any, report: Any, check_cancel: Any
+) -> list[dict[str, Any]]:
+    """Upload the manifest blobs the plan lists as new (each checked to be the planned bytes);
+    the record's ``manifests``, one per shard, with the references the PDS gave."""
+    assert plan.manifests is not None
+    per: dict[str, list[Any]] = {}
+    for b in plan.manifests.blobs:
+        per.setdefault(b.shard, []).append(b)
+    total = len(plan.manifests.uploads)
+    done = 0
+    out = []
+    for url in plan.entry.data_urls:
+        blobs = per[url]
+        got = read_manifest_bytes(url, index._options_for([url])) if any(b.upload for b in blobs) else None
+        refs = []
+        for b in blobs:
+            if not b.upload:
+                refs.append(b.ref())
+                continue
+            data = (got[1] if b.kind == "header" else got[2]) if got is not None else None
+            if data is None or str(BlobCID(hashlib.sha256(data).digest())) != b.cid:
+                raise ManifestError(
+                    f"the manifest of shard {url} changed since the promotion was planned ({b.source}); "
+                    "nothing was published: plan the promotion again"
+                )
+            ref = atm.upload_blob(data, content_type=b.mime_type)
+            if rec.blob_cid(ref) != b.cid:
+                raise ManifestError(
+                    f"the PDS stored the manifest file {b.source} as blob {rec.blob_cid(ref)}, not {b.cid}; "
+                    "nothing was published"
+                )
+            refs.append(ref)
+            done += 1
+            report(ProgressEvent("upload", done, total, "manifest files", b.source.rsplit("/", 1)[-1]))
+            check_cancel("while uploading manifests")
+        out.append(rec.manifest_ref(refs[0], refs[1] if len(refs) > 1 else None))
+    return out
 
 
 def _remember_values(index: Any, plan: PromotionPlan) -> None:

@@ -19,16 +19,19 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..atmosphere import records as rec
+from ..cid import BlobCID
 from ..entry import IndexEntry, human_bytes
 from ..errors import (
     AtdataLabError,
     InvalidArgumentError,
+    ManifestError,
     PromotionDowngradeError,
     RecordNotFoundError,
     RecordTooLargeError,
     RecordValidationError,
 )
 from ..licenses import check_license
+from ..manifest.shard_manifest import read_manifest_bytes
 from ..progress import ProgressLike, resolve_progress
 from ..schema import Schema
 from ..schema_diff import SchemaDiff, schema_diff
@@ -55,6 +58,8 @@ __all__ = [
     "DataAction",
     "Downgrade",
     "FieldChange",
+    "ManifestBlob",
+    "ManifestPlan",
     "PDSBlobStore",
     "PlannedWrite",
     "PromotionPlan",
@@ -157,6 +162,76 @@ class DataAction:
         return f"Upload {self.shards} shards ({human_bytes(self.bytes)}) as PDS blobs"
 
 
+@dataclass
+class ManifestBlob:
+    """One file of a shard's manifest, published as a PDS blob: ``kind`` ``header`` (the JSON) or
+    ``samples`` (the Parquet rows), its ``cid``, ``bytes``, the local file (``source``) and whether
+    the promotion uploads it (``upload``: False when the published record already references it)."""
+
+    shard: str
+    kind: str
+    cid: str
+    bytes: int
+    mime_type: str
+    source: str
+    upload: bool = True
+
+    def ref(self) -> dict[str, Any]:
+        """Its blob reference, as the PDS gives it for these bytes."""
+        return {"$type": "blob", "ref": {"$link": self.cid}, "mimeType": self.mime_type, "size": self.bytes}
+
+
+@dataclass
+class ManifestPlan:
+    """The shards' manifests a promotion publishes with the entry (its record's ``manifests``)."""
+
+    shards: int
+    blobs: list[ManifestBlob]
+
+    @property
+    def bytes(self) -> int:
+        return sum(b.bytes for b in self.blobs)
+
+    @property
+    def uploads(self) -> list[ManifestBlob]:
+        """The blobs that are uploaded (the others are already published)."""
+        return [b for b in self.blobs if b.upload]
+
+    def describe(self) -> str:
+        up = self.uploads
+        head = (
+            f"Manifests of {self.shards} shard{'s' if self.shards != 1 else ''}: {len(self.blobs)} PDS blobs"
+        )
+        if not up:
+            return f"{head} ({human_bytes(self.bytes)}), already published (nothing is uploaded)"
+        return f"{head}; upload {len(up)} ({sum(b.bytes for b in up):,} bytes)"
+
+    def lines(self, limit: int = 20) -> list[str]:
+        """One line per shard: its manifest's blobs with their bytes (``limit`` shards at most)."""
+        per: dict[str, list[ManifestBlob]] = {}
+        for b in self.blobs:
+            per.setdefault(b.shard, []).append(b)
+        out = []
+        for shard, blobs in list(per.items())[:limit]:
+            parts = ", ".join(
+                f"{b.kind} {b.bytes:,} bytes ({b.cid}{'' if b.upload else ', published'})" for b in blobs
+            )
+            out.append(f"{shard.rsplit('/', 1)[-1]}: {parts}")
+        if len(per) > limit:
+            out.append(f"... and {len(per) - limit} more shards (plan.to_dict() lists every blob)")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shards": self.shards,
+            "bytes": self.bytes,
+            "blobs": [
+                {"shard": b.shard, "kind": b.kind, "cid": b.cid, "bytes": b.bytes, "upload": b.upload}
+                for b in self.blobs
+            ],
+        }
+
+
 #: The descriptive fields a promotion carries over from what is published unless told otherwise.
 PROMOTED_FIELDS = ("description", "tags", "license", "metadata")
 
@@ -240,6 +315,7 @@ class PromotionPlan:
     intents: list[str] = field(default_factory=list)
     label_created_at: str | None = None
     label_version: str | None = None
+    manifests: ManifestPlan | None = None
 
     @property
     def previous_version(self) -> str | None:
@@ -252,7 +328,8 @@ class PromotionPlan:
         """PDS requests :meth:`execute` will send (applyWrites, blob uploads)."""
         if self.already_published or not self.writes:
             return 0
-        return 1 + (self.data.shards if self.data.kind == "blobs" else 0)
+        uploads = len(self.manifests.uploads) if self.manifests is not None else 0
+        return 1 + (self.data.shards if self.data.kind == "blobs" else 0) + uploads
 
     @property
     def rate_limit_points(self) -> int:
@@ -272,6 +349,9 @@ class PromotionPlan:
             lines.append(f"Published now: {self.published.describe()}")
         lines.append(f"Schema: {self.schema_decision.describe()}")
         lines.append(f"Data: {self.data.describe()}")
+        if self.manifests is not None:
+            lines.append(self.manifests.describe())
+            lines += [f"  {line}" for line in self.manifests.lines()]
         for c in self.changes:
             lines += c.describe().splitlines()
         lines += [f"On purpose: {i}" for i in self.intents]
@@ -308,6 +388,7 @@ class PromotionPlan:
                 "target": self.data.target,
                 "warnings": list(self.data.warnings),
             },
+            "manifests": self.manifests.to_dict() if self.manifests is not None else None,
             "pds_calls": self.pds_calls,
             "rate_limit_points": self.rate_limit_points,
             "already_published": self.already_published,
@@ -656,7 +737,101 @@ def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange
         if sa == sb:
             sa, sb = sa + " (old locations)", sb + " (new locations)"
         out.append(FieldChange("storage", sa, sb))
+    if old.get("manifests") != new.get("manifests"):
+        ma, mb = _manifests_text(old.get("manifests")), _manifests_text(new.get("manifests"))
+        if ma == mb:
+            ma, mb = ma + " (old blobs)", mb + " (new blobs)"
+        out.append(
+            FieldChange(
+                "manifests", ma if old.get("manifests") else None, mb if new.get("manifests") else None
+            )
+        )
     return out
+
+
+def _manifests_text(value: Any) -> str:
+    return f"{len(value)} shard manifest(s)" if isinstance(value, list) else "(none)"
+
+
+def _plan_manifests(
+    index: Any, atm: Any, entry: IndexEntry, published: PublishedEntry | None
+) -> tuple[list[dict[str, Any]] | None, ManifestPlan | None, list[str]]:
+    """The record's ``manifests`` (exact blob references), what is uploaded, and warnings.
+
+    Every shard of the entry needs its manifest (header and rows) beside it, else none is published
+    (a warning says how to make them); blobs the published record already references are not
+    uploaded again (an unchanged entry uploads nothing)."""
+    found: list[tuple[bytes, bytes] | None] = []
+    rows = index.provider.get_shards(entry.data_urls)
+    for url in entry.data_urls:
+        try:
+            got = read_manifest_bytes(url, index._options_for([url]))
+        except (ManifestError, OSError) as e:
+            return None, None, [f"the manifest of shard {url} cannot be published ({e}); none is published"]
+        if got is None or got[2] is None:
+            found.append(None)
+            continue
+        header, head_bytes, parquet = got
+        assert parquet is not None
+        want = (rows.get(url) or {}).get("num_samples")
+        if isinstance(want, int) and header["num_samples"] != want:
+            return (
+                None,
+                None,
+                [
+                    f"the manifest of shard {url} describes {header['num_samples']} samples, the shard has {want}: "
+                    f"no manifest is published; rebuild them with index.build_manifests({entry.name!r})"
+                ],
+            )
+        found.append((head_bytes, parquet))
+    if all(f is None for f in found):
+        return None, None, []
+    if any(f is None for f in found):
+        missing = sum(f is None for f in found)
+        return (
+            None,
+            None,
+            [
+                f"{missing} of {len(found)} shards have no manifest, so none is published: build them with "
+                f"index.build_manifests({entry.name!r})"
+            ],
+        )
+    known: dict[str, Any] = {}  # CID -> its reference in the published record
+    if published is not None and isinstance(published.value.get("manifests"), list):
+        for m in published.value["manifests"]:
+            for part in (m.get("header"), m.get("samples")) if isinstance(m, dict) else ():
+                cid = rec.blob_cid(part)
+                if cid:
+                    known[cid] = part
+    limit = (getattr(atm, "_server_info", None) or {}).get("blobUploadLimit") or 5_000_000
+    blobs: list[ManifestBlob] = []
+    refs = []
+    for url, pair in zip(entry.data_urls, found):
+        assert pair is not None
+        made = []
+        for kind, blob, mime, suffix in (
+            ("header", pair[0], rec.MANIFEST_HEADER_MIME, ".manifest.json"),
+            ("samples", pair[1], rec.MANIFEST_ROWS_MIME, ".manifest.parquet"),
+        ):
+            data = blob
+            cid = str(BlobCID(hashlib.sha256(data).digest()))
+            if len(data) > limit and cid not in known:
+                return (
+                    None,
+                    None,
+                    [
+                        f"the manifest file of shard {url} ({kind}, {len(data):,} bytes) is over the PDS blob limit "
+                        f"of {human_bytes(limit)}: no manifest is published; write smaller shards (maxcount=)"
+                    ],
+                )
+            source = (url[:-4] if url.endswith(".tar") else url) + suffix
+            old: Any = known.get(cid)
+            if old is not None and old.get("size") == len(data) and isinstance(old.get("mimeType"), str):
+                mime = old["mimeType"]  # as published (the PDS may have named its type otherwise)
+            made.append(ManifestBlob(url, kind, cid, len(data), mime, source, upload=cid not in known))
+        blobs += made
+        refs.append(rec.manifest_ref(made[0].ref(), made[1].ref()))
+    return refs, ManifestPlan(len(found), blobs), []
 
 
 def _plan_data(
@@ -797,6 +972,8 @@ def plan_promotion(
     )
     schema_uri = decision.uri
     storage, data, copy_target, blocking = _plan_data(index, atm, entry, name, copy_to, published)
+    manifest_refs, manifests, manifest_warnings = _plan_manifests(index, atm, entry, published)
+    warnings += manifest_warnings
     refused, intents = _downgrades(published, values, given, clear, storage, downgrade)
     if refused:
         _raise_downgrades(entry.name, published, refused)  # type: ignore[arg-type]
@@ -812,6 +989,7 @@ def plan_promotion(
         metadata=values["metadata"] or None,
         content_cid=entry.cid,
         created_at=entry.created_at,
+        manifests=manifest_refs,
     )
     writes: list[PlannedWrite] = []
     changes: list[RecordChange] = []
@@ -891,6 +1069,7 @@ def plan_promotion(
         intents=intents,
         label_created_at=label_created_at,
         label_version=label_version,
+        manifests=manifests,
     )
     plan.planning_round_trips = atm.round_trips - start
     # the whole batch must fit in one request

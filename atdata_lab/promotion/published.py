@@ -7,29 +7,47 @@ reads by at:// URI, and storage unions (build, describe, who can reach them).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ..atmosphere import records as rec
-from ..cache import fetch_blob, verify_file
-from ..cid import parse_blob_cid
+from ..cache import fetch_blob
+from ..cid import BlobCID, parse_blob_cid
 from ..dataset import Dataset
 from ..entry import IndexEntry
 from ..errors import (
     AtdataLabError,
+    AtdataLabWarning,
+    BlobMismatchError,
     InvalidArgumentError,
+    ManifestError,
     NoAtmosphereError,
     RecordNotFoundError,
+    RecordTooLargeError,
     RecordValidationError,
     ShardError,
 )
+from ..logs import logger
+from ..manifest import _deps
+from ..manifest.shard_manifest import (
+    HEADER_MAX,
+    PARQUET_MAX,
+    ShardManifest,
+    parse_header,
+    rows_from_parquet,
+    shard_id_for,
+)
 from ..schema import Schema
+from ..sources import BlobSource
 from ..stores.base import DataStore
+from ..tar import iter_members, split_key
 from ..transfer import sha256_of
 from ..urls import (
     TRUST_OPTION,
@@ -39,6 +57,7 @@ from ..urls import (
     is_local,
     local_path,
     only_on_this_machine,
+    open_url,
     resolve_trust,
 )
 from ..views import promotion as promotion_views
@@ -46,6 +65,7 @@ from ..views.entries import Publication, publication_state
 
 __all__ = [
     "PublishedEntry",
+    "PublishedManifest",
     "VerificationReport",
     "describe_storage",
     "entry_publication",
@@ -486,6 +506,155 @@ def _plan_shards(
     return _ShardPlan(str(kind), urls, checksums, sizes, options)
 
 
+# ---------------------------------------------------------------------------------------------
+# published manifests
+# ---------------------------------------------------------------------------------------------
+
+_log = logger("promotion.published")
+
+
+class _BlobReader:
+    """Reads blobs of one repository into the verified blob cache, through our transport. It is
+    pickled with its dataset (DataLoader workers): the client is made again from its PDS URL."""
+
+    def __init__(self, atm: Any, did: str, trust: Any) -> None:
+        self.atm, self.did, self.trust = atm, did, trust
+        self.pds_url = atm.pds_url
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "atm": None}
+
+    def fetch(self, cid: BlobCID, max_bytes: int) -> Path:
+        if self.atm is None:
+            from ..atmosphere import Atmosphere  # lazily: the client loads on first use
+
+            self.atm = Atmosphere(self.pds_url)
+        return fetch_blob(self.atm, self.did, cid, trust=self.trust, max_bytes=max_bytes)
+
+
+class PublishedManifest:
+    """One shard's manifest as its dataset's entry record lists it (atdata's ``shardManifestRef``:
+    a header blob and a Parquet blob), read on first use: both blobs are downloaded into the
+    verified blob cache (bounded by the sizes the record declares, checked against their CIDs), and
+    parsed by the manifest readers (header validated, rows checked against it). Such a manifest is
+    content-addressed by the record, so its per-sample hashes check query hits on their own.
+
+    ``problem``: what is wrong with this item of the record (a bad CID, a size over the limit);
+    loading it raises :class:`~atdata_lab.errors.ManifestError` saying so, before any request.
+    """
+
+    def __init__(
+        self,
+        reader: _BlobReader | None,
+        shard_url: str,
+        where: str,
+        header: tuple[BlobCID, int] | None = None,
+        samples: tuple[BlobCID, int] | None = None,
+        problem: str | None = None,
+    ) -> None:
+        self.reader, self.shard_url, self.where = reader, shard_url, where
+        self.header, self.samples, self.problem = header, samples, problem
+
+    def _fetch(self, blob: tuple[BlobCID, int], what: str) -> bytes:
+        cid, limit = blob
+        assert self.reader is not None
+        try:
+            return self.reader.fetch(cid, limit).read_bytes()
+        except (RecordTooLargeError, BlobMismatchError, RecordNotFoundError) as e:
+            raise ManifestError(f"{self.where}: its {what} (blob {cid}) cannot be used: {e}") from None
+
+    def load(self) -> ShardManifest:
+        """The manifest (header now, rows on first use).
+
+        Raises:
+            ManifestError: The record's item is malformed, a blob is missing, larger than declared,
+                does not match its CID, or is not a valid manifest file.
+        """
+        if self.problem is not None or self.header is None:
+            raise ManifestError(self.problem or f"{self.where}: no header blob")
+        where = f"{self.where}, header blob {self.header[0]}"
+        m: ShardManifest = ShardManifest.from_header(
+            parse_header(self._fetch(self.header, "header"), where),
+            where=where,
+            shard_url=self.shard_url,
+            load_samples=lambda: self._rows(m.num_samples),
+        )
+        m.shard_id = shard_id_for(self.shard_url)
+        m.content_addressed = True
+        return m
+
+    def _rows(self, num_samples: int) -> Any:
+        if self.samples is None:
+            if num_samples:
+                raise ManifestError(
+                    f"{self.where}: the record lists no rows (samples) blob for this shard's {num_samples} "
+                    "samples, so they cannot be queried; ask the publisher to publish the manifests again"
+                )
+            return _deps.pandas().DataFrame()
+        cid = self.samples[0]
+        return rows_from_parquet(
+            self._fetch(self.samples, "rows"), f"{self.where}, rows blob {cid}", num_samples
+        )
+
+
+def _manifest_blob(item: dict[str, Any] | None, limit: int, where: str) -> tuple[BlobCID, int]:
+    """A manifest blob of a record, checked before any request: a verifiable CID, a size within
+    ``limit`` (the bound its download gets: the declared size, else ``limit``)."""
+    if item is None:
+        raise RecordValidationError(f"{where}: missing")
+    cid = parse_blob_cid(item.get("cid"), where)
+    size = item.get("size")
+    if size is not None and (size < 0 or size > limit):
+        raise RecordValidationError(
+            f"{where}: declares {size:,} bytes, more than the {limit:,} a manifest file may have"
+        )
+    return cid, limit if size is None else size
+
+
+def published_manifests(
+    raw: Any, urls: list[str], *, uri: str, reader: _BlobReader | None
+) -> dict[str, PublishedManifest]:
+    """``{shard url: PublishedManifest}`` for an entry record's ``manifests`` (empty when it has
+    none). Pure: no request. A list that is not one manifest per shard is ignored, with a warning
+    (the shards are still read); an item that is malformed makes queries raise, naming it."""
+    if raw is None:
+        return {}
+    problem: str | None
+    try:
+        items = rec.parse_manifests(raw)
+    except RecordValidationError as e:
+        items, problem = None, str(e)
+    else:
+        assert items is not None
+        problem = (
+            None if len(items) == len(urls) else f"it lists {len(items)} manifest(s) for {len(urls)} shard(s)"
+        )
+    if items is None or problem is not None:
+        msg = (
+            f"the manifests of {uri} are ignored: {problem}; queries use manifests beside the shards, "
+            "if any (ask the publisher to publish the dataset again)"
+        )
+        _log.warning(msg)
+        warnings.warn(msg, AtdataLabWarning, stacklevel=3)
+        return {}
+    out = {}
+    for i, (url, item) in enumerate(zip(urls, items)):
+        where = f"the manifest of shard {i} of {uri}"
+        try:
+            header = _manifest_blob(item["header"], HEADER_MAX, f"{where}: header")
+            samples = (
+                None
+                if item["samples"] is None
+                else _manifest_blob(item["samples"], PARQUET_MAX, f"{where}: samples")
+            )
+            out[url] = PublishedManifest(reader, url, where, header, samples)
+        except RecordValidationError as e:
+            out[url] = PublishedManifest(
+                None, url, where, problem=f"{e}; ask the publisher to publish it again"
+            )
+    return out
+
+
 def get_published_entry(index: Any, uri: str) -> IndexEntry:
     """A published dataset record as an :class:`IndexEntry` (data URLs resolved; no data is read).
 
@@ -559,9 +728,11 @@ def load_published(
        :class:`~atdata_lab.errors.UntrustedSourceError` naming the record, the URL and the setting
        that allows it. Your S3 credentials go only to endpoints you configured; any other endpoint
        is read anonymously. Blob CIDs must parse as CIDv1 raw sha2-256.
-    4. Blob shards are downloaded now into ``$ATDATA_HOME/cache/blobs/<cid>.tar`` (named by the
-       parsed CID), each checked against its CID while it downloads and renamed into place only if
-       it matches; with ``verify`` also against the record's sha256.
+    4. Blob shards are downloaded into ``$ATDATA_HOME/cache/blobs/<cid>.tar`` (named by the
+       parsed CID) the first time any of their samples is needed (a query reads the published
+       manifests only), each checked against its CID while it downloads (and bounded by the size
+       the record declares) and renamed into place only if it matches; with ``verify`` the
+       record's sha256 must be the one the CID names (checked before any request).
     5. ``http(s)``/``s3`` shards with a sha256 checksum are downloaded into
        ``$ATDATA_HOME/cache/shards/`` and checked the first time any of their samples is needed
        (iteration, ``ds[k]``, ``len(ds)``; ordered reads fetch the next shard meanwhile): no sample
@@ -584,22 +755,29 @@ def load_published(
     own = did in _own_dids(index, atm) or policy.trusts_publisher(did)
     st = sample_type or fetch_schema(index, parsed["schemaRef"]).to_type()
     plan = _plan_shards(parsed["storage"], uri=uri, own=own, policy=policy, index=index)
-    checks: dict[str, str] = {}
+    if not plan.urls:
+        raise RecordValidationError(f"{uri}: the entry names no shards")
+    ds: Any
     if plan.kind == "blobs":
-        urls = []
         for cid in plan.urls:
-            dest = fetch_blob(atm, did, parse_blob_cid(cid), trust=policy, max_bytes=plan.sizes.get(cid))
             want = plan.checksums.get(cid)
-            if verify and want and not verify_file(dest, want):
-                raise ShardError(f"blob {cid} of {uri} does not match its sha256 checksum")
-            urls.append(str(dest))
+            if verify and want and want != parse_blob_cid(cid).digest.hex():
+                raise ShardError(
+                    f"blob {cid} of {uri} does not match its sha256 checksum (the CID names other bytes)"
+                )
+        source = BlobSource(
+            [{"did": did, "cid": c} for c in plan.urls], pds_endpoint=atm.pds_url, trust=policy
+        )
+        source._clients[atm.pds_url] = atm  # the reading client (it finds the repository's PDS)
+        source._max_bytes.update(plan.sizes)
+        ds = Dataset(source, sample_type=st)
+        urls = ds.urls
     else:
         urls = plan.urls
         checks = {u: plan.checksums[u] for u in urls if u in plan.checksums}
-    if not urls:
-        raise RecordValidationError(f"{uri}: the entry names no shards")
-    ds: Any = Dataset(
-        urls, sample_type=st, storage_options=plan.options, checksums=checks if verify else None
+        ds = Dataset(urls, sample_type=st, storage_options=plan.options, checksums=checks if verify else None)
+    ds._manifest_refs = published_manifests(
+        got["value"].get("manifests"), urls, uri=uri, reader=_BlobReader(atm, did, policy)
     )
     ds._split = split
     ds.published_uri = uri
@@ -757,6 +935,8 @@ def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> Verific
         not bad and checked > 0,
         f"mismatch: {bad[0]}" if bad else f"{checked} of {len(ds.urls)} shards checked",
     )
+    if got["value"].get("manifests") is not None:
+        report.add("manifests match the shards", *_check_manifests(ds))
     try:
         batch = next(ds.ordered(batch_size=batch_size))
         shapes = {
@@ -785,6 +965,56 @@ def verify_published(index: Any, at_uri: str, *, batch_size: int = 8) -> Verific
         else f'atdata.load_dataset("{uri}", split="train")'
     )
     return report
+
+
+def _check_manifests(ds: Any) -> tuple[bool, str]:
+    """Whether the manifests a record lists describe its shards: the same samples (count, keys,
+    where their bytes are and, when the manifests hold them, each sample's sha256)."""
+    if not ds._manifest_refs:
+        return False, (
+            "the record's manifests are not one per shard: readers ignore them; publish the dataset again"
+        )
+    bad = []
+    try:
+        manifests = ds._load_manifests()
+        for url, m in zip(ds.urls, manifests):
+            problem = _manifest_mismatch(url, m, ds.storage_options)
+            if problem is not None:
+                bad.append(problem)
+    except (AtdataLabError, OSError) as e:
+        return False, str(e)
+    if bad:
+        return False, bad[0] + (f" (and {len(bad) - 1} more shard(s))" if len(bad) > 1 else "")
+    hashed = all(m.has_digests for m in manifests)
+    return True, (
+        f"{len(manifests)} shard(s): sample counts and keys match"
+        + (", and every sample's sha256" if hashed else "")
+    )
+
+
+def _manifest_mismatch(url: str, m: ShardManifest, options: dict[str, Any]) -> str | None:
+    """What differs between shard ``url`` and its manifest ``m`` (one pass over the shard), or None."""
+    digests = m.has_digests
+    found = []
+    with open_url(url, options) as f:
+        for name, data_off, size, data in iter_members(f, url):
+            key, ext = split_key(name)
+            if ext == "msgpack":
+                digest = hashlib.sha256(data).digest() if digests and data is not None else None
+                found.append((key, data_off, size, digest))
+    if len(found) != m.num_samples:
+        return f"shard {url} has {len(found)} samples, its manifest says {m.num_samples}"
+    df = m.samples
+    keys = [str(k) for k in df["__key__"].tolist()] if not df.empty else []
+    for i, (key, _, _, _) in enumerate(found):
+        if i >= len(keys) or keys[i] != key:
+            return f"shard {url}: sample {i} has key {key!r}, its manifest says {keys[i] if i < len(keys) else None!r}"
+    if digests:
+        for key, data_off, size, digest in found:
+            row = m.row_of(key)
+            if row is None or row[1:] != (data_off, size, digest):
+                return f"shard {url}: sample {key!r} is not the one its manifest describes (offset, size or sha256)"
+    return None
 
 
 def _publisher_handle(atm: Any, asked: str, uri: str) -> str | None:

@@ -74,9 +74,15 @@ def plan_decision_line(plan: Any) -> str:
 
 
 def plan_data_lines(plan: Any) -> list[str]:
-    """The data action with its exact byte count, then its warnings."""
+    """The data action with its exact byte count, then the manifests published with it (each
+    shard's blobs and their bytes)."""
     d = plan.data
-    return [f"{d.describe()} — {d.bytes:,} bytes in {d.shards} shard{'s' if d.shards != 1 else ''}"]
+    out = [f"{d.describe()} — {d.bytes:,} bytes in {d.shards} shard{'s' if d.shards != 1 else ''}"]
+    m = getattr(plan, "manifests", None)
+    if m is not None:
+        out.append(m.describe())
+        out += m.lines()
+    return out
 
 
 def data_html(plan: Any) -> str:

@@ -150,6 +150,11 @@ def _bases() -> dict[tuple[str, str | None], dict]:
         "mimeType": "application/x-tar",
         "size": 10,
     }
+    common["manifests"] = [
+        rec.manifest_ref(
+            {**blob, "mimeType": rec.MANIFEST_HEADER_MIME}, {**blob, "mimeType": rec.MANIFEST_ROWS_MIME}
+        )
+    ]
     storages = {
         rec.STORAGE_HTTP: rec.storage_http([("https://example.org/a.tar", SHA)]),
         rec.STORAGE_S3: rec.storage_s3(

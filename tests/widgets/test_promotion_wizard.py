@@ -115,7 +115,7 @@ def test_every_step_from_login_to_verify(pds_account, client, tmp_path):
     from atdata_lab.widgets import PromotionWizard
 
     bare = atdata.Index(path=tmp_path / "bare.db", data_store=atdata.LocalDiskStore(tmp_path / "d"))
-    bare.write(features(), name="fv", maxcount=50, progress=False)
+    bare.write(features(), name="fv", maxcount=50, progress=False, manifest=True)
     w = PromotionWizard(bare)
     assert w.step == "connect" and not w.can_next and w._next_btn.disabled
     assert w._pds_url.value == os.environ["ATDATA_PDS_URL"]  # defaults to ATDATA_PDS_URL
@@ -153,6 +153,9 @@ def test_every_step_from_login_to_verify(pds_account, client, tmp_path):
     assert w._decision.value == plan_view.plan_head_html(fresh)
     assert w._plan_body.value == plan_view.plan_body_html(fresh)
     assert "Publish new schema FeatureSample@1.0.0" in w._decision.value
+    # the shards' manifests are published with the data: their blobs and bytes are in the plan shown
+    assert fresh.manifests is not None and len(fresh.manifests.blobs) == 4
+    assert all(f"{b.bytes:,} bytes ({b.cid}" in w._plan_body.value for b in fresh.manifests.blobs)
     assert counts(client) == (0, 0, 0)  # nothing has been written at this point
     assert "Nothing has been written yet" in w._nothing_written.value
 
@@ -170,6 +173,7 @@ def test_every_step_from_login_to_verify(pds_account, client, tmp_path):
         "shard checksums recorded",
         "loadable by others",
         "shard checksums match",
+        "manifests match the shards",
         "first batch loads with the right shapes",
     ]
     for uri in w.uris().values():
