@@ -598,6 +598,25 @@ class Dataset(Generic[ST]):
             )
         return EpochIterator(self, batch_size, seed=seed, epoch=epoch, block=block)
 
+    def to_torch(
+        self,
+        batch_size: int | None = None,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        block: int | None = None,
+    ) -> Any:
+        """A ``torch.utils.data.IterableDataset`` view for ``DataLoader`` (needs the ``torch`` extra);
+        see :mod:`atdata_lab.integrations.torch`."""
+        try:
+            from .integrations.torch import TorchDataset
+        except ImportError as e:
+            if "torch" not in str(e):
+                raise
+            raise ImportError("to_torch() needs PyTorch: pip install 'atdata-lab[torch]'") from None
+        return TorchDataset(self, batch_size=batch_size, shuffle=shuffle, seed=seed, epoch=epoch, block=block)
+
     def _pipeline(self, raw: Iterator[tuple[str, str, Any]], batch_size: int | None) -> Iterator[Any]:
         if batch_size is None:
             return (s for _, s in self._samples(raw))
