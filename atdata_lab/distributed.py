@@ -42,6 +42,7 @@ from .urls import is_local, local_path, read_range
 __all__ = [
     "STATE_FORMAT",
     "EpochIterator",
+    "EpochOrder",
     "Layout",
     "Plan",
     "UnevenPartitionWarning",
@@ -128,34 +129,104 @@ def current_layout(node: tuple[int, int] | None = None, worker: tuple[int, int] 
 
 
 # --------------------------------------------------------------------------------------- order
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix(x: np.ndarray, key: int) -> np.ndarray:
+    """splitmix64's finaliser of ``x ^ key`` (uint64, wrapping)."""
+    with np.errstate(over="ignore"):
+        z = (x ^ np.uint64(key)) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _permute(r: np.ndarray, n: int, keys: Sequence[int]) -> np.ndarray:
+    """A keyed pseudo-random bijection of ``[0, n)`` evaluated at ``r``: a balanced Feistel network
+    over the smallest even power of two >= n, cycle-walked back into range. Costs O(len(r)), with
+    nothing of size n in memory, so a reader computes only its own positions of the order."""
+    if n <= 1:
+        return r.copy()
+    half = max(1, (int(n - 1).bit_length() + 1) // 2)
+    lo_mask = np.uint64((1 << half) - 1)
+    x = r.astype(np.uint64)
+    todo = np.ones(len(x), dtype=bool)
+    while todo.any():
+        v = x[todo]
+        left, right = v >> np.uint64(half), v & lo_mask
+        for k in keys:
+            left, right = right, left ^ (_mix(right, k) & lo_mask)
+        v = (left << np.uint64(half)) | right
+        x[todo] = v
+        todo[todo] = v >= np.uint64(n)
+    return x.astype(np.int64)
+
+
+class EpochOrder:
+    """The epoch's global order, evaluated at any positions without building all of it.
+
+    ``seed=None`` is storage order. Otherwise the shards are permuted, then the samples of each run
+    of ``block`` permuted shards (all shards when None) are permuted together by a keyed
+    bijection; everything depends only on ``(seed, epoch, block, counts)``.
+    """
+
+    def __init__(
+        self, counts: Sequence[int] | np.ndarray, seed: int | None, epoch: int = 0, block: int | None = None
+    ) -> None:
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.total = int(self.counts.sum())
+        self.seed = seed
+        if seed is None:
+            return
+        if not isinstance(seed, int) or seed < 0 or not isinstance(epoch, int) or epoch < 0:
+            raise InvalidArgumentError(
+                f"seed and epoch must be non-negative integers, not {seed!r}, {epoch!r}"
+            )
+        n = len(self.counts)
+        b = n if block is None else block
+        if not isinstance(b, int) or b < 1:
+            raise InvalidArgumentError(f"block must be a positive number of shards, not {block!r}")
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch])))
+        perm = rng.permutation(n)
+        starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]) if n else self.counts
+        self.perm_counts = self.counts[perm]
+        self.perm_starts = starts[perm]
+        self.perm_cum = np.concatenate(
+            [[0], np.cumsum(self.perm_counts)]
+        )  # positions where each shard's run starts
+        self.block_first = np.arange(0, n, b)  # index (in permuted order) of each block's first shard
+        self.block_pos = self.perm_cum[self.block_first]
+        self.block_len = np.diff(np.concatenate([self.block_pos, [self.total]]))
+        self.keys = [int(k) for k in rng.integers(0, 2**63, size=len(self.block_first) * 6)]
+        self.keys_per_block = 6
+
+    def ids(self, positions: np.ndarray) -> np.ndarray:
+        """Global sample ids (``shard's first id + index in shard``) at these positions."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if self.seed is None:
+            return pos.copy()
+        out = np.empty(len(pos), dtype=np.int64)
+        blk = np.searchsorted(self.block_pos, pos, side="right") - 1
+        by_block = np.argsort(blk, kind="stable")
+        bounds = np.flatnonzero(np.diff(blk[by_block])) + 1
+        k = self.keys_per_block
+        for sel in np.split(by_block, bounds) if len(pos) else []:
+            b = int(blk[sel[0]])
+            local = _permute(
+                pos[sel] - self.block_pos[b], int(self.block_len[b]), self.keys[b * k : (b + 1) * k]
+            )
+            within = local + self.block_pos[b]  # a position inside the block's shards, in permuted order
+            s = np.searchsorted(self.perm_cum, within, side="right") - 1
+            out[sel] = self.perm_starts[s] + (within - self.perm_cum[s])
+        return out
+
+
 def global_order(
     counts: Sequence[int] | np.ndarray, seed: int | None, epoch: int = 0, block: int | None = None
 ) -> np.ndarray:
-    """The epoch's order: global sample ids (``shard's first id + index in shard``), ``int64``.
-
-    ``seed=None`` is storage order. Otherwise the shards are permuted, then the samples of each
-    run of ``block`` permuted shards (all shards when None) are permuted together; the result
-    depends only on ``(seed, epoch, block, counts)``.
-    """
-    counts_a = np.asarray(counts, dtype=np.int64)
-    total = int(counts_a.sum())
-    if seed is None:
-        return np.arange(total, dtype=np.int64)
-    if not isinstance(seed, int) or seed < 0 or not isinstance(epoch, int) or epoch < 0:
-        raise InvalidArgumentError(f"seed and epoch must be non-negative integers, not {seed!r}, {epoch!r}")
-    n = len(counts_a)
-    b = n if block is None else block
-    if not isinstance(b, int) or b < 1:
-        raise InvalidArgumentError(f"block must be a positive number of shards, not {block!r}")
-    starts = np.concatenate([[0], np.cumsum(counts_a)[:-1]]) if n else counts_a
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch])))
-    perm = rng.permutation(n)
-    parts = []
-    for lo in range(0, n, b):
-        ids = np.concatenate([np.arange(starts[s], starts[s] + counts_a[s]) for s in perm[lo : lo + b]])
-        rng.shuffle(ids)
-        parts.append(ids)
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    """The whole epoch order (global sample ids, ``int64``); see :class:`EpochOrder`."""
+    order = EpochOrder(counts, seed, epoch, block)
+    return order.ids(np.arange(order.total, dtype=np.int64))
 
 
 def _stride(n: int, slot: int, slots: int) -> np.ndarray:
@@ -218,10 +289,11 @@ def plan(counts: Sequence[int] | np.ndarray, slots: int, *, shuffle: bool, uneve
     return Plan(slots, by_shards, per, sizes, uneven)
 
 
-def _fit(seq: np.ndarray, size: int, fallback: np.ndarray) -> np.ndarray:
+def _fit(seq: np.ndarray, size: int, total: int) -> np.ndarray:
+    """``seq`` cut or padded to ``size`` (padding repeats it; an empty one repeats the order's start)."""
     if len(seq) >= size:
         return seq[:size]
-    source = seq if len(seq) else fallback
+    source = seq if len(seq) else np.arange(min(total, size), dtype=np.int64)
     return np.concatenate([seq, np.resize(source, size - len(seq))])
 
 
@@ -229,7 +301,7 @@ def slot_positions(p: Plan, counts: Sequence[int] | np.ndarray, slot: int) -> np
     """Positions (in the global order) slot ``slot`` reads in the first stage, after ``uneven``."""
     c = np.asarray(counts, dtype=np.int64)
     seq = _whole_shards(c, slot, p.slots) if p.by_shards else _stride(int(c.sum()), slot, p.slots)
-    return _fit(seq, p.sizes[slot], np.arange(int(c.sum()), dtype=np.int64))
+    return _fit(seq, p.sizes[slot], int(c.sum()))
 
 
 def _split_again(remaining: np.ndarray, shard_of: np.ndarray | None, worker: int, workers: int) -> np.ndarray:
@@ -396,8 +468,8 @@ class EpochIterator:
         else:
             pos = self.positions()
             counts = self.counts()
-            order = global_order(counts, self._seed if self._shuffle else None, self._epoch or 0, self._block)
-            raw = read_ids(ds, counts, order[pos])
+            order = EpochOrder(counts, self._seed if self._shuffle else None, self._epoch or 0, self._block)
+            raw = read_ids(ds, counts, order.ids(pos))
         for item in raw:
             self.consumed += 1
             yield item
