@@ -358,6 +358,7 @@ class EpochIterator:
         self._uneven = ds._node[2] if ds._node is not None else "allow"
         self._stages: list[dict[str, Any]] = []
         self._out: Iterator[Any] | None = None
+        self._fp: str | None = None
         self.consumed = 0  # positions of this reader's sequence handed out (or filtered out)
         self._counts: np.ndarray | None = None
 
@@ -387,12 +388,17 @@ class EpochIterator:
             "format": STATE_FORMAT,
             "order": self._order_state(),
             "shards": len(self._ds.urls),
-            "fingerprint": _fingerprint(self._ds.urls),
+            "fingerprint": self._fingerprint(),
             "rank": lay.rank,
             "world_size": lay.world_size,
             "uneven": self._uneven,
             "stages": [*self._stages, stage],
         }
+
+    def _fingerprint(self) -> str:
+        if self._fp is None:
+            self._fp = _fingerprint(self._ds.urls)
+        return self._fp
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue a saved run: yield exactly the positions it had not consumed."""
@@ -504,7 +510,7 @@ def check_state(state: Any, it: EpochIterator) -> None:
             f"the state was saved for order {state.get('order')}, this iterator reads {it._order_state()}: "
             "call shuffled()/ordered() with the saved seed, epoch and block"
         )
-    if state.get("fingerprint") != _fingerprint(it._ds.urls):
+    if state.get("fingerprint") != it._fingerprint():
         raise InvalidArgumentError("the state was saved for other shards (their URLs differ)")
     lay = it.layout
     if (state.get("rank"), state.get("world_size")) != (lay.rank, lay.world_size):
