@@ -33,6 +33,11 @@ class Frame:
     score: float
 
 
+@atdata.packable
+class JustIndex:
+    index: int
+
+
 def frames(n: int, start: int = 0) -> list[Frame]:
     rng = np.random.default_rng(start)
     return [
@@ -117,6 +122,9 @@ def test_read_matches_a_single_process_read(cluster, s3_index):
     assert row["name"] == "f3" and row["pixels"].shape == (6, 5) and row["pixels"].dtype == np.uint8
     schema = rd.schema()
     assert "Tensor" in str(schema.types[schema.names.index("pixels")])
+    # map() and lenses of a Dataset run inside the read tasks
+    viewed = read_dataset(ds.as_type(JustIndex).map(lambda s: JustIndex(index=s.index * 2)))
+    assert viewed.columns() == ["index"] and viewed.sum("index") == 2 * sum(range(70))
     # the entry's checksums are checked in the tasks: a shard changed on S3 before it was ever
     # read (and cached, by content) fails the read
     other = s3_index.write(frames(20, 500), name="other", maxcount=10, progress=False)
