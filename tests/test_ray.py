@@ -122,6 +122,10 @@ def test_read_matches_a_single_process_read(cluster, s3_index):
     assert row["name"] == "f3" and row["pixels"].shape == (6, 5) and row["pixels"].dtype == np.uint8
     schema = rd.schema()
     assert "Tensor" in str(schema.types[schema.names.index("pixels")])
+    # a shard bigger than max_rows_per_task is read by several tasks, each a range of it
+    ranged = read_dataset(entry, index=s3_index, max_rows_per_task=6).materialize()
+    assert ranged.num_blocks() == 13  # 4 shards of 16 samples in 3 ranges each, and one of 6
+    assert sorted(r["index"] for r in ranged.take_all()) == list(range(70))
     # map() and lenses of a Dataset run inside the read tasks
     viewed = read_dataset(ds.as_type(JustIndex).map(lambda s: JustIndex(index=s.index * 2)))
     assert viewed.columns() == ["index"] and viewed.sum("index") == 2 * sum(range(70))

@@ -33,6 +33,7 @@ from ray.data.block import BlockAccessor, BlockMetadata
 
 from .. import _journal
 from ..dataset import Dataset, SampleBatch
+from ..distributed import read_ids
 from ..entry import IndexEntry
 from ..errors import InvalidArgumentError
 from ..index import Index, _pending_writes_dir, get_default_index
@@ -83,9 +84,10 @@ def _block(batch: SampleBatch) -> Any:
 
 
 class _ShardSource(Datasource):
-    def __init__(self, ds: Dataset, batch_size: int) -> None:
+    def __init__(self, ds: Dataset, batch_size: int, max_rows_per_task: int | None) -> None:
         self.ds = ds
         self.batch_size = batch_size
+        self.max_rows = max_rows_per_task
 
     def estimate_inmemory_data_size(self) -> int | None:
         infos = [self.ds._infos.get(u) for u in self.ds.urls]
@@ -94,7 +96,7 @@ class _ShardSource(Datasource):
     def get_read_tasks(
         self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
     ) -> list[ReadTask]:
-        del parallelism, data_context  # one task per shard, whatever Ray suggests
+        del parallelism, data_context  # one task per shard (or shard range), whatever Ray suggests
         tasks = []
         ds = self.ds
         for url in ds.urls:
@@ -104,22 +106,38 @@ class _ShardSource(Datasource):
                 _infos={url: info} if info is not None else {},
                 checksums={url: ds.checksums[url]} if url in ds.checksums else {},
             )
-            part._split_done = True  # one shard, read whole by this task
-            meta = BlockMetadata(
-                num_rows=info.num_samples if info is not None and not ds._ops else None,
-                size_bytes=int(info.size) if info is not None else None,
-                exec_stats=None,
-                input_files=(url,),
-            )
-            tasks.append(
-                ReadTask(_reader(part, self.batch_size), meta, per_task_row_limit=per_task_row_limit)
-            )
+            part._split_done = True  # one shard, read by this task (or its ranges by several)
+            n = info.num_samples if info is not None else None
+            if n is None or self.max_rows is None or n <= self.max_rows:
+                ranges: list[tuple[int, int] | None] = [None]
+            else:
+                ranges = [(lo, min(lo + self.max_rows, n)) for lo in range(0, n, self.max_rows)]
+            for r in ranges:
+                rows = n if r is None else r[1] - r[0]
+                meta = BlockMetadata(
+                    num_rows=rows if not ds._ops else None,
+                    size_bytes=int(info.size * (rows or 0) // max(n or 1, 1)) if info is not None else None,
+                    exec_stats=None,
+                    input_files=(url,),
+                )
+                read = _reader(part, self.batch_size, r)
+                tasks.append(ReadTask(read, meta, per_task_row_limit=per_task_row_limit))
         return tasks
 
 
-def _reader(part: Dataset, batch_size: int) -> Any:
+def _reader(part: Dataset, batch_size: int, rows: tuple[int, int] | None) -> Any:
+    """The read function of one task: the whole shard streamed, or samples ``[lo, hi)`` of a big
+    shard through its offset index."""
+
     def read() -> Iterator[Any]:
-        for batch in part.ordered(batch_size=batch_size):
+        batches: Iterator[Any]
+        if rows is None:
+            batches = part.ordered(batch_size=batch_size)
+        else:
+            counts = np.array([part.shard_info(part.urls[0]).num_samples], dtype=np.int64)
+            raw = read_ids(part, counts, np.arange(rows[0], rows[1], dtype=np.int64))
+            batches = part._pipeline(raw, batch_size)
+        for batch in batches:
             yield _block(batch)
 
     return read
@@ -132,16 +150,17 @@ def read_dataset(
     sample_type: type | None = None,
     storage_options: dict[str, Any] | None = None,
     batch_size: int = 1024,
+    max_rows_per_task: int | None = 100_000,
     **read_args: Any,
 ) -> ray.data.Dataset:
     """A ``ray.data.Dataset`` of ``source``: an :class:`IndexEntry`, an entry name (with
     ``index``), shard URLs, an ``at://`` URI, or a :class:`Dataset` (its map/filter/lens applied
-    in the read tasks). One read task per shard; ``read_args`` go to ``ray.data.read_datasource``.
+    in the read tasks). One read task per shard, or per ``max_rows_per_task`` samples of a bigger
+    shard whose offset index is known; ``read_args`` go to ``ray.data.read_datasource``.
     """
     ds = _as_dataset(source, index, sample_type, storage_options)
-    return ray.data.read_datasource(
-        _ShardSource(ds, batch_size), override_num_blocks=len(ds.urls), **read_args
-    )
+    src = _ShardSource(ds, batch_size, max_rows_per_task)
+    return ray.data.read_datasource(src, override_num_blocks=len(ds.urls), **read_args)
 
 
 # ----------------------------------------------------------------------------------------- write
