@@ -11,15 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray  # installed by make test (extra "ray"); a missing install fails here, never skips
 from numpy.typing import NDArray
 
-ray = pytest.importorskip("ray")  # installed by make test (extra "ray"); see pyproject.toml
-
-import atdata_lab as atdata  # noqa: E402
-from atdata_lab import _journal  # noqa: E402
-from atdata_lab.index import _pending_writes_dir  # noqa: E402
-from atdata_lab.integrations.ray import read_dataset, write_dataset  # noqa: E402
-from atdata_lab.stores.s3 import S3DataStore  # noqa: E402
+import atdata_lab as atdata
+from atdata_lab import _journal
+from atdata_lab.index import _pending_writes_dir
+from atdata_lab.integrations.ray import read_dataset, write_dataset
+from atdata_lab.stores.s3 import S3DataStore
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
