@@ -10,7 +10,9 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[all,dev]'
+	# the CPU build of PyTorch (on this machine's disk); the torch extra's range then installs nothing more
+	$(PY) -m pip install -q 'torch==2.13.0'
+	$(PY) -m pip install -q -e '.[all,dev,torch,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -15,7 +15,6 @@ import mmap
 import os
 import random
 import re
-import sys
 import types
 import typing
 import weakref
@@ -30,6 +29,7 @@ import msgpack
 import numpy as np
 
 from .cache import verified_source
+from .distributed import EpochIterator
 from .errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -370,6 +370,7 @@ class Dataset(Generic[ST]):
         self.checksums = dict(checksums or {})
         self._sources: dict[str, str] = {}  # checked shards: url -> the local file that matched
         self._split_done = False
+        self._node: tuple | None = None  # split_by_node: (rank, world, uneven[, worker, workers])
         self.metadata_url = metadata_url
         self._metadata: dict[str, Any] | None = None
         self._content_metadata: Any = None
@@ -400,6 +401,7 @@ class Dataset(Generic[ST]):
         out: Dataset[Any] = Dataset(urls, **kw)
         out._content_metadata = self._content_metadata
         out._manifest_refs = self._manifest_refs
+        out._node = self._node
         return out
 
     def _remember_shards(self, infos: list[ShardInfo]) -> None:
@@ -515,9 +517,15 @@ class Dataset(Generic[ST]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def split_by_worker(self, worker_id: int, num_workers: int) -> Dataset:
-        """The shards worker ``worker_id`` of ``num_workers`` should read (every n-th)."""
+        """The shards worker ``worker_id`` of ``num_workers`` should read (every n-th); after
+        :meth:`split_by_node`, this reader's share of that node's (exactly once, as a DataLoader
+        worker's)."""
         if not 0 <= worker_id < num_workers:
             raise InvalidArgumentError(f"worker_id must be in [0, {num_workers}), not {worker_id}")
+        if self._node is not None:
+            part = self._derive()
+            part._node = (*self._node[:3], worker_id, num_workers)
+            return part
         urls = self.urls[worker_id::num_workers]
         if not urls:
             raise InvalidArgumentError(
@@ -532,20 +540,29 @@ class Dataset(Generic[ST]):
         """The shards of process ``rank`` in a ``world_size``-process job."""
         return self.split_by_worker(rank, world_size)
 
-    def _assigned_urls(self) -> list[str]:
-        """Shards for this process and DataLoader worker: each shard is seen once overall."""
-        urls = self.urls
-        if self._split_done:
-            return urls
-        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-        if rank is not None and world is not None and int(world) > 1:
-            urls = urls[int(rank) :: int(world)]
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            info = torch.utils.data.get_worker_info()
-            if info is not None and info.num_workers > 1:
-                urls = urls[info.id :: info.num_workers]
-        return urls
+    def split_by_node(
+        self, rank: int | None = None, world_size: int | None = None, *, uneven: str = "allow"
+    ) -> Dataset:
+        """Read as rank ``rank`` of ``world_size`` (None: from ``torch.distributed`` or
+        ``RANK``/``WORLD_SIZE`` when iterating), composed with DataLoader workers.
+
+        Every sample of an epoch goes to exactly one (rank, worker): whole shards each when there
+        are at least ranks x workers shards, else a per-sample stride (see
+        :mod:`atdata_lab.distributed`). ``uneven="drop"`` cuts every reader to the smallest
+        count, ``"pad"`` repeats samples up to the largest, so every rank gets the same number of
+        batches (as DDP needs); with ``"allow"`` unequal counts are reported by a warning.
+        """
+        from .distributed import UNEVEN, current_layout
+
+        if uneven not in UNEVEN:
+            raise InvalidArgumentError(f"uneven must be one of {', '.join(UNEVEN)}, not {uneven!r}")
+        if (rank is None) != (world_size is None):
+            raise InvalidArgumentError("give both rank and world_size, or neither (taken from the job)")
+        if rank is not None:
+            current_layout((rank, world_size))  # type: ignore[arg-type]  # checks the range
+        part = self._derive()
+        part._node = (rank, world_size, uneven)
+        return part
 
     # ------------------------------------------------------------------ iteration
     def _raw(self, urls: list[str], refs: bool = False) -> Iterator[tuple[str, str, Any]]:
@@ -635,15 +652,12 @@ class Dataset(Generic[ST]):
     def __iter__(self) -> Iterator[ST]:
         return self.ordered()
 
-    def ordered(self, batch_size: int | None = None) -> Iterator[Any]:
-        """Samples (or :class:`SampleBatch` of ``batch_size``) in shard order."""
-        urls = self._assigned_urls()
-        if batch_size is None:
-            return (s for _, s in self._samples(self._raw(urls)))
-        _check_batch_size(batch_size)
-        if self._ops:
-            return self._batch_objects(self._samples(self._raw(urls)), batch_size)
-        return self._batch_raw(self._raw(urls, refs=True), batch_size)
+    def ordered(self, batch_size: int | None = None) -> EpochIterator:
+        """Samples (or :class:`SampleBatch` of ``batch_size``) in shard order; this reader's share
+        when split across ranks and workers. The iterator has ``state_dict()``/``load_state_dict()``."""
+        if batch_size is not None:
+            _check_batch_size(batch_size)
+        return EpochIterator(self, batch_size)
 
     def shuffled(
         self,
@@ -653,10 +667,16 @@ class Dataset(Generic[ST]):
         *,
         seed: int | None = None,
         buffer: int | None = None,
-    ) -> Iterator[Any]:
-        """Samples in random order: shards shuffled, then a ``buffer_samples``-sample shuffle buffer.
+        epoch: int | None = None,
+        block: int | None = None,
+    ) -> EpochIterator:
+        """Samples in random order.
 
-        The same ``seed`` gives the same order.
+        Without ``epoch=``: shards shuffled, then a ``buffer_samples``-sample shuffle buffer; the
+        same ``seed`` gives the same order. With ``epoch=``: one global order per ``(seed, epoch)``
+        whatever the number of ranks and workers (shards permuted, then the samples of each
+        ``block`` shards, all by default, permuted together), split among the readers and
+        resumable (``state_dict()``).
 
         Args:
             buffer_shards: atdata's shard shuffle buffer. Here the shard order is always a full
@@ -667,43 +687,72 @@ class Dataset(Generic[ST]):
             batch_size: Yield :class:`SampleBatch` es of this size.
             seed: The random seed.
             buffer: Our shorter name for ``buffer_samples``.
+            epoch: The epoch of an elastic, resumable global order (needs ``seed``).
+            block: With ``epoch``: how many shards' samples are permuted together.
         """
         if buffer is not None:
             buffer_samples = buffer
         if buffer_shards < 1:
             raise InvalidArgumentError(f"buffer_shards must be at least 1, not {buffer_shards}")
-        buffer = buffer_samples
-        if buffer < 1:
-            raise InvalidArgumentError(f"buffer_samples must be at least 1, not {buffer}")
-        rng = random.Random(seed)
-        urls = list(self._assigned_urls())
-        rng.shuffle(urls)
+        if buffer_samples < 1:
+            raise InvalidArgumentError(f"buffer_samples must be at least 1, not {buffer_samples}")
+        if batch_size is not None:
+            _check_batch_size(batch_size)
+        if epoch is None:
+            return EpochIterator(self, batch_size, seed=seed, buffer=buffer_samples)
+        if seed is None:
+            raise InvalidArgumentError(
+                "shuffled(epoch=...) needs a seed: the order is fixed by (seed, epoch)"
+            )
+        return EpochIterator(self, batch_size, seed=seed, epoch=epoch, block=block)
 
-        def mixed() -> Iterator[tuple[str, str, Any]]:
-            pool: list = []
-            for url, key, data in self._raw(urls):
-                # views into a mapped local shard stay valid and cost nothing; remote chunks are
-                # copied, so buffered samples never pin whole read chunks in memory
-                item = (
-                    url,
-                    key,
-                    data if isinstance(data, memoryview) and isinstance(data.obj, mmap.mmap) else bytes(data),
-                )
-                if len(pool) < buffer:
-                    pool.append(item)
-                    continue
-                j = rng.randrange(buffer)
-                yield pool[j]
-                pool[j] = item
-            rng.shuffle(pool)
-            yield from pool
+    def to_torch(
+        self,
+        batch_size: int | None = None,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        block: int | None = None,
+    ) -> Any:
+        """A ``torch.utils.data.IterableDataset`` view for ``DataLoader`` (needs the ``torch`` extra);
+        see :mod:`atdata_lab.integrations.torch`."""
+        try:
+            from .integrations.torch import TorchDataset
+        except ImportError as e:
+            if "torch" not in str(e):
+                raise
+            raise ImportError("to_torch() needs PyTorch: pip install 'atdata-lab[torch]'") from None
+        return TorchDataset(self, batch_size=batch_size, shuffle=shuffle, seed=seed, epoch=epoch, block=block)
 
+    def _pipeline(self, raw: Iterator[tuple[str, str, Any]], batch_size: int | None) -> Iterator[Any]:
         if batch_size is None:
-            return (s for _, s in self._samples(mixed()))
-        _check_batch_size(batch_size)
+            return (s for _, s in self._samples(raw))
         if self._ops:
-            return self._batch_objects(self._samples(mixed()), batch_size)
-        return self._batch_raw(mixed(), batch_size)
+            return self._batch_objects(self._samples(raw), batch_size)
+        return self._batch_raw(raw, batch_size)
+
+    @staticmethod
+    def _buffer_mix(
+        raw: Iterator[tuple[str, str, Any]], buffer: int, rng: random.Random
+    ) -> Iterator[tuple[str, str, Any]]:
+        pool: list = []
+        for url, key, data in raw:
+            # views into a mapped local shard stay valid and cost nothing; remote chunks are
+            # copied, so buffered samples never pin whole read chunks in memory
+            item = (
+                url,
+                key,
+                data if isinstance(data, memoryview) and isinstance(data.obj, mmap.mmap) else bytes(data),
+            )
+            if len(pool) < buffer:
+                pool.append(item)
+                continue
+            j = rng.randrange(buffer)
+            yield pool[j]
+            pool[j] = item
+        rng.shuffle(pool)
+        yield from pool
 
     def _batch_objects(self, samples: Iterator[tuple[str, Any]], n: int) -> Iterator[SampleBatch]:
         while True:
@@ -1565,10 +1614,12 @@ class DatasetDict(dict):
         *,
         seed: int | None = None,
         buffer: int | None = None,
+        epoch: int | None = None,
+        block: int | None = None,
     ) -> Iterator[Any]:
         """The single split's :meth:`Dataset.shuffled`."""
         return self._only_split("shuffled").shuffled(
-            buffer_shards, buffer_samples, batch_size, seed=seed, buffer=buffer
+            buffer_shards, buffer_samples, batch_size, seed=seed, buffer=buffer, epoch=epoch, block=block
         )
 
     def __repr__(self) -> str:

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import atdata_lab as atdata  # noqa: E402
+from benchmarks.scale import scale_rows  # noqa: E402
 
 
 @atdata.packable
@@ -525,6 +526,7 @@ def main() -> None:
         s3 = bench_s3(tmp, 600 if not args.quick else 150, 3)
         promo = bench_promotion_round_trips(tmp) if not args.no_pds else "skipped (--no-pds)"
         ref = atdata_figures(small["urls"], n_small)
+        past_one_machine = scale_rows(tmp, args.quick)  # docs/scale.md: shuffle quality, DataLoader, Ray
 
     print(f"# atdata-lab benchmarks ({time.strftime('%Y-%m-%d')})")
     print()
@@ -642,6 +644,8 @@ def main() -> None:
             )
     else:
         row("promotion round trips", promo)
+    for r in past_one_machine:
+        row(*r)
 
 
 def _mem_gb() -> float:
