@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 import atdata_lab as atdata
 from atdata_lab.atmosphere import Atmosphere
 from atdata_lab.atmosphere import records as rec
-from atdata_lab.errors import ShardError
+from atdata_lab.errors import PromotionDowngradeError, ShardError
 from atdata_lab.manifest import F
 from atdata_lab.urls import TrustPolicy
 from atdata_lab.views import promotion as plan_view
@@ -316,3 +316,17 @@ def test_entries_without_manifests_publish_as_before_and_partial_ones_say_why(cl
     plan.execute(progress=False)
     ds = atdata.load_dataset(uri, split="train")
     assert [h.key for h in ds.query(where=F.label == "fish")] == [f"{i:06d}" for i in range(3, 40, 4)]
+
+    # the manifests' files go away locally: republishing would drop published manifests, which
+    # needs the user's say-so (nothing is written without it)
+    from atdata_lab.manifest.shard_manifest import manifest_urls
+
+    for url in entry.data_urls:
+        for side in manifest_urls(url):
+            Path(side).unlink()
+    with pytest.raises(PromotionDowngradeError, match=r"manifests.*downgrade=True") as e:
+        index.plan_promotion("plain", description="changed")
+    assert [d.field for d in e.value.downgrades] == ["manifests"]
+    assert len(record(client, uri)["value"]["manifests"]) == 2
+    plan = index.plan_promotion("plain", description="changed", downgrade=True)
+    assert any(i.startswith("downgrade manifests: 2 shard manifest(s) -> (none)") for i in plan.intents)

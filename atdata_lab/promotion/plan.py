@@ -680,6 +680,7 @@ def _downgrades(
     clear: tuple[str, ...],
     storage: dict[str, Any],
     downgrade: bool,
+    manifests: list[dict[str, Any]] | None = None,
 ) -> tuple[list[Downgrade], list[str]]:
     """What this promotion would remove or weaken in the published record: (refused, on purpose)."""
     if published is None:
@@ -708,6 +709,16 @@ def _downgrades(
     had = all(published.checksums)
     if had and not all((s.get("checksum") or {}).get("digest") for s in new["shards"]):
         weakened.append(Downgrade("checksums", "present", "missing", "downgrade=True"))
+    had_manifests = published.value.get("manifests")
+    if isinstance(had_manifests, list) and had_manifests and not manifests:
+        weakened.append(
+            Downgrade(
+                "manifests",
+                _manifests_text(had_manifests),
+                "(none)",
+                "downgrade=True (or index.build_manifests(name) to publish them again)",
+            )
+        )
     if downgrade:
         intents += [f"downgrade {d.field}: {d.old} -> {d.new}" for d in weakened]
     else:
@@ -974,7 +985,7 @@ def plan_promotion(
     storage, data, copy_target, blocking = _plan_data(index, atm, entry, name, copy_to, published)
     manifest_refs, manifests, manifest_warnings = _plan_manifests(index, atm, entry, published)
     warnings += manifest_warnings
-    refused, intents = _downgrades(published, values, given, clear, storage, downgrade)
+    refused, intents = _downgrades(published, values, given, clear, storage, downgrade, manifest_refs)
     if refused:
         _raise_downgrades(entry.name, published, refused)  # type: ignore[arg-type]
 
