@@ -63,6 +63,7 @@ from .sample import DictSample, codec_for
 from .schema import fields_of
 from .shards import (
     ShardInfo,
+    ShardRow,
     ShardSetWriter,
     encode_samples_into,
     iter_sample_members,
@@ -336,6 +337,8 @@ class Dataset(Generic[ST]):
         checksums: dict[str, str] | None = None,
         _ops: tuple = (),
         _infos: dict[str, ShardInfo] | None = None,
+        _rows: dict[str, ShardRow] | None = None,
+        _offsets: Callable[[str], tuple[np.ndarray, list[str]] | None] | None = None,
         _decode_as: type | None = None,
         _data_source: Any = None,
     ) -> None:
@@ -366,6 +369,10 @@ class Dataset(Generic[ST]):
         # set when a lens views the samples: decode as this type, then the lens (in _ops) maps
         self._decode_as = _decode_as
         self._infos: dict[str, ShardInfo] = dict(_infos or {})
+        # shards whose count is known but whose offset index is not loaded yet (from an index):
+        # url -> ShardRow; ``_offsets(url)`` fetches that shard's offsets and keys on first use
+        self._rows: dict[str, ShardRow] = dict(_rows or {})
+        self._offsets = _offsets
         self._cum: list[int] | None = None
         self.checksums = dict(checksums or {})
         self._sources: dict[str, str] = {}  # checked shards: url -> the local file that matched
@@ -392,6 +399,8 @@ class Dataset(Generic[ST]):
             "checksums": self.checksums,
             "_ops": self._ops,
             "_infos": self._infos,
+            "_rows": self._rows,
+            "_offsets": self._offsets,
             "_decode_as": self._decode_as,
             "metadata_url": self.metadata_url,
             "_data_source": self._data_source,
@@ -408,13 +417,50 @@ class Dataset(Generic[ST]):
         """Use known offset indexes (from a writer or an index); a local file whose size no longer
         matches is left to be scanned again, so stale offsets are never used."""
         for info in infos:
-            if is_local(info.url):
-                sig = local_shard_signature(local_path(info.url))
-                if sig is None or sig[0] != info.size:
-                    continue
-                _cache_put((local_path(info.url), *sig), info)
-            self._infos[info.url] = info
+            self._remember_one(info)
         self._cum = None
+
+    def _remember_one(self, info: ShardInfo) -> bool:
+        if is_local(info.url):
+            sig = local_shard_signature(local_path(info.url))
+            if sig is None or sig[0] != info.size:
+                return False
+            _cache_put((local_path(info.url), *sig), info)
+        self._infos[info.url] = info
+        return True
+
+    def _remember_rows(
+        self, rows: list[ShardRow], offsets: Callable[[str], tuple[np.ndarray, list[str]] | None]
+    ) -> None:
+        """Know these shards' counts now and fetch each one's offset index with ``offsets(url)``
+        when the shard is first used for random access. A local file whose size no longer matches
+        is left to be scanned again (now and when its offsets are fetched)."""
+        for row in rows:
+            if is_local(row.url):
+                sig = local_shard_signature(local_path(row.url))
+                if sig is None or sig[0] != row.size:
+                    continue
+            self._rows[row.url] = row
+        self._offsets = offsets
+        self._cum = None
+
+    def _num_samples(self, url: str) -> int:
+        """A shard's sample count, without loading its offset index when the count is known."""
+        info = self._infos.get(url)
+        if info is not None:
+            return info.num_samples
+        row = self._rows.get(url)
+        if row is not None:
+            return row.num_samples
+        return self.shard_info(url).num_samples
+
+    def _known_size(self, url: str) -> int | None:
+        """A shard's size in bytes if known without reading it."""
+        info = self._infos.get(url)
+        if info is not None:
+            return info.size
+        row = self._rows.get(url)
+        return row.size if row is not None else None
 
     def _source_of(self, url: str) -> str:
         """Where to read ``url`` from: itself, or for a shard with a checksum the local file that
@@ -432,6 +478,14 @@ class Dataset(Generic[ST]):
         info = self._infos.get(url)
         if info is not None:
             return info
+        row = self._rows.get(url)
+        if row is not None and self._offsets is not None:
+            got = self._offsets(url)
+            if got is not None:
+                info = ShardInfo(url, row.checksum, row.size, row.num_samples, *got)
+                if self._remember_one(info):
+                    return info
+                del self._rows[url]  # the local file changed since: scanned below
         if self.checksums.get(url):
             info = self._infos[url] = scan_shard(self._source_of(url)).with_url(url)
             return info
@@ -872,7 +926,7 @@ class Dataset(Generic[ST]):
             total = 0
             cum = [0]
             for url in self.urls:
-                total += self.shard_info(url).num_samples
+                total += self._num_samples(url)
                 cum.append(total)
             self._cum = cum
         return self._cum
@@ -936,7 +990,10 @@ class Dataset(Generic[ST]):
         """
         if isinstance(key, SampleLocation):
             return self._read_location(key)
-        if not all(self._known_info(u) is not None if is_local(u) else u in self._infos for u in self.urls):
+        if not all(
+            u in self._rows or (self._known_info(u) is not None if is_local(u) else u in self._infos)
+            for u in self.urls
+        ):
             manifests = self._load_manifests(missing="none")
             if all(m is not None for m in manifests):
                 for m in manifests:
@@ -1358,7 +1415,12 @@ class Dataset(Generic[ST]):
             problem = str(e)
         samples = size = 0
         for url, m in zip(self.urls, manifests):
-            info = self._infos.get(url) or (self._known_info(url) if is_local(url) else None)
+            known = self._known_size(url)
+            if known is not None:
+                samples += self._num_samples(url)
+                size += known
+                continue
+            info = self._known_info(url) if is_local(url) else None
             if info is None and m is not None:
                 samples += m.num_samples
                 size += url_size(url, self.storage_options)

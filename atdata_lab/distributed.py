@@ -416,7 +416,7 @@ class EpochIterator:
     def counts(self) -> np.ndarray:
         if self._counts is None:
             ds = self._ds
-            self._counts = np.array([ds.shard_info(u).num_samples for u in ds.urls], dtype=np.int64)
+            self._counts = np.array([ds._num_samples(u) for u in ds.urls], dtype=np.int64)
         return self._counts
 
     def partition(self) -> Plan:

@@ -54,7 +54,7 @@ from .schema import (
     version_key,
 )
 from .schema_diff import resolve_schema, schema_diff
-from .shards import HintObserver, ShardInfo, ShardSetWriter, encode_samples_into, peek_samples
+from .shards import HintObserver, ShardInfo, ShardRow, ShardSetWriter, encode_samples_into, peek_samples
 from .stores.base import DataStore
 from .stores.local import FileSink, LocalDiskStore, atdata_home, check_dataset_name
 from .transfer import copy_shards
@@ -84,6 +84,36 @@ class SearchPage(list):
     def __repr__(self) -> str:
         start = self.offset + 1 if self else 0
         return f"SearchPage({start}-{self.offset + len(self)} of {self.total})"
+
+
+class ShardOffsets:
+    """Fetches one shard's offset index (offsets and keys) from an index provider, when a Dataset
+    first needs it. Pickled (for DataLoader workers), a SQLite index is opened again by path in
+    the receiving process; other providers hold connections and credentials that are not sent
+    along, so there a shard is scanned on first use instead."""
+
+    def __init__(self, provider: IndexProvider | None) -> None:
+        self.provider = provider
+
+    def __call__(self, url: str) -> tuple[np.ndarray, list[str]] | None:
+        if self.provider is None:
+            return None
+        r = self.provider.get_shards([url]).get(url)
+        if r is None or not r.get("offsets"):
+            return None
+        return ShardInfo.offsets_from_blob(r["offsets"])
+
+    def __reduce__(self) -> tuple:
+        path = getattr(self.provider, "path", None)
+        if self.provider is not None and self.provider.kind == "sqlite" and path is not None:
+            return (_sqlite_offsets, (str(path),))
+        return (ShardOffsets, (None,))
+
+
+def _sqlite_offsets(path: str) -> ShardOffsets:
+    from .providers.sqlite import SQLiteProvider  # sqlite_utils loads when needed
+
+    return ShardOffsets(SQLiteProvider(path))
 
 
 def _now() -> str:
@@ -799,7 +829,11 @@ class Index:
         )
 
     def dataset(self, entry: IndexEntry | str, sample_type: type | None = None) -> Dataset:
-        """An entry's data as a Dataset, with the index's offset indexes for random access."""
+        """An entry's data as a Dataset, with the index's offset indexes for random access.
+
+        The shards' sample counts are read now; a shard's offset index is fetched from the index
+        when that shard is first used for random access (``ds[k]``, shuffling, ``get``), so a
+        Dataset over 100k shards holds only what it reads."""
         if isinstance(entry, str):
             entry = self.get_entry_by_name(entry)
         if sample_type is None:
@@ -810,14 +844,13 @@ class Index:
         ds: Dataset[Any] = Dataset(
             entry.data_urls, sample_type=sample_type, storage_options=self._options_for(entry.data_urls)
         )
-        rows = self.provider.get_shards(entry.data_urls)
-        infos = []
+        rows = self.provider.get_shard_counts(entry.data_urls)
+        known = []
         for url in entry.data_urls:
             r = rows.get(url)
-            if r is not None and r.get("offsets"):
-                offsets, keys = ShardInfo.offsets_from_blob(r["offsets"])
-                infos.append(ShardInfo(url, r["checksum"], r["size"], r["num_samples"], offsets, keys))
-        ds._remember_shards(infos)
+            if r is not None and r.get("has_offsets"):
+                known.append(ShardRow(url, r["checksum"], r["size"], r["num_samples"]))
+        ds._remember_rows(known, ShardOffsets(self.provider))
         return ds
 
     def build_manifests(

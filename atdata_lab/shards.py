@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgpack
 import numpy as np
@@ -32,6 +32,7 @@ from .urls import is_local, local_path, open_url
 
 __all__ = [
     "ShardInfo",
+    "ShardRow",
     "ShardSetWriter",
     "SidecarBuilder",
     "HintObserver",
@@ -78,6 +79,15 @@ class ShardInfo:
 
     def with_url(self, url: str) -> ShardInfo:
         return ShardInfo(url, self.checksum, self.size, self.num_samples, self.offsets, self.keys)
+
+
+class ShardRow(NamedTuple):
+    """What an index knows about a shard besides its offset index (fetched when first needed)."""
+
+    url: str
+    checksum: str
+    size: int
+    num_samples: int
 
 
 class HintObserver:

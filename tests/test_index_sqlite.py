@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 import atdata_lab as atdata
-from tests.conformance.index_suite import IndexSuite, experiment
+from tests.conformance.index_suite import ExperimentSample, IndexSuite, experiment
 
 
 class TestSQLiteIndex(IndexSuite):
@@ -50,3 +50,23 @@ def test_two_processes_share_one_index_file(tmp_path):
     assert all(p.returncode == 0 for p in procs), errs
     assert not any("locked" in e for e in errs)
     assert len(atdata.Index(path=db)) == 45
+
+
+def test_an_index_dataset_never_uses_stale_offsets_and_takes_its_index_along_when_pickled(tmp_path):
+    import pickle
+
+    from atdata_lab.shards import ShardInfo
+    from atdata_lab.urls import local_path
+
+    index = atdata.Index(path=tmp_path / "index.db", data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    entry = index.write(experiment(40), name="e", maxcount=10, progress=False)
+    replaced = experiment(3, seed=5)
+    atdata.write_samples(replaced, local_path(entry.data_urls[1]))  # shard 1 is now another file
+    ds = index.dataset(entry)
+    assert len(ds) == 33 and ds[12].sensor_id == replaced[2].sensor_id and ds[12].timestamp == 2.0
+    assert ds[13].timestamp == 20.0  # shard 2, through the index's offsets
+    # a DataLoader worker gets the dataset pickled: it opens the same SQLite index to fetch offsets
+    back = pickle.loads(pickle.dumps(index.dataset(entry, ExperimentSample)))
+    assert back._offsets.provider.path == index.provider.path and back._infos == {}
+    assert isinstance(back.shard_info(entry.data_urls[3]), ShardInfo)
+    assert back[32].timestamp == 39.0 and len(back) == 33

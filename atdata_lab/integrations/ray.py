@@ -90,8 +90,8 @@ class _ShardSource(Datasource):
         self.max_rows = max_rows_per_task
 
     def estimate_inmemory_data_size(self) -> int | None:
-        infos = [self.ds._infos.get(u) for u in self.ds.urls]
-        return sum(i.size for i in infos if i is not None) or None
+        sizes = [self.ds._known_size(u) for u in self.ds.urls]
+        return sum(n for n in sizes if n is not None) or None
 
     def get_read_tasks(
         self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
@@ -101,22 +101,27 @@ class _ShardSource(Datasource):
         ds = self.ds
         for url in ds.urls:
             info = ds._infos.get(url)
-            part = ds._derive(
-                urls=[url],
-                _infos={url: info} if info is not None else {},
-                checksums={url: ds.checksums[url]} if url in ds.checksums else {},
-            )
-            part._split_done = True  # one shard, read by this task (or its ranges by several)
-            n = info.num_samples if info is not None else None
+            row = ds._rows.get(url)  # count known, offsets not loaded (an index's dataset)
+            n = info.num_samples if info is not None else row.num_samples if row is not None else None
+            size = ds._known_size(url)
             if n is None or self.max_rows is None or n <= self.max_rows:
                 ranges: list[tuple[int, int] | None] = [None]
             else:
                 ranges = [(lo, min(lo + self.max_rows, n)) for lo in range(0, n, self.max_rows)]
+                info = ds.shard_info(url)  # ranges read through the offset index: loaded here, sent along
+            part = ds._derive(
+                urls=[url],
+                _infos={url: info} if info is not None else {},
+                _rows={url: row} if row is not None and info is None else {},
+                _offsets=None,
+                checksums={url: ds.checksums[url]} if url in ds.checksums else {},
+            )
+            part._split_done = True  # one shard, read by this task (or its ranges by several)
             for r in ranges:
                 rows = n if r is None else r[1] - r[0]
                 meta = BlockMetadata(
                     num_rows=rows if not ds._ops else None,
-                    size_bytes=int(info.size * (rows or 0) // max(n or 1, 1)) if info is not None else None,
+                    size_bytes=int(size * (rows or 0) // max(n or 1, 1)) if size is not None else None,
                     exec_stats=None,
                     input_files=(url,),
                 )

@@ -109,6 +109,13 @@ class IndexProvider(ABC):
         """Shard rows for the URLs that have one."""
 
     @abstractmethod
+    def get_shard_counts(self, urls: list[str]) -> dict[str, dict[str, Any]]:
+        """Shard rows for the URLs that have one, without their offset indexes: ``url``,
+        ``checksum``, ``size``, ``num_samples`` and ``has_offsets`` (the row has an offset index,
+        which :meth:`get_shards` gives). Cheap for many shards: a Dataset learns its counts here
+        and fetches one shard's offsets when that shard is first used for random access."""
+
+    @abstractmethod
     def put_shards(self, shards: list[dict[str, Any]]) -> None:
         """Store shard rows (offset indexes of shards scanned later, or moved)."""
 

@@ -587,6 +587,19 @@ class PostgresProvider(IndexProvider):
         )
         return {r[0]: dict(zip(_SHARD_COLS, r)) for r in rows}
 
+    def get_shard_counts(self, urls: list[str]) -> dict[str, dict[str, Any]]:
+        if not urls:
+            return {}
+        cols = ("url", "checksum", "size", "num_samples", "has_offsets")
+        rows = self._read(
+            lambda c: c.execute(
+                "SELECT url, checksum, size, num_samples, coalesce(octet_length(offsets), 0) > 0 "
+                f"FROM {_T}shards WHERE url = ANY(%s)",
+                (list(urls),),
+            ).fetchall()
+        )
+        return {r[0]: dict(zip(cols, r)) for r in rows}
+
     # ------------------------------------------------------------------ schemas
     @staticmethod
     def _schema_row(r: tuple) -> dict[str, Any]:

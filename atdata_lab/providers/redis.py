@@ -459,6 +459,23 @@ class RedisProvider(IndexProvider):
         raws = self._call(self.r.mget, [self._k("sh", u) for u in urls])
         return {u: self._unpack(r) for u, r in zip(urls, raws) if r is not None}
 
+    def get_shard_counts(self, urls: list[str]) -> dict[str, dict[str, Any]]:
+        # a shard row is one packed value: fetched in chunks, its offsets dropped as each is read
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(urls), 1000):
+            part = urls[i : i + 1000]
+            for u, raw in zip(part, self._call(self.r.mget, [self._k("sh", x) for x in part])):
+                r = self._unpack(raw)
+                if r is not None:
+                    out[u] = {
+                        "url": u,
+                        "checksum": r.get("checksum"),
+                        "size": r.get("size"),
+                        "num_samples": r.get("num_samples"),
+                        "has_offsets": bool(r.get("offsets")),
+                    }
+        return out
+
     # ------------------------------------------------------------------ schemas
     def put_schema(self, row: dict[str, Any]) -> bool:
         key = self._k("s", row["ref"])

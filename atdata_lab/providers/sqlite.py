@@ -376,6 +376,22 @@ class SQLiteProvider(IndexProvider):
                     out[r[0]] = dict(zip(("url", "entry", "checksum", "size", "num_samples", "offsets"), r))
         return out
 
+    def get_shard_counts(self, urls: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        cols = ("url", "checksum", "size", "num_samples", "has_offsets")
+        with self._lock:
+            for i in range(0, len(urls), 500):
+                part = urls[i : i + 500]
+                q = (
+                    "SELECT url, checksum, size, num_samples, coalesce(length(offsets), 0) > 0 "
+                    f"FROM shards WHERE url IN ({', '.join('?' * len(part))})"
+                )
+                for r in self.conn.execute(q, part):
+                    d = dict(zip(cols, r))
+                    d["has_offsets"] = bool(d["has_offsets"])
+                    out[r[0]] = d
+        return out
+
     # ------------------------------------------------------------------ schemas
     _SCHEMA_COLS = ("ref", "name", "version", "content_cid", "record", "created_at", "published_uri")
 

@@ -280,3 +280,40 @@ class IndexSuite:
             == [ref]
             == [r["$ref"] for r in index.list_lenses()]
         )
+
+    def test_shard_counts_come_without_offsets_and_a_dataset_loads_each_shards_offsets_on_first_use(
+        self, index, monkeypatch
+    ):
+        from atdata_lab.shards import ShardInfo
+
+        entry = index.write(experiment(200), name="many", maxcount=10, progress=False)  # 20 shards
+        urls = entry.data_urls
+        counts, full = index.provider.get_shard_counts(urls), index.provider.get_shards(urls)
+        assert list(counts) == list(urls) or set(counts) == set(urls)
+        for u in urls:
+            assert counts[u] == {
+                "url": u,
+                "checksum": full[u]["checksum"],
+                "size": full[u]["size"],
+                "num_samples": 10,
+                "has_offsets": True,
+            }
+        assert index.provider.get_shard_counts([]) == {}
+        assert index.provider.get_shard_counts(["file:///nowhere.tar"]) == {}
+
+        decoded: list[int] = []
+        real = ShardInfo.offsets_from_blob
+        monkeypatch.setattr(
+            ShardInfo, "offsets_from_blob", staticmethod(lambda b: decoded.append(1) or real(b))
+        )
+        ds = index.dataset(entry)
+        assert len(ds) == 200 and decoded == []  # counts only: no shard's offsets decoded
+        want = experiment(200)
+        for k in (57, -1, 55, 199):
+            got = ds[k]
+            assert got.timestamp == want[k].timestamp
+            assert np.array_equal(got.measurement, want[k].measurement)
+        assert len(decoded) == 2  # shards 5 and 19, each decoded once
+        assert ds.locate(3) == (urls[0], 3, ds.shard_info(urls[0]).keys[3]) and len(decoded) == 3
+        order = [s.timestamp for s in ds.shuffled(seed=1, epoch=0)]
+        assert sorted(order) == [float(i) for i in range(200)] and len(decoded) == 20
