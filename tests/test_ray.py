@@ -229,3 +229,33 @@ def test_a_task_killed_once_is_retried_and_leaves_no_orphan(cluster, s3_index, t
     assert os.path.exists(marker)
     assert sorted(f.index for f in s3_index.dataset(entry).as_type(Frame).ordered()) == list(range(40))
     assert shard_files(s3_index, "retried") == sorted(entry.data_urls)
+
+
+@pytest.mark.sandbox
+@pytest.mark.timeout(300)
+def test_read_of_an_at_uri_matches_a_single_process_read(cluster, pds_account, tmp_path):
+    """A dataset published to the real sandbox PDS with its shards as blobs, read by URI through
+    Ray: the read tasks (on both nodes) fetch the blobs from the PDS and give the same rows as the
+    single-process read of the same URI."""
+    from atdata_lab.atmosphere import Atmosphere
+    from atdata_lab.promotion.published import load_published
+
+    client = Atmosphere.login(pds_account.handle, pds_account.password)
+    index = atdata.Index(
+        path=tmp_path / "pub.db", atmosphere=client, data_store=atdata.LocalDiskStore(tmp_path / "data")
+    )
+    index.write(frames(50, 100), name="published-frames", maxcount=16, progress=False)
+    uri = index.plan_promotion("published-frames", copy_to="blobs").execute(progress=False).at_uri
+    single = load_published(uri, sample_type=Frame)
+    assert len(single.urls) == 4 and all("/blob/" in u for u in single.list_shards())  # PDS blobs
+    want = sorted(single.ordered(), key=lambda f: f.index)
+    rd = read_dataset(uri, sample_type=Frame).materialize()
+    assert rd.num_blocks() == 4  # one read task (and block) per published shard
+    rows = sorted(rd.take_all(), key=lambda r: r["index"])
+    assert rd.count() == len(rows) == len(want) == 50
+    assert [r["index"] for r in rows] == [f.index for f in want] == list(range(100, 150))
+    assert rd.sum("score") == sum(f.score for f in want)
+    assert sum(int(r["pixels"].sum()) for r in rows) == sum(int(f.pixels.sum()) for f in want)
+    assert all(np.array_equal(r["pixels"], f.pixels) and r["name"] == f.name for r, f in zip(rows, want))
+    # the handle form resolves to the same record
+    assert read_dataset(f"@{pds_account.handle}/published-frames", sample_type=Frame).count() == 50
