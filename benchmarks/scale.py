@@ -52,6 +52,38 @@ def _quality(labels: list[int], classes: int, batch: int = 256) -> tuple[float, 
     return r, float(np.mean(ents))
 
 
+# run inside the cached py3.12 venv with the real atdata 0.7 (tests/support/atdata_reference.py)
+_ATDATA_SHUFFLE = """
+import json, sys
+import atdata
+from numpy.typing import NDArray
+
+@atdata.packable
+class Labelled:
+    image: NDArray
+    label: int
+
+ds = atdata.Dataset[Labelled](sys.argv[2])
+print(json.dumps({"labels": [int(s.label) for s in ds.shuffled(buffer_samples=int(sys.argv[1]))]}))
+"""
+
+
+def _atdata_shuffle_labels(urls: list[str], buffer_samples: int) -> list[int] | None:
+    """The labels in the order atdata 0.7's ``shuffled()`` reads ``urls`` (None without its venv)."""
+    try:
+        from tests.support import atdata_reference as ref
+    except ImportError:  # benchmarks run outside the repository
+        return None
+    py, _ = ref.atdata_venv_status()
+    if py is None:
+        return None
+    stem = urls[0].rsplit("-", 1)[0]  # write_samples' names: <stem>-000000.tar ...
+    digits = len(urls[0].rsplit("-", 1)[1]) - len(".tar")
+    assert urls == [f"{stem}-{i:0{digits}d}.tar" for i in range(len(urls))]
+    pattern = f"{stem}-{{{0:0{digits}d}..{len(urls) - 1:0{digits}d}}}.tar"
+    return ref.run_atdata_json(_ATDATA_SHUFFLE, str(buffer_samples), pattern, timeout=1200)["labels"]
+
+
 def shuffle_quality(tmp: Path, quick: bool) -> list[tuple]:
     n, per, classes = (100_000, 1_000, 100) if not quick else (20_000, 500, 100)
     ds = _sorted_dataset(tmp, n, per, classes)
@@ -73,21 +105,35 @@ def shuffle_quality(tmp: Path, quick: bool) -> list[tuple]:
         ]
     except ImportError:
         pass
-    rows = []
+    failed: list[tuple] = []
+    for name, buffer in (
+        ("atdata 0.7 shuffled(), its defaults: 100 shards and 10,000 samples buffered, no seed", 10_000),
+        ("atdata 0.7 shuffled(buffer_samples=1000)", 1_000),
+    ):
+        try:
+            labels = _atdata_shuffle_labels(ds.urls, buffer)
+        except Exception as e:  # atdata's venv failed: its row says so, the others stay
+            failed.append((f"shuffle quality, {name}", f"failed: {e!r}"[:200], "—", "—", "—"))
+            continue
+        if labels is not None:
+            got[name] = labels
+    rows: list[tuple] = []
     for name, labels in got.items():
         assert sorted(labels) == sorted(s.label for s in ds.ordered())
         r, ent = _quality(labels, classes)
+        figure = f"{r:+.3f} / {ent:.2f}"
+        ours = not name.startswith(("atdata 0.7", "webdataset"))
         rows.append(
             (
                 f"shuffle quality, {name}: rank corr. vs storage / label entropy per 256-batch (bits), "
                 f"{n:,} samples sorted by {classes} labels",
-                f"{r:+.3f} / {ent:.2f}",
-                "—",
+                figure if ours else "—",
+                "—" if ours else figure,
                 f"{ent / ideal:.0%} of {ideal:.2f} bits",
                 "corr ~0, entropy near max",
             )
         )
-    return rows
+    return rows + failed
 
 
 def dataloader_throughput(tmp: Path, quick: bool) -> list[tuple]:
