@@ -111,15 +111,22 @@ class HintObserver:
 
 class SidecarBuilder(Protocol):
     """What a shard writer feeds, per shard, to make files that are published with the shard (its
-    manifest): every sample as it is written; the files are asked for when the shard is committed."""
+    manifest). ``values(sample)`` (a tuple, of the same length for every sample) is kept of each
+    sample as it is written (None: nothing is kept); ``close`` gets them all, one after the other in
+    one flat list (no tuple is kept per sample), with the shard's keys and offsets, when the shard
+    is complete (a bad value raises there, before anything is published); the files are asked for
+    when the shard is committed. Every member's tar header is one block, so a member starts
+    ``BLOCK`` bytes before its data."""
 
-    def add(self, key: str, offset: int, data_offset: int, size: int, sample: Any) -> None: ...
+    values: Callable[[Any], tuple[Any, ...]] | None
+
+    def close(self, info: ShardInfo, kept: list[Any]) -> None: ...
 
     def files(self, shard_url: str, shard_size: int) -> list[tuple[str, bytes]]: ...
 
 
 class _OpenShard:
-    __slots__ = ("sink", "sha", "pos", "offsets", "keys", "buf", "side")
+    __slots__ = ("sink", "sha", "pos", "offsets", "keys", "buf", "side", "keep", "kept")
 
     def __init__(self, sink: ShardSink, side: SidecarBuilder | None) -> None:
         self.sink = sink
@@ -129,6 +136,8 @@ class _OpenShard:
         self.keys: list[str] = []
         self.buf = bytearray()
         self.side = side
+        self.keep = side.values if side is not None else None
+        self.kept: list[Any] = []
 
 
 class ShardSetWriter:
@@ -196,8 +205,8 @@ class ShardSetWriter:
             )
         buf = cur.buf
         buf += ustar_header(f"{key}.{ext}", size)
-        if cur.side is not None:
-            cur.side.add(key, cur.pos, cur.pos + BLOCK, size, sample)
+        if cur.keep is not None:
+            cur.kept.extend(cur.keep(sample))
         cur.offsets.append((cur.pos + BLOCK, size))
         cur.keys.append(key)
         buf += payload
@@ -222,17 +231,19 @@ class ShardSetWriter:
         cur.pos += len(END_OF_ARCHIVE)
         self._flush(cur)
         self._cur = None
-        self._staged.append((cur.sink, cur.side, cur.pos))
-        self.infos.append(
-            ShardInfo(
-                cur.sink.url,
-                cur.sha.hexdigest(),
-                cur.pos,
-                len(cur.keys),
-                np.asarray(cur.offsets, dtype=np.int64).reshape(-1, 2),
-                cur.keys,
-            )
+        info = ShardInfo(
+            cur.sink.url,
+            cur.sha.hexdigest(),
+            cur.pos,
+            len(cur.keys),
+            np.asarray(cur.offsets, dtype=np.int64).reshape(-1, 2),
+            cur.keys,
         )
+        self._staged.append((cur.sink, cur.side, cur.pos))
+        self.infos.append(info)
+        if cur.side is not None:
+            cur.side.close(info, cur.kept)
+            cur.kept = []
 
     def finish(self) -> list[ShardInfo]:
         """Close the last shard; return every shard's info (still staged, not published)."""
