@@ -165,7 +165,12 @@ class _Joined:
         col = self._cols.get(name)
         if col is None:
             pd = _deps.pandas()
-            col = self._cols[name] = pd.concat([df[name] for df in self.frames], ignore_index=True)
+            parts = [df[name] for df in self.frames]
+            if isinstance(parts[0].dtype, np.dtype):  # numbers, booleans: one numpy array (same dtype)
+                col = pd.Series(np.concatenate([p.to_numpy() for p in parts]), name=name, copy=False)
+            else:
+                col = pd.concat(parts, ignore_index=True)
+            self._cols[name] = col
         return col
 
     def locations(self, hits: Any, manifests: list[ShardManifest]) -> list[SampleLocation]:
