@@ -17,6 +17,7 @@ import mmap
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 _PADS = [bytes(i) for i in range(BLOCK)]
+SYNCS = 4  # files of a shard (the shard and its sidecars) made durable at once
 _warned_exts: set[str] = set()
 
 
@@ -254,24 +256,47 @@ class ShardSetWriter:
         """Publish every staged shard at its final URL, each just after its sidecar files (``created``
         lists the shards this writer created; a store never replaces a different file:
         ``ShardExistsError``)."""
-        while self._staged:
-            shard, side, size = self._staged[0]
-            for url, data in side.files(shard.url, size) if side is not None else ():
-                sink = self.open_sink(url)
+        pool: ThreadPoolExecutor | None = None
+        try:
+            while self._staged:
+                shard, side, size = self._staged[0]
+                files = side.files(shard.url, size) if side is not None else []
+                if files:
+                    pool = pool or ThreadPoolExecutor(SYNCS, thread_name_prefix="atdata-sync")
+                    self._publish_sidecars(shard, files, pool)
+                if shard.commit():
+                    self.created.append(shard.url)
+                self._staged.pop(0)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
+    def _publish_sidecars(
+        self, shard: ShardSink, files: list[tuple[str, bytes]], pool: ThreadPoolExecutor
+    ) -> None:
+        """Publish a shard's sidecar files, in order, once they and the shard are durable (synced
+        together: one wait for the disk rather than one per file)."""
+        sinks: list[ShardSink] = []
+        done = 0
+        try:
+            for url, data in files:
+                sinks.append(self.open_sink(url))
+                sinks[-1].write(data)
+            list(pool.map(lambda sink: sink.sync(), [shard, *sinks]))
+            for sink in sinks:
                 try:
-                    sink.write(data)
                     sink.commit()
                 except ShardExistsError:
                     # another file is there: fine beside an identical shard that is reused (it was
                     # published with that shard); anywhere else the write stops, replacing nothing
                     if self.exists is None or not self.exists(shard.url):
                         raise
-                except BaseException:
-                    sink.abort()
-                    raise
-            if shard.commit():
-                self.created.append(shard.url)
-            self._staged.pop(0)
+                finally:
+                    done += 1  # a sink whose commit failed has dropped its bytes already
+        except BaseException:
+            for sink in sinks[done:]:
+                sink.abort()
+            raise
 
     def abort(self) -> None:
         """Discard everything staged (and the shard being written)."""

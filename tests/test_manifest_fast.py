@@ -332,3 +332,21 @@ def test_a_dataset_keeps_its_executor(mixed, monkeypatch):
     real = sm.rows_from_parquet
     monkeypatch.setattr(sm, "rows_from_parquet", lambda *a: reads.append(a[1]) or real(*a))
     assert len(fresh.query(F.label == "dog")) > 0 and reads == []
+
+
+def test_a_shard_and_its_manifest_are_durable_before_any_is_published(tmp_path, monkeypatch):
+    events: list[tuple[str, str]] = []
+    real_sync, real_commit = FileSink.sync, FileSink.commit
+    monkeypatch.setattr(
+        FileSink, "sync", lambda self: events.append(("sync", self.path.name)) or real_sync(self)
+    )
+    monkeypatch.setattr(
+        FileSink, "commit", lambda self: events.append(("publish", self.path.name)) or real_commit(self)
+    )
+    rows = [Row(**r) for r in rows_for(30, 1)]
+    atdata.write_samples(rows, tmp_path / "d", maxcount=20, manifest=True)
+    for i in range(2):
+        names = [f"d-{i:06d}{ext}" for ext in (".tar", ".manifest.parquet", ".manifest.json")]
+        mine = [e for e in events if e[1] in names]
+        assert sorted(mine[:3]) == sorted(("sync", n) for n in names)  # all three durable first,
+        assert mine[3:] == [("publish", names[1]), ("publish", names[2]), ("publish", names[0])]  # rows first
