@@ -385,11 +385,12 @@ class Dataset(Generic[ST]):
         # url -> where its manifest is when not beside the shard (a published record's manifest
         # blobs): an object whose load() gives the ShardManifest
         self._manifest_refs: dict[str, Any] = {}
+        self._executor: QueryExecutor | None = None  # queries over them (keeps the rows it joined)
 
     def __reduce__(self) -> tuple:
         # Dataset[T] classes are made on the fly: pickle as the base class (for DataLoader workers);
         # loaded manifests are not sent along (read again where needed)
-        return (_rebuild_dataset, (self.urls, {**self.__dict__, "_manifests": None}))
+        return (_rebuild_dataset, (self.urls, {**self.__dict__, "_manifests": None, "_executor": None}))
 
     # ------------------------------------------------------------------ plumbing
     def _derive(self, **changes: Any) -> Dataset:
@@ -1053,7 +1054,10 @@ class Dataset(Generic[ST]):
             ManifestNotFoundError: A shard has no manifest (a ``FileNotFoundError``; the message
                 says how to make them).
         """
-        return QueryExecutor(self._load_manifests()).query(where)
+        manifests = self._load_manifests()
+        if self._executor is None:
+            self._executor = QueryExecutor(manifests)
+        return self._executor.query(where)
 
     def _url_of(self, loc: SampleLocation) -> str:
         """The shard of this dataset a location is in."""

@@ -17,7 +17,9 @@ import mmap
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 _PADS = [bytes(i) for i in range(BLOCK)]
+SYNCS = 4  # files of a shard (the shard and its sidecars) made durable at once
 _warned_exts: set[str] = set()
 
 
@@ -121,18 +124,22 @@ class HintObserver:
 
 class SidecarBuilder(Protocol):
     """What a shard writer feeds, per shard, to make files that are published with the shard (its
-    manifest): every sample as it is written (with its encoded bytes, ``payload``); the files are
-    asked for when the shard is committed."""
+    manifest). ``values(sample)`` (a tuple, of the same length for every sample) is kept of each
+    sample as it is written (None: nothing is kept); ``close`` gets them all, one after the other in
+    one flat list (no tuple is kept per sample), with the shard's keys and offsets and the sha256
+    digest of each sample's encoded bytes, when the shard is complete (a bad value raises there,
+    before anything is published); the files are asked for when the shard is committed. Every
+    member's tar header is one block, so a member starts ``BLOCK`` bytes before its data."""
 
-    def add(
-        self, key: str, offset: int, data_offset: int, size: int, sample: Any, payload: bytes
-    ) -> None: ...
+    values: Callable[[Any], tuple[Any, ...]] | None
+
+    def close(self, info: ShardInfo, kept: list[Any], digests: list[bytes]) -> None: ...
 
     def files(self, shard_url: str, shard_size: int) -> list[tuple[str, bytes]]: ...
 
 
 class _OpenShard:
-    __slots__ = ("sink", "sha", "pos", "offsets", "keys", "buf", "side")
+    __slots__ = ("sink", "sha", "pos", "offsets", "keys", "buf", "side", "keep", "kept", "digests")
 
     def __init__(self, sink: ShardSink, side: SidecarBuilder | None) -> None:
         self.sink = sink
@@ -142,6 +149,9 @@ class _OpenShard:
         self.keys: list[str] = []
         self.buf = bytearray()
         self.side = side
+        self.keep = side.values if side is not None else None
+        self.kept: list[Any] = []
+        self.digests: list[bytes] = []
 
 
 class ShardSetWriter:
@@ -210,7 +220,9 @@ class ShardSetWriter:
         buf = cur.buf
         buf += ustar_header(f"{key}.{ext}", size)
         if cur.side is not None:
-            cur.side.add(key, cur.pos, cur.pos + BLOCK, size, sample, payload)
+            cur.digests.append(sha256(payload).digest())
+            if cur.keep is not None:
+                cur.kept.extend(cur.keep(sample))
         cur.offsets.append((cur.pos + BLOCK, size))
         cur.keys.append(key)
         buf += payload
@@ -235,17 +247,19 @@ class ShardSetWriter:
         cur.pos += len(END_OF_ARCHIVE)
         self._flush(cur)
         self._cur = None
-        self._staged.append((cur.sink, cur.side, cur.pos))
-        self.infos.append(
-            ShardInfo(
-                cur.sink.url,
-                cur.sha.hexdigest(),
-                cur.pos,
-                len(cur.keys),
-                np.asarray(cur.offsets, dtype=np.int64).reshape(-1, 2),
-                cur.keys,
-            )
+        info = ShardInfo(
+            cur.sink.url,
+            cur.sha.hexdigest(),
+            cur.pos,
+            len(cur.keys),
+            np.asarray(cur.offsets, dtype=np.int64).reshape(-1, 2),
+            cur.keys,
         )
+        self._staged.append((cur.sink, cur.side, cur.pos))
+        self.infos.append(info)
+        if cur.side is not None:
+            cur.side.close(info, cur.kept, cur.digests)
+            cur.kept, cur.digests = [], []
 
     def finish(self) -> list[ShardInfo]:
         """Close the last shard; return every shard's info (still staged, not published)."""
@@ -256,24 +270,47 @@ class ShardSetWriter:
         """Publish every staged shard at its final URL, each just after its sidecar files (``created``
         lists the shards this writer created; a store never replaces a different file:
         ``ShardExistsError``)."""
-        while self._staged:
-            shard, side, size = self._staged[0]
-            for url, data in side.files(shard.url, size) if side is not None else ():
-                sink = self.open_sink(url)
+        pool: ThreadPoolExecutor | None = None
+        try:
+            while self._staged:
+                shard, side, size = self._staged[0]
+                files = side.files(shard.url, size) if side is not None else []
+                if files:
+                    pool = pool or ThreadPoolExecutor(SYNCS, thread_name_prefix="atdata-sync")
+                    self._publish_sidecars(shard, files, pool)
+                if shard.commit():
+                    self.created.append(shard.url)
+                self._staged.pop(0)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
+    def _publish_sidecars(
+        self, shard: ShardSink, files: list[tuple[str, bytes]], pool: ThreadPoolExecutor
+    ) -> None:
+        """Publish a shard's sidecar files, in order, once they and the shard are durable (synced
+        together: one wait for the disk rather than one per file)."""
+        sinks: list[ShardSink] = []
+        done = 0
+        try:
+            for url, data in files:
+                sinks.append(self.open_sink(url))
+                sinks[-1].write(data)
+            list(pool.map(lambda sink: sink.sync(), [shard, *sinks]))
+            for sink in sinks:
                 try:
-                    sink.write(data)
                     sink.commit()
                 except ShardExistsError:
                     # another file is there: fine beside an identical shard that is reused (it was
                     # published with that shard); anywhere else the write stops, replacing nothing
                     if self.exists is None or not self.exists(shard.url):
                         raise
-                except BaseException:
-                    sink.abort()
-                    raise
-            if shard.commit():
-                self.created.append(shard.url)
-            self._staged.pop(0)
+                finally:
+                    done += 1  # a sink whose commit failed has dropped its bytes already
+        except BaseException:
+            for sink in sinks[done:]:
+                sink.abort()
+            raise
 
     def abort(self) -> None:
         """Discard everything staged (and the shard being written)."""

@@ -474,66 +474,405 @@ def atdata_figures(small_urls: list[str], n: int) -> dict | str:
         return f"failed: {e}"
 
 
+# ------------------------------------------------------------------------------------ manifests
+
+
+@atdata.packable
+class TaggedSample:
+    """The manifest rows' sample: an int label, a float score and a str category (every field is a
+    manifest field; ~60 bytes of msgpack, one 512 B block)."""
+
+    label: int
+    score: float
+    category: str
+
+
+CATEGORIES = [f"cat_{c:02d}" for c in range(100)]
+# the queries both libraries answer: a numeric range (~1% of the samples) and a categorical isin
+# (2 of 100 categories, ~2%), as JSON (tests/support/manifest_queries.py turns them into F predicates)
+MANIFEST_QUERIES = [
+    ("numeric range (score between 0.25 and 0.26)", ["between", "score", 0.25, 0.26]),
+    ("categorical isin (2 of 100 categories)", ["isin", "category", ["cat_03", "cat_42"]]),
+]
+MANIFEST_DATA_VERSION = 1  # bump when the cached data must be written again
+ATDATA_MANIFEST_SCRIPT = Path(__file__).resolve().parent / "atdata_manifest_bench.py"
+
+
+def tagged_samples(n: int, seed: int = 3):
+    """``n`` samples with uniformly random labels (0-999), scores ([0, 1)) and categories (100), in
+    random order, so no shard's statistics rule a query out (no shard is skipped)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 1000, n).tolist()
+    scores = rng.random(n).tolist()
+    cats = rng.integers(0, 100, n).tolist()
+    for a, b, c in zip(labels, scores, cats):
+        yield TaggedSample(label=a, score=b, category=CATEGORIES[c])
+
+
+@atdata.packable
+class TaggedVector:
+    """TaggedSample and a 16-float32 vector (not a manifest field): a more usual small sample."""
+
+    label: int
+    score: float
+    category: str
+    embedding: NDArray
+
+
+def vector_samples(n: int, seed: int = 3):
+    """:func:`tagged_samples` with a vector each."""
+    rng = np.random.default_rng(seed + 1)
+    for s in tagged_samples(n, seed):
+        yield TaggedVector(s.label, s.score, s.category, rng.standard_normal(16).astype(np.float32))
+
+
+def bench_cache() -> Path:
+    """Where generated bench data is kept between runs: ``$ATDATA_LAB_CACHE/bench`` (default
+    ``~/.cache/atdata-lab/bench``, beside the atdata 0.7 venv)."""
+    env = os.environ.get("ATDATA_LAB_CACHE")
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "atdata-lab") / "bench"
+
+
+def manifest_data(n: int, shards: int) -> Path:
+    """A folder of ``n`` TaggedSamples in ``shards`` shards with manifests, written once (by
+    atdata-lab, ``manifest=True``) and kept in :func:`bench_cache`; delete it to write it again."""
+    import json
+    import shutil
+
+    root = bench_cache() / f"manifest-{n}-{shards}-v{MANIFEST_DATA_VERSION}"
+    if (root / "ready.json").exists():
+        return root
+    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"writing {n:,} samples in {shards} shards with manifests to {root} (kept for later runs)...")
+    atdata.write_samples(tagged_samples(n), tmp / "q", maxcount=n // shards, manifest=True)
+    (tmp / "ready.json").write_text(json.dumps({"samples": n, "shards": shards}))
+    shutil.rmtree(root, ignore_errors=True)
+    os.rename(tmp, root)
+    return root
+
+
+def _hits_digest(hits) -> str:
+    """sha256 of the hits' (shard, key, offset), as atdata_manifest_bench.py makes it of atdata's."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(f"{h.shard}\t{h.key}\t{h.offset}" for h in hits).encode()).hexdigest()
+
+
+def _atdata_ref():
+    """The reference-venv helpers, or the reason atdata 0.7 cannot run here."""
+    try:
+        from tests.support import atdata_reference as ref
+    except ImportError as e:
+        return None, f"unavailable: {e}"
+    try:
+        py, why = ref.atdata_venv_status()
+    except Exception as e:  # build failure: report, don't crash the table
+        return None, f"unavailable: {e}"
+    return (ref, "") if py is not None else (None, f"unavailable: {why}")
+
+
+def bench_manifest_write(tmp: Path, n: int, maxcount: int, pairs: int, atdata_n: int) -> dict:
+    """write_samples of ``n`` small samples without and with manifests, in pairs run back to back
+    (which goes first alternates), for the scalar samples and for the same with a small vector;
+    atdata 0.7's own overhead on ``atdata_n`` scalar samples beside it."""
+    import json
+    import shutil
+
+    sets = {"scalars": list(tagged_samples(n)), "vector": list(vector_samples(n))}  # only writes are timed
+    times = {k: {False: [], True: []} for k in sets}
+    cpu = {k: {False: [], True: []} for k in sets}
+    for r in range(pairs):
+        for kind, samples in sets.items():
+            for manifest in (True, False) if r % 2 == 0 else (False, True):
+                out = tmp / f"mwrite-{kind}-{r}-{int(manifest)}"
+                gc.collect()
+                t, c = time.perf_counter(), time.process_time()
+                atdata.write_samples(samples, out / "d", maxcount=maxcount, manifest=manifest)
+                times[kind][manifest].append(time.perf_counter() - t)
+                cpu[kind][manifest].append(time.process_time() - c)
+                shutil.rmtree(out)
+    res: dict = {"n": n, "shards": -(-n // maxcount)}
+    for kind in sets:
+        wall, proc = times[kind], cpu[kind]
+        res[kind] = {
+            "without_s": statistics.median(wall[False]),
+            "with_s": statistics.median(wall[True]),
+            # each pair ran back to back: the median of their ratios follows the machine's load least
+            "ratio": statistics.median(b / a for a, b in zip(wall[False], wall[True])),
+            "cpu_ratio": statistics.median(b / a for a, b in zip(proc[False], proc[True])),
+        }
+    ref, why = _atdata_ref()
+    if ref is None:
+        res["atdata"] = why
+        return res
+    try:
+        got = ref.run_atdata_json(
+            ATDATA_MANIFEST_SCRIPT,
+            stdin=json.dumps(
+                {
+                    "cmd": "write",
+                    "dir": str(tmp / "atdata-mwrite"),
+                    "n": atdata_n,
+                    "maxcount": 10_000,
+                    "pairs": 5,
+                }
+            ),
+            timeout=1800,
+        )
+        res["atdata"] = statistics.median(b / a for a, b in zip(got["without_s"], got["with_s"]))
+        res["atdata_n"] = atdata_n
+    except Exception as e:  # report, don't crash the table
+        res["atdata"] = f"failed: {str(e)[:80]}"
+    return res
+
+
+def bench_manifest_query(root: Path, rounds: int, reps: int) -> dict:
+    """QueryExecutor.from_directory over the folder, then each query ``reps`` times, ours and
+    atdata 0.7's (in its venv) in alternating rounds; the hits of both must agree."""
+    import json
+
+    from atdata_lab.manifest import F, QueryExecutor
+    from tests.support.manifest_queries import to_where
+
+    specs = [spec for _, spec in MANIFEST_QUERIES]
+    ours: dict = {"load": [], "first": [[] for _ in specs], "query": [[] for _ in specs], "hits": []}
+    theirs: dict = {"load": [], "query": [[] for _ in specs], "hits": []}
+    ref, why = _atdata_ref()
+
+    def our_round() -> None:
+        gc.collect()
+        t = time.perf_counter()
+        ex = QueryExecutor.from_directory(root)
+        ours["load"].append(time.perf_counter() - t)
+        hits_of = []
+        for k, spec in enumerate(specs):
+            where = to_where(spec, F)
+            for rep in range(reps + 1):
+                gc.collect()
+                t = time.perf_counter()
+                hits = ex.query(where=where)
+                (ours["first"] if rep == 0 else ours["query"])[k].append(time.perf_counter() - t)
+            hits_of.append((len(hits), _hits_digest(hits)))
+        ours["hits"] = hits_of
+
+    def their_round() -> None:
+        got = ref.run_atdata_json(
+            ATDATA_MANIFEST_SCRIPT,
+            stdin=json.dumps({"cmd": "query", "dir": str(root), "queries": specs, "repeat": 2}),
+            timeout=1800,
+        )
+        theirs["load"].append(got["load_s"])
+        for k, q in enumerate(got["queries"]):
+            theirs["query"][k] += q["s"]
+        theirs["hits"] = [(q["count"], q["digest"]) for q in got["queries"]]
+
+    for r in range(rounds):
+        for fn in (our_round, their_round) if r % 2 == 0 else (their_round, our_round):
+            if fn is their_round and ref is None:
+                continue
+            try:
+                fn()
+            except Exception as e:  # atdata failed: say so in its column
+                if fn is our_round:
+                    raise
+                why, ref = f"failed: {str(e)[:80]}", None
+    return {"ours": ours, "theirs": theirs if theirs["load"] else why}
+
+
+def bench_manifest_fetch(root: Path, reps: int) -> dict:
+    """``ds.select`` of 100 query hits, one in each shard, against plain ``os.pread`` of the same
+    100 byte ranges (open, read, close per hit), alternating."""
+    from atdata_lab.manifest import F
+
+    urls = sorted(str(p) for p in root.glob("q-*.tar"))
+    ds = atdata.Dataset[TaggedSample](urls)
+    seen: set[str] = set()
+    locs = [
+        h for h in ds.query(where=F.score.between(0.25, 0.26)) if not (h.shard in seen or seen.add(h.shard))
+    ]
+    got = ds.select(locs)  # the first select also checks each shard's path once
+    assert len(got) == len(urls) and all(0.25 <= s.score <= 0.26 for s in got)
+
+    def raw() -> None:
+        for h in locs:
+            fd = os.open(h.url, os.O_RDONLY)
+            try:
+                os.pread(fd, h.data_offset - h.offset + h.size, h.offset)
+            finally:
+                os.close(fd)
+
+    ours, plain = [], []
+    for r in range(reps):
+        for fn, acc in ((lambda: ds.select(locs), ours), (raw, plain))[:: 1 if r % 2 == 0 else -1]:
+            t = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t)
+    return {
+        "hits": len(locs),
+        "select_ms": statistics.median(ours) * 1000,
+        "pread_ms": statistics.median(plain) * 1000,
+    }
+
+
+def _faster(theirs: float, ours: float) -> str:
+    return f"{theirs / ours:.1f}x faster" if theirs >= ours else f"{ours / theirs:.1f}x slower"
+
+
+def manifest_rows(row, mw: dict, mq: dict, mf: dict, n: int, shards: int) -> None:
+    """The manifest rows of the table."""
+    theirs = mw.get("atdata")
+    for kind, what in (
+        ("scalars", "int, float, str: all in the manifest"),
+        ("vector", "the same and a 16-float32 vector"),
+    ):
+        w = mw[kind]
+        row(
+            f"manifest overhead while writing {mw['n'] // 1000}k small samples ({what}), {mw['shards']} shards, "
+            "s without / with",
+            f"{w['without_s']:.2f} / {w['with_s']:.2f}",
+            (
+                f"its own overhead: {theirs - 1:+.0%} ({mw['atdata_n'] // 1000}k samples)"
+                if isinstance(theirs, float)
+                else str(theirs)
+            )
+            if kind == "scalars"
+            else "—",
+            f"{w['ratio'] - 1:+.1%} (CPU time {w['cpu_ratio'] - 1:+.1%})",
+            "< +10%",
+        )
+    ours, their = mq["ours"], mq["theirs"]
+    have = isinstance(their, dict)
+    agree = have and ours["hits"] == [tuple(h) for h in their["hits"]]
+    load = statistics.median(ours["load"]) * 1000
+    tload = statistics.median(their["load"]) * 1000 if have else None
+    row(
+        f"manifest query: load {shards} shards' manifests ({n:,} rows, QueryExecutor.from_directory), ms",
+        f"{load:,.0f}",
+        f"{tload:,.0f}" if have else str(their),
+        _faster(tload, load) if have else "—",
+    )
+    for k, (label, _) in enumerate(MANIFEST_QUERIES):
+        p50 = statistics.median(ours["query"][k]) * 1000
+        first = statistics.median(ours["first"][k]) * 1000
+        hits = ours["hits"][k][0]
+        t50 = statistics.median(their["query"][k]) * 1000 if have else None
+        row(
+            f"manifest query p50 over {n:,} samples in {shards} shards: {label}, {hits:,} hits, ms",
+            f"{p50:.1f} (first after load: {first:.0f})",
+            f"{t50:,.0f}" if have else str(their),
+            (_faster(t50, p50) + ("" if agree else "; HITS DIFFER")) if have else "—",
+            "< 100 ms, faster",
+        )
+    row(
+        f"fetch {mf['hits']} hits from {mf['hits']} shards (ds.select, local), p50 ms",
+        f"{mf['select_ms']:.2f}",
+        f"plain os.pread of the same ranges: {mf['pread_ms']:.2f}",
+        f"{mf['select_ms'] / mf['pread_ms']:.1f}x pread",
+        "< 20 ms",
+    )
+
+
+SECTIONS = ("rw", "lookups", "rss", "s3", "promotion", "manifest", "scale")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     ap.add_argument("--no-pds", action="store_true", help="skip the promotion round-trip rows")
+    ap.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default all): {', '.join(SECTIONS)}",
+    )
     args = ap.parse_args()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    if args.no_pds:
+        only.discard("promotion")
     n_small, n_img, repeat = (20_000, 2_000, 5) if not args.quick else (5_000, 300, 3)
     lookups = (10_000, 100_000) if not args.quick else (10_000,)
     gigabytes = 1.0 if not args.quick else 0.2
+    # manifests: 1M samples in 100 shards (cached between runs); the write overhead on 100k samples
+    m_n, m_shards = (1_000_000, 100) if not args.quick else (200_000, 20)
+    m_write_n, m_pairs, m_rounds = (100_000, 9, 5) if not args.quick else (50_000, 5, 3)
+    small = img = rss = s3 = ref = None
+    looks: list[dict] = []
+    promo: list[dict] | str | None = None
+    mw = mq = mf = None
+    past_one_machine: list[tuple] = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.environ.setdefault("ATDATA_HOME", str(tmp / "home"))
-        small = bench_rw("small", small_samples(n_small), tmp, repeat, maxcount=10_000)
-        small["wds_s"] = webdataset_read_seconds(small["urls"], repeat)
-        img = bench_rw("image", image_samples(n_img), tmp, repeat, maxcount=500)
-        looks = []
-        redis_server = None
-        try:
-            redis_server = _Redis(tmp)
-        except Exception as e:  # no redis-server: say so in the table
-            looks.append({"provider": "redis", "error": str(e)})
-        pg_server = None
-        try:
-            from tests.plugins.services import start_postgres_server
+        if "rw" in only:
+            small = bench_rw("small", small_samples(n_small), tmp, repeat, maxcount=10_000)
+            small["wds_s"] = webdataset_read_seconds(small["urls"], repeat)
+            img = bench_rw("image", image_samples(n_img), tmp, repeat, maxcount=500)
+        if "lookups" in only:
+            redis_server = None
+            try:
+                redis_server = _Redis(tmp)
+            except Exception as e:  # no redis-server: say so in the table
+                looks.append({"provider": "redis", "error": str(e)})
+            pg_server = None
+            try:
+                from tests.plugins.services import start_postgres_server
 
-            pg_server = start_postgres_server(tmp / "postgres")
-        except Exception as e:  # no PostgreSQL or psycopg: say so in the table
-            looks.append({"provider": "postgres", "error": str(e)[:200]})
-        for n in lookups:
-            rows = _rows(n)
-            looks.append({"provider": "sqlite", **bench_lookup(_fill_sqlite(tmp, rows), n)})
+                pg_server = start_postgres_server(tmp / "postgres")
+            except Exception as e:  # no PostgreSQL or psycopg: say so in the table
+                looks.append({"provider": "postgres", "error": str(e)[:200]})
+            for n in lookups:
+                rows = _rows(n)
+                looks.append({"provider": "sqlite", **bench_lookup(_fill_sqlite(tmp, rows), n)})
+                if redis_server is not None:
+                    looks.append(
+                        {"provider": "redis", **bench_lookup(_fill_redis(redis_server.url, rows), n)}
+                    )
+                if pg_server is not None:
+                    dsn = pg_server.create_database(f"bench_{n}")
+                    prov = _fill_postgres(dsn, rows)
+                    floor_us, paired_us = bench_select1(dsn, prov, n)
+                    looks.append(
+                        {
+                            "provider": "postgres",
+                            **bench_lookup(prov, n),
+                            "floor_us": floor_us,
+                            "paired_us": paired_us,
+                        }
+                    )
             if redis_server is not None:
-                looks.append({"provider": "redis", **bench_lookup(_fill_redis(redis_server.url, rows), n)})
+                redis_server.stop()
             if pg_server is not None:
-                dsn = pg_server.create_database(f"bench_{n}")
-                prov = _fill_postgres(dsn, rows)
-                floor_us, paired_us = bench_select1(dsn, prov, n)
-                looks.append(
-                    {
-                        "provider": "postgres",
-                        **bench_lookup(prov, n),
-                        "floor_us": floor_us,
-                        "paired_us": paired_us,
-                    }
-                )
-        if redis_server is not None:
-            redis_server.stop()
-        if pg_server is not None:
-            pg_server.cleanup()
-        rss = bench_streaming_rss(tmp, gigabytes)
-        s3 = bench_s3(tmp, 600 if not args.quick else 150, 3)
-        promo = bench_promotion_round_trips(tmp) if not args.no_pds else "skipped (--no-pds)"
-        ref = atdata_figures(small["urls"], n_small)
-        past_one_machine = scale_rows(tmp, args.quick)  # docs/scale.md: shuffle quality, DataLoader, Ray
+                pg_server.cleanup()
+        if "rss" in only:
+            rss = bench_streaming_rss(tmp, gigabytes)
+        if "s3" in only:
+            s3 = bench_s3(tmp, 600 if not args.quick else 150, 3)
+        if "promotion" in only:
+            promo = bench_promotion_round_trips(tmp)
+        elif args.no_pds:
+            promo = "skipped (--no-pds)"
+        if "manifest" in only:
+            root = manifest_data(m_n, m_shards)
+            mw = bench_manifest_write(tmp, m_write_n, 10_000, m_pairs, atdata_n=20_000)
+            mq = bench_manifest_query(root, m_rounds, reps=5)
+            mf = bench_manifest_fetch(root, reps=41)
+        if small is not None:
+            ref = atdata_figures(small["urls"], n_small)
+        if "scale" in only:  # docs/scale.md: shuffle quality, DataLoader, Ray
+            past_one_machine = scale_rows(tmp, args.quick)
+    load_after = os.getloadavg()
 
     print(f"# atdata-lab benchmarks ({time.strftime('%Y-%m-%d')})")
     print()
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {_mem_gb():.0f} GiB RAM, {platform.system()} "
         f"{platform.release()}; Python {platform.python_version()}, numpy {np.__version__}. "
-        f"Medians of {repeat} runs; data in the page cache."
+        f"Medians of {repeat} runs; data in the page cache. Load average (1 min) "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after."
     )
     print()
     print("| figure | atdata-lab | atdata 0.7 | ratio | target |")
@@ -542,6 +881,69 @@ def main() -> None:
     def row(fig, ours, theirs="—", ratio="—", target="—"):
         print(f"| {fig} | {ours} | {theirs} | {ratio} | {target} |")
 
+    if small is not None and img is not None:
+        rw_rows(row, small, img, ref)
+    for lk in looks:
+        if "error" in lk:
+            row(f"{lk['provider']} lookups", f"not measured: {lk['error']}")
+            continue
+        row(
+            f"get_entry_by_name, {lk['provider']}, {lk['n']:,} entries, p50 us",
+            f"{lk['get_us']:.0f}",
+            (
+                f"bare SELECT 1 round trip: {lk['floor_us']:.0f} (a lookup alternating with it: {lk['paired_us']:.0f})"
+                if "floor_us" in lk
+                else "—"
+            ),
+            target="< 100 us",
+        )
+        row(
+            f"25-row search page, {lk['provider']}, {lk['n']:,} entries, ms (first / middle / text / tag+schema)",
+            f"{lk['first_ms']:.2f} / {lk['deep_ms']:.2f} / {lk['text_ms']:.2f} / {lk['tag_ms']:.2f}",
+            target="< 20 ms",
+        )
+    if isinstance(s3, dict):
+        row(
+            f"S3 (SeaweedFS) write, {s3['mb']:.0f} MB of image shards, MB/s",
+            f"{s3['write']:,.0f}",
+            f"plain s3fs put: {s3['put']:,.0f}",
+            f"{s3['write'] / s3['put']:.0%} of put",
+            ">= 80%",
+        )
+        row(
+            "S3 (SeaweedFS) batched read, MB/s",
+            f"{s3['read']:,.0f}",
+            f"plain s3fs get: {s3['get']:,.0f}",
+            f"{s3['read'] / s3['get']:.0%} of get",
+            ">= 80%",
+        )
+    elif s3 is not None:
+        row("S3 write/read", f"not measured: {s3}")
+    if rss is not None:
+        row(
+            f"peak RSS streaming {rss['bytes'] / 1e9:.2f} GB ({rss['samples']:,} images), MB",
+            f"{rss['peak_mb']:.0f} (interpreter + numpy: {rss['base_mb']:.0f}); {rss['mb_s']:,.0f} MB/s",
+            target="< 200 MB",
+        )
+    if isinstance(promo, list):
+        for p in promo:
+            f, nx, ag = p["first"], p["next"], p["again"]
+            row(
+                f"promote_entry with {p['schemas']:,} schemas in the repo: PDS round trips (ms)",
+                f"first {f[0]} ({f[1]:.0f}), next {nx[0]} ({nx[1]:.0f}), unchanged again {ag[0]} ({ag[1]:.0f})",
+                "atdata: reads the first 100 schemas only",
+                target="<= 2, flat",
+            )
+    elif promo is not None:
+        row("promotion round trips", promo)
+    if mw is not None and mq is not None and mf is not None:
+        manifest_rows(row, mw, mq, mf, m_n, m_shards)
+    for r in past_one_machine:
+        row(*r)
+
+
+def rw_rows(row, small: dict, img: dict, ref) -> None:
+    """The write/read rows of the table."""
     ref_w = ref["write"]["samples_per_s"] if isinstance(ref, dict) and "write" in ref else None
     ref_r = ref["read_batched"]["samples_per_s"] if isinstance(ref, dict) and "read_batched" in ref else None
     why = "" if isinstance(ref, dict) else str(ref)[:80]
@@ -592,60 +994,6 @@ def main() -> None:
         f"{small['random_p50_ms']:.3f} / {img['random_p50_ms']:.3f}",
         target="< 1 ms",
     )
-    for lk in looks:
-        if "error" in lk:
-            row(f"{lk['provider']} lookups", f"not measured: {lk['error']}")
-            continue
-        row(
-            f"get_entry_by_name, {lk['provider']}, {lk['n']:,} entries, p50 us",
-            f"{lk['get_us']:.0f}",
-            (
-                f"bare SELECT 1 round trip: {lk['floor_us']:.0f} (a lookup alternating with it: {lk['paired_us']:.0f})"
-                if "floor_us" in lk
-                else "—"
-            ),
-            target="< 100 us",
-        )
-        row(
-            f"25-row search page, {lk['provider']}, {lk['n']:,} entries, ms (first / middle / text / tag+schema)",
-            f"{lk['first_ms']:.2f} / {lk['deep_ms']:.2f} / {lk['text_ms']:.2f} / {lk['tag_ms']:.2f}",
-            target="< 20 ms",
-        )
-    if isinstance(s3, dict):
-        row(
-            f"S3 (SeaweedFS) write, {s3['mb']:.0f} MB of image shards, MB/s",
-            f"{s3['write']:,.0f}",
-            f"plain s3fs put: {s3['put']:,.0f}",
-            f"{s3['write'] / s3['put']:.0%} of put",
-            ">= 80%",
-        )
-        row(
-            "S3 (SeaweedFS) batched read, MB/s",
-            f"{s3['read']:,.0f}",
-            f"plain s3fs get: {s3['get']:,.0f}",
-            f"{s3['read'] / s3['get']:.0%} of get",
-            ">= 80%",
-        )
-    else:
-        row("S3 write/read", f"not measured: {s3}")
-    row(
-        f"peak RSS streaming {rss['bytes'] / 1e9:.2f} GB ({rss['samples']:,} images), MB",
-        f"{rss['peak_mb']:.0f} (interpreter + numpy: {rss['base_mb']:.0f}); {rss['mb_s']:,.0f} MB/s",
-        target="< 200 MB",
-    )
-    if isinstance(promo, list):
-        for p in promo:
-            f, nx, ag = p["first"], p["next"], p["again"]
-            row(
-                f"promote_entry with {p['schemas']:,} schemas in the repo: PDS round trips (ms)",
-                f"first {f[0]} ({f[1]:.0f}), next {nx[0]} ({nx[1]:.0f}), unchanged again {ag[0]} ({ag[1]:.0f})",
-                "atdata: reads the first 100 schemas only",
-                target="<= 2, flat",
-            )
-    else:
-        row("promotion round trips", promo)
-    for r in past_one_machine:
-        row(*r)
 
 
 def _mem_gb() -> float:

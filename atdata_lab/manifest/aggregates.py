@@ -3,25 +3,58 @@
 Each collector's ``to_dict()`` is the entry of the manifest header's ``"aggregates"`` (atdata's
 keys): categorical ``{"type", "cardinality", "value_counts"}``, numeric ``{"type", "min", "max",
 "mean", "count"}``, set ``{"type", "all_values"}``. Values are counted by their ``str()``, as
-atdata does, and ``None`` is not counted. :func:`merge_aggregates` combines the headers of many
-shards into one dataset-wide summary (``Dataset.describe()``).
+atdata does, and ``None`` is not counted. ``add(value)`` takes one value; ``update(values)`` a whole
+column at once (what the shard writer does when a shard is complete), with exactly the result of
+``add`` on each value in turn. :func:`merge_aggregates` combines the headers of many shards into
+one dataset-wide summary (``Dataset.describe()``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+import numpy as np
 
 from ..errors import InvalidArgumentError
 
 __all__ = [
+    "BadValue",
     "CategoricalAggregate",
     "NumericAggregate",
     "SetAggregate",
     "create_aggregate",
     "merge_aggregates",
 ]
+
+
+class BadValue(InvalidArgumentError):
+    """``update()`` met a value its kind cannot take: ``position`` says which (the message is
+    ``add()``'s)."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+def _add_each(agg: Any, values: Sequence[Any]) -> None:
+    """``agg.add`` on each value that is not None, in order (a bad one raises :class:`BadValue`)."""
+    for i, v in enumerate(values):
+        if v is not None:
+            try:
+                agg.add(v)
+            except InvalidArgumentError as e:
+                raise BadValue(str(e), i) from None
+
+
+_COUNTED_AS_IS: tuple[frozenset[type], ...] = (
+    frozenset(),
+    frozenset({str}),
+    frozenset({int}),
+    frozenset({bool}),
+)
 
 
 class CategoricalAggregate:
@@ -40,6 +73,21 @@ class CategoricalAggregate:
     def add(self, value: Any) -> None:
         text = str(value)
         self.value_counts[text] = self.value_counts.get(text, 0) + 1
+
+    def update(self, values: Sequence[Any], types: set[type] | None = None) -> None:
+        """``add`` each value that is not None, counted in one pass when they are all ``str``, all
+        ``int`` or all ``bool`` (equal values then have equal text). (``types``: the values' types,
+        when the caller knows them.)"""
+        kinds = frozenset((set(map(type, values)) if types is None else types) - {type(None)})
+        if kinds not in _COUNTED_AS_IS:  # e.g. 1 and 1.0: one key to Counter, two texts here
+            _add_each(self, values)
+            return
+        counts = Counter(values)
+        counts.pop(None, None)
+        vc = self.value_counts
+        for value, n in counts.items():
+            text = value if type(value) is str else str(value)
+            vc[text] = vc.get(text, 0) + n
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +131,37 @@ class NumericAggregate:
         self.total += v
         self.count += 1
 
+    def update(self, values: Sequence[Any], types: set[type] | None = None) -> None:
+        """``add`` each value that is not None; plain ints, floats and bools in one vectorised pass
+        with the same result (the sum is accumulated in order, the minimum and maximum are the first
+        such values seen). ``values`` may be a numpy array of numbers. (``types``: the values'
+        types, when the caller knows them.)"""
+        if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+            arr = values.astype(np.float64, copy=False)
+        else:
+            seen = set(map(type, values)) if types is None else types
+            kinds = seen - {type(None)}
+            if not kinds <= {int, float, bool}:
+                _add_each(self, values)
+                return
+            present = values if kinds == seen else [v for v in values if v is not None]
+            try:
+                arr = np.array(present, dtype=np.float64)
+            except (OverflowError, TypeError, ValueError):  # ints beyond a float: as add() says
+                _add_each(self, values)
+                return
+        if not len(arr):
+            return
+        lo = np.fmin.reduce(arr)  # NaN is never a minimum or a maximum (NaN < x is false)
+        hi = np.fmax.reduce(arr)
+        if lo < self.min:
+            self.min = float(arr[np.argmax(arr == lo)]) if lo == 0 else float(lo)  # 0.0 or -0.0: the first
+        if hi > self.max:
+            self.max = float(arr[np.argmax(arr == hi)]) if hi == 0 else float(hi)
+        with np.errstate(all="ignore"):  # overflow to inf, inf - inf: as float addition gives them
+            self.total = float(np.cumsum(np.concatenate(([self.total], arr)))[-1])  # in order, as add() sums
+        self.count += len(arr)
+
     def to_dict(self) -> dict[str, Any]:
         return {"type": "numeric", "min": self.min, "max": self.max, "mean": self.mean, "count": self.count}
 
@@ -106,6 +185,10 @@ class SetAggregate:
             )
         for v in values:
             self.all_values.add(str(v))
+
+    def update(self, values: Sequence[Any], types: set[type] | None = None) -> None:
+        """``add`` each value that is not None."""
+        _add_each(self, values)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "set", "all_values": sorted(self.all_values)}

@@ -10,15 +10,18 @@ two files are staged beside the shard and published with it.
 from __future__ import annotations
 
 import hashlib
+import operator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InvalidArgumentError
 from ..sample import DictSample
-from . import _deps
-from .aggregates import Aggregate, create_aggregate
+from ..tar import BLOCK
+from . import _deps, shard_manifest
+from .aggregates import Aggregate, BadValue, create_aggregate
 from .fields import ManifestField, infer_fields_from_values, resolve_manifest_fields
 from .shard_manifest import (
     DATA_OFFSET,
@@ -28,8 +31,12 @@ from .shard_manifest import (
     SIZE,
     ShardManifest,
     manifest_urls,
+    rows_table,
     shard_id_for,
 )
+
+if TYPE_CHECKING:
+    from ..shards import ShardInfo
 
 __all__ = ["ManifestBuilder", "ManifestSidecars", "manifest_fields_for"]
 
@@ -42,6 +49,22 @@ def manifest_fields_for(sample_type: type, first: Any = None) -> dict[str, Manif
 
 
 _PLAIN = frozenset({str, int, float, bool, list, dict, bytes})  # cells kept as they are
+
+
+def _provenance(
+    source_job_id: str | None = None,
+    parent_shards: list[str] | None = None,
+    pipeline_version: str | None = None,
+) -> dict[str, Any]:
+    """A header's provenance: the items given."""
+    out: dict[str, Any] = {}
+    if source_job_id:
+        out["source_job_id"] = source_job_id
+    if parent_shards:
+        out["parent_shards"] = list(parent_shards)
+    if pipeline_version:
+        out["pipeline_version"] = pipeline_version
+    return out
 
 
 def _cell(v: Any) -> Any:
@@ -78,13 +101,7 @@ class ManifestBuilder:
         self.sample_type = sample_type
         self.shard_id = shard_id
         self.schema_version = schema_version
-        self.provenance: dict[str, Any] = {}
-        if source_job_id:
-            self.provenance["source_job_id"] = source_job_id
-        if parent_shards:
-            self.provenance["parent_shards"] = list(parent_shards)
-        if pipeline_version:
-            self.provenance["pipeline_version"] = pipeline_version
+        self.provenance = _provenance(source_job_id, parent_shards, pipeline_version)
         self.fields = dict(fields) if fields is not None else manifest_fields_for(sample_type)
         self._aggs: dict[str, Aggregate] = {n: create_aggregate(f.aggregate) for n, f in self.fields.items()}
         self._keys: list[str] = []
@@ -155,29 +172,88 @@ class ManifestBuilder:
         )
 
 
+def _values_getter(sample_type: type, names: list[str]) -> Callable[[Any], tuple[Any, ...]] | None:
+    """What the shard writer keeps of each sample: the tuple of its manifest fields' values, read at
+    once, as ``ManifestBuilder.add_sample`` reads them."""
+    if not names:
+        return None
+    if sample_type is DictSample:
+
+        def each(sample: Any) -> tuple[Any, ...]:
+            data = sample._data if isinstance(sample, DictSample) else None
+            return tuple(data.get(n) if data is not None else getattr(sample, n, None) for n in names)
+
+        return each
+    if len(names) == 1:
+        name = names[0]
+        return lambda sample: (getattr(sample, name),)
+    # one C call per sample; the writer has read every field of the sample already (to encode it),
+    # so none is missing
+    return operator.attrgetter(*names)
+
+
+_PLAIN_OR_NONE = _PLAIN | {type(None)}
+
+
 class _ShardSidecar:
-    """One shard's builder, as the shard writer's sidecar hook."""
+    """One shard's manifest, as the shard writer's sidecar hook: the field values kept of each
+    sample become columns once the shard is complete (statistics in one pass per column, the rows
+    as an Arrow table), and the files are made on commit (with the schema version known then)."""
 
     def __init__(self, owner: ManifestSidecars, shard_url: str) -> None:
-        self.builder = ManifestBuilder(
-            owner.sample_type,
-            shard_id_for(shard_url),
-            owner.schema_version,
-            fields=owner.fields,
-            **owner.provenance,
-        )
+        self.owner = owner
+        self.shard_id = shard_id_for(shard_url)
+        self.values = owner.values
+        self.aggregates: dict[str, dict[str, Any]] = {}
+        self.table: Any = None
+        self.count = 0
 
-    def add(self, key: str, offset: int, data_offset: int, size: int, sample: Any, payload: bytes) -> None:
-        self.builder.add_sample(
-            key=key, offset=offset, size=size, sample=sample, data_offset=data_offset, payload=payload
-        )
+    def close(self, info: ShardInfo, kept: list[Any], digests: list[bytes]) -> None:
+        fields = self.owner.fields
+        width = len(fields)
+        data_offsets = info.offsets[:, 0]
+        cols: dict[str, Any] = {KEY: info.keys, OFFSET: data_offsets - BLOCK, SIZE: info.offsets[:, 1]}
+        types: dict[str, set[type]] = {}
+        for i, (name, f) in enumerate(fields.items()):
+            values: Any = kept[i::width]
+            seen = set(map(type, values))
+            if f.aggregate == "numeric" and (seen == {int} or seen == {float}):
+                try:  # one array for the statistics and the column
+                    values = np.array(values, dtype=np.int64 if int in seen else np.float64)
+                except OverflowError:  # ints beyond int64
+                    pass
+            agg = create_aggregate(f.aggregate)
+            try:
+                agg.update(values, seen)
+            except BadValue as e:
+                raise InvalidArgumentError(f"sample {info.keys[e.position]!r}, field {name!r}: {e}") from None
+            self.aggregates[name] = agg.to_dict()
+            if seen <= _PLAIN_OR_NONE:
+                types[name] = seen
+            else:  # numpy scalars and arrays as Python values
+                values = [v if type(v) in _PLAIN else _cell(v) for v in values]
+            cols[name] = values
+        cols[DATA_OFFSET] = data_offsets
+        cols[SHA256] = digests
+        self.table = rows_table(cols, types)
+        self.count = len(info.keys)
 
     def files(self, shard_url: str, shard_size: int) -> list[tuple[str, bytes]]:
         """The manifest's files, in the order to publish them (rows first, header last: a header
         that can be seen always has its rows)."""
-        header, rows = self.builder.build(size_bytes=shard_size).to_bytes()
+        owner = self.owner
+        m = ShardManifest(
+            shard_id=self.shard_id,
+            schema_type=getattr(owner.sample_type, "__name__", str(owner.sample_type)),
+            schema_version=owner.schema_version,
+            num_samples=self.count,
+            size_bytes=shard_size,
+            created_at=datetime.now(UTC),
+            aggregates=self.aggregates,
+            provenance=owner.provenance,
+        )
         json_url, parquet_url = manifest_urls(shard_url)
-        return [(parquet_url, rows), (json_url, header)]
+        return [(parquet_url, shard_manifest.parquet_bytes(self.table)), (json_url, m.header_bytes())]
 
 
 class ManifestSidecars:
@@ -186,7 +262,7 @@ class ManifestSidecars:
     Args:
         sample_type: The samples' type.
         first: The first sample (for ``DictSample``, whose fields come from its values).
-        schema_version: Recorded in each header.
+        schema_version: Recorded in each header (may be set until the shards are committed).
         provenance: ``source_job_id``, ``parent_shards``, ``pipeline_version`` (optional).
     """
 
@@ -197,8 +273,9 @@ class ManifestSidecars:
         _deps.pyarrow()  # fail before any shard is written, not after
         self.sample_type = sample_type
         self.fields = manifest_fields_for(sample_type, first)
+        self.values = _values_getter(sample_type, list(self.fields))
         self.schema_version = schema_version
-        self.provenance = provenance
+        self.provenance = _provenance(**provenance)  # a wrong name fails here, before any shard is written
 
     def __call__(self, shard_url: str) -> _ShardSidecar:
         return _ShardSidecar(self, shard_url)

@@ -96,6 +96,12 @@ class Predicate:
             return col.isin(self.value)
         return _OPS[self.op][1](col, self.value)
 
+    def _field_names(self) -> set[str]:
+        """The fields this predicate reads."""
+        if self.parts:
+            return set().union(*(p._field_names() for p in self.parts))
+        return {self.field} if self.field is not None else set()
+
     def compile(self) -> Any:
         """This predicate as a function of a DataFrame (the predicate itself is one)."""
         return self.__call__

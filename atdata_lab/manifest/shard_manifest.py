@@ -184,10 +184,13 @@ class ShardManifest:
             header["provenance"] = self.provenance
         return header
 
+    def header_bytes(self) -> bytes:
+        """The ``.manifest.json`` file's bytes."""
+        return json.dumps(self.header_dict(), indent=2).encode("utf-8")
+
     def to_bytes(self) -> tuple[bytes, bytes]:
         """``(json bytes, parquet bytes)``: the two files."""
-        header = json.dumps(self.header_dict(), indent=2).encode("utf-8")
-        return header, parquet_bytes(self.samples)
+        return self.header_bytes(), parquet_bytes(self.samples)
 
     @classmethod
     def from_header(
@@ -380,12 +383,68 @@ def _column(pa: Any, name: str, col: Any) -> Any:
     return pa.array([None if v is None else encode(v) for v in cleaned], pa.json_(pa.string()))
 
 
-def parquet_bytes(df: Any) -> bytes:
-    """A manifest's rows (a DataFrame) as the bytes of its ``.manifest.parquet``."""
+# The value types (besides None) of a field's list of values that become an Arrow column at once,
+# as _column would write the pandas column of those values; anything else goes through pandas.
+_DIRECT = {
+    frozenset(): "string",
+    frozenset({str}): "string",
+    frozenset({bool}): "bool_",
+    frozenset({float}): "float64",
+    frozenset({bytes}): "binary",
+}
+
+
+def _column_of_values(pa: Any, name: str, values: Any, types: set[type] | None = None) -> Any:
+    """One column from a list of values (or an int64 or float64 numpy array): the Arrow array
+    ``_column`` makes of ``pandas.Series(values)``, without making the Series in the usual cases
+    (``types``: the values' types, when known)."""
+    if isinstance(values, np.ndarray) and values.dtype in (np.int64, np.float64):
+        return pa.array(values, from_pandas=True)  # NaN is missing, as in pandas
+    seen = set(map(type, values)) if types is None else types
+    kinds = frozenset(seen - {type(None)})
+    type_ = _DIRECT.get(kinds)
+    if kinds == {int} and type(None) not in seen:
+        type_ = "int64"  # ints with a None are floats in pandas: those go through pandas
+    if name in (OFFSET, SIZE, DATA_OFFSET) or (name == KEY and type_ != "string"):
+        type_ = None
+    if type_ is not None:
+        try:
+            return pa.array(values, getattr(pa, type_)(), from_pandas=True)  # NaN is missing, as in pandas
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            pass  # ints beyond int64, text that is not UTF-8: as pandas has them
+    return _column(pa, name, _deps.pandas().Series(values))
+
+
+def rows_table(columns: dict[str, Any], types: dict[str, set[type]] | None = None) -> Any:
+    """A manifest's rows, given as ``{column: list of values}``, as the Arrow table
+    :func:`parquet_bytes` writes (the table a DataFrame of those lists would give). ``types``: the
+    types of some columns' values, when known."""
+    pa, _ = _deps.pyarrow()
+    known = types or {}
+    return pa.table(
+        {name: _column_of_values(pa, name, values, known.get(name)) for name, values in columns.items()}
+    )
+
+
+def parquet_bytes(rows: Any) -> bytes:
+    """A manifest's rows (a DataFrame, or a table from :func:`rows_table`) as the bytes of its
+    ``.manifest.parquet``.
+
+    Text columns other than the keys are dictionary-encoded (they are mostly categories); keys,
+    offsets and numbers are not (their values rarely repeat, and encoding them costs more than it
+    saves)."""
     pa, pq = _deps.pyarrow()
-    table = pa.table({str(name): _column(pa, str(name), df[name]) for name in df.columns})
+    if isinstance(rows, pa.Table):
+        table = rows
+    else:
+        table = pa.table({str(name): _column(pa, str(name), rows[name]) for name in rows.columns})
+    dictionary = [
+        f.name
+        for f in table.schema
+        if f.name not in (KEY, SHA256) and (pa.types.is_string(f.type) or pa.types.is_binary(f.type))
+    ]
     buf = io.BytesIO()
-    pq.write_table(table, buf)
+    pq.write_table(table, buf, use_dictionary=dictionary)
     return buf.getvalue()
 
 
@@ -425,7 +484,7 @@ def rows_from_parquet(data: bytes, where: str, expected_rows: int) -> Any:
         if pf.schema.column(i).logical_type.type == "JSON"
     }
     try:
-        table = pf.read()
+        table = pf.read(use_threads=False)  # small files: threads cost more than they save
     except (pa.ArrowException, OSError, ValueError) as e:
         raise ManifestError(f"{where}: unreadable Parquet ({str(e)[:120]})") from None
     decoded: dict[str, list[Any]] = {}
@@ -437,7 +496,7 @@ def rows_from_parquet(data: bytes, where: str, expected_rows: int) -> Any:
             except (ValueError, RecursionError):
                 raise ManifestError(f"{where}: column {field.name!r} holds invalid JSON") from None
             table = table.set_column(i, field.name, pa.nulls(len(text)))
-    df = table.to_pandas(ignore_metadata=True)
+    df = table.to_pandas(ignore_metadata=True, use_threads=False)
     for name, values in decoded.items():
         df[name] = pd.Series(values, dtype=object, index=df.index)
     return df

@@ -64,6 +64,11 @@ class ShardSink(ABC):
     def abort(self) -> None:
         """Throw the staged bytes away; nothing appears at ``url``."""
 
+    def sync(self) -> None:  # noqa: B027 - optional: most sinks have nothing to do before commit
+        """Make the bytes written so far durable, before :meth:`commit` publishes them (optional:
+        ``commit`` does it anyway; a writer publishing several files together syncs them at once,
+        so they share one wait for the disk)."""
+
 
 class DataStore(ABC):
     """Where shards are kept: ``LocalDiskStore``, ``S3DataStore``, ..."""

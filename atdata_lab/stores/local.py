@@ -62,13 +62,20 @@ class FileSink(ShardSink):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(temp_name(self.path.name))
         self._f = open(self.tmp, "wb")
+        self._synced = False
 
     def write(self, data: bytes | memoryview) -> None:
         self._f.write(data)
+        self._synced = False
 
-    def commit(self) -> bool:
+    def sync(self) -> None:
         self._f.flush()
         os.fsync(self._f.fileno())
+        self._synced = True
+
+    def commit(self) -> bool:
+        if not self._synced:
+            self.sync()
         self._f.close()
         try:
             if self.replace:
