@@ -474,8 +474,9 @@ class Dataset(Generic[ST]):
             src = self._sources[url] = verified_source(url, want, self.storage_options)
         return src
 
-    def shard_info(self, url: str) -> ShardInfo:
-        """The offset index of a shard (scanned once on first use, then cached)."""
+    def _indexed_info(self, url: str) -> ShardInfo | None:
+        """A shard's offset index as known or as its index has it (one row fetched on first use),
+        never scanned; None when neither knows it (or the local file changed since)."""
         info = self._infos.get(url)
         if info is not None:
             return info
@@ -486,7 +487,14 @@ class Dataset(Generic[ST]):
                 info = ShardInfo(url, row.checksum, row.size, row.num_samples, *got)
                 if self._remember_one(info):
                     return info
-                del self._rows[url]  # the local file changed since: scanned below
+                del self._rows[url]  # the local file changed since: scanned when needed
+        return None
+
+    def shard_info(self, url: str) -> ShardInfo:
+        """The offset index of a shard (scanned once on first use, then cached)."""
+        info = self._indexed_info(url)
+        if info is not None:
+            return info
         if self.checksums.get(url):
             info = self._infos[url] = scan_shard(self._source_of(url)).with_url(url)
             return info
@@ -642,7 +650,7 @@ class Dataset(Generic[ST]):
                     and nxt not in self._sources
                 ):
                     checking[nxt] = _pool().submit(self._source_of, nxt)  # download the next one meanwhile
-                info = self._infos.get(url) if refs else None
+                info = self._indexed_info(url) if refs else None
                 if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
                     shard = LocalShard(url, src, info)
                     for j, key in enumerate(info.keys):
@@ -676,7 +684,7 @@ class Dataset(Generic[ST]):
 
     def _known_info(self, url: str) -> ShardInfo | None:
         """A local shard's offset index if known (from a writer, an index or a scan), else None."""
-        info = self._infos.get(url)
+        info = self._indexed_info(url)
         if info is None:
             sig = local_shard_signature(local_path(url))
             info = _scan_cache.get((local_path(url), *sig)) if sig is not None else None
