@@ -13,11 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Optional
 
-import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 import atdata_lab as atdata
 from atdata_lab.manifest import F, QueryExecutor
@@ -27,22 +24,9 @@ from tests.support.manifest_queries import QUERIES, brute_force, make_rows, to_w
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
+from tests.test_manifest import LabeledSample, sample_of  # noqa: E402 - after the importorskips
+
 SCRIPT = Path(__file__).resolve().parent / "support" / "atdata_manifests.py"
-
-
-@atdata.packable
-class LabeledSample:
-    pixels: NDArray
-    label: str
-    conf: float
-    n: int
-    flag: bool
-    tags: list[str]
-    opt: Optional[float] = None
-
-
-def sample_of(row: dict) -> LabeledSample:
-    return LabeledSample(**{**row, "pixels": np.asarray(row["pixels"], dtype=np.uint8)})
 
 
 def as_tuples(hits) -> list[tuple]:
