@@ -281,12 +281,6 @@ class PostgresCluster:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
-    def detach(self) -> None:
-        """Forget the child process: it outlives this Python process (stop it by pid later)."""
-        if self.proc is not None:
-            self.proc.returncode = 0  # Popen must not warn about a child it never waited for
-            self.proc = None
-
     def cleanup(self) -> None:
         """Stop the server and remove its data when it lived outside ``workdir`` (root's temp folder)."""
         self.stop()
