@@ -149,6 +149,10 @@ class AppViewNetwork:
         except BaseException:
             self.stop()
             raise
+        if self.detach:  # they outlive us: forget the children (Popen must not warn about them)
+            for proc in self._popens:
+                proc.returncode = 0
+            self._popens.clear()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -188,10 +192,7 @@ class AppViewNetwork:
     def _record(self, name: str, proc: subprocess.Popen[bytes], port: int, log: Path, sig: int) -> None:
         start = _procs.start_time(proc.pid)
         self.processes.append(ProcessInfo(name, proc.pid, start, port, str(log), int(sig)))
-        if self.detach:
-            proc.returncode = 0  # it outlives us: Popen must not warn about it
-        else:
-            self._popens.append(proc)
+        self._popens.append(proc)
 
     def _start_postgres(self) -> None:
         t0 = time.monotonic()
