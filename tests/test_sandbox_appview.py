@@ -89,7 +89,7 @@ def test_jetstream_events_have_the_format_the_appview_reads(
         async with connect(url, max_size=2**22) as ws:
             try:
                 while True:
-                    events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=3)))
+                    events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=1.5)))
             except TimeoutError:
                 return events
 
