@@ -52,7 +52,8 @@ MAX_RESPONSE = 4 * 1024 * 1024  # one JSON response from the PDS
 MAX_CLIENT_MESSAGE = 64 * 1024  # Jetstream clients send at most small option updates
 KEPT_EVENTS = 20_000  # events kept for replay
 CLIENT_QUEUE = 20_000  # events waiting for one slow client before it is dropped
-MAX_REPOS = 100_000  # repos listed from the PDS
+MAX_REPOS = 100_000  # repos listed from the PDS (and collection sets remembered)
+COLLECTIONS_TTL = 10.0  # seconds a repo's collection list is reused
 _DID = re.compile(r"^did:[a-z]+:[A-Za-z0-9._:%-]{1,2000}$")
 _NSID = re.compile(r"^[a-zA-Z]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9-]{1,63}){2,}$")
 _NSID_PREFIX = re.compile(r"^[a-zA-Z]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9-]{1,63})*\.\*$")
@@ -89,6 +90,8 @@ class Bridge:
         self.kept: collections.deque[dict[str, Any]] = collections.deque(maxlen=KEPT_EVENTS)
         self.clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.last_time_us = 0
+        # did -> (when, its collections): the AppView's backfill asks once per collection, in a row
+        self.collections_seen: dict[str, tuple[float, frozenset[str]]] = {}
         self.seq: int | None = None
 
     # ------------------------------------------------------------------ listReposByCollection
@@ -111,12 +114,19 @@ class Bridge:
         sem = asyncio.Semaphore(8)
 
         async def has(did: str) -> bool:
+            cached = self.collections_seen.get(did)
+            if cached is not None and time.monotonic() - cached[0] < COLLECTIONS_TTL:
+                return collection in cached[1]
             async with sem:
                 info = await get_json(
                     self.http, f"{self.pds}/xrpc/com.atproto.repo.describeRepo", {"repo": did}
                 )
             cols = (info or {}).get("collections")
-            return isinstance(cols, list) and collection in cols
+            names = (
+                frozenset(c for c in cols if isinstance(c, str)) if isinstance(cols, list) else frozenset()
+            )
+            self.collections_seen[did] = (time.monotonic(), names)
+            return collection in names
 
         flags = await asyncio.gather(*(has(d) for d in dids))
         return sorted(d for d, ok in zip(dids, flags, strict=True) if ok)
