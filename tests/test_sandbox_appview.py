@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -205,6 +206,16 @@ def test_cli_start_appview_status_and_stop_cover_every_process(
         for key in ("ATDATA_PDS_URL", "ATDATA_TRUSTED_HOSTS"):
             monkeypatch.setenv(key, exports[key])
         wait_until_indexed(appview_url, _publish(account, "cli-network", "cliword"))
+        again = run("start", "--quiet", "--appview")
+        assert again.returncode == 0 and "already running" in again.stdout
+        assert f"export ATDATA_APPVIEW_URL={appview_url}" in again.stdout
+        # one process gone: status says which (and fails), stop still stops the others
+        os.kill(procs["bridge"]["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _procs.is_alive(procs["bridge"]["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        broken = run("status")
+        assert broken.returncode == 3 and "NOT running: bridge" in broken.stdout, broken.stdout
     finally:
         stopped = run("stop")
     assert stopped.returncode == 0, stopped.stderr
