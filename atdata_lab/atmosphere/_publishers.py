@@ -323,6 +323,18 @@ def _checksums(checksums: list[ShardChecksum] | None, n: int, what: str) -> list
     return out
 
 
+def _public_url(url: str, name: str) -> str:
+    """A local path as the ``file://`` URL it is published as (logged: only this machine reads it)."""
+    from pathlib import Path
+
+    from ..urls import is_local, local_path
+
+    if not is_local(url):
+        return url
+    _log.warning("publish(%r): %s is a local file path that nobody else can reach", name, url)
+    return Path(local_path(url)).resolve().as_uri()
+
+
 class DatasetPublisher:
     """Publishes ``science.alt.dataset.entry`` records (shards by URL, in S3, or as PDS blobs)."""
 
@@ -464,7 +476,9 @@ class DatasetPublisher:
 
             ds: Any = Dataset(list(urls))
             sums = [{"algorithm": "sha256", "digest": ds.shard_info(u).checksum} for u in ds.urls]
-        storage = rec.storage_http({"url": u, "checksum": c} for u, c in zip(urls, sums, strict=True))
+        storage = rec.storage_http(
+            {"url": _public_url(u, name), "checksum": c} for u, c in zip(urls, sums, strict=True)
+        )
         return self._publish(
             storage,
             name=name,

@@ -153,7 +153,15 @@ class Atmosphere(XrpcClientBase):
     # ------------------------------------------------------------------------------------------
 
     @classmethod
-    def login(cls, handle: str, password: str, *, pds_url: str | None = None, **options: Any) -> Atmosphere:
+    def login(
+        cls,
+        handle: str,
+        password: str,
+        *,
+        pds_url: str | None = None,
+        base_url: str | None = None,
+        **options: Any,
+    ) -> Atmosphere:
         """Log in with a handle (or DID) and an (app) password.
 
         Args:
@@ -162,6 +170,7 @@ class Atmosphere(XrpcClientBase):
             pds_url: The PDS URL. Default: ``$ATDATA_PDS_URL``, else resolved the standard way
                 (handle -> DID via DNS TXT ``_atproto.<handle>`` or
                 ``https://<handle>/.well-known/atproto-did`` -> DID document -> ``#atproto_pds``).
+            base_url: atdata's name for ``pds_url``.
             **options: Passed to :class:`Atmosphere` (``plc_url``, ``timeout``, ``max_tries``...).
 
         Returns:
@@ -171,7 +180,7 @@ class Atmosphere(XrpcClientBase):
             AuthenticationError: Wrong handle or password (the message never contains it).
             PDSUnavailableError: The PDS cannot be reached.
         """
-        pds_url = pds_url or os.environ.get("ATDATA_PDS_URL") or None
+        pds_url = pds_url or base_url or os.environ.get("ATDATA_PDS_URL") or None
         pinned = pds_url is not None
         if pds_url is None:
             pds_url = cls._discover_pds(handle, options.get("plc_url"))
