@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ def _blob_uri(url: Any) -> tuple[str, str]:
     return u.did, str(parse_blob_cid(u.rkey, f"{url}"))
 
 
+@dataclass(eq=False, repr=False)
 class PDSBlobStore:
     """Shards as ATProto blobs in the client's repository.
 
@@ -61,8 +63,7 @@ class PDSBlobStore:
             target for promotion, which uploads with the index's client).
     """
 
-    def __init__(self, client: Any = None) -> None:
-        self.client = client
+    client: Any = None
 
     def __repr__(self) -> str:
         return "PDSBlobStore()" if self.client is None else f"PDSBlobStore({self.client!r})"
