@@ -698,3 +698,18 @@ def test_atdata_reads_our_records_and_we_read_atdatas(client, sandbox, pds_accou
     assert (v.verification_method, v.code_hash) == ("codeReview", LexCodeHash("sha256", "ef" * 32))
     # what atdata's Index would see through our AtmosphereIndex-compatible reader
     assert {r["name"] for r in loader.list_all()} == {"api-both", "theirs"}
+
+
+@pytest.mark.sandbox
+def test_index_with_pds_blob_store_promotes_as_blobs(client, tmp_path, monkeypatch):
+    """``Index(atmosphere=client, data_store=PDSBlobStore(client))``, as atdata's page writes it: new
+    shards stay in the local store, and promote_dataset uploads them as blobs."""
+    monkeypatch.setenv("ATDATA_HOME", str(tmp_path / "home"))
+    store = PDSBlobStore(client)
+    index = atdata.Index(atmosphere=client, data_store=store)
+    assert isinstance(index.data_store, atdata.LocalDiskStore)
+    ds = atdata.write_samples(samples(4), tmp_path / "d.tar")
+    uri = index.promote_dataset(ds, name="api-promoted", progress=False)
+    loader = DatasetLoader(client)
+    assert loader.get_storage_type(uri) == "blobs"
+    assert_same(list(loader.to_dataset(uri, ApiSample)), 4)
