@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import _journal, promotion
+from .atmosphere._store import PDSBlobStore
 from .cid import cid_for
 from .dataset import Dataset
 from .entry import IndexEntry
@@ -179,7 +180,9 @@ class Index:
         provider: ``None`` or ``"sqlite"`` (default: ``$ATDATA_HOME/index.db``, i.e.
             ``~/.atdata/index.db``), ``"redis"``, ``"postgres"``, or an :class:`IndexProvider` instance.
         path: The SQLite file (implies ``provider="sqlite"``).
-        data_store: Where new shards go (default :class:`LocalDiskStore`).
+        data_store: Where new shards go (default :class:`LocalDiskStore`). A
+            :class:`~atdata_lab.atmosphere.PDSBlobStore` (atdata's "publish as blobs") keeps new
+            shards in the default local store and makes :meth:`promote_dataset` upload them as blobs.
         atmosphere: A logged-in :class:`~atdata_lab.atmosphere.Atmosphere` for promotion.
         redis: A ``redis.Redis`` client (implies ``provider="redis"``).
         url: A ``redis://`` URL (implies ``provider="redis"``).
@@ -214,6 +217,9 @@ class Index:
         self.provider = open_provider(
             provider, path=path, dsn=dsn, redis=redis, url=url, key_prefix=key_prefix
         )
+        self._promote_copy_to: Any = None
+        if isinstance(data_store, PDSBlobStore):  # not a DataStore: the blobs come with promotion
+            self._promote_copy_to, data_store = data_store, None
         self.data_store: DataStore = data_store if data_store is not None else LocalDiskStore()
         self.atmosphere = atmosphere
         self._stores: list[DataStore] = []  # other stores used this session (copies), for credentials
@@ -1412,7 +1418,7 @@ class Index:
             tags=tags,
             license=license,
             metadata=metadata,
-            copy_to=copy_to if copy_to is not None else self.data_store,
+            copy_to=copy_to if copy_to is not None else (self._promote_copy_to or self.data_store),
             progress=progress,
         )
 

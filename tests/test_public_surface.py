@@ -34,6 +34,7 @@ MODULES = {  # atdata's module -> ours
     "atdata.lens": "atdata_lab.lens",
     "atdata.stores": "atdata_lab.stores",
     "atdata.repository": "atdata_lab.repository",
+    "atdata.atmosphere": "atdata_lab.atmosphere",
 }
 CLASSES = (
     "Index",
@@ -45,8 +46,44 @@ CLASSES = (
     "LensNetwork",
     "Repository",
 )
+ATMOSPHERE_CLASSES = (  # atdata.atmosphere's classes -> atdata_lab.atmosphere's
+    "AtUri",
+    "SchemaPublisher",
+    "SchemaLoader",
+    "DatasetPublisher",
+    "DatasetLoader",
+    "LabelPublisher",
+    "LabelLoader",
+    "LensPublisher",
+    "LensLoader",
+    "VerificationPublisher",
+    "VerificationLoader",
+    "PDSBlobStore",
+    "AtmosphereIndex",
+    "AtmosphereIndexEntry",
+    "LexSchemaRecord",
+    "LexDatasetEntry",
+    "LexLensRecord",
+    "LexLabelRecord",
+    "LexCodeReference",
+    "LexCodeHash",
+    "LexLensVerification",
+    "JsonSchemaFormat",
+    "DatasetMetadata",
+    "DatasetSize",
+    "ShardManifestRef",
+    "ShardChecksum",
+    "StorageHttp",
+    "StorageS3",
+    "StorageBlobs",
+    "HttpShardEntry",
+    "S3ShardEntry",
+    "BlobEntry",
+)
 
 _LATER_17 = "issue 17 (search across publishers, AppView, the atmosphere namespace, postgres)"
+
+_APPVIEW_ARG = "issue 17's AppView client (the appview= argument picks the AppView; search part)"
 
 DELIBERATE_OMISSIONS: dict[str, str] = {
     # --- search, AppView, atmosphere namespace, postgres: issue 17 ---------------------------
@@ -67,6 +104,10 @@ DELIBERATE_OMISSIONS: dict[str, str] = {
     "Index.search(repo)": _LATER_17,
     "Index.search(limit)": _LATER_17,
     "Index.search(include_atmosphere)": _LATER_17,
+    # --- the atmosphere client's AppView argument: issue 17's AppView client (xrpc_query,
+    # ATDATA_APPVIEW_URL) is built beside this namespace; until it lands the client talks to PDSes only
+    "atdata.atmosphere.Atmosphere(appview)": _APPVIEW_ARG,
+    "atdata.atmosphere.AtmosphereClient(appview)": _APPVIEW_ARG,
     # --- IDE stubs: not built ----------------------------------------------------------------
     # With auto_stubs, atdata generates a Python module per schema under ~/.atdata/stubs and
     # imports the class from it, so IDEs can complete it. The types get_schema_type makes here are
@@ -91,7 +132,9 @@ DELIBERATE_OMISSIONS: dict[str, str] = {
 def theirs() -> dict[str, Any]:
     """atdata's surface, dumped inside the reference venv."""
     ref.require_atdata_venv()
-    classes = ",".join(f"atdata:{c}" for c in CLASSES)
+    classes = ",".join(
+        [f"atdata:{c}" for c in CLASSES] + [f"atdata.atmosphere:{c}" for c in ATMOSPHERE_CLASSES]
+    )
     dump = ref.run_atdata_json(surface.__file__, "atdata", ",".join(MODULES), classes, timeout=300)
     assert dump["version"] == ref.ATDATA_VERSION
     return dump
@@ -193,9 +236,11 @@ def compare(theirs: dict[str, Any]) -> list[str]:
                 continue
             problems += signature_problems(where, info.get("params"), mine.get("params"))
     import atdata_lab
+    import atdata_lab.atmosphere
 
     for cls_name, members in theirs["classes"].items():
-        ours = surface.describe_class(getattr(atdata_lab, cls_name))
+        home = atdata_lab.atmosphere if cls_name in ATMOSPHERE_CLASSES else atdata_lab
+        ours = surface.describe_class(getattr(home, cls_name))
         for name, info in members.items():
             where = f"{cls_name}.{name}"
             if name not in ours:

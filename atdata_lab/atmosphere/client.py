@@ -110,7 +110,9 @@ class Atmosphere(XrpcClientBase):
     once, to create the session, and never stored; ``repr()`` shows handle, DID and PDS URL only.
 
     Args:
-        pds_url: The PDS base URL (e.g. ``http://127.0.0.1:2583``).
+        base_url: The PDS base URL (e.g. ``http://127.0.0.1:2583``; atdata's name). Default:
+            ``pds_url``, else ``$ATDATA_PDS_URL``, else ``https://bsky.social`` (as atdata).
+        pds_url: The same, by our name.
         plc_url: PLC directory for DID resolution; default ``$ATDATA_PLC_URL`` or
             ``https://plc.directory``.
         timeout: Per-request timeout in seconds (connect timeout is at most 5 s).
@@ -126,8 +128,9 @@ class Atmosphere(XrpcClientBase):
 
     def __init__(
         self,
-        pds_url: str,
+        base_url: str | None = None,
         *,
+        pds_url: str | None = None,
         plc_url: str | None = None,
         timeout: float = 30.0,
         max_tries: int = 4,
@@ -136,7 +139,7 @@ class Atmosphere(XrpcClientBase):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
-            pds_url,
+            pds_url or base_url or os.environ.get("ATDATA_PDS_URL") or "https://bsky.social",
             timeout=timeout,
             max_tries=max_tries,
             max_wait=max_wait,
@@ -153,7 +156,15 @@ class Atmosphere(XrpcClientBase):
     # ------------------------------------------------------------------------------------------
 
     @classmethod
-    def login(cls, handle: str, password: str, *, pds_url: str | None = None, **options: Any) -> Atmosphere:
+    def login(
+        cls,
+        handle: str,
+        password: str,
+        *,
+        pds_url: str | None = None,
+        base_url: str | None = None,
+        **options: Any,
+    ) -> Atmosphere:
         """Log in with a handle (or DID) and an (app) password.
 
         Args:
@@ -162,6 +173,7 @@ class Atmosphere(XrpcClientBase):
             pds_url: The PDS URL. Default: ``$ATDATA_PDS_URL``, else resolved the standard way
                 (handle -> DID via DNS TXT ``_atproto.<handle>`` or
                 ``https://<handle>/.well-known/atproto-did`` -> DID document -> ``#atproto_pds``).
+            base_url: atdata's name for ``pds_url``.
             **options: Passed to :class:`Atmosphere` (``plc_url``, ``timeout``, ``max_tries``...).
 
         Returns:
@@ -171,7 +183,7 @@ class Atmosphere(XrpcClientBase):
             AuthenticationError: Wrong handle or password (the message never contains it).
             PDSUnavailableError: The PDS cannot be reached.
         """
-        pds_url = pds_url or os.environ.get("ATDATA_PDS_URL") or None
+        pds_url = pds_url or base_url or os.environ.get("ATDATA_PDS_URL") or None
         pinned = pds_url is not None
         if pds_url is None:
             pds_url = cls._discover_pds(handle, options.get("plc_url"))

@@ -58,10 +58,13 @@ from ..errors import InvalidArgumentError
 __all__ = [
     "ENTRY_NSID",
     "LABEL_NSID",
+    "LENS_NSID",
+    "LENS_VERIFICATION_NSID",
     "NDARRAY_REF",
     "SCHEMA_NSID",
     "AtUri",
     "blob_cid",
+    "code_reference",
     "dag_cbor_encode",
     "decode_entry_metadata",
     "encode_entry_metadata",
@@ -71,6 +74,8 @@ __all__ = [
     "is_valid_tid",
     "label_from_record",
     "label_record",
+    "lens_record",
+    "lens_verification_record",
     "local_schema_from_record",
     "make_tid",
     "manifest_ref",
@@ -89,6 +94,8 @@ __all__ = [
 SCHEMA_NSID = "science.alt.dataset.schema"
 ENTRY_NSID = "science.alt.dataset.entry"
 LABEL_NSID = "science.alt.dataset.label"
+LENS_NSID = "science.alt.dataset.lens"
+LENS_VERIFICATION_NSID = "science.alt.dataset.lensVerification"
 STORAGE_HTTP = "science.alt.dataset.storageHttp"
 STORAGE_S3 = "science.alt.dataset.storageS3"
 STORAGE_BLOBS = "science.alt.dataset.storageBlobs"
@@ -110,6 +117,7 @@ _PRIMITIVES = ("str", "int", "float", "bool", "bytes")
 _B32_SORT = "234567abcdefghijklmnopqrstuvwxyz"
 _TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}\Z")
 _CLOCK_ID = int.from_bytes(os.urandom(2), "big") & 0x3FF
+_COLLECTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z0-9-]+)*\Z")  # an NSID, or "blob" in blob URIs
 _tid_lock = threading.Lock()
 _last_tid_us = 0
 
@@ -215,6 +223,19 @@ class AtUri:
     authority: str
     collection: str | None = None
     rkey: str | None = None
+
+    def __post_init__(self) -> None:  # AtUri(authority, collection, rkey) is checked like parse()
+        shown = f"at://{self.authority}/{self.collection}/{self.rkey}"
+        if not isinstance(self.authority, str) or not (_is_did(self.authority) or _is_handle(self.authority)):
+            raise RecordValidationError(f"{shown!r:.200}: {self.authority!r:.100} is not a DID or handle")
+        if self.collection is not None and (
+            not isinstance(self.collection, str) or not _COLLECTION_RE.match(self.collection)
+        ):
+            raise RecordValidationError(
+                f"{shown!r:.200}: {self.collection!r:.100} is not a collection (an NSID like science.alt.dataset.entry)"
+            )
+        if self.rkey is not None and (self.collection is None or not is_valid_rkey(self.rkey)):
+            raise RecordValidationError(f"{shown!r:.200}: {self.rkey!r:.100} is not a valid record key")
 
     @classmethod
     def parse(cls, uri: str) -> AtUri:
@@ -1046,3 +1067,98 @@ def label_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "description": record.get("description"),
         "createdAt": record.get("createdAt"),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Lens and lens-verification records
+# ------------------------------------------------------------------------------------------------
+
+
+def code_reference(
+    repository: str, commit: str, path: str, *, branch: str | None = None, language: str | None = None
+) -> dict[str, str]:
+    """A ``science.alt.dataset.lens#codeReference``: where a function's code is (never the code)."""
+    out = {"repository": repository, "commit": commit, "path": path}
+    if branch is not None:
+        out["branch"] = branch
+    if language is not None:
+        out["language"] = language
+    return out
+
+
+def lens_record(
+    name: str,
+    source_schema: str,
+    target_schema: str,
+    getter_code: Mapping[str, Any],
+    putter_code: Mapping[str, Any],
+    *,
+    description: str | None = None,
+    language: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    source_schema_version: str | None = None,
+    target_schema_version: str | None = None,
+    created_at: str | datetime | None = None,
+) -> dict[str, Any]:
+    """Build a ``science.alt.dataset.lens`` record: two schema AT-URIs and the getter/putter
+    :func:`code_reference` (repository, commit, path). Lens code is referenced, never embedded.
+
+    Raises:
+        RecordValidationError: Naming the field and the limit.
+    """
+    record: dict[str, Any] = {
+        "$type": LENS_NSID,
+        "name": name,
+        "sourceSchema": source_schema,
+        "targetSchema": target_schema,
+        "getterCode": dict(getter_code) if isinstance(getter_code, Mapping) else getter_code,
+        "putterCode": dict(putter_code) if isinstance(putter_code, Mapping) else putter_code,
+        "createdAt": _created_at(created_at),
+    }
+    for key, value in (
+        ("description", description),
+        ("language", language),
+        ("sourceSchemaVersion", source_schema_version),
+        ("targetSchemaVersion", target_schema_version),
+    ):
+        if value is not None:
+            record[key] = value
+    if metadata is not None:
+        record["metadata"] = dict(metadata) if isinstance(metadata, Mapping) else metadata
+    validate_record(record, LENS_NSID)
+    return record
+
+
+def lens_verification_record(
+    lens: str,
+    lens_commit: str,
+    verification_method: str,
+    *,
+    code_hash: Mapping[str, Any] | None = None,
+    proof_ref: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    created_at: str | datetime | None = None,
+) -> dict[str, Any]:
+    """Build a ``science.alt.dataset.lensVerification`` record: who verified which lens record
+    version (``lens_commit``: the lens record's CID), how (``codeReview``, ``formalProof``,
+    ``signedHash``, ``automatedTest``), with an optional ``codeHash`` ``{"algorithm", "digest"}``
+    and ``proofRef`` :func:`code_reference`.
+
+    Raises:
+        RecordValidationError: Naming the field and the limit.
+    """
+    record: dict[str, Any] = {
+        "$type": LENS_VERIFICATION_NSID,
+        "lens": lens,
+        "lensCommit": lens_commit,
+        "verificationMethod": verification_method,
+        "createdAt": _created_at(created_at),
+    }
+    if code_hash is not None:
+        record["codeHash"] = dict(code_hash) if isinstance(code_hash, Mapping) else code_hash
+    if proof_ref is not None:
+        record["proofRef"] = dict(proof_ref) if isinstance(proof_ref, Mapping) else proof_ref
+    if description is not None:
+        record["description"] = description
+    validate_record(record, LENS_VERIFICATION_NSID)
+    return record

@@ -52,6 +52,7 @@ from .plan import (  # noqa: F401
     check_describe,
     copy_target,
     derived_tid,
+    find_published_schema,
     plan_promotion,
     validate_promotion_inputs,
 )

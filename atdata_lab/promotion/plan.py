@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..atmosphere import records as rec
+from ..atmosphere._store import PDSBlobStore  # the copy target "upload as blobs" (one class)
 from ..cid import BlobCID
 from ..entry import IndexEntry, human_bytes
 from ..errors import (
@@ -69,6 +70,7 @@ __all__ = [
     "copy_target",
     "derived_tid",
     "plan_promotion",
+    "find_published_schema",
     "validate_promotion_inputs",
 ]
 
@@ -85,16 +87,6 @@ PUBLICATION_TIME_TTL = 3600
 # ---------------------------------------------------------------------------------------------
 # plan objects
 # ---------------------------------------------------------------------------------------------
-
-
-class PDSBlobStore:
-    """A copy target meaning "upload each shard as a blob to the repository's PDS".
-
-    ``copy_to="blobs"`` is the same.
-    """
-
-    def __repr__(self) -> str:
-        return "PDSBlobStore()"
 
 
 @dataclass
@@ -580,10 +572,18 @@ def _remote_schema(record: dict[str, Any]) -> Schema:
 # ---------------------------------------------------------------------------------------------
 
 
+def find_published_schema(atm: Any, schema: Schema, *, index: Any = None) -> SchemaDecision:
+    """Whether ``schema`` is already published in ``atm``'s repository (``reuse``), published there
+    with other fields under its name and version (``conflict``), or not yet (``publish``, with the
+    URI it will get). Reads only; the index (when given) remembers earlier publications and caches
+    the repository scan."""
+    return _find_schema(index, atm, schema, schema.ref)
+
+
 def _find_schema(index: Any, atm: Any, schema: Schema, ref: str) -> SchemaDecision:
     did = atm.did
     # 1. the local index remembers publishing this schema to this repository
-    known = index.provider.get_state(_state_key("schema-published", did, ref))
+    known = index.provider.get_state(_state_key("schema-published", did, ref)) if index is not None else None
     if known is not None:
         known_uri = rec.AtUri.parse(known["uri"])
         try:
@@ -622,7 +622,7 @@ def _conflict(remote: Schema, ours: Schema, uri: str, found_by: str) -> SchemaDe
 
 def _scan_schemas(index: Any, atm: Any) -> list[dict[str, Any]]:
     key = _state_key("schema-scan", atm.did)
-    cached = index.provider.get_state(key)
+    cached = index.provider.get_state(key) if index is not None else None
     if cached is not None and time.time() - cached.get("at", 0) < SCAN_CACHE_SECONDS:
         return cached["items"]
     items = []
@@ -633,7 +633,8 @@ def _scan_schemas(index: Any, atm: Any) -> list[dict[str, Any]]:
         except (ValueError, AtdataLabError):
             continue  # a record we cannot read is never a match
         items.append({"uri": r["uri"], "name": local["name"], "version": local["version"], "local": local})
-    index.provider.set_state(key, {"at": time.time(), "items": items})
+    if index is not None:
+        index.provider.set_state(key, {"at": time.time(), "items": items})
     return items
 
 

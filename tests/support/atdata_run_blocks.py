@@ -6,9 +6,11 @@ Runs INSIDE the reference venv (see ``tests/support/atdata_reference.py``); the 
 Output, the last line of stdout: ``{"atdata_version", "results": [{"block": i, "error": null |
 "<Type>: <message>"}, ...]}``: every block runs, whatever the ones before it did.
 
-One harness setting, no block edit: ``Atmosphere.login`` and ``Atmosphere(...)`` default their
+Two harness settings, no block edit: ``Atmosphere.login`` and ``Atmosphere(...)`` default their
 ``base_url`` to ``$ATDATA_PDS_URL`` (atdata reads that variable only in ``Atmosphere.from_env``), so a
-block that logs in reaches the sandbox PDS, as it does under atdata-lab.
+block that logs in reaches the sandbox PDS, as it does under atdata-lab; and atdata's login skips
+the ``app.bsky.actor.getProfile`` lookup its atproto client makes after creating the session, which
+a bare PDS (no Bluesky AppView) does not serve (the DID and handle come from the session instead).
 """
 
 import contextlib
@@ -33,6 +35,19 @@ def _pds_from_env() -> None:
         init(self, *args, **kwargs)
 
     client.Atmosphere.__init__ = __init__
+
+    def _login(self, handle, password):
+        self._client.login(handle, password, fetch_bsky_profile=False)
+        session = self._client._session
+        self._session = {"did": session.did, "handle": session.handle}
+
+    def _login_with_session(self, session_string):
+        self._client.login(session_string=session_string, fetch_bsky_profile=False)
+        session = self._client._session
+        self._session = {"did": session.did, "handle": session.handle}
+
+    client.Atmosphere._login = _login
+    client.Atmosphere._login_with_session = _login_with_session
 
 
 def main() -> None:
