@@ -71,6 +71,8 @@ def result_from_record(
         raise RecordValidationError(f"$type: not {rec.ENTRY_NSID}")
     bundled_lexicons().validate_record(rec.ENTRY_NSID, body)
     parsed = rec.entry_from_record(body)
+    if not parsed["name"].strip() or not parsed["name"].isprintable():
+        raise RecordValidationError("name: empty, or holds control characters")
     schema = rec.AtUri.parse(parsed["schemaRef"])
     if schema.collection != rec.SCHEMA_NSID or not schema.rkey:
         raise RecordValidationError(f"schemaRef: not an at:// URI of a {rec.SCHEMA_NSID} record")
