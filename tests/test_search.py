@@ -27,6 +27,7 @@ from atdata_lab.errors import (
     AppViewRequiredError,
     AppViewUnavailableError,
     AtdataLabError,
+    AuthenticationError,
     InvalidArgumentError,
 )
 from atdata_lab.search import (
@@ -434,3 +435,10 @@ def test_index_without_atmosphere_uses_the_environments_appview(index, stand_in,
     assert names == ["elsewhere"]
     client = index._network_client()
     assert client is index._network_client() and client.appview_url == stand_in.url  # kept
+
+
+def test_procedures_need_an_appview_and_a_session():
+    with pytest.raises(AppViewRequiredError):
+        client_for("").xrpc_procedure("science.alt.dataset.publishLabel", {})
+    with pytest.raises(AuthenticationError, match="logged-in session"):
+        client_for(closed_port_url()).xrpc_procedure("science.alt.dataset.publishLabel", {})

@@ -185,3 +185,17 @@ def test_a_record_the_appview_lacks_is_read_from_the_pds(
     finally:
         stand_in.close()
     assert json.loads(json.dumps(got.record))["value"]["name"] == "lacking"
+
+
+def test_a_procedure_goes_through_the_pds_to_the_appview(
+    appview_sandbox: Sandbox, pds_account: SandboxAccount
+):
+    client = Atmosphere.login(pds_account.handle, pds_account.password)
+    assert client.describe_service()["did"]  # a query goes straight to the AppView
+    # A procedure is POSTed to our PDS with atproto-proxy naming the AppView's did:web; the sandbox
+    # PDS resolves a did:web over https only, so it cannot reach the loopback AppView and fails
+    # (500): that is the AppView being unreachable, said so, and the write is not retried.
+    client.round_trips = 0
+    with pytest.raises(AppViewUnavailableError, match=appview_sandbox.appview_url):
+        client.xrpc_procedure("science.alt.dataset.publishLabel", {"record": {"name": "x"}})
+    assert client.round_trips == 1
