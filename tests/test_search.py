@@ -385,6 +385,11 @@ def test_hostile_search_answers(stand_in):
         backend.search(text="x")
     stand_in.answer("searchDatasets", {"entries": [view(name=f"d{i}") for i in range(60)]})
     assert len(backend.search(text="d", limit=5).items) == 5  # more than asked: cut to the limit
+    # results outside the filters asked for (another publisher, other tags, another schema) are dropped
+    a, b = view(tags=["x"]), view(DID_B, tags=["x"])
+    stand_in.answer("searchDatasets", {"entries": [a, b, view(tags=["y"])]})
+    assert [r.uri for r in backend.search(text="d", repo=DID_A, tags=["x"]).items] == [a["uri"]]
+    assert [r.uri for r in backend.search(text="d", schema_ref=b["schemaRef"]).items] == [b["uri"]]
     with pytest.raises(InvalidArgumentError):
         backend.search(text="x", limit=0)
     with pytest.raises(InvalidArgumentError):

@@ -144,8 +144,12 @@ class AppViewSearchBackend:
             if did is None or not self._fallback:
                 raise
             return self._from_pds(did, text, tags, schema_ref, limit, e)
-        self._fill_handles(items)
-        return SearchResults(items=items, cursor=next_cursor, total_hint=None, source="atmosphere")
+        # the filters asked for hold for every result, whatever the AppView answered
+        kept = [r for r in items if (did is None or r.did == did) and _matches(r, None, tags, schema_ref)]
+        if len(kept) < len(items):
+            log.warning("dropped %d AppView results outside the filters asked for", len(items) - len(kept))
+        self._fill_handles(kept)
+        return SearchResults(items=kept, cursor=next_cursor, total_hint=None, source="atmosphere")
 
     def _query(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         return self._atmo.xrpc_query(f"{NS}.{method}", params)
@@ -256,7 +260,8 @@ class AppViewSearchBackend:
     ) -> SearchResults:
         log.warning("%s; reading %s's datasets from its PDS instead", why, did)
         items: list[SearchResult] = []
-        for got in self._atmo.list_records(rec.ENTRY_NSID, repo=did, limit=MAX_PDS_RECORDS):
+        records = self._atmo.list_records(rec.ENTRY_NSID, repo=did, limit=MAX_PDS_RECORDS)
+        for got in records:
             try:
                 r = result_from_record(got.get("uri"), got.get("value"), source="pds", cid=got.get("cid"))
             except (RecordValidationError, TypeError, ValueError) as e:
@@ -275,7 +280,12 @@ class AppViewSearchBackend:
             source="pds",
             warnings=[
                 f"{why.url}: the AppView is unavailable ({why.reason}); read {did}'s datasets from its PDS"
-            ],
+            ]
+            + (
+                [f"only {MAX_PDS_RECORDS} of {did}'s entry records were read"]
+                if len(records) >= MAX_PDS_RECORDS
+                else []
+            ),
         )
 
     # ------------------------------------------------------------------------------------------
