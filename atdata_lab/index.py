@@ -121,9 +121,9 @@ class SearchPage(list):
 
     def __repr__(self) -> str:
         start = self.offset + 1 if self else 0
-        if self.source != "local":
-            return f"SearchPage({len(self.items)} results from {self.source}, {len(self)} local)"
-        return f"SearchPage({start}-{self.offset + len(self)} of {self.total})"
+        network = sum(r.source != "local" for r in self.items) if self._items is not None else 0
+        more = f"; {network} from the network" if network else ""
+        return f"SearchPage({start}-{self.offset + len(self)} of {self.total}{more})"
 
 
 class ShardOffsets:

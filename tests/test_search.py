@@ -424,6 +424,8 @@ def test_index_search_scopes_with_a_stand_in_appview(index, stand_in):
     assert index.search(text="mnist", include_atmosphere=False).source == "local"
     net = index.search(text="mnist", scope="network")
     assert list(net) == [] and [r.source for r in net.items] == ["atmosphere", "atmosphere"]
+    assert repr(net) == "SearchPage(0-0 of 0; 2 from the network)"
+    assert repr(index.search(text="mnist", scope="local")) == "SearchPage(1-2 of 2)"
     assert index.search(text="mnist", scope="local").items[0].source == "local"
     stand_in.close()  # the AppView goes away
     page = index.search(text="mnist")
