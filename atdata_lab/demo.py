@@ -4,7 +4,9 @@ defaults (SQLite index, local disk store, the sandbox PDS started here and stopp
 Steps: write 1000 ``FeatureSample`` in 2 shards; promote with description, tags and license;
 promote a second dataset with the same schema (the schema is reused, not published twice);
 verify; load back through the at:// URI and through ``@handle/name``; promote again with nothing
-given (the published license and blobs are kept, nothing is written).
+given (the published license and blobs are kept, nothing is written); then the sandbox's AppView
+starts (needs Python 3.12; skipped with the reason where it cannot), a second account publishes a
+dataset, and the first finds it by search across publishers and loads it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -116,10 +119,55 @@ def run(home: str) -> int:
             f"PDS round trips: {client.round_trips}"
         )
         ok = len(schemas) == 1 and n == 1000 and len(ds2) == 400 and done.already_published
+        ok = _search_step(sb, index, account) and ok
     _say(
         f"\nSandbox stopped. Done in {time.perf_counter() - t0:.1f} s: {'OK' if ok else 'UNEXPECTED RESULT'}"
     )
     return 0 if ok else 1
+
+
+def _search_step(sb: Any, index: Any, account: Any) -> bool:
+    """Step 7: a second publisher's dataset, found by the first through the AppView and loaded."""
+    from atdata_lab.atmosphere import Atmosphere
+    from atdata_lab.errors import SandboxError
+
+    _say("\n7. Search across publishers (the sandbox's AppView: PostgreSQL, the bridge, atdata-app)")
+    try:
+        sb.start_appview()
+    except SandboxError as e:
+        _say(f"   skipped: {e}")
+        return True
+    bob = sb.create_account("bob.test")
+    bob_client = Atmosphere.login(bob.handle, bob.password, appview=sb.appview_url)
+    bob_index = atdata.Index(path=os.path.join(os.environ["ATDATA_HOME"], "bob.db"), atmosphere=bob_client)
+    rng = np.random.default_rng(1)
+    rows = [
+        FeatureSample(features=rng.standard_normal(128).astype(np.float32), label=i % 10) for i in range(300)
+    ]
+    bob_index.write(rows, name="ocean-features", progress=False)
+    uri = bob_index.promote_entry(
+        "ocean-features",
+        description="Feature vectors from ocean sensors",
+        tags=["features", "ocean"],
+        progress=False,
+    )
+    _say(f"   {bob.handle} published ocean-features: {uri}")
+    index.atmosphere = Atmosphere.login(account.handle, account.password, appview=sb.appview_url)
+    deadline = time.monotonic() + 30
+    found: list[Any] = []
+    while time.monotonic() < deadline and not found:  # the AppView indexes it within moments
+        found = [r for r in index.search("ocean sensors", scope="network").items if r.uri == uri]
+        time.sleep(0.2)
+    if not found:
+        _say("   UNEXPECTED: the AppView did not find it within 30 s")
+        return False
+    r = found[0]
+    _say(
+        f'   index.search("ocean sensors", scope="network") found {r.name} by @{r.handle} ({r.num_samples} samples)'
+    )
+    ds = atdata.load_dataset(f"@{r.handle}/{r.name}", split="train")
+    _say(f'   load_dataset("@{r.handle}/{r.name}"): {len(ds)} samples')
+    return len(ds) == 300
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ MODULES = {  # atdata's module -> ours
     "atdata.stores": "atdata_lab.stores",
     "atdata.repository": "atdata_lab.repository",
     "atdata.atmosphere": "atdata_lab.atmosphere",
+    "atdata.search": "atdata_lab.search",
 }
 CLASSES = (
     "Index",
@@ -45,6 +46,11 @@ CLASSES = (
     "Lens",
     "LensNetwork",
     "Repository",
+    "SearchResult",
+    "SearchResults",
+    "LocalSearchBackend",
+    "AppViewSearchBackend",
+    "SearchAggregator",
 )
 ATMOSPHERE_CLASSES = (  # atdata.atmosphere's classes -> atdata_lab.atmosphere's
     "AtUri",
@@ -81,33 +87,10 @@ ATMOSPHERE_CLASSES = (  # atdata.atmosphere's classes -> atdata_lab.atmosphere's
     "BlobEntry",
 )
 
-_LATER_17 = "issue 17 (search across publishers, AppView, the atmosphere namespace, postgres)"
-
-_APPVIEW_ARG = "issue 17's AppView client (the appview= argument picks the AppView; search part)"
-
 DELIBERATE_OMISSIONS: dict[str, str] = {
-    # --- search, AppView, atmosphere namespace, postgres: issue 17 ---------------------------
-    "atdata.search": _LATER_17,
-    "atdata.SearchAggregator": _LATER_17,
-    "atdata.SearchBackend": _LATER_17,
-    "atdata.SearchResult": _LATER_17,
-    "atdata.SearchResults": _LATER_17,
-    "atdata.AppViewSearchBackend": _LATER_17,
-    "atdata.LocalSearchBackend": _LATER_17,
-    "atdata.AppViewError": _LATER_17,
-    "atdata.AppViewRequiredError": _LATER_17,
-    "atdata.AppViewUnavailableError": _LATER_17,
-    # atdata's Index.search merges local and AppView results into search.SearchResults; ours
-    # searches this index (text, tags=, schema=, paging) until issue 17 brings search across publishers
-    "Index.search(tags)": _LATER_17,
-    "Index.search(schema_ref)": _LATER_17,
-    "Index.search(repo)": _LATER_17,
-    "Index.search(limit)": _LATER_17,
-    "Index.search(include_atmosphere)": _LATER_17,
-    # --- the atmosphere client's AppView argument: issue 17's AppView client (xrpc_query,
-    # ATDATA_APPVIEW_URL) is built beside this namespace; until it lands the client talks to PDSes only
-    "atdata.atmosphere.Atmosphere(appview)": _APPVIEW_ARG,
-    "atdata.atmosphere.AtmosphereClient(appview)": _APPVIEW_ARG,
+    # --- search -------------------------------------------------------------------------------
+    "atdata.search.get_logger": "an import of atdata's logging helper into its search module, not "
+    "search API; the function is atdata_lab.get_logger at the top level, as atdata.get_logger is",
     # --- IDE stubs: not built ----------------------------------------------------------------
     # With auto_stubs, atdata generates a Python module per schema under ~/.atdata/stubs and
     # imports the class from it, so IDEs can complete it. The types get_schema_type makes here are
