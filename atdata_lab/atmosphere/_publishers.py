@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ..errors import (
     InvalidArgumentError,
@@ -121,6 +121,50 @@ def _list_with_uris(
             continue
         out.append((str(r.get("uri")), value))
     return out
+
+
+class _FromRecord(Protocol):
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Any: ...
+
+
+_Typed = TypeVar("_Typed", bound=_FromRecord)
+
+
+class _RecordLoader(Generic[_Typed]):
+    """Reads one kind of record (anyone's): each is checked against its lexicon and its parser
+    before it is returned. Subclasses name the collection, the parser and the typed mirror."""
+
+    _nsid: ClassVar[str]
+    _typed: type[_Typed]
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @staticmethod
+    def _parse(value: Mapping[str, Any], /) -> Any:
+        """Raises ``RecordValidationError``/``ValueError`` on a record this library cannot read."""
+
+    def get(self, uri: str | AtUri) -> dict[str, Any]:
+        """The record at ``uri``.
+
+        Raises:
+            RecordValidationError: Not a URI of this collection, not such a record, or a malformed
+                one (a ``ValueError``).
+            RecordNotFoundError: No such record (a ``KeyError``).
+        """
+        _, _, value = _fetch(self.client, uri, self._nsid)
+        self._parse(value)
+        return value
+
+    def get_typed(self, uri: str | AtUri) -> _Typed:
+        """:meth:`get` as the typed record."""
+        return self._typed.from_record(self.get(uri))
+
+    def list_all(self, repo: str | None = None, limit: int | None = 100) -> list[dict[str, Any]]:
+        """Up to ``limit`` records of ``repo`` (a DID or handle; default: yours); unreadable ones are
+        skipped with a logged warning."""
+        return _list(self.client, self._nsid, repo, limit, self._parse)
 
 
 def _uri_of(out: Mapping[str, Any]) -> AtUri:
@@ -228,11 +272,12 @@ def _parse_schema(value: Mapping[str, Any]) -> None:
         )
 
 
-class SchemaLoader:
+class SchemaLoader(_RecordLoader[LexSchemaRecord]):
     """Reads ``science.alt.dataset.schema`` records (anyone's; validated before use)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    _nsid = rec.SCHEMA_NSID
+    _typed = LexSchemaRecord
+    _parse = staticmethod(_parse_schema)
 
     def get(self, uri: str | AtUri) -> dict[str, Any]:
         """The schema record at ``uri``, or for ``@handle/TypeName@version``.
@@ -244,17 +289,7 @@ class SchemaLoader:
         """
         if isinstance(uri, str) and uri.startswith("@"):
             return self._resolve_handle_ref(uri)
-        _, _, value = _fetch(self.client, uri, rec.SCHEMA_NSID)
-        _parse_schema(value)
-        return value
-
-    def get_typed(self, uri: str | AtUri) -> LexSchemaRecord:
-        """:meth:`get` as a :class:`LexSchemaRecord`."""
-        return LexSchemaRecord.from_record(self.get(uri))
-
-    def list_all(self, repo: str | None = None, limit: int | None = 100) -> list[dict[str, Any]]:
-        """Up to ``limit`` schema records of ``repo`` (a DID or handle; default: yours)."""
-        return _list(self.client, rec.SCHEMA_NSID, repo, limit, _parse_schema)
+        return super().get(uri)
 
     def resolve(self, handle_or_did: str, schema_id: str, version: str | None = None) -> dict[str, Any]:
         """The schema named ``schema_id`` (at ``version``; else the latest created) in a repository.
@@ -623,29 +658,12 @@ def _storage_kind(value: Mapping[str, Any]) -> dict[str, Any]:
     return rec.parse_storage(value.get("storage"))
 
 
-class DatasetLoader:
+class DatasetLoader(_RecordLoader[LexDatasetEntry]):
     """Reads ``science.alt.dataset.entry`` records (anyone's; validated before use)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get(self, uri: str | AtUri) -> dict[str, Any]:
-        """The entry record at ``uri``.
-
-        Raises:
-            RecordValidationError: Not an entry URI or record, or a malformed one (a ``ValueError``).
-            RecordNotFoundError: No such record (a ``KeyError``).
-        """
-        _, _, value = _fetch(self.client, uri, rec.ENTRY_NSID)
-        rec.entry_from_record(value)
-        return value
-
-    def get_typed(self, uri: str | AtUri) -> LexDatasetEntry:
-        return LexDatasetEntry.from_record(self.get(uri))
-
-    def list_all(self, repo: str | None = None, limit: int | None = 100) -> list[dict[str, Any]]:
-        """Up to ``limit`` entry records of ``repo`` (a DID or handle; default: yours)."""
-        return _list(self.client, rec.ENTRY_NSID, repo, limit, rec.entry_from_record)
+    _nsid = rec.ENTRY_NSID
+    _typed = LexDatasetEntry
+    _parse = staticmethod(rec.entry_from_record)
 
     def get_storage_type(self, uri: str | AtUri) -> str:
         """``"http"``, ``"s3"``, ``"blobs"`` or ``"external"`` (atdata's deprecated bare URLs)."""
@@ -745,22 +763,12 @@ class LabelPublisher:
         return _uri_of(self.client.create_record(rec.LABEL_NSID, record, rkey=rkey))
 
 
-class LabelLoader:
+class LabelLoader(_RecordLoader[LexLabelRecord]):
     """Reads and resolves ``science.alt.dataset.label`` records."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get(self, uri: str | AtUri) -> dict[str, Any]:
-        _, _, value = _fetch(self.client, uri, rec.LABEL_NSID)
-        rec.label_from_record(value)
-        return value
-
-    def get_typed(self, uri: str | AtUri) -> LexLabelRecord:
-        return LexLabelRecord.from_record(self.get(uri))
-
-    def list_all(self, repo: str | None = None, limit: int | None = 100) -> list[dict[str, Any]]:
-        return _list(self.client, rec.LABEL_NSID, repo, limit, rec.label_from_record)
+    _nsid = rec.LABEL_NSID
+    _typed = LexLabelRecord
+    _parse = staticmethod(rec.label_from_record)
 
     def resolve(self, handle_or_did: str, name: str, version: str | None = None) -> str:
         """The entry AT-URI the latest label ``name`` (at ``version``) of a repository points to.
@@ -863,22 +871,12 @@ def _parse_lens(value: Mapping[str, Any]) -> None:
     LexLensRecord.from_record(dict(value))
 
 
-class LensLoader:
+class LensLoader(_RecordLoader[LexLensRecord]):
     """Reads ``science.alt.dataset.lens`` records (validated; their code is never run)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get(self, uri: str | AtUri) -> dict[str, Any]:
-        _, _, value = _fetch(self.client, uri, rec.LENS_NSID)
-        _parse_lens(value)
-        return value
-
-    def get_typed(self, uri: str | AtUri) -> LexLensRecord:
-        return LexLensRecord.from_record(self.get(uri))
-
-    def list_all(self, repo: str | None = None, limit: int | None = 100) -> list[dict[str, Any]]:
-        return _list(self.client, rec.LENS_NSID, repo, limit, _parse_lens)
+    _nsid = rec.LENS_NSID
+    _typed = LexLensRecord
+    _parse = staticmethod(_parse_lens)
 
     def find_by_schemas(
         self, source_schema_uri: str, target_schema_uri: str | None = None, repo: str | None = None
@@ -926,19 +924,12 @@ def _parse_verification(value: Mapping[str, Any]) -> None:
     LexLensVerification.from_record(dict(value))
 
 
-class VerificationLoader:
+class VerificationLoader(_RecordLoader[LexLensVerification]):
     """Reads ``science.alt.dataset.lensVerification`` records (validated before use)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get(self, uri: str | AtUri) -> dict[str, Any]:
-        _, _, value = _fetch(self.client, uri, rec.LENS_VERIFICATION_NSID)
-        _parse_verification(value)
-        return value
-
-    def get_typed(self, uri: str | AtUri) -> LexLensVerification:
-        return LexLensVerification.from_record(self.get(uri))
+    _nsid = rec.LENS_VERIFICATION_NSID
+    _typed = LexLensVerification
+    _parse = staticmethod(_parse_verification)
 
     def list_for_lens(self, lens_uri: str, repo: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The verification records of ``repo`` (default: yours) about ``lens_uri``."""
