@@ -15,6 +15,14 @@ the widget only ever holds one page of rows. Every user action has a programmati
     browser.refresh()                 # sees entries written by other kernels
     browser.show_tab("published"); browser.load_published(); browser.select_record(uri)
     browser.verify(uri).wait()        # "Verify" (runs off the UI thread)
+    browser.show_tab("network"); browser.search_network("mnist", tags=["img"])
+    browser.select_network(uri)       # a Network row: its records and the load_dataset line
+    browser.inspect_network(); browser.diff_network(local_ref)
+    browser.close()                   # also stops the Network tab's polling
+
+The Network tab (with an atmosphere attached) finds datasets of every publisher through the
+AppView (``index.search(..., scope="network")``); new records appear by polling (see
+:mod:`atdata_lab.widgets._network`).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from ..errors import InvalidArgumentError, NotFoundError
 from ..promotion import entry_publication
 from ..views import PUBLICATION_BADGES, Publication, verification_badge
 from ._base import AtdataWidget, BackgroundTask, DataTable, Debouncer, esc, html_table, not_available
+from ._network import NetworkTab
 
 __all__ = ["IndexBrowser", "verification_badge"]
 
@@ -54,12 +63,16 @@ class IndexBrowser(AtdataWidget):
             ``"size_bytes"``).
         descending: Initial sort direction.
         debounce: Seconds the search box waits after the last keystroke before searching.
+        poll: Seconds between the Network tab's checks for new records (bounded to 2..600;
+            None: no polling). Polling starts with the tab's first search and stops on ``close()``.
 
     Attributes:
         page: The :class:`~atdata_lab.index.SearchPage` shown.
         selected: The selected :class:`~atdata_lab.entry.IndexEntry`, or None.
         action_widget: The widget opened by the last action (inspector, diff, wizard), or None.
         published: ``index.list_published()`` as last loaded (Published tab), or None.
+        network: The Network tab (:class:`~atdata_lab.widgets._network.NetworkTab`), or None
+            without an atmosphere.
         timings: Kernel time in ms of the last ``render`` (first page), ``query`` and ``select``.
     """
 
@@ -74,6 +87,7 @@ class IndexBrowser(AtdataWidget):
         sort: str = "created_at",
         descending: bool = True,
         debounce: float = 0.25,
+        poll: float | None = 10.0,
     ) -> None:
         t0 = time.perf_counter()
         super().__init__()
@@ -95,6 +109,8 @@ class IndexBrowser(AtdataWidget):
         self.generation: int | None = None
         self.timings: dict[str, float] = {}
         self._syncing = False
+        self._poll = poll
+        self.network: NetworkTab | None = None
 
         # -- toolbar
         self.search_box = self.part(
@@ -580,10 +596,12 @@ class IndexBrowser(AtdataWidget):
             "published",
         )
         self.published_tab.children[0].add_class("atdata-toolbar")
-        self.tabs = self.part(ipywidgets.Tab([self.local_tab, self.published_tab]), "tabs")
+        self.network = NetworkTab(self, poll=self._poll)
+        self.tabs = self.part(ipywidgets.Tab([self.local_tab, self.published_tab, self.network.tab]), "tabs")
         self.tabs.set_title(0, "Local")
         self.tabs.set_title(1, "Published")
-        self.tabs.observe(self.ui(self._tab_changed, "Loading published records"), names="selected_index")
+        self.tabs.set_title(2, "Network")
+        self.tabs.observe(self.ui(self._tab_changed, "Switching tabs"), names="selected_index")
         self.on_click(self.published_refresh, lambda _b: self.load_published(), "Loading published records")
         self.records_table.observe(
             self.ui(lambda ch: ch["new"] and self.select_record(ch["new"]), "Opening the record"),
@@ -601,22 +619,28 @@ class IndexBrowser(AtdataWidget):
     def _tab_changed(self, change: dict) -> None:
         if change["new"] == 1 and self.published is None:
             self.load_published()
+        elif change["new"] == 2 and self.network is not None and not self.network.searched:
+            self.network.search("")
 
     def show_tab(self, name: str) -> None:
-        """Switch to the ``"local"`` or ``"published"`` tab (the latter loads the records once)."""
+        """Switch to the ``"local"``, ``"published"`` or ``"network"`` tab (the Published tab loads
+        the records once; the Network tab searches once, with no text: the newest datasets)."""
         with self.reporting("Switching tabs"):
-            if name not in ("local", "published"):
-                raise InvalidArgumentError(f"no tab {name!r}: choose 'local' or 'published'")
+            tabs = ("local", "published", "network")
+            if name not in tabs:
+                raise InvalidArgumentError(f"no tab {name!r}: choose 'local', 'published' or 'network'")
             if not self._ensure_published_tab():
-                if name == "published":
+                if name != "local":
                     raise InvalidArgumentError(
-                        "the Published tab needs an index with an atmosphere attached "
+                        f"the {name.capitalize()} tab needs an index with an atmosphere attached "
                         "(Index(..., atmosphere=Atmosphere.login(handle, app_password)))"
                     )
                 return
-            self.tabs.selected_index = 0 if name == "local" else 1
+            self.tabs.selected_index = tabs.index(name)
             if name == "published" and self.published is None:
                 self.load_published()
+            elif name == "network" and self.network is not None and not self.network.searched:
+                self.network.search("")
 
     def load_published(self) -> list[dict[str, str]]:
         """Load the dataset, schema and label records of the attached account's repository
@@ -690,6 +714,43 @@ class IndexBrowser(AtdataWidget):
 
             task = self.run_task("Verifying", work, on_done=done)
             return task
+
+    # ------------------------------------------------------------------ network tab
+    def _require_network(self) -> NetworkTab:
+        if not self._ensure_published_tab() or self.network is None:
+            raise InvalidArgumentError(
+                "the Network tab needs an index with an atmosphere attached (and an AppView: "
+                "ATDATA_APPVIEW_URL, or the sandbox started with --appview)"
+            )
+        return self.network
+
+    def search_network(
+        self, text: str = "", *, tags: list[str] | None = None, schema: str | None = None
+    ) -> list[dict[str, str]]:
+        """The Network tab's search (see :meth:`NetworkTab.search`); returns the rows shown."""
+        with self.reporting("Searching the network"):
+            net = self._require_network()
+            self.tabs.selected_index = 2 if self.tabs is not None else 0
+            return net.search(text, tags=tags, schema=schema)
+
+    def select_network(self, uri: str) -> Any:
+        """Select a Network row: its detail card and records (see :meth:`NetworkTab.select`)."""
+        return self._require_network().select(uri)
+
+    def inspect_network(self) -> Any:
+        """ "Inspect samples" of the selected Network dataset; returns the inspector."""
+        return self._require_network().inspect()
+
+    def diff_network(self, against: str | None = None) -> Any:
+        """ "Diff schema": a local schema against the selected Network dataset's schema."""
+        return self._require_network().diff(against)
+
+    def close(self) -> None:
+        """Close the widget and stop the Network tab's polling."""
+        if self.network is not None:
+            self.network.stop_polling()
+        self._debouncer.cancel()
+        super().close()
 
     # ------------------------------------------------------------------ static fallback
     def __repr__(self) -> str:

@@ -1,0 +1,244 @@
+"""The index browser's Network tab and the AppView note of the promotion preview.
+
+The views are tested on constructed search results (what an AppView returns is untrusted: hostile
+names, oversized cells, odd types); the library calls and the widget run against the real sandbox
+PDS, and the network search against the real sandbox AppView."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("anywidget")
+
+import atdata_lab as atdata  # noqa: E402
+from atdata_lab import views as S  # noqa: E402
+from atdata_lab.promotion.network import AppViewCheck, appview_knows, network_records  # noqa: E402
+
+try:  # helper C's module; until it lands, a dataclass with atdata 0.7's fields stands in
+    from atdata_lab.search import SearchResult
+except ImportError:  # pragma: no cover - replaced once atdata_lab.search exists
+
+    @dataclass
+    class SearchResult:  # type: ignore[no-redef]
+        uri: str
+        name: str
+        description: str | None = None
+        tags: list[str] = field(default_factory=list)
+        schema_ref: str | None = None
+        source: str = "unknown"
+        score: float | None = None
+        record: dict | None = None
+
+
+@atdata.packable
+class Frame:
+    image: NDArray
+    label: int
+
+
+def frames(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [Frame(image=rng.integers(0, 255, (8, 8), dtype=np.uint8), label=i) for i in range(n)]
+
+
+DID = "did:plc:abcdefghijklmnopqrstuvwx"
+URI = f"at://{DID}/science.alt.dataset.entry/3kabcdefghijk"
+SCHEMA = f"at://{DID}/science.alt.dataset.schema/3kaaaaaaaaaaa"
+
+
+def appview_entry(**over):
+    e = {
+        "uri": URI,
+        "cid": "bafyrei",
+        "did": DID,
+        "name": "mnist-train",
+        "schemaRef": SCHEMA,
+        "storage": {"$type": "science.alt.dataset.storageBlobs", "blobs": []},
+        "createdAt": "2026-12-03T08:27:27.190Z",
+        "description": "digits",
+        "tags": ["img", "digits"],
+        "license": "MIT",
+        "size": {"samples": 60000, "bytes": 47_000_000, "shards": 6},
+    }
+    e.update(over)
+    return e
+
+
+def result(**over):
+    rec = appview_entry(**over)
+    return SearchResult(
+        uri=rec["uri"],
+        name=rec["name"],
+        description=rec.get("description"),
+        tags=rec.get("tags", []),
+        schema_ref=rec.get("schemaRef"),
+        source="atmosphere",
+        record=rec,
+    )
+
+
+# --------------------------------------------------------------------------------------- views
+def test_network_row_shows_the_publisher_and_counts():
+    r = result()
+    row = S.network_row(r)
+    assert row == {
+        "uri": URI,
+        "name": "mnist-train",
+        "publisher": DID,
+        "did": DID,
+        "schema": "3kaaaaaaaaaaa",
+        "samples": "60,000",
+        "size": "44.8 MB",
+        "license": "MIT",
+        "created": "2026-12-03 08:27",
+        "source": "atmosphere",
+    }
+    assert S.network_row(r, {DID: "alice.test"})["publisher"] == "@alice.test"
+    assert [c.key for c in S.NETWORK_COLUMNS] == [
+        "name",
+        "publisher",
+        "schema",
+        "samples",
+        "size",
+        "license",
+        "created",
+    ]
+
+
+def test_network_rows_take_untrusted_values_as_plain_bounded_text():
+    hostile = result(
+        name="<img src=x onerror=alert(1)>\x1b[31m" + "x" * 500,
+        license=["not", "a", "string"],
+        size={"samples": -5, "bytes": True},
+        createdAt=12,
+        did="not-a-did",
+    )
+    row = S.network_row(hostile)
+    assert len(row["name"]) <= S.network.CELL_LIMIT and row["name"].endswith("…")
+    assert "\x1b" not in row["name"] and "\\x1b" in row["name"]
+    assert row["license"] == "" and row["samples"] == "?" and row["size"] == "?" and row["created"] == ""
+    assert row["publisher"] == DID  # a record's "did" that is no DID: the URI's authority counts
+    # no URI, or the same URI twice (an aggregated search): left out, shown once
+    rows = S.network_rows([result(), result(), SearchResult(uri="local-cid", name="x")])
+    assert [r["uri"] for r in rows] == [URI]
+
+
+def test_detail_card_escapes_everything_and_offers_the_load_line():
+    r = result(name='evil"</pre><script>alert(1)</script>', description="<b>bold</b>", tags=["<i>t</i>"])
+    out = S.network_detail_html(r, None, "alice.test")
+    assert "<script>" not in out and "<b>bold" not in out and "<i>t" not in out
+    assert "&lt;script&gt;" in out and "Reading its records" in out
+    line = html.unescape(out.split("atdata-network-load-line'>")[1].split("</pre>")[0])
+    assert line == 'load_dataset("@alice.test/evil\\"</pre><script>alert(1)</script>")'
+    assert S.load_line(DID, "mnist") == f'load_dataset("@{DID}/mnist")'
+    assert S.load_line("@bob.test", "a") == 'load_dataset("@bob.test/a")'
+    failed = S.network_detail_html(r, None, None, error="RecordNotFoundError: <gone>")
+    assert "Could not read its records: RecordNotFoundError: &lt;gone&gt;" in failed
+    assert f"load_dataset(&quot;@{DID}/" in failed  # no handle: the DID
+
+
+def test_detail_card_shows_the_records():
+    from atdata_lab.promotion.network import NetworkRecords
+
+    recs = NetworkRecords(
+        uri=URI,
+        did=DID,
+        entry={"uri": URI, "cid": "c1", "value": {"name": "mnist-train", "schemaRef": SCHEMA}},
+        schema=None,
+        schema_error="RecordNotFoundError: gone",
+        labels=[{"uri": "at://x/science.alt.dataset.label/1", "value": {"name": "<v1>", "version": "1.0"}}],
+    )
+    out = S.network_detail_html(result(), recs, None)
+    assert "entry · " + URI in out and "&quot;schemaRef&quot;" in out
+    assert "RecordNotFoundError: gone" in out and "&lt;v1&gt;" in out and "<v1>" not in out
+
+
+def test_diff_options_put_the_same_name_first():
+    local = [
+        {"$ref": "atdata://local/schema/Other@1.0.0", "name": "Other", "version": "1.0.0"},
+        {"$ref": "atdata://local/schema/Frame@1.0.0", "name": "Frame", "version": "1.0.0"},
+        {"$ref": "atdata://local/schema/Frame@1.10.0", "name": "Frame", "version": "1.10.0"},
+    ]
+    assert [ref for _, ref in S.network_diff_options(local, "Frame")] == [
+        "atdata://local/schema/Frame@1.10.0",
+        "atdata://local/schema/Frame@1.0.0",
+        "atdata://local/schema/Other@1.0.0",
+    ]
+    assert S.network_diff_options([], "Frame") == []
+
+
+def test_appview_check_lines():
+    known = AppViewCheck("known", "mnist", DID, (URI,), "http://127.0.0.1:1")
+    out = S.appview_check_html(known)
+    assert "data-state='known'" in out and "atdata-badge-warn" in out and URI in out
+    assert "already knows a dataset named 'mnist'" in known.describe()
+    assert "knows no dataset named" in AppViewCheck("unknown", "mnist", DID, appview="u").describe()
+    assert "ATDATA_APPVIEW_URL" in AppViewCheck("not configured", "mnist", DID).describe()
+    down = AppViewCheck("unavailable", "<m>", DID, appview="u", detail="AppViewUnavailableError: <refused>")
+    assert "&lt;refused&gt;" in S.appview_check_html(down) and "<refused>" not in S.appview_check_html(down)
+    assert S.appview_check_html(None) == ""
+
+
+def test_network_status_text():
+    assert S.network_status_text(1) == "1 dataset"
+    assert S.network_status_text(3, query="mn", source="atmosphere", polling=10) == (
+        "3 datasets matching 'mn' from atmosphere · checking for new records every 10 s"
+    )
+
+
+# --------------------------------------------------------------------------------------- the library
+def test_appview_knows_needs_a_publisher():
+    with pytest.raises(ValueError, match="needs a publisher"):
+        appview_knows(None, "x")
+    assert appview_knows(None, "x", did=DID).state == "not configured"
+
+
+@pytest.mark.sandbox
+def test_plan_and_wizard_say_when_no_appview_is_configured(pds_account, tmp_path, monkeypatch):
+    from atdata_lab.atmosphere import Atmosphere
+    from atdata_lab.widgets import PromotionWizard
+
+    monkeypatch.delenv("ATDATA_APPVIEW_URL", raising=False)
+    client = Atmosphere.login(pds_account.handle, pds_account.password)
+    index = atdata.Index(
+        path=tmp_path / "i.db", data_store=atdata.LocalDiskStore(tmp_path / "d"), atmosphere=client
+    )
+    index.write(frames(4), name="frames-a", progress=False)
+    plan = index.plan_promotion("frames-a")
+    assert plan.appview is not None and plan.appview.state == "not configured"
+    assert "AppView: no AppView is configured" in plan.summary()
+    assert plan.to_dict()["appview"] == {"state": "not configured", "uris": [], "appview": ""}
+    assert "atdata-plan-appview-not-configured" in plan._repr_html_()
+
+    w = PromotionWizard(index, entry="frames-a")
+    w.wait()  # what is published is read in the background first
+    w.make_plan()
+    assert "AppView: not configured" in w._decision.value, w._decision.value
+
+
+@pytest.mark.sandbox
+def test_network_records_read_entry_schema_and_labels(pds_account, tmp_path):
+    from atdata_lab.atmosphere import Atmosphere
+
+    client = Atmosphere.login(pds_account.handle, pds_account.password)
+    index = atdata.Index(
+        path=tmp_path / "i.db", data_store=atdata.LocalDiskStore(tmp_path / "d"), atmosphere=client
+    )
+    index.write(frames(4), name="frames-b", progress=False)
+    uri = index.promote_entry("frames-b", license="MIT", copy_to="blobs", progress=False)
+
+    reader = atdata.Index(
+        path=tmp_path / "r.db", data_store=atdata.LocalDiskStore(tmp_path / "rd")
+    )  # anonymous
+    recs = network_records(reader, uri)
+    assert recs.did == client.did and recs.name == "frames-b" and recs.entry["uri"] == uri
+    assert recs.schema is not None and recs.schema["value"]["name"] == "Frame" and not recs.schema_error
+    assert [lab["value"]["datasetUri"] for lab in recs.labels] == [uri]
+    with pytest.raises(ValueError, match="is not an at://"):
+        network_records(reader, recs.schema["uri"])
