@@ -773,9 +773,19 @@ class IndexBrowser(AtdataWidget):
             [[r[k] + (f" {r['uri']}" if k == "published" and r["uri"] else "") for k in keys] for r in rows],
         )
         label = S.page_label(self.offset, len(self.page), self.page.total)
+        network = ""
+        if self.network is not None and self.network.searched:
+            net = self.network
+            network = (
+                f"<div><b>Network</b> {esc(S.network_status_text(len(net.rows), query=net.query))}</div>"
+                + html_table(
+                    [c.label for c in S.NETWORK_COLUMNS],
+                    [[r[c.key] for c in S.NETWORK_COLUMNS] for r in net.rows],
+                )
+            )
         return (
             f"<div class='atdata-index-browser'><div><b>Index</b> {esc(self.index.provider)} · "
-            f"entries {esc(label)}</div>{table}"
+            f"entries {esc(label)}</div>{table}{network}"
             "<div class='atdata-static-note'>A static view: run the notebook with ipywidgets to search, "
             "sort and open entries.</div></div>"
         )
