@@ -11,13 +11,16 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
 
 from atdata_lab.errors import SandboxError
 from atdata_lab.sandbox import _procs
 from atdata_lab.sandbox._install import Installation, cache_root, ensure_installed
+
+if TYPE_CHECKING:
+    from atdata_lab.sandbox._appview import AppViewNetwork
 
 __all__ = ["Sandbox", "SandboxAccount", "generate_password"]
 
@@ -52,13 +55,14 @@ class SandboxAccount(NamedTuple):
         return {"ATDATA_HANDLE": self.handle, "ATDATA_PASSWORD": self.password}
 
 
-def trusted_hosts_with(url: str) -> str:
-    """``$ATDATA_TRUSTED_HOSTS`` with the ``host:port`` of ``url`` added (once)."""
+def trusted_hosts_with(url: str, hosts: str | None = None) -> str:
+    """``hosts`` (default ``$ATDATA_TRUSTED_HOSTS``) with the ``host:port`` of ``url`` added (once)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     mine = f"{parts.hostname}:{parts.port}"
-    have = [h.strip() for h in os.environ.get("ATDATA_TRUSTED_HOSTS", "").split(",") if h.strip()]
+    base = os.environ.get("ATDATA_TRUSTED_HOSTS", "") if hosts is None else hosts
+    have = [h.strip() for h in base.split(",") if h.strip()]
     return ",".join(have if mine in have else [*have, mine])
 
 
@@ -150,6 +154,10 @@ class Sandbox:
             ``{"PDS_RATE_LIMITS_ENABLED": "true"}`` (its rate limits are off by default). They are
             read by the PDS's ``readEnv()`` and applied over the sandbox's settings; a variable
             the PDS does not know is ignored (and named in the server log).
+        appview: Also start the AppView network: a private PostgreSQL, the bridge and the real
+            ``atdata-app`` AppView in its own Python 3.12 venv (installed once; see
+            :mod:`atdata_lab.sandbox._appview`). Needs Python 3.12: without it :meth:`start` raises
+            :class:`~atdata_lab.errors.SandboxError` saying how to get it, before starting anything.
     """
 
     def __init__(
@@ -164,6 +172,7 @@ class Sandbox:
         blob_upload_limit: int = 5 * 1024 * 1024,
         run_dir: str | os.PathLike[str] | None = None,
         pds_env: dict[str, str] | None = None,
+        appview: bool = False,
     ) -> None:
         bad = [k for k in (pds_env or {}) if not (isinstance(k, str) and k.startswith("PDS_"))]
         if bad:
@@ -187,7 +196,11 @@ class Sandbox:
         self.plc_port: int | None = None
         self.install: Installation | None = None
         self.started_in: float | None = None
+        self.appview_started_in: float | None = None
         self._secrets: dict[str, str] | None = None
+        self.appview = appview
+        self.network: AppViewNetwork | None = None
+        self._network_state: dict[str, Any] | None = None  # a detached network's state (CLI)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -203,6 +216,34 @@ class Sandbox:
         if self.plc_port is None:
             raise SandboxError("the sandbox is not started: call sb.start() or use `with Sandbox() as sb:`")
         return f"http://localhost:{self.plc_port}"
+
+    @property
+    def appview_url(self) -> str:
+        """Base URL of the AppView, e.g. ``http://127.0.0.1:41236`` (needs ``appview=True``)."""
+        if self.network is not None and self.network.appview_port is not None:
+            return self.network.appview_url
+        if self._network_state and self._network_state.get("appview_url"):
+            return str(self._network_state["appview_url"])
+        raise SandboxError(
+            "the AppView is not running: start the sandbox with Sandbox(appview=True) "
+            "(or `atdata-lab sandbox start --appview`)"
+        )
+
+    def processes(self) -> dict[str, int]:
+        """``{name: pid}`` of every running process: ``"pds"`` (PDS + PLC) and, with the AppView,
+        ``"postgres"``, ``"bridge"`` and ``"appview"``."""
+        out: dict[str, int] = {}
+        if self.pid is not None and self.is_running():
+            out["pds"] = self.pid
+        infos = (
+            self.network.state()["processes"]
+            if self.network
+            else (self._network_state or {}).get("processes", [])
+        )
+        for info in infos:
+            if _procs.is_alive(int(info["pid"])):
+                out[str(info["name"])] = int(info["pid"])
+        return out
 
     @property
     def pid(self) -> int | None:
@@ -230,14 +271,23 @@ class Sandbox:
 
         Returns:
             ``{"ATDATA_PDS_URL": ..., "ATDATA_TRUSTED_HOSTS": ...}`` (plus the account's variables if
-            given). ``ATDATA_TRUSTED_HOSTS`` adds this PDS's ``127.0.0.1:<port>`` to the hosts already
+            given), and ``ATDATA_APPVIEW_URL`` while the AppView runs. ``ATDATA_TRUSTED_HOSTS`` adds this PDS's ``127.0.0.1:<port>`` to the hosts already
             trusted: the trust policy refuses loopback addresses named by other people's records, and
-            this is how the sandbox's own PDS is allowed (see :class:`~atdata_lab.urls.TrustPolicy`).
+            this is how the sandbox's own PDS (and AppView) is allowed (see
+            :class:`~atdata_lab.urls.TrustPolicy`).
         """
         env = {"ATDATA_PDS_URL": self.pds_url, "ATDATA_TRUSTED_HOSTS": trusted_hosts_with(self.pds_url)}
+        if self._appview_running():
+            env["ATDATA_APPVIEW_URL"] = self.appview_url
+            env["ATDATA_TRUSTED_HOSTS"] = trusted_hosts_with(self.appview_url, env["ATDATA_TRUSTED_HOSTS"])
         if account is not None:
             env.update(account.env())
         return env
+
+    def _appview_running(self) -> bool:
+        if self.network is not None:
+            return self.network.appview_port is not None
+        return bool(self._network_state and self._network_state.get("appview_url"))
 
     def rss_bytes(self) -> int | None:
         """Resident memory of the server process in bytes (None when stopped)."""
@@ -277,6 +327,11 @@ class Sandbox:
         """
         if self.is_running():
             return self
+        appview_install = None
+        if self.appview:  # before anything starts: no Python 3.12 -> a clear error, nothing left running
+            from atdata_lab.sandbox._appview_install import ensure_appview_installed
+
+            appview_install = ensure_appview_installed(progress=self._progress)
         self.install = ensure_installed(progress=self._progress)
         self._prepare_dirs()
         saved = self._load_config()
@@ -296,7 +351,33 @@ class Sandbox:
         self._save_config()
         if not detach:
             _LIVE.add(self)
+        if appview_install is not None:
+            self._start_network(appview_install, detach=detach)
         return self
+
+    def _start_network(self, install: Any, *, detach: bool) -> None:
+        from atdata_lab.sandbox._appview import AppViewNetwork
+
+        assert self.run_dir is not None
+        started = time.monotonic()
+        network = AppViewNetwork(
+            install,
+            self.run_dir,
+            pds_url=self.pds_url,
+            plc_url=self.plc_url,
+            detach=detach,
+            startup_timeout=min(self.startup_timeout, 90.0),
+        )
+        try:
+            network.start()
+        except BaseException:
+            self.stop()
+            raise
+        self.appview_started_in = time.monotonic() - started
+        if detach:
+            self._network_state = network.state()
+        else:
+            self.network = network
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (SIGTERM to its process group, SIGKILL after ``timeout`` seconds).
@@ -304,6 +385,16 @@ class Sandbox:
         Removes the throw-away data folder when there is no ``data_dir``. Safe to call twice.
         """
         _LIVE.discard(self)
+        network, self.network = self.network, None
+        if network is not None:
+            network.stop(timeout=timeout)
+        elif self._network_state:
+            from atdata_lab.sandbox._appview import stop_processes
+
+            stop_processes(self._network_state.get("processes", []), timeout=timeout)
+            for d in self._network_state.get("scratch_dirs", []):
+                shutil.rmtree(d, ignore_errors=True)
+        self._network_state = None
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
@@ -383,7 +474,15 @@ class Sandbox:
             "scratch_dir": str(self._tmp_dir) if self._tmp_dir else None,
             "pid_file": str(self._pid_file()),
             "log": str(self.log_path),
+            **self._network_info(),
         }
+
+    def _network_info(self) -> dict[str, Any]:
+        if self.network is not None:
+            return {"appview": self.network.state()}
+        if self._network_state:
+            return {"appview": dict(self._network_state)}
+        return {}
 
     # ---------------------------------------------------------------- internals
     def _pid_file(self) -> Path:

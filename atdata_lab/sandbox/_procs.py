@@ -109,8 +109,18 @@ def listening_sockets(pid: int) -> list[tuple[str, int]]:
     return found
 
 
-def stop_process_group(pid: int, *, expected_start: int | None, timeout: float = 10.0) -> bool:
-    """SIGTERM the process group led by ``pid``, then SIGKILL it after ``timeout`` seconds.
+def stop_process_group(
+    pid: int,
+    *,
+    expected_start: int | None,
+    timeout: float = 10.0,
+    sig: int = signal.SIGTERM,
+    leader_only: bool = False,
+) -> bool:
+    """Send ``sig`` (SIGTERM) to the process group led by ``pid``, then SIGKILL it after ``timeout`` s.
+
+    PostgreSQL takes SIGINT to its postmaster only (``leader_only=True``: its fast shutdown, which
+    stops its children itself; SIGTERM would wait for its clients to leave).
 
     Only acts if ``pid`` still leads its own process group (the sandbox starts its server with a
     new session) and, when ``expected_start`` is given, is still the same process (not a recycled
@@ -123,7 +133,10 @@ def stop_process_group(pid: int, *, expected_start: int | None, timeout: float =
     try:
         if os.getpgid(pid) != pid:
             return False
-        os.killpg(pid, signal.SIGTERM)
+        if leader_only:
+            os.kill(pid, sig)
+        else:
+            os.killpg(pid, sig)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout

@@ -53,7 +53,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -62,6 +61,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from atdata_lab.sandbox import _procs
+from atdata_lab.sandbox._postgres import PostgresCluster
+from atdata_lab.sandbox._postgres import find_postgres_bindir as _pg_bindir_now
+from atdata_lab.sandbox._postgres import sweep_stale_postgres_dirs as sweep_stale_postgres_dirs
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -779,20 +783,6 @@ def s3_bucket(s3_server: SeaweedS3Server) -> Iterator[str]:
 # PostgreSQL: Debian's postgresql
 # --------------------------------------------------------------------------------------------
 
-PG_TMP_PREFIX = "atdata-lab-pg-"
-
-
-def _pg_bindir_now() -> Path | None:
-    def version(p: Path) -> tuple[int, ...]:
-        name = p.parent.parent.name
-        return tuple(int(x) for x in name.split(".") if x.isdigit())
-
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=version)
-    if found:
-        return found[-1].parent
-    on_path = shutil.which("initdb")
-    return Path(on_path).resolve().parent if on_path else None
-
 
 def find_postgres_bindir(*, install: bool = True) -> Path | None:
     """The folder of Debian's ``initdb`` and ``postgres`` (``/usr/lib/postgresql/<newest>/bin``, which
@@ -804,58 +794,15 @@ def find_postgres_bindir(*, install: bool = True) -> Path | None:
     return _pg_bindir_now()
 
 
-def _pg_run_as() -> tuple[int, int] | None:
-    """(uid, gid) to run PostgreSQL as: None (ourselves) unless we are root, which initdb and
-    postgres refuse; then Debian's ``postgres`` system user (created by the postgresql package)."""
-    if os.geteuid() != 0:
-        return None
-    import pwd
-
-    try:
-        pw = pwd.getpwnam("postgres")
-    except KeyError:
-        raise RuntimeError(
-            "PostgreSQL refuses to run as root and there is no `postgres` user to run it as: "
-            "apt-get install postgresql creates it (bash scripts/install-system-deps.sh)"
-        ) from None
-    return pw.pw_uid, pw.pw_gid
-
-
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+    return _procs.is_alive(pid)
 
 
-def sweep_stale_postgres_dirs() -> None:
-    """Removes /tmp/atdata-lab-pg-* folders left by sessions that were killed (their owner and their
-    postmaster are both gone): only ours, by name, never a running cluster."""
-    for d in Path(tempfile.gettempdir()).glob(PG_TMP_PREFIX + "*"):
-        try:
-            owner = int((d / "owner.pid").read_text())
-        except (OSError, ValueError):
-            continue
-        if pid_alive(owner):
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            postmaster = int((d / "data" / "postmaster.pid").read_text().split()[0])
-            if pid_alive(postmaster):
-                continue
-        shutil.rmtree(d, ignore_errors=True)
-
-
-class PostgresServer(_ServerProcess):
-    """One real PostgreSQL cluster (Debian's ``postgres``) on 127.0.0.1, private to the caller.
-
-    ``initdb`` makes a fresh cluster whose superuser ``atdata`` has a random password, required over
-    TCP (scram-sha-256); the unix socket lives beside the data, not in /var/run. PostgreSQL refuses
-    to run as root: under root (CI) the cluster belongs to, and runs as, Debian's ``postgres`` system
-    user, and its data then sits in a fresh 0700 folder under /tmp that this user can reach (pytest's
-    own tmp folders are 0700 root); the log stays in ``workdir``. Stopped with SIGINT (PostgreSQL's
-    fast shutdown: open connections do not hold it up), SIGKILL after a grace period.
+class PostgresServer(PostgresCluster, _ServerProcess):
+    """The library's :class:`~atdata_lab.sandbox._postgres.PostgresCluster` (one launcher: initdb,
+    loopback, private 0700 data, ``postgres`` user under root, SIGINT fast shutdown) plus what tests
+    need: psycopg connections, databases made and dropped, restart on the same port, memory.
 
     Args:
         workdir: Its log goes there (and its data, unless running as root).
@@ -863,39 +810,13 @@ class PostgresServer(_ServerProcess):
         bindir: The folder of ``initdb`` and ``postgres`` (default: Debian's newest).
     """
 
-    host = LOOPBACK
-    user = "atdata"
     restart_wait = 15.0
 
     def __init__(self, workdir: Path, *, port: int | None = None, bindir: Path | None = None):
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_ports(1)[0]
         found = bindir or find_postgres_bindir()
         if found is None:
             raise RuntimeError("PostgreSQL is not installed: bash scripts/install-system-deps.sh")
-        self.bindir = Path(found)
-        self.password = secrets.token_urlsafe(18)
-        self.run_as = _pg_run_as()
-        if self.run_as is None:
-            self.base = self.workdir
-        else:
-            sweep_stale_postgres_dirs()
-            self.base = Path(tempfile.mkdtemp(prefix=PG_TMP_PREFIX))
-            (self.base / "owner.pid").write_text(str(os.getpid()))
-            os.chown(self.base, *self.run_as)
-        self.data_dir = self.base / "data"
-        self.socket_dir = self.base / "sock"
-        self.log_path = self.workdir / "postgres.log"
-        self.proc: subprocess.Popen | None = None
-        self.startup_seconds: float | None = None
-        self._initdb()
-
-    # -- addresses and clients -----------------------------------------------------------------
-
-    def dsn(self, dbname: str = "postgres") -> str:
-        """``postgresql://atdata:PASSWORD@127.0.0.1:PORT/dbname`` (TCP, password required)."""
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
+        super().__init__(workdir, port=port or free_ports(1)[0], bindir=found)
 
     def connect(self, dbname: str = "postgres"):
         """A psycopg connection (autocommit) as the superuser."""
@@ -914,122 +835,6 @@ class PostgresServer(_ServerProcess):
         """Drops a database, closing the connections still open on it (PostgreSQL 13+)."""
         with self.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    # -- process -------------------------------------------------------------------------------
-
-    def _popen_kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {
-            "stdin": subprocess.DEVNULL,
-            "cwd": self.base,
-            "start_new_session": True,
-            "preexec_fn": _die_with_parent,  # runs after the uid change, which would clear it
-            "env": {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"LC_ALL": "C.UTF-8"},
-        }
-        if self.run_as is not None:
-            kw.update(user=self.run_as[0], group=self.run_as[1], extra_groups=[])
-        return kw
-
-    def _initdb(self) -> None:
-        pwfile = self.base / "pwfile"
-        pwfile.write_text(self.password + "\n")
-        pwfile.chmod(0o600)
-        for d in (self.socket_dir,):
-            d.mkdir(mode=0o700, exist_ok=True)
-        if self.run_as is not None:
-            for p in (pwfile, self.socket_dir):
-                os.chown(p, *self.run_as)
-        try:
-            cmd = [
-                str(self.bindir / "initdb"),
-                "-D", str(self.data_dir),
-                "-U", self.user,
-                f"--pwfile={pwfile}",
-                "--auth-host=scram-sha-256",
-                "--auth-local=trust",
-                "-E", "UTF8",
-                "--locale=C.UTF-8",
-                "--no-sync",
-                "--no-instructions",
-            ]  # fmt: skip
-            with open(self.log_path, "ab") as log:
-                proc = subprocess.run(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, timeout=120, **self._popen_kwargs()
-                )
-            if proc.returncode != 0:
-                raise RuntimeError(f"initdb failed with {proc.returncode}:\n{_tail(self.log_path)}")
-        finally:
-            pwfile.unlink(missing_ok=True)
-
-    def command(self) -> list[str]:
-        """The exact command line used to start the server."""
-        return [
-            str(self.bindir / "postgres"),
-            "-D", str(self.data_dir),
-            "-h", self.host,
-            "-p", str(self.port),
-            "-k", str(self.socket_dir),
-            "-c", "unix_socket_permissions=0700",
-            "-c", "max_connections=60",
-            "-c", "shared_buffers=64MB",
-            "-c", "timezone=UTC",
-            "-c", "logging_collector=off",
-        ]  # fmt: skip
-
-    def start(self, timeout: float = 30) -> PostgresServer:
-        """Starts the postmaster and waits until a password login over TCP succeeds.
-
-        Raises:
-            RuntimeError: It exited or was not ready in time (the log tail is included).
-        """
-        if self.pid is not None:
-            return self
-        import psycopg
-
-        t0 = time.monotonic()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        try:
-            self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, **self._popen_kwargs()
-            )
-        finally:
-            log.close()
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"postgres exited with {self.proc.returncode} on port {self.port}:\n{_tail(self.log_path)}"
-                )
-            try:
-                with psycopg.connect(self.dsn(), connect_timeout=2):
-                    pass
-            except psycopg.OperationalError:
-                time.sleep(0.05)
-                continue
-            self.startup_seconds = time.monotonic() - t0
-            return self
-        self.stop()
-        raise RuntimeError(f"postgres was not ready within {timeout} s:\n{_tail(self.log_path)}")
-
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGINT (fast shutdown: open sessions are ended), SIGKILL after ``grace`` seconds."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def cleanup(self) -> None:
-        """Stops the server and removes its data when it lived outside ``workdir`` (root's /tmp folder)."""
-        self.stop()
-        if self.base != self.workdir:
-            shutil.rmtree(self.base, ignore_errors=True)
-
-    def __repr__(self) -> str:
-        return f"PostgresServer(host={self.host!r}, port={self.port}, pid={self.pid})"
 
 
 def start_postgres_server(workdir: Path, **kwargs: Any) -> PostgresServer:

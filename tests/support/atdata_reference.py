@@ -22,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from atdata_lab.sandbox._python312 import clean_env, find_python312, python_minor
 
 ATDATA_VERSION = "0.7.0b1"
 """The atdata release the fixtures were written with and that our shards must load in."""
@@ -46,7 +47,6 @@ READ_SCRIPT = SUPPORT_DIR / "atdata_read_shards.py"
 WRITE_SCRIPT = SUPPORT_DIR / "atdata_write_shards.py"
 
 _BUILD_TIMEOUT_S = 900
-_ENV_DROP = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "PYTHONNOUSERSITE")
 
 
 class AtdataUnavailable(RuntimeError):
@@ -86,76 +86,8 @@ class AtdataRunError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
-def _python_minor(executable: str) -> tuple[int, int] | None:
-    """Returns ``(major, minor)`` of an interpreter by running it, or None if it does not run."""
-    try:
-        out = subprocess.run(
-            [executable, "-c", "import sys, venv; print(*sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=_clean_env(),
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    try:
-        major, minor = (int(x) for x in out.stdout.split())
-    except ValueError:
-        return None
-    return major, minor
-
-
-def _pyenv_root() -> Path:
-    root = os.environ.get("PYENV_ROOT")
-    if root:
-        return Path(root)
-    pyenv = shutil.which("pyenv")
-    if pyenv:
-        try:
-            out = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30)
-            if out.returncode == 0 and out.stdout.strip():
-                return Path(out.stdout.strip())
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return Path.home() / ".pyenv"
-
-
-def _version_key(path: Path) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", path.name))
-
-
-def find_python312() -> str | None:
-    """Finds a working CPython 3.12 interpreter.
-
-    Looks, in order, at ``$ATDATA_LAB_PYTHON312``, pyenv's installed ``3.12.*`` versions (newest
-    first; real binaries, not shims), and ``python3.12`` on PATH. Each candidate is run once to
-    check that it really is 3.12 and has the ``venv`` module.
-
-    Returns:
-        The interpreter's path, or None when no usable 3.12 exists.
-    """
-    candidates: list[str] = []
-    override = os.environ.get("ATDATA_LAB_PYTHON312")
-    if override:
-        candidates.append(override)
-    versions = _pyenv_root() / "versions"
-    if versions.is_dir():
-        found = [p for p in versions.glob("3.12*") if re.fullmatch(r"3\.12\.\d+", p.name)]
-        for v in sorted(found, key=_version_key, reverse=True):
-            candidates.append(str(v / "bin" / "python3.12"))
-    on_path = shutil.which("python3.12")
-    if on_path:
-        candidates.append(on_path)
-    seen: set[str] = set()
-    for cand in candidates:
-        if cand in seen or not Path(cand).exists():
-            continue
-        seen.add(cand)
-        if _python_minor(cand) == (3, 12):
-            return cand
-    return None
+# One finder for the project: the sandbox's AppView venv is built from the same interpreter.
+_python_minor = python_minor
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,12 +112,7 @@ def venv_python(root: Path | None = None) -> Path:
 
 
 def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
-    env["PYTHONNOUSERSITE"] = "1"
-    env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-    if extra:
-        env.update(extra)
-    return env
+    return clean_env(extra)
 
 
 def _is_ready(root: Path) -> bool:
