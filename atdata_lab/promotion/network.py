@@ -104,12 +104,18 @@ def appview_knows(index: Any, name: str, *, did: str | None = None) -> AppViewCh
     Raises:
         InvalidArgumentError: no ``did`` and no account attached (nothing to ask about).
     """
-    atm = getattr(index, "atmosphere", None) if index is not None else None
-    did = did or (getattr(atm, "did", None) if atm is not None else None)
+    own = getattr(index, "atmosphere", None) if index is not None else None
+    did = did or (getattr(own, "did", None) if own is not None else None)
     if not did:
         raise InvalidArgumentError(
             "appview_knows needs a publisher: pass did=..., or attach an account to the index"
         )
+    # the client search uses: the attached account's AppView, else one for $ATDATA_APPVIEW_URL
+    finder = getattr(index, "_network_client", None)
+    try:
+        atm = finder() if callable(finder) else own
+    except AtdataLabError as e:  # e.g. an ATDATA_APPVIEW_URL that is no URL
+        return AppViewCheck("unavailable", name, did, detail=f"{type(e).__name__}: {e}")
     appview = _appview_of(atm)
     if atm is None or not appview:
         return AppViewCheck("not configured", name, did)

@@ -7,6 +7,9 @@ PDS, and the network search against the real sandbox AppView."""
 from __future__ import annotations
 
 import html
+import socket
+import time
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -242,3 +245,181 @@ def test_network_records_read_entry_schema_and_labels(pds_account, tmp_path):
     assert [lab["value"]["datasetUri"] for lab in recs.labels] == [uri]
     with pytest.raises(ValueError, match="is not an at://"):
         network_records(reader, recs.schema["uri"])
+
+
+# --------------------------------------------------------------------------------------- the real network
+# A sandbox of its own with the AppView (PostgreSQL, the bridge, the real atdata-app), started once here.
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    from atdata_lab.sandbox import Sandbox, ensure_installed
+
+    ensure_installed(progress=False)
+    sb = Sandbox(run_dir=tmp_path_factory.mktemp("network"), appview=True, progress=False)
+    sb.start()
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+def login(network, account, **options):
+    from atdata_lab.atmosphere import Atmosphere
+
+    return Atmosphere.login(
+        account.handle, account.password, pds_url=network.env(account)["ATDATA_PDS_URL"], **options
+    )
+
+
+def publish(network, account, tmp_path, name, *, tags, n=4, seed=0):
+    """``account`` publishes ``n`` frames as ``name`` (shards as PDS blobs, so anyone can read them)."""
+    index = atdata.Index(
+        path=tmp_path / f"{account.handle}.db",
+        data_store=atdata.LocalDiskStore(tmp_path / account.handle),
+        atmosphere=login(network, account),
+    )
+    index.write(
+        frames(n, seed), name=name, description=f"frames of {account.handle}", tags=tags, progress=False
+    )
+    return index.promote_entry(name, license="MIT", copy_to="blobs", progress=False)
+
+
+def wait_for(fn, what, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def reader(network, tmp_path, monkeypatch):
+    """A third user, logged in, with the sandbox's ATDATA_* (AppView URL, trusted hosts) set."""
+    carol = network.create_account()
+    for k, v in network.env(carol).items():
+        monkeypatch.setenv(k, v)
+    index = atdata.Index(
+        path=tmp_path / "reader.db",
+        data_store=atdata.LocalDiskStore(tmp_path / "rd"),
+        atmosphere=login(network, carol),
+    )
+    index.write(frames(3), name="my-frames", progress=False)  # a local Frame schema to diff against
+    return index
+
+
+def network_uris(index, text):
+    return {r.uri for r in index.search(text, scope="network").items}
+
+
+@pytest.mark.sandbox
+def test_network_tab_finds_two_publishers_and_opens_one(network, reader, tmp_path):
+    from atdata_lab.widgets import IndexBrowser, SampleInspector, SchemaDiffViewer
+
+    tag = f"nt{uuid.uuid4().hex[:8]}"
+    alice, bob = network.create_account(), network.create_account()
+    a_uri = publish(network, alice, tmp_path, "frames-alice", tags=[tag])
+    b_uri = publish(network, bob, tmp_path, "frames-bob", tags=[tag], n=6, seed=1)
+    wait_for(lambda: {a_uri, b_uri} <= network_uris(reader, tag), "the AppView indexing both datasets")
+
+    b = IndexBrowser(reader, poll=None)
+    assert b.tabs is not None and b.tabs.get_title(2) == "Network" and not b.network.searched
+    rows = {r["uri"]: r for r in b.search_network(tag)}
+    assert set(rows) == {a_uri, b_uri} and b.tabs.selected_index == 2 and not b.errors.visible
+    assert rows[a_uri]["publisher"] == f"@{alice.handle}" and rows[a_uri]["did"] == alice.did
+    assert rows[b_uri]["publisher"] == f"@{bob.handle}" and rows[b_uri]["samples"] == "6"
+    assert rows[a_uri]["license"] == "MIT" and rows[a_uri]["schema"] and rows[a_uri]["created"]
+    assert "2 datasets matching" in b.network.status.value and not b.network.polling
+
+    # a row click from the front end: its records, read from the publisher's PDS
+    b.network.table.selected = a_uri
+    recs = b.network.records
+    assert not b.errors.visible, b.errors.message
+    assert recs.uri == a_uri and recs.name == "frames-alice" and recs.did == alice.did
+    assert recs.schema["value"]["name"] == "Frame" and [lab["value"]["name"] for lab in recs.labels] == [
+        "frames-alice"
+    ]
+    assert b.network.load_line == f'load_dataset("@{alice.handle}/frames-alice")'
+    detail = html.unescape(b.network.detail_html.value)
+    assert (
+        b.network.load_line in detail
+        and "entry · " + a_uri in detail
+        and b.network.detail.layout.display == "flex"
+    )
+
+    # its samples, streamed from the publisher's PDS blobs
+    inspector = b.inspect_network()
+    assert isinstance(inspector, SampleInspector) and inspector.n == 4 and inspector.sample.label == 0
+    assert b.network.action_widget is inspector
+    # its schema against the local one (same fields: identical)
+    assert b.network.diff_against.value.startswith("atdata://local/schema/Frame@")
+    viewer = b.diff_network()
+    assert isinstance(viewer, SchemaDiffViewer) and b.network.action_widget is viewer
+    b.network.close_action()
+    assert b.network.action_widget is None
+
+    # filters: tags and a schema (each publisher has its own schema record)
+    assert {r["uri"] for r in b.search_network("", tags=[tag])} == {a_uri, b_uri}
+    assert [r["uri"] for r in b.search_network(tag, schema=recs.schema_ref)] == [a_uri]
+    assert b.network.selected is not None and b.network.table.selected == a_uri  # the selection stays
+    b.close()
+
+
+@pytest.mark.sandbox
+def test_new_records_appear_by_polling_until_closed(network, reader, tmp_path):
+    from atdata_lab.widgets import IndexBrowser
+
+    tag = f"np{uuid.uuid4().hex[:8]}"
+    alice = network.create_account()
+    first = publish(network, alice, tmp_path, "poll-one", tags=[tag])
+    wait_for(lambda: first in network_uris(reader, tag), "the AppView indexing the first dataset")
+    b = IndexBrowser(reader, poll=0.1)  # bounded: polls every 2 s at the most
+    assert b.network.poll == 2.0
+    assert [r["uri"] for r in b.search_network(tag)] == [first] and b.network.polling
+    second = publish(network, alice, tmp_path, "poll-two", tags=[tag], seed=2)
+    wait_for(
+        lambda: second in [r["uri"] for r in b.network.table.rows], "the poll showing the new record", 90
+    )
+    assert b.network.poll_changes >= 1 and b.network.polls >= 1
+    b.close()
+    assert not b.network.polling
+    polls = b.network.polls
+    time.sleep(2.5)
+    assert b.network.polls == polls  # stopped with the widget
+
+
+@pytest.mark.sandbox
+def test_the_plan_says_whether_the_appview_knows_the_name(network, reader, tmp_path):
+    from atdata_lab.widgets import PromotionWizard
+
+    alice = network.create_account()
+    uri = publish(network, alice, tmp_path, "known-frames", tags=["k"])
+    index = atdata.Index(
+        path=tmp_path / f"{alice.handle}.db",
+        data_store=atdata.LocalDiskStore(tmp_path / alice.handle),
+        atmosphere=login(network, alice),
+    )
+    wait_for(lambda: appview_knows(index, "known-frames").known, "the AppView indexing the dataset")
+    index.write(frames(5, seed=3), name="other-frames", progress=False)
+
+    plan = index.plan_promotion("other-frames", name="known-frames")
+    assert plan.appview.state == "known" and plan.appview.uris == (uri,)
+    assert plan.appview.appview == network.appview_url and "already knows a dataset named" in plan.summary()
+    assert index.plan_promotion("other-frames").appview.state == "unknown"  # its own name: not yet
+
+    w = PromotionWizard(index, entry="other-frames")
+    w.wait()
+    assert w.set_description(name="known-frames") == ""
+    plan = w.make_plan()
+    assert plan.appview.state == "known"  # the plan Publish executes, and the preview shows it
+    assert "AppView: known" in w._decision.value and uri in w._decision.value
+
+    # an AppView that does not answer: the preview says so, the plan is still made
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    index.atmosphere = login(network, alice, appview=dead)
+    plan = index.plan_promotion("other-frames", name="known-frames")
+    assert plan.appview.state == "unavailable" and plan.appview.detail, plan.appview
+    assert "could not be asked" in plan.summary()
