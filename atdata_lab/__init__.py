@@ -8,6 +8,9 @@ from .cid import generate_cid, verify_cid
 from .dataset import Dataset, DatasetDict, SampleBatch, write_samples
 from .entry import IndexEntry
 from .errors import (
+    AppViewError,
+    AppViewRequiredError,
+    AppViewUnavailableError,
     AtdataLabError,
     EntryConflictError,
     EntryNotFoundError,
@@ -39,6 +42,14 @@ from .repository import Repository, create_repository
 from .sample import DictSample, Packable, PackableSample, packable
 from .schema import Schema, schema_to_type
 from .schema_diff import SchemaDiff, schema_diff
+from .search import (
+    AppViewSearchBackend,
+    LocalSearchBackend,
+    SearchAggregator,
+    SearchBackend,
+    SearchResult,
+    SearchResults,
+)
 from .sources import BlobSource, DataSource, S3Source, URLSource
 from .stores import LocalDiskStore
 from .stores.base import AbstractDataStore, ShardWriteResult
@@ -50,6 +61,15 @@ AtdataError = AtdataLabError  # atdata's name for the root of its errors: the sa
 
 __all__ = [
     "AbstractDataStore",
+    "AppViewError",
+    "AppViewRequiredError",
+    "AppViewSearchBackend",
+    "AppViewUnavailableError",
+    "LocalSearchBackend",
+    "SearchAggregator",
+    "SearchBackend",
+    "SearchResult",
+    "SearchResults",
     "AtdataError",
     "BlobSource",
     "DataSource",

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AppViewError",
+    "AppViewRequiredError",
+    "AppViewUnavailableError",
     "AtdataLabError",
     "AtdataLabWarning",
     "AtmosphereError",
@@ -406,6 +409,61 @@ class RecordConflictError(RequestError, ValueError):
     ):
         super().__init__(message, response=response, status=status)
         self.current_cid = current_cid
+
+
+class AppViewError(AtmosphereError):
+    """An AppView (the service that indexes ``science.alt.dataset.*`` records across publishers
+    and answers searches) refused a request or answered something that is not a valid response.
+
+    Attributes:
+        url: The AppView base URL (None when unknown).
+        status: The HTTP status, when an answer arrived.
+        response: The answer (a :class:`~atdata_lab.atmosphere._http.PDSResponse`), when one arrived.
+    """
+
+    def __init__(self, *args: Any, url: str | None = None, status: int | None = None, response: Any = None):
+        super().__init__(*args)
+        self.url = url
+        self.status = status
+        self.response = response
+
+
+class AppViewUnavailableError(AppViewError, ConnectionError):
+    """The configured AppView cannot be reached, timed out or failed with 5xx (after retries).
+
+    Raised where the AppView is required (``index.search(scope="network")``); where it is
+    optional (``scope="all"``) the search goes on without it and says so in its result.
+
+    Attributes:
+        url: The AppView URL.
+        reason: Why it is unavailable.
+    """
+
+    def __init__(self, url: str, reason: str, *, status: int | None = None, response: Any = None):
+        super().__init__(
+            f"the AppView at {url} is unavailable: {reason} — check that it runs (the sandbox's: "
+            "atdata-lab sandbox start --appview) and that appview= or ATDATA_APPVIEW_URL names it",
+            url=url,
+            status=status,
+            response=response,
+        )
+        self.reason = reason
+
+
+class AppViewRequiredError(AppViewError, ValueError):
+    """An operation needs an AppView and none is configured.
+
+    Attributes:
+        operation: What needed it (an XRPC method or a call).
+    """
+
+    def __init__(self, operation: str):
+        super().__init__(
+            f"{operation} needs an AppView and none is configured: pass appview=URL to the Atmosphere "
+            "(Atmosphere.login(handle, password, appview=URL)) or set ATDATA_APPVIEW_URL "
+            "(the sandbox's: atdata-lab sandbox start --appview)"
+        )
+        self.operation = operation
 
 
 class AtdataLabWarning(UserWarning):

@@ -23,6 +23,8 @@ from .cid import cid_for
 from .dataset import Dataset
 from .entry import IndexEntry
 from .errors import (
+    AppViewError,
+    AppViewRequiredError,
     AtdataLabError,
     AtdataLabWarning,
     EntryConflictError,
@@ -36,6 +38,7 @@ from .errors import (
     ShardExistsError,
 )
 from .lens import Lens, LensNetwork
+from .logs import logger
 from .manifest.build import manifest_of_shard
 from .manifest.builder import ManifestSidecars
 from .manifest.shard_manifest import manifest_urls
@@ -54,6 +57,9 @@ from .schema import (
     version_key,
 )
 from .schema_diff import resolve_schema, schema_diff
+from .search import AppViewSearchBackend, SearchResult, SearchResults
+from .search._aggregator import merge_results
+from .search._local import result_from_entry
 from .shards import HintObserver, ShardInfo, ShardRow, ShardSetWriter, encode_samples_into, peek_samples
 from .stores.base import DataStore
 from .stores.local import FileSink, LocalDiskStore, atdata_home, check_dataset_name
@@ -73,16 +79,50 @@ def _pending_writes_dir() -> Path:
 
 
 class SearchPage(list):
-    """One page of search results: a list of :class:`IndexEntry` plus ``total``, ``offset``, ``limit``."""
+    """One page of :meth:`Index.search`: a list of the matching local :class:`IndexEntry` objects
+    (``total``, ``offset``, ``limit`` describe their paging), and atdata's
+    :class:`~atdata_lab.search.SearchResults` fields for every hit, local and network alike:
+    ``items`` (:class:`~atdata_lab.search.SearchResult` objects), ``cursor``, ``total_hint``,
+    ``source``, ``warnings``.
 
-    def __init__(self, entries: Iterable[IndexEntry], total: int, offset: int, limit: int | None) -> None:
+    With ``scope="local"`` the list and ``items`` hold the same datasets; with ``scope="network"``
+    the list is empty (no local entry was searched) and ``items`` holds what the AppView found.
+    """
+
+    def __init__(
+        self,
+        entries: Iterable[IndexEntry],
+        total: int,
+        offset: int,
+        limit: int | None,
+        *,
+        items: list[SearchResult] | None = None,
+        cursor: str | None = None,
+        total_hint: int | None = None,
+        source: str = "local",
+        warnings: list[str] | None = None,
+    ) -> None:
         super().__init__(entries)
         self.total = total
         self.offset = offset
         self.limit = limit
+        self._items = items
+        self.cursor = cursor
+        self.total_hint = total if total_hint is None and items is None else total_hint
+        self.source = source
+        self.warnings = list(warnings or [])
+
+    @property
+    def items(self) -> list[SearchResult]:
+        """Every hit as a :class:`~atdata_lab.search.SearchResult` (atdata's ``SearchResults.items``)."""
+        if self._items is None:
+            self._items = [result_from_entry(e) for e in self]
+        return self._items
 
     def __repr__(self) -> str:
         start = self.offset + 1 if self else 0
+        if self.source != "local":
+            return f"SearchPage({len(self.items)} results from {self.source}, {len(self)} local)"
         return f"SearchPage({start}-{self.offset + len(self)} of {self.total})"
 
 
@@ -744,20 +784,130 @@ class Index:
     def search(
         self,
         text: str | None = None,
-        *,
         tags: list[str] | None = None,
+        schema_ref: str | None = None,
+        repo: str | None = None,
+        limit: int | None = 50,
+        include_atmosphere: bool = True,
+        *,
+        scope: str | None = None,
+        cursor: str | None = None,
         schema: str | None = None,
         published: bool | None = None,
         sort: str = "created_at",
         descending: bool = True,
         offset: int = 0,
-        limit: int | None = 25,
     ) -> SearchPage:
-        """Entries matching ``text`` (name, description, tags), all ``tags``, and a schema name or ref.
+        """Datasets matching ``text``, all ``tags`` and a schema: in this index, across publishers, or both.
 
-        Filtering, sorting and paging happen in the provider (SQL side for SQLite).
+        Args:
+            text: Words to find. Locally: a substring of name, description or tags
+                (case-insensitive). On the network: the AppView's full-text search over the same.
+            tags: Tags that must all be present.
+            schema_ref: A schema reference (atdata's name); ``schema=`` also takes a schema name.
+            repo: Locally: ``"local"`` or the name of a mounted repository (others match nothing
+                here). On the network: a publisher's DID or handle.
+            limit: Results at most (the AppView answers at most 100 a page). ``None``: every
+                local match.
+            include_atmosphere: atdata's switch: ``False`` keeps the default scope local.
+            scope: ``"local"`` (this index), ``"network"`` (every publisher, through the AppView:
+                required, so :class:`~atdata_lab.errors.AppViewUnavailableError` if it cannot be
+                reached, except with ``repo=``, when that publisher's PDS is read instead) or
+                ``"all"`` (both, merged, repeats dropped; an unavailable AppView only adds a
+                warning). Default, as in atdata: ``"all"`` when an AppView is configured (the
+                attached atmosphere's, else ``$ATDATA_APPVIEW_URL``) and ``include_atmosphere``,
+                else ``"local"``.
+            cursor: The network page to continue from (``page.cursor`` of the previous page).
+            schema, published, sort, descending, offset: Local filters and paging (provider side;
+                ``sort`` is a column such as ``"created_at"`` or ``"name"``).
+
+        Returns:
+            A :class:`SearchPage`: the local :class:`IndexEntry` matches as a list (paged by
+            ``offset``/``limit``, counted by ``total``), and atdata's fields for every hit:
+            ``items`` (:class:`~atdata_lab.search.SearchResult`, ``source`` ``"local"``,
+            ``"atmosphere"`` or ``"pds"``), ``cursor``, ``total_hint``, ``source``, ``warnings``.
+
+        Raises:
+            AppViewRequiredError: ``scope="network"`` and no AppView is configured.
+            AppViewUnavailableError: ``scope="network"`` and it cannot be reached (see ``repo``).
         """
-        rows, total = self.provider.search(
+        if schema is not None and schema_ref is not None and schema != schema_ref:
+            raise InvalidArgumentError(f"schema={schema!r} and schema_ref={schema_ref!r}: give one of them")
+        schema = schema if schema is not None else schema_ref
+        if scope is None:
+            scope = "all" if include_atmosphere and self._network_client() is not None else "local"
+        if scope not in ("local", "network", "all"):
+            raise InvalidArgumentError(f"scope={scope!r}: give 'local', 'network' or 'all'")
+        if scope == "local":
+            return self._search_local(text, tags, schema, repo, published, sort, descending, offset, limit)
+        client = self._network_client()
+        net_limit = limit if limit is not None else 100
+        if scope == "network":
+            if client is None:
+                raise AppViewRequiredError("index.search(scope='network')")
+            found = AppViewSearchBackend(client).search(
+                text=text, tags=tags, schema_ref=schema, repo=repo, limit=net_limit, cursor=cursor
+            )
+            return SearchPage(
+                [],
+                0,
+                offset,
+                limit,
+                items=found.items,
+                cursor=found.cursor,
+                total_hint=found.total_hint,
+                source=found.source,
+                warnings=found.warnings,
+            )
+        local = self._search_local(text, tags, schema, repo, published, sort, descending, offset, limit)
+        pages = [SearchResults(items=local.items, total_hint=local.total, source="local")]
+        warnings: list[str] = []
+        if client is None:
+            warnings.append(
+                "no AppView is configured, so these are local results only: pass appview= to the "
+                "Atmosphere or set ATDATA_APPVIEW_URL"
+            )
+        else:
+            try:
+                pages.append(
+                    AppViewSearchBackend(client).search(
+                        text=text, tags=tags, schema_ref=schema, repo=repo, limit=net_limit
+                    )
+                )
+            except AppViewError as e:
+                logger("atdata_lab.search").warning("searching local entries only: %s", e)
+                warnings.append(f"{e}; these are local results only")
+        merged = merge_results(pages, net_limit)
+        return SearchPage(
+            local,
+            local.total,
+            offset,
+            limit,
+            items=merged.items,
+            total_hint=merged.total_hint,
+            source=merged.source,
+            warnings=warnings + merged.warnings,
+        )
+
+    def _search_local(
+        self,
+        text: str | None,
+        tags: list[str] | None,
+        schema: str | None,
+        repo: str | None,
+        published: bool | None,
+        sort: str,
+        descending: bool,
+        offset: int,
+        limit: int | None,
+    ) -> SearchPage:
+        """This index's (or a mounted repository's) matches: filtered, sorted and paged by the provider."""
+        target: Index | None = self
+        if repo not in (None, "local"):
+            target = self._repo_index(repo) if repo in self._repos else None
+        if target is None:  # a publisher's DID or handle: no local entry is theirs
+            return SearchPage([], 0, offset, limit)
+        rows, total = target.provider.search(
             text=text,
             tags=tags,
             schema=schema,
@@ -767,7 +917,32 @@ class Index:
             offset=offset,
             limit=limit,
         )
-        return SearchPage((IndexEntry.from_row(r, self) for r in rows), total, offset, limit)
+        return SearchPage((IndexEntry.from_row(r, target) for r in rows), total, offset, limit)
+
+    def _network_client(self) -> Any:
+        """The client that reaches the AppView: the attached atmosphere when it has one, else an
+        anonymous client for ``$ATDATA_APPVIEW_URL`` (on the attached account's PDS, else
+        ``$ATDATA_PDS_URL``), kept while those stay the same; None when no AppView is named."""
+        atm = self.atmosphere
+        if atm is not None and getattr(atm, "has_appview", False):
+            return atm
+        from .atmosphere._appview import appview_from_env  # lazily: the transport loads httpx
+
+        appview = appview_from_env()
+        if appview is None:
+            return None
+        pds = getattr(atm, "pds_url", None) or os.environ.get("ATDATA_PDS_URL") or "https://bsky.social"
+        key = (pds, appview)
+        cached = getattr(self, "_appview_reader", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        from .atmosphere import Atmosphere  # lazily: the client (httpx, the atproto SDK) loads on first use
+
+        client = Atmosphere(pds, appview=appview, plc_url=getattr(atm, "_plc_url", None))
+        if cached is not None:
+            cached[1].close()
+        self._appview_reader = (key, client)
+        return client
 
     def get_shards(self, entry: IndexEntry | str) -> list[dict[str, Any]]:
         """An entry's shards in order: ``url``, ``size``, ``checksum``, ``num_samples`` (from the

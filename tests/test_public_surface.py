@@ -34,6 +34,7 @@ MODULES = {  # atdata's module -> ours
     "atdata.lens": "atdata_lab.lens",
     "atdata.stores": "atdata_lab.stores",
     "atdata.repository": "atdata_lab.repository",
+    "atdata.search": "atdata_lab.search",
 }
 CLASSES = (
     "Index",
@@ -44,29 +45,19 @@ CLASSES = (
     "Lens",
     "LensNetwork",
     "Repository",
+    "SearchResult",
+    "SearchResults",
+    "LocalSearchBackend",
+    "AppViewSearchBackend",
+    "SearchAggregator",
 )
 
 _LATER_17 = "issue 17 (search across publishers, AppView, the atmosphere namespace, postgres)"
 
 DELIBERATE_OMISSIONS: dict[str, str] = {
-    # --- search, AppView, atmosphere namespace, postgres: issue 17 ---------------------------
-    "atdata.search": _LATER_17,
-    "atdata.SearchAggregator": _LATER_17,
-    "atdata.SearchBackend": _LATER_17,
-    "atdata.SearchResult": _LATER_17,
-    "atdata.SearchResults": _LATER_17,
-    "atdata.AppViewSearchBackend": _LATER_17,
-    "atdata.LocalSearchBackend": _LATER_17,
-    "atdata.AppViewError": _LATER_17,
-    "atdata.AppViewRequiredError": _LATER_17,
-    "atdata.AppViewUnavailableError": _LATER_17,
-    # atdata's Index.search merges local and AppView results into search.SearchResults; ours
-    # searches this index (text, tags=, schema=, paging) until issue 17 brings search across publishers
-    "Index.search(tags)": _LATER_17,
-    "Index.search(schema_ref)": _LATER_17,
-    "Index.search(repo)": _LATER_17,
-    "Index.search(limit)": _LATER_17,
-    "Index.search(include_atmosphere)": _LATER_17,
+    # --- search -------------------------------------------------------------------------------
+    "atdata.search.get_logger": "an import of atdata's logging helper into its search module, not "
+    "search API; the function is atdata_lab.get_logger at the top level, as atdata.get_logger is",
     # --- IDE stubs: not built ----------------------------------------------------------------
     # With auto_stubs, atdata generates a Python module per schema under ~/.atdata/stubs and
     # imports the class from it, so IDEs can complete it. The types get_schema_type makes here are

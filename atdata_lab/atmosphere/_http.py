@@ -571,12 +571,16 @@ class XrpcClientBase:
         safe: bool,
         retry: bool = True,
         check: Callable[[], Any] | None = None,
+        errors: Callable[[_Failure, str, bool], Exception] | None = None,
     ) -> Any:
         """Run ``send`` with bounded retries; raise our error on final failure.
 
         ``check`` (for writes) runs after a 5xx or a dropped connection: it returns the result if
         the write is found to have landed, raises if it conflicts, or returns None (retry).
+        ``errors`` maps the final failure (failure, op, budget exceeded) to the error raised
+        instead of :meth:`_to_error`'s PDS errors (the AppView's errors, for requests to it).
         """
+        to_error = errors or (lambda f, op, over: self._to_error(f, op, budget_exceeded=over))
         can_retry = retry
         waited = 0.0
         attempt = 0
@@ -619,13 +623,13 @@ class XrpcClientBase:
             else:
                 retry = False
             if not retry or not can_retry or attempt >= self.max_tries:
-                raise self._to_error(failure, op)
+                raise to_error(failure, op, False)
             delay = self._backoff_delay(attempt)
             hinted = _retry_after_seconds(failure.response)
             if hinted is not None:
                 delay = max(delay, hinted)
             if waited + delay > self.max_wait:
-                raise self._to_error(failure, op, budget_exceeded=True)
+                raise to_error(failure, op, True)
             log.debug(
                 "retrying %s in %.2f s (attempt %d failed: %s)",
                 op,
@@ -665,8 +669,10 @@ class XrpcClientBase:
         rewind: Callable[[], None] | None = None,
         retry: bool = True,
         check: Callable[[], Any] | None = None,
+        errors: Callable[[_Failure, str, bool], Exception] | None = None,
     ) -> Any:
-        """One XRPC call with retries. Own PDS: through the SDK (session, refresh). Others: anonymous."""
+        """One XRPC call with retries. Own PDS: through the SDK (session, refresh). Others: anonymous.
+        ``errors``: see :meth:`_retrying_unlocked`."""
         own = base_url is None or _same_server(base_url, self._pds_url)
         base = self._pds_url if own else _norm_url(base_url or "")
         url = f"{base}/xrpc/{nsid}"
@@ -701,7 +707,7 @@ class XrpcClientBase:
             log.debug("%s %s ok in %.1f ms", kind, nsid, (time.perf_counter() - t0) * 1000)
             return out
 
-        return self._retrying(send, url=url, op=op, safe=safe, retry=retry, check=check)
+        return self._retrying(send, url=url, op=op, safe=safe, retry=retry, check=check, errors=errors)
 
     def _stream_get(
         self, url: str, params: Mapping[str, Any], consume: Callable[[httpx.Response], Any]

@@ -49,7 +49,8 @@ from urllib.parse import unquote
 import httpx
 
 from atdata_lab._journal import temp_name
-from atdata_lab.atmosphere._http import _LOGIN_HINT, PDSResponse, XrpcClientBase, _norm_url, _same_server
+from atdata_lab.atmosphere._appview import AppViewClient
+from atdata_lab.atmosphere._http import _LOGIN_HINT, PDSResponse, _norm_url, _same_server
 from atdata_lab.atmosphere.lexicon import (
     _NSID_RE,
     _is_did,
@@ -103,7 +104,7 @@ def logged_in_dids() -> set[str]:
     return {a.did for a in list(_sessions) if a.did}
 
 
-class Atmosphere(XrpcClientBase):
+class Atmosphere(AppViewClient):
     """A logged-in (or anonymous) connection to an ATProto PDS.
 
     Create one with :meth:`login`, :meth:`from_env` or :meth:`from_session`. The password is used
@@ -119,6 +120,9 @@ class Atmosphere(XrpcClientBase):
             request; a 429 whose reset lies beyond it raises :class:`RateLimitedError` at once.
         backoff: First backoff delay in seconds (doubles each retry, with +-20 % jitter).
         transport: An ``httpx`` transport for every PDS request (for fault-injection tests).
+        appview: The AppView for :meth:`xrpc_query` and search across publishers: an ``http(s)://``
+            URL or a ``did:web:`` DID; default ``$ATDATA_APPVIEW_URL`` (or ``$ATDATA_APPVIEW``);
+            ``""`` for none.
 
     Attributes:
         round_trips: HTTP requests sent to PDSes so far (an int; the caller may reset it).
@@ -134,9 +138,11 @@ class Atmosphere(XrpcClientBase):
         max_wait: float = 30.0,
         backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
+        appview: str | None = None,
     ) -> None:
         super().__init__(
             pds_url,
+            appview=appview,
             timeout=timeout,
             max_tries=max_tries,
             max_wait=max_wait,

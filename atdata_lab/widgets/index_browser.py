@@ -277,6 +277,7 @@ class IndexBrowser(AtdataWidget):
             descending=self.descending,
             offset=self.offset,
             limit=self.page_size,
+            scope="local",
         )
         if not page and page.total and self.offset >= page.total:  # the page emptied (entries deleted)
             self.offset = max(0, (page.total - 1) // self.page_size * self.page_size)
@@ -287,6 +288,7 @@ class IndexBrowser(AtdataWidget):
                 descending=self.descending,
                 offset=self.offset,
                 limit=self.page_size,
+                scope="local",
             )
         self.page = page
         self.generation = idx.generation()

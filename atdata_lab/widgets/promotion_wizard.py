@@ -628,7 +628,7 @@ class PromotionWizard(AtdataWidget):
         if self._search.value != text:
             self._search.value = text  # the observer calls back here
             return self._matches
-        page = self.index.search(text.strip() or None, limit=500)
+        page = self.index.search(text.strip() or None, limit=500, scope="local")
         self._matches = list(page)
         options = [(self._option_label(e), e.name) for e in page]
         current = self.entry.name if self.entry is not None else None
