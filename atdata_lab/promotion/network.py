@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import errors as _errors
 from ..atmosphere import records as rec
-from ..errors import AtdataLabError, InvalidArgumentError
+from ..errors import AppViewRequiredError, AtdataLabError, InvalidArgumentError
 from ..logs import logger
 from .published import _get, _reader
 
@@ -87,11 +87,6 @@ def _appview_of(atm: Any) -> str:
     return str(getattr(atm, "appview_url", "") or "")
 
 
-def _is_required_error(e: BaseException) -> bool:
-    required = getattr(_errors, "AppViewRequiredError", None)
-    return required is not None and isinstance(e, required)
-
-
 def appview_knows(index: Any, name: str, *, did: str | None = None) -> AppViewCheck:
     """Ask the AppView whether it already indexes a dataset called ``name`` published by ``did``
     (default: the index's attached account). Never raises for the AppView's sake: with no AppView
@@ -114,8 +109,8 @@ def appview_knows(index: Any, name: str, *, did: str | None = None) -> AppViewCh
     finder = getattr(index, "_network_client", None)
     try:
         atm = finder() if callable(finder) else own
-    except AtdataLabError as e:  # e.g. an ATDATA_APPVIEW_URL that is no URL
-        return AppViewCheck("unavailable", name, did, detail=f"{type(e).__name__}: {e}")
+    except AtdataLabError as bad:  # e.g. an ATDATA_APPVIEW_URL that is no URL
+        return AppViewCheck("unavailable", name, did, detail=f"{type(bad).__name__}: {bad}")
     appview = _appview_of(atm)
     if atm is None or not appview:
         return AppViewCheck("not configured", name, did)
@@ -145,7 +140,7 @@ def appview_knows(index: Any, name: str, *, did: str | None = None) -> AppViewCh
                 break
             cursor = nxt
     except (AtdataLabError, OSError) as e:
-        if _is_required_error(e):
+        if isinstance(e, AppViewRequiredError):
             return AppViewCheck("not configured", name, did)
         log.info("AppView %s did not answer listEntries for %s: %s", appview, did, e)
         return AppViewCheck("unavailable", name, did, appview=appview, detail=f"{type(e).__name__}: {e}")

@@ -41,6 +41,7 @@ __all__ = [
     "network_rows",
     "network_status_text",
     "publisher_did",
+    "publisher_handle",
     "publisher_label",
 ]
 
@@ -85,10 +86,23 @@ def _record(result: Any) -> dict[str, Any]:
     return r if isinstance(r, dict) else {}
 
 
+def _field(result: Any, attr: str, key: str) -> Any:
+    """``result.<attr>`` (our SearchResult's validated field), else the record's ``key``."""
+    v = getattr(result, attr, None)
+    return v if v is not None else _record(result).get(key)
+
+
 def publisher_did(result: Any) -> str:
-    """The publisher of a search result: the record's ``did``, else the authority of its URI."""
-    did = _record(result).get("did")
+    """The publisher of a search result: its ``did``, else the record's, else its URI's authority."""
+    did = _field(result, "did", "did")
     return did if isinstance(did, str) and did.startswith("did:") else _did_of(result.uri)
+
+
+def publisher_handle(result: Any, handles: Mapping[str, str] | None = None) -> str | None:
+    """The handle of a result's publisher: ``handles[did]``, else the result's ``handle`` (set by the
+    search when it resolved back to the DID), else None."""
+    h = (handles or {}).get(publisher_did(result)) or getattr(result, "handle", None)
+    return h if isinstance(h, str) and h else None
 
 
 def publisher_label(did: str, handle: str | None = None) -> str:
@@ -102,21 +116,22 @@ def network_row(result: Any, handles: Mapping[str, str] | None = None) -> dict[s
     ``did``), schema, samples, size, license, created, and ``uri`` (the row's id)."""
     rec = _record(result)
     did = publisher_did(result)
-    handle = (handles or {}).get(did)
+    handle = publisher_handle(result, handles)
     raw_size = rec.get("size")
     size: dict[str, Any] = raw_size if isinstance(raw_size, dict) else {}
+    samples = getattr(result, "num_samples", None)
+    nbytes = getattr(result, "size_bytes", None)
+    created = _field(result, "created_at", "createdAt")
     return {
         "uri": plain(result.uri, 1000),
         "name": _text(result.name),
         "publisher": plain(publisher_label(did, handle), CELL_LIMIT),
         "did": plain(did, CELL_LIMIT),
         "schema": _text(schema_label(result.schema_ref) if isinstance(result.schema_ref, str) else ""),
-        "samples": format_count(_count(size.get("samples"))),
-        "size": human_bytes(_count(size.get("bytes"))),
-        "license": _text(rec.get("license")),
-        "created": _text(
-            format_created(rec.get("createdAt")) if isinstance(rec.get("createdAt"), str) else ""
-        ),
+        "samples": format_count(_count(samples if samples is not None else size.get("samples"))),
+        "size": human_bytes(_count(nbytes if nbytes is not None else size.get("bytes"))),
+        "license": _text(_field(result, "license", "license")),
+        "created": _text(format_created(created) if isinstance(created, str) else ""),
         "source": _text(getattr(result, "source", "")),
     }
 
@@ -191,6 +206,7 @@ def network_detail_html(
     (entry, schema, labels) as the publisher's PDS holds them (``records``; while None: ``error``
     when reading them failed, else "reading")."""
     rec = _record(result)
+    handle = handle or publisher_handle(result)
     row = network_row(result, {publisher_did(result): handle} if handle else None)
     line = load_line(handle or row["did"], result.name if isinstance(result.name, str) else "")
     tags = getattr(result, "tags", None) or []

@@ -77,6 +77,7 @@ class NetworkTab:
         self.rows: list[dict[str, str]] = []
         self.source = ""
         self.handles: dict[str, str] = {}
+        self._asked: set[str] = set()
         self.selected: Any = None
         self.records: Any = None
         self.action_widget: Any = None
@@ -224,10 +225,12 @@ class NetworkTab:
     def _refresh(self, found: Any) -> list[dict[str, str]]:
         """Show ``found`` (SearchResults); returns the rows. Holds the lock (the poller calls it too)."""
         items = list(getattr(found, "items", found) or [])
-        new_dids = {S.publisher_did(r) for r in items} - set(self.handles)
-        if new_dids:
+        new_dids = {S.publisher_did(r) for r in items if S.publisher_handle(r, self.handles) is None}
+        new_dids -= self._asked
+        if new_dids:  # the search gave no handle for these: ask once each
             from ..promotion.network import publisher_handles
 
+            self._asked |= new_dids
             self.handles.update(publisher_handles(self.index, new_dids))
         with self._lock:
             rows = S.network_rows(items, self.handles)
@@ -319,7 +322,7 @@ class NetworkTab:
                     self.table.selected = uri
                 finally:
                     self._syncing = False
-            handle = self.handles.get(S.publisher_did(result))
+            handle = S.publisher_handle(result, self.handles)
             self.detail_html.value = S.network_detail_html(result, None, handle)
             self.detail.layout.display = "flex"
             from ..promotion.network import network_records
@@ -354,8 +357,7 @@ class NetworkTab:
     def load_line(self) -> str:
         """The selected dataset's ``load_dataset("@handle/name")`` line (the DID when no handle)."""
         r = self._require()
-        did = S.publisher_did(r)
-        return S.load_line(self.handles.get(did) or did, r.name)
+        return S.load_line(S.publisher_handle(r, self.handles) or S.publisher_did(r), r.name)
 
     # ------------------------------------------------------------------ actions
     def _open(self, title: str, widget: Any) -> Any:
@@ -389,7 +391,7 @@ class NetworkTab:
 
             ds = load_published(r.uri, index=self.index)
             return self._open(
-                f"Samples of {r.name} ({S.publisher_label(S.publisher_did(r), self.handles.get(S.publisher_did(r)))})",
+                f"Samples of {r.name} ({S.publisher_label(S.publisher_did(r), S.publisher_handle(r, self.handles))})",
                 SampleInspector(ds),
             )
 

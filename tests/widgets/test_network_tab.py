@@ -10,7 +10,6 @@ import html
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -22,21 +21,7 @@ pytest.importorskip("anywidget")
 import atdata_lab as atdata  # noqa: E402
 from atdata_lab import views as S  # noqa: E402
 from atdata_lab.promotion.network import AppViewCheck, appview_knows, network_records  # noqa: E402
-
-try:  # helper C's module; until it lands, a dataclass with atdata 0.7's fields stands in
-    from atdata_lab.search import SearchResult
-except ImportError:  # pragma: no cover - replaced once atdata_lab.search exists
-
-    @dataclass
-    class SearchResult:  # type: ignore[no-redef]
-        uri: str
-        name: str
-        description: str | None = None
-        tags: list[str] = field(default_factory=list)
-        schema_ref: str | None = None
-        source: str = "unknown"
-        score: float | None = None
-        record: dict | None = None
+from atdata_lab.search import SearchResult  # noqa: E402
 
 
 @atdata.packable
@@ -325,6 +310,9 @@ def test_network_tab_finds_two_publishers_and_opens_one(network, reader, tmp_pat
 
     b = IndexBrowser(reader, poll=None)
     assert b.tabs is not None and b.tabs.get_title(2) == "Network" and not b.network.searched
+    b.tabs.selected_index = 2  # the front end opening the tab: the newest datasets of everyone
+    assert not b.errors.visible, b.errors.message
+    assert b.network.searched and {a_uri, b_uri} <= {r["uri"] for r in b.network.rows}
     rows = {r["uri"]: r for r in b.search_network(tag)}
     assert set(rows) == {a_uri, b_uri} and b.tabs.selected_index == 2 and not b.errors.visible
     assert rows[a_uri]["publisher"] == f"@{alice.handle}" and rows[a_uri]["did"] == alice.did
@@ -411,7 +399,10 @@ def test_the_plan_says_whether_the_appview_knows_the_name(network, reader, tmp_p
     w = PromotionWizard(index, entry="other-frames")
     w.wait()
     assert w.set_description(name="known-frames") == ""
-    plan = w.make_plan()
+    w.make_plan()
+    if w.plan is None:  # the form's empty fields would clear the published license: on purpose here
+        w.confirm_downgrades()
+    plan = w.plan
     assert plan.appview.state == "known"  # the plan Publish executes, and the preview shows it
     assert "AppView: known" in w._decision.value and uri in w._decision.value
 
