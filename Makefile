@@ -24,9 +24,12 @@ system-deps:
 demo: setup system-deps sandbox-install
 	$(PY) -m atdata_lab.demo
 
-# The sandbox PDS's pinned Node deps go into ~/.cache/atdata-lab once (about 2 minutes).
+# The sandbox PDS's pinned Node deps go into ~/.cache/atdata-lab once (about 2 minutes), and the
+# AppView (atdata-app, pinned) into its own Python 3.12 venv there (about 20 s; skipped, with a note
+# saying how to get Python 3.12, where there is none: the PDS sandbox works without it).
 sandbox-install: setup system-deps
 	$(PY) -c "from atdata_lab.sandbox import ensure_installed; ensure_installed()"
+	$(PY) -c "from atdata_lab.sandbox import ensure_appview_installed; ensure_appview_installed(required=False)"
 
 test: setup system-deps sandbox-install lint
 	$(PY) -m pytest

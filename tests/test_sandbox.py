@@ -46,7 +46,17 @@ def test_health_and_server_description(sandbox: Sandbox) -> None:
     assert desc["availableUserDomains"] == [".test"]
     assert desc.get("inviteCodeRequired") is False
     env = sandbox.env()
-    assert set(env) == {"ATDATA_PDS_URL", "ATDATA_TRUSTED_HOSTS"} and env["ATDATA_PDS_URL"] == sandbox.pds_url
+    # (+ ATDATA_APPVIEW_URL when a test has started the session sandbox's AppView: test_sandbox_appview.py)
+    assert (
+        {"ATDATA_PDS_URL", "ATDATA_TRUSTED_HOSTS"}
+        <= set(env)
+        <= {
+            "ATDATA_PDS_URL",
+            "ATDATA_TRUSTED_HOSTS",
+            "ATDATA_APPVIEW_URL",
+        }
+    )
+    assert env["ATDATA_PDS_URL"] == sandbox.pds_url
     # the trust policy refuses loopback hosts named by other people's records: the sandbox's PDS is
     # allowed by configuration
     assert f"127.0.0.1:{sandbox.pds_port}" in env["ATDATA_TRUSTED_HOSTS"].split(",")

@@ -23,14 +23,20 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from atdata_lab.errors import SandboxError
 from atdata_lab.progress import ProgressEvent
 from atdata_lab.sandbox._install import Reporter, _file_lock, _tail, cache_root, make_reporter
 from atdata_lab.sandbox._python312 import PYTHON312_HINT, clean_env, find_python312
 
-__all__ = ["APPVIEW_VERSION", "AppViewInstallation", "appview_scripts_dir", "ensure_appview_installed"]
+__all__ = [
+    "APPVIEW_VERSION",
+    "AppViewInstallation",
+    "appview_python_or_reason",
+    "appview_scripts_dir",
+    "ensure_appview_installed",
+]
 
 APPVIEW_VERSION = "0.4.0b1"
 _READY = "atdata-lab-ready.json"
@@ -183,7 +189,15 @@ def _build(python312: str, final: Path, report: Reporter) -> float:
     return seconds
 
 
-def ensure_appview_installed(progress: Any = True) -> AppViewInstallation:
+@overload
+def ensure_appview_installed(
+    progress: Any = ..., *, required: Literal[True] = ...
+) -> AppViewInstallation: ...
+@overload
+def ensure_appview_installed(progress: Any = ..., *, required: bool) -> AppViewInstallation | None: ...
+
+
+def ensure_appview_installed(progress: Any = True, *, required: bool = True) -> AppViewInstallation | None:
     """Install ``atdata-app==0.4.0b1`` (all packages pinned) into its cached Python 3.12 venv if missing.
 
     Safe to call from several processes at once: one installs, the others wait and reuse it.
@@ -191,6 +205,8 @@ def ensure_appview_installed(progress: Any = True) -> AppViewInstallation:
     Args:
         progress: ``True`` prints what is happening to stderr, ``False`` is silent, a callable
             receives :class:`~atdata_lab.progress.ProgressEvent` objects.
+        required: ``False``: where there is no Python 3.12, report that (the rest of the sandbox
+            works without the AppView) and return None instead of raising (``make sandbox-install``).
 
     Raises:
         SandboxError: No Python 3.12 on this machine (the message says how to get one; the rest of
@@ -202,10 +218,14 @@ def ensure_appview_installed(progress: Any = True) -> AppViewInstallation:
         return AppViewInstallation(python=final / "bin" / "python", venv_dir=final)
     python312 = find_python312()
     if python312 is None:
-        raise SandboxError(
+        message = (
             f"the AppView (atdata-app {APPVIEW_VERSION}) needs Python 3.12 and none was found: "
             f"{PYTHON312_HINT}. The sandbox PDS works without it (start it without appview)."
         )
+        if not required:
+            report(f"skipped: {message}", None)
+            return None
+        raise SandboxError(message)
     final.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(final.parent / ".appview-install.lock", report):
         for stale in final.parent.glob(".tmp-appview-*"):

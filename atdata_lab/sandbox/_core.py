@@ -355,7 +355,37 @@ class Sandbox:
             self._start_network(appview_install, detach=detach)
         return self
 
-    def _start_network(self, install: Any, *, detach: bool) -> None:
+    def start_appview(self) -> Sandbox:
+        """Start the AppView network beside this running sandbox (as ``appview=True`` would have).
+
+        Does nothing when it already runs. Raises :class:`~atdata_lab.errors.SandboxError` when it
+        cannot start (no Python 3.12, or a process failed; the message names its log file); the PDS
+        keeps running either way.
+        """
+        from atdata_lab.sandbox._appview_install import ensure_appview_installed
+
+        if self._proc is None or not self.is_running():
+            raise SandboxError(
+                "start the sandbox first (sb.start()); a detached one is changed by the CLI only"
+            )
+        if self.network is not None and self.network.is_running():
+            return self
+        self.stop_appview()
+        install = ensure_appview_installed(progress=self._progress)
+        self._start_network(install, detach=False, stop_all_on_failure=False)
+        self.appview = True
+        return self
+
+    def stop_appview(self, timeout: float = 10.0) -> None:
+        """Stop the AppView, the bridge and PostgreSQL; the PDS keeps running. Safe to call twice.
+
+        :meth:`start_appview` starts a fresh network again (an empty database that backfills).
+        """
+        network, self.network = self.network, None
+        if network is not None:
+            network.stop(timeout=timeout)
+
+    def _start_network(self, install: Any, *, detach: bool, stop_all_on_failure: bool = True) -> None:
         from atdata_lab.sandbox._appview import AppViewNetwork
 
         assert self.run_dir is not None
@@ -369,9 +399,10 @@ class Sandbox:
             startup_timeout=min(self.startup_timeout, 90.0),
         )
         try:
-            network.start()
+            network.start()  # stops what it started when it fails
         except BaseException:
-            self.stop()
+            if stop_all_on_failure:
+                self.stop()
             raise
         self.appview_started_in = time.monotonic() - started
         if detach:
@@ -385,9 +416,8 @@ class Sandbox:
         Removes the throw-away data folder when there is no ``data_dir``. Safe to call twice.
         """
         _LIVE.discard(self)
-        network, self.network = self.network, None
-        if network is not None:
-            network.stop(timeout=timeout)
+        if self.network is not None:
+            self.stop_appview(timeout=timeout)
         elif self._network_state:
             from atdata_lab.sandbox._appview import stop_processes
 

@@ -272,7 +272,10 @@ class Bridge:
 
 def json_response(status: int, body: dict[str, Any]) -> Response:
     data = json.dumps(body).encode()
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    # websockets closes the connection after a plain HTTP answer: say so, or clients reuse it and fail
+    headers = Headers(
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("Connection", "close")]
+    )
     return Response(status, HTTPStatus(status).phrase, headers, data)
 
 
@@ -303,4 +306,5 @@ if __name__ == "__main__":
     if urlsplit(args.pds).hostname not in ("127.0.0.1", "localhost"):
         parser.error("--pds must be a loopback URL (the bridge serves a local sandbox only)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(main(args.pds, args.port))
