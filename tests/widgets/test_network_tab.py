@@ -233,18 +233,10 @@ def test_network_records_read_entry_schema_and_labels(pds_account, tmp_path):
 
 
 # --------------------------------------------------------------------------------------- the real network
-# A sandbox of its own with the AppView (PostgreSQL, the bridge, the real atdata-app), started once here.
-@pytest.fixture(scope="module")
-def network(tmp_path_factory):
-    from atdata_lab.sandbox import Sandbox, ensure_installed
-
-    ensure_installed(progress=False)
-    sb = Sandbox(run_dir=tmp_path_factory.mktemp("network"), appview=True, progress=False)
-    sb.start()
-    try:
-        yield sb
-    finally:
-        sb.stop()
+# The session sandbox with its AppView network (tests/plugins/sandbox.py: appview_sandbox).
+@pytest.fixture
+def network(appview_sandbox):
+    return appview_sandbox
 
 
 def login(network, account, **options):
@@ -299,6 +291,7 @@ def network_uris(index, text):
 
 
 @pytest.mark.sandbox
+@pytest.mark.appview
 def test_network_tab_finds_two_publishers_and_opens_one(network, reader, tmp_path):
     from atdata_lab.widgets import IndexBrowser, SampleInspector, SchemaDiffViewer
 
@@ -355,6 +348,7 @@ def test_network_tab_finds_two_publishers_and_opens_one(network, reader, tmp_pat
 
 
 @pytest.mark.sandbox
+@pytest.mark.appview
 def test_new_records_appear_by_polling_until_closed(network, reader, tmp_path):
     from atdata_lab.widgets import IndexBrowser
 
@@ -378,6 +372,7 @@ def test_new_records_appear_by_polling_until_closed(network, reader, tmp_path):
 
 
 @pytest.mark.sandbox
+@pytest.mark.appview
 def test_the_plan_says_whether_the_appview_knows_the_name(network, reader, tmp_path):
     from atdata_lab.widgets import PromotionWizard
 
