@@ -7,6 +7,8 @@ PDS, and the network search against the real sandbox AppView."""
 from __future__ import annotations
 
 import html
+import json
+import os
 import socket
 import time
 import uuid
@@ -409,3 +411,48 @@ def test_the_plan_says_whether_the_appview_knows_the_name(network, reader, tmp_p
     plan = index.plan_promotion("other-frames", name="known-frames")
     assert plan.appview.state == "unavailable" and plan.appview.detail, plan.appview
     assert "could not be asked" in plan.summary()
+
+
+@pytest.mark.sandbox
+@pytest.mark.appview
+def test_appview_down_mid_session_polls_on_and_nothing_secret_in_widget_state(network, reader, tmp_path):
+    import ipywidgets
+
+    from atdata_lab.errors import AppViewUnavailableError
+    from atdata_lab.widgets import IndexBrowser
+
+    tag = f"nd{uuid.uuid4().hex[:8]}"
+    alice = network.create_account()
+    uri = publish(network, alice, tmp_path, "down-frames", tags=[tag])
+    wait_for(lambda: uri in network_uris(reader, tag), "the AppView indexing the dataset")
+    b = IndexBrowser(reader, poll=None)
+    assert [r["uri"] for r in b.search_network(tag)] == [uri]
+    b.select_network(uri)
+
+    network.stop_appview()
+    try:
+        # a poll says so in the status line and keeps what is shown; the next poll tries again
+        assert b.network.poll_once() is False
+        assert "checking for new records failed (AppViewUnavailableError" in b.network.status.value
+        assert [r["uri"] for r in b.network.table.rows] == [uri] and not b.errors.visible
+        # a search the user asked for: the error panel, with the AppView's URL
+        with pytest.raises(AppViewUnavailableError):
+            b.search_network(tag)
+        assert b.errors.visible and "AppViewUnavailableError" in b.errors.message
+        # the selected dataset still opens: its records come from the publisher's PDS
+        assert b.select_network(uri).name == "down-frames"
+        # the promotion preview says the AppView could not be asked, and plans anyway
+        assert appview_knows(reader, "down-frames", did=alice.did).state == "unavailable"
+    finally:
+        network.start_appview()
+
+    # nothing secret in any widget's state (the reader's app password, the session tokens)
+    session = reader.atmosphere._sdk._session
+    secrets = [os.environ["ATDATA_PASSWORD"], session.access_jwt, session.refresh_jwt]
+    assert all(len(s) > 8 for s in secrets)
+    for model_id, widget in list(ipywidgets.widgets.widget._instances.items()):
+        state = json.dumps(widget.get_state(), default=repr)
+        for secret in secrets:
+            assert secret not in state, (model_id, type(widget).__name__)
+    assert not any(s in json.dumps(b._repr_mimebundle_(), default=repr) for s in secrets)
+    b.close()
