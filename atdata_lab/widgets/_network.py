@@ -7,10 +7,10 @@ publisher's PDS, :func:`~atdata_lab.promotion.published.load_published` opens it
 inspector (streamed: PDS blobs or http, under the trust policy), and the schema diff viewer compares
 its schema with a local one. Rows and the detail card are :mod:`atdata_lab.views.network`.
 
-**New records appear by polling** (not the AppView's ``subscribeChanges`` WebSocket): while the tab
-has searched once, a daemon thread repeats the current search every ``poll`` seconds (bounded to
-[:data:`POLL_MIN`, :data:`POLL_MAX`]; ``poll=None`` turns it off) and updates the table when the
-results changed. It stops when the browser widget is closed (``browser.close()``) or polling is
+**New records appear by polling** (not the AppView's ``subscribeChanges`` WebSocket): once the tab
+has searched, a daemon thread repeats the current search every ``poll`` seconds (bounded to
+[:data:`POLL_MIN`, :data:`POLL_MAX`]; ``poll=None`` turns it off) while the tab is shown, and
+updates the table when the results changed; switching back to the tab checks at once. It stops when the browser widget is closed (``browser.close()``) or polling is
 turned off (``browser.network.stop_polling()``).
 
 Nothing secret goes into widget state: only what the AppView and the PDS serve publicly.
@@ -268,7 +268,7 @@ class NetworkTab:
         """One poll: repeat the current search; update the table when the results changed.
         Returns whether they did. A failed poll is logged and shown in the status line, not raised
         (the next poll tries again)."""
-        if not self.searched:
+        if not self.searched or not self.showing:
             return False
         self.polls += 1
         try:
@@ -296,6 +296,13 @@ class NetworkTab:
         if t is not None and t is not threading.current_thread():
             t.join(timeout=5)
         self._poller = None
+
+    @property
+    def showing(self) -> bool:
+        """Whether the Network tab is the one shown (polls are skipped while it is hidden; switching
+        back to it checks at once)."""
+        tabs = self.browser.tabs
+        return tabs is None or tabs.selected_index == 2
 
     @property
     def polling(self) -> bool:

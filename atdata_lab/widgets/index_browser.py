@@ -621,8 +621,11 @@ class IndexBrowser(AtdataWidget):
     def _tab_changed(self, change: dict) -> None:
         if change["new"] == 1 and self.published is None:
             self.load_published()
-        elif change["new"] == 2 and self.network is not None and not self.network.searched:
-            self.network.search("")
+        elif change["new"] == 2 and self.network is not None:
+            if not self.network.searched:
+                self.network.search("")
+            else:  # what arrived while the tab was hidden
+                self.network.poll_once()
 
     def show_tab(self, name: str) -> None:
         """Switch to the ``"local"``, ``"published"`` or ``"network"`` tab (the Published tab loads

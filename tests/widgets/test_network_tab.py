@@ -366,6 +366,13 @@ def test_new_records_appear_by_polling_until_closed(network, reader, tmp_path):
         lambda: second in [r["uri"] for r in b.network.table.rows], "the poll showing the new record", 90
     )
     assert b.network.poll_changes >= 1 and b.network.polls >= 1
+    # hidden, the tab does not poll; shown again, it checks at once
+    b.tabs.selected_index = 0
+    third = publish(network, alice, tmp_path, "poll-three", tags=[tag], seed=3)
+    wait_for(lambda: third in network_uris(reader, tag), "the AppView indexing the third dataset")
+    assert b.network.poll_once() is False and third not in [r["uri"] for r in b.network.table.rows]
+    b.tabs.selected_index = 2
+    assert third in [r["uri"] for r in b.network.table.rows]
     b.close()
     assert not b.network.polling
     polls = b.network.polls
