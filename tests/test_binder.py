@@ -152,6 +152,10 @@ def test_postbuild_then_start_leave_a_working_pds(tmp_path):
         assert info["pds_url"].startswith("http://127.0.0.1:") and info["health"].get("version")
         assert info["atdata_lab"].startswith(str(REPO)), info  # the editable install from postBuild
         assert f"sandbox PDS at {info['pds_url']}; demo account alice.test" in output
+        from atdata_lab.sandbox._appview_install import appview_python_or_reason
+
+        if appview_python_or_reason()[0] is not None:  # installed (Python 3.12 here): the network runs too
+            assert "atdata-lab: AppView at http://127.0.0.1:" in output, output[-3000:]
         assert not PASSWORD_SHAPE.search(output + post.stdout + post.stderr), "a password reached the logs"
         state = json.loads((run_dir / "state.json").read_text())
         assert state["pds_url"] == info["pds_url"]  # started detached: still running after start exec'd

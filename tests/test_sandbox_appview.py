@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from atdata_lab.errors import SandboxError
 from atdata_lab.sandbox import Sandbox, SandboxAccount, _procs
 from atdata_lab.sandbox._appview import AppViewNetwork
 from atdata_lab.sandbox._appview_install import ensure_appview_installed
+from atdata_lab.sandbox._postgres import sweep_stale_postgres_dirs
 from tests.plugins.sandbox import require_appview, wait_until_indexed
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.appview]
@@ -89,7 +91,7 @@ def test_jetstream_events_have_the_format_the_appview_reads(
         async with connect(url, max_size=2**22) as ws:
             try:
                 while True:
-                    events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=3)))
+                    events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=1.5)))
             except TimeoutError:
                 return events
 
@@ -241,3 +243,33 @@ def test_no_python312_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(SandboxError, match=r"Python 3\.12"):
         sb.start()
     assert sb.pid is None and sb.processes() == {}  # nothing was started
+
+
+@pytest.mark.slow
+def test_every_process_stops_when_the_python_process_that_started_it_dies(
+    tmp_path: Path, request: pytest.FixtureRequest
+):
+    require_appview(request)
+    script = (
+        "import json, time\n"
+        "from atdata_lab.sandbox import Sandbox\n"
+        f"sb = Sandbox(run_dir={str(tmp_path)!r}, progress=False, appview=True).start()\n"
+        "print(json.dumps(sb.processes()), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = owner.stdout.readline() if owner.stdout else ""
+        procs = json.loads(line or "{}")
+        assert set(procs) == {"pds", "postgres", "bridge", "appview"}, line
+    finally:
+        owner.kill()  # SIGKILL: no atexit, no cleanup in Python
+        owner.wait()
+    deadline = time.monotonic() + 20
+    while any(_procs.is_alive(p) for p in procs.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [n for n, p in procs.items() if _procs.is_alive(p)] == [], (
+        "outlived the Python process that started them"
+    )
+    sweep_stale_postgres_dirs()  # the killed owner's throw-away database folder (root: under /tmp)

@@ -196,10 +196,16 @@ class AppViewNetwork:
 
     def _start_postgres(self) -> None:
         t0 = time.monotonic()
-        pg = PostgresCluster(self.run_dir / "postgres", die_with_parent=not self.detach, max_connections=40)
+        workdir = self.run_dir / "postgres"
+        for leftover in ("data", "sock"):  # of an earlier run in this run dir (nothing uses it now)
+            shutil.rmtree(workdir / leftover, ignore_errors=True)
+        pg = PostgresCluster(workdir, die_with_parent=not self.detach, max_connections=40)
         self.postgres = pg
+        # throw-away: the AppView backfills at every start (the log stays in the run dir)
         if pg.base != pg.workdir:
             self.scratch_dirs.append(str(pg.base))
+        else:
+            self.scratch_dirs += [str(pg.data_dir), str(pg.socket_dir)]
         pg.start(timeout=self.startup_timeout)
         assert pg.proc is not None
         self._record("postgres", pg.proc, pg.port, pg.log_path, signal.SIGINT)

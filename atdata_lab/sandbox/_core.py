@@ -308,6 +308,8 @@ class Sandbox:
 
     def __repr__(self) -> str:
         state = f"running at {self.pds_url}" if self.is_running() else "stopped"
+        if self.is_running() and self._appview_running():
+            state += f" with the AppView at {self.appview_url}"
         where = f", data_dir={str(self.data_dir)!r}" if self.data_dir else ""
         return f"<Sandbox {state}{where}>"
 

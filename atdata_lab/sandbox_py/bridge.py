@@ -10,7 +10,8 @@ loopback port, from the PDS's own endpoints:
 ``GET /subscribe?wantedCollections=NSID|PREFIX.*[&wantedDids=DID][&cursor=TIME_US]`` (WebSocket)
     Jetstream JSON commit events (``{"did", "time_us", "kind": "commit", "commit": {"rev",
     "operation", "collection", "rkey", "record", "cid"}}``) made from the PDS's
-    ``com.atproto.sync.subscribeRepos`` CBOR commits; each record body is fetched with
+    ``com.atproto.sync.subscribeRepos`` CBOR commits (of the collections under ``--collections``,
+    default ``science.alt.dataset.``); each record body is fetched with
     ``com.atproto.repo.getRecord``. The last events are kept (bounded) and replayed to a client that
     connects with a cursor (events after it) or without one (every kept event: a client started
     after the bridge misses nothing; the AppView's upserts make a replay harmless).
@@ -81,8 +82,9 @@ async def get_json(http: httpx.AsyncClient, url: str, params: dict[str, Any]) ->
 
 
 class Bridge:
-    def __init__(self, pds: str) -> None:
+    def __init__(self, pds: str, followed: str) -> None:
         self.pds = pds.rstrip("/")
+        self.followed = followed  # NSID prefix of the collections turned into events
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=False)
         self.kept: collections.deque[dict[str, Any]] = collections.deque(maxlen=KEPT_EVENTS)
         self.clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
@@ -186,7 +188,7 @@ class Bridge:
         if action not in ("create", "update", "delete") or not isinstance(path, str):
             return None
         collection, _, rkey = path.partition("/")
-        if not (_NSID.match(collection) and _RKEY.match(rkey)):
+        if not (collection.startswith(self.followed) and _NSID.match(collection) and _RKEY.match(rkey)):
             return None
         commit: dict[str, Any] = {"rev": rev, "operation": action, "collection": collection, "rkey": rkey}
         if action != "delete":
@@ -279,8 +281,8 @@ def json_response(status: int, body: dict[str, Any]) -> Response:
     return Response(status, HTTPStatus(status).phrase, headers, data)
 
 
-async def main(pds: str, port: int) -> None:
-    bridge = Bridge(pds)
+async def main(pds: str, port: int, followed: str) -> None:
+    bridge = Bridge(pds, followed)
     follower = asyncio.create_task(bridge.follow_firehose())
     async with serve(
         bridge.serve_client,
@@ -302,9 +304,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pds", required=True, help="the PDS's base URL (http://127.0.0.1:PORT)")
     parser.add_argument("--port", type=int, required=True, help="the port to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--collections",
+        default="science.alt.dataset.",
+        help="NSID prefix of the collections whose commits become events (default: %(default)s)",
+    )
     args = parser.parse_args()
     if urlsplit(args.pds).hostname not in ("127.0.0.1", "localhost"):
         parser.error("--pds must be a loopback URL (the bridge serves a local sandbox only)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(main(args.pds, args.port))
+    asyncio.run(main(args.pds, args.port, args.collections))

@@ -168,17 +168,22 @@ def test_session_strings_are_written_only_when_asked_and_mode_0600(
 
 
 @pytest.mark.sandbox
+@pytest.mark.appview
 @pytest.mark.redis
 @pytest.mark.s3
 @pytest.mark.postgres
 def test_every_server_listens_on_loopback_only(
-    sandbox, redis_server, postgres_server, s3_server, report_table
+    appview_sandbox, redis_server, postgres_server, s3_server, report_table
 ):
     from tests.plugins.services import listening_sockets
 
     rows, wrong = [], []
+    network = appview_sandbox.processes()
     for name, pid in (
-        ("sandbox PDS + PLC (node)", sandbox.pid),
+        ("sandbox PDS + PLC (node)", appview_sandbox.pid),
+        ("sandbox AppView PostgreSQL (postgres)", network["postgres"]),
+        ("sandbox bridge (python)", network["bridge"]),
+        ("sandbox AppView, atdata-app (python)", network["appview"]),
         ("redis-server", redis_server.pid),
         ("PostgreSQL (postgres)", postgres_server.pid),
         ("SeaweedFS S3 (weed)", s3_server.pid),
