@@ -351,6 +351,98 @@ def bench_promotion_round_trips(tmp: Path, counts=(0, 100, 1000)) -> list[dict] 
     return out
 
 
+ATDATA_NETWORK_SEARCH = """
+import json, statistics, sys, time
+from atdata.atmosphere.client import Atmosphere
+from atdata.search import AppViewSearchBackend
+url, word, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+backend = AppViewSearchBackend(Atmosphere(appview=url))
+backend.search(text=word)
+times = []
+for _ in range(reps):
+    t = time.perf_counter()
+    backend.search(text=word)
+    times.append((time.perf_counter() - t) * 1000)
+print(json.dumps(statistics.median(times)))
+"""
+
+
+def bench_network_search(tmp: Path, reps: int = 50, n_datasets: int = 3) -> dict | str:
+    """A search across publishers through the real AppView (sandbox: PDS + PostgreSQL + bridge +
+    atdata-app): ``index.search(word, scope="network")`` p50 and its HTTP requests, against a bare
+    GET of the same ``searchDatasets`` query (the floor: the AppView's own time plus loopback)."""
+    try:
+        import httpx
+
+        from atdata_lab.atmosphere import Atmosphere
+        from atdata_lab.sandbox import Sandbox
+    except ImportError as e:
+        return f"unavailable: {e}"
+    try:
+        sb = Sandbox(run_dir=tmp / "sandbox-net", progress=False, appview=True)
+        sb.start()
+    except Exception as e:  # no Python 3.12 for the AppView: say so in the table
+        return f"not measured: {str(e)[:160]}"
+    try:
+        word = "bench" + os.urandom(4).hex()
+        uris = []
+        for i in range(n_datasets):
+            acct = sb.create_account()
+            client = Atmosphere.login(acct.handle, acct.password, pds_url=sb.pds_url, appview="")
+            index = atdata.Index(
+                path=tmp / f"net-{i}.db",
+                atmosphere=client,
+                data_store=atdata.LocalDiskStore(tmp / f"net-{i}"),
+            )
+            index.write(small_samples(100), name=f"net-{i}", progress=False)
+            uris.append(
+                index.promote_entry(f"net-{i}", tags=[word], description=f"{word} {i}", progress=False)
+            )
+        reader = Atmosphere.login(acct.handle, acct.password, pds_url=sb.pds_url, appview=sb.appview_url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until the AppView has indexed all of them
+            found = reader.xrpc_query("science.alt.dataset.searchDatasets", {"q": word, "limit": 100})
+            if len(found.get("entries", [])) >= n_datasets:
+                break
+            time.sleep(0.2)
+        else:
+            return "not measured: the AppView did not index the datasets within 60 s"
+        index = atdata.Index(path=tmp / "net-reader.db", atmosphere=reader)
+        index.search(word, scope="network")  # warm: connections, handles resolved once (kept 5 min)
+        ours, floor, trips = [], [], []
+        url = f"{sb.appview_url}/xrpc/science.alt.dataset.searchDatasets"
+        with httpx.Client() as bare:
+            bare.get(url, params={"q": word, "limit": 100})
+            for _ in range(reps):
+                reader.round_trips = 0
+                t = time.perf_counter()
+                page = index.search(word, scope="network")
+                ours.append((time.perf_counter() - t) * 1000)
+                trips.append(reader.round_trips)
+                assert len(page.items) == n_datasets
+                t = time.perf_counter()
+                bare.get(url, params={"q": word, "limit": 100}).json()
+                floor.append((time.perf_counter() - t) * 1000)
+        theirs: float | str
+        try:  # atdata 0.7's AppViewSearchBackend on the same AppView, in its venv
+            from tests.support import atdata_reference as ref
+
+            theirs = float(
+                ref.run_atdata_json(ATDATA_NETWORK_SEARCH, sb.appview_url, word, str(reps), timeout=300)
+            )
+        except Exception as e:  # no Python 3.12: say so in the table
+            theirs = str(e)[:80]
+        return {
+            "n": n_datasets,
+            "theirs_ms": theirs,
+            "ours_ms": statistics.median(ours),
+            "floor_ms": statistics.median(floor),
+            "trips": statistics.median(trips),
+        }
+    finally:
+        sb.stop()
+
+
 RSS_CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[2])
@@ -773,7 +865,7 @@ def manifest_rows(row, mw: dict, mq: dict, mf: dict, n: int, shards: int) -> Non
     )
 
 
-SECTIONS = ("rw", "lookups", "rss", "s3", "promotion", "manifest", "scale")
+SECTIONS = ("rw", "lookups", "rss", "s3", "promotion", "network", "manifest", "scale")
 
 
 def main() -> None:
@@ -792,6 +884,7 @@ def main() -> None:
         ap.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     if args.no_pds:
         only.discard("promotion")
+        only.discard("network")
     n_small, n_img, repeat = (20_000, 2_000, 5) if not args.quick else (5_000, 300, 3)
     lookups = (10_000, 100_000) if not args.quick else (10_000,)
     gigabytes = 1.0 if not args.quick else 0.2
@@ -801,6 +894,7 @@ def main() -> None:
     small = img = rss = s3 = ref = None
     looks: list[dict] = []
     promo: list[dict] | str | None = None
+    net: dict | str | None = None
     mw = mq = mf = None
     past_one_machine: list[tuple] = []
     load_before = os.getloadavg()
@@ -855,6 +949,8 @@ def main() -> None:
             promo = bench_promotion_round_trips(tmp)
         elif args.no_pds:
             promo = "skipped (--no-pds)"
+        if "network" in only:
+            net = bench_network_search(tmp)
         if "manifest" in only:
             root = manifest_data(m_n, m_shards)
             mw = bench_manifest_write(tmp, m_write_n, 10_000, m_pairs, atdata_n=20_000)
@@ -936,6 +1032,20 @@ def main() -> None:
             )
     elif promo is not None:
         row("promotion round trips", promo)
+    if isinstance(net, dict):
+        row(
+            f"network search through the AppView ({net['n']} publishers' datasets), p50 ms (HTTP requests)",
+            f"{net['ours_ms']:.1f} ({net['trips']:.0f})",
+            (
+                f"AppViewSearchBackend.search: {net['theirs_ms']:.1f}"
+                if isinstance(net["theirs_ms"], float)
+                else f"not measured: {net['theirs_ms']}"
+            )
+            + f"; bare GET of the same searchDatasets: {net['floor_ms']:.1f}",
+            f"{net['ours_ms'] / net['floor_ms']:.1f}x the bare GET",
+        )
+    elif net is not None:
+        row("network search through the AppView", net)
     if mw is not None and mq is not None and mf is not None:
         manifest_rows(row, mw, mq, mf, m_n, m_shards)
     for r in past_one_machine:

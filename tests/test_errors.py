@@ -53,6 +53,8 @@ def test_the_library_raises_no_bare_builtin_errors():
         (errors.RecordValidationError, ValueError),
         (errors.RecordNotFoundError, KeyError),
         (errors.PDSUnavailableError, ConnectionError),
+        (errors.AppViewUnavailableError, ConnectionError),
+        (errors.AppViewRequiredError, ValueError),
         (errors.AuthenticationError, PermissionError),
         (errors.StoreError, OSError),
         (errors.ShardExistsError, FileExistsError),

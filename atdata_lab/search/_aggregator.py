@@ -16,14 +16,17 @@ log = logger("atdata_lab.search")
 def deduplicate(items: list[SearchResult]) -> list[SearchResult]:
     """The results without repeats, the first of each kept (backends are asked in order).
 
-    Two results are the same dataset when their ``uri`` is the same, or when one is a local entry
-    published as the other's ``uri``. Unlike atdata, results are not merged by name: names are
+    Two results are the same dataset when their ``uri`` is the same (for local results: and their
+    name, as two local entries may hold the same content), or when one is a local entry published
+    as the other's ``uri``. Unlike atdata, results are not merged by name: names are
     unique per publisher only, so two publishers' "mnist" are two datasets.
     """
     seen: set[str] = set()
     out = []
     for item in items:
-        keys = {item.uri} | ({item.published_uri} if item.published_uri else set())
+        # a local result's uri is its content CID, which two local entries (names) may share
+        own = f"local\x00{item.name}\x00{item.uri}" if item.source == "local" else item.uri
+        keys = {own} | ({item.published_uri} if item.published_uri else set())
         if keys & seen:
             continue
         seen |= keys

@@ -69,8 +69,10 @@ def result_from_record(
     body.setdefault("$type", rec.ENTRY_NSID)
     if body["$type"] != rec.ENTRY_NSID:
         raise RecordValidationError(f"$type: not {rec.ENTRY_NSID}")
-    bundled_lexicons().validate_record(rec.ENTRY_NSID, body)
+    bundled_lexicons().validate_record(rec.ENTRY_NSID, body, check_size=False)  # read, not written
     parsed = rec.entry_from_record(body)
+    if not parsed["name"].strip() or not parsed["name"].isprintable():
+        raise RecordValidationError("name: empty, or holds control characters")
     schema = rec.AtUri.parse(parsed["schemaRef"])
     if schema.collection != rec.SCHEMA_NSID or not schema.rkey:
         raise RecordValidationError(f"schemaRef: not an at:// URI of a {rec.SCHEMA_NSID} record")

@@ -11,6 +11,8 @@ def atdata_home(tmp_path, monkeypatch):
     home = tmp_path / "atdata-home"
     home.mkdir()
     monkeypatch.setenv("ATDATA_HOME", str(home))
+    for name in ("ATDATA_APPVIEW_URL", "ATDATA_APPVIEW"):  # an AppView only where a test names one
+        monkeypatch.delenv(name, raising=False)
     import atdata_lab.index
 
     monkeypatch.setattr(atdata_lab.index, "_default_index", None)  # the default index is per test too
