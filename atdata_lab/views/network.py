@@ -162,9 +162,15 @@ def load_line(publisher: str, name: str) -> str:
 
 
 def network_status_text(
-    shown: int, *, query: str = "", source: str = "", polling: float | None = None
+    shown: int,
+    *,
+    query: str = "",
+    source: str = "",
+    polling: float | None = None,
+    warnings: Iterable[str] = (),
 ) -> str:
-    """The Network tab's status line: how many datasets, for what, from where, and the polling."""
+    """The Network tab's status line: how many datasets, for what, from where, the polling, and
+    what the search warned about (e.g. an AppView that was down, so a PDS was read instead)."""
     what = f"{shown:,} dataset{'s' if shown != 1 else ''}"
     if query:
         what += f" matching {plain(query, 80)!r}"
@@ -172,6 +178,8 @@ def network_status_text(
         what += f" from {plain(source, 80)}"
     if polling:
         what += f" · checking for new records every {polling:g} s"
+    for w in list(warnings)[:3]:
+        what += f" · {plain(w, 300)}"
     return what
 
 

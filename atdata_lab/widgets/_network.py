@@ -55,6 +55,8 @@ class NetworkTab:
     Attributes:
         results: The ``SearchResult`` items shown (one page), in order.
         rows: Their table rows (:func:`~atdata_lab.views.network_rows`).
+        source, warnings: Where the search found them (``"atmosphere"``, ``"pds"``...) and what it
+            warned about (shown in the status line).
         handles: ``{did: handle}`` of the publishers seen (handles that resolve back to their DID).
         selected: The selected ``SearchResult``, or None; ``records`` its
             :class:`~atdata_lab.promotion.network.NetworkRecords`.
@@ -76,6 +78,7 @@ class NetworkTab:
         self.results: list[Any] = []
         self.rows: list[dict[str, str]] = []
         self.source = ""
+        self.warnings: list[str] = []
         self.handles: dict[str, str] = {}
         self._asked: set[str] = set()
         self.selected: Any = None
@@ -247,8 +250,11 @@ class NetworkTab:
                     )
             finally:
                 self._syncing = False
+            self.warnings = [w for w in getattr(found, "warnings", None) or [] if isinstance(w, str)]
             self.status.value = esc(
-                S.network_status_text(len(rows), query=self.query, source=self.source, polling=self.poll)
+                S.network_status_text(
+                    len(rows), query=self.query, source=self.source, polling=self.poll, warnings=self.warnings
+                )
             )
             return rows
 
@@ -276,7 +282,8 @@ class NetworkTab:
             items = list(getattr(found, "items", found) or [])
             before = [r["uri"] for r in self.rows]
             after = [r["uri"] for r in S.network_rows(items)]
-            if after == before:
+            warnings = [w for w in getattr(found, "warnings", None) or [] if isinstance(w, str)]
+            if after == before and warnings == self.warnings:
                 return False
             self._refresh(found)
             self.poll_changes += 1

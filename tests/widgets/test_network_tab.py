@@ -180,6 +180,10 @@ def test_network_status_text():
     assert S.network_status_text(3, query="mn", source="atmosphere", polling=10) == (
         "3 datasets matching 'mn' from atmosphere · checking for new records every 10 s"
     )
+    warned = S.network_status_text(
+        1, source="pds", warnings=["the AppView is unavailable\x1b[2J: read the PDS"]
+    )
+    assert warned == "1 dataset from pds · the AppView is unavailable\\x1b[2J: read the PDS"
 
 
 # --------------------------------------------------------------------------------------- the library
@@ -346,6 +350,8 @@ def test_network_tab_finds_two_publishers_and_opens_one(network, reader, tmp_pat
     assert {r["uri"] for r in b.search_network("", tags=[tag])} == {a_uri, b_uri}
     assert [r["uri"] for r in b.search_network(tag, schema=recs.schema_ref)] == [a_uri]
     assert b.network.selected is not None and b.network.table.selected == a_uri  # the selection stays
+    static = b._repr_mimebundle_()["text/html"]  # nbviewer/GitHub: the Network rows too
+    assert "<b>Network</b>" in static and "frames-alice" in static and f"@{alice.handle}" in static
     b.close()
 
 
