@@ -74,6 +74,7 @@ class NetworkTab:
         self.query = ""
         self.tags: list[str] = []
         self.schema = ""
+        self.publisher = ""
         self.searched = False
         self.results: list[Any] = []
         self.rows: list[dict[str, str]] = []
@@ -107,6 +108,10 @@ class NetworkTab:
             ipywidgets.Text(placeholder="schema at:// URI", layout=ipywidgets.Layout(width="220px")),
             "network-schema",
         )
+        self.publisher_box = part(
+            ipywidgets.Text(placeholder="publisher DID or handle", layout=ipywidgets.Layout(width="200px")),
+            "network-publisher",
+        )
         self.search_button = part(
             ipywidgets.Button(description="Search", icon="search", layout=ipywidgets.Layout(width="auto")),
             "network-go",
@@ -114,7 +119,14 @@ class NetworkTab:
         self.status = part(ipywidgets.HTML(), "network-status", "atdata-muted")
         toolbar = part(
             ipywidgets.HBox(
-                [self.search_box, self.tags_box, self.schema_box, self.search_button, self.status]
+                [
+                    self.search_box,
+                    self.tags_box,
+                    self.schema_box,
+                    self.publisher_box,
+                    self.search_button,
+                    self.status,
+                ]
             ),
             "network-toolbar",
             "atdata-toolbar",
@@ -167,7 +179,7 @@ class NetworkTab:
 
         ui, on_click = browser.ui, browser.on_click
         self._debouncer = Debouncer(debounce, ui(lambda: self.search_from_boxes(), "Searching the network"))
-        for box in (self.search_box, self.tags_box, self.schema_box):
+        for box in (self.search_box, self.tags_box, self.schema_box, self.publisher_box):
             box.observe(lambda _ch: None if self._syncing else self._debouncer(), names="value")
         on_click(self.search_button, lambda _b: self.search_from_boxes(), "Searching the network")
         self.table.observe(
@@ -180,9 +192,12 @@ class NetworkTab:
 
     # ------------------------------------------------------------------ searching
     def search_from_boxes(self) -> list[dict[str, str]]:
-        """The Search button: search with what the three boxes hold."""
+        """The Search button: search with what the boxes hold."""
         return self.search(
-            self.search_box.value, tags=_split_tags(self.tags_box.value), schema=self.schema_box.value
+            self.search_box.value,
+            tags=_split_tags(self.tags_box.value),
+            schema=self.schema_box.value,
+            publisher=self.publisher_box.value,
         )
 
     def _query(self) -> Any:
@@ -191,28 +206,34 @@ class NetworkTab:
             scope="network",
             tags=self.tags or None,
             schema_ref=self.schema or None,
+            repo=self.publisher or None,
             limit=self.limit,
         )
 
     def search(
-        self, text: str = "", *, tags: list[str] | None = None, schema: str | None = None
+        self,
+        text: str = "",
+        *,
+        tags: list[str] | None = None,
+        schema: str | None = None,
+        publisher: str | None = None,
     ) -> list[dict[str, str]]:
         """Search datasets of every publisher (``index.search(text, scope="network", tags=...,
-        schema_ref=...)``): ``text`` over name, description and tags; all of ``tags``; ``schema``
-        an at:// schema URI. Shows the first page and starts polling. Returns the rows."""
+        schema_ref=..., repo=...)``): ``text`` over name, description and tags; all of ``tags``;
+        ``schema`` an at:// schema URI; ``publisher`` one publisher's DID or handle (then, with the
+        AppView down, that publisher's PDS is read instead, and the status line says so). Shows the
+        first page and starts polling. Returns the rows."""
         b = self.browser
         with b.reporting("Searching the network"):
-            self.query, self.tags, self.schema = (
-                (text or "").strip(),
-                list(tags or []),
-                (schema or "").strip(),
-            )
+            self.query, self.tags = (text or "").strip(), list(tags or [])
+            self.schema, self.publisher = (schema or "").strip(), (publisher or "").strip().lstrip("@")
             self._debouncer.cancel()
             self._syncing = True
             try:
                 self.search_box.value = self.query
                 self.tags_box.value = ", ".join(self.tags)
                 self.schema_box.value = self.schema
+                self.publisher_box.value = self.publisher
             finally:
                 self._syncing = False
             self.status.value = "searching…"

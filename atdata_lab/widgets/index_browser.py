@@ -110,6 +110,7 @@ class IndexBrowser(AtdataWidget):
         self.timings: dict[str, float] = {}
         self._syncing = False
         self._poll = poll
+        self._tab_quiet = False
         self.network: NetworkTab | None = None
 
         # -- toolbar
@@ -621,7 +622,7 @@ class IndexBrowser(AtdataWidget):
     def _tab_changed(self, change: dict) -> None:
         if change["new"] == 1 and self.published is None:
             self.load_published()
-        elif change["new"] == 2 and self.network is not None:
+        elif change["new"] == 2 and self.network is not None and not self._tab_quiet:
             if not self.network.searched:
                 self.network.search("")
             else:  # what arrived while the tab was hidden
@@ -730,13 +731,23 @@ class IndexBrowser(AtdataWidget):
         return self.network
 
     def search_network(
-        self, text: str = "", *, tags: list[str] | None = None, schema: str | None = None
+        self,
+        text: str = "",
+        *,
+        tags: list[str] | None = None,
+        schema: str | None = None,
+        publisher: str | None = None,
     ) -> list[dict[str, str]]:
         """The Network tab's search (see :meth:`NetworkTab.search`); returns the rows shown."""
         with self.reporting("Searching the network"):
             net = self._require_network()
-            self.tabs.selected_index = 2 if self.tabs is not None else 0
-            return net.search(text, tags=tags, schema=schema)
+            self._tab_quiet = True  # this search is what the tab shows: no search of its own first
+            try:
+                if self.tabs is not None:
+                    self.tabs.selected_index = 2
+            finally:
+                self._tab_quiet = False
+            return net.search(text, tags=tags, schema=schema, publisher=publisher)
 
     def select_network(self, uri: str) -> Any:
         """Select a Network row: its detail card and records (see :meth:`NetworkTab.select`)."""

@@ -292,6 +292,10 @@ def reader(network, tmp_path, monkeypatch):
     return index
 
 
+def esc_text(text):
+    return html.escape(text)
+
+
 def network_uris(index, text):
     return {r.uri for r in index.search(text, scope="network").items}
 
@@ -349,6 +353,9 @@ def test_network_tab_finds_two_publishers_and_opens_one(network, reader, tmp_pat
     # filters: tags and a schema (each publisher has its own schema record)
     assert {r["uri"] for r in b.search_network("", tags=[tag])} == {a_uri, b_uri}
     assert [r["uri"] for r in b.search_network(tag, schema=recs.schema_ref)] == [a_uri]
+    assert [r["uri"] for r in b.search_network(tag, publisher=bob.did)] == [b_uri]
+    assert b.network.publisher_box.value == bob.did and b.network.source == "atmosphere"
+    b.search_network(tag, schema=recs.schema_ref)
     assert b.network.selected is not None and b.network.table.selected == a_uri  # the selection stays
     static = b._repr_mimebundle_()["text/html"]  # nbviewer/GitHub: the Network rows too
     assert "<b>Network</b>" in static and "frames-alice" in static and f"@{alice.handle}" in static
@@ -452,6 +459,10 @@ def test_appview_down_mid_session_polls_on_and_nothing_secret_in_widget_state(ne
         with pytest.raises(AppViewUnavailableError):
             b.search_network(tag)
         assert b.errors.visible and "AppViewUnavailableError" in b.errors.message
+        # one publisher's datasets: read from that publisher's PDS instead, and the status says so
+        assert [r["uri"] for r in b.search_network("", publisher=alice.did)] == [uri]
+        assert b.network.source != "atmosphere" and b.network.warnings, (b.network.source, b.network.warnings)
+        assert esc_text(b.network.warnings[0]) in b.network.status.value and not b.errors.visible
         # the selected dataset still opens: its records come from the publisher's PDS
         assert b.select_network(uri).name == "down-frames"
         # the promotion preview says the AppView could not be asked, and plans anyway
