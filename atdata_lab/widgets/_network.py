@@ -329,8 +329,8 @@ class NetworkTab:
     def showing(self) -> bool:
         """Whether the Network tab is the one shown (polls are skipped while it is hidden; switching
         back to it checks at once)."""
-        tabs = self.browser.tabs
-        return tabs is None or tabs.selected_index == 2
+        tabs, names = self.browser.tabs, self.browser.tab_names
+        return tabs is None or (tabs.selected_index is not None and names[tabs.selected_index] == "network")
 
     @property
     def polling(self) -> bool:

@@ -480,3 +480,27 @@ def test_appview_down_mid_session_polls_on_and_nothing_secret_in_widget_state(ne
             assert secret not in state, (model_id, type(widget).__name__)
     assert not any(s in json.dumps(b._repr_mimebundle_(), default=repr) for s in secrets)
     b.close()
+
+
+@pytest.mark.sandbox
+@pytest.mark.appview
+def test_anyone_may_search_the_network_without_an_account(network, reader, tmp_path):
+    """No login: ATDATA_APPVIEW_URL (set by the reader fixture) is enough for the Network tab."""
+    from atdata_lab.widgets import IndexBrowser, SampleInspector
+
+    tag = f"na{uuid.uuid4().hex[:8]}"
+    alice = network.create_account()
+    uri = publish(network, alice, tmp_path, "open-frames", tags=[tag])
+    wait_for(lambda: uri in network_uris(reader, tag), "the AppView indexing the dataset")
+    anonymous = atdata.Index(path=tmp_path / "anon.db", data_store=atdata.LocalDiskStore(tmp_path / "anon"))
+    assert anonymous.atmosphere is None
+    b = IndexBrowser(anonymous, poll=None)
+    assert (
+        b.tab_names == ["local", "network"] and b.tabs.get_title(1) == "Network" and b.published_tab is None
+    )
+    with pytest.raises(ValueError, match="the Published tab needs an index with an atmosphere"):
+        b.show_tab("published")
+    assert [r["uri"] for r in b.search_network(tag)] == [uri] and b.tabs.selected_index == 1
+    assert b.select_network(uri).name == "open-frames" and not b.errors.visible
+    assert isinstance(b.inspect_network(), SampleInspector) and b.network.action_widget.n == 4
+    b.close()
