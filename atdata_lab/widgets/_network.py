@@ -96,20 +96,20 @@ class NetworkTab:
         self.search_box = part(
             ipywidgets.Text(
                 placeholder="Search every publisher: name, description, tags",
-                layout=ipywidgets.Layout(width="300px"),
+                layout=ipywidgets.Layout(width="260px"),
             ),
             "network-search",
         )
         self.tags_box = part(
-            ipywidgets.Text(placeholder="tags, comma separated", layout=ipywidgets.Layout(width="180px")),
+            ipywidgets.Text(placeholder="tags, comma separated", layout=ipywidgets.Layout(width="160px")),
             "network-tags",
         )
         self.schema_box = part(
-            ipywidgets.Text(placeholder="schema at:// URI", layout=ipywidgets.Layout(width="220px")),
+            ipywidgets.Text(placeholder="schema at:// URI", layout=ipywidgets.Layout(width="190px")),
             "network-schema",
         )
         self.publisher_box = part(
-            ipywidgets.Text(placeholder="publisher DID or handle", layout=ipywidgets.Layout(width="200px")),
+            ipywidgets.Text(placeholder="publisher DID or handle", layout=ipywidgets.Layout(width="180px")),
             "network-publisher",
         )
         self.search_button = part(
@@ -125,7 +125,6 @@ class NetworkTab:
                     self.schema_box,
                     self.publisher_box,
                     self.search_button,
-                    self.status,
                 ]
             ),
             "network-toolbar",
@@ -175,7 +174,9 @@ class NetworkTab:
         self.action_area = part(
             ipywidgets.VBox([], layout=ipywidgets.Layout(display="none")), "network-action-area"
         )
-        self.tab = part(ipywidgets.VBox([toolbar, self.table, self.detail, self.action_area]), "network")
+        self.tab = part(
+            ipywidgets.VBox([toolbar, self.status, self.table, self.detail, self.action_area]), "network"
+        )
 
         ui, on_click = browser.ui, browser.on_click
         self._debouncer = Debouncer(debounce, ui(lambda: self.search_from_boxes(), "Searching the network"))

@@ -1,10 +1,14 @@
 """The index browser's Network tab in a real JupyterLab, clicked through in headless Chromium: two
 publishers' datasets found through the sandbox's real AppView, one opened (its records and its
-``load_dataset`` line), its samples inspected, read from its publisher's PDS blobs."""
+``load_dataset`` line), its samples inspected, read from its publisher's PDS blobs.
+``ATDATA_UPDATE_SCREENSHOTS=1`` also refreshes the README's ``docs/screenshots/network-tab.png``."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,7 +92,11 @@ def test_network_tab_finds_two_publishers_and_inspects_a_sample(lab, appview_san
     )
     expect(detail.locator(".atdata-network-label-records")).to_contain_text("frames-alice")
     expect(detail.locator(".atdata-network-schema-record summary")).to_contain_text("schema")
-    lab.screenshot("index-browser-network-detail")
+    shot = lab.screenshot("index-browser-network-detail")
+    if os.environ.get("ATDATA_UPDATE_SCREENSHOTS") == "1":  # the README's image
+        shutil.copyfile(
+            shot, Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "network-tab.png"
+        )
 
     # its samples, read from alice's PDS blobs
     lab.widget("atdata-index-browser-network-inspect").click()
