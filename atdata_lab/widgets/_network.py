@@ -26,7 +26,7 @@ import ipywidgets
 from .. import views as S
 from ..errors import InvalidArgumentError, NotFoundError
 from ..logs import logger
-from ._base import DataTable, Debouncer, esc, not_available
+from ._base import CopyButton, DataTable, Debouncer, esc, not_available
 
 if TYPE_CHECKING:
     from .index_browser import IndexBrowser
@@ -156,8 +156,9 @@ class NetworkTab:
             ),
             "network-diff",
         )
+        self.copy_button = part(CopyButton(label="Copy load_dataset line"), "network-copy")
         actions = part(
-            ipywidgets.HBox([self.inspect_button, self.diff_against, self.diff_button]),
+            ipywidgets.HBox([self.inspect_button, self.diff_against, self.diff_button, self.copy_button]),
             "network-actions",
             "atdata-toolbar",
         )
@@ -360,6 +361,7 @@ class NetworkTab:
                     self._syncing = False
             handle = S.publisher_handle(result, self.handles)
             self.detail_html.value = S.network_detail_html(result, None, handle)
+            self.copy_button.text = self.load_line
             self.detail.layout.display = "flex"
             from ..promotion.network import network_records
 

@@ -92,6 +92,15 @@ def test_network_tab_finds_two_publishers_and_inspects_a_sample(lab, appview_san
     )
     expect(detail.locator(".atdata-network-label-records")).to_contain_text("frames-alice")
     expect(detail.locator(".atdata-network-schema-record summary")).to_contain_text("schema")
+    # the Copy button puts the line on the clipboard (and tells the kernel)
+    line = f'load_dataset("@{alice.handle}/frames-alice")'
+    lab.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    copy = lab.page.locator(".atdata-index-browser-network-copy button")
+    expect(copy).to_have_text("Copy load_dataset line")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert lab.page.evaluate("() => navigator.clipboard.readText()") == line
+    assert lab.wait_for_kernel("browser.network.copy_button.copies", 1) == 1
     shot = lab.screenshot("index-browser-network-detail")
     if os.environ.get("ATDATA_UPDATE_SCREENSHOTS") == "1":  # the README's image
         shutil.copyfile(

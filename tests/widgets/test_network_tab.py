@@ -332,6 +332,7 @@ def test_network_tab_finds_two_publishers_and_opens_one(network, reader, tmp_pat
         "frames-alice"
     ]
     assert b.network.load_line == f'load_dataset("@{alice.handle}/frames-alice")'
+    assert b.network.copy_button.text == b.network.load_line  # the Copy button copies exactly that
     detail = html.unescape(b.network.detail_html.value)
     assert (
         b.network.load_line in detail
