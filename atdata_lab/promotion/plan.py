@@ -43,6 +43,7 @@ from ..urls import url_size
 from ..views import promotion as promotion_views
 from ..views.promotion import DATA_MODES
 from .execute import PromotionResult, _crash_point, _execute
+from .network import AppViewCheck, appview_knows
 from .published import (
     PublishedEntry,
     _atmosphere,
@@ -308,6 +309,7 @@ class PromotionPlan:
     label_created_at: str | None = None
     label_version: str | None = None
     manifests: ManifestPlan | None = None
+    appview: AppViewCheck | None = None
 
     @property
     def previous_version(self) -> str | None:
@@ -340,6 +342,8 @@ class PromotionPlan:
         elif self.published is not None:
             lines.append(f"Published now: {self.published.describe()}")
         lines.append(f"Schema: {self.schema_decision.describe()}")
+        if self.appview is not None:
+            lines.append(f"AppView: {self.appview.describe()}")
         lines.append(f"Data: {self.data.describe()}")
         if self.manifests is not None:
             lines.append(self.manifests.describe())
@@ -400,6 +404,15 @@ class PromotionPlan:
                 for c in self.changes
             ],
             "intents": list(self.intents),
+            "appview": (
+                {
+                    "state": self.appview.state,
+                    "uris": list(self.appview.uris),
+                    "appview": self.appview.appview,
+                }
+                if self.appview is not None
+                else None
+            ),
             "warnings": list(self.warnings),
             "blocking": list(self.blocking),
         }
@@ -1084,6 +1097,7 @@ def plan_promotion(
         manifests=manifests,
     )
     plan.planning_round_trips = atm.round_trips - start
+    plan.appview = appview_knows(index, name, did=did)  # after the count: PDS round trips only; never raises
     # the whole batch must fit in one request
     body = {"writes": [w.as_write() for w in writes]}
     if len(json.dumps(body)) >= 1_000_000:

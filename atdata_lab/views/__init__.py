@@ -11,7 +11,9 @@ their plain-text forms.
 * :mod:`.schema` — schema field rows, the side-by-side diff, verdicts;
 * :mod:`.promotion` — plans, changes to what is published, verification, error advice;
 * :mod:`.samples` — field kinds, value text, array statistics, histograms, images;
-* :mod:`.datasets` — a dataset's summary with its manifest statistics.
+* :mod:`.datasets` — a dataset's summary with its manifest statistics;
+* :mod:`.network` — datasets found on the network (rows, detail card, the ``load_dataset`` line),
+  and whether the AppView already knows a name.
 
 Every public name of those modules is importable from here.
 """
@@ -22,6 +24,8 @@ from .datasets import *  # noqa: F403
 from .datasets import __all__ as _datasets
 from .entries import *  # noqa: F403
 from .entries import __all__ as _entries
+from .network import *  # noqa: F403
+from .network import __all__ as _network
 from .promotion import *  # noqa: F403
 from .promotion import __all__ as _promotion
 from .samples import *  # noqa: F403
@@ -31,4 +35,4 @@ from .schema import __all__ as _schema
 from .text import *  # noqa: F403
 from .text import __all__ as _text
 
-__all__ = sorted({*_text, *_entries, *_schema, *_promotion, *_samples, *_datasets})
+__all__ = sorted({*_text, *_entries, *_schema, *_promotion, *_samples, *_datasets, *_network})

@@ -24,6 +24,7 @@ from ..errors import (
     RecordTooLargeError,
     RecordValidationError,
 )
+from .network import appview_check_html
 from .schema import diff_table_html, verdict_html
 from .text import details_html, esc, html_table, list_html, record_json
 
@@ -145,6 +146,7 @@ def plan_head_html(plan: Any) -> str:
         parts.append(
             f"<p class='atdata-plan-suggested'>Suggested version: <code>{esc(d.suggested_version)}</code></p>"
         )
+    parts.append(appview_check_html(getattr(plan, "appview", None)))
     return "".join(parts)
 
 

@@ -78,6 +78,7 @@ from ..views.text import esc, html_table, progress_text
 __all__ = [
     "AtdataWidget",
     "BackgroundTask",
+    "CopyButton",
     "DataTable",
     "Debouncer",
     "ErrorPanel",
@@ -495,6 +496,21 @@ class DataTable(anywidget.AnyWidget):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(_esm=read_asset("data_table.js"), **kwargs)
+
+
+class CopyButton(anywidget.AnyWidget):
+    """A button that copies ``text`` to the clipboard (``widgets/copy_button.js``; where the browser
+    refuses the clipboard API it falls back to a selected text area). ``copies`` grows on every
+    successful copy. Only ever give it public text (it is widget state, saved with the notebook)."""
+
+    _esm = traitlets.Unicode(help="The view's ES module (widgets/copy_button.js).").tag(sync=True)
+    text = traitlets.Unicode("", help="What is copied ('' disables the button).").tag(sync=True)
+    label = traitlets.Unicode("Copy", help="The button's text.").tag(sync=True)
+    copies = traitlets.Int(0, help="Grows on every successful copy (set by the browser).").tag(sync=True)
+    css_class = traitlets.Unicode("", help="An extra class of the button element.").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(_esm=read_asset("copy_button.js"), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

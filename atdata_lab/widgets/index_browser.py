@@ -15,6 +15,14 @@ the widget only ever holds one page of rows. Every user action has a programmati
     browser.refresh()                 # sees entries written by other kernels
     browser.show_tab("published"); browser.load_published(); browser.select_record(uri)
     browser.verify(uri).wait()        # "Verify" (runs off the UI thread)
+    browser.show_tab("network"); browser.search_network("mnist", tags=["img"])
+    browser.select_network(uri)       # a Network row: its records and the load_dataset line
+    browser.inspect_network(); browser.diff_network(local_ref)
+    browser.close()                   # also stops the Network tab's polling
+
+The Network tab (with an AppView: the attached atmosphere's, or ``ATDATA_APPVIEW_URL`` without any
+account) finds datasets of every publisher through the AppView (``index.search(..., scope="network")``); new records appear by polling (see
+:mod:`atdata_lab.widgets._network`).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from ..errors import InvalidArgumentError, NotFoundError
 from ..promotion import entry_publication
 from ..views import PUBLICATION_BADGES, Publication, verification_badge
 from ._base import AtdataWidget, BackgroundTask, DataTable, Debouncer, esc, html_table, not_available
+from ._network import NetworkTab
 
 __all__ = ["IndexBrowser", "verification_badge"]
 
@@ -54,12 +63,17 @@ class IndexBrowser(AtdataWidget):
             ``"size_bytes"``).
         descending: Initial sort direction.
         debounce: Seconds the search box waits after the last keystroke before searching.
+        poll: Seconds between the Network tab's checks for new records (bounded to 2..600;
+            None: no polling). Polling starts with the tab's first search and stops on ``close()``.
 
     Attributes:
         page: The :class:`~atdata_lab.index.SearchPage` shown.
         selected: The selected :class:`~atdata_lab.entry.IndexEntry`, or None.
         action_widget: The widget opened by the last action (inspector, diff, wizard), or None.
         published: ``index.list_published()`` as last loaded (Published tab), or None.
+        network: The Network tab (:class:`~atdata_lab.widgets._network.NetworkTab`), or None
+            without an atmosphere or an AppView.
+        tab_names: The tabs shown, in order (``["local", "published", "network"]`` at most).
         timings: Kernel time in ms of the last ``render`` (first page), ``query`` and ``select``.
     """
 
@@ -74,6 +88,7 @@ class IndexBrowser(AtdataWidget):
         sort: str = "created_at",
         descending: bool = True,
         debounce: float = 0.25,
+        poll: float | None = 10.0,
     ) -> None:
         t0 = time.perf_counter()
         super().__init__()
@@ -95,6 +110,9 @@ class IndexBrowser(AtdataWidget):
         self.generation: int | None = None
         self.timings: dict[str, float] = {}
         self._syncing = False
+        self._poll = poll
+        self._tab_quiet = False
+        self.network: NetworkTab | None = None
 
         # -- toolbar
         self.search_box = self.part(
@@ -207,11 +225,11 @@ class IndexBrowser(AtdataWidget):
             ipywidgets.VBox([toolbar, self.table, pager, self.detail, self.action_area]), "local"
         )
 
-        # -- published tab (only with an atmosphere)
+        # -- published tab (only with an atmosphere), network tab (with an atmosphere or an AppView)
         self.published_tab: ipywidgets.VBox | None = None
         self.tabs: ipywidgets.Tab | None = None
-        if getattr(index, "atmosphere", None) is not None:
-            self._build_published_tab()
+        self.tab_names: list[str] = ["local"]
+        self._ensure_tabs()
 
         # -- events (each calls a public method)
         self._debouncer = Debouncer(debounce, self.ui(self.search, "Searching"))
@@ -582,10 +600,6 @@ class IndexBrowser(AtdataWidget):
             "published",
         )
         self.published_tab.children[0].add_class("atdata-toolbar")
-        self.tabs = self.part(ipywidgets.Tab([self.local_tab, self.published_tab]), "tabs")
-        self.tabs.set_title(0, "Local")
-        self.tabs.set_title(1, "Published")
-        self.tabs.observe(self.ui(self._tab_changed, "Loading published records"), names="selected_index")
         self.on_click(self.published_refresh, lambda _b: self.load_published(), "Loading published records")
         self.records_table.observe(
             self.ui(lambda ch: ch["new"] and self.select_record(ch["new"]), "Opening the record"),
@@ -593,32 +607,102 @@ class IndexBrowser(AtdataWidget):
         )
         self.on_click(self.verify_button, lambda _b: self.verify(), "Verifying")
 
-    def _ensure_published_tab(self) -> bool:
-        """Add the Published tab once an atmosphere is attached (e.g. by the wizard's login)."""
-        if self.tabs is None and getattr(self.index, "atmosphere", None) is not None:
+    def _appview_configured(self) -> bool:
+        finder = getattr(self.index, "_network_client", None)
+        try:
+            return callable(finder) and finder() is not None
+        except Exception:  # a malformed ATDATA_APPVIEW_URL: searching says what is wrong
+            return True
+
+    def _ensure_tabs(self) -> bool:
+        """Add the Published tab once an atmosphere is attached (e.g. by the wizard's login), and the
+        Network tab once there is an atmosphere or an AppView (``ATDATA_APPVIEW_URL``: anyone may
+        search without an account). Returns whether there are tabs."""
+        has_atm = getattr(self.index, "atmosphere", None) is not None
+        names = ["local"]
+        if has_atm:
+            names.append("published")
+        if has_atm or self.network is not None or self._appview_configured():
+            names.append("network")
+        if names == self.tab_names:
+            return self.tabs is not None
+        if has_atm and self.published_tab is None:
             self._build_published_tab()
-            self.set_body(self.tabs)
-        return self.tabs is not None
+        if "network" in names and self.network is None:
+            self.network = NetworkTab(self, poll=self._poll)
+        parts = {
+            "local": self.local_tab,
+            "published": self.published_tab,
+            "network": getattr(self.network, "tab", None),
+        }
+        first = self.tabs is None
+        if first:
+            self.tabs = self.part(ipywidgets.Tab(), "tabs")
+        assert self.tabs is not None
+        shown = self.tab_names[self.tabs.selected_index or 0] if not first else "local"
+        self._tab_quiet = True  # rebuilding is no user switching tabs
+        try:
+            self.tabs.children = [parts[n] for n in names]
+            for i, n in enumerate(names):
+                self.tabs.set_title(i, n.capitalize())
+            self.tab_names = names
+            self.tabs.selected_index = names.index(shown) if shown in names else 0
+        finally:
+            self._tab_quiet = False
+        if first:
+            self.tabs.observe(self.ui(self._tab_changed, "Switching tabs"), names="selected_index")
+            if hasattr(self, "errors") and self.children:  # built after the first set_body
+                self.set_body(self.tabs)
+        return True
+
+    def _ensure_published_tab(self) -> bool:
+        """The Published tab, added once an atmosphere is attached; False when none is."""
+        self._ensure_tabs()
+        return self.published_tab is not None and "published" in self.tab_names
+
+    def tab_index(self, name: str) -> int:
+        """The position of tab ``name`` (``"local"``, ``"published"``, ``"network"``) among the tabs shown.
+
+        Raises:
+            InvalidArgumentError: that tab is not shown (the message says what it needs).
+        """
+        if name not in ("local", "published", "network"):
+            raise InvalidArgumentError(f"no tab {name!r}: choose 'local', 'published' or 'network'")
+        self._ensure_tabs()
+        if name not in self.tab_names:
+            need = (
+                "an index with an atmosphere attached (Index(..., atmosphere=Atmosphere.login(handle, "
+                "app_password)))"
+                if name == "published"
+                else "an AppView: an atmosphere with one, or ATDATA_APPVIEW_URL (the sandbox: --appview)"
+            )
+            raise InvalidArgumentError(f"the {name.capitalize()} tab needs {need}")
+        return self.tab_names.index(name)
 
     def _tab_changed(self, change: dict) -> None:
-        if change["new"] == 1 and self.published is None:
+        if self._tab_quiet or change["new"] is None:
+            return
+        name = self.tab_names[change["new"]]
+        if name == "published" and self.published is None:
             self.load_published()
+        elif name == "network" and self.network is not None:
+            if not self.network.searched:
+                self.network.search("")
+            else:  # what arrived while the tab was hidden
+                self.network.poll_once()
 
     def show_tab(self, name: str) -> None:
-        """Switch to the ``"local"`` or ``"published"`` tab (the latter loads the records once)."""
+        """Switch to the ``"local"``, ``"published"`` or ``"network"`` tab (the Published tab loads
+        the records once; the Network tab searches once, with no text: the newest datasets)."""
         with self.reporting("Switching tabs"):
-            if name not in ("local", "published"):
-                raise InvalidArgumentError(f"no tab {name!r}: choose 'local' or 'published'")
-            if not self._ensure_published_tab():
-                if name == "published":
-                    raise InvalidArgumentError(
-                        "the Published tab needs an index with an atmosphere attached "
-                        "(Index(..., atmosphere=Atmosphere.login(handle, app_password)))"
-                    )
+            i = self.tab_index(name)
+            if self.tabs is None:  # only the local tab
                 return
-            self.tabs.selected_index = 0 if name == "local" else 1
+            self.tabs.selected_index = i
             if name == "published" and self.published is None:
                 self.load_published()
+            elif name == "network" and self.network is not None and not self.network.searched:
+                self.network.search("")
 
     def load_published(self) -> list[dict[str, str]]:
         """Load the dataset, schema and label records of the attached account's repository
@@ -693,6 +777,50 @@ class IndexBrowser(AtdataWidget):
             task = self.run_task("Verifying", work, on_done=done)
             return task
 
+    # ------------------------------------------------------------------ network tab
+    def _require_network(self) -> NetworkTab:
+        self.tab_index("network")
+        assert self.network is not None
+        return self.network
+
+    def search_network(
+        self,
+        text: str = "",
+        *,
+        tags: list[str] | None = None,
+        schema: str | None = None,
+        publisher: str | None = None,
+    ) -> list[dict[str, str]]:
+        """The Network tab's search (see :meth:`NetworkTab.search`); returns the rows shown."""
+        with self.reporting("Searching the network"):
+            net = self._require_network()
+            self._tab_quiet = True  # this search is what the tab shows: no search of its own first
+            try:
+                if self.tabs is not None:
+                    self.tabs.selected_index = self.tab_index("network")
+            finally:
+                self._tab_quiet = False
+            return net.search(text, tags=tags, schema=schema, publisher=publisher)
+
+    def select_network(self, uri: str) -> Any:
+        """Select a Network row: its detail card and records (see :meth:`NetworkTab.select`)."""
+        return self._require_network().select(uri)
+
+    def inspect_network(self) -> Any:
+        """ "Inspect samples" of the selected Network dataset; returns the inspector."""
+        return self._require_network().inspect()
+
+    def diff_network(self, against: str | None = None) -> Any:
+        """ "Diff schema": a local schema against the selected Network dataset's schema."""
+        return self._require_network().diff(against)
+
+    def close(self) -> None:
+        """Close the widget and stop the Network tab's polling."""
+        if self.network is not None:
+            self.network.stop_polling()
+        self._debouncer.cancel()
+        super().close()
+
     # ------------------------------------------------------------------ static fallback
     def __repr__(self) -> str:
         if self.page is None:
@@ -714,9 +842,19 @@ class IndexBrowser(AtdataWidget):
             [[r[k] + (f" {r['uri']}" if k == "published" and r["uri"] else "") for k in keys] for r in rows],
         )
         label = S.page_label(self.offset, len(self.page), self.page.total)
+        network = ""
+        if self.network is not None and self.network.searched:
+            net = self.network
+            network = (
+                f"<div><b>Network</b> {esc(S.network_status_text(len(net.rows), query=net.query))}</div>"
+                + html_table(
+                    [c.label for c in S.NETWORK_COLUMNS],
+                    [[r[c.key] for c in S.NETWORK_COLUMNS] for r in net.rows],
+                )
+            )
         return (
             f"<div class='atdata-index-browser'><div><b>Index</b> {esc(self.index.provider)} · "
-            f"entries {esc(label)}</div>{table}"
+            f"entries {esc(label)}</div>{table}{network}"
             "<div class='atdata-static-note'>A static view: run the notebook with ipywidgets to search, "
             "sort and open entries.</div></div>"
         )
