@@ -31,8 +31,6 @@ from tests.test_search import StandIn
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.appview]
 
-PUBLISH_SCRIPT = ref.SUPPORT_DIR / "atdata_publish_dataset.py"
-
 
 @atdata.packable
 class OurRow:
@@ -60,10 +58,7 @@ def publish_with_atdata_lab(sb: Sandbox, account: SandboxAccount, tmp_path, name
 
 
 def publish_with_atdata(sb: Sandbox, account: SandboxAccount, name: str, word: str) -> str:
-    ref.require_atdata_venv()
-    out = ref.run_atdata_json(
-        PUBLISH_SCRIPT, sb.pds_url, name, word, stdin=f"{account.handle}\n{account.password}\n", timeout=300
-    )
+    out = ref.publish_dataset_with_atdata(sb.pds_url, account.handle, account.password, name, word)
     assert out["did"] == account.did
     return out["uri"]
 

@@ -1,5 +1,6 @@
 """The index browser's Network tab in a real JupyterLab, clicked through in headless Chromium: two
-publishers' datasets found through the sandbox's real AppView, one opened (its records and its
+publishers' datasets (one published with atdata-lab, one with the real atdata 0.7) found through
+the sandbox's real AppView, one opened (its records and its
 ``load_dataset`` line), its samples inspected, read from its publisher's PDS blobs.
 ``ATDATA_UPDATE_SCREENSHOTS=1`` also refreshes the README's ``docs/screenshots/network-tab.png``."""
 
@@ -15,6 +16,7 @@ import pytest
 from numpy.typing import NDArray
 
 import atdata_lab as atdata
+from tests.support import atdata_reference as ref
 from tests.support.notebook_ui import make_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.sandbox, pytest.mark.appview]
@@ -52,7 +54,8 @@ def test_network_tab_finds_two_publishers_and_inspects_a_sample(lab, appview_san
     tag = f"nb{uuid.uuid4().hex[:8]}"
     alice, bob, carol = sb.create_account(), sb.create_account(), sb.create_account()
     a_uri = publish(sb, alice, tmp_path, "frames-alice", tag, 4)
-    b_uri = publish(sb, bob, tmp_path, "frames-bob", tag, 6)
+    # bob publishes with atdata 0.7's own publishers, in its reference venv
+    b_uri = ref.publish_dataset_with_atdata(sb.pds_url, bob.handle, bob.password, "rows-bob", tag)["uri"]
     for uri in (a_uri, b_uri):
         wait_until_indexed(sb.appview_url, uri)
 
@@ -79,7 +82,9 @@ def test_network_tab_finds_two_publishers_and_inspects_a_sample(lab, appview_san
     b_row = lab.page.locator(f"tr.atdata-index-browser-network-row[data-id='{b_uri}']")
     expect(a_row.locator(".atdata-index-browser-network-cell-publisher")).to_contain_text(f"@{alice.handle}")
     expect(b_row.locator(".atdata-index-browser-network-cell-publisher")).to_contain_text(f"@{bob.handle}")
-    expect(b_row.locator(".atdata-index-browser-network-cell-samples")).to_have_text("6")
+    expect(b_row.locator(".atdata-index-browser-network-cell-samples")).to_have_text(
+        "?"
+    )  # atdata's record states no count
     expect(lab.widget("atdata-index-browser-network-status")).to_contain_text(f"2 datasets matching '{tag}'")
 
     # open alice's: her records and the line that loads it
@@ -119,4 +124,12 @@ def test_network_tab_finds_two_publishers_and_inspects_a_sample(lab, appview_san
     lab.widget("atdata-sample-inspector-next").click()
     expect(header).to_contain_text("sample 1 of 4")
     assert lab.wait_for_kernel("browser.network.action_widget.sample.label", 1) == 1
+
+    # bob's, published by atdata 0.7: its samples open too (read from his PDS blob)
+    lab.widget("atdata-index-browser-tabs").get_by_role("tab", name="Network", exact=True).click()
+    b_row.click()
+    lab.wait_for_kernel("browser.network.records is not None and browser.network.records.uri", b_uri)
+    lab.widget("atdata-index-browser-network-inspect").click()
+    assert lab.wait_for_kernel("browser.network.action_widget.sample.label", 0) == 0
+    expect(lab.widget("atdata-sample-inspector-header")).to_contain_text("sample 0 of 12")
     lab.screenshot("index-browser-network")

@@ -45,6 +45,7 @@ READY_MARKER = "atdata-lab-ready.json"
 SUPPORT_DIR = Path(__file__).resolve().parent
 READ_SCRIPT = SUPPORT_DIR / "atdata_read_shards.py"
 WRITE_SCRIPT = SUPPORT_DIR / "atdata_write_shards.py"
+PUBLISH_SCRIPT = SUPPORT_DIR / "atdata_publish_dataset.py"
 
 _BUILD_TIMEOUT_S = 900
 
@@ -414,6 +415,21 @@ def write_shards_with_atdata(
         "--prefix",
         prefix,
         timeout=timeout,
+    )
+
+
+def publish_dataset_with_atdata(
+    pds_url: str, handle: str, password: str, name: str, word: str, *, timeout: float = 300
+) -> dict[str, Any]:
+    """Publishes 12 ``TheirRow`` samples as ``name`` (tagged ``word``) with atdata 0.7's own
+    publishers, as ``handle`` on the PDS at ``pds_url`` (``atdata_publish_dataset.py``).
+
+    Returns:
+        ``{"uri", "schema_uri", "label_uri", "did"}``.
+    """
+    require_atdata_venv()
+    return run_atdata_json(  # the password goes on stdin, never on a command line
+        PUBLISH_SCRIPT, pds_url, name, word, stdin=f"{handle}\n{password}\n", timeout=timeout
     )
 
 
