@@ -40,6 +40,8 @@ def test_binder_files_say_what_the_image_needs():
     assert "pip" in deps
     post = (BINDER / "postBuild").read_text()
     assert re.search(r'pip install .*-e "\.\[all\]"', post) and "ensure_installed" in post
+    # the AppView postBuild installs needs PostgreSQL's initdb/postgres on PATH in the image
+    assert "ensure_appview_installed" in post and any(d.split("=")[0] == "postgresql" for d in deps)
     start = (BINDER / "start").read_text()
     code = [ln for ln in start.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert code[-1] == 'exec "$@"'
