@@ -130,6 +130,8 @@ def unpack_map_views(buf: bytes | memoryview) -> dict[str, Any]:
                 if end > n:
                     raise InvalidArgumentError("msgpack data is truncated")
                 key = msgpack.unpackb(b[i:end], raw=False)
+                if not isinstance(key, str):
+                    raise InvalidArgumentError(f"msgpack map key is a {type(key).__name__}, not a str")
             i = end
             t = b[i]
             if t <= 0x7F:  # positive fixint

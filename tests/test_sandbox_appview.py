@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,6 +75,15 @@ def test_published_dataset_is_searchable_live(appview_sandbox: Sandbox, pds_acco
     assert _search(appview_sandbox.appview_url, q=f"x{word}") == []
 
 
+def _run_in_own_loop(coro: Any) -> Any:
+    """``asyncio.run`` in a thread of its own: an earlier test (a widget's or a kernel's) may have left
+    an event loop running in this thread, where ``asyncio.run`` refuses to start."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def test_jetstream_events_have_the_format_the_appview_reads(
     appview_sandbox: Sandbox, pds_account: SandboxAccount
 ):
@@ -98,7 +108,7 @@ def test_jetstream_events_have_the_format_the_appview_reads(
 
     uri = _publish(pds_account, f"jet-{word}", word)
     wait_until_indexed(appview_sandbox.appview_url, uri)
-    events = asyncio.run(read_events(None))  # no cursor: the kept events are replayed
+    events = _run_in_own_loop(read_events(None))  # no cursor: the kept events are replayed
     by_collection = {e["commit"]["collection"]: e for e in events}
     assert set(by_collection) == {f"science.alt.dataset.{c}" for c in ("schema", "entry", "label")}
     entry = by_collection["science.alt.dataset.entry"]
@@ -106,7 +116,7 @@ def test_jetstream_events_have_the_format_the_appview_reads(
     assert entry["commit"]["operation"] == "create" and entry["commit"]["rkey"] == uri.rsplit("/", 1)[1]
     assert entry["commit"]["record"]["name"] == f"jet-{word}" and entry["commit"]["cid"].startswith("bafyrei")
     last = max(e["time_us"] for e in events)
-    assert asyncio.run(read_events(last)) == []  # a cursor replays only what came after it
+    assert _run_in_own_loop(read_events(last)) == []  # a cursor replays only what came after it
 
 
 def test_bridge_lists_repos_by_collection(appview_sandbox: Sandbox, pds_account: SandboxAccount):

@@ -53,6 +53,7 @@ def publish_with_atdata_lab(sb: Sandbox, account: SandboxAccount, tmp_path, name
         name,
         description=f"rows from atdata-lab for the {word} search test",
         tags=[word, "lab"],
+        copy_to="blobs",  # others load it from the PDS (a local file:// shard is refused to them)
         progress=False,
     )
 
