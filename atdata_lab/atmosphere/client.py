@@ -61,7 +61,16 @@ from atdata_lab.atmosphere.lexicon import (
     check_data_model,
     record_json_size,
 )
-from atdata_lab.atmosphere.records import LENS_NSID, AtUri, is_valid_rkey, make_tid, record_cid
+from atdata_lab.atmosphere.records import (
+    ENTRY_NSID,
+    LABEL_NSID,
+    LENS_NSID,
+    SCHEMA_NSID,
+    AtUri,
+    is_valid_rkey,
+    make_tid,
+    record_cid,
+)
 from atdata_lab.cid import parse_blob_cid
 from atdata_lab.errors import (
     AppViewError,
@@ -774,6 +783,10 @@ class Atmosphere(AppViewClient):
             while cursor:
                 more, cursor = client.list_records(nsid, cursor=cursor)
 
+        (atdata's ``list_records`` always returns a page; code that unpacks
+        ``records, cursor = client.list_records(nsid)`` without ``cursor=`` must add ``cursor=None``
+        here, or it unpacks the list of all records.)
+
         Args:
             collection: The collection NSID.
             repo: DID or handle; default the logged-in account.
@@ -878,7 +891,9 @@ class Atmosphere(AppViewClient):
         warning when more exist."""
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InvalidArgumentError(f"limit={limit!r:.40}: give a positive int")
-        collection = f"science.alt.dataset.{suffix}"
+        collection = {"schema": SCHEMA_NSID, "entry": ENTRY_NSID, "lens": LENS_NSID, "label": LABEL_NSID}[
+            suffix
+        ]
         out: list[RecordValue] = []
         cursor: str | None = None
         seen: set[str] = set()
@@ -1714,8 +1729,8 @@ class Atmosphere(AppViewClient):
     def _entry_uri(self, uri: Any) -> AtUri:
         """An entry's at:// URI with a DID authority (a handle is resolved here)."""
         u = AtUri.parse(str(uri)) if isinstance(uri, (str, AtUri)) else None
-        if u is None or u.collection != "science.alt.dataset.entry" or not u.rkey:
-            raise InvalidArgumentError(f"{uri!r:.120} is not at://<did>/science.alt.dataset.entry/<rkey>")
+        if u is None or u.collection != ENTRY_NSID or not u.rkey:
+            raise InvalidArgumentError(f"{uri!r:.120} is not at://<did>/{ENTRY_NSID}/<rkey>")
         if u.did is None:
             u = AtUri(self.resolve_handle(u.authority), u.collection, u.rkey)
         return u
