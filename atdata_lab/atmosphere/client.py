@@ -6,7 +6,12 @@ request, its retries, the token refresh, the error mapping and the response boun
 class, :class:`~atdata_lab.atmosphere._http.XrpcClientBase`; this module holds identity, records
 and blobs on top of it:
 
-* plain-dict records in and out: every record operation returns ``{"uri", "cid", "value"}``;
+* plain-dict records in and out: every record operation returns ``{"uri", "cid", "value"}``,
+  except atdata 0.7's call forms, which return what atdata's client does (``get_record(at_uri)``
+  and ``list_records(..., cursor=)`` give record values, as :class:`RecordValue` dicts that keep
+  their ``.uri`` and ``.cid``); both forms are accepted, a mix of them is refused before any request;
+* atdata's AppView reads (``search_datasets``, ``get_entries``, ``get_entry_stats``,
+  ``search_lenses``) with every item validated like any network record, malformed ones dropped;
 * one error family (:mod:`atdata_lab.errors`), each :class:`~atdata_lab.errors.RequestError`
   carrying the server's answer as a :class:`PDSResponse` (``status_code``, ``headers``,
   ``content``, ``error``, ``message``);
