@@ -53,6 +53,8 @@ CLASSES = (
     "SearchAggregator",
 )
 ATMOSPHERE_CLASSES = (  # atdata.atmosphere's classes -> atdata_lab.atmosphere's
+    "Atmosphere",
+    "AtmosphereClient",  # atdata's deprecated alias of Atmosphere; ours too
     "AtUri",
     "SchemaPublisher",
     "SchemaLoader",

@@ -670,9 +670,11 @@ class XrpcClientBase:
         retry: bool = True,
         check: Callable[[], Any] | None = None,
         errors: Callable[[_Failure, str, bool], Exception] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """One XRPC call with retries. Own PDS: through the SDK (session, refresh). Others: anonymous.
-        ``errors``: see :meth:`_retrying_unlocked`."""
+        ``errors``: see :meth:`_retrying_unlocked`. ``timeout``: this call's read/write timeout in
+        seconds instead of the client's (the connect timeout stays at most 5 s)."""
         own = base_url is None or _same_server(base_url, self._pds_url)
         base = self._pds_url if own else _norm_url(base_url or "")
         url = f"{base}/xrpc/{nsid}"
@@ -680,6 +682,9 @@ class XrpcClientBase:
         if body is not None:
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
             hdrs.setdefault("Content-Type", "application/json")
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = httpx.Timeout(timeout, connect=min(5.0, timeout))
 
         def send(attempt: int) -> Any:
             if rewind is not None and attempt > 1:
@@ -687,10 +692,17 @@ class XrpcClientBase:
             t0 = time.perf_counter()
             if own and self._sdk._session is not None:
                 if kind == "query":
-                    resp = self._sdk.invoke_query(nsid, params=_Params(params or {}) or None, headers=hdrs)
+                    resp = self._sdk.invoke_query(
+                        nsid, params=_Params(params or {}) or None, headers=hdrs, **extra
+                    )
                 else:
                     resp = self._sdk.invoke_procedure(
-                        nsid, params=_Params(params or {}) or None, data=None, content=content, headers=hdrs
+                        nsid,
+                        params=_Params(params or {}) or None,
+                        data=None,
+                        content=content,
+                        headers=hdrs,
+                        **extra,
                     )
                 out = resp.content
             else:
@@ -700,6 +712,7 @@ class XrpcClientBase:
                     params={k: v for k, v in (params or {}).items() if v is not None},
                     content=content,
                     headers=hdrs,
+                    **extra,
                 )
                 if not 200 <= r.status_code < 300:
                     raise _Failure(_httpx_response(r, url), None, url)

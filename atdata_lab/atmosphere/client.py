@@ -6,7 +6,12 @@ request, its retries, the token refresh, the error mapping and the response boun
 class, :class:`~atdata_lab.atmosphere._http.XrpcClientBase`; this module holds identity, records
 and blobs on top of it:
 
-* plain-dict records in and out: every record operation returns ``{"uri", "cid", "value"}``;
+* plain-dict records in and out: every record operation returns ``{"uri", "cid", "value"}``,
+  except atdata 0.7's call forms, which return what atdata's client does (``get_record(at_uri)``
+  and ``list_records(..., cursor=)`` give record values, as :class:`RecordValue` dicts that keep
+  their ``.uri`` and ``.cid``); both forms are accepted, a mix of them is refused before any request;
+* atdata's AppView reads (``search_datasets``, ``get_entries``, ``get_entry_stats``,
+  ``search_lenses``) with every item validated like any network record, malformed ones dropped;
 * one error family (:mod:`atdata_lab.errors`), each :class:`~atdata_lab.errors.RequestError`
   carrying the server's answer as a :class:`PDSResponse` (``status_code``, ``headers``,
   ``content``, ``error``, ``message``);
@@ -40,11 +45,12 @@ import base64
 import contextlib
 import hashlib
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, BinaryIO
-from urllib.parse import unquote
+from typing import IO, Any, BinaryIO, overload
+from urllib.parse import unquote, urlencode
 
 import httpx
 
@@ -52,6 +58,7 @@ from atdata_lab._journal import temp_name
 from atdata_lab.atmosphere._appview import AppViewClient
 from atdata_lab.atmosphere._http import _LOGIN_HINT, PDSResponse, _norm_url, _same_server
 from atdata_lab.atmosphere.lexicon import (
+    _CID_RE,
     _NSID_RE,
     _is_did,
     _is_handle,
@@ -59,9 +66,19 @@ from atdata_lab.atmosphere.lexicon import (
     check_data_model,
     record_json_size,
 )
-from atdata_lab.atmosphere.records import is_valid_rkey, make_tid, record_cid
+from atdata_lab.atmosphere.records import (
+    ENTRY_NSID,
+    LABEL_NSID,
+    LENS_NSID,
+    SCHEMA_NSID,
+    AtUri,
+    is_valid_rkey,
+    make_tid,
+    record_cid,
+)
 from atdata_lab.cid import parse_blob_cid
 from atdata_lab.errors import (
+    AppViewError,
     AuthenticationError,
     BlobMismatchError,
     InvalidArgumentError,
@@ -80,7 +97,14 @@ from atdata_lab.logs import logger
 from atdata_lab.progress import ProgressEvent, ProgressLike, resolve_progress
 from atdata_lab.urls import check_remote_url
 
-__all__ = ["Atmosphere", "PDSResponse", "DEFAULT_BLOB_UPLOAD_LIMIT", "MAX_APPLY_WRITES", "logged_in_dids"]
+__all__ = [
+    "Atmosphere",
+    "PDSResponse",
+    "RecordValue",
+    "DEFAULT_BLOB_UPLOAD_LIMIT",
+    "MAX_APPLY_WRITES",
+    "logged_in_dids",
+]
 
 log = logger("atdata_lab.atmosphere")
 
@@ -95,7 +119,46 @@ MAX_LIST_PAGES = 1000
 #: The largest blob downloaded unless ``max_bytes`` says otherwise.
 MAX_BLOB_BYTES = 4 << 30
 
+#: The AppView answers at most this many items a request (searchDatasets, searchLenses, getEntries: 25).
+MAX_APPVIEW_PAGE = 100
+MAX_GET_ENTRIES = 25
+_MAX_CURSOR = 1024
+_ALL_PAGES: Any = object()  # list_records() without cursor=: every page
+
 _sessions: weakref.WeakSet[Atmosphere] = weakref.WeakSet()
+
+
+class RecordValue(dict[str, Any]):
+    """A record's value (a plain dict, as atdata's client returns it) that also remembers where it
+    came from: ``.uri`` (its at:// URI) and ``.cid`` (as the server stated it; None if it did not).
+
+    Returned by :meth:`Atmosphere.get_record` given an at:// URI, by
+    :meth:`Atmosphere.list_records` given ``cursor=``, and by ``list_schemas``/``list_datasets``/
+    ``list_lenses``/``list_labels``.
+    """
+
+    def __init__(self, value: Mapping[str, Any], *, uri: str, cid: str | None) -> None:
+        super().__init__(value)
+        self.uri = uri
+        self.cid = cid if isinstance(cid, str) else None
+
+
+def _good_cursor(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= _MAX_CURSOR and value.isprintable()
+
+
+def _check_cid(value: Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) > 256 or not _CID_RE.match(value):
+        raise InvalidArgumentError(f"{where}={value!r:.80}: not a CID (e.g. bafyrei...)")
+    return value
+
+
+def _positive_limit(limit: Any, most: int) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidArgumentError(
+            f"limit={limit!r:.40}: give a positive int (the AppView answers at most {most})"
+        )
+    return min(limit, most)
 
 
 def logged_in_dids() -> set[str]:
@@ -355,6 +418,11 @@ class Atmosphere(AppViewClient):
         """The PDS base URL requests go to."""
         return self._pds_url
 
+    @property
+    def is_authenticated(self) -> bool:
+        """Whether this client holds a logged-in session (atdata's name; ``did`` is None otherwise)."""
+        return self.did is not None
+
     def _require_login(self, what: str) -> str:
         did = self.did
         if did is None:
@@ -410,6 +478,14 @@ class Atmosphere(AppViewClient):
             raise RecordNotFoundError(f"the handle {handle!r} does not resolve to a DID")
         self._did_cache[handle] = did
         return did
+
+    def resolve_did(self, handle_or_did: str) -> str:
+        """A handle's DID, or a DID unchanged (atdata's name for :meth:`resolve_handle`).
+
+        Raises:
+            RecordNotFoundError: The handle does not resolve.
+        """
+        return self.resolve_handle(handle_or_did)
 
     def handle_of(self, did: str) -> str:
         """The handle ``did`` goes by: the one its repository (or DID document) names, accepted only
@@ -590,21 +666,65 @@ class Atmosphere(AppViewClient):
         if not is_valid_rkey(rkey):
             raise RecordValidationError(f"rkey: {rkey!r} is not a valid record key (1-512 of A-Za-z0-9.-_:~)")
 
-    def get_record(self, collection: str, rkey: str, *, repo: str | None = None) -> dict[str, Any]:
-        """Fetch one record.
+    def _record_address(
+        self, what: str, uri: Any, rkey: str | None, repo: str | None
+    ) -> tuple[str, str, str | None, bool]:
+        """``(collection, rkey, repo, by_uri)`` from either call form of get_record/delete_record:
+        ``(at:// URI)`` (atdata's; an :class:`~atdata_lab.atmosphere.AtUri` too) or
+        ``(collection, rkey, repo=)`` (ours). A mix of the two is refused, naming both forms."""
+        forms = f"{what}('at://<did>/<collection>/<rkey>') or {what}(collection, rkey, repo=...)"
+        text = uri if isinstance(uri, str) else None
+        if text is None and hasattr(uri, "authority") and hasattr(uri, "collection") and hasattr(uri, "rkey"):
+            text = str(uri)  # an AtUri (ours or one that prints like atdata's)
+        if text is None:
+            raise InvalidArgumentError(f"{what}: got {type(uri).__name__} {uri!r:.80}; call {forms}")
+        if not text.startswith("at://"):
+            if rkey is None:
+                raise InvalidArgumentError(
+                    f"{what}({text!r:.100}): not an at:// URI, and no record key: call {forms}"
+                )
+            return text, rkey, repo, False
+        if rkey is not None or repo is not None:
+            raise InvalidArgumentError(
+                f"{what}({text!r:.100}, ...): an at:// URI already names the repository, collection and "
+                f"record key; pass it alone, or call {what}(collection, rkey, repo=...)"
+            )
+        u = AtUri.parse(text)
+        if not u.collection or not u.rkey:
+            raise InvalidArgumentError(f"{what}({text!r:.100}): the URI names no record; call {forms}")
+        return u.collection, u.rkey, u.authority, True
+
+    def get_record(self, uri: Any, rkey: str | None = None, *, repo: str | None = None) -> Any:
+        """Fetch one record, by at:// URI (atdata's form) or by collection and key (ours).
+
+        ``get_record("at://did:plc:.../science.alt.dataset.entry/3k...")`` (or an
+        :class:`~atdata_lab.atmosphere.AtUri`) returns the record's value, as atdata does: a
+        :class:`RecordValue` (a dict) whose ``.uri`` and ``.cid`` say where it came from.
+        ``get_record(collection, rkey, repo=...)`` returns ``{"uri", "cid", "value"}``.
 
         Args:
-            collection: The collection NSID.
-            rkey: The record key.
-            repo: DID or handle; default the logged-in account. Another PDS is found via the DID
-                document and read anonymously.
-
-        Returns:
-            ``{"uri", "cid", "value"}``.
+            uri: An at:// URI of a record, or the collection NSID (then ``rkey`` is required).
+            rkey: The record key (with a collection only).
+            repo: DID or handle, with a collection only; default the logged-in account. Another
+                PDS is found via the DID document and read anonymously.
 
         Raises:
+            InvalidArgumentError: The two forms mixed (a URI with ``rkey``/``repo``, or a
+                collection without ``rkey``); nothing was sent.
             RecordNotFoundError: No such record (also a ``KeyError``).
         """
+        collection, key, where, by_uri = self._record_address("get_record", uri, rkey, repo)
+        got = self._get_record(collection, key, repo=where)
+        if not by_uri:
+            return got
+        value = got["value"]
+        if not isinstance(value, Mapping):
+            raise RecordValidationError(
+                f"{got['uri']}: the PDS returned a record value that is not an object ({type(value).__name__})"
+            )
+        return RecordValue(value, uri=got["uri"], cid=got["cid"])
+
+    def _get_record(self, collection: str, rkey: str, *, repo: str | None = None) -> dict[str, Any]:
         self._check_collection(collection)
         self._check_rkey(rkey)
         did, base = self._repo_target(repo, "get_record")
@@ -620,6 +740,7 @@ class Atmosphere(AppViewClient):
             raise RecordNotFoundError(f"cannot get {uri}: the PDS returned no record")
         return {"uri": out.get("uri", uri), "cid": out.get("cid"), "value": out["value"]}
 
+    @overload
     def list_records(
         self,
         collection: str,
@@ -628,30 +749,69 @@ class Atmosphere(AppViewClient):
         limit: int | None = None,
         reverse: bool = False,
         max_pages: int = MAX_LIST_PAGES,
-    ) -> list[dict[str, Any]]:
-        """All records of a collection, following cursors to the end (pages of 100).
+    ) -> list[dict[str, Any]]: ...
 
-        Returns a list (not a generator): errors surface here, not halfway through a loop.
+    @overload
+    def list_records(
+        self,
+        collection: str,
+        *,
+        repo: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        max_pages: int = MAX_LIST_PAGES,
+        cursor: str | None,
+    ) -> tuple[list[RecordValue], str | None]: ...
+
+    def list_records(
+        self,
+        collection: str,
+        *,
+        repo: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        max_pages: int = MAX_LIST_PAGES,
+        cursor: Any = _ALL_PAGES,
+    ) -> Any:
+        """All records of a collection (ours), or one page of them (atdata's, with ``cursor=``).
+
+        Without ``cursor=``: every record, following cursors to the end (pages of 100), as a list
+        (not a generator: errors surface here, not halfway through a loop) of
+        ``{"uri", "cid", "value"}``.
+
+        With ``cursor=`` (``None`` for the first page, then the cursor the previous page returned),
+        as atdata: one page, ``(records, next_cursor)``; ``records`` are the record values
+        (:class:`RecordValue` dicts whose ``.uri``/``.cid`` keep where each came from) and
+        ``next_cursor`` is None after the last page::
+
+            records, cursor = client.list_records(nsid, cursor=None)
+            while cursor:
+                more, cursor = client.list_records(nsid, cursor=cursor)
+
+        (atdata's ``list_records`` always returns a page; code that unpacks
+        ``records, cursor = client.list_records(nsid)`` without ``cursor=`` must add ``cursor=None``
+        here, or it unpacks the list of all records.)
 
         Args:
             collection: The collection NSID.
             repo: DID or handle; default the logged-in account.
-            limit: Stop after this many records (default: all of them).
+            limit: Stop after this many records (default: all of them); a page holds at most 100
+                (default 100).
             reverse: Oldest first instead of the PDS's default order.
             max_pages: Refuse to follow more cursors than this (a server that hands out a new
                 cursor forever would otherwise be paged without end).
-
-        Returns:
-            ``[{"uri", "cid", "value"}, ...]``.
+            cursor: Read one page from here (see above).
 
         Raises:
             ResponseTooLargeError: The server repeated a cursor, or still had more after
                 ``max_pages`` pages.
         """
         self._check_collection(collection)
+        if cursor is not _ALL_PAGES:
+            return self._list_page(collection, repo, limit, reverse, cursor)
         did, base = self._repo_target(repo, "list_records")
         out: list[dict[str, Any]] = []
-        cursor: str | None = None
+        next_cursor: str | None = None
         seen: set[str] = set()
         pages = 0
         while limit is None or len(out) < limit:
@@ -662,37 +822,117 @@ class Atmosphere(AppViewClient):
                 )
             pages += 1
             page = 100 if limit is None else max(1, min(100, limit - len(out)))
-            res = self._call(
-                "query",
-                "com.atproto.repo.listRecords",
-                params={
-                    "repo": did,
-                    "collection": collection,
-                    "limit": page,
-                    "cursor": cursor,
-                    "reverse": "true" if reverse else None,
-                },
-                op=f"list {collection} of {did}",
-                base_url=base,
-            )
-            recs = res.get("records", []) if isinstance(res, dict) else []
-            if not isinstance(recs, list):
-                recs = []
-            out.extend(
-                {"uri": r.get("uri"), "cid": r.get("cid"), "value": r.get("value")}
-                for r in recs
-                if isinstance(r, dict)
-            )
-            cursor = res.get("cursor") if isinstance(res, dict) else None
-            if len(recs) < page or not cursor or not isinstance(cursor, str):
+            recs, next_cursor = self._list_call(collection, did, base, page, next_cursor, reverse)
+            out.extend(recs)
+            if len(recs) < page or not next_cursor:
                 break  # a short page is the last one
-            if cursor in seen:
+            if next_cursor in seen:
                 raise ResponseTooLargeError(
-                    f"cannot list {collection} of {did}: the PDS sent the cursor {cursor[:40]!r} twice "
+                    f"cannot list {collection} of {did}: the PDS sent the cursor {next_cursor[:40]!r} twice "
                     "(its listing goes round in a circle)"
                 )
-            seen.add(cursor)
+            seen.add(next_cursor)
         return out if limit is None else out[:limit]
+
+    def _list_call(
+        self, collection: str, did: str, base: str | None, page: int, cursor: str | None, reverse: bool
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One listRecords request: its ``{"uri", "cid", "value"}`` items (at most ``page``) and cursor."""
+        res = self._call(
+            "query",
+            "com.atproto.repo.listRecords",
+            params={
+                "repo": did,
+                "collection": collection,
+                "limit": page,
+                "cursor": cursor,
+                "reverse": "true" if reverse else None,
+            },
+            op=f"list {collection} of {did}",
+            base_url=base,
+        )
+        recs = res.get("records", []) if isinstance(res, dict) else []
+        if not isinstance(recs, list):
+            recs = []
+        if len(recs) > page:
+            log.warning(
+                "the PDS answered %d records for a page of %d; the rest were dropped", len(recs), page
+            )
+        items = [
+            {"uri": r.get("uri"), "cid": r.get("cid"), "value": r.get("value")}
+            for r in recs[:page]
+            if isinstance(r, dict)
+        ]
+        got = res.get("cursor") if isinstance(res, dict) else None
+        if got is not None and not _good_cursor(got):
+            log.warning("ignored a malformed listRecords cursor from the PDS (%s)", type(got).__name__)
+            got = None
+        return items, got or None
+
+    def _list_page(
+        self, collection: str, repo: str | None, limit: int | None, reverse: bool, cursor: Any
+    ) -> tuple[list[RecordValue], str | None]:
+        """atdata's ``list_records(..., cursor=)``: one page of record values and the next cursor."""
+        if cursor is not None and not _good_cursor(cursor):
+            raise InvalidArgumentError(
+                f"cursor={cursor!r:.60}: give None (first page) or the cursor the previous page returned"
+            )
+        if limit is None:
+            limit = 100
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidArgumentError(f"limit={limit!r:.40}: give a positive int (at most 100 a page)")
+        did, base = self._repo_target(repo, "list_records")
+        items, next_cursor = self._list_call(collection, did, base, min(limit, 100), cursor, reverse)
+        values = []
+        for r in items:
+            if isinstance(r["value"], Mapping) and isinstance(r["uri"], str):
+                values.append(RecordValue(r["value"], uri=r["uri"], cid=r["cid"]))
+            else:
+                log.warning("dropped a listRecords item without a uri or an object value (%.120r)", r["uri"])
+        return values, next_cursor
+
+    def _list_collection(self, suffix: str, repo: str | None, limit: int) -> list[RecordValue]:
+        """atdata's ``list_schemas``/``list_datasets``/...: up to ``limit`` record values, with a
+        warning when more exist."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidArgumentError(f"limit={limit!r:.40}: give a positive int")
+        collection = {"schema": SCHEMA_NSID, "entry": ENTRY_NSID, "lens": LENS_NSID, "label": LABEL_NSID}[
+            suffix
+        ]
+        out: list[RecordValue] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while len(out) < limit:
+            page, cursor = self.list_records(collection, repo=repo, limit=limit - len(out), cursor=cursor)
+            out += page
+            if not cursor or cursor in seen:
+                break
+            seen.add(cursor)
+        if cursor:
+            warnings.warn(
+                f"list_{suffix}s() returned {len(out)} records but more exist; pass a larger limit= or "
+                f"page with list_records({collection!r}, cursor=...)",
+                stacklevel=3,
+            )
+        return out
+
+    def list_schemas(self, repo: str | None = None, limit: int = 100) -> list[RecordValue]:
+        """Up to ``limit`` schema record values of ``repo`` (default: yours), newest first; warns
+        when more exist (atdata's)."""
+        return self._list_collection("schema", repo, limit)
+
+    def list_datasets(self, repo: str | None = None, limit: int = 100) -> list[RecordValue]:
+        """Up to ``limit`` dataset entry record values of ``repo`` (default: yours); warns when more
+        exist (atdata's). Each value's ``.uri`` is the entry's at:// URI."""
+        return self._list_collection("entry", repo, limit)
+
+    def list_lenses(self, repo: str | None = None, limit: int = 100) -> list[RecordValue]:
+        """Up to ``limit`` lens record values of ``repo`` (default: yours); warns when more exist."""
+        return self._list_collection("lens", repo, limit)
+
+    def list_labels(self, repo: str | None = None, limit: int = 100) -> list[RecordValue]:
+        """Up to ``limit`` label record values of ``repo`` (default: yours); warns when more exist."""
+        return self._list_collection("label", repo, limit)
 
     def create_record(
         self,
@@ -803,6 +1043,7 @@ class Atmosphere(AppViewClient):
         *,
         swap_record: str | None = None,
         validate: bool | None = None,
+        swap_commit: str | None = None,
     ) -> dict[str, Any]:
         """Create or replace the record at ``rkey``.
 
@@ -813,19 +1054,24 @@ class Atmosphere(AppViewClient):
             swap_record: Compare-and-swap: the CID the record must still have (from a previous
                 read); if it changed meanwhile, nothing is written.
             validate: The PDS's lexicon validation (see :meth:`create_record`).
+            swap_commit: Compare-and-swap on the whole repository (atdata's): the repo's commit
+                CID it must still be at; if anything was written since, nothing is written.
 
         Returns:
             ``{"uri", "cid", "value"}``.
 
         Raises:
-            RecordConflictError: ``swap_record`` is stale (``current_cid`` tells the CID now).
+            RecordConflictError: ``swap_record`` or ``swap_commit`` is stale (``current_cid``
+                tells the record's CID now).
         """
         did = self._require_login("put_record")
         self._check_rkey(rkey)
         rec = self._prepare(collection, record)
         body: dict[str, Any] = {"repo": did, "collection": collection, "rkey": rkey, "record": rec}
         if swap_record is not None:
-            body["swapRecord"] = swap_record
+            body["swapRecord"] = _check_cid(swap_record, "swap_record")
+        if swap_commit is not None:
+            body["swapCommit"] = _check_cid(swap_commit, "swap_commit")
         if validate is not None:
             body["validate"] = validate
         uri = f"at://{did}/{collection}/{rkey}"
@@ -838,32 +1084,62 @@ class Atmosphere(AppViewClient):
                 cur = None
             if cur is not None and cur["cid"] == record_cid(rec):
                 return {"uri": cur["uri"], "cid": cur["cid"], "value": rec}
+            expected = f"record cid {swap_record}" if swap_record is not None else f"commit {swap_commit}"
             raise RecordConflictError(
-                f"cannot put {uri}: the record changed since it was read (expected cid {swap_record}, "
-                f"now {cur['cid'] if cur else 'deleted'}); read it again and retry",
+                f"cannot put {uri}: the "
+                + ("record" if swap_record is not None else "repository")
+                + f" changed since it was read (expected {expected}; the record's cid is now "
+                f"{cur['cid'] if cur else 'deleted'}); read it again and retry",
                 current_cid=cur["cid"] if cur else None,
                 response=e.response,
                 status=e.status,
             ) from None
         return {"uri": out.get("uri", uri), "cid": out.get("cid"), "value": rec}
 
-    def delete_record(self, collection: str, rkey: str, *, swap_record: str | None = None) -> None:
-        """Delete a record (deleting a missing record is not an error).
+    def delete_record(
+        self,
+        uri: Any,
+        rkey: str | None = None,
+        *,
+        swap_record: str | None = None,
+        swap_commit: str | None = None,
+    ) -> None:
+        """Delete one of your records, by at:// URI (atdata's form) or by collection and key (ours).
+
+        ``delete_record("at://<your did>/<collection>/<rkey>")`` or ``delete_record(collection, rkey)``.
+        Deleting a missing record is not an error.
+
+        Args:
+            uri: An at:// URI of a record in your repository, or the collection NSID (then
+                ``rkey`` is required).
+            rkey: The record key (with a collection only).
+            swap_record: Delete only if the record still has this CID.
+            swap_commit: Delete only if the repository is still at this commit CID (atdata's).
 
         Raises:
-            RecordConflictError: ``swap_record`` is stale.
+            InvalidArgumentError: The two forms mixed, or the URI is in another repository
+                (nothing was sent).
+            RecordConflictError: ``swap_record``/``swap_commit`` is stale.
         """
+        collection, key, where, _ = self._record_address("delete_record", uri, rkey, None)
         did = self._require_login("delete_record")
+        if where is not None and where != did and where.lstrip("@").lower() != (self.handle or "").lower():
+            raise InvalidArgumentError(
+                f"cannot delete at://{where}/{collection}/{key}: it is in another repository; you can "
+                f"delete only records of your own ({did})"
+            )
         self._check_collection(collection)
-        self._check_rkey(rkey)
-        body: dict[str, Any] = {"repo": did, "collection": collection, "rkey": rkey}
+        self._check_rkey(key)
+        body: dict[str, Any] = {"repo": did, "collection": collection, "rkey": key}
         if swap_record is not None:
-            body["swapRecord"] = swap_record
+            body["swapRecord"] = _check_cid(swap_record, "swap_record")
+        if swap_commit is not None:
+            body["swapCommit"] = _check_cid(swap_commit, "swap_commit")
         self._call(
             "procedure",
             "com.atproto.repo.deleteRecord",
             body=body,
-            op=f"delete at://{did}/{collection}/{rkey}",
+            op=f"delete at://{did}/{collection}/{key}",
         )
 
     def apply_writes(
@@ -1054,15 +1330,24 @@ class Atmosphere(AppViewClient):
     # ------------------------------------------------------------------------------------------
 
     def upload_blob(
-        self, data: bytes | bytearray | memoryview | BinaryIO | str | os.PathLike[str], *, content_type: str
+        self,
+        data: bytes | bytearray | memoryview | BinaryIO | str | os.PathLike[str],
+        mime_type: str | None = None,
+        *,
+        content_type: str | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Upload a blob; returns its blob reference for use in a record.
 
         Args:
             data: Bytes, a binary file object (streamed from its current position), or a path
                 (streamed from disk).
-            content_type: Always sent as ``Content-Type`` (e.g. ``"application/x-tar"``);
-                without it the PDS would store ``*/*``.
+            mime_type: The MIME type (atdata's name; ``content_type`` is ours), sent as
+                ``Content-Type`` (e.g. ``"application/x-tar"``). Default
+                ``"application/octet-stream"``, as atdata (never ``*/*``).
+            content_type: The same, by our name; give one of the two, or both equal.
+            timeout: This upload's read/write timeout in seconds (atdata's); default the client's
+                ``timeout``, which applies per network operation, not to the whole upload.
 
         Returns:
             ``{"$type": "blob", "ref": {"$link": cid}, "mimeType", "size"}``. The PDS serves it
@@ -1072,10 +1357,20 @@ class Atmosphere(AppViewClient):
             RecordTooLargeError: Over the server's blob limit (default 5 MB on the reference PDS).
         """
         self._require_login("upload_blob")
-        if not content_type or "/" not in content_type:
+        if content_type is not None and mime_type is not None and content_type != mime_type:
             raise InvalidArgumentError(
-                f"content_type must be a MIME type like 'application/x-tar', got {content_type!r}"
+                f"upload_blob: mime_type={mime_type!r:.80} and content_type={content_type!r:.80} differ; "
+                "give one of them (they are the same thing)"
             )
+        content_type = content_type or mime_type or "application/octet-stream"
+        if not isinstance(content_type, str) or "/" not in content_type or not content_type.isprintable():
+            raise InvalidArgumentError(
+                f"content_type must be a MIME type like 'application/x-tar', got {content_type!r:.80}"
+            )
+        if timeout is not None and (
+            not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < 86400
+        ):
+            raise InvalidArgumentError(f"timeout={timeout!r:.40}: give seconds, a positive number")
         close: IO[bytes] | None = None
         rewind: Callable[[], None] | None = None
         size: int | None = None
@@ -1112,6 +1407,7 @@ class Atmosphere(AppViewClient):
                     safe=True,
                     rewind=rewind,
                     retry=rewind is not None or isinstance(payload, bytes),
+                    timeout=None if timeout is None else float(timeout),
                 )
             except RecordTooLargeError as e:
                 limit = (self._server_info or {}).get("blobUploadLimit", DEFAULT_BLOB_UPLOAD_LIMIT)
@@ -1130,6 +1426,24 @@ class Atmosphere(AppViewClient):
         if not isinstance(blob, dict):
             raise RequestError("uploadBlob returned no blob reference", response=None)
         return blob
+
+    def get_blob_url(self, did: str, cid: str, *, trust: Any = None) -> str:
+        """The URL that serves a blob (``com.atproto.sync.getBlob`` on the repo's PDS), for HTTP
+        readers such as WebDataset (atdata's). Nothing is downloaded, so nothing is checked against
+        the CID: :meth:`get_blob` and :meth:`download_blob` do check it.
+
+        Args:
+            did: The repo's DID or handle.
+            cid: The blob CID (CIDv1, raw, sha2-256).
+            trust: The :class:`~atdata_lab.urls.TrustPolicy` for the repo's PDS when it is not ours.
+
+        Raises:
+            RecordValidationError: ``cid`` is not a verifiable blob CID (nothing was sent).
+            RecordNotFoundError: The repo's PDS cannot be found.
+        """
+        cid = str(parse_blob_cid(cid))
+        did, base = self._repo_target(did, "get_blob_url", trust=trust)
+        return f"{base or self._pds_url}/xrpc/com.atproto.sync.getBlob?" + urlencode({"did": did, "cid": cid})
 
     def get_blob(self, did: str, cid: str, *, max_bytes: int | None = None, trust: Any = None) -> bytes:
         """Download a blob into memory; the bytes are checked against the CID.
@@ -1282,3 +1596,264 @@ class Atmosphere(AppViewClient):
             if isinstance(reset_buf, bytearray):
                 reset = reset_buf.clear
         self._retrying(send, url=url, op=f"get the blob {cid} of {did}", safe=True, retry=reset is not None)
+
+    # ------------------------------------------------------------------------------------------
+    # AppView reads (atdata's names); every answer validated, malformed items dropped and logged
+    # ------------------------------------------------------------------------------------------
+
+    def _appview_items(self, out: dict[str, Any], key: str, nsid: str, limit: int) -> list[Any]:
+        items = out.get(key)
+        if not isinstance(items, list):
+            raise AppViewError(
+                f"the AppView answered {nsid} without a {key!r} list ({type(items).__name__})",
+                url=self.appview_url,
+            )
+        if len(items) > limit:
+            log.warning(
+                "the AppView answered %d %s for a limit of %d; the rest were dropped", len(items), key, limit
+            )
+        return items[:limit]
+
+    @staticmethod
+    def _entry_dict(result: Any) -> dict[str, Any]:
+        """An AppView entry view rebuilt from a validated :class:`~atdata_lab.search.SearchResult`:
+        the record's fields plus ``uri``, ``cid``, ``did`` (and ``indexedAt`` when well formed)."""
+        out = {k: v for k, v in result.record["value"].items() if k != "$type"}
+        out.update(uri=result.uri, cid=result.cid, did=result.did)
+        indexed = result.record.get("view", {}).get("indexedAt")
+        if isinstance(indexed, str) and len(indexed) <= 64 and indexed.isprintable():
+            out["indexedAt"] = indexed
+        return out
+
+    def search_datasets(
+        self,
+        q: str,
+        *,
+        tags: list[str] | None = None,
+        schema_ref: str | None = None,
+        repo: str | None = None,
+        limit: int = 25,
+    ) -> list[dict[str, Any]]:
+        """Datasets of every publisher matching ``q`` (full text over name, description and tags),
+        through the AppView (atdata's; :meth:`atdata_lab.Index.search` gives
+        :class:`~atdata_lab.search.SearchResult` objects and falls back to a PDS).
+
+        Args:
+            q: The search text.
+            tags: Only datasets carrying all of these tags.
+            schema_ref: Only datasets of this schema (an at:// URI).
+            repo: Only this publisher's (a DID, or a handle resolved here: the AppView takes DIDs).
+            limit: At most this many (1-100; default 25).
+
+        Returns:
+            Entry dicts (the record's fields plus ``uri``, ``cid``, ``did``), each validated like
+            every entry read from the network (:mod:`atdata_lab.search._validate`); malformed ones
+            are dropped with a logged warning.
+
+        Raises:
+            AppViewRequiredError: No AppView is configured.
+            AppViewUnavailableError: It cannot be reached (or failed) after the retries.
+            AppViewError: It refused, or answered without an ``entries`` list.
+        """
+        from atdata_lab.search._validate import result_from_view
+
+        nsid = "science.alt.dataset.searchDatasets"
+        if not isinstance(q, str) or not q.strip():
+            raise InvalidArgumentError(f"q={q!r:.60}: give the text to search for")
+        if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+            raise InvalidArgumentError("tags: give a list of strings")
+        limit = _positive_limit(limit, MAX_APPVIEW_PAGE)
+        if schema_ref is not None:
+            AtUri.parse(schema_ref)
+        self._require_appview(nsid)
+        did = self.resolve_handle(repo) if repo is not None else None
+        out = self.xrpc_query(
+            nsid,
+            {
+                "q": q,
+                "tags": list(tags) if tags else None,
+                "schemaRef": schema_ref,
+                "repo": did,
+                "limit": limit,
+            },
+        )
+        found = []
+        for view in self._appview_items(out, "entries", nsid, limit):
+            r = result_from_view(view)
+            if r is None:
+                continue
+            if (did is not None and r.did != did) or (tags and not set(tags) <= set(r.tags)):
+                log.warning("dropped an AppView result outside the filters asked for (%.120r)", r.uri)
+                continue
+            if schema_ref is not None and r.schema_ref != schema_ref:
+                log.warning("dropped an AppView result outside the filters asked for (%.120r)", r.uri)
+                continue
+            found.append(self._entry_dict(r))
+        return found
+
+    def get_entries(self, uris: list[str]) -> list[dict[str, Any]]:
+        """Several dataset entries at once from the AppView (at most 25 at:// URIs; atdata's).
+
+        Returns:
+            The entries the AppView knows, as in :meth:`search_datasets` (validated; malformed
+            ones, and any it answers that were not asked for, dropped with a logged warning).
+
+        Raises:
+            InvalidArgumentError: More than 25 URIs, or one that is not an entry's at:// URI
+                (also a ``ValueError``, as atdata's); nothing was sent.
+            AppViewRequiredError: No AppView is configured.
+            AppViewUnavailableError: It cannot be reached (or failed) after the retries.
+        """
+        from atdata_lab.search._validate import result_from_view
+
+        nsid = "science.alt.dataset.getEntries"
+        if isinstance(uris, str) or not isinstance(uris, (list, tuple)):
+            raise InvalidArgumentError(f"uris: give a list of at:// URIs, not {type(uris).__name__}")
+        if len(uris) > MAX_GET_ENTRIES:
+            raise InvalidArgumentError(
+                f"getEntries takes at most {MAX_GET_ENTRIES} URIs per call, got {len(uris)}: split the list"
+            )
+        wanted = [str(self._entry_uri(u)) for u in uris]
+        if not wanted:
+            return []
+        self._require_appview(nsid)
+        out = self.xrpc_query(nsid, {"uris": wanted})
+        found: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for view in self._appview_items(out, "entries", nsid, len(wanted)):
+            r = result_from_view(view)
+            if r is None or r.uri in seen:
+                continue
+            if r.uri not in wanted:
+                log.warning("dropped an entry the AppView answered but was not asked for (%.120r)", r.uri)
+                continue
+            seen.add(r.uri)
+            found.append(self._entry_dict(r))
+        return found
+
+    def _entry_uri(self, uri: Any) -> AtUri:
+        """An entry's at:// URI with a DID authority (a handle is resolved here)."""
+        u = AtUri.parse(str(uri)) if isinstance(uri, (str, AtUri)) else None
+        if u is None or u.collection != ENTRY_NSID or not u.rkey:
+            raise InvalidArgumentError(f"{uri!r:.120} is not at://<did>/{ENTRY_NSID}/<rkey>")
+        if u.did is None:
+            u = AtUri(self.resolve_handle(u.authority), u.collection, u.rkey)
+        return u
+
+    def get_entry_stats(self, uri: str, period: str = "week") -> dict[str, Any]:
+        """How often a dataset entry was viewed and appeared in searches on the AppView (atdata's).
+
+        Args:
+            uri: The entry's at:// URI.
+            period: ``"day"``, ``"week"`` or ``"month"``.
+
+        Returns:
+            ``{"views": int, "searchAppearances": int, "period": str}``.
+
+        Raises:
+            InvalidArgumentError: A bad ``uri`` or ``period`` (nothing was sent).
+            AppViewRequiredError, AppViewUnavailableError: As :meth:`search_datasets`.
+            AppViewError: It refused, or its answer is not such a dict.
+        """
+        nsid = "science.alt.dataset.getEntryStats"
+        if period not in ("day", "week", "month"):
+            raise InvalidArgumentError(f"period={period!r:.40}: give 'day', 'week' or 'month'")
+        u = self._entry_uri(uri)
+        self._require_appview(nsid)
+        out = self.xrpc_query(nsid, {"uri": str(u), "period": period})
+        stats: dict[str, Any] = {}
+        for key in ("views", "searchAppearances"):
+            v = out.get(key)
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**63:
+                raise AppViewError(
+                    f"the AppView answered {nsid} for {u} with {key}={v!r:.40}, not a count",
+                    url=self.appview_url,
+                )
+            stats[key] = v
+        stats["period"] = out.get("period") if out.get("period") in ("day", "week", "month") else period
+        return stats
+
+    def search_lenses(
+        self,
+        *,
+        source_schema: str | None = None,
+        target_schema: str | None = None,
+        limit: int = 25,
+    ) -> list[dict[str, Any]]:
+        """Lenses of every publisher from and/or to a schema, through the AppView (atdata's).
+
+        Args:
+            source_schema: Only lenses from this schema (an at:// URI).
+            target_schema: Only lenses to this schema (an at:// URI).
+            limit: At most this many (1-100; default 25).
+
+        Returns:
+            Lens record dicts plus ``uri``, ``cid``, ``did``; each checked against the bundled
+            ``science.alt.dataset.lens`` lexicon (and its ``uri`` and ``did`` against each other);
+            malformed ones dropped with a logged warning.
+
+        Raises:
+            AppViewRequiredError, AppViewUnavailableError, AppViewError: As :meth:`search_datasets`.
+        """
+        nsid = "science.alt.dataset.searchLenses"
+        for name, value in (("source_schema", source_schema), ("target_schema", target_schema)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgumentError(f"{name}: give an at:// schema URI")
+            if value is not None:
+                AtUri.parse(value)
+        limit = _positive_limit(limit, MAX_APPVIEW_PAGE)
+        out = self.xrpc_query(
+            nsid, {"sourceSchema": source_schema, "targetSchema": target_schema, "limit": limit}
+        )
+        found = []
+        for view in self._appview_items(out, "lenses", nsid, limit):
+            lens = _lens_from_view(view)
+            if lens is None:
+                continue
+            if (source_schema is not None and lens["sourceSchema"] != source_schema) or (
+                target_schema is not None and lens["targetSchema"] != target_schema
+            ):
+                log.warning("dropped an AppView lens outside the filters asked for (%.120r)", lens["uri"])
+                continue
+            found.append(lens)
+        return found
+
+
+_LENS_KEYS = (
+    "name",
+    "sourceSchema",
+    "targetSchema",
+    "description",
+    "getterCode",
+    "putterCode",
+    "language",
+    "metadata",
+    "sourceSchemaVersion",
+    "targetSchemaVersion",
+    "createdAt",
+)
+
+
+def _lens_from_view(view: Any) -> dict[str, Any] | None:
+    """A lens view of the AppView checked like a lens record we would write, or None (logged)."""
+    try:
+        if not isinstance(view, Mapping):
+            raise RecordValidationError(f"not an object but {type(view).__name__}")
+        uri = view.get("uri")
+        u = AtUri.parse(uri) if isinstance(uri, str) and len(uri) <= 8192 else None
+        if u is None or u.did is None or u.collection != LENS_NSID or not u.rkey:
+            raise RecordValidationError(f"uri: not at://<did>/{LENS_NSID}/<rkey>")
+        if view.get("did") is not None and view.get("did") != u.did:
+            raise RecordValidationError("did: differs from the uri's DID")
+        cid = view.get("cid")
+        if cid is not None and (not isinstance(cid, str) or len(cid) > 256 or not _CID_RE.match(cid)):
+            raise RecordValidationError("cid: not a CID")
+        body = {k: view[k] for k in _LENS_KEYS if view.get(k) is not None}
+        bundled_lexicons().validate_record(LENS_NSID, {"$type": LENS_NSID, **body}, check_size=False)
+        for key in ("sourceSchema", "targetSchema"):
+            AtUri.parse(body[key])
+    except (RecordValidationError, TypeError, ValueError, KeyError) as e:
+        where = view.get("uri") if isinstance(view, Mapping) else None
+        log.warning("dropped a malformed lens from the AppView (%.120r): %.200s", where, str(e))
+        return None
+    return {**body, "uri": str(u), "cid": cid, "did": u.did}
