@@ -89,7 +89,7 @@ def run(home: str) -> int:
             copy_to="blobs",
         )
         result2 = plan2.execute(progress=False)
-        schemas = client.list_records("science.alt.dataset.schema")
+        schemas = client.list_all_records("science.alt.dataset.schema")
         _say("\n3. Promoted feature-vectors-v2 (data uploaded as PDS blobs)")
         _say(f"   dedup:   {plan2.schema_decision.describe()}")
         _say(f"   schema reused: {result2.schema_reused}; schema records in the repository: {len(schemas)}")

@@ -199,7 +199,7 @@ def test_revoked_session_says_log_in_again(sandbox, pds_account):
     real_now = a._sdk.get_current_time
     a._sdk.get_current_time = lambda: real_now() + timedelta(hours=3)  # forces a refresh
     with pytest.raises(AuthenticationError) as ei:
-        a.list_records(LABEL)
+        a.list_all_records(LABEL)
     assert "log in again" in str(ei.value) and ei.value.response is not None
 
 
@@ -256,7 +256,7 @@ def test_create_default_rkey_is_a_tid_and_create_is_idempotent(atm):
         atm.create_record(LABEL, label(atm.did, name="other"), rkey=rkey)
     assert ei.value.current_cid == out["cid"] and time.monotonic() - t0 < 2  # no blind retries
     assert ei.value.status == 500 and ei.value.response.status_code == 500  # the PDS's answer to the create
-    assert len(atm.list_records(LABEL)) == 1
+    assert len(atm.list_all_records(LABEL)) == 1
 
 
 @pytest.mark.sandbox
@@ -372,15 +372,15 @@ def test_list_records_follows_cursors_to_the_end(atm):
             ]
         )
     atm.round_trips = 0
-    allrecs = atm.list_records(LABEL)
+    allrecs = atm.list_all_records(LABEL)
     assert len(allrecs) == 250 and atm.round_trips == 3
     assert {r["uri"].rsplit("/", 1)[1] for r in allrecs} == {f"k{i:04d}" for i in range(250)}
     assert all(set(r) == {"uri", "cid", "value"} for r in allrecs)
     atm.round_trips = 0
-    some = atm.list_records(LABEL, limit=120, reverse=True)
+    some = atm.list_all_records(LABEL, limit=120, reverse=True)
     assert len(some) == 120 and atm.round_trips == 2
     assert some[0]["uri"].endswith("k0000")
-    assert atm.list_records("org.example.empty") == []
+    assert atm.list_all_records("org.example.empty") == []
 
 
 @pytest.mark.sandbox
@@ -392,7 +392,7 @@ def test_reading_another_accounts_repo(sandbox, atm):
     assert atm.resolve_handle(bob.did) == bob.did
     assert atm.get_repo_pds(bob.did) == sandbox.pds_url
     assert atm.get_record(LABEL, "bobs", repo=bob.handle)["cid"] == out["cid"]
-    assert len(atm.list_records(LABEL, repo=bob.did)) == 1
+    assert len(atm.list_all_records(LABEL, repo=bob.did)) == 1
     anon = Atmosphere(sandbox.pds_url)
     assert anon.get_record(LABEL, "bobs", repo=bob.did)["cid"] == out["cid"]
     with pytest.raises(RecordNotFoundError):
@@ -541,13 +541,13 @@ def test_429_honours_retry_after_and_reports_reset_at(faulty):
     a, t = faulty
     t.plan.append(("listRecords", ("429", {"retry-after": "0.2"})))
     t0 = time.monotonic()
-    assert a.list_records(LABEL) == []
+    assert a.list_all_records(LABEL) == []
     assert time.monotonic() - t0 >= 0.2 and a.round_trips == 2
     reset = int(time.time()) + 3600
     t.plan.append(("listRecords", ("429", {"ratelimit-reset": str(reset), "ratelimit-remaining": "0"})))
     t0 = time.monotonic()
     with pytest.raises(RateLimitedError) as ei:
-        a.list_records(LABEL)
+        a.list_all_records(LABEL)
     assert time.monotonic() - t0 < 1  # beyond the budget: raised at once, no pointless sleeping
     assert ei.value.reset_at == datetime.fromtimestamp(reset, tz=UTC) and ei.value.status == 429
 
@@ -569,7 +569,7 @@ def test_lost_create_response_is_retried_safely(faulty):
     t.plan.append(("createRecord", "lost"))
     out = a.create_record(LABEL, label(a.did))
     assert out["cid"] == R.record_cid(out["value"])
-    assert len(a.list_records(LABEL)) == 1
+    assert len(a.list_all_records(LABEL)) == 1
     assert t.seen.count("createRecord") == 1  # the PDS's state answered it: no second create sent
 
 
@@ -585,7 +585,7 @@ def test_lost_apply_writes_response_is_retried_safely(faulty):
     assert len(res) == 3 and all(
         r["cid"] == R.record_cid(w["value"]) for r, w in zip(res, writes, strict=True)
     )
-    assert len(a.list_records(LABEL)) == 3
+    assert len(a.list_all_records(LABEL)) == 3
 
 
 @pytest.mark.sandbox
@@ -595,7 +595,7 @@ def test_503_before_apply_writes_is_retried(faulty):
     t.plan.append(("applyWrites", "503"))
     res = a.apply_writes([{"action": "create", "collection": LABEL, "value": label(a.did)}])
     assert res[0]["cid"] and t.seen.count("applyWrites") == 2
-    assert len(a.list_records(LABEL)) == 1
+    assert len(a.list_all_records(LABEL)) == 1
 
 
 @pytest.mark.sandbox

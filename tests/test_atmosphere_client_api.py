@@ -106,14 +106,14 @@ def test_get_put_delete_by_uri_and_by_collection(client: Atmosphere, pds_account
     with pytest.raises(RecordNotFoundError):
         client.get_record(uri)
     client.delete_record(COLL, "second")
-    assert client.list_records(COLL) == []
+    assert client.list_records(COLL) == ([], None) and client.list_all_records(COLL) == []
 
 
 @pytest.mark.sandbox
 def test_list_records_pages_with_a_cursor_as_atdata(client: Atmosphere):
     for i in range(5):
         client.create_record(COLL, {"n": i}, rkey=f"k{i}")
-    everything = client.list_records(COLL)  # ours: all of them, {"uri", "cid", "value"}
+    everything = client.list_all_records(COLL)  # ours: all of them, {"uri", "cid", "value"}
     assert sorted(r["value"]["n"] for r in everything) == [0, 1, 2, 3, 4]
 
     pages, values, cursor = 0, [], None
@@ -128,8 +128,8 @@ def test_list_records_pages_with_a_cursor_as_atdata(client: Atmosphere):
     assert [v["n"] for v in values] == [r["value"]["n"] for r in everything]
     assert [v.uri for v in values] == [r["uri"] for r in everything]
     assert [v.cid for v in values] == [r["cid"] for r in everything]
-    first, _ = client.list_records(COLL, cursor=None)  # default page: 100
-    assert len(first) == 5
+    first, last = client.list_records(COLL)  # atdata's call: the first page (of 100)
+    assert len(first) == 5 and last is None
     with pytest.raises(InvalidArgumentError, match="cursor"):
         client.list_records(COLL, cursor="bad\ncursor")
 

@@ -26,4 +26,4 @@ def test_concurrent_requests_from_threads(pds_account):
     with ThreadPoolExecutor(4) as pool:
         names = list(pool.map(read, range(40)))
     assert names == [f"n{i % 8}" for i in range(40)]
-    assert len(client.list_records(rec.LABEL_NSID)) == 8
+    assert len(client.list_all_records(rec.LABEL_NSID)) == 8

@@ -89,7 +89,7 @@ CHECK_PDS = textwrap.dedent("""
     health = requests.get(url + "/xrpc/_health", timeout=10).json()
     client = Atmosphere.login(handle, os.environ["ATDATA_PASSWORD"])  # pds_url from ATDATA_PDS_URL
     json.dump({"pds_url": url, "handle": handle, "did": client.did, "health": health,
-               "atdata_lab": atdata_lab.__file__, "records": len(list(client.list_records("app.bsky.feed.post")))},
+               "atdata_lab": atdata_lab.__file__, "records": len(list(client.list_all_records("app.bsky.feed.post")))},
               open(sys.argv[1], "w"))
 """)
 

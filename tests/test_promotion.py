@@ -36,7 +36,7 @@ def features(n=1000, seed=0):
 
 
 def count(client, nsid):
-    return len(list(client.list_records(nsid, repo=client.did)))
+    return len(list(client.list_all_records(nsid, repo=client.did)))
 
 
 def counts(client):
@@ -91,7 +91,7 @@ def test_round_trip_equals_local_data_for_disk_and_blobs(index, client):
             np.testing.assert_array_equal(a.features, b.features)
             assert a.label == b.label
     storage = {
-        r["value"]["name"]: r["value"]["storage"]["$type"] for r in client.list_records(rec.ENTRY_NSID)
+        r["value"]["name"]: r["value"]["storage"]["$type"] for r in client.list_all_records(rec.ENTRY_NSID)
     }
     assert storage == {"disk": rec.STORAGE_HTTP, "blobs": rec.STORAGE_BLOBS}
     report = index.verify(index.get_entry_by_name("blobs").published_uri)

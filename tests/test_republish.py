@@ -37,7 +37,7 @@ def record(client, uri):
 
 
 def count(client, nsid):
-    return len(list(client.list_records(nsid, repo=client.did)))
+    return len(list(client.list_all_records(nsid, repo=client.did)))
 
 
 # ------------------------------------------------------------------ case 1: a bare re-promotion

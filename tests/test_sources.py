@@ -216,7 +216,9 @@ def test_blob_source_reads_blobs_checked_against_their_cids(pds_account, tmp_pat
     )
     local = index.write(rows(10), name="blobbed", maxcount=4, progress=False)
     index.promote_entry("blobbed", copy_to="blobs", progress=False)  # the PDS serves blobs a record uses
-    (record,) = [r["value"] for r in client.list_records(rec.ENTRY_NSID) if r["value"]["name"] == "blobbed"]
+    (record,) = [
+        r["value"] for r in client.list_all_records(rec.ENTRY_NSID) if r["value"]["name"] == "blobbed"
+    ]
     refs = [{"did": client.did, "cid": b["blob"]["ref"]["$link"]} for b in record["storage"]["blobs"]]
     src = atdata.BlobSource.from_refs(refs, pds_endpoint=client.pds_url)
     assert src.list_shards() == [f"at://{client.did}/blob/{r['cid']}" for r in refs]

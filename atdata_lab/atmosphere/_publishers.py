@@ -111,7 +111,7 @@ def _list_with_uris(
     if repo is None:
         repo = client._require_login(f"list {nsid}")
     out = []
-    for r in client.list_records(nsid, repo=repo, limit=limit):
+    for r in client.list_all_records(nsid, repo=repo, limit=limit):
         try:
             value = _check_record(r.get("value"), nsid, str(r.get("uri")))
             if parse is not None:

@@ -6,10 +6,11 @@ request, its retries, the token refresh, the error mapping and the response boun
 class, :class:`~atdata_lab.atmosphere._http.XrpcClientBase`; this module holds identity, records
 and blobs on top of it:
 
-* plain-dict records in and out: every record operation returns ``{"uri", "cid", "value"}``,
-  except atdata 0.7's call forms, which return what atdata's client does (``get_record(at_uri)``
-  and ``list_records(..., cursor=)`` give record values, as :class:`RecordValue` dicts that keep
-  their ``.uri`` and ``.cid``); both forms are accepted, a mix of them is refused before any request;
+* plain-dict records in and out: record operations return ``{"uri", "cid", "value"}``, except
+  where atdata 0.7's client returns something else, which is returned here too (``get_record(at_uri)``
+  gives the record value and ``list_records`` one page ``(values, cursor)``, values as
+  :class:`RecordValue` dicts that keep their ``.uri`` and ``.cid``; ``list_all_records`` follows
+  the cursors); where both call forms exist, a mix of them is refused before any request;
 * atdata's AppView reads (``search_datasets``, ``get_entries``, ``get_entry_stats``,
   ``search_lenses``) with every item validated like any network record, malformed ones dropped;
 * one error family (:mod:`atdata_lab.errors`), each :class:`~atdata_lab.errors.RequestError`
@@ -49,7 +50,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, BinaryIO, overload
+from typing import IO, Any, BinaryIO
 from urllib.parse import unquote, urlencode
 
 import httpx
@@ -114,7 +115,7 @@ DEFAULT_BLOB_UPLOAD_LIMIT = 5 * 1024 * 1024
 MAX_APPLY_WRITES = 200
 #: createRecord/putRecord/applyWrites JSON bodies are capped at 1,000,000 bytes (PDS 0.5.x).
 MAX_BODY_BYTES = 1_000_000
-#: ``list_records`` follows at most this many cursors (100 records a page) unless told otherwise.
+#: ``list_all_records`` follows at most this many cursors (100 records a page) unless told otherwise.
 MAX_LIST_PAGES = 1000
 #: The largest blob downloaded unless ``max_bytes`` says otherwise.
 MAX_BLOB_BYTES = 4 << 30
@@ -123,7 +124,6 @@ MAX_BLOB_BYTES = 4 << 30
 MAX_APPVIEW_PAGE = 100
 MAX_GET_ENTRIES = 25
 _MAX_CURSOR = 1024
-_ALL_PAGES: Any = object()  # list_records() without cursor=: every page
 
 _sessions: weakref.WeakSet[Atmosphere] = weakref.WeakSet()
 
@@ -133,7 +133,7 @@ class RecordValue(dict[str, Any]):
     came from: ``.uri`` (its at:// URI) and ``.cid`` (as the server stated it; None if it did not).
 
     Returned by :meth:`Atmosphere.get_record` given an at:// URI, by
-    :meth:`Atmosphere.list_records` given ``cursor=``, and by ``list_schemas``/``list_datasets``/
+    :meth:`Atmosphere.list_records`, and by ``list_schemas``/``list_datasets``/
     ``list_lenses``/``list_labels``.
     """
 
@@ -740,75 +740,64 @@ class Atmosphere(AppViewClient):
             raise RecordNotFoundError(f"cannot get {uri}: the PDS returned no record")
         return {"uri": out.get("uri", uri), "cid": out.get("cid"), "value": out["value"]}
 
-    @overload
     def list_records(
         self,
         collection: str,
         *,
         repo: str | None = None,
-        limit: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
         reverse: bool = False,
-        max_pages: int = MAX_LIST_PAGES,
-    ) -> list[dict[str, Any]]: ...
+    ) -> tuple[list[RecordValue], str | None]:
+        """One page of a collection's records, as atdata: ``(records, next_cursor)``.
 
-    @overload
-    def list_records(
-        self,
-        collection: str,
-        *,
-        repo: str | None = None,
-        limit: int | None = None,
-        reverse: bool = False,
-        max_pages: int = MAX_LIST_PAGES,
-        cursor: str | None,
-    ) -> tuple[list[RecordValue], str | None]: ...
+        ``records`` are the record values (:class:`RecordValue` dicts whose ``.uri``/``.cid`` keep
+        where each came from); ``next_cursor`` is None after the last page::
 
-    def list_records(
-        self,
-        collection: str,
-        *,
-        repo: str | None = None,
-        limit: int | None = None,
-        reverse: bool = False,
-        max_pages: int = MAX_LIST_PAGES,
-        cursor: Any = _ALL_PAGES,
-    ) -> Any:
-        """All records of a collection (ours), or one page of them (atdata's, with ``cursor=``).
-
-        Without ``cursor=``: every record, following cursors to the end (pages of 100), as a list
-        (not a generator: errors surface here, not halfway through a loop) of
-        ``{"uri", "cid", "value"}``.
-
-        With ``cursor=`` (``None`` for the first page, then the cursor the previous page returned),
-        as atdata: one page, ``(records, next_cursor)``; ``records`` are the record values
-        (:class:`RecordValue` dicts whose ``.uri``/``.cid`` keep where each came from) and
-        ``next_cursor`` is None after the last page::
-
-            records, cursor = client.list_records(nsid, cursor=None)
+            records, cursor = client.list_records(nsid)
             while cursor:
                 more, cursor = client.list_records(nsid, cursor=cursor)
 
-        (atdata's ``list_records`` always returns a page; code that unpacks
-        ``records, cursor = client.list_records(nsid)`` without ``cursor=`` must add ``cursor=None``
-        here, or it unpacks the list of all records.)
+        :meth:`list_all_records` follows the cursors for you (bounded) and keeps each record's
+        ``{"uri", "cid", "value"}``.
 
         Args:
             collection: The collection NSID.
             repo: DID or handle; default the logged-in account.
-            limit: Stop after this many records (default: all of them); a page holds at most 100
-                (default 100).
+            limit: Records in the page (1 to 100).
+            cursor: None for the first page, then the cursor the previous page returned.
+            reverse: Oldest first instead of the PDS's default order.
+        """
+        self._check_collection(collection)
+        return self._list_page(collection, repo, limit, reverse, cursor)
+
+    def list_all_records(
+        self,
+        collection: str,
+        *,
+        repo: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        max_pages: int = MAX_LIST_PAGES,
+    ) -> list[dict[str, Any]]:
+        """All records of a collection (or the first ``limit``), following cursors to the end.
+
+        A list (not a generator: errors surface here, not halfway through a loop) of
+        ``{"uri", "cid", "value"}``.
+
+        Args:
+            collection: The collection NSID.
+            repo: DID or handle; default the logged-in account.
+            limit: Stop after this many records (default: all of them).
             reverse: Oldest first instead of the PDS's default order.
             max_pages: Refuse to follow more cursors than this (a server that hands out a new
                 cursor forever would otherwise be paged without end).
-            cursor: Read one page from here (see above).
 
         Raises:
             ResponseTooLargeError: The server repeated a cursor, or still had more after
                 ``max_pages`` pages.
         """
         self._check_collection(collection)
-        if cursor is not _ALL_PAGES:
-            return self._list_page(collection, repo, limit, reverse, cursor)
         did, base = self._repo_target(repo, "list_records")
         out: list[dict[str, Any]] = []
         next_cursor: str | None = None
@@ -872,7 +861,7 @@ class Atmosphere(AppViewClient):
     def _list_page(
         self, collection: str, repo: str | None, limit: int | None, reverse: bool, cursor: Any
     ) -> tuple[list[RecordValue], str | None]:
-        """atdata's ``list_records(..., cursor=)``: one page of record values and the next cursor."""
+        """One page of record values and the next cursor (:meth:`list_records`)."""
         if cursor is not None and not _good_cursor(cursor):
             raise InvalidArgumentError(
                 f"cursor={cursor!r:.60}: give None (first page) or the cursor the previous page returned"
@@ -882,7 +871,10 @@ class Atmosphere(AppViewClient):
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InvalidArgumentError(f"limit={limit!r:.40}: give a positive int (at most 100 a page)")
         did, base = self._repo_target(repo, "list_records")
-        items, next_cursor = self._list_call(collection, did, base, min(limit, 100), cursor, reverse)
+        page = min(limit, 100)
+        items, next_cursor = self._list_call(collection, did, base, page, cursor, reverse)
+        if len(items) < page:
+            next_cursor = None  # a short page is the last one (the PDS still sends a cursor)
         values = []
         for r in items:
             if isinstance(r["value"], Mapping) and isinstance(r["uri"], str):

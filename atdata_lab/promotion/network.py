@@ -202,7 +202,7 @@ def network_records(index: Any, uri: str) -> NetworkRecords:
         out.schema = _get(atm, ref)
     except AtdataLabError as e:
         out.schema_error = f"{type(e).__name__}: {e}"
-    labels = atm.list_records(rec.LABEL_NSID, repo=did, max_pages=LABEL_PAGES)
+    labels = atm.list_all_records(rec.LABEL_NSID, repo=did, max_pages=LABEL_PAGES)
     out.labels = [
         r for r in labels if isinstance(r.get("value"), dict) and r["value"].get("datasetUri") == uri
     ]

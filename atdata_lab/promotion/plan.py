@@ -639,7 +639,7 @@ def _scan_schemas(index: Any, atm: Any) -> list[dict[str, Any]]:
     if cached is not None and time.time() - cached.get("at", 0) < SCAN_CACHE_SECONDS:
         return cached["items"]
     items = []
-    for r in atm.list_records(rec.SCHEMA_NSID, repo=atm.did):
+    for r in atm.list_all_records(rec.SCHEMA_NSID, repo=atm.did):
         try:
             local = rec.local_schema_from_record(r["value"])
             Schema.from_record(local)

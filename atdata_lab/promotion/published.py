@@ -380,7 +380,7 @@ def resolve_entry_uri(atm: Any, path: str) -> str:
     atm._check_repo(handle, "handle")
     did = handle if handle.startswith("did:") else atm.resolve_handle(handle)
     best = None
-    for r in atm.list_records(rec.LABEL_NSID, repo=did):
+    for r in atm.list_all_records(rec.LABEL_NSID, repo=did):
         v = r.get("value")
         if not isinstance(v, dict) or v.get("name") != name or (version and v.get("version") != version):
             continue
@@ -834,7 +834,7 @@ def list_published(index: Any) -> dict[str, list[dict[str, Any]]]:
     """The dataset, schema and label records in the attached account's repository."""
     atm = _atmosphere(index)
     return {
-        kind: list(atm.list_records(nsid, repo=atm.did))
+        kind: list(atm.list_all_records(nsid, repo=atm.did))
         for kind, nsid in (
             ("entries", rec.ENTRY_NSID),
             ("schemas", rec.SCHEMA_NSID),
@@ -846,7 +846,7 @@ def list_published(index: Any) -> dict[str, list[dict[str, Any]]]:
 def list_published_entries(index: Any, repo: str | None = None) -> list[IndexEntry]:
     """The dataset records of ``repo`` (a DID or handle; ``None``: the attached account) as entries."""
     atm = _atmosphere(index) if repo is None else _reader(index)
-    records = atm.list_records(rec.ENTRY_NSID, repo=repo if repo is not None else atm.did)
+    records = atm.list_all_records(rec.ENTRY_NSID, repo=repo if repo is not None else atm.did)
     return [get_published_entry(index, r["uri"]) for r in records]
 
 

@@ -260,7 +260,7 @@ class AppViewSearchBackend:
     ) -> SearchResults:
         log.warning("%s; reading %s's datasets from its PDS instead", why, did)
         items: list[SearchResult] = []
-        records = self._atmo.list_records(rec.ENTRY_NSID, repo=did, limit=MAX_PDS_RECORDS)
+        records = self._atmo.list_all_records(rec.ENTRY_NSID, repo=did, limit=MAX_PDS_RECORDS)
         for got in records:
             try:
                 r = result_from_record(got.get("uri"), got.get("value"), source="pds", cid=got.get("cid"))

@@ -165,7 +165,7 @@ def test_click_through_from_login_to_verify_and_the_password_is_nowhere(state_la
 
     def counts():
         return tuple(
-            len(list(client.list_records(n))) for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)
+            len(list(client.list_all_records(n))) for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)
         )
 
     assert counts() == (0, 0, 0)
@@ -271,7 +271,7 @@ def test_promoting_a_published_entry_again_from_the_browser_keeps_its_blobs_and_
 
     def counts():
         return tuple(
-            len(list(client.list_records(n))) for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)
+            len(list(client.list_all_records(n))) for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)
         )
 
     assert counts() == (1, 1, 1)

@@ -48,7 +48,7 @@ def spool_bad_shard(args: dict[str, Any]) -> dict[str, Any]:
 
 def list_forever(args: dict[str, Any]) -> dict[str, Any]:
     client = Atmosphere(args["pds"], max_tries=1)
-    client.list_records(rec.LABEL_NSID, repo=args["did"])
+    client.list_all_records(rec.LABEL_NSID, repo=args["did"])
     return {}
 
 

@@ -48,7 +48,7 @@ PYTHON = sys.executable
 
 
 def records_of(client: Atmosphere) -> dict[str, list[dict[str, Any]]]:
-    return {nsid: client.list_records(nsid, repo=client.did) for nsid in NSIDS}
+    return {nsid: client.list_all_records(nsid, repo=client.did) for nsid in NSIDS}
 
 
 def counts(client: Atmosphere) -> tuple[int, int, int]:

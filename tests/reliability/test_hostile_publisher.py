@@ -796,7 +796,7 @@ def test_6_trailing_newlines_are_refused_before_any_request_and_create_nothing(v
             "get_record repo 'did...\\n'",
             lambda: client.get_record(rec.ENTRY_NSID, "abc", repo=victim.did + "\n"),
         ),
-        ("list_records collection with '\\n'", lambda: client.list_records(rec.ENTRY_NSID + "\n")),
+        ("list_records collection with '\\n'", lambda: client.list_all_records(rec.ENTRY_NSID + "\n")),
         (
             "load_dataset('@handle\\n/name')",
             lambda: atdata.load_dataset(f"@{victim.handle}\n/x", index=index),

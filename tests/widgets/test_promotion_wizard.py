@@ -53,7 +53,7 @@ def features(n=100, seed=0, dim=16):
 
 def counts(client):
     return tuple(
-        len(list(client.list_records(n, repo=client.did)))
+        len(list(client.list_all_records(n, repo=client.did)))
         for n in (rec.SCHEMA_NSID, rec.ENTRY_NSID, rec.LABEL_NSID)
     )
 
