@@ -54,8 +54,10 @@ def head_commit(client: Atmosphere) -> str:
 @pytest.mark.sandbox
 def test_get_put_delete_by_uri_and_by_collection(client: Atmosphere, pds_account: SandboxAccount):
     made = client.create_record(COLL, {"text": "one"}, rkey="first")
-    uri = made["uri"]
+    uri = made["uri"]  # ours: {"uri", "cid", "value"}
     assert uri == f"at://{client.did}/{COLL}/first"
+    # atdata's: the record's AtUri
+    assert isinstance(made, AtUri) and str(made) == uri and (made.collection, made.rkey) == (COLL, "first")
 
     # atdata's form: the value (a dict), which remembers its URI and CID
     value = client.get_record(uri)
@@ -98,6 +100,7 @@ def test_get_put_delete_by_uri_and_by_collection(client: Atmosphere, pds_account
     assert client.get_record(uri)["text"] == "one"
     put = client.put_record(COLL, "first", {"text": "changed"}, swap_commit=head_commit(client))
     assert client.get_record(uri) == {"$type": COLL, "text": "changed"} and put["uri"] == uri
+    assert isinstance(put, AtUri) and put.rkey == "first" and put.cid == put["cid"]
 
     # delete_record(uri, swap_commit=) as atdata; (collection, rkey) as ours
     with pytest.raises(RecordConflictError):

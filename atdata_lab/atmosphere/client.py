@@ -48,7 +48,8 @@ import hashlib
 import os
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import unquote, urlencode
@@ -141,6 +142,38 @@ class RecordValue(dict[str, Any]):
         super().__init__(value)
         self.uri = uri
         self.cid = cid if isinstance(cid, str) else None
+
+
+@dataclass(frozen=True)
+class WrittenRecord(AtUri, Mapping[str, Any]):
+    """What :meth:`Atmosphere.create_record` and :meth:`Atmosphere.put_record` return: the record's
+    AT URI, as atdata's client returns it (``str(out)``, ``out.authority``, ``out.collection``,
+    ``out.rkey``), with the written ``.cid`` and ``.value``.
+
+    It also reads as the ``{"uri", "cid", "value"}`` mapping the rest of this client returns
+    (``out["uri"]`` is ``str(out)``; ``dict(out)`` gives the mapping).
+    """
+
+    cid: str | None = field(default=None, compare=False)
+    value: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, written: Mapping[str, Any]) -> WrittenRecord:
+        u = AtUri.parse(written["uri"])
+        return cls(u.authority, u.collection, u.rkey, cid=written.get("cid"), value=written["value"])
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "uri":
+            return str(self)
+        if key in ("cid", "value"):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("uri", "cid", "value"))
+
+    def __len__(self) -> int:
+        return 3
 
 
 def _good_cursor(value: Any) -> bool:
@@ -933,7 +966,7 @@ class Atmosphere(AppViewClient):
         *,
         rkey: str | None = None,
         validate: bool | None = None,
-    ) -> dict[str, Any]:
+    ) -> WrittenRecord:
         """Create a record.
 
         Args:
@@ -944,6 +977,7 @@ class Atmosphere(AppViewClient):
                 PDSes that do not know the lexicon).
 
         Returns:
+            The record's :class:`WrittenRecord`: its AT URI (as atdata), also readable as
             ``{"uri", "cid", "value"}``. If ``rkey`` already holds exactly this value, that record
             is returned (idempotent create).
 
@@ -951,6 +985,11 @@ class Atmosphere(AppViewClient):
             RecordValidationError: The record breaks the data model/lexicon (nothing was sent).
             RecordConflictError: ``rkey`` already holds a different record.
         """
+        return WrittenRecord.of(self._create_record(collection, record, rkey=rkey, validate=validate))
+
+    def _create_record(
+        self, collection: str, record: Mapping[str, Any], *, rkey: str | None, validate: bool | None
+    ) -> dict[str, Any]:
         did = self._require_login("create_record")
         rec = self._prepare(collection, record)
         rkey = rkey or make_tid()
@@ -1036,7 +1075,7 @@ class Atmosphere(AppViewClient):
         swap_record: str | None = None,
         validate: bool | None = None,
         swap_commit: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> WrittenRecord:
         """Create or replace the record at ``rkey``.
 
         Args:
@@ -1050,12 +1089,26 @@ class Atmosphere(AppViewClient):
                 CID it must still be at; if anything was written since, nothing is written.
 
         Returns:
+            The record's :class:`WrittenRecord`: its AT URI (as atdata), also readable as
             ``{"uri", "cid", "value"}``.
 
         Raises:
             RecordConflictError: ``swap_record`` or ``swap_commit`` is stale (``current_cid``
                 tells the record's CID now).
         """
+        return WrittenRecord.of(
+            self._put_record(collection, rkey, record, swap_record, validate, swap_commit)
+        )
+
+    def _put_record(
+        self,
+        collection: str,
+        rkey: str,
+        record: Mapping[str, Any],
+        swap_record: str | None,
+        validate: bool | None,
+        swap_commit: str | None,
+    ) -> dict[str, Any]:
         did = self._require_login("put_record")
         self._check_rkey(rkey)
         rec = self._prepare(collection, record)
