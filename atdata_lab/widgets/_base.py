@@ -172,6 +172,25 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def show_action(
+    area: ipywidgets.Box, title: ipywidgets.HTML, close: ipywidgets.Widget, heading: str, widget: Any
+) -> None:
+    """Show ``widget`` in a widget's action area (the inspector, diff viewer or wizard an action
+    opened), under ``heading`` with its close button."""
+    title.value = f"<div class='atdata-section-title'>{esc(heading)}</div>"
+    area.children = [
+        ipywidgets.HBox([title, close], layout=ipywidgets.Layout(justify_content="space-between")),
+        widget,
+    ]
+    area.layout.display = "flex"
+
+
+def hide_action(area: ipywidgets.Box) -> None:
+    """Empty and hide an action area (:func:`show_action`)."""
+    area.children = []
+    area.layout.display = "none"
+
+
 class ErrorPanel(ipywidgets.VBox):
     """Shows an exception readably: what failed, the message, and the traceback folded away.
 

@@ -26,7 +26,7 @@ import ipywidgets
 from .. import views as S
 from ..errors import InvalidArgumentError, NotFoundError
 from ..logs import logger
-from ._base import CopyButton, DataTable, Debouncer, esc, not_available
+from ._base import CopyButton, DataTable, Debouncer, esc, hide_action, not_available, show_action
 
 if TYPE_CHECKING:
     from .index_browser import IndexBrowser
@@ -400,22 +400,13 @@ class NetworkTab:
     # ------------------------------------------------------------------ actions
     def _open(self, title: str, widget: Any) -> Any:
         self.action_widget = widget
-        self.action_title.value = f"<div class='atdata-section-title'>{esc(title)}</div>"
-        self.action_area.children = [
-            ipywidgets.HBox(
-                [self.action_title, self.close_button],
-                layout=ipywidgets.Layout(justify_content="space-between"),
-            ),
-            widget,
-        ]
-        self.action_area.layout.display = "flex"
+        show_action(self.action_area, self.action_title, self.close_button, title, widget)
         return widget
 
     def close_action(self) -> None:
         """Close the inspector or diff viewer opened here."""
         self.action_widget = None
-        self.action_area.children = []
-        self.action_area.layout.display = "none"
+        hide_action(self.action_area)
 
     def inspect(self) -> Any:
         """ "Inspect samples": open the sample inspector on the selected dataset's data, read with

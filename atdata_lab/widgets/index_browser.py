@@ -37,7 +37,17 @@ from ..entry import IndexEntry
 from ..errors import InvalidArgumentError, NotFoundError
 from ..promotion import entry_publication
 from ..views import PUBLICATION_BADGES, Publication, verification_badge
-from ._base import AtdataWidget, BackgroundTask, DataTable, Debouncer, esc, html_table, not_available
+from ._base import (
+    AtdataWidget,
+    BackgroundTask,
+    DataTable,
+    Debouncer,
+    esc,
+    hide_action,
+    html_table,
+    not_available,
+    show_action,
+)
 from ._network import NetworkTab
 
 __all__ = ["IndexBrowser", "verification_badge"]
@@ -493,22 +503,13 @@ class IndexBrowser(AtdataWidget):
     # ------------------------------------------------------------------ actions
     def _open_action(self, title: str, widget: Any) -> Any:
         self.action_widget = widget
-        self.action_title.value = f"<div class='atdata-section-title'>{esc(title)}</div>"
-        self.action_area.children = [
-            ipywidgets.HBox(
-                [self.action_title, self.close_action_button],
-                layout=ipywidgets.Layout(justify_content="space-between"),
-            ),
-            widget,
-        ]
-        self.action_area.layout.display = "flex"
+        show_action(self.action_area, self.action_title, self.close_action_button, title, widget)
         return widget
 
     def close_action(self) -> None:
         """Close the inspector / diff / wizard opened by an action."""
         self.action_widget = None
-        self.action_area.children = []
-        self.action_area.layout.display = "none"
+        hide_action(self.action_area)
 
     def inspect_selected(self) -> Any:
         """ "Inspect samples": open a :class:`SampleInspector` on the selected entry (returned)."""
