@@ -85,6 +85,7 @@ from atdata_lab.errors import (
     BlobMismatchError,
     InvalidArgumentError,
     InvalidTypeError,
+    NotFoundError,
     PDSUnavailableError,
     RecordConflictError,
     RecordNotFoundError,
@@ -167,7 +168,7 @@ class WrittenRecord(AtUri, Mapping[str, Any]):
             return str(self)
         if key in ("cid", "value"):
             return getattr(self, key)
-        raise KeyError(key)
+        raise NotFoundError(f"a written record has 'uri', 'cid' and 'value', not {key!r:.60}")
 
     def __iter__(self) -> Iterator[str]:
         return iter(("uri", "cid", "value"))
