@@ -33,6 +33,7 @@ __all__ = [
     "json_preview",
     "jsonable",
     "line_png",
+    "PLOT_INK",
     "line_points",
     "png_bytes",
     "sample_fields",
@@ -411,8 +412,15 @@ def line_points(arr: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np
     return x, a[::step]
 
 
+#: The colour of a line plot's ticks, tick labels and spines: dark on a transparent background, so
+#: it reads on a light theme's background and, inverted by ``sample_inspector.css``, on a dark one.
+PLOT_INK = "#212121"
+
+
 def line_png(values: np.ndarray, width: float = 4.6, height: float = 1.7) -> bytes:
-    """A line plot of a 1-D array as PNG bytes (matplotlib's Agg canvas: no global state)."""
+    """A line plot of a 1-D array as PNG bytes (matplotlib's Agg canvas: no global state).
+
+    Ticks and spines are :data:`PLOT_INK` on a transparent background."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazily: matplotlib is optional
     from matplotlib.figure import Figure
 
@@ -425,8 +433,8 @@ def line_png(values: np.ndarray, width: float = 4.6, height: float = 1.7) -> byt
     ax.plot(x, y, linewidth=1.0, color="#1f77b4")
     ax.margins(x=0)
     for spine in ax.spines.values():
-        spine.set_color("#888888")
-    ax.tick_params(colors="#888888", labelsize=7, length=2)
+        spine.set_color(PLOT_INK)
+    ax.tick_params(colors=PLOT_INK, labelcolor=PLOT_INK, labelsize=7, length=2)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", transparent=True)
     return buf.getvalue()

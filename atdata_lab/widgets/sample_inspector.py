@@ -79,6 +79,8 @@ class _FieldView:
         if kind in ("image", "line", "volume"):
             parts.append(ipywidgets.HBox([self.image, self.stats]))
             self.image.layout = ipywidgets.Layout(max_width="100%")
+            if kind == "line":  # dark ticks on transparent: the stylesheet inverts it in dark themes
+                self.image.add_class("atdata-sample-inspector-plot")
         elif kind in ("scalar", "empty", "array"):
             parts += [self.value, self.stats]
         else:
