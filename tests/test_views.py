@@ -239,8 +239,13 @@ def test_sample_fields_and_header():
     assert S.sample_fields(atdata.DictSample({"a": 1, "b": "z"})) == [("a", 1), ("b", "z")]
     assert (
         S.sample_header(10, 1000, "k10", "/d/data-000000.tar")
-        == "sample 10 of 1,000 · key k10 · shard data-000000.tar"
+        == "sample 10 of 1,000 (numbered 0–999) · key k10 · shard data-000000.tar"
     )
+    assert S.sample_header(0, 1, "k", "/d/a.tar") == "sample 0 of 1 · key k · shard a.tar"
+    assert S.uses_colormap(np.zeros((3, 4))) and S.uses_colormap(np.zeros((3, 4, 1)))
+    assert S.uses_colormap(np.zeros((1, 3, 5))) and S.uses_colormap(np.zeros((5, 3, 7)))  # CHW, volume
+    assert not S.uses_colormap(np.zeros((3, 4, 3))) and not S.uses_colormap(np.zeros((2, 3, 4, 4)))
+    assert not S.uses_colormap(np.zeros(5)) and not S.uses_colormap("text")
 
 
 def _png_size(data: bytes) -> tuple[int, int]:

@@ -26,6 +26,7 @@ __all__ = [
     "array_stats",
     "classify",
     "colormaps",
+    "uses_colormap",
     "hex_preview",
     "histogram",
     "histogram_svg",
@@ -58,8 +59,12 @@ def sample_fields(sample: Any) -> list[tuple[str, Any]]:
 
 
 def sample_header(k: int, n: int, key: str, url: str) -> str:
-    """``'sample 10 of 1,000 · key 000010 · shard data-000000.tar'`` (``k`` counts from 0)."""
-    return f"sample {k:,} of {n:,} · key {key} · shard {shard_label(url)}"
+    """``'sample 10 of 1,000 (numbered 0–999) · key 000010 · shard data-000000.tar'``.
+
+    Samples are numbered from 0 everywhere (the slider, "Go to", ``goto(k)``, the grid's ``#k``),
+    and the header says so, so "sample 999 of 1,000" is not read as off by one."""
+    numbered = f" (numbered 0–{n - 1:,})" if n > 1 else ""
+    return f"sample {k:,} of {n:,}{numbered} · key {key} · shard {shard_label(url)}"
 
 
 def image_layout(shape: Sequence[int]) -> str | None:
@@ -295,6 +300,20 @@ def take_slice(arr: np.ndarray, indices: Sequence[int]) -> np.ndarray:
     idx = list(indices) + [0] * (len(axes) - len(indices))
     sel = tuple(min(max(int(i), 0), arr.shape[a] - 1) for a, i in zip(axes, idx))
     return arr[sel]
+
+
+def uses_colormap(value: Any) -> bool:
+    """Whether a colormap changes how ``value`` shows: a single-channel image (2-D, or 3-D with one
+    channel), or a higher-D array whose slices are. RGB(A) images show their own colours."""
+    if not isinstance(value, np.ndarray):
+        return False
+    a = value
+    if classify(a) == "volume":
+        a = take_slice(a, [])
+    layout = image_layout(a.shape) if classify(a) == "image" else None
+    if layout == "HW":
+        return True
+    return (layout == "HWC" and a.shape[2] == 1) or (layout == "CHW" and a.shape[0] == 1)
 
 
 def colormaps() -> list[str]:

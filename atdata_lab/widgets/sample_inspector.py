@@ -90,6 +90,7 @@ class _FieldView:
         self.box.add_class(f"atdata-sample-inspector-kind-{kind}")
         self.png: bytes = b""
         self.summary = ""
+        self.coloured = False  # whether the colormap applies to the value shown
 
     def update(self, value: Any) -> None:
         owner, kind, name = self.owner, self.kind, self.name
@@ -100,6 +101,7 @@ class _FieldView:
             if value is not None
             else "None"
         )
+        self.coloured = S.uses_colormap(value)
         if isinstance(value, np.ndarray):
             st = S.array_stats(value)
             self.title.value = f"<b>{esc(name)}</b> {kind_badge} {S.badge_html(st.badge, 'info')}"
@@ -307,6 +309,7 @@ class SampleInspector(AtdataWidget):
             self.header.value = "<div class='atdata-empty'>This dataset has no samples.</div>"
             for w in (self.prev_button, self.next_button, self.slider, self.jump, self.random_button):
                 w.disabled = True
+            self.view_toggle.disabled = self.cmap_dropdown.disabled = True
         else:  # a sample that cannot be read is shown as an error; the widget stays usable
             with self.reporting("Loading the first sample", reraise=False):
                 self.goto(min(max(int(start), 0), last))
@@ -404,6 +407,17 @@ class SampleInspector(AtdataWidget):
         if changed:
             self.fields_box.children = [v.box for v in views.values()]
             self._grid_options()
+        self._colormap_state()
+
+    _CMAP_TIP = "The colormap colours single-channel images"
+    _NO_CMAP_TIP = "No single-channel image in this sample: RGB(A) images show their own colours"
+    _NO_GRID_TIP = "This dataset has no image field to show as a grid"
+
+    def _colormap_state(self) -> None:
+        """The Colormap dropdown is enabled only when a field of the sample takes a colormap."""
+        applies = any(v.coloured for v in self._views.values())
+        self.cmap_dropdown.disabled = not applies
+        self.cmap_dropdown.tooltip = self._CMAP_TIP if applies else self._NO_CMAP_TIP
 
     def _render(self, name: str, kind: str, value: np.ndarray) -> bytes:
         key = (self.k, name, kind, self.cmap, tuple(self.slices.get(name, ())))
@@ -489,6 +503,16 @@ class SampleInspector(AtdataWidget):
                 self.grid_field_dropdown.value = self.grid_field
         finally:
             self._syncing = False
+        # no image field: Grid cannot apply, so the toggle is disabled and says why
+        self.view_toggle.disabled = not names and self.view_toggle.value == "Sample"
+        self.view_toggle.tooltips = (
+            ["One sample, every field", "Thumbnails of an image field"]
+            if names
+            else [
+                "One sample, every field",
+                self._NO_GRID_TIP,
+            ]
+        )
 
     def _view_changed(self, value: str) -> None:
         if self._syncing:

@@ -116,7 +116,7 @@ def test_header_and_navigation(inspector, index):
     assert insp._dom_classes == ("atdata-widget", "atdata-sample-inspector")
     assert insp.n == 6 and insp.k == 0 and insp.entry.name == "everything"
     url, _, key = insp.dataset.locate(0)
-    assert insp.header.value.count("sample 0 of 6 · key") == 1 and key in insp.header.value
+    assert insp.header.value.count("sample 0 of 6 (numbered 0–5) · key") == 1 and key in insp.header.value
     assert "shard everything-000000.tar" in insp.header.value and url == entry.data_urls[0]
     assert insp.prev_button.disabled and not insp.next_button.disabled
     insp.next()
@@ -269,6 +269,7 @@ def test_colormap(inspector):
     assert inspector.cmap == "gray" and inspector.cmap_dropdown.value == "gray"
     assert inspector.field_png("gray") != gray  # single-channel images take the colormap
     assert inspector.field_png("rgb") == rgb  # RGB images do not
+    assert not inspector.cmap_dropdown.disabled and "single-channel" in inspector.cmap_dropdown.tooltip
     inspector.cmap_dropdown.value = "magma"  # the front end's dropdown
     assert inspector.cmap == "magma"
     with pytest.raises(ValueError, match="unknown colormap 'jet2'"):
@@ -317,9 +318,22 @@ def test_grid_of_thumbnails(inspector):
     assert inspector.sample_panel.layout.display == "flex"
 
 
+def test_colormap_is_disabled_when_no_field_takes_it(index):
+    """RGB(A) images show their own colours: the Colormap dropdown is disabled and says why."""
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    entry = index.write([atdata.DictSample({"rgb": rgb, "n": 1})], name="rgbonly", progress=False)
+    insp = entry.inspect()
+    assert insp.fields["rgb"] == "image" and insp.cmap_dropdown.disabled
+    assert "RGB(A) images show their own colours" in insp.cmap_dropdown.tooltip
+    assert not insp.view_toggle.disabled  # the grid still applies
+
+
 def test_grid_needs_an_image_field(index):
     entry = index.write([atdata.DictSample({"x": np.arange(3), "s": "a"})], name="noimg", progress=False)
     insp = entry.inspect()
+    # Grid cannot apply: the toggle is disabled and its Grid button says why
+    assert insp.view_toggle.disabled and insp.view_toggle.tooltips[1].startswith("This dataset has no image")
+    assert insp.cmap_dropdown.disabled
     with pytest.raises(ValueError, match="no image field"):
         insp.show_grid()
     insp.view_toggle.value = "Grid"
@@ -404,7 +418,7 @@ def test_decode_errors_are_shown(index):
 # ------------------------------------------------------------------------------------------- fallback
 def test_static_fallback(inspector):
     bundle = inspector._repr_mimebundle_()
-    assert bundle["text/plain"].startswith("SampleInspector(sample 0 of 6 · key ")
+    assert bundle["text/plain"].startswith("SampleInspector(sample 0 of 6 (numbered 0–5) · key ")
     html = bundle["text/html"]
     assert "sample 0 of 6" in html and "<b>gray</b>" in html and "data:image/png;base64," in html
     assert "&lt;f4 (16, 12)" in html and "40 bytes: 00 01" in html and "A static view" in html
