@@ -193,8 +193,8 @@ def test_preview_prints_n_samples_with_arrays_summarised(capsys, indexed, shard_
     first = images(1)[0].image
     for k, block in enumerate(blocks[1:]):
         lines = block.splitlines()
-        assert lines[0] == f"sample {k} of 20 · key {k:06d} · shard imgs-000000.tar"
-        assert re.match(r"\s+image:\s+ndarray <f4 \(64, 64\) min \S+ max \S+ mean \S+ std \S+$", lines[1])
+        assert lines[0] == f"sample {k} of 20 (numbered 0–19) · key {k:06d} · shard imgs-000000.tar"
+        assert re.match(r"\s+image:\s+ndarray float32 \(64, 64\) min \S+ max \S+ mean \S+ std \S+$", lines[1])
         assert re.match(rf"\s+label:\s+{k}$", lines[2]) and re.match(rf"\s+caption:\s+'cap {k}'$", lines[3])
     assert f"min {first.min():.6g} max {first.max():.6g}" in blocks[1]
     assert len(out) < 2000  # 3 x 4096 floats were never dumped
@@ -234,7 +234,7 @@ def test_schema_show_by_name_ref_and_entry(capsys, indexed):
     assert minor.endswith("Img@1.1.0")
     rc, by_entry, _ = run(capsys, "schema", "show", "@local/imgs")
     assert rc == 0 and kv(by_entry)["Schema"] == "Img@1.0.0" and kv(by_entry)["From"] == "index entry imgs"
-    assert re.search(r"^\s+image\s+ndarray\s+<f4\s+\(64, 64\)\s+no$", by_entry, re.M)
+    assert re.search(r"^\s+image\s+ndarray\s+float32\s+\(64, 64\)\s+no$", by_entry, re.M)
     assert re.search(r"^\s+caption\s+str\s+no$", by_entry, re.M)
     rc, by_ref, _ = run(capsys, "schema", "show", "atdata://local/schema/Img@1.0.0")
     assert rc == 0 and kv(by_ref)["From"] == "local schema atdata://local/schema/Img@1.0.0"

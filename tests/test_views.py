@@ -67,6 +67,8 @@ def test_entry_row_and_detail():
         and detail["Metadata"] == '{"k": 1}'
         and detail["CID"] == "bafyx"
     )
+    # no empty "Metadata" row when the entry has none
+    assert "Metadata" not in dict(S.entry_detail_rows(_entry(metadata={})))
     # every column the table shows has a row key; every sortable one maps to an index sort column
     from atdata_lab.providers.base import SORT_COLUMNS
 
@@ -85,7 +87,7 @@ def test_schema_field_rows():
 
     schema = Schema.from_type(Rows).with_hints({"image": "|u1"}, {"image": (8, 6, 3)})
     assert S.schema_field_rows(schema) == [
-        {"name": "image", "kind": "ndarray", "dtype": "|u1", "shape": "(8, 6, 3)", "optional": "no"},
+        {"name": "image", "kind": "ndarray", "dtype": "uint8", "shape": "(8, 6, 3)", "optional": "no"},
         {"name": "names", "kind": "list[str]", "dtype": "", "shape": "", "optional": "no"},
         {"name": "note", "kind": "str", "dtype": "", "shape": "", "optional": "yes"},
     ]
@@ -185,10 +187,10 @@ def test_array_stats_and_histogram():
     st = S.array_stats(a)
     assert (st.min, st.max, st.mean, st.nan, st.inf) == (1.0, 3.0, 2.0, 1, 2)
     assert st.std == pytest.approx(np.std([1.0, 2.0, 3.0]))
-    assert st.badge == "<f4 (6,)"
+    assert st.badge == "float32 (6,)" and st.dtype == "<f4"
     assert dict(st.rows())["NaN"] == "1" and dict(st.rows())["Inf"] == "2"
     ints = S.array_stats(np.arange(12, dtype=np.uint8).reshape(3, 4))
-    assert (ints.min, ints.max, ints.nan, ints.badge) == (0.0, 11.0, 0, "|u1 (3, 4)")
+    assert (ints.min, ints.max, ints.nan, ints.badge) == (0.0, 11.0, 0, "uint8 (3, 4)")
     allnan = S.array_stats(np.full(3, np.nan))
     assert allnan.min is None and allnan.nan == 3 and dict(allnan.rows())["min"] == "—"
     assert S.array_stats(np.array(["a"])).min is None
@@ -333,10 +335,10 @@ def test_plain_text_tables_and_masked_urls():
 def test_value_summaries_never_dump_arrays():
     big = np.arange(1_000_000, dtype=np.float32).reshape(1000, 1000)
     text = S.value_summary(big)
-    assert text == "ndarray <f4 (1000, 1000) min 0 max 999999 mean 500000 std 288675"
+    assert text == "ndarray float32 (1000, 1000) min 0 max 999999 mean 500000 std 288675"
     assert S.value_summary(np.array([np.nan, 1.0, np.inf])).endswith("NaN 1 Inf 1")
-    assert S.value_summary(np.array(3)) == "ndarray <i8 () = 3"
-    assert S.value_summary(np.zeros((0, 3))) == "ndarray <f8 (0, 3) (empty)"
+    assert S.value_summary(np.array(3)) == "ndarray int64 () = 3"
+    assert S.value_summary(np.zeros((0, 3))) == "ndarray float64 (0, 3) (empty)"
     assert S.value_summary(np.array(["a", "b"])) == "ndarray <U1 (2,)"
     assert S.value_summary(b"\x00\x01" * 40).startswith("80 bytes: 00 01")
     assert S.value_summary("x" * 1000) == "'" + "x" * 198 + "…" and len(S.value_summary("x" * 1000)) == 200
@@ -346,7 +348,7 @@ def test_value_summaries_never_dump_arrays():
     assert (S.value_summary(3.5), S.value_summary(None), S.value_summary(True)) == ("3.5", "None", "True")
     sample = atdata.DictSample({"x": np.ones(4), "name": "n"})
     assert S.sample_text(sample, "sample 0 of 1") == (
-        "sample 0 of 1\n  x:     ndarray <f8 (4,) min 1 max 1 mean 1 std 0\n  name:  'n'"
+        "sample 0 of 1\n  x:     ndarray float64 (4,) min 1 max 1 mean 1 std 0\n  name:  'n'"
     )
 
 
@@ -402,3 +404,18 @@ def test_schema_and_comparison_text():
         "label",
         "note",
     ]
+
+
+def test_dtype_text_and_provider_label(tmp_path):
+    assert S.dtype_text("|u1") == "uint8" and S.dtype_text("<f4") == "float32"
+    assert S.dtype_text("<i8") == "int64" and S.dtype_text("?") == "bool"
+    assert S.dtype_text(">f4") == "float32 (big-endian)"
+    assert S.dtype_text(None) == "" and S.dtype_text("not-a-dtype") == "not-a-dtype"
+    idx = atdata.Index(path=tmp_path / "index.db", data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    label = S.provider_label(idx.provider)
+    assert label == f"SQLite index at {tmp_path / 'index.db'}" and "Provider(" not in label
+
+    class RedisProvider:
+        where = "redis://:s3cret@host:6379/0"
+
+    assert S.provider_label(RedisProvider()) == "Redis index at redis://:***@host:6379/0"

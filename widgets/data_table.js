@@ -86,6 +86,7 @@ function render({ model, el: root }) {
         const td = el("td", `${prefix}-cell-${col.key}`);
         if (col.numeric) td.classList.add("atdata-num");
         const text = row[col.key] ?? "";
+        if (text) td.title = String(text); // cells stay on one line: the full value on hover
         const styles = badges[col.key];
         if (styles && text && styles[text]) {
           td.appendChild(el("span", `atdata-badge atdata-badge-${styles[text]}`, text));

@@ -99,9 +99,10 @@ def entry_row(entry: IndexEntry) -> dict[str, str]:
 
 
 def entry_detail_rows(entry: IndexEntry) -> list[tuple[str, str]]:
-    """``(label, value)`` pairs describing ``entry`` for a detail panel."""
+    """``(label, value)`` pairs describing ``entry`` for a detail panel (no "Metadata" row when it
+    has none)."""
     meta = json.dumps(entry.metadata, sort_keys=True, default=str) if entry.metadata else ""
-    return [
+    rows = [
         ("Name", entry.name),
         ("Description", entry.description or ""),
         ("Schema", entry.schema_ref),
@@ -113,8 +114,8 @@ def entry_detail_rows(entry: IndexEntry) -> list[tuple[str, str]]:
         ("License", entry.license or ""),
         ("CID", entry.cid),
         ("Published", entry.published_uri or "not published"),
-        ("Metadata", meta),
     ]
+    return rows + [("Metadata", meta)] if meta else rows
 
 
 def shard_rows(shards: Iterable[dict[str, Any]]) -> list[dict[str, str]]:

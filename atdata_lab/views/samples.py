@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from ..sample import DictSample
 from ..schema import fields_of
-from .text import kv_text, plain, shard_label
+from .text import dtype_text, kv_text, plain, shard_label
 
 __all__ = [
     "ArrayStats",
@@ -187,9 +187,9 @@ class ArrayStats:
 
     @property
     def badge(self) -> str:
-        """``'<f4 (64,)'``: dtype and shape."""
+        """``'float32 (64,)'``: dtype (as :func:`~atdata_lab.views.text.dtype_text`) and shape."""
         shape = "(" + ", ".join(str(s) for s in self.shape) + (",)" if len(self.shape) == 1 else ")")
-        return f"{self.dtype} {shape}"
+        return f"{dtype_text(self.dtype)} {shape}"
 
     def rows(self) -> list[tuple[str, str]]:
         def g(x: float | None) -> str:

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..schema import version_key
-from .text import badge_html, details_html, esc, html_table, kv_text, record_json, schema_label, text_table
+from .text import (
+    badge_html,
+    details_html,
+    dtype_text,
+    esc,
+    html_table,
+    kv_text,
+    record_json,
+    schema_label,
+    text_table,
+)
 
 if TYPE_CHECKING:
     from ..schema_diff import ResolvedSchema, SchemaComparison, SchemaDiff
@@ -61,7 +71,7 @@ def schema_field_rows(schema: Any) -> list[dict[str, str]]:
             {
                 "name": f.name,
                 "kind": kind,
-                "dtype": (t.dtype or "any") if t.kind == "ndarray" else "",
+                "dtype": (dtype_text(t.dtype) or "any") if t.kind == "ndarray" else "",
                 "shape": shape,
                 "optional": "yes" if f.optional else "no",
             }

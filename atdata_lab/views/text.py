@@ -15,9 +15,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "badge_html",
     "details_html",
+    "dtype_text",
     "esc",
     "format_count",
     "format_created",
@@ -29,6 +32,7 @@ __all__ = [
     "page_label",
     "plain",
     "progress_text",
+    "provider_label",
     "record_json",
     "schema_label",
     "shape_text",
@@ -92,6 +96,32 @@ def human_bytes(n: int | None) -> str:
             return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def dtype_text(dtype: str | None) -> str:
+    """A numpy dtype string as people read it: ``'|u1' -> 'uint8'``, ``'<f4' -> 'float32'``; the
+    byte order is named only when it is not this machine's (``'>f4' -> 'float32 (big-endian)'``).
+    Non-numeric dtypes (``'<U8'``), None and unparsable text stay as they are (``''`` for None)."""
+    if not dtype:
+        return ""
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        return dtype
+    if dt.kind not in "biufc":  # strings, objects, records: numpy's own spelling says more
+        return dtype
+    if dt.byteorder in ("<", ">") and not dt.isnative:
+        return f"{dt.name} ({'big' if dt.byteorder == '>' else 'little'}-endian)"
+    return dt.name
+
+
+def provider_label(provider: Any) -> str:
+    """Where an index keeps its entries, in words: ``'SQLite index at /data/index.db'``,
+    ``'Redis index at redis://host:6379/0'`` (passwords masked), ``'Postgres index at …'``."""
+    kind = type(provider).__name__.removesuffix("Provider") or "an"
+    kind = {"Sqlite": "SQLite"}.get(kind, kind)
+    where = getattr(provider, "path", None) or getattr(provider, "where", None)
+    return f"{kind} index" + (f" at {masked_url(str(where))}" if where else "")
 
 
 def format_count(n: int | None) -> str:

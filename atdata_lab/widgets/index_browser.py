@@ -317,7 +317,7 @@ class IndexBrowser(AtdataWidget):
         self.prev_button.disabled = self.offset <= 0
         self.next_button.disabled = self.offset + len(page) >= page.total
         self.timings["query"] = (time.perf_counter() - t) * 1000
-        self.status.value = esc(f"{S.format_count(len(idx))} entries in {idx.provider!r}")
+        self.status.value = esc(f"{S.format_count(len(idx))} entries in the {S.provider_label(idx.provider)}")
         return page
 
     def publication(self, entry: IndexEntry) -> Publication:
@@ -854,7 +854,7 @@ class IndexBrowser(AtdataWidget):
                 )
             )
         return (
-            f"<div class='atdata-index-browser'><div><b>Index</b> {esc(self.index.provider)} · "
+            f"<div class='atdata-index-browser'><div><b>Index</b> {esc(S.provider_label(self.index.provider))} · "
             f"entries {esc(label)}</div>{table}{network}"
             "<div class='atdata-static-note'>A static view: run the notebook with ipywidgets to search, "
             "sort and open entries.</div></div>"

@@ -68,7 +68,7 @@ def test_step_through_samples(lab):
     expect(images).to_have_count(3)  # the image, the volume's slice, the line plot
     assert images.evaluate_all("imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
     expect(lab.widget("atdata-sample-inspector-kind-bytes")).to_contain_text("20 bytes: 00 01 02")
-    expect(lab.widget("atdata-sample-inspector-kind-image")).to_contain_text("<f4 (24, 32)")
+    expect(lab.widget("atdata-sample-inspector-kind-image")).to_contain_text("float32 (24, 32)")
     expect(lab.page.locator(".atdata-sample-inspector-kind-image svg.atdata-histogram")).to_have_count(1)
 
     # next / previous

@@ -347,7 +347,7 @@ def test_select_opens_the_detail_panel(index):
         assert text in meta
     fields = b.detail_fields.value
     assert "Schema Frame@1.0.0" in fields
-    assert "<td>image</td><td>ndarray</td><td>|u1</td><td>(8, 8)</td><td>no</td>" in fields
+    assert "<td>image</td><td>ndarray</td><td>uint8</td><td>(8, 8)</td><td>no</td>" in fields
     assert "<td>label</td><td>int</td><td></td><td></td><td>no</td>" in fields
     shards = b.detail_shards.value
     assert "Shards (3)" in shards
