@@ -28,6 +28,8 @@ account) finds datasets of every publisher through the AppView (``index.search(.
 from __future__ import annotations
 
 import time
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets
@@ -61,6 +63,36 @@ _RECORD_COLUMNS = [
     {"key": "version", "label": "Version", "sortable": False, "numeric": False},
     {"key": "uri", "label": "at:// URI", "sortable": False, "numeric": False},
 ]
+
+
+def _follow_cells(browser: IndexBrowser) -> Callable[[], None] | None:
+    """In IPython, check after every cell whether the index changed (``refresh_if_changed``).
+    The hook holds the browser weakly; returns the function that removes it (None outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None:
+        return None
+    ref = weakref.ref(browser)
+
+    def after_cell(*_args: Any) -> None:
+        b = ref()
+        if b is None:
+            remove()
+            return
+        with b.reporting("Refreshing after the cell", reraise=False):
+            b.refresh_if_changed()
+
+    def remove() -> None:
+        try:
+            shell.events.unregister("post_run_cell", after_cell)
+        except ValueError:  # already removed
+            pass
+
+    shell.events.register("post_run_cell", after_cell)
+    return remove
 
 
 class IndexBrowser(AtdataWidget):
@@ -267,6 +299,7 @@ class IndexBrowser(AtdataWidget):
             self._load_schema_options()
             self._reload()
         self.timings["render"] = (time.perf_counter() - t0) * 1000
+        self._cell_hook = _follow_cells(self)
 
     # ------------------------------------------------------------------ querying
     @staticmethod
@@ -815,8 +848,20 @@ class IndexBrowser(AtdataWidget):
         """ "Diff schema": a local schema against the selected Network dataset's schema."""
         return self._require_network().diff(against)
 
+    def refresh_if_changed(self) -> bool:
+        """Refresh when the index changed since the page was loaded (its generation moved): run
+        after every notebook cell, so entries written, published or deleted in this kernel show up
+        without pressing Refresh. Returns whether it refreshed."""
+        if self.generation is None or self.index.generation() == self.generation:
+            return False
+        self.refresh()
+        return True
+
     def close(self) -> None:
-        """Close the widget and stop the Network tab's polling."""
+        """Close the widget and stop the Network tab's polling (and following the notebook's cells)."""
+        if self._cell_hook is not None:
+            self._cell_hook()
+            self._cell_hook = None
         if self.network is not None:
             self.network.stop_polling()
         self._debouncer.cancel()

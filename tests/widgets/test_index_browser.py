@@ -580,3 +580,32 @@ def test_published_tab_lists_records_and_verifies(pds_account, tmp_path):
     b.published_refresh.click()
     assert uri2 in [r["uri"] for r in b.records_table.rows]
     assert next(r for r in b.table.rows if r["name"] == "frames-local")["published"] == "published"
+
+
+# ------------------------------------------------------------------------------------------- same kernel
+def test_entries_written_in_the_same_kernel_show_without_refresh(index):
+    """After every notebook cell the browser checks the index's generation: an entry written (or its
+    license changed) by a cell shows up without pressing Refresh. A real IPython shell runs the cells."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        b = IndexBrowser(index)
+        shell.user_ns.update(index=index, frames=frames)
+        assert "fresh" not in b.names
+        shell.run_cell("index.write(frames(3), name='fresh', progress=False)")
+        assert "fresh" in b.names and b.errors.message == ""
+        b.select("exp-small")
+        shell.run_cell("index.provider.update_entry('exp-small', license='CC0-1.0')")
+        assert b.selected.license == "CC0-1.0" and "CC0-1.0" in b.detail_meta.value
+        assert b.table.rows[b.names.index("exp-small")]["license"] == "CC0-1.0"
+        gen = b.generation
+        shell.run_cell("x = 1")  # nothing changed: nothing reloaded
+        assert b.generation == gen and not b.refresh_if_changed()
+        b.close()
+        assert not any(
+            getattr(f, "__qualname__", "").startswith("_follow_cells")
+            for f in shell.events.callbacks["post_run_cell"]
+        )
+    finally:
+        InteractiveShell.clear_instance()
