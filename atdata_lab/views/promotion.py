@@ -52,6 +52,8 @@ __all__ = [
     "verification_badge",
     "verification_rows",
     "verify_advice_html",
+    "CONFIRM_LABEL",
+    "ui_words",
     "verify_html",
     "verify_result_html",
     "validation_html",
@@ -64,6 +66,29 @@ DATA_MODES = {
     "copy": "Copy to a store",
     "blobs": "Upload as PDS blobs",
 }
+
+
+#: The label of the wizard's checkbox that re-plans with the arguments the downgrades name.
+CONFIRM_LABEL = "Remove/downgrade these on purpose"
+
+# The library's messages name its arguments; the wizard shows the names of its own controls.
+_UI_WORDS = (
+    ("copy_to=S3DataStore(...) / 'blobs'", f"“{DATA_MODES['copy']}” / “{DATA_MODES['blobs']}”"),
+    ("(copy_to=S3DataStore(...))", f"(“{DATA_MODES['copy']}”)"),
+    ("(copy_to='blobs')", f"(“{DATA_MODES['blobs']}”)"),
+    ("copy_to=S3DataStore(...)", f"“{DATA_MODES['copy']}”"),
+    ("copy_to='blobs'", f"“{DATA_MODES['blobs']}”"),
+    ("downgrade=True", f"tick “{CONFIRM_LABEL}”"),
+)
+
+
+def ui_words(text: str) -> str:
+    """A library message with the wizard's labels in place of the arguments it names:
+    ``copy_to='blobs'`` -> “Upload as PDS blobs”, ``downgrade=True`` -> tick “Remove/downgrade
+    these on purpose” (plain text: escape it after)."""
+    for code, label in _UI_WORDS:
+        text = text.replace(code, label)
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,16 +111,18 @@ def plan_data_lines(plan: Any) -> list[str]:
     return out
 
 
-def data_html(plan: Any) -> str:
+def data_html(plan: Any, *, ui: bool = False) -> str:
     """The Data step: the data action with its bytes, and its warnings (local paths nobody else can
-    reach, shards over the server's blob limit; those that block publishing say so)."""
+    reach, shards over the server's blob limit; those that block publishing say so, once).
+    ``ui``: in the wizard's words (:func:`ui_words`)."""
+    words = ui_words if ui else str
     warn = []
     for w in plan.data.warnings:
         blocks = w in plan.blocking
         warn.append(
             f"<li class='atdata-data-warning{' atdata-data-blocking' if blocks else ''}'>"
             f"<span class='atdata-badge atdata-badge-{'error' if blocks else 'warn'}'>"
-            f"{'blocks publishing' if blocks else 'warning'}</span> {esc(w)}</li>"
+            f"{'blocks publishing' if blocks else 'warning'}</span> {esc(words(w))}</li>"
         )
     body = (
         f"<ul class='atdata-data-warnings'>{''.join(warn)}</ul>"
@@ -150,15 +177,19 @@ def plan_head_html(plan: Any) -> str:
     return "".join(parts)
 
 
-def plan_body_html(plan: Any) -> str:
-    """The exact records (collapsed JSON), the data action with its bytes, the cost, warnings."""
+def plan_body_html(plan: Any, *, ui: bool = False) -> str:
+    """The exact records (collapsed JSON), the data action with its bytes, the cost, warnings, and
+    what blocks publishing (each message once). ``ui``: in the wizard's words (:func:`ui_words`)."""
+    words = ui_words if ui else str
+    blocking = list(plan.blocking)
+    warnings = [w for w in (*plan.warnings, *plan.data.warnings) if w not in blocking]
     return "".join(
         [
             f"<h4>Records</h4><div class='atdata-plan-writes'>{plan_writes_html(plan)}</div>",
             "<h4>Data</h4>" + list_html(plan_data_lines(plan), "atdata-plan-data"),
             f"<h4>Cost</h4><p class='atdata-plan-cost'>{esc(plan_cost_line(plan))}</p>",
-            list_html(list(plan.warnings) + list(plan.data.warnings), "atdata-plan-warnings"),
-            list_html(list(plan.blocking), "atdata-plan-blocking"),
+            list_html([words(w) for w in warnings], "atdata-plan-warnings"),
+            list_html([words(b) for b in blocking], "atdata-plan-blocking"),
         ]
     )
 
@@ -213,13 +244,15 @@ def intents_html(intents: Sequence[str]) -> str:
     )
 
 
-def downgrades_html(downgrades: list[Any], *, at: str = "preview") -> str:
+def downgrades_html(downgrades: list[Any], *, at: str = "preview", ui: bool = False) -> str:
     """Each :class:`~atdata_lab.promotion.Downgrade` (field, published -> new) and the argument that
-    says it on purpose; ``at="data"`` adds that Preview asks to confirm it."""
+    says it on purpose; ``at="data"`` adds that Preview asks to confirm it. ``ui``: in the wizard's
+    words (:func:`ui_words`)."""
+    words = ui_words if ui else str
     items = "".join(
         f"<li class='atdata-downgrade' data-field='{esc(d.field)}'><code>{esc(d.field)}</code>: "
-        f"<span class='atdata-downgrade-old'>{esc(d.old)}</span> → <span class='atdata-downgrade-new'>"
-        f"{esc(d.new)}</span> <span class='atdata-muted'>(on purpose: {esc(d.argument)})</span></li>"
+        f"<span class='atdata-downgrade-old'>{esc(words(d.old))}</span> → <span class='atdata-downgrade-new'>"
+        f"{esc(words(d.new))}</span> <span class='atdata-muted'>(on purpose: {esc(words(d.argument))})</span></li>"
         for d in downgrades
     )
     tail = (
@@ -463,7 +496,10 @@ def _is_cancelled(exc: BaseException) -> bool:
 def error_advice(exc: BaseException) -> str:
     """What to do next about an error raised while connecting, planning or publishing."""
     if _is_cancelled(exc):
-        return "Nothing was published. Click Publish to try again, or Back to change the inputs."
+        said = "nothing was published" in str(exc).lower()  # the library's message says it already
+        return ("" if said else "Nothing was published. ") + (
+            "Click Publish to try again, or Back to change the inputs."
+        )
     if isinstance(exc, AuthenticationError):
         return "Check the handle and the app password (create an app password in your account settings), then log in again."
     if isinstance(exc, PDSUnavailableError):

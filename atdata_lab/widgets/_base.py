@@ -267,6 +267,7 @@ class ProgressBar(ipywidgets.HBox):
         self._bar = ipywidgets.FloatProgress(
             value=0.0, min=0.0, max=1.0, description=description, layout=ipywidgets.Layout(width="240px")
         )
+        self._description = description
         self._label = ipywidgets.HTML()
         self._label.add_class("atdata-progress-label")
         super().__init__([self._bar, self._label], layout=ipywidgets.Layout(display="none"))
@@ -310,10 +311,22 @@ class ProgressBar(ipywidgets.HBox):
     def text(self) -> str:
         return html.unescape(self._label.value)
 
+    def stop(self, description: str, note: str) -> None:
+        """The work stopped before it finished (a cancel): the bar, relabelled ``description``
+        (e.g. "Cancelled") in the warning style, says where it stopped, followed by ``note``."""
+        with self._lock:
+            last = self.events[-1] if self.events else None
+        self.layout.display = "flex"
+        self._bar.description = description
+        self._bar.bar_style = "warning"
+        where = f"{self.text_for(last)} · " if last is not None else ""
+        self._label.value = esc(f"{where}{note}")
+
     def reset(self) -> None:
         self.events.clear()
         self._bar.value = 0.0
         self._bar.bar_style = ""
+        self._bar.description = self._description
         self._label.value = ""
         self.layout.display = "none"
 

@@ -295,7 +295,7 @@ class PromotionWizard(AtdataWidget):
             ipywidgets.Checkbox(
                 value=False,
                 indent=False,
-                description="Remove/downgrade these on purpose",
+                description=views.CONFIRM_LABEL,
                 layout=ipywidgets.Layout(width="auto"),
             ),
             "confirm",
@@ -402,8 +402,10 @@ class PromotionWizard(AtdataWidget):
             return self.entry is not None
         if step == "describe":
             return self.entry is not None and not self.validation
-        if step == "data":
-            return self._data_error() is None
+        if (
+            step == "data"
+        ):  # a plan whose data blocks publishing (e.g. a shard over the blob limit) stops here
+            return self._data_error() is None and not self._data_blocking()
         if step == "preview":
             return self._can_publish() or bool(self.plan is not None and self.plan.already_published)
         if step == "publish":
@@ -411,6 +413,12 @@ class PromotionWizard(AtdataWidget):
                 self.result is not None or bool(self.plan is not None and self.plan.already_published)
             )
         return False
+
+    def _data_blocking(self) -> list[str]:
+        """What of the checked data blocks publishing (in the wizard's words): the data's own
+        blocking warnings only; a schema conflict is Preview's to resolve."""
+        p = self.data_plan
+        return [views.ui_words(b) for b in p.blocking if b in p.data.warnings] if p is not None else []
 
     def _why_not(self) -> str:
         step = self.step
@@ -423,7 +431,8 @@ class PromotionWizard(AtdataWidget):
         if step == "describe":
             return self.validation or "choose a dataset first"
         if step == "data":
-            return self._data_error() or ""
+            blocking = self._data_blocking()
+            return self._data_error() or ("publishing is blocked: " + "; ".join(blocking) if blocking else "")
         if step == "preview":
             if self.plan is None and self.downgrades:
                 return (
@@ -964,9 +973,9 @@ class PromotionWizard(AtdataWidget):
                 plan = self.index.plan_promotion(self.entry.name, **options)
             except PromotionDowngradeError as e:
                 plan = None
-                info = views.downgrades_html(e.downgrades, at="data")
+                info = views.downgrades_html(e.downgrades, at="data", ui=True)
             else:
-                info = views.data_html(plan)
+                info = views.data_html(plan, ui=True)
             if seq == self._data_seq:
                 self.data_plan = plan
                 self._data_info.value = info
@@ -1019,7 +1028,7 @@ class PromotionWizard(AtdataWidget):
             self._decision.value = views.plan_head_html(plan)
             self._changes.value = views.changes_html(plan)
             self._diff_box.children = children
-            self._plan_body.value = views.plan_body_html(plan)
+            self._plan_body.value = views.plan_body_html(plan, ui=True)
             if plan.already_published:
                 self.published_uri = plan.already_published
             self.status = "planned"
@@ -1031,7 +1040,7 @@ class PromotionWizard(AtdataWidget):
         """The confirmation box: the refused downgrades (unticked), or what the plan does on purpose
         (ticked), or nothing."""
         if plan is None and self.downgrades:
-            body, ticked = views.downgrades_html(self.downgrades, at="preview"), False
+            body, ticked = views.downgrades_html(self.downgrades, at="preview", ui=True), False
         elif plan is not None and plan.intents:
             body, ticked = views.intents_html(plan.intents), True
         else:
@@ -1122,6 +1131,7 @@ class PromotionWizard(AtdataWidget):
                     result = plan.execute(progress=self._report, cancel=self._cancel_event)
                 except PromotionCancelled as e:
                     self.status = "cancelled"
+                    self._progress.stop("Cancelled", "cancelled here")
                     self._publish_info.value = views.cancelled_html(e)
                     return None
             finally:

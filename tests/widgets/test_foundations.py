@@ -250,6 +250,18 @@ def test_progress_bar_throttles_but_shows_the_last_event():
     assert bar.text == "scan: 3 shards" and bar._bar.value == 0.0
 
 
+def test_progress_bar_says_where_a_cancelled_task_stopped():
+    bar = B.ProgressBar(interval=0.0, description="Publishing")
+    bar(ProgressEvent("upload", 1, 2, "blobs"))
+    bar.stop("Cancelled", "cancelled here")
+    assert bar._bar.description == "Cancelled" and bar._bar.bar_style == "warning"
+    assert bar.text == "upload: 1 / 2 blobs · cancelled here" and bar.layout.display == "flex"
+    bar.reset()  # the next run starts as it was
+    assert bar._bar.description == "Publishing" and bar._bar.bar_style == "" and bar.layout.display == "none"
+    bar.stop("Cancelled", "cancelled before it started")
+    assert bar.text == "cancelled before it started"
+
+
 # ------------------------------------------------------------------------------------------- threads
 def test_run_task_keeps_the_kernel_free_and_reports_progress(index):
     w = B.AtdataWidget()

@@ -151,7 +151,7 @@ def test_every_step_from_login_to_verify(pds_account, client, tmp_path):
     fresh = bare.plan_promotion("fv", **w.promotion_options())
     assert w.plan.to_dict() == fresh.to_dict()
     assert w._decision.value == plan_view.plan_head_html(fresh)
-    assert w._plan_body.value == plan_view.plan_body_html(fresh)
+    assert w._plan_body.value == plan_view.plan_body_html(fresh, ui=True)
     assert "Publish new schema FeatureSample@1.0.0" in w._decision.value
     # the shards' manifests are published with the data: their blobs and bytes are in the plan shown
     assert fresh.manifests is not None and len(fresh.manifests.blobs) == 4
@@ -383,6 +383,10 @@ def test_cancel_mid_publish_writes_no_record(index, client, mode, cancel_on):
     assert w.publish() is None
     assert w.status == "cancelled" and w.step == "publish"
     assert "Cancelled" in w._publish_info.value and "nothing was published" in w._publish_info.value
+    assert html.unescape(w._publish_info.value).lower().count("nothing was published") == 1  # said once
+    # the progress bar says it stopped where it did, not "Publishing" half full
+    assert w._progress._bar.description == "Cancelled" and w._progress._bar.bar_style == "warning"
+    assert w._progress.text.endswith("cancelled here")
     assert counts(client) == (0, 0, 0)  # the single atomic write never happened
     assert index.get_entry_by_name("fv").published_uri is None and not w.published_uri
     assert not w.errors.visible  # a cancel is not an error
@@ -392,6 +396,7 @@ def test_cancel_mid_publish_writes_no_record(index, client, mode, cancel_on):
     w._progress_subscribers.clear()
     result = w.publish()
     assert result is not None and counts(client) == (1, 1, 1)
+    assert w._progress._bar.description == "Publishing" and w._progress._bar.bar_style != "warning"
     # local file paths are loadable on this machine only; blobs by anyone
     assert w.report.failed == ([] if mode == "blobs" else ["loadable by others"])
 
@@ -477,14 +482,23 @@ def test_data_step_warns_about_local_paths_and_the_blob_limit(index, client):
     w.next()
     assert w.step == "data"
     assert "local file paths that nobody else can reach" in w._data_info.value
+    # the advice names the Data step's choices, not the library's arguments
+    local = html.unescape(w._data_info.value)
+    assert "“Copy to a store”" in local and "“Upload as PDS blobs”" in local and "copy_to=" not in local
     w.set_data("blobs")
-    assert "exceed the PDS blob limit" in w._data_info.value and "blocks publishing" in w._data_info.value
-    assert "local file paths" not in w._data_info.value
-    assert w.next() == "preview"
-    assert w.plan.blocking and not w.can_next and "atdata-plan-blocking" in w._plan_body.value
+    info = html.unescape(w._data_info.value)
+    assert info.count("exceed the PDS blob limit") == 1 and "blocks publishing" in info  # said once
+    assert "local file paths" not in info
+    # Next stays disabled on the Data step, and says why
+    assert not w.can_next and w._next_btn.disabled
+    with pytest.raises(ValueError, match="blob limit"):
+        w.next()
+    assert w.step == "data"
+    w.make_plan()  # the plan, asked for from code, shows the block once too
+    body = html.unescape(w._plan_body.value)
+    assert w.plan.blocking and "atdata-plan-blocking" in body and body.count("exceed the PDS blob limit") == 1
     with pytest.raises(ValueError, match="blob limit"):
         w.publish()
-    w.back()
     w.set_data("copy", "")
     assert not w.can_next and "give the folder" in w._data_info.value
     assert counts(client) == (0, 0, 0)
@@ -965,6 +979,16 @@ def test_error_advice_names_what_to_do_next():
     }
     for exc, words in advice.items():
         assert words in plan_view.error_advice(exc), exc
+    # the library's cancel message already says nothing was published: the advice does not repeat it
+    said = PromotionCancelled("promotion of 'fv' cancelled while uploading; nothing was published")
+    assert plan_view.error_advice(said) == "Click Publish to try again, or Back to change the inputs."
+    assert plan_view.cancelled_html(said).lower().count("nothing was published") == 1
+    # the wizard's labels in place of the arguments the library names
+    assert (
+        plan_view.ui_words("upload it as PDS blobs (copy_to='blobs')")
+        == "upload it as PDS blobs (“Upload as PDS blobs”)"
+    )
+    assert plan_view.ui_words("downgrade=True") == "tick “Remove/downgrade these on purpose”"
     html = plan_view.error_html(AuthenticationError("bad <login>"), "Logging in")
     assert "Logging in failed" in html and "bad &lt;login&gt;" in html and "What to do next" in html
 
