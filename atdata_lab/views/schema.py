@@ -208,10 +208,17 @@ def verdict_line(diff: SchemaDiff) -> str:
     return _VERDICT_WORDS[diff.verdict].format(v=diff.next_version)
 
 
-def diff_table_html(diff: SchemaDiff, left_title: str = "left", right_title: str = "right") -> str:
-    """The side-by-side table: columns field, left, right, status; one coloured row per field."""
+def diff_table_html(
+    diff: SchemaDiff, left_title: str = "left", right_title: str = "right", *, caption: bool = True
+) -> str:
+    """The side-by-side table: columns field, left, right, status; one coloured row per field.
+    ``caption=False`` when a title above already names the sides (the widget)."""
     head = "".join(f"<th class='atdata-diff-col-{c}'>{esc(c)}</th>" for c in DIFF_COLUMNS)
-    caption = f"<caption>left: {esc(left_title)} &nbsp;·&nbsp; right: {esc(right_title)}</caption>"
+    caption_html = (
+        f"<caption>left: {esc(left_title)} &nbsp;·&nbsp; right: {esc(right_title)}</caption>"
+        if caption
+        else ""
+    )
     body = []
     for r in diff_rows(diff):
         body.append(
@@ -223,7 +230,7 @@ def diff_table_html(diff: SchemaDiff, left_title: str = "left", right_title: str
         )
     notes = "".join(f"<p class='atdata-diff-note'>{esc(n)}</p>" for n in diff.notes)
     return (
-        f"<table class='atdata-table atdata-diff-table'>{caption}<thead><tr>{head}</tr></thead>"
+        f"<table class='atdata-table atdata-diff-table'>{caption_html}<thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table>{notes}"
     )
 
@@ -246,8 +253,18 @@ def verdict_badge_html(diff: SchemaDiff) -> str:
 
 
 def comparison_title_html(cmp: SchemaComparison) -> str:
-    """``left title → right title``."""
-    return f"<span class='atdata-section-title'>{esc(cmp.left.title)} &rarr; {esc(cmp.right.title)}</span>"
+    """The comparison's one title: ``Name@1.0.0 → Name@1.1.0`` (each side as ``Name@version``),
+    then where each side came from in words (the ref, URI or class on hover)."""
+
+    def source(side: str, r: ResolvedSchema) -> str:
+        where = r.where if r.where and r.where != r.label else ""
+        return f"<span class='atdata-diff-source' title='{esc(where)}'>{side}: {esc(r.source)}</span>"
+
+    return (
+        f"<div class='atdata-section-title atdata-diff-title'>{esc(cmp.left.label)} &rarr; "
+        f"{esc(cmp.right.label)}</div><div class='atdata-muted atdata-diff-sources'>"
+        f"{source('left', cmp.left)} &nbsp;·&nbsp; {source('right', cmp.right)}</div>"
+    )
 
 
 def comparison_text(cmp: SchemaComparison) -> str:

@@ -120,9 +120,10 @@ class SchemaDiffViewer(AtdataWidget):
         d = cmp.diff
         self._title.value = views.comparison_title_html(cmp)
         self._verdict.value = views.verdict_badge_html(d)
-        self._table.value = views.diff_table_html(d, cmp.left.title, cmp.right.title)
-        self._left_pane.set_title(0, f"left record: {cmp.left.title}")
-        self._right_pane.set_title(0, f"right record: {cmp.right.title}")
+        # the sides are named once, in the title; the table and the record panes use the short labels
+        self._table.value = views.diff_table_html(d, caption=False)
+        self._left_pane.set_title(0, f"left record: {cmp.left.label}")
+        self._right_pane.set_title(0, f"right record: {cmp.right.label}")
         self._left_body.value = f"<pre>{esc(views.record_json(cmp.left.record))}</pre>"
         self._right_body.value = f"<pre>{esc(views.record_json(cmp.right.record))}</pre>"
         self.verdict = d.verdict

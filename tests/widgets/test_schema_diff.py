@@ -273,6 +273,13 @@ def test_at_uri_input_against_the_real_pds(pds_account, tmp_path):
     published = client.get_record(*uri.rsplit("/", 2)[1:])["value"]
     assert w.comparison.left.record == published  # the raw record exactly as the PDS holds it
     assert "schemaType" in html.unescape(w._left_body.value)
+    # the sides are named once, as Name@version (the at:// URI's "Reading-1.0.0" only on hover)
+    shown = re.sub(r"title='[^']*'", "", w._title.value + w._table.value)
+    assert "Reading@1.0.0 &rarr; ReadingV2@1.0.0" in w._title.value
+    assert shown.count("Reading@1.0.0") == 1 and "Reading-1.0.0" not in shown and "<caption>" not in shown
+    assert "left: published schema" in w._title.value and f"title='{uri}'" in w._title.value
+    assert w._left_pane.get_title(0) == "left record: Reading@1.0.0"
+    assert w._right_pane.get_title(0) == "right record: ReadingV2@1.0.0"
     # every input kind against the at:// URI, and without an index (ATDATA_PDS_URL reads it)
     for other in (Reading, entry.schema_ref, index.get_schema(entry.schema_ref), entry):
         assert SchemaDiff(other, uri, index=index).verdict == "identical"
