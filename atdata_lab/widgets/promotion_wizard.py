@@ -98,6 +98,11 @@ STEP_TITLES = {
 }
 
 
+#: The login form's label column (room for "App password") and field width.
+_LABEL_WIDTH = "110px"
+_FIELD_WIDTH = "420px"
+
+
 def _button(description: str, **kwargs: Any) -> ipywidgets.Button:
     return ipywidgets.Button(description=description, layout=ipywidgets.Layout(width="auto"), **kwargs)
 
@@ -217,12 +222,21 @@ class PromotionWizard(AtdataWidget):
             ),
             "pds-url",
         )
+        for field in (self._handle, self._password, self._pds_url):  # labels in full, fields wide enough
+            field.style.description_width = _LABEL_WIDTH
+            field.layout.width = _FIELD_WIDTH
+            # Enter in a field submits the form (the front end's "submit" message)
+            field.on_msg(self._on_field_submit)
         self._login_btn = part(_button("Log in", button_style="primary", icon="sign-in"), "login")
         self.on_click(self._login_btn, self._on_login_click, "Logging in")
         self._switch_btn = part(_button("Use another account"), "switch-account")
         self.on_click(self._switch_btn, lambda _b: self._show_login_form(True), "Switching account")
         self._login_form = part(
-            ipywidgets.VBox([self._handle, self._password, self._pds_url, self._login_btn]), "login-form"
+            ipywidgets.VBox(
+                [self._handle, self._password, self._pds_url, self._login_btn],
+                layout=ipywidgets.Layout(align_items="flex-start"),  # the button as wide as its label
+            ),
+            "login-form",
         )
         connect = ipywidgets.VBox([self._identity, self._switch_btn, self._login_form])
 
@@ -535,6 +549,13 @@ class PromotionWizard(AtdataWidget):
         """``@handle (did) on pds_url`` of the attached atmosphere, or ``""``."""
         atm = getattr(self.index, "atmosphere", None)
         return f"@{atm.handle} ({atm.did}) on {atm.pds_url}" if self._connected() else ""
+
+    def _on_field_submit(self, field: Any, content: Any, _buffers: Any) -> None:
+        """Enter in the login form: log in as the button would, once a password is typed (Enter in
+        the handle field before that moves on to nothing)."""
+        if isinstance(content, dict) and content.get("event") == "submit" and self._password.value:
+            with self.reporting("Logging in", reraise=False):
+                self._on_login_click(field)
 
     def _on_login_click(self, _button: Any) -> None:
         # The password leaves the widget here, once: read, then cleared whatever happens.

@@ -877,9 +877,9 @@ def test_the_app_password_never_leaks(pds_account, tmp_path, atdata_home, caplog
     assert w._password.value == ""
     w.wait()
     assert "Logging in failed" in w.errors.message and bare.atmosphere is None
-    # a successful one
+    # a successful one, by pressing Enter in the password field (the front end's "submit" message)
     w._password.value = secret
-    w._login_btn.click()
+    w._password._handle_custom_msg({"event": "submit"}, [])
     assert w._password.value == ""
     w.wait()
     assert bare.atmosphere is not None and w.status == "connected" and not w.errors.visible
@@ -1021,6 +1021,13 @@ def test_connect_step_without_an_account_shows_the_login_form(tmp_path, monkeypa
     for step, pane in w._panes.items():
         assert f"atdata-promotion-wizard-step-{step}" in pane._dom_classes
     assert "atdata-step-connect atdata-step-current" in w._indicator.value
+    # the labels have room ("App password" in full), the button is as wide as its label
+    for field in (w._handle, w._password, w._pds_url):
+        assert field.style.description_width == "110px" and field.layout.width == "420px"
+    assert w._login_form.layout.align_items == "flex-start" and w._login_btn.layout.width == "auto"
+    # Enter (the front end's "submit" message) with no password typed does nothing
+    w._handle._handle_custom_msg({"event": "submit"}, [])
+    assert w.status == "" and not w.errors.visible
     static = w._repr_mimebundle_()["text/html"]
     assert "atdata-steps" in static and repr(w) == "PromotionWizard(step='connect', entry=None, status='')"
     assert isinstance(w.step, str) and PromotionWizard.step.help  # documented traits
