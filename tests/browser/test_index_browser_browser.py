@@ -254,3 +254,69 @@ def test_published_tab_and_verify_in_the_browser(lab, pds_account):
         "browser.verification is not None and browser.verification.failed", ["loadable by others"]
     )
     lab.screenshot("index-browser-published")
+
+
+# --------------------------------------------------------------------------- contrast and wrapping
+_COLOUR_OF = """
+(sel) => {
+  const row = document.querySelector(sel);
+  const cell = row.querySelector('td');
+  return [getComputedStyle(cell).color, getComputedStyle(row).backgroundColor];
+}
+"""
+
+# how many lines each number, size and date cell's text takes
+_LINES_OF = """
+() => Array.from(document.querySelectorAll(
+    '.atdata-index-browser-table td.atdata-num > span, .atdata-index-browser-table td.atdata-index-browser-cell-created > span,'
+    + ' .atdata-index-browser-table td.atdata-index-browser-cell-name > span')).map(sp => {
+  const r = document.createRange();
+  r.selectNodeContents(sp);
+  return [sp.textContent, new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top))).size];
+})
+"""
+
+
+def _rgb(css: str) -> tuple[float, float, float, float]:
+    """``rgb(…)``, ``rgba(…)`` or ``color(srgb …)`` (what Chromium computes for color-mix) as 0..255."""
+    import re
+
+    m = re.match(r"color\(srgb ([\d.]+) ([\d.]+) ([\d.]+)(?: / ([\d.]+))?\)", css)
+    if m:
+        return (*(float(m[i]) * 255 for i in (1, 2, 3)), float(m[4] or 1))  # type: ignore[return-value]
+    parts = [float(p) for p in re.findall(r"[\d.]+", css)]
+    return (parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else 1.0)
+
+
+def _contrast(fg: tuple[float, ...], bg: tuple[float, ...]) -> float:
+    from tests.widgets.test_theme_contrast import contrast, over
+
+    return contrast(over(fg, bg), bg)
+
+
+def test_selected_rows_contrast_and_cells_stay_on_one_line(lab):
+    """Issue 19's polish, rendered: the selected row's text has >= 4.5:1 contrast in the light and the
+    dark theme (computed from the colours Chromium renders), and in a narrow window no number, size,
+    date or name wraps ("939.0 KB", never "939.0" over "KB")."""
+    build_index()
+    lab.page.set_viewport_size({"width": 820, "height": 900})
+    lab.open_notebook(make_notebook(SETUP, SHOW), name="index_browser_polish.ipynb")
+    lab.run_all_and_wait()
+    expect(rows(lab)).to_have_count(5)
+    lines = lab.page.evaluate(_LINES_OF)
+    assert lines and all(n == 1 for _, n in lines), lines
+    first = row_names(lab)[0]
+    lab.page.locator(f".atdata-index-browser-row[data-id='{first}']").click()
+    sel = ".atdata-index-browser-table tr.atdata-selected"
+    expect(lab.page.locator(sel)).to_have_count(1)
+    lab.page.mouse.move(0, 0)  # not hovering the row
+    for theme, light in (("JupyterLab Dark", "false"), ("JupyterLab Light", "true")):
+        lab.page.evaluate(
+            f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})"
+        )
+        lab.page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+        lab.page.wait_for_function("() => !document.querySelector('#jupyterlab-splash')")
+        lab.page.wait_for_timeout(300)  # the theme's stylesheet applied
+        fg, bg = lab.page.evaluate(_COLOUR_OF, sel)
+        ratio = _contrast(_rgb(fg), _rgb(bg))
+        assert ratio >= 4.5, (theme, fg, bg, ratio)

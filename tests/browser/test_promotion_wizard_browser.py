@@ -74,6 +74,13 @@ def test_click_through_from_login_to_verify_and_the_password_is_nowhere(state_la
     expect(part(lab, "next")).to_be_disabled()
     expect(part(lab, "back")).to_be_disabled()
     expect(part(lab, "cancel")).to_be_enabled()
+    # the labels are not cut ("App password" in full) and the button is as wide as its label
+    for name in ("handle", "password", "pds-url"):
+        label = part(lab, name).locator(".widget-label")
+        assert label.evaluate("e => e.scrollWidth <= e.clientWidth"), name
+    assert part(lab, "login").evaluate(
+        "b => b.getBoundingClientRect().width < b.parentElement.getBoundingClientRect().width / 2"
+    )
     part(lab, "handle").locator("input").fill(account.handle)
     password = part(lab, "password").locator("input")
     assert password.get_attribute("type") == "password"
@@ -86,7 +93,7 @@ def test_click_through_from_login_to_verify_and_the_password_is_nowhere(state_la
     expect(password).to_have_value("")
     password.fill(account.password)
     lab.wait_for_kernel("len(wizard._password.value)", len(account.password))
-    part(lab, "login").click()
+    password.press("Enter")  # Enter submits the form
     expect(part(lab, "identity")).to_contain_text(f"Connected as @{account.handle}")
     expect(password).to_have_value("")
     lab.wait_for_kernel("wizard.status", "connected")

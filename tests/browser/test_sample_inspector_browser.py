@@ -148,3 +148,44 @@ def test_colormap_slices_and_grid(lab):
     expect(lab.widget("atdata-sample-inspector-grid-panel")).to_be_hidden()
     lab.wait_for_kernel("[insp.k, insp.view_toggle.value]", [4, "Sample"])
     lab.screenshot("sample-inspector-sample")
+
+
+@atdata.packable
+class Trace:
+    trace: NDArray
+    name: str
+
+
+def test_line_plot_ticks_follow_the_theme_and_grid_is_disabled_without_images(lab):
+    """Issue 19's polish, rendered: a line plot is dark ink on a transparent background, inverted by
+    the dark theme; a dataset with no image field shows Grid disabled (no error panel)."""
+    index = atdata.Index()
+    index.write(
+        [Trace(trace=np.sin(np.linspace(0, 6, 80) + i), name=f"t{i}") for i in range(3)],
+        name="traces",
+        progress=False,
+    )
+    nb = make_notebook(
+        "import atdata_lab as atdata\nindex = atdata.Index()",
+        "insp = index.get_entry_by_name('traces').inspect()\ninsp",
+    )
+    lab.open_notebook(nb, name="inspector_polish.ipynb")
+    lab.run_all_and_wait()
+    plot = lab.page.locator(".atdata-sample-inspector-kind-line img.atdata-sample-inspector-plot")
+    expect(plot).to_be_visible()
+    assert plot.evaluate("e => getComputedStyle(e).filter") == "none"
+    grid = lab.widget("atdata-sample-inspector-view").get_by_role("button", name="Grid")
+    expect(grid).to_be_disabled()
+    expect(lab.page.locator(".atdata-sample-inspector-cmap select")).to_be_disabled()
+    assert lab.kernel_eval("insp.errors.message") == ""
+    lab.page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+    )
+    lab.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    lab.page.wait_for_function(
+        "() => getComputedStyle(document.querySelector('img.atdata-sample-inspector-plot')).filter.includes('invert')"
+    )
+    lab.page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
+    )
+    lab.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
