@@ -958,6 +958,20 @@ class Dataset(Generic[ST]):
         i = k - cum[s]
         return url, i, self.shard_info(url).keys[i]
 
+    def index_of(self, location: SampleLocation) -> int:
+        """The number ``k`` (``ds[k]``) of the sample at ``location`` (a query hit): the inverse of
+        :meth:`locate`. Reads the shard's offset index (known, or scanned once), no sample.
+
+        Raises:
+            SampleKeyError: The location is not in this dataset (a ``KeyError``).
+        """
+        url = self._url_of(location)
+        try:
+            i = self.shard_info(url).keys.index(location.key)
+        except ValueError:
+            raise SampleKeyError(f"shard {url} has no sample {location.key!r}") from None
+        return self._cumulative()[self.urls.index(url)] + i
+
     def __getitem__(self, k: int) -> ST:
         """Sample ``k``, read with one seek through the shard's offset index."""
         if not isinstance(k, (int, np.integer)):

@@ -19,11 +19,15 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from ..sample import DictSample
 from ..schema import fields_of
-from .text import dtype_text, kv_text, plain, shard_label
+from .text import dtype_text, esc, kv_text, plain, shard_label
 
 __all__ = [
     "ArrayStats",
     "array_stats",
+    "CAPTION_KINDS",
+    "caption_html",
+    "caption_text",
+    "grid_status_text",
     "classify",
     "colormaps",
     "uses_colormap",
@@ -65,6 +69,42 @@ def sample_header(k: int, n: int, key: str, url: str) -> str:
     and the header says so, so "sample 999 of 1,000" is not read as off by one."""
     numbered = f" (numbered 0–{n - 1:,})" if n > 1 else ""
     return f"sample {k:,} of {n:,}{numbered} · key {key} · shard {shard_label(url)}"
+
+
+#: The kinds (:func:`classify`) a grid tile can be captioned with: one short value each.
+CAPTION_KINDS = ("str", "int", "float", "bool", "scalar", "none")
+
+
+def caption_text(value: Any, limit: int = 200) -> str:
+    """A field value as a grid caption: its text on one line (a 0-D array as its value), at most
+    ``limit`` characters (the tile shows less, cut with an ellipsis; the full text is its tooltip)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    return plain(value_text(value) if not isinstance(value, str) else value, limit)
+
+
+def caption_html(captions: Sequence[tuple[str, str]]) -> str:
+    """The captions of a grid tile: one line per ``(field, text)``, cut to the tile's width by the
+    stylesheet, the field and the full text on hover."""
+    return "".join(
+        f"<div class='atdata-sample-inspector-caption' title='{esc(name)}: {esc(text)}'>{esc(text)}</div>"
+        for name, text in captions
+    )
+
+
+def grid_status_text(field: str, page: int, page_size: int, count: int, total: int, *, filtered: bool) -> str:
+    """What a page of the grid shows, numbered from 0 like every sample number:
+    ``'image: samples 32–47 of 72 (numbered from 0) · page 2 of 5 (0–4)'``; over a filter,
+    ``'image: matches 0–15 of 120 (numbered from 0; 1,000 samples in all) · page 0 of 8 (0–7)'``."""
+    what = "matches" if filtered else "samples"
+    if count == 0:
+        return f"{field}: no samples match" if filtered else f"{field}: no samples"
+    pages = -(-count // page_size)
+    first = page * page_size
+    last = min(first + page_size, count) - 1
+    span = f"{first:,}–{last:,}" if last > first else f"{first:,}"
+    within = f"; {total:,} samples in all" if filtered else ""
+    return f"{field}: {what} {span} of {count:,} (numbered from 0{within}) · page {page:,} of {pages:,} (0–{pages - 1:,})"
 
 
 def image_layout(shape: Sequence[int]) -> str | None:

@@ -7,13 +7,23 @@ iterating up to it. Every user action has a programmatic twin::
     insp.goto(10); insp.next(); insp.prev(); insp.random()
     insp.set_cmap("gray")
     insp.set_slice("volume", 3)       # the slice selectors of a higher-D array
-    insp.show_grid("image", n=16)     # thumbnails of the first samples; insp.show_sample()
+    insp.show_grid("image", n=16, page=0, captions=("label",))   # a page of thumbnails
+    insp.grid_page(3); insp.grid_page(-1)                         # another page; the last one
+    insp.show_sample(40)              # back to one sample (clicking a tile does this)
 
 How a value shows is decided by :func:`atdata_lab.views.classify`: images (2-D, and 3-D with
 1/3/4 channels, HWC or CHW) auto-scaled with a colormap; 1-D arrays as a line plot; higher-D
 arrays with slice selectors and an image; every array with a dtype/shape badge, statistics and a
 histogram; strings and numbers as they are; bytes as length and hex; lists and dicts as
 collapsible JSON.
+
+The Grid view pages through the whole dataset (or, once a filter is set, through the samples it
+matched): a page size (8–64), first/previous/next/last page and a page number to jump to, all
+numbered from 0 like the samples ("image: samples 32–47 of 72 (numbered from 0) · page 2 of 5
+(0–4)"); a dropdown picks the image field (only fields that show as images), a multi-select the
+fields each tile is captioned with (text and numbers such as ``label`` or ``caption``; cut to the
+tile's width, the full text on hover). Each tile is read by random access (one seek), and tiles are
+cached, so paging back or changing captions reads nothing again.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import base64
 import random as _random
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets
@@ -30,6 +41,7 @@ import numpy as np
 from .. import views as S
 from ..entry import IndexEntry
 from ..errors import InvalidArgumentError, InvalidTypeError, SampleIndexError
+from ..manifest.query import SampleLocation
 from ._base import AtdataWidget, esc, html_table
 
 __all__ = ["SampleInspector"]
@@ -147,6 +159,38 @@ class _FieldView:
         self.summary = text if len(text) <= 120 else text[:117] + "…"
 
 
+class _Tile:
+    """One tile of the grid: the thumbnail (or the value's text), its captions and the button that
+    opens the sample. Tiles are kept and updated in place, so paging creates no widgets."""
+
+    def __init__(self, owner: SampleInspector, slot: int) -> None:
+        self.k = -1
+        self.image = ipywidgets.Image(format="png")
+        self.image.add_class("atdata-sample-inspector-thumb-image")
+        self.alt = ipywidgets.HTML(layout=ipywidgets.Layout(display="none"))
+        self.alt.add_class("atdata-sample-inspector-thumb-text")
+        self.captions = ipywidgets.HTML()
+        self.captions.add_class("atdata-sample-inspector-captions")
+        self.button = ipywidgets.Button(layout=ipywidgets.Layout(width="auto"), tooltip="Open this sample")
+        self.button.add_class("atdata-sample-inspector-thumb-open")
+        owner.on_click(self.button, lambda _b: owner.show_sample(self.k), "Opening the sample")
+        self.box = ipywidgets.VBox([self.image, self.alt, self.captions, self.button])
+        self.box.add_class("atdata-sample-inspector-thumb")
+
+    def show(self, k: int, png: bytes | None, alt: str, captions: list[tuple[str, str]]) -> None:
+        self.k = k
+        if png is not None:
+            self.image.value = png
+            self.image.layout.display = None
+            self.alt.layout.display = "none"
+        else:
+            self.alt.value = f"<div class='atdata-empty'>{esc(alt)}</div>"
+            self.alt.layout.display = None
+            self.image.layout.display = "none"
+        self.captions.value = S.caption_html(captions)
+        self.button.description = f"#{k:,}"
+
+
 class SampleInspector(AtdataWidget):
     """Navigate the samples of a dataset and see every field rendered by its kind.
 
@@ -157,13 +201,17 @@ class SampleInspector(AtdataWidget):
         start: The first sample shown.
         cmap: Colormap of single-channel images (see :func:`atdata_lab.views.colormaps`).
         seed: Seed of :meth:`random` (None: unpredictable).
-        grid_size: Thumbnails in the grid view.
+        grid_size: Thumbnails on a page of the grid view (the first page size).
 
     Attributes:
         k: The index of the sample shown. ``sample`` is that sample, ``key`` and ``shard_url`` its
             key and shard.
         n: The number of samples.
-        timings: Kernel time in ms of the last ``render`` (first sample) and ``step``.
+        grid_field, grid_captions, grid_page_index, grid_page_size: What the grid shows;
+            ``grid_indices`` are the sample numbers on its page, ``grid_count`` and ``grid_pages``
+            how many samples and pages it has.
+        timings: Kernel time in ms of the last ``render`` (first sample), ``step`` and ``grid``
+            (a page).
     """
 
     _root_class = "atdata-sample-inspector"
@@ -205,8 +253,16 @@ class SampleInspector(AtdataWidget):
         self.key = ""
         self.shard_url = ""
         self.cmap = cmap
-        self.grid_size = grid_size
+        if int(grid_size) < 1:
+            raise InvalidArgumentError(f"grid_size is the thumbnails on a page: at least 1, not {grid_size}")
+        self.grid_size = self.grid_page_size = int(grid_size)
+        self.grid_page_index = 0
         self.grid_field: str | None = None
+        self.grid_captions: tuple[str, ...] = ()
+        self.grid_indices: list[int] = []
+        self._grid_items: list[Any] | None = None
+        self._tiles: list[_Tile] = []
+        self._tile_cache: OrderedDict[tuple, tuple[bytes | None, str, dict[str, str]]] = OrderedDict()
         self.slices: dict[str, list[int]] = {}
         self.timings: dict[str, float] = {}
         self._rng = _random.Random(seed)
@@ -268,12 +324,60 @@ class SampleInspector(AtdataWidget):
             ipywidgets.Dropdown(options=[], description="Field", layout=ipywidgets.Layout(width="240px")),
             "grid-field",
         )
+        self.caption_select = self.part(
+            ipywidgets.SelectMultiple(
+                options=[], description="Captions", rows=3, layout=ipywidgets.Layout(width="260px")
+            ),
+            "captions",
+        )
+        self.caption_select.tooltip = "Fields shown under each tile (Ctrl/Cmd-click for several)"
+        sizes = sorted({8, 16, 32, 64, self.grid_page_size})
+        self.page_size_dropdown = self.part(
+            ipywidgets.Dropdown(
+                options=sizes,
+                value=self.grid_page_size,
+                description="Per page",
+                layout=ipywidgets.Layout(width="160px"),
+            ),
+            "page-size",
+        )
+
+        def page_button(label: str, tip: str, name: str) -> ipywidgets.Button:
+            b = ipywidgets.Button(description=label, tooltip=tip, layout=ipywidgets.Layout(width="auto"))
+            return self.part(b, name)
+
+        self.first_page_button = page_button("« First", "The first page", "first-page")
+        self.prev_page_button = page_button("‹ Prev", "The previous page", "prev-page")
+        self.next_page_button = page_button("Next ›", "The next page", "next-page")
+        self.last_page_button = page_button("Last »", "The last page", "last-page")
+        self.page_jump = self.part(
+            ipywidgets.BoundedIntText(
+                value=0, min=0, max=0, description="Page", layout=ipywidgets.Layout(width="150px")
+            ),
+            "page",
+        )
         self.grid_status = self.part(ipywidgets.HTML(), "grid-status", "atdata-muted")
         self.grid_box = self.part(ipywidgets.Box([], layout=ipywidgets.Layout(flex_flow="row wrap")), "grid")
+        grid_nav = self.part(
+            ipywidgets.HBox(
+                [
+                    self.first_page_button,
+                    self.prev_page_button,
+                    self.next_page_button,
+                    self.last_page_button,
+                    self.page_jump,
+                    self.page_size_dropdown,
+                ]
+            ),
+            "grid-nav",
+            "atdata-toolbar",
+        )
         self.grid_panel = self.part(
             ipywidgets.VBox(
                 [
-                    ipywidgets.HBox([self.grid_field_dropdown, self.grid_status]),
+                    ipywidgets.HBox([self.grid_field_dropdown, self.caption_select]),
+                    grid_nav,
+                    self.grid_status,
                     self.grid_box,
                 ],
                 layout=ipywidgets.Layout(display="none"),
@@ -297,12 +401,24 @@ class SampleInspector(AtdataWidget):
         self.view_toggle.observe(
             self.ui(lambda ch: self._view_changed(ch["new"]), "Switching the view"), names="value"
         )
-        self.grid_field_dropdown.observe(
-            self.ui(
-                lambda ch: ch["new"] and not self._syncing and self.show_grid(ch["new"]), "Showing the grid"
-            ),
-            names="value",
+        for control, what in (
+            (self.grid_field_dropdown, "field"),
+            (self.caption_select, "captions"),
+            (self.page_size_dropdown, "size"),
+            (self.page_jump, "page"),
+        ):
+            control.observe(
+                self.ui(lambda ch, what=what: self._grid_control(ch["new"], what), "Showing the grid"),
+                names="value",
+            )
+        pages = (
+            (self.first_page_button, lambda: 0),
+            (self.prev_page_button, lambda: self.grid_page_index - 1),
+            (self.next_page_button, lambda: self.grid_page_index + 1),
+            (self.last_page_button, lambda: -1),
         )
+        for button, target in pages:
+            self.on_click(button, lambda _b, target=target: self.grid_page(target()), "Turning the page")
 
         self.set_body(self.header, options, self.sample_panel, self.grid_panel)
         if self.n == 0:
@@ -313,6 +429,7 @@ class SampleInspector(AtdataWidget):
         else:  # a sample that cannot be read is shown as an error; the widget stays usable
             with self.reporting("Loading the first sample", reraise=False):
                 self.goto(min(max(int(start), 0), last))
+        self._grid_nav_state()
         self.timings["render"] = (time.perf_counter() - t0) * 1000
 
     # ------------------------------------------------------------------ navigation
@@ -494,15 +611,24 @@ class SampleInspector(AtdataWidget):
     def _image_fields(self) -> list[str]:
         return [n for n, v in self._views.items() if v.kind in ("image", "volume")]
 
+    def _caption_fields(self) -> list[str]:
+        return [n for n, v in self._views.items() if v.kind in S.CAPTION_KINDS]
+
     def _grid_options(self) -> None:
         names = self._image_fields()
+        captionable = self._caption_fields()
         self._syncing = True
         try:
             self.grid_field_dropdown.options = names
             if self.grid_field in names:
                 self.grid_field_dropdown.value = self.grid_field
+            self.grid_captions = tuple(c for c in self.grid_captions if c in captionable)
+            self.caption_select.options = captionable
+            self.caption_select.value = self.grid_captions
+            self.caption_select.rows = min(max(len(captionable), 1), 4)
         finally:
             self._syncing = False
+        self.caption_select.disabled = not captionable
         # no image field: Grid cannot apply, so the toggle is disabled and says why
         self.view_toggle.disabled = not names and self.view_toggle.value == "Sample"
         self.view_toggle.tooltips = (
@@ -530,50 +656,188 @@ class SampleInspector(AtdataWidget):
         else:
             self.show_sample()
 
-    def show_grid(self, field: str | None = None, n: int | None = None) -> list[bytes | None]:
-        """Show thumbnails of field ``field`` (default: the first image field) of the first ``n``
-        samples (default ``grid_size``); clicking one opens that sample. Returns the PNGs
-        (None where a sample's value is not an image)."""
+    @property
+    def grid_count(self) -> int:
+        """The samples the grid pages over: all of them, or those a filter matched."""
+        return self.n if self._grid_items is None else len(self._grid_items)
+
+    @property
+    def grid_pages(self) -> int:
+        """The number of pages of the grid (at least 1)."""
+        return max(-(-self.grid_count // self.grid_page_size), 1)
+
+    def _grid_over(self, items: Sequence[int] | Sequence[SampleLocation] | None) -> None:
+        """Page the grid over ``items`` instead of every sample: sample numbers (``ds[k]``) or the
+        :class:`~atdata_lab.manifest.query.SampleLocation` s a query (a filter) matched; None: every
+        sample again. The hook a filter sets; the grid goes back to its first page and, when
+        shown, shows it. Locations become sample numbers one page at a time (as the page is read)."""
+        with self.reporting("Filtering the grid"):
+            self._grid_items = None if items is None else list(items)
+            self.grid_page_index = 0
+            if self.grid_field is not None and self.grid_panel.layout.display != "none":
+                self.show_grid(self.grid_field)
+            else:
+                self._grid_nav_state()
+
+    def _grid_numbers(self, start: int, stop: int) -> list[int]:
+        """The sample numbers of grid positions ``start``..``stop`` (one offset-index lookup each
+        for a filter's locations; no sample is read here)."""
+        if self._grid_items is None:
+            return list(range(start, min(stop, self.n)))
+        out = []
+        for item in self._grid_items[start:stop]:
+            out.append(self.dataset.index_of(item) if isinstance(item, SampleLocation) else int(item))
+        return out
+
+    def _tile_data(self, k: int, field: str) -> tuple[bytes | None, str, dict[str, str]]:
+        """``(thumbnail PNG or None, text shown instead, {captionable field: caption text})`` of
+        sample ``k``: one seek, cached (paging back, or changing captions, reads nothing)."""
+        key = ("tile", k, field, self.cmap)
+        hit = self._tile_cache.get(key)
+        if hit is not None:
+            self._tile_cache.move_to_end(key)
+            return hit
+        items = S.sample_fields(self.dataset[k])
+        values = dict(items)
+        if field not in values:
+            raise InvalidArgumentError(f"sample {k} has no field {field!r}; its fields: {', '.join(values)}")
+        value = values[field]
+        png = S.thumbnail_png(value, 96, self.cmap) if isinstance(value, np.ndarray) else None
+        alt = "" if png is not None else S.caption_text(value, 40)
+        captions = {name: S.caption_text(v) for name, v in items if S.classify(v) in S.CAPTION_KINDS}
+        hit = (png, alt, captions)
+        self._tile_cache[key] = hit
+        while len(self._tile_cache) > 512:
+            self._tile_cache.popitem(last=False)
+        return hit
+
+    def _tile(self, slot: int) -> _Tile:
+        while len(self._tiles) <= slot:
+            self._tiles.append(_Tile(self, len(self._tiles)))
+        return self._tiles[slot]
+
+    def show_grid(
+        self,
+        field: str | None = None,
+        n: int | None = None,
+        page: int | None = None,
+        captions: Sequence[str] | None = None,
+    ) -> list[bytes | None]:
+        """Show thumbnails of image field ``field`` (default: the one shown, else the first image
+        field), ``n`` per page (default: the page size chosen, initially ``grid_size``), page
+        ``page`` (numbered from 0; default: the page shown), each tile captioned with the fields
+        ``captions`` (text and numbers; default: the captions chosen). The grid pages over every
+        sample, or over what a filter matched; each tile is read by random access (one seek).
+        Clicking a tile opens its sample. Returns the page's PNGs (None where a sample's value
+        is not an image).
+
+        Raises:
+            ValueError: no image field, an unknown field or caption, or a page size below 1.
+            IndexError: ``page`` is out of range (the message says the range).
+        """
         with self.reporting("Showing the grid"):
             names = self._image_fields()
             if field is None:
                 field = self.grid_field if self.grid_field in names else (names[0] if names else None)
             if field is None:
                 raise InvalidArgumentError("this dataset has no image field to show as a grid")
-            if field not in self._views:
-                raise InvalidArgumentError(f"no field {field!r}; fields: {', '.join(self._views)}")
-            count = min(int(n or self.grid_size), self.n)
+            if field not in names:
+                known = ", ".join(names)
+                raise InvalidArgumentError(f"no image field {field!r}; image fields: {known}")
+            if captions is not None:
+                captions = (captions,) if isinstance(captions, str) else tuple(captions)
+                captionable = self._caption_fields()
+                unknown = [c for c in captions if c not in captionable]
+                if unknown:
+                    raise InvalidArgumentError(
+                        f"cannot caption tiles with {', '.join(map(repr, unknown))}; fields with a short "
+                        f"value (text, numbers): {', '.join(captionable) or 'none'}"
+                    )
+            if n is not None:
+                if int(n) < 1:
+                    raise InvalidArgumentError(f"a page holds at least 1 sample, not {n}")
+                if int(n) != self.grid_page_size:
+                    self.grid_page_size = int(n)
+                    if page is None:
+                        page = 0
+            page = self.grid_page_index if page is None else int(page)
+            pages = self.grid_pages
+            if page < 0:
+                page += pages
+            if not 0 <= page < pages:
+                raise SampleIndexError(
+                    f"page {page} is out of range: the grid has {pages:,} pages (0–{pages - 1:,})"
+                )
             t = time.perf_counter()
+            size = self.grid_page_size
+            numbers = self._grid_numbers(page * size, (page + 1) * size)
+            chosen = self.grid_captions if captions is None else captions
             thumbs: list[bytes | None] = []
-            cells = []
-            for k in range(count):
-                value = dict(S.sample_fields(self.dataset[k]))[field]
-                png = S.thumbnail_png(value, 96, self.cmap) if isinstance(value, np.ndarray) else None
+            for slot, k in enumerate(numbers):
+                png, alt, texts = self._tile_data(k, field)
+                self._tile(slot).show(k, png, alt, [(c, texts.get(c, "")) for c in chosen])
                 thumbs.append(png)
-                if png is not None:
-                    pic: Any = ipywidgets.Image(value=png, format="png")
-                else:
-                    pic = ipywidgets.HTML(f"<div class='atdata-empty'>{esc(S.value_text(value))[:40]}</div>")
-                pic.add_class("atdata-sample-inspector-thumb-image")
-                button = ipywidgets.Button(description=f"#{k}", layout=ipywidgets.Layout(width="auto"))
-                button.add_class("atdata-sample-inspector-thumb-open")
-                self.on_click(button, lambda _b, k=k: self.show_sample(k), "Opening the sample")
-                cell = ipywidgets.VBox([pic, button])
-                cell.add_class("atdata-sample-inspector-thumb")
-                cells.append(cell)
-            self.grid_field = field
+            self.grid_field, self.grid_page_index, self.grid_captions = field, page, tuple(chosen)
+            self.grid_indices = numbers
             self._syncing = True
             try:
                 self.grid_field_dropdown.value = field
+                self.caption_select.value = self.grid_captions
+                self.page_size_dropdown.options = sorted({*self.page_size_dropdown.options, size})
+                self.page_size_dropdown.value = size
                 self.view_toggle.value = "Grid"
             finally:
                 self._syncing = False
-            self.grid_box.children = cells
-            self.grid_status.value = esc(f"{field}: samples 0–{count - 1} of {self.n:,}")
+            self.grid_box.children = [self._tiles[i].box for i in range(len(numbers))]
+            self._grid_nav_state()
             self.grid_panel.layout.display = "flex"
             self.sample_panel.layout.display = "none"
             self.timings["grid"] = (time.perf_counter() - t) * 1000
             return thumbs
+
+    def _grid_nav_state(self) -> None:
+        page, pages = self.grid_page_index, self.grid_pages
+        self.first_page_button.disabled = self.prev_page_button.disabled = page <= 0
+        self.next_page_button.disabled = self.last_page_button.disabled = page >= pages - 1
+        self._syncing = True
+        try:
+            self.page_jump.max = pages - 1
+            self.page_jump.value = page
+        finally:
+            self._syncing = False
+        self.page_jump.disabled = pages <= 1
+        field = self.grid_field or ""
+        self.grid_status.value = esc(
+            S.grid_status_text(
+                field,
+                page,
+                self.grid_page_size,
+                self.grid_count,
+                self.n,
+                filtered=self._grid_items is not None,
+            )
+        )
+
+    def grid_page(self, k: int) -> list[bytes | None]:
+        """Show page ``k`` of the grid (numbered from 0; negative counts from the end). Returns the
+        page's PNGs.
+
+        Raises:
+            IndexError: ``k`` is out of range (the message says the range).
+        """
+        return self.show_grid(self.grid_field, page=k)
+
+    def _grid_control(self, value: Any, what: str) -> None:
+        if self._syncing:
+            return
+        if what == "page":
+            self.grid_page(value)
+        elif what == "size":
+            self.show_grid(self.grid_field, n=value)
+        elif what == "captions":
+            self.show_grid(self.grid_field, captions=value)
+        elif value:
+            self.show_grid(value)
 
     def show_sample(self, k: int | None = None) -> Any:
         """Back from the grid to the one-sample view (at sample ``k`` when given)."""

@@ -311,13 +311,155 @@ def test_grid_of_thumbnails(inspector):
     assert inspector.grid_field == "rgb" and png_size(inspector.show_grid("rgb", n=3)[0]) == (32, 40)
     cell = inspector.grid_box.children[2]
     assert "atdata-sample-inspector-thumb" in cell._dom_classes
-    cell.children[1].click()  # open sample 2 from its thumbnail
+    cell.children[-1].click()  # open sample 2 from its thumbnail
     assert inspector.k == 2 and inspector.view_toggle.value == "Sample"
     assert inspector.sample_panel.layout.display == "flex" and inspector.grid_panel.layout.display == "none"
     inspector.view_toggle.value = "Grid"  # the toggle
     assert inspector.grid_panel.layout.display == "flex" and inspector.grid_field == "rgb"
     inspector.view_toggle.value = "Sample"
     assert inspector.sample_panel.layout.display == "flex"
+
+
+@atdata.packable
+class Photo:
+    image: NDArray
+    mask: NDArray
+    trace: NDArray
+    label: str
+    caption: str
+    score: float
+
+
+LABELS = ("cat", "dog", "bird")
+
+
+def photos(n=72):
+    return [
+        Photo(
+            image=np.full((12, 16, 3), i, np.uint8),
+            mask=(np.arange(8 * 8).reshape(8, 8) % (i + 2)).astype(np.float32),
+            trace=np.arange(10, dtype=np.float32),
+            label=LABELS[i % 3],
+            caption=f"photo {i}: " + "a very long caption that cannot fit on a tile " * 8,
+            score=i / 10,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def photo_inspector(tmp_path):
+    ds = atdata.write_samples(photos(), tmp_path / "photos", maxcount=20, manifest=True)
+    return SampleInspector(ds)
+
+
+def test_grid_pages_through_the_whole_dataset(photo_inspector):
+    insp = photo_inspector
+    reads = []
+    read_at = insp.dataset._read_at
+    insp.dataset._read_at = lambda url, i, key: reads.append(key) or read_at(url, i, key)
+
+    def no_iteration(*_a, **_k):
+        raise AssertionError("the grid iterated the dataset")
+
+    insp.dataset.ordered = insp.dataset.__iter__ = no_iteration
+    thumbs = insp.show_grid("image", n=16, page=2, captions=("label",))
+    assert len(thumbs) == 16 and all(thumbs) and len(reads) == 16  # one read per tile
+    assert insp.grid_indices == list(range(32, 48)) and insp.grid_pages == 5 and insp.grid_count == 72
+    assert insp.grid_status.value == ("image: samples 32–47 of 72 (numbered from 0) · page 2 of 5 (0–4)")
+    tiles = [id(t.box) for t in insp._tiles]
+    assert [c.children[-1].description for c in insp.grid_box.children][:2] == ["#32", "#33"]
+    assert not insp.first_page_button.disabled and not insp.prev_page_button.disabled
+    assert not insp.next_page_button.disabled and not insp.last_page_button.disabled
+    insp.next_page_button.click()  # the front end's buttons
+    assert insp.grid_indices == list(range(48, 64)) and insp.page_jump.value == 3
+    insp.last_page_button.click()
+    assert insp.grid_indices == list(range(64, 72)) and len(insp.grid_box.children) == 8
+    assert insp.next_page_button.disabled and insp.last_page_button.disabled
+    assert "samples 64–71 of 72" in insp.grid_status.value and "page 4 of 5" in insp.grid_status.value
+    insp.prev_page_button.click()
+    assert insp.grid_page_index == 3
+    insp.first_page_button.click()
+    assert insp.grid_indices == list(range(16)) and insp.first_page_button.disabled
+    assert insp.prev_page_button.disabled and not insp.next_page_button.disabled
+    insp.page_jump.value = 2  # the page box
+    assert insp.grid_indices == list(range(32, 48))
+    assert [id(t.box) for t in insp._tiles[:16]] == tiles  # paging reuses the tiles
+    before = len(reads)
+    insp.grid_page(2)  # cached: paging back reads nothing
+    assert len(reads) == before
+    insp.grid_page(-1)
+    assert insp.grid_page_index == 4
+    insp.page_size_dropdown.value = 32  # the page size: back to the first page
+    assert insp.grid_page_size == 32 and insp.grid_pages == 3 and insp.grid_indices == list(range(32))
+    assert insp.page_jump.max == 2
+    with pytest.raises(IndexError, match=r"page 3 is out of range: the grid has 3 pages \(0–2\)"):
+        insp.grid_page(3)
+    assert insp.grid_page_index == 0
+    with pytest.raises(ValueError, match="at least 1 sample, not 0"):
+        insp.show_grid(n=0)
+
+
+def test_grid_field_picker_and_captions(photo_inspector):
+    insp = photo_inspector
+    insp.show_grid()
+    # only fields that show as images; only short values as captions
+    assert insp.grid_field_dropdown.options == ("image", "mask")
+    assert insp.caption_select.options == ("label", "caption", "score")
+    assert insp.grid_captions == () and insp._tiles[0].captions.value == ""
+    insp.caption_select.value = ("label", "caption")  # the front end's multi-select
+    assert insp.grid_captions == ("label", "caption")
+    html = insp._tiles[4].captions.value
+    assert "title='label: dog'>dog</div>" in html
+    assert "class='atdata-sample-inspector-caption' title='caption: photo 4: a very long" in html
+    cut = html.split(">")[-2].removesuffix("</div")
+    assert cut.endswith("…") and len(cut) == 200  # the tile shows less, the tooltip the full text
+    insp.grid_field_dropdown.value = "mask"  # the image field
+    assert insp.grid_field == "mask" and insp.grid_captions == ("label", "caption")
+    assert png_size(insp.show_grid(captions=["score"])[3]) == (48, 48)  # 8 x 8, enlarged
+    assert (
+        insp._tiles[3].captions.value
+        == "<div class='atdata-sample-inspector-caption' title='score: 0.3'>0.3</div>"
+    )
+    with pytest.raises(ValueError, match="cannot caption tiles with 'trace'; fields with a short value"):
+        insp.show_grid(captions=("trace",))
+    with pytest.raises(ValueError, match="no image field 'trace'; image fields: image, mask"):
+        insp.show_grid("trace")
+
+
+def test_grid_follows_a_filter(photo_inspector):
+    from atdata_lab.manifest import F
+
+    insp = photo_inspector
+    insp.show_grid("image", n=8, captions=("label",))
+    insp._grid_over([5, 9, 70])  # the hook a filter sets: sample numbers...
+    assert insp.grid_indices == [5, 9, 70] and insp.grid_count == 3 and insp.grid_pages == 1
+    assert insp.grid_status.value == (
+        "image: matches 0–2 of 3 (numbered from 0; 72 samples in all) · page 0 of 1 (0–0)"
+    )
+    assert insp.next_page_button.disabled and insp.prev_page_button.disabled and insp.page_jump.disabled
+    hits = insp.dataset.query(F.label == "dog")  # ...or a query's locations
+    insp._grid_over(hits)
+    dogs = [k for k in range(72) if k % 3 == 1]
+    assert insp.grid_count == 24 and insp.grid_indices == dogs[:8] and insp.grid_page_index == 0
+    assert all("title='label: dog'" in t.captions.value for t in insp._tiles[:8])
+    insp.grid_page(2)
+    assert insp.grid_indices == dogs[16:24]
+    assert [insp.dataset.index_of(h) for h in hits] == dogs
+    insp._grid_over([])
+    assert insp.grid_box.children == () and insp.grid_status.value == "image: no samples match"
+    insp._grid_over(None)  # no filter: every sample again
+    assert insp.grid_count == 72 and insp.grid_indices == list(range(8))
+
+
+def test_clicking_a_tile_opens_its_sample(photo_inspector):
+    insp = photo_inspector
+    insp.show_grid(n=16, page=3)
+    insp.grid_box.children[5].children[-1].click()
+    assert insp.k == 53 and insp.view_toggle.value == "Sample" and insp.sample.score == 5.3
+    assert insp.grid_panel.layout.display == "none" and "sample 53 of 72" in insp.header.value
+    insp.view_toggle.value = "Grid"  # back where it was
+    assert insp.grid_page_index == 3 and insp.grid_indices[5] == 53
 
 
 def test_colormap_is_disabled_when_no_field_takes_it(index):
