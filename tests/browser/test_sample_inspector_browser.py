@@ -4,6 +4,10 @@ step asserted on the DOM and on the kernel's state."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -189,3 +193,143 @@ def test_line_plot_ticks_follow_the_theme_and_grid_is_disabled_without_images(la
         "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
     )
     lab.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
+
+
+@atdata.packable
+class Photo:
+    image: NDArray
+    label: str
+    caption: str
+
+
+_CAPTIONS_FIT = """
+() => Array.from(document.querySelectorAll('.atdata-sample-inspector-thumb')).map(tile => {
+  const t = tile.getBoundingClientRect();
+  return Array.from(tile.querySelectorAll('.atdata-sample-inspector-caption')).map(c => {
+    const r = c.getBoundingClientRect();
+    return {inside: r.left >= t.left - 0.5 && r.right <= t.right + 0.5, cut: c.scrollWidth > c.clientWidth,
+            lines: Math.round(r.height / parseFloat(getComputedStyle(c).lineHeight)),
+            ellipsis: getComputedStyle(c).textOverflow, title: c.title, fg: getComputedStyle(c).color};
+  });
+}).flat()
+"""
+
+
+def _photo(i: int) -> np.ndarray:
+    """A small picture per sample: a gradient whose colours move with ``i``."""
+    yy, xx = np.mgrid[0:24, 0:32]
+    rgb = np.stack(
+        [(xx * 8 + i * 7) % 256, (yy * 10 + i * 3) % 256, np.full_like(xx, (i % 3) * 110)], axis=-1
+    )
+    return rgb.astype(np.uint8)
+
+
+def _tile_background() -> str:
+    return "() => getComputedStyle(document.querySelector('.atdata-sample-inspector-thumb')).backgroundColor"
+
+
+def test_grid_pages_with_captions_in_light_and_dark(lab):
+    """Issue 19's grid, rendered: paging through all 72 samples (first/prev disabled on the first
+    page, next/last on the last), the page box and the page size, captions cut to the tile's width
+    with the full text on hover (light and dark, >= 4.5:1), a tile opening its sample."""
+    from tests.browser.test_index_browser_browser import _contrast, _rgb
+
+    index = atdata.Index()
+    index.write(
+        [
+            Photo(
+                image=_photo(i),
+                label=("cat", "dog", "bird")[i % 3],
+                caption=f"photo {i} " + "with a caption far longer than a tile is wide " * 3,
+            )
+            for i in range(72)
+        ],
+        name="photos",
+        maxcount=30,
+        progress=False,
+    )
+    nb = make_notebook(
+        "import atdata_lab as atdata\nindex = atdata.Index()",
+        "insp = index.get_entry_by_name('photos').inspect()\ninsp",
+    )
+    lab.open_notebook(nb, name="inspector_paging.ipynb")
+    lab.run_all_and_wait()
+    status = lab.widget("atdata-sample-inspector-grid-status")
+    thumbs = lab.page.locator(".atdata-sample-inspector-thumb")
+    buttons = {
+        name: lab.page.locator(f".atdata-sample-inspector-{name}-page")
+        for name in ("first", "prev", "next", "last")
+    }
+    lab.widget("atdata-sample-inspector-view").get_by_role("button", name="Grid").click()
+    expect(thumbs).to_have_count(16)
+    expect(status).to_have_text("image: samples 0–15 of 72 (numbered from 0) · page 0 of 5 (0–4)")
+    expect(buttons["first"]).to_be_disabled()
+    expect(buttons["prev"]).to_be_disabled()
+    expect(buttons["next"]).to_be_enabled()
+    expect(buttons["last"]).to_be_enabled()
+
+    lab.page.locator(".atdata-sample-inspector-captions select").select_option(["label", "caption"])
+    lab.wait_for_kernel("insp.grid_captions", ["label", "caption"])
+    expect(lab.page.locator(".atdata-sample-inspector-caption")).to_have_count(32)
+
+    buttons["next"].click()
+    expect(status).to_contain_text("samples 16–31 of 72")
+    expect(thumbs.first.get_by_role("button", name="#16")).to_be_visible()
+    buttons["last"].click()
+    expect(status).to_contain_text("samples 64–71 of 72 (numbered from 0) · page 4 of 5")
+    expect(thumbs).to_have_count(8)
+    expect(buttons["next"]).to_be_disabled()
+    expect(buttons["last"]).to_be_disabled()
+    expect(buttons["prev"]).to_be_enabled()
+    page_box = lab.page.locator(".atdata-sample-inspector-page input")
+    expect(page_box).to_have_value("4")
+    page_box.fill("2")
+    page_box.press("Enter")
+    expect(status).to_contain_text("samples 32–47 of 72")
+    lab.wait_for_kernel("insp.grid_indices[0]", 32)
+
+    for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
+        lab.page.evaluate(
+            f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})"
+        )
+        lab.page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+        lab.page.wait_for_function("() => !document.querySelector('#jupyterlab-splash')")
+        lab.page.wait_for_timeout(300)  # the theme's stylesheet applied
+        captions = lab.page.evaluate(_CAPTIONS_FIT)
+        assert len(captions) == 32
+        assert all(c["inside"] and c["lines"] == 1 and c["ellipsis"] == "ellipsis" for c in captions), (
+            captions
+        )
+        long = [c for c in captions if c["title"].startswith("caption: ")]
+        assert len(long) == 16 and all(c["cut"] for c in long)  # cut on the tile...
+        first = 32 if light == "true" else 16
+        assert (
+            long[0]["title"]
+            == f"caption: photo {first} " + "with a caption far longer than a tile is wide " * 3
+        )
+        bg = lab.page.evaluate(_tile_background())
+        ratio = _contrast(_rgb(captions[0]["fg"]), _rgb(bg))
+        assert ratio >= 4.5, (theme, captions[0]["fg"], bg, ratio)
+        buttons["first"].click()
+        expect(status).to_contain_text("samples 0–15 of 72")
+        expect(buttons["prev"]).to_be_disabled()
+        buttons["next"].click()
+        expect(status).to_contain_text("samples 16–31 of 72")
+        shot = lab.screenshot(f"sample-inspector-grid-{'light' if light == 'true' else 'dark'}")
+        if light == "true" and os.environ.get("ATDATA_UPDATE_SCREENSHOTS") == "1":  # the README's image
+            shutil.copyfile(
+                shot, Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "sample-grid.png"
+            )
+    lab.page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
+    )
+    lab.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
+
+    # the page size
+    lab.page.locator(".atdata-sample-inspector-page-size select").select_option("32")
+    expect(thumbs).to_have_count(32)
+    expect(status).to_contain_text("samples 0–31 of 72 (numbered from 0) · page 0 of 3")
+    # a tile opens its sample
+    thumbs.nth(5).get_by_role("button", name="#5").click()
+    expect(lab.widget("atdata-sample-inspector-header")).to_contain_text("sample 5 of 72")
+    lab.wait_for_kernel("[insp.k, insp.view_toggle.value]", [5, "Sample"])
