@@ -83,6 +83,7 @@ __all__ = [
     "Debouncer",
     "ErrorPanel",
     "ProgressBar",
+    "Scroller",
     "TaskCancelled",
     "asset_dirs",
     "asset_path",
@@ -543,6 +544,25 @@ class CopyButton(anywidget.AnyWidget):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(_esm=read_asset("copy_button.js"), **kwargs)
+
+
+class Scroller(anywidget.AnyWidget):
+    """Scrolls another widget into view (``widgets/scroll_into_view.js``): put it (it shows nothing)
+    next to the control whose action changes a widget far away, and call :meth:`scroll_to`.
+    ``scrolls`` grows on every scroll the page did."""
+
+    _esm = traitlets.Unicode(help="The view's ES module (widgets/scroll_into_view.js).").tag(sync=True)
+    scrolls = traitlets.Int(0, help="Grows on every scroll done (set by the browser).").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(_esm=read_asset("scroll_into_view.js"), **kwargs)
+
+    def scroll_to(self, widget: ipywidgets.DOMWidget) -> None:
+        """Scroll the page so ``widget``'s top shows (a no-op where no front end is attached)."""
+        mark = f"atdata-scroll-{widget.model_id}"
+        if mark not in widget._dom_classes:
+            widget.add_class(mark)
+        self.send({"scroll_to": f".{mark}"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ from ..promotion import (
     entry_publication,
 )
 from ..views import Publication
-from ._base import AtdataWidget, BackgroundTask, ProgressBar, esc
+from ._base import AtdataWidget, BackgroundTask, ProgressBar, Scroller, esc
 from .schema_diff import SchemaDiffViewer
 
 __all__ = ["PromotionWizard", "STEPS", "DATA_CHOICES"]
@@ -356,8 +356,14 @@ class PromotionWizard(AtdataWidget):
         )
         self.on_click(self._open_browser_btn, lambda _b: self.open_browser(), "Opening the index browser")
         self._browser_box = part(ipywidgets.VBox(), "browser")
+        self._scroller = Scroller()  # brings the browser into view (it may be far above)
         verify = ipywidgets.VBox(
-            [self._checks, ipywidgets.HBox([self._verify_btn, self._open_browser_btn]), self._browser_box]
+            [
+                self._checks,
+                ipywidgets.HBox([self._verify_btn, self._open_browser_btn]),
+                self._browser_box,
+                self._scroller,
+            ]
         )
 
         self._panes = {
@@ -1220,7 +1226,8 @@ class PromotionWizard(AtdataWidget):
 
     def open_browser(self) -> Any:
         """Show the index browser's Published tab with the published dataset selected: the browser
-        given to the wizard, else a new ``index.browse()`` below the checks. Returns the browser."""
+        given to the wizard, else a new ``index.browse()`` below the checks; the page scrolls to it
+        (it may be far above). Returns the browser."""
         b = self.browser
         if b is None:
             b = self.index.browse()
@@ -1229,6 +1236,7 @@ class PromotionWizard(AtdataWidget):
         b.load_published()  # the records just written
         if self.published_uri:
             b.select_record(self.published_uri)
+        self._scroller.scroll_to(b)
         return b
 
     # =========================================================================================

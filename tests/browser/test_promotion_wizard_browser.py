@@ -357,3 +357,36 @@ def test_promoting_a_published_entry_again_from_the_browser_keeps_its_blobs_and_
     wizard.locator(".atdata-promotion-wizard-cancel").click()  # not this time: nothing is written
     lab.wait_for_kernel("browser.action_widget.status", "closed")
     assert client.get_record(rec.ENTRY_NSID, rkey)["cid"] == before["cid"] and counts() == (1, 1, 1)
+
+
+def test_back_to_the_index_browser_scrolls_it_into_view(lab, sandbox, monkeypatch):
+    """Issue 19's polish, as in the tour: the wizard is a cell far below the index browser it was
+    given; after Verify, "Back to the index browser (Published tab)" switches that browser to its
+    Published tab with the record selected AND scrolls the page up to it."""
+    account = sandbox.create_account()
+    for key, value in sandbox.env(account).items():
+        monkeypatch.setenv(key, value)
+    nb = make_notebook(
+        SETUP,
+        PUBLISHED_AS_BLOBS,
+        "browser = index.browse()\nbrowser",
+        "import ipywidgets\nipywidgets.HTML(\"<div style='height:1600px'>the rest of a long notebook</div>\")",
+        "wizard = PromotionWizard(index, entry='fv', browser=browser)\n"
+        "for _ in range(5):\n    wizard.next()\n"
+        "wizard.publish()\nwizard",
+    )
+    lab.open_notebook(nb, name="promote_scroll.ipynb")
+    lab.run_all_and_wait()
+    lab.wait_for_kernel("wizard.status", "verified")
+    browser = lab.widget("atdata-index-browser").first
+    tabs = browser.locator(".lm-TabBar").first
+    back = part(lab, "open-browser")
+    back.scroll_into_view_if_needed()
+    expect(tabs).not_to_be_in_viewport()
+    back.click()
+    expect(browser.locator(".lm-TabBar-tab.lm-mod-current").first).to_have_text("Published")
+    lab.wait_for_kernel("browser.selected_record and browser.selected_record['uri'] == wizard.published_uri")
+    expect(tabs).to_be_in_viewport()
+    expect(browser.locator(".atdata-index-browser-record-detail")).to_be_in_viewport()
+    lab.wait_for_kernel("wizard._scroller.scrolls", 1)
+    lab.screenshot("wizard-back-to-the-browser")

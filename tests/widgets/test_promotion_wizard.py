@@ -786,8 +786,12 @@ def test_verify_offers_the_index_browsers_published_tab(index, client):
     w.next()
     w.publish()
     assert w.verify().failed == ["loadable by others"]  # kept at local paths: published, loadable here only
+    sent = []
+    w._scroller.send = sent.append  # what goes to the front end (its scroll is in the browser tests)
     assert w.open_browser() is browser
     assert browser.tabs.selected_index == 1 and browser.selected_record["uri"] == w.published_uri
+    assert sent == [{"scroll_to": f".atdata-scroll-{browser.model_id}"}]
+    assert f"atdata-scroll-{browser.model_id}" in browser._dom_classes
     # without a browser: a new one opens below the checks, on the Published tab
     w.browser = None
     b = w.open_browser()
