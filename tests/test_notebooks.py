@@ -46,6 +46,16 @@ WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 # what generate_password() and Bluesky app passwords look like: xxxx-xxxx-xxxx-xxxx
 PASSWORD_SHAPE = re.compile(r"\b[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}\b")
 NBVAL_TIMEOUT_S = 600
+# metadata.language_info as ipykernel reports it (JupyterLab writes it on opening, and marks the
+# notebook modified when it differs), besides "version" (the kernel's Python)
+KERNEL_LANGUAGE = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+}
 
 # Loaded by the nbval subprocess (written next to the notebooks as its conftest.py): appends every
 # cell's outputs, as nbval received them, to $ATDATA_NBVAL_OUTPUTS (JSON lines).
@@ -267,6 +277,10 @@ def notebook_problems(paths: list[Path]) -> list[str]:
             problems.append(f"{path.name}: has saved widget state (metadata.widgets)")
         if nb.metadata.get("kernelspec", {}).get("name") != "python3":
             problems.append(f"{path.name}: kernelspec is not python3")
+        # JupyterLab marks a notebook modified on opening unless language_info is the kernel's, whole
+        language = dict(nb.metadata.get("language_info", {}))
+        if not language.pop("version", None) or language != KERNEL_LANGUAGE:
+            problems.append(f"{path.name}: language_info is not ipykernel's in full, with its version")
         checked = 0
         for i, cell in enumerate(nb.cells):
             where = f"{path.name} cell {i}"
@@ -314,6 +328,11 @@ def test_the_committed_check_is_not_vacuous(tmp_path):
         )
     ]
     nb.metadata["widgets"] = {WIDGET_STATE_MIME: {"state": {}, "version_major": 2, "version_minor": 0}}
+    nb.metadata["language_info"] = {"name": "python"}  # JupyterLab would mark it modified on opening
+    nbformat.write(nb, tmp_path / "99-bad.ipynb")
+    problems = "\n".join(notebook_problems([tmp_path / "99-bad.ipynb"]))
+    assert "language_info is not ipykernel's in full" in problems, problems
+    nb.metadata["language_info"] = {**KERNEL_LANGUAGE, "version": "3.11.7"}
     nbformat.write(nb, tmp_path / "99-bad.ipynb")
     problems = "\n".join(notebook_problems([tmp_path / "99-bad.ipynb"]))
     for words in ("widget state", "has outputs", "execution count", "no cell says"):
