@@ -116,6 +116,13 @@ def test_newcomer_journey(lab, monkeypatch):
     lab.wait_for_kernel("browser.selected and browser.selected.name", "hopper-tiles-captioned")
     expect(browser.locator(".atdata-index-browser-detail-fields")).to_contain_text("Schema PhotoTile@1.1.0")
     expect(browser.locator(".atdata-index-browser-detail-shards")).to_contain_text("Shards (3)")
+    # a shard's size and sample count stay on one line ("313.0 KB", never "313.0" over "KB")
+    sizes = browser.locator(".atdata-index-browser-shards-table td:nth-child(3)")
+    expect(sizes).to_have_count(3)
+    assert sizes.evaluate_all(
+        "tds => tds.map(td => { const r = document.createRange(); r.selectNodeContents(td);"
+        " return new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top))).size; })"
+    ) == [1, 1, 1]
     shots("03-index-browser", browser)
 
     # 3. inspect a sample: an image is shown
