@@ -1485,6 +1485,12 @@ class Dataset(Generic[ST]):
 
         return SampleInspector(self, **kwargs)
 
+    def table(self, **kwargs: Any):
+        """Open the samples table widget on this dataset (needs ``atdata-lab[widgets]``)."""
+        from .widgets.samples_table import SamplesTable
+
+        return SamplesTable(self, **kwargs)
+
 
 class DatasetSummary(dict):
     """What :meth:`Dataset.describe` returns: a dict, shown as a text or HTML summary."""

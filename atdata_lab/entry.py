@@ -106,6 +106,12 @@ class IndexEntry:
 
         return SampleInspector(self, **kwargs)
 
+    def table(self, **kwargs: Any):
+        """Open the samples table on this entry (needs ``atdata-lab[widgets]``)."""
+        from .widgets.samples_table import SamplesTable
+
+        return SamplesTable(self, **kwargs)
+
     def summary(self) -> str:
         pub = f", published {self.published_uri}" if self.published_uri else ""
         return (
