@@ -98,44 +98,23 @@ function render({ model, el: root }) {
         title.title = col.why_not;
       }
       th.appendChild(title);
-      if (col.bins && col.bins.length) {
-        const hist = el("div", "atdata-samples-table-hist");
-        const most = Math.max(1, ...col.bins.map((b) => b.count));
-        col.bins.forEach((b, i) => {
-          const bar = el("div", "atdata-samples-table-bar");
-          bar.dataset.bin = String(i);
-          bar.title = `${b.label} — click to filter`;
-          const fill = el("div", "atdata-samples-table-bar-fill");
-          fill.style.height = `${b.count ? Math.max(8, (100 * b.count) / most) : 0}%`;
-          bar.appendChild(fill);
-          bar.addEventListener("click", () => {
-            seq += 1;
-            model.set("filter_click", { column: col.key, bin: i, seq });
-            model.save_changes();
-          });
-          hist.appendChild(bar);
+      if (col.stats_html) {
+        // views/column_stats.py's renderer (escaped there): bars carry data-bin, top values data-value
+        const stats = el("div", "atdata-samples-table-stats");
+        stats.innerHTML = col.stats_html;
+        stats.addEventListener("click", (event) => {
+          const hit = event.target.closest("[data-bin], [data-value]");
+          if (!hit) return;
+          seq += 1;
+          const click =
+            hit.dataset.bin !== undefined
+              ? { column: col.key, bin: Number(hit.dataset.bin), seq }
+              : { column: col.key, value: hit.dataset.value, seq };
+          model.set("filter_click", click);
+          model.save_changes();
         });
-        th.appendChild(hist);
+        th.appendChild(stats);
       }
-      if (col.tops && col.tops.length) {
-        const tops = el("div", "atdata-samples-table-tops");
-        const most = Math.max(1, ...col.tops.map((t) => t.count));
-        for (const t of col.tops.slice(0, 3)) {
-          const row = el("div", "atdata-samples-table-top");
-          row.dataset.value = t.value;
-          row.title = `${t.value}: ${t.count.toLocaleString()} — click to filter`;
-          row.style.setProperty("--atdata-share", `${(100 * t.count) / most}%`);
-          row.append(el("span", "atdata-samples-table-top-value", t.value), el("span", "atdata-num", t.count.toLocaleString()));
-          row.addEventListener("click", () => {
-            seq += 1;
-            model.set("filter_click", { column: col.key, value: t.value, seq });
-            model.save_changes();
-          });
-          tops.appendChild(row);
-        }
-        th.appendChild(tops);
-      }
-      if (col.summary) th.appendChild(el("div", "atdata-samples-table-summary", col.summary));
       header.appendChild(th);
     }
   };

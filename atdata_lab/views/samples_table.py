@@ -3,9 +3,8 @@
 A cell is ``{"t": kind, "v": text shown, "full": the whole value as text (hover, selection),
 "src": a PNG data URL}``: images (and higher-D arrays: their first slice) as thumbnails, other
 arrays as their dtype and shape, text cut to one line, numbers as they read (right-aligned, never
-wrapped, by the front end). A header is the column's name, kind, whether it sorts, and a summary
-of its statistics (:class:`~atdata_lab.column_stats.ColumnStats`, read by attribute): histogram
-bins and top values, each clickable into a filter.
+wrapped, by the front end). A header is the column's name, kind, whether it sorts, and its statistics as
+:mod:`.column_stats` renders them (histogram bars and top values, each clickable into a filter).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .column_stats import column_stats_html
 from .samples import array_stats, classify, hex_preview, thumbnail_png, value_summary, value_text
 from .text import plain
 
@@ -60,69 +60,20 @@ def table_cell(value: Any, *, thumbnail_px: int = THUMBNAIL_PX, cmap: str = "vir
     return {"t": "other", "v": _short(full), "full": full}
 
 
-def _num(v: Any) -> str:
-    if v is None:
-        return ""
-    f = float(v)
-    if f.is_integer() and abs(f) < 1e15:
-        return f"{int(f):,}"
-    return f"{f:.4g}"
-
-
 def column_header(
     name: str, kind: str, stats: Any = None, *, sortable: bool = False, why_not: str = ""
 ) -> dict:
-    """The header of column ``name``: ``{key, label, kind, sortable, why_not, numeric, summary,
-    bins: [{low, high, count, label}], tops: [{value, count}], nulls}``. ``kind`` is the column's
-    cell kind (``"num"``, ``"text"``, ``"img"``...); ``stats`` its ColumnStats, or None."""
-    out: dict[str, Any] = {
+    """The header of column ``name``: ``{key, label, kind, numeric, sortable, why_not, stats_html}``.
+    ``kind`` is the column's cell kind (``"num"``, ``"text"``, ``"img"``...); ``stats`` its
+    ColumnStats or None; ``stats_html`` is :func:`~atdata_lab.views.column_stats.column_stats_html`
+    (histogram bars with ``data-bin``, top values with ``data-value``: the front end turns a click
+    on one into a filter)."""
+    return {
         "key": name,
         "label": name,
         "kind": kind,
         "numeric": kind == "num",
         "sortable": sortable,
         "why_not": why_not,
-        "summary": "",
-        "bins": [],
-        "tops": [],
-        "nulls": 0,
-        "count": 0,
+        "stats_html": column_stats_html(stats) if stats is not None else "",
     }
-    if stats is None:
-        return out
-    count, nulls = int(getattr(stats, "count", 0) or 0), int(getattr(stats, "nulls", 0) or 0)
-    out["nulls"], out["count"] = nulls, count
-    parts: list[str] = []
-    skind = getattr(stats, "kind", "")
-    if skind == "numeric" and getattr(stats, "minimum", None) is not None:
-        parts.append(f"{_num(stats.minimum)} – {_num(stats.maximum)}")
-        if getattr(stats, "mean", None) is not None:
-            parts.append(f"mean {_num(stats.mean)}")
-    hist = list(getattr(stats, "histogram", ()) or ())
-    out["bins"] = [
-        {
-            "low": float(lo),
-            "high": float(hi),
-            "count": int(c),
-            "label": f"{_num(lo)} – {_num(hi)}: {int(c):,}",
-        }
-        for lo, hi, c in hist
-    ]
-    tops = list(getattr(stats, "top_values", ()) or ())
-    out["tops"] = [{"value": plain(str(v), 200), "count": int(c)} for v, c in tops[:5]]
-    distinct = getattr(stats, "distinct", None)
-    if distinct is not None and skind in ("categorical", "text"):
-        parts.append(f"{distinct:,} distinct")
-    shapes = list(getattr(stats, "shapes", ()) or ())
-    if shapes:
-        shape, n = shapes[0]
-        dtype = getattr(stats, "dtype", None) or ""
-        more = f" (+{len(shapes) - 1} shapes)" if len(shapes) > 1 else ""
-        parts.append(f"{dtype} {tuple(shape)}{more}".strip() if n else "")
-    elif getattr(stats, "lengths", None) and skind in ("text", "bytes", "array"):
-        lo, mean, hi = stats.lengths
-        parts.append(f"length {lo:,}–{hi:,}")
-    if nulls:
-        parts.append(f"{nulls:,} null")
-    out["summary"] = " · ".join(p for p in parts if p)
-    return out

@@ -26,6 +26,7 @@ from typing import Any
 
 import ipywidgets
 import numpy as np
+import traitlets
 
 from .. import views as S
 from ..entry import IndexEntry
@@ -167,7 +168,11 @@ class SampleInspector(AtdataWidget):
     """
 
     _root_class = "atdata-sample-inspector"
-    _css_files = ("atdata.css", "sample_inspector.css")
+    _css_files = ("atdata.css", "sample_inspector.css", "samples_table.css")
+
+    #: The current filter (a :class:`~atdata_lab.manifest.Predicate`, or None): set by the Table
+    #: view's filters (or by code); the views that follow a filter observe this trait.
+    filter = traitlets.Any(None, allow_none=True, help="The current Predicate, or None.")
 
     def __init__(
         self,
@@ -260,8 +265,23 @@ class SampleInspector(AtdataWidget):
             "nav",
             "atdata-toolbar",
         )
+        self.table_toggle = self.part(
+            ipywidgets.ToggleButton(
+                value=False,
+                description="Table",
+                tooltip="Every sample as a table row, with column statistics and filters",
+                layout=ipywidgets.Layout(width="auto"),
+            ),
+            "table-toggle",
+        )
+        self.table: Any = None  # the SamplesTable, made on first show_table()
+        self.table_panel = self.part(
+            ipywidgets.VBox([], layout=ipywidgets.Layout(display="none")), "table-panel"
+        )
         options = self.part(
-            ipywidgets.HBox([self.view_toggle, self.cmap_dropdown]), "options", "atdata-toolbar"
+            ipywidgets.HBox([self.view_toggle, self.table_toggle, self.cmap_dropdown]),
+            "options",
+            "atdata-toolbar",
         )
         self.fields_box = self.part(ipywidgets.VBox([]), "fields")
         self.grid_field_dropdown = self.part(
@@ -304,7 +324,10 @@ class SampleInspector(AtdataWidget):
             names="value",
         )
 
-        self.set_body(self.header, options, self.sample_panel, self.grid_panel)
+        self.table_toggle.observe(
+            self.ui(lambda ch: self._table_toggled(ch["new"]), "Switching to the table"), names="value"
+        )
+        self.set_body(self.header, options, self.sample_panel, self.grid_panel, self.table_panel)
         if self.n == 0:
             self.header.value = "<div class='atdata-empty'>This dataset has no samples.</div>"
             for w in (self.prev_button, self.next_button, self.slider, self.jump, self.random_button):
@@ -517,6 +540,7 @@ class SampleInspector(AtdataWidget):
     def _view_changed(self, value: str) -> None:
         if self._syncing:
             return
+        self._hide_table()
         if value == "Grid":
             try:
                 self.show_grid()
@@ -570,6 +594,7 @@ class SampleInspector(AtdataWidget):
                 self._syncing = False
             self.grid_box.children = cells
             self.grid_status.value = esc(f"{field}: samples 0–{count - 1} of {self.n:,}")
+            self._hide_table()
             self.grid_panel.layout.display = "flex"
             self.sample_panel.layout.display = "none"
             self.timings["grid"] = (time.perf_counter() - t) * 1000
@@ -583,9 +608,69 @@ class SampleInspector(AtdataWidget):
                 self.view_toggle.value = "Sample"
             finally:
                 self._syncing = False
+            self._hide_table()
             self.grid_panel.layout.display = "none"
             self.sample_panel.layout.display = "flex"
             return self.goto(k) if k is not None else self.sample
+
+    # ------------------------------------------------------------------ the table
+    def show_table(self) -> Any:
+        """Show every sample as a table row (a :class:`~atdata_lab.widgets.SamplesTable`, made on
+        first use): its filters set :attr:`filter`, and setting :attr:`filter` filters it. Returns it."""
+        with self.reporting("Showing the table"):
+            if self.table is None:
+                from .samples_table import SamplesTable
+
+                self.table = SamplesTable(self.entry if self.entry is not None else self.dataset)
+                if self.filter is not None:
+                    self.table.set_filter(self.filter)
+                self.table.observe(lambda ch: setattr(self, "filter", ch["new"]), names="filter")
+                self.table.view.observe(
+                    self.ui(lambda ch: ch["new"] >= 0 and self.goto(ch["new"]), "Loading the sample"),
+                    names="selected",
+                )
+                self.table_panel.children = [self.table]
+            self._syncing = True
+            try:
+                self.table_toggle.value = True
+            finally:
+                self._syncing = False
+            self.table_panel.layout.display = "flex"
+            self.sample_panel.layout.display = "none"
+            self.grid_panel.layout.display = "none"
+            return self.table
+
+    def _hide_table(self) -> None:
+        self._syncing = True
+        try:
+            self.table_toggle.value = False
+        finally:
+            self._syncing = False
+        self.table_panel.layout.display = "none"
+
+    def _table_toggled(self, on: bool) -> None:
+        if self._syncing:
+            return
+        if on:
+            self.show_table()
+        else:
+            self._hide_table()
+            self._view_changed(self.view_toggle.value)
+
+    @traitlets.observe("filter")
+    def _filter_changed(self, change: dict) -> None:
+        if self.table is not None and change["new"] is not self.table.filter:
+            self.table.set_filter(change["new"])
+
+    @property
+    def selection(self) -> Any:
+        """What :attr:`filter` selects (a :class:`~atdata_lab.manifest.selection.Selection`):
+        ``.locations()`` (the ``SampleLocation`` s), ``.indices``, ``.samples()``, ``.dataset()``, ``.code``."""
+        from ..manifest.selection import Selection
+
+        if self.table is not None:
+            return self.table.selection
+        return Selection(self.dataset, self.filter)
 
     # ------------------------------------------------------------------ static fallback
     def __repr__(self) -> str:
