@@ -4,6 +4,8 @@
   (``index.browse()``).
 * :class:`SampleInspector` — look at the samples of a dataset or entry, field by field
   (``entry.inspect()`` / ``dataset.inspect()``).
+* :class:`SamplesTable` — every sample as a table row, column statistics in the headers, filters
+  that become code (``entry.table()`` / ``dataset.table()``).
 * :class:`SchemaDiffViewer` (formerly ``SchemaDiff``) and :func:`diff` — compare two schemas side by side.
 * :class:`PromotionWizard` — publish an entry to the AT Protocol network, step by step.
 
@@ -17,11 +19,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["IndexBrowser", "SampleInspector", "SchemaDiffViewer", "SchemaDiff", "PromotionWizard", "diff"]
+__all__ = [
+    "IndexBrowser",
+    "SampleInspector",
+    "SamplesTable",
+    "SchemaDiffViewer",
+    "SchemaDiff",
+    "PromotionWizard",
+    "diff",
+]
 
 _EXPORTS = {
     "IndexBrowser": ".index_browser",
     "SampleInspector": ".sample_inspector",
+    "SamplesTable": ".samples_table",
     "SchemaDiffViewer": ".schema_diff",
     "SchemaDiff": ".schema_diff",
     "PromotionWizard": ".promotion_wizard",
