@@ -7,7 +7,7 @@
 // atdata_lab/widgets/samples_table.py.
 
 const MAX_SCROLL_PX = 8000000; // browsers cap element heights (~33M px): taller tables scale the scrollbar
-const WIDTHS = { num: 112, img: 64, text: 240, arr: 150, none: 96, other: 180 };
+const WIDTHS = { num: 112, img: 88, text: 240, arr: 150, none: 96, other: 180 };
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);

@@ -23,11 +23,19 @@ __all__ = ["column_header", "table_cell", "TEXT_CELL_CHARS", "THUMBNAIL_PX"]
 TEXT_CELL_CHARS = 80  # characters of a text shown in a cell (all of it on hover / selection)
 FULL_CHARS = 2000  # characters of a value kept for hover and selection
 THUMBNAIL_PX = 32
+NUMBER_CHARS = 12  # a longer float shows 6 significant digits (all of it on hover)
 
 
 def _short(text: str, limit: int = TEXT_CELL_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _number(text: str, value: Any) -> str:
+    """A number short enough for its cell: as it reads up to NUMBER_CHARS, else 6 significant digits."""
+    if len(text) <= NUMBER_CHARS or not isinstance(value, (float, np.floating)):
+        return text
+    return f"{float(value):.6g}"
 
 
 def table_cell(value: Any, *, thumbnail_px: int = THUMBNAIL_PX, cmap: str = "viridis") -> dict[str, str]:
@@ -38,7 +46,7 @@ def table_cell(value: Any, *, thumbnail_px: int = THUMBNAIL_PX, cmap: str = "vir
     if isinstance(value, np.ndarray):
         if kind == "scalar":
             text = value_text(value.item())
-            return {"t": "num", "v": text, "full": text}
+            return {"t": "num", "v": _number(text, value.item()), "full": text}
         badge = array_stats(value).badge
         if kind in ("image", "volume"):
             png = thumbnail_png(value, size=thumbnail_px * 2, cmap=cmap)
@@ -50,7 +58,7 @@ def table_cell(value: Any, *, thumbnail_px: int = THUMBNAIL_PX, cmap: str = "vir
         return {"t": "text", "v": str(bool(value)), "full": str(bool(value))}
     if isinstance(value, (int, float, np.integer, np.floating)):
         text = value_text(value)
-        return {"t": "num", "v": text, "full": text}
+        return {"t": "num", "v": _number(text, value), "full": text}
     if isinstance(value, str):
         full = plain(value, FULL_CHARS)
         return {"t": "text", "v": _short(plain(value, TEXT_CELL_CHARS * 2)), "full": full}

@@ -210,8 +210,10 @@ class SamplesTable(AtdataWidget):
 
         def done(result: Any) -> None:
             self.stats = result
+            self.progress.layout.display = "none"  # the headers show the result
             self._columns()
 
+        self.progress.layout.display = ""
         self._stats_task = self.run_task(
             "Computing column statistics", work, progress=self.progress, on_done=done
         )
