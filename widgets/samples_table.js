@@ -178,7 +178,11 @@ function render({ model, el: root }) {
       nodes.push(tr);
     }
     layer.replaceChildren(...nodes);
+    if (!wrap.dataset.firstPaint && nodes.length && missing < 0) {
+      wrap.dataset.firstPaint = String(performance.timeOrigin + performance.now()); // the bench reads it
+    }
     wrap.dataset.first = String(g.first);
+    wrap.dataset.loading = String(missing >= 0);
     wrap.dataset.version = String(version);
     if (missing >= 0) {
       const pad = g.visible;
