@@ -805,7 +805,7 @@ def _compare_field(name: str, a: ColumnStats, b: ColumnStats) -> FieldComparison
             if not (math.isfinite(x) and math.isfinite(y)) or span == 0 or abs(x - y) > RANGE_SHIFT * span:
                 changes.append(what)
                 notes.append(f"{what} {_fmt(x)} -> {_fmt(y)}")
-    if a.kind in ("categorical", "text") and b.kind in ("categorical", "text"):
+    if a.kind == b.kind == "categorical":  # (text's most frequent values say little: mostly unique)
         if a.top_values and b.top_values and a.top_values[0][0] != b.top_values[0][0]:
             changes.append("top")
             notes.append(f"most frequent {a.top_values[0][0]!r} -> {b.top_values[0][0]!r}")
