@@ -6,6 +6,8 @@
   (``entry.inspect()`` / ``dataset.inspect()``).
 * :class:`SchemaDiffViewer` (formerly ``SchemaDiff``) and :func:`diff` — compare two schemas side by side.
 * :class:`PromotionWizard` — publish an entry to the AT Protocol network, step by step.
+* :class:`CompareView` — two datasets, splits or versions side by side: field statistics with the
+  differences highlighted, next to the schema diff (``ds.compare(other)`` / ``entry.compare(other)``).
 
 Every name is imported on first use, so ``import atdata_lab.widgets`` costs nothing and
 ``import atdata_lab`` never imports ipywidgets. Shared building blocks live in
@@ -17,7 +19,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["IndexBrowser", "SampleInspector", "SchemaDiffViewer", "SchemaDiff", "PromotionWizard", "diff"]
+__all__ = [
+    "IndexBrowser",
+    "SampleInspector",
+    "SchemaDiffViewer",
+    "SchemaDiff",
+    "PromotionWizard",
+    "CompareView",
+    "diff",
+]
 
 _EXPORTS = {
     "IndexBrowser": ".index_browser",
@@ -25,6 +35,7 @@ _EXPORTS = {
     "SchemaDiffViewer": ".schema_diff",
     "SchemaDiff": ".schema_diff",
     "PromotionWizard": ".promotion_wizard",
+    "CompareView": ".compare",
     "diff": ".schema_diff",
 }
 
