@@ -13,7 +13,7 @@ computes (``.stats()``, cached on each side) and decides what differs
 :mod:`atdata_lab.views.column_stats`, the schemas' diff is the :class:`SchemaDiffViewer`. This
 widget only lays them out.
 
-CSS classes: ``atdata-compare`` (root), ``atdata-compare-title``, ``atdata-compare-stats`` (the
+CSS classes: ``atdata-compare`` (root), ``atdata-compare-title`` (the sides' names), ``atdata-compare-stats`` (the
 statistics table), ``atdata-compare-schema`` (the schema diff), ``atdata-compare-swap``.
 """
 
@@ -95,7 +95,7 @@ class CompareView(AtdataWidget):
             self.comparison = cmp
             self.changed_fields = [f.name for f in cmp.changed]
             self._title.value = (
-                f"<span class='atdata-compare-title'>{esc(cmp.a_label)} → {esc(cmp.b_label)}</span>"
+                f"<span class='atdata-compare-sides'>{esc(cmp.a_label)} → {esc(cmp.b_label)}</span>"
             )
             self._stats.value = views.stats_comparison_html(cmp)
             self._show_schemas(a, b)
