@@ -27,6 +27,7 @@ how (Facets Overview style); ``views/column_stats.py`` shows both.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -777,6 +778,11 @@ def _shares(cs: ColumnStats) -> dict[str, float]:
     return {v: n / present for v, n in cs.top_values} if present else {}
 
 
+def _modes(cs: ColumnStats) -> set[str]:
+    """The values tied for most frequent."""
+    return {v for v, n in cs.top_values if n == cs.top_values[0][1]}
+
+
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
@@ -805,8 +811,8 @@ def _compare_field(name: str, a: ColumnStats, b: ColumnStats) -> FieldComparison
             if not (math.isfinite(x) and math.isfinite(y)) or span == 0 or abs(x - y) > RANGE_SHIFT * span:
                 changes.append(what)
                 notes.append(f"{what} {_fmt(x)} -> {_fmt(y)}")
-    if a.kind in ("categorical", "text") and b.kind in ("categorical", "text"):
-        if a.top_values and b.top_values and a.top_values[0][0] != b.top_values[0][0]:
+    if a.kind == b.kind == "categorical":  # (text's most frequent values say little: mostly unique)
+        if a.top_values and b.top_values and not (_modes(a) & _modes(b)):
             changes.append("top")
             notes.append(f"most frequent {a.top_values[0][0]!r} -> {b.top_values[0][0]!r}")
         sa, sb = _shares(a), _shares(b)
@@ -889,5 +895,8 @@ def _label_of(obj: Any, stats: DatasetStats) -> str:
     if urls:
         from .views.text import shard_label
 
-        return shard_label(urls[0]) + (f" (+{len(urls) - 1})" if len(urls) > 1 else "")
+        first = shard_label(urls[0])
+        if len(urls) == 1:
+            return first
+        return re.sub(r"-\d+\.tar$", "", first) + f" ({len(urls)} shards)"
     return type(obj).__name__

@@ -231,7 +231,7 @@ def _cell(cs: ColumnStats | None, what: str) -> str:
             else "–"
         )
     if cs.kind in ("categorical", "text"):
-        return ", ".join(f"{plain(v, 16)} {n:,}" for v, n in cs.top_values[:3]) or "–"
+        return ", ".join(f"{plain(v, 16)} {n:,}" for v, n in cs.top_values[:2]) or "–"
     if cs.kind == "array":
         return " ".join(p for p in (_shapes_text(cs), dtype_text(cs.dtype)) if p) or "–"
     if cs.lengths:
@@ -283,10 +283,10 @@ def stats_comparison_html(cmp: StatsComparison) -> str:
     body = []
     for f, cells in stats_comparison_rows(cmp):
         tds = []
-        for x, y, hot in cells:
-            cls = " class='atdata-cmp-diff'" if hot else ""
+        for (_, what, _), (x, y, hot) in zip(_CELLS, cells):
+            classes = f"atdata-cmp-{what}" + (" atdata-cmp-diff" if hot else "")
             tds.append(
-                f"<td{cls}><div class='atdata-cmp-a'>{esc(x)}</div><div class='atdata-cmp-b'>{esc(y)}</div></td>"
+                f"<td class='{classes}'><div class='atdata-cmp-a'>{esc(x)}</div><div class='atdata-cmp-b'>{esc(y)}</div></td>"
             )
         notes = "".join(f"<div class='atdata-cmp-note'>{esc(n)}</div>" for n in f.notes)
         body.append(

@@ -8,6 +8,8 @@
   that become code (``entry.table()`` / ``dataset.table()``).
 * :class:`SchemaDiffViewer` (formerly ``SchemaDiff``) and :func:`diff` — compare two schemas side by side.
 * :class:`PromotionWizard` — publish an entry to the AT Protocol network, step by step.
+* :class:`CompareView` — two datasets, splits or versions side by side: field statistics with the
+  differences highlighted, next to the schema diff (``ds.compare(other)`` / ``entry.compare(other)``).
 
 Every name is imported on first use, so ``import atdata_lab.widgets`` costs nothing and
 ``import atdata_lab`` never imports ipywidgets. Shared building blocks live in
@@ -26,6 +28,7 @@ __all__ = [
     "SchemaDiffViewer",
     "SchemaDiff",
     "PromotionWizard",
+    "CompareView",
     "diff",
 ]
 
@@ -36,6 +39,7 @@ _EXPORTS = {
     "SchemaDiffViewer": ".schema_diff",
     "SchemaDiff": ".schema_diff",
     "PromotionWizard": ".promotion_wizard",
+    "CompareView": ".compare",
     "diff": ".schema_diff",
 }
 
