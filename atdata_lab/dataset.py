@@ -386,11 +386,15 @@ class Dataset(Generic[ST]):
         # blobs): an object whose load() gives the ShardManifest
         self._manifest_refs: dict[str, Any] = {}
         self._executor: QueryExecutor | None = None  # queries over them (keeps the rows it joined)
+        self._stats: Any = None  # stats(): computed once, then kept
 
     def __reduce__(self) -> tuple:
         # Dataset[T] classes are made on the fly: pickle as the base class (for DataLoader workers);
         # loaded manifests are not sent along (read again where needed)
-        return (_rebuild_dataset, (self.urls, {**self.__dict__, "_manifests": None, "_executor": None}))
+        return (
+            _rebuild_dataset,
+            (self.urls, {**self.__dict__, "_manifests": None, "_executor": None, "_stats": None}),
+        )
 
     # ------------------------------------------------------------------ plumbing
     def _derive(self, **changes: Any) -> Dataset:
@@ -1498,6 +1502,29 @@ class Dataset(Generic[ST]):
         from .widgets.sample_inspector import SampleInspector
 
         return SampleInspector(self, **kwargs)
+
+    def table(self, **kwargs: Any):
+        """Open the samples table widget on this dataset (needs ``atdata-lab[widgets]``)."""
+        from .widgets.samples_table import SamplesTable
+
+        return SamplesTable(self, **kwargs)
+
+    def stats(self, progress: Any = None) -> Any:
+        """Per-field statistics of the whole dataset (a :class:`~atdata_lab.column_stats.DatasetStats`):
+        from the shards' manifests when every shard has one, else by one streaming pass; computed
+        once per dataset object, then kept. See :mod:`atdata_lab.column_stats`."""
+        if self._stats is None:
+            from .column_stats import dataset_stats
+
+            self._stats = dataset_stats(self, progress=progress)
+        return self._stats
+
+    def compare(self, other: Any, **kwargs: Any):
+        """Open the compare view: this dataset and ``other`` (a dataset or index entry) side by side,
+        field statistics and schemas (needs ``atdata-lab[widgets]``)."""
+        from .widgets.compare import CompareView
+
+        return CompareView(self, other, **kwargs)
 
 
 class DatasetSummary(dict):

@@ -106,6 +106,27 @@ class IndexEntry:
 
         return SampleInspector(self, **kwargs)
 
+    def table(self, **kwargs: Any):
+        """Open the samples table on this entry (needs ``atdata-lab[widgets]``)."""
+        from .widgets.samples_table import SamplesTable
+
+        return SamplesTable(self, **kwargs)
+
+    def stats(self, progress: Any = None) -> Any:
+        """Per-field statistics of this entry's data (:meth:`Dataset.stats`), computed once per
+        entry object, then kept."""
+        got = self.__dict__.get("_stats")
+        if got is None:
+            got = self.__dict__["_stats"] = self.dataset().stats(progress=progress)
+        return got
+
+    def compare(self, other: Any, **kwargs: Any):
+        """Open the compare view: this entry and ``other`` (an entry or dataset) side by side
+        (needs ``atdata-lab[widgets]``)."""
+        from .widgets.compare import CompareView
+
+        return CompareView(self, other, **kwargs)
+
     def summary(self) -> str:
         pub = f", published {self.published_uri}" if self.published_uri else ""
         return (

@@ -865,7 +865,7 @@ def manifest_rows(row, mw: dict, mq: dict, mf: dict, n: int, shards: int) -> Non
     )
 
 
-SECTIONS = ("rw", "lookups", "rss", "s3", "promotion", "network", "manifest", "scale")
+SECTIONS = ("rw", "lookups", "rss", "s3", "promotion", "network", "manifest", "scale", "widgets")
 
 
 def main() -> None:
@@ -897,6 +897,7 @@ def main() -> None:
     net: dict | str | None = None
     mw = mq = mf = None
     past_one_machine: list[tuple] = []
+    widget_table: list[tuple] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -960,6 +961,10 @@ def main() -> None:
             ref = atdata_figures(small["urls"], n_small)
         if "scale" in only:  # docs/scale.md: shuffle quality, DataLoader, Ray
             past_one_machine = scale_rows(tmp, args.quick)
+        if "widgets" in only:  # the samples table on the manifest data, in JupyterLab + Chromium
+            from benchmarks.widgets_bench import widget_rows
+
+            widget_table = widget_rows(manifest_data(m_n, m_shards), args.quick)
     load_after = os.getloadavg()
 
     print(f"# atdata-lab benchmarks ({time.strftime('%Y-%m-%d')})")
@@ -1049,6 +1054,8 @@ def main() -> None:
     if mw is not None and mq is not None and mf is not None:
         manifest_rows(row, mw, mq, mf, m_n, m_shards)
     for r in past_one_machine:
+        row(*r)
+    for r in widget_table:
         row(*r)
 
 

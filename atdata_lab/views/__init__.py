@@ -12,6 +12,8 @@ their plain-text forms.
 * :mod:`.promotion` — plans, changes to what is published, verification, error advice;
 * :mod:`.samples` — field kinds, value text, array statistics, histograms, images;
 * :mod:`.datasets` — a dataset's summary with its manifest statistics;
+* :mod:`.column_stats` — per-field statistics (header summaries, clickable histogram bins and top
+  values) and two datasets' statistics side by side;
 * :mod:`.network` — datasets found on the network (rows, detail card, the ``load_dataset`` line),
   and whether the AppView already knows a name.
 
@@ -20,6 +22,8 @@ Every public name of those modules is importable from here.
 
 from __future__ import annotations
 
+from .column_stats import *  # noqa: F403
+from .column_stats import __all__ as _column_stats
 from .datasets import *  # noqa: F403
 from .datasets import __all__ as _datasets
 from .entries import *  # noqa: F403
@@ -35,4 +39,4 @@ from .schema import __all__ as _schema
 from .text import *  # noqa: F403
 from .text import __all__ as _text
 
-__all__ = sorted({*_text, *_entries, *_schema, *_promotion, *_samples, *_datasets, *_network})
+__all__ = sorted({*_text, *_entries, *_schema, *_promotion, *_samples, *_datasets, *_network, *_column_stats})

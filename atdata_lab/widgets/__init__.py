@@ -4,8 +4,12 @@
   (``index.browse()``).
 * :class:`SampleInspector` — look at the samples of a dataset or entry, field by field
   (``entry.inspect()`` / ``dataset.inspect()``).
+* :class:`SamplesTable` — every sample as a table row, column statistics in the headers, filters
+  that become code (``entry.table()`` / ``dataset.table()``).
 * :class:`SchemaDiffViewer` (formerly ``SchemaDiff``) and :func:`diff` — compare two schemas side by side.
 * :class:`PromotionWizard` — publish an entry to the AT Protocol network, step by step.
+* :class:`CompareView` — two datasets, splits or versions side by side: field statistics with the
+  differences highlighted, next to the schema diff (``ds.compare(other)`` / ``entry.compare(other)``).
 
 Every name is imported on first use, so ``import atdata_lab.widgets`` costs nothing and
 ``import atdata_lab`` never imports ipywidgets. Shared building blocks live in
@@ -17,14 +21,25 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["IndexBrowser", "SampleInspector", "SchemaDiffViewer", "SchemaDiff", "PromotionWizard", "diff"]
+__all__ = [
+    "IndexBrowser",
+    "SampleInspector",
+    "SamplesTable",
+    "SchemaDiffViewer",
+    "SchemaDiff",
+    "PromotionWizard",
+    "CompareView",
+    "diff",
+]
 
 _EXPORTS = {
     "IndexBrowser": ".index_browser",
     "SampleInspector": ".sample_inspector",
+    "SamplesTable": ".samples_table",
     "SchemaDiffViewer": ".schema_diff",
     "SchemaDiff": ".schema_diff",
     "PromotionWizard": ".promotion_wizard",
+    "CompareView": ".compare",
     "diff": ".schema_diff",
 }
 

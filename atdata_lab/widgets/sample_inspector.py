@@ -37,6 +37,7 @@ from typing import Any
 
 import ipywidgets
 import numpy as np
+import traitlets
 
 from .. import views as S
 from ..entry import IndexEntry
@@ -215,7 +216,11 @@ class SampleInspector(AtdataWidget):
     """
 
     _root_class = "atdata-sample-inspector"
-    _css_files = ("atdata.css", "sample_inspector.css")
+    _css_files = ("atdata.css", "sample_inspector.css", "samples_table.css")
+
+    #: The current filter (a :class:`~atdata_lab.manifest.Predicate`, or None): set by the Table
+    #: view's filters (or by code); the views that follow a filter observe this trait.
+    filter = traitlets.Any(None, allow_none=True, help="The current Predicate, or None.")
 
     def __init__(
         self,
@@ -260,7 +265,8 @@ class SampleInspector(AtdataWidget):
         self.grid_field: str | None = None
         self.grid_captions: tuple[str, ...] = ()
         self.grid_indices: list[int] = []
-        self._grid_items: list[Any] | None = None
+        self._grid_items: Any = None  # None (every sample), sample numbers or SampleLocations
+        self._grid_filter_pending = False
         self._tiles: list[_Tile] = []
         self._tile_cache: OrderedDict[tuple, tuple[bytes | None, str, dict[str, str]]] = OrderedDict()
         self.slices: dict[str, list[int]] = {}
@@ -316,8 +322,23 @@ class SampleInspector(AtdataWidget):
             "nav",
             "atdata-toolbar",
         )
+        self.table_toggle = self.part(
+            ipywidgets.ToggleButton(
+                value=False,
+                description="Table",
+                tooltip="Every sample as a table row, with column statistics and filters",
+                layout=ipywidgets.Layout(width="auto"),
+            ),
+            "table-toggle",
+        )
+        self.table: Any = None  # the SamplesTable, made on first show_table()
+        self.table_panel = self.part(
+            ipywidgets.VBox([], layout=ipywidgets.Layout(display="none")), "table-panel"
+        )
         options = self.part(
-            ipywidgets.HBox([self.view_toggle, self.cmap_dropdown]), "options", "atdata-toolbar"
+            ipywidgets.HBox([self.view_toggle, self.table_toggle, self.cmap_dropdown]),
+            "options",
+            "atdata-toolbar",
         )
         self.fields_box = self.part(ipywidgets.VBox([]), "fields")
         self.grid_field_dropdown = self.part(
@@ -420,7 +441,10 @@ class SampleInspector(AtdataWidget):
         for button, target in pages:
             self.on_click(button, lambda _b, target=target: self.grid_page(target()), "Turning the page")
 
-        self.set_body(self.header, options, self.sample_panel, self.grid_panel)
+        self.table_toggle.observe(
+            self.ui(lambda ch: self._table_toggled(ch["new"]), "Switching to the table"), names="value"
+        )
+        self.set_body(self.header, options, self.sample_panel, self.grid_panel, self.table_panel)
         if self.n == 0:
             self.header.value = "<div class='atdata-empty'>This dataset has no samples.</div>"
             for w in (self.prev_button, self.next_button, self.slider, self.jump, self.random_button):
@@ -643,6 +667,7 @@ class SampleInspector(AtdataWidget):
     def _view_changed(self, value: str) -> None:
         if self._syncing:
             return
+        self._hide_table()
         if value == "Grid":
             try:
                 self.show_grid()
@@ -656,23 +681,34 @@ class SampleInspector(AtdataWidget):
         else:
             self.show_sample()
 
+    def _grid_sequence(self) -> Any:
+        """What the grid pages over (None: every sample); a filter set while the grid was hidden
+        is resolved here, once (its selection's sample numbers)."""
+        if self._grid_filter_pending:
+            self._grid_filter_pending = False
+            self._grid_items = self.selection.indices if self.filter is not None else None
+        return self._grid_items
+
     @property
     def grid_count(self) -> int:
-        """The samples the grid pages over: all of them, or those a filter matched."""
-        return self.n if self._grid_items is None else len(self._grid_items)
+        """The samples the grid pages over: all of them, or those the filter matched."""
+        items = self._grid_sequence()
+        return self.n if items is None else len(items)
 
     @property
     def grid_pages(self) -> int:
         """The number of pages of the grid (at least 1)."""
         return max(-(-self.grid_count // self.grid_page_size), 1)
 
-    def _grid_over(self, items: Sequence[int] | Sequence[SampleLocation] | None) -> None:
-        """Page the grid over ``items`` instead of every sample: sample numbers (``ds[k]``) or the
-        :class:`~atdata_lab.manifest.query.SampleLocation` s a query (a filter) matched; None: every
-        sample again. The hook a filter sets; the grid goes back to its first page and, when
-        shown, shows it. Locations become sample numbers one page at a time (as the page is read)."""
+    def _grid_over(self, items: Sequence[int] | Sequence[SampleLocation] | np.ndarray | None) -> None:
+        """Page the grid over ``items`` instead of every sample: sample numbers (``ds[k]``, a list or
+        an array) or the :class:`~atdata_lab.manifest.query.SampleLocation` s a query matched; None:
+        every sample again. Setting :attr:`filter` calls it (with its selection's sample numbers);
+        the grid goes back to its first page and, when shown, shows it. Locations become sample
+        numbers one page at a time (as the page is read)."""
         with self.reporting("Filtering the grid"):
-            self._grid_items = None if items is None else list(items)
+            self._grid_filter_pending = False
+            self._grid_items = items if items is None or isinstance(items, np.ndarray) else list(items)
             self.grid_page_index = 0
             if self.grid_field is not None and self.grid_panel.layout.display != "none":
                 self.show_grid(self.grid_field)
@@ -682,10 +718,11 @@ class SampleInspector(AtdataWidget):
     def _grid_numbers(self, start: int, stop: int) -> list[int]:
         """The sample numbers of grid positions ``start``..``stop`` (one offset-index lookup each
         for a filter's locations; no sample is read here)."""
-        if self._grid_items is None:
+        items = self._grid_sequence()
+        if items is None:
             return list(range(start, min(stop, self.n)))
         out = []
-        for item in self._grid_items[start:stop]:
+        for item in items[start:stop]:
             out.append(self.dataset.index_of(item) if isinstance(item, SampleLocation) else int(item))
         return out
 
@@ -790,6 +827,7 @@ class SampleInspector(AtdataWidget):
                 self._syncing = False
             self.grid_box.children = [self._tiles[i].box for i in range(len(numbers))]
             self._grid_nav_state()
+            self._hide_table()
             self.grid_panel.layout.display = "flex"
             self.sample_panel.layout.display = "none"
             self.timings["grid"] = (time.perf_counter() - t) * 1000
@@ -847,9 +885,78 @@ class SampleInspector(AtdataWidget):
                 self.view_toggle.value = "Sample"
             finally:
                 self._syncing = False
+            self._hide_table()
             self.grid_panel.layout.display = "none"
             self.sample_panel.layout.display = "flex"
             return self.goto(k) if k is not None else self.sample
+
+    # ------------------------------------------------------------------ the table
+    def show_table(self) -> Any:
+        """Show every sample as a table row (a :class:`~atdata_lab.widgets.SamplesTable`, made on
+        first use): its filters set :attr:`filter`, and setting :attr:`filter` filters it. Returns it."""
+        with self.reporting("Showing the table"):
+            if self.table is None:
+                from .samples_table import SamplesTable
+
+                self.table = SamplesTable(self.entry if self.entry is not None else self.dataset)
+                if self.filter is not None:
+                    self.table.set_filter(self.filter)
+                self.table.observe(lambda ch: setattr(self, "filter", ch["new"]), names="filter")
+                self.table.view.observe(
+                    self.ui(lambda ch: ch["new"] >= 0 and self.goto(ch["new"]), "Loading the sample"),
+                    names="selected",
+                )
+                self.table_panel.children = [self.table]
+            self._syncing = True
+            try:
+                self.table_toggle.value = True
+            finally:
+                self._syncing = False
+            self.table_panel.layout.display = "flex"
+            self.sample_panel.layout.display = "none"
+            self.grid_panel.layout.display = "none"
+            return self.table
+
+    def _hide_table(self) -> None:
+        self._syncing = True
+        try:
+            self.table_toggle.value = False
+        finally:
+            self._syncing = False
+        self.table_panel.layout.display = "none"
+
+    def _table_toggled(self, on: bool) -> None:
+        if self._syncing:
+            return
+        if on:
+            self.show_table()
+        else:
+            self._hide_table()
+            self._view_changed(self.view_toggle.value)
+
+    @traitlets.observe("filter")
+    def _filter_changed(self, change: dict) -> None:
+        if self.table is not None and change["new"] is not self.table.filter:
+            self.table.set_filter(change["new"])
+        # the grid follows: at once when it is shown, else when it is next shown
+        if change["new"] is None:
+            self._grid_filter_pending = False
+            self._grid_over(None)
+        elif self.grid_field is not None and self.grid_panel.layout.display != "none":
+            self._grid_over(self.selection.indices)
+        else:
+            self._grid_filter_pending = True
+            self.grid_page_index = 0
+
+    @property
+    def selection(self) -> Any:
+        """What :attr:`filter` selects (a :class:`~atdata_lab.manifest.selection.Selection`):
+        ``.locations()`` (the ``SampleLocation`` s), ``.indices``, ``.samples()``, ``.dataset()``, ``.code``."""
+        from ..manifest.selection import Selection
+
+        if self.table is not None:
+            return self.table.selection
+        return Selection(self.dataset, self.filter)
 
     # ------------------------------------------------------------------ static fallback
     def __repr__(self) -> str:

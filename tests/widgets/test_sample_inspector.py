@@ -451,6 +451,23 @@ def test_grid_follows_a_filter(photo_inspector):
     insp._grid_over(None)  # no filter: every sample again
     assert insp.grid_count == 72 and insp.grid_indices == list(range(8))
 
+    # the inspector's filter (set by its Table view, or by code): the grid shown follows at once...
+    insp.grid_page(3)
+    insp.filter = F.label == "cat"
+    cats = [k for k in range(72) if k % 3 == 0]
+    assert insp.grid_page_index == 0 and insp.grid_indices == cats[:8] and insp.grid_count == 24
+    assert insp.grid_status.value.startswith("image: matches 0–7 of 24 (numbered from 0; 72 samples in all)")
+    # ...a hidden grid when it is next shown
+    insp.show_sample(0)
+    insp.filter = F.score > 6.55
+    insp.view_toggle.value = "Grid"
+    assert (
+        insp.grid_indices == [66, 67, 68, 69, 70, 71]
+        and insp.grid_box.children[0].children[-1].description == "#66"
+    )
+    insp.filter = None
+    assert insp.grid_count == 72 and insp.grid_indices == list(range(8))
+
 
 def test_clicking_a_tile_opens_its_sample(photo_inspector):
     insp = photo_inspector
