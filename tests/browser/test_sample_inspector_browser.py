@@ -246,6 +246,7 @@ def test_grid_pages_with_captions_in_light_and_dark(lab):
         ],
         name="photos",
         maxcount=30,
+        manifest=True,
         progress=False,
     )
     nb = make_notebook(
@@ -333,3 +334,19 @@ def test_grid_pages_with_captions_in_light_and_dark(lab):
     thumbs.nth(5).get_by_role("button", name="#5").click()
     expect(lab.widget("atdata-sample-inspector-header")).to_contain_text("sample 5 of 72")
     lab.wait_for_kernel("[insp.k, insp.view_toggle.value]", [5, "Sample"])
+
+    # the grid follows the filter clicked in the Table view (the "dog" value of the label column)
+    lab.widget("atdata-sample-inspector-table-toggle").click()
+    dog = lab.page.locator(".atdata-samples-table-th[data-key='label'] [data-value='dog']")
+    expect(dog).to_be_visible()
+    dog.click()
+    lab.wait_for_kernel("insp.filter is not None", True)
+    lab.widget("atdata-sample-inspector-view").get_by_role("button", name="Grid").click()
+    expect(status).to_have_text(
+        "image: matches 0–23 of 24 (numbered from 0; 72 samples in all) · page 0 of 1 (0–0)"
+    )
+    expect(thumbs).to_have_count(24)
+    expect(thumbs.first.get_by_role("button", name="#1")).to_be_visible()
+    expect(buttons["next"]).to_be_disabled()
+    expect(buttons["prev"]).to_be_disabled()
+    assert lab.kernel_eval("insp.grid_indices[:3]") == [1, 4, 7]
