@@ -282,8 +282,11 @@ def notebook_problems(paths: list[Path]) -> list[str]:
         if not language.pop("version", None) or language != KERNEL_LANGUAGE:
             problems.append(f"{path.name}: language_info is not ipykernel's in full, with its version")
         checked = 0
+        stored = json.loads(raw)["cells"]
         for i, cell in enumerate(nb.cells):
             where = f"{path.name} cell {i}"
+            if not stored[i].get("id"):  # JupyterLab gives it one on opening: the notebook reads modified
+                problems.append(f"{where}: has no id")
             if cell.cell_type != "code":
                 if cell.get("attachments"):
                     problems.append(f"{where}: markdown attachments")
