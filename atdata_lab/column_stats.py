@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -291,27 +292,30 @@ class _Numbers:
         idx = np.clip(((values - self.fine_lo) / self.fine_w).astype(np.int64), 0, FINE_BINS - 1)
         self.fine += np.bincount(idx, minlength=FINE_BINS)
 
-    def edges(self, bins: int) -> np.ndarray:
+    def bins(self, bins: int) -> tuple[int, float, float]:
+        """How many bins, and the range they cover: one per value for whole numbers spanning
+        fewer values than ``bins``, one for a single value, else ``bins`` from min to max."""
         if self.integral and self.fhi - self.flo + 1 <= bins:
-            return np.arange(self.flo - 0.5, self.fhi + 1.0, 1.0)
+            return int(self.fhi - self.flo) + 1, self.flo - 0.5, self.fhi + 0.5
         if self.fhi == self.flo:
-            return np.array([self.flo, self.fhi])
-        return np.linspace(self.flo, self.fhi, bins + 1)
+            return 1, self.flo, self.fhi
+        return bins, self.flo, self.fhi
 
     def histogram(self, bins: int) -> tuple[tuple[float, float, int], ...]:
         if self.flo > self.fhi:
             return ()
-        edges = self.edges(bins)
-        if self.fine is None:
+        n, lo, hi = self.bins(bins)
+        if lo == hi:
+            edges = np.array([lo, hi])
+            counts = np.array([self.n_kept if self.fine is None else int(self.fine.sum())])
+        elif self.fine is None:  # numpy's equal-width bins (edges np.linspace(lo, hi, n + 1))
             values = np.concatenate(self.kept) if self.kept else np.zeros(0)
-            if len(edges) == 2 and edges[0] == edges[1]:
-                counts = np.array([len(values)])
-            else:
-                counts, _ = np.histogram(values, bins=edges)
+            counts, edges = np.histogram(values, bins=n, range=(lo, hi))
         else:  # each fine bin's count goes to the final bin holding its centre
+            edges = np.linspace(lo, hi, n + 1)
             centres = self.fine_lo + (np.arange(FINE_BINS) + 0.5) * self.fine_w
-            where = np.clip(np.searchsorted(edges, centres, side="right") - 1, 0, len(edges) - 2)
-            counts = np.bincount(where, weights=self.fine, minlength=len(edges) - 1).astype(np.int64)
+            where = np.clip(np.searchsorted(edges, centres, side="right") - 1, 0, n - 1)
+            counts = np.bincount(where, weights=self.fine, minlength=n).astype(np.int64)
         return tuple((float(a), float(b), int(c)) for a, b, c in zip(edges[:-1], edges[1:], counts))
 
 
@@ -326,8 +330,8 @@ class _Counter:
 
     def add(self, texts: Iterable[str]) -> None:
         counts = self.counts
-        for t in texts:
-            counts[t] = counts.get(t, 0) + 1
+        for t, n in Counter(texts).items():  # counted in C, then merged
+            counts[t] = counts.get(t, 0) + n
         self._bound()
 
     def add_count(self, text: str, n: int) -> None:
@@ -615,10 +619,14 @@ def _manifest_column(col: _Column, series: Any, aggregate: dict[str, Any] | None
     if kind in "iuf":
         col.add_numbers(series.to_numpy(dtype=np.float64, na_value=np.nan))
         return
-    if kind == "b":
-        col.add_bools(series.to_numpy())
+    missing = series.isna().to_numpy(dtype=bool)
+    has_missing = bool(missing.any())
+    if kind == "b" and not has_missing:
+        col.add_bools(series.to_numpy(dtype=bool))
         return
-    values = [None if v is None or (type(v) is float and v != v) else v for v in series.tolist()]
+    values = series.tolist()
+    if has_missing:
+        values = [None if m else v for v, m in zip(values, missing.tolist())]
     if aggregate is not None and aggregate.get("type") == "set":  # lists, held as JSON text
         import json
 
