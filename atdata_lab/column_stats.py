@@ -21,7 +21,8 @@ Both ways compute the same statistics from the same values (one accumulator does
 :func:`predicate_for_bin` / :func:`predicate_for_value` (also methods of :class:`ColumnStats`)
 turn a histogram bar or a top value into a query predicate (``F.label == "cat"``) for
 ``ds.query(where=...)``. :func:`compare_stats` decides which fields of two datasets differ, and
-how (Facets Overview style); ``views/column_stats.py`` shows both.
+how (Facets Overview style); :func:`compare_datasets` compares two datasets or index entries by
+their cached statistics; ``views/column_stats.py`` shows both.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ __all__ = [
     "DatasetStats",
     "FieldComparison",
     "StatsComparison",
-    "compare",
+    "compare_datasets",
     "compare_stats",
     "dataset_stats",
     "BATCH",
@@ -886,7 +887,7 @@ def compare_stats(
     return StatsComparison(a, b, tuple(out), a_label or a.label or "a", b_label or b.label or "b")
 
 
-def compare(a: Any, b: Any, *, progress: ProgressLike = None) -> StatsComparison:
+def compare_datasets(a: Any, b: Any, *, progress: ProgressLike = None) -> StatsComparison:
     """Compare two datasets or index entries (their cached :meth:`stats`) field by field."""
     sa = a.stats(progress=progress)
     sb = b.stats(progress=progress)

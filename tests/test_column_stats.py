@@ -364,7 +364,7 @@ def test_compare_new_and_missing_fields():
 
 
 def test_compare_datasets_and_entries(with_manifests, without_manifests):
-    cmp = CS.compare(with_manifests, without_manifests)
+    cmp = CS.compare_datasets(with_manifests, without_manifests)
     assert all(f.status == "same" for f in cmp.fields)
     assert cmp.a_label == "d (4 shards)"
 
@@ -395,3 +395,28 @@ def test_text_forms(with_manifests):
     assert "\x1b" not in views.dataset_stats_text(
         DatasetStats({"e": ColumnStats("e", "text", 1, 0, top_values=(("\x1b[31m", 1),))}, 1, "scan")
     )
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_cli_stats_and_compare(capsys, tmp_path, with_manifests):
+    from atdata_lab.cli import main
+
+    b = atdata.write_samples(rows(300, seed=9, shift=4.0), tmp_path / "other" / "d", maxcount=100)
+    a_glob = str(tmp_path / "m" / "d-*.tar")
+    b_glob = str(tmp_path / "other" / "d-*.tar")
+    capsys.readouterr()
+    assert main(["stats", a_glob]) == 0
+    out = capsys.readouterr().out
+    # shard files load as dicts: the manifests' fields, and how to measure the others
+    assert "700 samples, 7 fields (from the shards' manifests)" in out and "categorical · 4 distinct" in out
+    assert "pixels" not in out and "--scan" in out
+    assert main(["stats", "--scan", a_glob]) == 0
+    out = capsys.readouterr().out
+    assert "700 samples, 8 fields (from one pass over the samples)" in out and "(4, 4), (4, 5)" in out
+    assert main(["compare", a_glob, b_glob]) == 0
+    out = capsys.readouterr().out
+    assert f"{a_glob} (700 samples) vs {b_glob} (300 samples)" in out
+    assert "conf: mean" in out and "differences:" in out
+    assert len(b.urls) == 3
