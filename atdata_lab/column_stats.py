@@ -551,8 +551,9 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _schema_kinds(ds: Dataset) -> dict[str, tuple[str, bool]]:
-    """``{field: (kind, optional)}`` of the sample type ({} for DictSample)."""
-    st = ds._decode_as or ds.sample_type
+    """``{field: (kind, optional)}`` of the samples' type ({} for DictSample; a lens's view type:
+    what a scan reads)."""
+    st = ds.sample_type
     if st is DictSample:
         return {}
     try:

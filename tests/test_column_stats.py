@@ -420,3 +420,23 @@ def test_cli_stats_and_compare(capsys, tmp_path, with_manifests):
     assert f"{a_glob} (700 samples) vs {b_glob} (300 samples)" in out
     assert "conf: mean" in out and "differences:" in out
     assert len(b.urls) == 3
+
+
+@atdata.packable
+class Labelled:
+    label: str
+
+
+@atdata.lens
+def row_label(src: Row) -> Labelled:
+    return Labelled(label=src.label.upper())
+
+
+def test_a_lens_view_is_scanned_as_its_view_type(with_manifests):
+    view = with_manifests.as_type(Labelled)
+    st = view.stats()
+    assert st.source == "scan" and list(st.columns) == ["label"]
+    assert {v for v, _ in st["label"].top_values} == {v.upper() for v in LABELS}
+    assert st["label"].top_values == tuple(
+        (v.upper(), n) for v, n in with_manifests.stats()["label"].top_values
+    )

@@ -37,7 +37,7 @@ def _schema_side(x: Any) -> Any:
     for a dataset of dicts, which has no declared schema)."""
     if hasattr(x, "schema_ref"):
         return x
-    st = getattr(x, "_decode_as", None) or getattr(x, "sample_type", None)
+    st = getattr(x, "sample_type", None)
     return None if st is None or st is DictSample else st
 
 
