@@ -28,6 +28,7 @@ their cached statistics; ``views/column_stats.py`` shows both.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -36,11 +37,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, ManifestError
+from .logs import logger
 from .manifest.predicates import F, Predicate
 from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .sample import DictSample
 from .schema import fields_of
+from .urls import is_local, local_path
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -57,6 +60,8 @@ __all__ = [
     "EXACT_VALUES",
     "DISTINCT_MAX",
 ]
+
+log = logger("column_stats")
 
 BATCH = 512  # samples read at once by a scan
 EXACT_VALUES = 200_000  # numbers of one field kept for an exact histogram (then: a fine histogram)
@@ -632,7 +637,10 @@ def _manifest_column(col: _Column, series: Any, aggregate: dict[str, Any] | None
     if aggregate is not None and aggregate.get("type") == "set":  # lists, held as JSON text
         import json
 
-        values = [json.loads(v) if isinstance(v, str) else v for v in values]
+        values = [
+            json.loads(v) if isinstance(v, str) else v.tolist() if isinstance(v, np.ndarray) else v
+            for v in values
+        ]  # (or as Arrow lists, which pandas gives as arrays: a scan sees lists)
     col.add_values(values)
 
 
@@ -667,6 +675,29 @@ def _from_manifests(
     report(ProgressEvent("stats", len(manifests), len(manifests), "shards", "done", finished=True))
     return DatasetStats(out, total, "manifest")
 
+
+def _misdescribed(ds: Dataset, manifests: list[Any]) -> str | None:
+    """The first shard whose manifest visibly does not describe it, else None: its sample count
+    differs from the one the dataset already knows (from a writer or an index), or it counts no
+    samples in a local shard that holds some (atdata 0.7 leaves its last shard's manifest empty)."""
+    for url, m in zip(ds.urls, manifests):
+        info = ds._infos.get(url)
+        row = ds._rows.get(url)
+        known = info.num_samples if info is not None else row.num_samples if row is not None else None
+        if known is not None:
+            if known != m.num_samples:
+                return url
+        elif m.num_samples == 0 and is_local(url):
+            try:
+                size = os.path.getsize(local_path(url))
+            except OSError:
+                continue
+            if size > EMPTY_TAR:
+                return url
+    return None
+
+
+EMPTY_TAR = 10240  # bytes of a tar file with no member (its end blocks, padded to a record)
 
 _KIND_OF_FIELD = {
     "int": "numeric",
@@ -705,7 +736,16 @@ def dataset_stats(
     if source != "scan" and not ds._ops:
         manifests = ds._load_manifests(missing="error" if source == "manifest" else "none")
         if all(m is not None for m in manifests):
-            return _from_manifests(ds, manifests, bins, top, progress)
+            wrong = _misdescribed(ds, manifests)
+            if wrong is None:
+                return _from_manifests(ds, manifests, bins, top, progress)
+            if source == "manifest":
+                raise ManifestError(
+                    f"the manifest of shard {wrong} does not describe it (a different sample count: "
+                    "atdata 0.7 writes an empty manifest for the last shard); rebuild the manifests "
+                    "(index.build_manifests(name)) or use source='scan'"
+                )
+            log.info("the manifest of %s does not describe its shard: statistics by a scan", wrong)
     elif source == "manifest":
         raise InvalidArgumentError(
             "statistics from manifests describe the stored samples: filter()/map() change them; "

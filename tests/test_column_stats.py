@@ -440,3 +440,49 @@ def test_a_lens_view_is_scanned_as_its_view_type(with_manifests):
     assert st["label"].top_values == tuple(
         (v.upper(), n) for v, n in with_manifests.stats()["label"].top_values
     )
+
+
+def test_list_fields_held_as_arrow_lists_count_as_lists():
+    pd = pytest.importorskip("pandas")
+    col = CS._Column("tags", exact=True)
+    series = pd.Series([np.array(["a", "b"]), np.array([], dtype=str), None])
+    CS._manifest_column(col, series, {"type": "set", "all_values": ["a", "b"]})
+    cs = col.result(20, 5)
+    assert (cs.kind, cs.count, cs.nulls, cs.lengths) == ("other", 3, 1, (0, 1.0, 2))
+
+
+def test_manifests_written_by_atdata_give_the_stats_a_scan_gives(tmp_path):
+    """Shards and manifests written by the real atdata 0.7: the statistics from its manifests are
+    those of one pass over its samples; the empty manifest it leaves for its last shard is noticed
+    (a scan instead, or an error naming the shard when manifests are required)."""
+    import json as _json
+    from pathlib import Path
+
+    from atdata_lab.errors import ManifestError
+    from tests.support import atdata_reference as ref
+    from tests.support.manifest_queries import make_rows
+    from tests.test_manifest import LabeledSample
+
+    ref.require_atdata_venv()
+    script = Path(__file__).resolve().parent / "support" / "atdata_manifests.py"
+    rows_ = make_rows(150, seed=7)
+    doc = {"cmd": "write", "path": str(tmp_path / "theirs.tar"), "rows": rows_, "maxcount": 50}
+    urls = [s["url"] for s in ref.run_atdata_json(script, stdin=_json.dumps(doc))["shards"]]
+    whole = dataset_stats(atdata.Dataset[LabeledSample](urls))
+    assert whole.source == "scan" and whole.n_samples == 150  # not the 100 its manifests hold
+    with pytest.raises(ManifestError, match="theirs-000002"):
+        dataset_stats(atdata.Dataset[LabeledSample](urls), source="manifest")
+    m = dataset_stats(atdata.Dataset[LabeledSample](urls[:2]))
+    s = dataset_stats(atdata.Dataset[LabeledSample](urls[:2]), source="scan")
+    assert (m.source, s.source, m.n_samples) == ("manifest", "scan", 100)
+    measured = [n for n in m.columns if m[n].measured]
+    assert measured == ["label", "conf", "n", "flag", "tags", "opt"]
+    for name in measured:
+        same(m[name], s[name])
+    assert m["opt"].nulls == sum(r["opt"] is None for r in rows_[:100]) and m["tags"].kind == "other"
+
+
+def test_a_manifest_whose_count_differs_from_the_shard_is_not_used(with_manifests):
+    manifests = with_manifests._load_manifests()
+    manifests[1].num_samples = 7  # the writer knows the shard holds 200
+    assert dataset_stats(with_manifests).source == "scan"
