@@ -382,6 +382,8 @@ def test_header_summary_html(with_manifests, without_manifests):
     assert "no nulls" in label
     assert "null (20.0%)" in views.column_stats_html(st["opt"])
     assert "not in the manifests" in views.column_stats_html(st["pixels"])
+    caption = views.column_stats_html(st["caption"])  # all different: lengths, no top values
+    assert "data-value" not in caption and "length" in caption
     px = views.column_stats_html(without_manifests.stats()["pixels"])
     assert "(4, 4)" in px and "uint8" in px
     hostile = ColumnStats("x", "categorical", 1, 0, top_values=(("<script>'", 1),), distinct=1)
