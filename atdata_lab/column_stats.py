@@ -21,24 +21,29 @@ Both ways compute the same statistics from the same values (one accumulator does
 :func:`predicate_for_bin` / :func:`predicate_for_value` (also methods of :class:`ColumnStats`)
 turn a histogram bar or a top value into a query predicate (``F.label == "cat"``) for
 ``ds.query(where=...)``. :func:`compare_stats` decides which fields of two datasets differ, and
-how (Facets Overview style); ``views/column_stats.py`` shows both.
+how (Facets Overview style); :func:`compare_datasets` compares two datasets or index entries by
+their cached statistics; ``views/column_stats.py`` shows both.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, ManifestError
+from .logs import logger
 from .manifest.predicates import F, Predicate
 from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .sample import DictSample
 from .schema import fields_of
+from .urls import is_local, local_path
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -48,13 +53,15 @@ __all__ = [
     "DatasetStats",
     "FieldComparison",
     "StatsComparison",
-    "compare",
+    "compare_datasets",
     "compare_stats",
     "dataset_stats",
     "BATCH",
     "EXACT_VALUES",
     "DISTINCT_MAX",
 ]
+
+log = logger("column_stats")
 
 BATCH = 512  # samples read at once by a scan
 EXACT_VALUES = 200_000  # numbers of one field kept for an exact histogram (then: a fine histogram)
@@ -291,27 +298,30 @@ class _Numbers:
         idx = np.clip(((values - self.fine_lo) / self.fine_w).astype(np.int64), 0, FINE_BINS - 1)
         self.fine += np.bincount(idx, minlength=FINE_BINS)
 
-    def edges(self, bins: int) -> np.ndarray:
+    def bins(self, bins: int) -> tuple[int, float, float]:
+        """How many bins, and the range they cover: one per value for whole numbers spanning
+        fewer values than ``bins``, one for a single value, else ``bins`` from min to max."""
         if self.integral and self.fhi - self.flo + 1 <= bins:
-            return np.arange(self.flo - 0.5, self.fhi + 1.0, 1.0)
+            return int(self.fhi - self.flo) + 1, self.flo - 0.5, self.fhi + 0.5
         if self.fhi == self.flo:
-            return np.array([self.flo, self.fhi])
-        return np.linspace(self.flo, self.fhi, bins + 1)
+            return 1, self.flo, self.fhi
+        return bins, self.flo, self.fhi
 
     def histogram(self, bins: int) -> tuple[tuple[float, float, int], ...]:
         if self.flo > self.fhi:
             return ()
-        edges = self.edges(bins)
-        if self.fine is None:
+        n, lo, hi = self.bins(bins)
+        if lo == hi:
+            edges = np.array([lo, hi])
+            counts = np.array([self.n_kept if self.fine is None else int(self.fine.sum())])
+        elif self.fine is None:  # numpy's equal-width bins (edges np.linspace(lo, hi, n + 1))
             values = np.concatenate(self.kept) if self.kept else np.zeros(0)
-            if len(edges) == 2 and edges[0] == edges[1]:
-                counts = np.array([len(values)])
-            else:
-                counts, _ = np.histogram(values, bins=edges)
+            counts, edges = np.histogram(values, bins=n, range=(lo, hi))
         else:  # each fine bin's count goes to the final bin holding its centre
+            edges = np.linspace(lo, hi, n + 1)
             centres = self.fine_lo + (np.arange(FINE_BINS) + 0.5) * self.fine_w
-            where = np.clip(np.searchsorted(edges, centres, side="right") - 1, 0, len(edges) - 2)
-            counts = np.bincount(where, weights=self.fine, minlength=len(edges) - 1).astype(np.int64)
+            where = np.clip(np.searchsorted(edges, centres, side="right") - 1, 0, n - 1)
+            counts = np.bincount(where, weights=self.fine, minlength=n).astype(np.int64)
         return tuple((float(a), float(b), int(c)) for a, b, c in zip(edges[:-1], edges[1:], counts))
 
 
@@ -326,8 +336,8 @@ class _Counter:
 
     def add(self, texts: Iterable[str]) -> None:
         counts = self.counts
-        for t in texts:
-            counts[t] = counts.get(t, 0) + 1
+        for t, n in Counter(texts).items():  # counted in C, then merged
+            counts[t] = counts.get(t, 0) + n
         self._bound()
 
     def add_count(self, text: str, n: int) -> None:
@@ -546,8 +556,9 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _schema_kinds(ds: Dataset) -> dict[str, tuple[str, bool]]:
-    """``{field: (kind, optional)}`` of the sample type ({} for DictSample)."""
-    st = ds._decode_as or ds.sample_type
+    """``{field: (kind, optional)}`` of the samples' type ({} for DictSample; a lens's view type:
+    what a scan reads)."""
+    st = ds.sample_type
     if st is DictSample:
         return {}
     try:
@@ -615,14 +626,21 @@ def _manifest_column(col: _Column, series: Any, aggregate: dict[str, Any] | None
     if kind in "iuf":
         col.add_numbers(series.to_numpy(dtype=np.float64, na_value=np.nan))
         return
-    if kind == "b":
-        col.add_bools(series.to_numpy())
+    missing = series.isna().to_numpy(dtype=bool)
+    has_missing = bool(missing.any())
+    if kind == "b" and not has_missing:
+        col.add_bools(series.to_numpy(dtype=bool))
         return
-    values = [None if v is None or (type(v) is float and v != v) else v for v in series.tolist()]
+    values = series.tolist()
+    if has_missing:
+        values = [None if m else v for v, m in zip(values, missing.tolist())]
     if aggregate is not None and aggregate.get("type") == "set":  # lists, held as JSON text
         import json
 
-        values = [json.loads(v) if isinstance(v, str) else v for v in values]
+        values = [
+            json.loads(v) if isinstance(v, str) else v.tolist() if isinstance(v, np.ndarray) else v
+            for v in values
+        ]  # (or as Arrow lists, which pandas gives as arrays: a scan sees lists)
     col.add_values(values)
 
 
@@ -657,6 +675,29 @@ def _from_manifests(
     report(ProgressEvent("stats", len(manifests), len(manifests), "shards", "done", finished=True))
     return DatasetStats(out, total, "manifest")
 
+
+def _misdescribed(ds: Dataset, manifests: list[Any]) -> str | None:
+    """The first shard whose manifest visibly does not describe it, else None: its sample count
+    differs from the one the dataset already knows (from a writer or an index), or it counts no
+    samples in a local shard that holds some (atdata 0.7 leaves its last shard's manifest empty)."""
+    for url, m in zip(ds.urls, manifests):
+        info = ds._infos.get(url)
+        row = ds._rows.get(url)
+        known = info.num_samples if info is not None else row.num_samples if row is not None else None
+        if known is not None:
+            if known != m.num_samples:
+                return url
+        elif m.num_samples == 0 and is_local(url):
+            try:
+                size = os.path.getsize(local_path(url))
+            except OSError:
+                continue
+            if size > EMPTY_TAR:
+                return url
+    return None
+
+
+EMPTY_TAR = 10240  # bytes of a tar file with no member (its end blocks, padded to a record)
 
 _KIND_OF_FIELD = {
     "int": "numeric",
@@ -695,7 +736,16 @@ def dataset_stats(
     if source != "scan" and not ds._ops:
         manifests = ds._load_manifests(missing="error" if source == "manifest" else "none")
         if all(m is not None for m in manifests):
-            return _from_manifests(ds, manifests, bins, top, progress)
+            wrong = _misdescribed(ds, manifests)
+            if wrong is None:
+                return _from_manifests(ds, manifests, bins, top, progress)
+            if source == "manifest":
+                raise ManifestError(
+                    f"the manifest of shard {wrong} does not describe it (a different sample count: "
+                    "atdata 0.7 writes an empty manifest for the last shard); rebuild the manifests "
+                    "(index.build_manifests(name)) or use source='scan'"
+                )
+            log.info("the manifest of %s does not describe its shard: statistics by a scan", wrong)
     elif source == "manifest":
         raise InvalidArgumentError(
             "statistics from manifests describe the stored samples: filter()/map() change them; "
@@ -878,7 +928,7 @@ def compare_stats(
     return StatsComparison(a, b, tuple(out), a_label or a.label or "a", b_label or b.label or "b")
 
 
-def compare(a: Any, b: Any, *, progress: ProgressLike = None) -> StatsComparison:
+def compare_datasets(a: Any, b: Any, *, progress: ProgressLike = None) -> StatsComparison:
     """Compare two datasets or index entries (their cached :meth:`stats`) field by field."""
     sa = a.stats(progress=progress)
     sb = b.stats(progress=progress)

@@ -1513,7 +1513,7 @@ class Dataset(Generic[ST]):
         """Per-field statistics of the whole dataset (a :class:`~atdata_lab.column_stats.DatasetStats`):
         from the shards' manifests when every shard has one, else by one streaming pass; computed
         once per dataset object, then kept. See :mod:`atdata_lab.column_stats`."""
-        if self._stats is None:
+        if getattr(self, "_stats", None) is None:  # (a dataset pickled before stats() has none)
             from .column_stats import dataset_stats
 
             self._stats = dataset_stats(self, progress=progress)

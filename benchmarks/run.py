@@ -807,6 +807,31 @@ def bench_manifest_fetch(root: Path, reps: int) -> dict:
     }
 
 
+def bench_column_stats(root: Path, reps: int) -> dict:
+    """``dataset_stats`` of the cached manifest dataset: from its manifests (a new Dataset each
+    time, so the manifests are read too) and by one streaming pass over the samples."""
+    from atdata_lab.column_stats import dataset_stats
+
+    urls = sorted(str(p) for p in root.glob("q-*.tar"))
+
+    def fresh():
+        return atdata.Dataset[TaggedSample](urls)
+
+    manifest = []
+    for _ in range(reps):
+        ds = fresh()
+        t = time.perf_counter()
+        st = dataset_stats(ds)
+        manifest.append(time.perf_counter() - t)
+        assert st.source == "manifest"
+    ds = fresh()
+    t = time.perf_counter()
+    scan = dataset_stats(ds, source="scan")
+    scan_s = time.perf_counter() - t
+    agree = all(scan[n].count == st[n].count and scan[n].nulls == st[n].nulls for n in st.columns)
+    return {"manifest_s": statistics.median(manifest), "scan_s": scan_s, "n": st.n_samples, "agree": agree}
+
+
 def _faster(theirs: float, ours: float) -> str:
     return f"{theirs / ours:.1f}x faster" if theirs >= ours else f"{ours / theirs:.1f}x slower"
 
@@ -895,7 +920,7 @@ def main() -> None:
     looks: list[dict] = []
     promo: list[dict] | str | None = None
     net: dict | str | None = None
-    mw = mq = mf = None
+    mw = mq = mf = mstats = None
     past_one_machine: list[tuple] = []
     widget_table: list[tuple] = []
     load_before = os.getloadavg()
@@ -957,6 +982,7 @@ def main() -> None:
             mw = bench_manifest_write(tmp, m_write_n, 10_000, m_pairs, atdata_n=20_000)
             mq = bench_manifest_query(root, m_rounds, reps=5)
             mf = bench_manifest_fetch(root, reps=41)
+            mstats = bench_column_stats(root, reps=3)
         if small is not None:
             ref = atdata_figures(small["urls"], n_small)
         if "scale" in only:  # docs/scale.md: shuffle quality, DataLoader, Ray
@@ -1053,6 +1079,15 @@ def main() -> None:
         row("network search through the AppView", net)
     if mw is not None and mq is not None and mf is not None:
         manifest_rows(row, mw, mq, mf, m_n, m_shards)
+    if mstats is not None:
+        row(
+            f"column statistics of {mstats['n']:,} samples in {m_shards} shards (ds.stats()), s: "
+            "from the manifests / by one streaming pass",
+            f"{mstats['manifest_s']:.2f} / {mstats['scan_s']:.2f}"
+            + ("" if mstats["agree"] else " (COUNTS DIFFER)"),
+            "none",
+            f"manifests {mstats['scan_s'] / mstats['manifest_s']:.0f}x faster",
+        )
     for r in past_one_machine:
         row(*r)
     for r in widget_table:

@@ -364,7 +364,7 @@ def test_compare_new_and_missing_fields():
 
 
 def test_compare_datasets_and_entries(with_manifests, without_manifests):
-    cmp = CS.compare(with_manifests, without_manifests)
+    cmp = CS.compare_datasets(with_manifests, without_manifests)
     assert all(f.status == "same" for f in cmp.fields)
     assert cmp.a_label == "d (4 shards)"
 
@@ -382,6 +382,8 @@ def test_header_summary_html(with_manifests, without_manifests):
     assert "no nulls" in label
     assert "null (20.0%)" in views.column_stats_html(st["opt"])
     assert "not in the manifests" in views.column_stats_html(st["pixels"])
+    caption = views.column_stats_html(st["caption"])  # all different: lengths, no top values
+    assert "data-value" not in caption and "length" in caption
     px = views.column_stats_html(without_manifests.stats()["pixels"])
     assert "(4, 4)" in px and "uint8" in px
     hostile = ColumnStats("x", "categorical", 1, 0, top_values=(("<script>'", 1),), distinct=1)
@@ -395,3 +397,94 @@ def test_text_forms(with_manifests):
     assert "\x1b" not in views.dataset_stats_text(
         DatasetStats({"e": ColumnStats("e", "text", 1, 0, top_values=(("\x1b[31m", 1),))}, 1, "scan")
     )
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_cli_stats_and_compare(capsys, tmp_path, with_manifests):
+    from atdata_lab.cli import main
+
+    b = atdata.write_samples(rows(300, seed=9, shift=4.0), tmp_path / "other" / "d", maxcount=100)
+    a_glob = str(tmp_path / "m" / "d-*.tar")
+    b_glob = str(tmp_path / "other" / "d-*.tar")
+    capsys.readouterr()
+    assert main(["stats", a_glob]) == 0
+    out = capsys.readouterr().out
+    # shard files load as dicts: the manifests' fields, and how to measure the others
+    assert "700 samples, 7 fields (from the shards' manifests)" in out and "categorical · 4 distinct" in out
+    assert "pixels" not in out and "--scan" in out
+    assert main(["stats", "--scan", a_glob]) == 0
+    out = capsys.readouterr().out
+    assert "700 samples, 8 fields (from one pass over the samples)" in out and "(4, 4), (4, 5)" in out
+    assert main(["compare", a_glob, b_glob]) == 0
+    out = capsys.readouterr().out
+    assert f"{a_glob} (700 samples) vs {b_glob} (300 samples)" in out
+    assert "conf: mean" in out and "differences:" in out
+    assert len(b.urls) == 3
+
+
+@atdata.packable
+class Labelled:
+    label: str
+
+
+@atdata.lens
+def row_label(src: Row) -> Labelled:
+    return Labelled(label=src.label.upper())
+
+
+def test_a_lens_view_is_scanned_as_its_view_type(with_manifests):
+    view = with_manifests.as_type(Labelled)
+    st = view.stats()
+    assert st.source == "scan" and list(st.columns) == ["label"]
+    assert {v for v, _ in st["label"].top_values} == {v.upper() for v in LABELS}
+    assert st["label"].top_values == tuple(
+        (v.upper(), n) for v, n in with_manifests.stats()["label"].top_values
+    )
+
+
+def test_list_fields_held_as_arrow_lists_count_as_lists():
+    pd = pytest.importorskip("pandas")
+    col = CS._Column("tags", exact=True)
+    series = pd.Series([np.array(["a", "b"]), np.array([], dtype=str), None])
+    CS._manifest_column(col, series, {"type": "set", "all_values": ["a", "b"]})
+    cs = col.result(20, 5)
+    assert (cs.kind, cs.count, cs.nulls, cs.lengths) == ("other", 3, 1, (0, 1.0, 2))
+
+
+def test_manifests_written_by_atdata_give_the_stats_a_scan_gives(tmp_path):
+    """Shards and manifests written by the real atdata 0.7: the statistics from its manifests are
+    those of one pass over its samples; the empty manifest it leaves for its last shard is noticed
+    (a scan instead, or an error naming the shard when manifests are required)."""
+    import json as _json
+    from pathlib import Path
+
+    from atdata_lab.errors import ManifestError
+    from tests.support import atdata_reference as ref
+    from tests.support.manifest_queries import make_rows
+    from tests.test_manifest import LabeledSample
+
+    ref.require_atdata_venv()
+    script = Path(__file__).resolve().parent / "support" / "atdata_manifests.py"
+    rows_ = make_rows(150, seed=7)
+    doc = {"cmd": "write", "path": str(tmp_path / "theirs.tar"), "rows": rows_, "maxcount": 50}
+    urls = [s["url"] for s in ref.run_atdata_json(script, stdin=_json.dumps(doc))["shards"]]
+    whole = dataset_stats(atdata.Dataset[LabeledSample](urls))
+    assert whole.source == "scan" and whole.n_samples == 150  # not the 100 its manifests hold
+    with pytest.raises(ManifestError, match="theirs-000002"):
+        dataset_stats(atdata.Dataset[LabeledSample](urls), source="manifest")
+    m = dataset_stats(atdata.Dataset[LabeledSample](urls[:2]))
+    s = dataset_stats(atdata.Dataset[LabeledSample](urls[:2]), source="scan")
+    assert (m.source, s.source, m.n_samples) == ("manifest", "scan", 100)
+    measured = [n for n in m.columns if m[n].measured]
+    assert measured == ["label", "conf", "n", "flag", "tags", "opt"]
+    for name in measured:
+        same(m[name], s[name])
+    assert m["opt"].nulls == sum(r["opt"] is None for r in rows_[:100]) and m["tags"].kind == "other"
+
+
+def test_a_manifest_whose_count_differs_from_the_shard_is_not_used(with_manifests):
+    manifests = with_manifests._load_manifests()
+    manifests[1].num_samples = 7  # the writer knows the shard holds 200
+    assert dataset_stats(with_manifests).source == "scan"

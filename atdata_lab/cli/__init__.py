@@ -5,6 +5,8 @@
     checksums, shards, where it is published (:mod:`.datasets`).
 ``atdata-lab preview TARGET [-n N]``
     Its first N samples, arrays summarised (:mod:`.datasets`).
+``atdata-lab stats TARGET`` / ``atdata-lab compare A B``
+    Each field's statistics over the whole dataset; two datasets' side by side (:mod:`.stats`).
 ``atdata-lab schema show TARGET`` / ``atdata-lab schema diff A B``
     A schema's fields; the verdict of a comparison and the next semantic version (:mod:`.schema`).
 ``atdata-lab diagnose``
@@ -42,7 +44,7 @@ from atdata_lab.errors import (
     ShardError,
 )
 
-from . import datasets, diagnose, sandbox, schema, version
+from . import datasets, diagnose, sandbox, schema, stats, version
 from ._common import EXIT_FAILURE, EXIT_USAGE, redact
 
 __all__ = ["main"]
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     datasets.register(sub)
+    stats.register(sub)
     schema.register(sub)
     diagnose.register(sub)
     version.register(sub)

@@ -164,8 +164,8 @@ def column_stats_html(cs: ColumnStats) -> str:
                 f"<div class='atdata-colstats-range'><span>{esc(_num(cs.minimum))}</span>"
                 f"<span>{esc(_num(cs.maximum))}</span></div>"
             )
-    elif cs.kind in ("categorical", "text"):
-        body = top_values_html(cs)
+    elif cs.kind == "categorical" or (cs.kind == "text" and cs.top_values and cs.top_values[0][1] > 1):
+        body = top_values_html(cs)  # (text whose values are all different: its lengths say more)
     meta = [esc(column_stats_line(cs))]
     return (
         f"<div class='atdata-colstats atdata-colstats-{esc(cs.kind)}' data-field='{esc(cs.name)}'>"

@@ -25,7 +25,7 @@ import ipywidgets
 import traitlets
 
 from .. import views
-from ..column_stats import StatsComparison, compare
+from ..column_stats import StatsComparison, compare_datasets
 from ..sample import DictSample
 from ._base import AtdataWidget, esc
 
@@ -37,7 +37,7 @@ def _schema_side(x: Any) -> Any:
     for a dataset of dicts, which has no declared schema)."""
     if hasattr(x, "schema_ref"):
         return x
-    st = getattr(x, "_decode_as", None) or getattr(x, "sample_type", None)
+    st = getattr(x, "sample_type", None)
     return None if st is None or st is DictSample else st
 
 
@@ -48,7 +48,8 @@ class CompareView(AtdataWidget):
         a: The left side (a dataset or an index entry).
         b: The right side.
         index: Resolves the entries' schemas (default: each entry's own index).
-        progress: Progress of computing statistics that are not cached yet (``True``: a bar).
+        progress: Progress of computing statistics that are not cached yet: ``True`` (default) a
+            bar while a side is scanned, ``None`` silent, or a callable of ``ProgressEvent``.
 
     Attributes:
         comparison: The :class:`~atdata_lab.column_stats.StatsComparison` shown.
@@ -62,7 +63,7 @@ class CompareView(AtdataWidget):
 
     changed_fields = traitlets.List(traitlets.Unicode(), help="The fields whose statistics differ.")
 
-    def __init__(self, a: Any, b: Any, *, index: Any = None, progress: Any = None, **kwargs: Any) -> None:
+    def __init__(self, a: Any, b: Any, *, index: Any = None, progress: Any = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.index = index
         self.progress = progress
@@ -90,7 +91,7 @@ class CompareView(AtdataWidget):
     def compare(self, a: Any, b: Any) -> StatsComparison:
         """Compute (or reuse) both sides' statistics, compare them, and show the result."""
         with self.reporting("Comparing the datasets"):
-            cmp = compare(a, b, progress=self.progress)
+            cmp = compare_datasets(a, b, progress=self.progress)
             self._inputs = (a, b)
             self.comparison = cmp
             self.changed_fields = [f.name for f in cmp.changed]
