@@ -105,7 +105,7 @@ def widget_rows(root: Path, quick: bool = False) -> list[tuple]:
                 [n // 2, n - 20, 123_457 % n, 42, (n * 7) // 9, n // 3] if not quick else [n // 2, n - 20, 42]
             )
             times = [page.evaluate(_SCROLL_TO, k) for k in targets]
-            again = [page.evaluate(_SCROLL_TO, k) for k in targets]  # the shards' offsets now known
+            again = [page.evaluate(_SCROLL_TO, k) for k in targets]
             filt = []
             values = lab.kernel_eval("[v for v, _ in stats.columns['category'].top_values[:3]]")
             for value in values:
@@ -121,7 +121,7 @@ def widget_rows(root: Path, quick: bool = False) -> list[tuple]:
             )
             rows.append(
                 (
-                    f"samples table, {n:,} samples: scroll to a row anywhere, ms (first visit of a shard, max / median; again, max)",
+                    f"samples table, {n:,} samples: scroll to a row anywhere, ms (rows far apart: max / median; the same rows again: max)",
                     f"{max(times):.0f} / {statistics.median(times):.0f}; {max(again):.0f}",
                     "—",
                     "—",

@@ -216,7 +216,7 @@ class SampleInspector(AtdataWidget):
     """
 
     _root_class = "atdata-sample-inspector"
-    _css_files = ("atdata.css", "sample_inspector.css", "samples_table.css")
+    _css_files = ("atdata.css", "sample_inspector.css")
 
     #: The current filter (a :class:`~atdata_lab.manifest.Predicate`, or None): set by the Table
     #: view's filters (or by code); the views that follow a filter observe this trait.

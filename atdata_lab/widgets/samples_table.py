@@ -95,7 +95,7 @@ class SamplesTable(AtdataWidget):
     """
 
     _root_class = "atdata-samples-table"
-    _css_files = ("atdata.css", "samples_table.css")
+    _css_files = ("atdata.css", "column_stats.css", "samples_table.css")
 
     filter = traitlets.Any(None, allow_none=True, help="The current Predicate, or None.")
 
@@ -120,7 +120,7 @@ class SamplesTable(AtdataWidget):
         self._kinds: dict[str, str] = {}
         self._stats_task: Any = None
 
-        self.view = self.part(_TableView(total=self.n, n_rows=self.n, body_height=int(height)), "view")
+        self.view = self.part(_TableView(total=self.n, n_rows=self.n, body_height=int(height)), "grid")
         self.query_text = self.part(
             ipywidgets.Text(
                 placeholder='F.label == "cat" and F.score > 0.5',

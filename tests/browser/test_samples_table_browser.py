@@ -109,6 +109,7 @@ def test_table_scroll_filter_code_line_contrast(lab):
     expect(root).to_be_visible()
     expect(lab.page.locator(f"{ROWS}[data-index='0']")).to_have_count(1)
     shown = indices(lab)
+    assert lab.page.locator(".atdata-samples-table-view").count() == 1
     assert shown[:5] == [0, 1, 2, 3, 4] and len(shown) < 40  # only the rows in view are in the page
     expect(lab.widget("atdata-samples-table-status")).to_contain_text(f"{N:,} of {N:,} samples")
     # thumbnails, and statistics in the headers (from the manifests)
@@ -176,6 +177,9 @@ def test_table_scroll_filter_code_line_contrast(lab):
     expect(error).to_be_visible()
     expect(error).to_contain_text("PredicateSyntaxError")
     expect(code).to_have_text('ds.query(where=(F.label == "fox") & (F.idx < 40))')
+    box.fill('F.label == "fox" and F.idx < 40')  # back to a good one: the error is cleared
+    box.press("Enter")
+    expect(error).to_be_hidden()
 
     # select a row: its values in full; contrast of the selected row in both themes
     lab.page.locator(f"{ROWS}[data-index='7']").click()
