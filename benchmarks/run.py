@@ -865,7 +865,7 @@ def manifest_rows(row, mw: dict, mq: dict, mf: dict, n: int, shards: int) -> Non
     )
 
 
-SECTIONS = ("rw", "lookups", "rss", "s3", "promotion", "network", "manifest", "scale")
+SECTIONS = ("rw", "lookups", "rss", "s3", "promotion", "network", "manifest", "scale", "peers")
 
 
 def main() -> None:
@@ -897,6 +897,7 @@ def main() -> None:
     net: dict | str | None = None
     mw = mq = mf = None
     past_one_machine: list[tuple] = []
+    peers = None
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -960,6 +961,14 @@ def main() -> None:
             ref = atdata_figures(small["urls"], n_small)
         if "scale" in only:  # docs/scale.md: shuffle quality, DataLoader, Ray
             past_one_machine = scale_rows(tmp, args.quick)
+        if "peers" in only:  # Lance, HF datasets, webdataset, MDS in their own venvs (peer_bench.py)
+            from benchmarks.peer_bench import bench_peers
+
+            n_peer_small, n_peer_img, peer_rounds = (20_000, 2_000, 3) if not args.quick else (5_000, 300, 3)
+            (tmp / "peers").mkdir()
+            peers = bench_peers(
+                tmp / "peers", n_peer_small, n_peer_img, peer_rounds, ExperimentSample, ImageSample
+            )
     load_after = os.getloadavg()
 
     print(f"# atdata-lab benchmarks ({time.strftime('%Y-%m-%d')})")
@@ -1050,6 +1059,10 @@ def main() -> None:
         manifest_rows(row, mw, mq, mf, m_n, m_shards)
     for r in past_one_machine:
         row(*r)
+    if peers is not None:
+        from benchmarks.peer_bench import print_peer_table
+
+        print_peer_table(peers)
 
 
 def rw_rows(row, small: dict, img: dict, ref) -> None:

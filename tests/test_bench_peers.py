@@ -1,0 +1,66 @@
+"""The peers of ``make bench`` (benchmarks/peer_env.py, peers.py, peer_bench.py) on tiny data.
+
+Builds the two cached peer venvs when they are missing (``~/.cache/atdata-lab/peers-*`` and
+``mds-*``: about 3 + 4 minutes once on 2 cores, torch from the CPU wheel on this machine's disk),
+then runs every peer's script on 200 small samples and 12 images: a setup, one round of every
+figure, and the peak-RSS process. No skip: a venv that cannot be built fails the test (CI builds
+them; they stay cached between runs on one machine). Well under a minute once the venvs exist.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmarks import peer_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.peers, pytest.mark.timeout(1800)]
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = {
+    f"{what}_{kind}_s" for what in ("write", "read", "shuffled", "random") for kind in ("small", "img")
+}
+
+
+@pytest.mark.parametrize("lib", sorted(peer_env.LIBRARIES))
+def test_peer_script_runs_on_a_tiny_dataset(lib: str, tmp_path: Path) -> None:
+    python = peer_env.ensure_venv(peer_env.LIBRARIES[lib])
+    assert peer_env.versions(peer_env.LIBRARIES[lib])  # the marker records what pip installed
+    script = ROOT / "benchmarks" / "peers.py"
+    env = peer_env.clean_env({"HF_HOME": str(tmp_path / "hf")})
+    commands = [
+        {"cmd": "setup", "dir": str(tmp_path), "n_small": 200, "n_img": 12},
+        {"cmd": "round", "k": 0},
+        {"cmd": "quit"},
+    ]
+    out = subprocess.run(
+        [str(python), str(script), lib, "serve"],
+        input="".join(json.dumps(c) + "\n" for c in commands),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    setup, round0 = (json.loads(line) for line in out.stdout.splitlines())
+    # the same data as ours: run.py's generators, the digest computed here with our numpy
+    from benchmarks.peers import digest, image_data, small_data
+
+    assert setup["digest"] == digest(small_data(200), image_data(12))
+    assert 100 < setup["small_bytes"] / 200 < 5000
+    assert setup["img_bytes"] >= 12 * 3 * 224 * 224  # no compression anywhere
+    assert set(round0) == FIGURES and all(v > 0 for v in round0.values())
+
+    rss = subprocess.run(
+        [str(python), str(script), lib, "rss", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert rss.returncode == 0, rss.stderr[-3000:]
+    got = json.loads(rss.stdout.splitlines()[-1])
+    assert got["samples"] == 12 and got["peak_mb"] >= got["base_mb"] > 10
