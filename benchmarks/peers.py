@@ -255,11 +255,15 @@ class WDS:
         "img": ("image.npy", "label.cls"),
     }
 
+    random_access = True  # off in the peak-RSS process, where torch (which wids imports) is blocked
+
     def open(self, d: Path, kind: str, shuffled: bool = False):
+        urls = sorted(str(p) for p in d.glob("*.tar"))
+        if not self.random_access:
+            return {"urls": urls}
         import wids
         from wids.wids_decode import default_decoder
 
-        urls = sorted(str(p) for p in d.glob("*.tar"))
         per = SMALL_PER_SHARD if kind == "small" else IMG_PER_SHARD
         total = self.n_small if kind == "small" else self.n_img
         shards = [{"url": u, "nsamples": min(per, total - i * per)} for i, u in enumerate(urls)]
@@ -479,8 +483,7 @@ def rss(lib: str, d: str) -> None:
     peer = PEERS[lib]()
     peer.n_small = peer.n_img = 0
     img = Path(d) / "img"
-    if lib == "wds":
-        peer.n_img = 10**9  # the count only matters for wids, which this does not use
+    peer.random_access = False
     base = hwm_mb()
     t = time.perf_counter()
     ds = peer.open(img, "img")

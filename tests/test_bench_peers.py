@@ -50,7 +50,7 @@ def test_peer_script_runs_on_a_tiny_dataset(lib: str, tmp_path: Path) -> None:
     from benchmarks.peers import digest, image_data, small_data
 
     assert setup["digest"] == digest(small_data(200), image_data(12))
-    assert 100 < setup["small_bytes"] / 200 < 5000
+    assert 100 < setup["small_bytes"] / 200 < 10_000  # webdataset: 3 members with PAX headers, ~6 KB
     assert setup["img_bytes"] >= 12 * 3 * 224 * 224  # no compression anywhere
     assert set(round0) == FIGURES and all(v > 0 for v in round0.values())
 
