@@ -70,6 +70,7 @@ class Ours:
 
     def __init__(self, small_cls, img_cls) -> None:
         self.small_cls, self.img_cls = small_cls, img_cls
+        self.column_options: dict = {}
 
     def setup(self, d: Path, n_small: int, n_img: int) -> dict:
         self.dir, self.n_small, self.n_img = d, n_small, n_img
@@ -97,14 +98,20 @@ class Ours:
         return out
 
     def _write_columns(self, d: Path) -> bool | str:
-        """Writes the small samples from columns, if this build of atdata-lab takes columns."""
-        try:
-            ds = atdata.write_samples(self.columns, d / "d", maxcount=10_000)  # type: ignore[arg-type]
-        except Exception as e:
-            return f"{type(e).__name__}: {str(e)[:60]}"
-        got = sum(len(b) for b in ds.ordered(batch_size=1024))
-        shutil.rmtree(d, ignore_errors=True)
-        return True if got == self.n_small else f"wrote {got} of {self.n_small} samples"
+        """Writes the small samples from columns, if this build of atdata-lab takes columns (a dict
+        of columns alone, or with the sample type named); remembers the form that worked."""
+        why = ""
+        for extra in ({}, {"sample_type": self.small_cls}):
+            try:
+                ds = atdata.write_samples(self.columns, d / "d", maxcount=10_000, **extra)  # type: ignore[arg-type]
+            except Exception as e:
+                why = why or f"{type(e).__name__}: {str(e)[:60]}"
+                continue
+            got = sum(len(b) for b in ds.ordered(batch_size=1024))
+            shutil.rmtree(d, ignore_errors=True)
+            self.column_options = extra
+            return True if got == self.n_small else f"wrote {got} of {self.n_small} samples"
+        return why
 
     def round(self, k: int, columns: bool) -> dict:
         out = {}
@@ -117,7 +124,9 @@ class Ours:
         if columns:
             target = self.dir / f"w{k}-columns"
             out["write_columns_s"] = _timed(
-                lambda: atdata.write_samples(self.columns, target / "d", maxcount=10_000)
+                lambda: atdata.write_samples(
+                    self.columns, target / "d", maxcount=10_000, **self.column_options
+                )
             )
             shutil.rmtree(target, ignore_errors=True)
         for kind, n, fields in (("small", self.n_small, SMALL_FIELDS), ("img", self.n_img, IMG_FIELDS)):
