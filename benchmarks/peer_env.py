@@ -117,7 +117,7 @@ def _build(kind: str, final: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.build-", dir=final.parent))
     try:
         base = getattr(sys, "_base_executable", sys.executable)
-        _say(f"building the {kind} venv in {final} (once; about 1-2 minutes): {' '.join(VENVS[kind])}")
+        _say(f"building the {kind} venv in {final} (once; 1-4 minutes): {' '.join(VENVS[kind])}")
         _run([base, "-m", "venv", str(tmp)], f"{base} -m venv")
         _run([str(_python(tmp)), "-m", "pip", "install", "--quiet", *VENVS[kind]], f"pip install ({kind})")
         _say(f"{kind}: installed in {time.monotonic() - started:.0f} s; checking the imports")
@@ -164,18 +164,6 @@ def versions(kind: str) -> dict[str, str]:
         return json.loads((venv_dir(kind) / READY).read_text())["packages"]
     except (OSError, ValueError, KeyError):
         return {}
-
-
-def peer_process(lib: str, *args: str) -> subprocess.Popen:
-    """``peers.py LIB ARGS`` started in the library's venv, talking JSON lines on stdin/stdout."""
-    python = ensure_venv(LIBRARIES[lib])
-    return subprocess.Popen(
-        [str(python), str(ROOT / "benchmarks" / "peers.py"), lib, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=clean_env({"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}),
-    )
 
 
 if __name__ == "__main__":  # build both venvs and print their versions
