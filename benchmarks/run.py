@@ -890,7 +890,7 @@ def manifest_rows(row, mw: dict, mq: dict, mf: dict, n: int, shards: int) -> Non
     )
 
 
-SECTIONS = ("rw", "lookups", "rss", "s3", "promotion", "network", "manifest", "scale", "widgets")
+SECTIONS = ("rw", "lookups", "rss", "s3", "promotion", "network", "manifest", "scale", "widgets", "peers")
 
 
 def main() -> None:
@@ -923,6 +923,7 @@ def main() -> None:
     mw = mq = mf = mstats = None
     past_one_machine: list[tuple] = []
     widget_table: list[tuple] = []
+    peers = None
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -991,6 +992,14 @@ def main() -> None:
             from benchmarks.widgets_bench import widget_rows
 
             widget_table = widget_rows(manifest_data(m_n, m_shards), args.quick)
+        if "peers" in only:  # Lance, HF datasets, webdataset, MDS in their own venvs (peer_bench.py)
+            from benchmarks.peer_bench import bench_peers
+
+            n_peer_small, n_peer_img, peer_rounds = (20_000, 2_000, 3) if not args.quick else (5_000, 300, 3)
+            (tmp / "peers").mkdir()
+            peers = bench_peers(
+                tmp / "peers", n_peer_small, n_peer_img, peer_rounds, ExperimentSample, ImageSample
+            )
     load_after = os.getloadavg()
 
     print(f"# atdata-lab benchmarks ({time.strftime('%Y-%m-%d')})")
@@ -1092,6 +1101,10 @@ def main() -> None:
         row(*r)
     for r in widget_table:
         row(*r)
+    if peers is not None:
+        from benchmarks.peer_bench import print_peer_table
+
+        print_peer_table(peers)
 
 
 def rw_rows(row, small: dict, img: dict, ref) -> None:
