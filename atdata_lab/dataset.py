@@ -43,7 +43,15 @@ from .errors import (
     ShardNotFoundError,
 )
 from .lens import LensNetwork
-from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_large
+from .local_batches import (
+    SMALL_KINDS,
+    LocalShard,
+    MemberRef,
+    member_refs,
+    read_batch,
+    read_small_batch,
+    sample_sizes_are_large,
+)
 from .manifest.aggregates import merge_aggregates
 from .manifest.builder import ManifestSidecars
 from .manifest.predicates import F, Predicate, query_fields
@@ -631,9 +639,9 @@ class Dataset(Generic[ST]):
     def _raw(self, urls: list[str], refs: bool = False) -> Iterator[tuple[str, str, Any]]:
         """``(url, key, msgpack bytes)`` of every sample, shard by shard.
 
-        With ``refs``, samples of large-sample local shards whose offset index is known come as
-        unread :class:`MemberRef` s instead, for :func:`read_batch` (checksummed shards are read
-        whole, to hash them).
+        With ``refs``, samples of local shards whose offset index is known come as unread
+        :class:`MemberRef` s instead, for :func:`read_batch` (large samples) and
+        :func:`read_small_batch` (see :meth:`_local_shard`).
         """
         opts = self.storage_options
         ahead: dict[str, Any] = {}  # the next remote shard, opened and fetching while this one is decoded
@@ -651,20 +659,18 @@ class Dataset(Generic[ST]):
                 ):
                     checking[nxt] = _pool().submit(self._source_of, nxt)  # download the next one meanwhile
                 info = self._indexed_info(url) if refs else None
-                if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
-                    shard = LocalShard(url, src, info)
-                    for j, key in enumerate(info.keys):
-                        yield url, key, MemberRef(shard, j)
+                shard = self._local_shard(url, src, info)
+                if shard is not None:
+                    yield from zip(itertools.repeat(url), shard.keys, member_refs(shard))
                     continue
                 for key, data in iter_sample_members(src):
                     yield url, key, data
                 continue
             if refs and is_local(url):
                 info = self._known_info(url)
-                if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
-                    shard = LocalShard(url, local_path(url), info)
-                    for j, key in enumerate(info.keys):
-                        yield url, key, MemberRef(shard, j)
+                shard = self._local_shard(url, local_path(url), info)
+                if shard is not None:
+                    yield from zip(itertools.repeat(url), shard.keys, member_refs(shard))
                     continue
             opened = ahead.pop(url, None)
             if not is_local(url) and i + 1 < len(urls) and not is_local(urls[i + 1]):
@@ -673,6 +679,28 @@ class Dataset(Generic[ST]):
                 opened.on_eof = functools.partial(self._open_ahead, urls[i + 1], ahead)
             for key, data in iter_sample_members(url, opts, opened=opened):
                 yield url, key, data
+
+    def _local_shard(self, url: str, path: str, info: ShardInfo | None) -> LocalShard | None:
+        """A local shard to read by batches through its offset index (None: read it whole): large
+        samples go straight into the batch arrays, small ones of a plain tar are decoded by columns
+        when the sample type's fields all decode so."""
+        if info is None:
+            return None
+        if sample_sizes_are_large(info, ZERO_COPY_MIN):
+            return LocalShard(url, path, info)
+        if info.num_samples == 0 or not path.endswith(".tar") or self._small_kinds() is None:
+            return None
+        shard = LocalShard(url, path, info)
+        shard.small = True
+        return shard
+
+    def _small_kinds(self) -> dict[str, str] | None:
+        """The sample type's field kinds when :func:`read_small_batch` decodes them all."""
+        st = self.sample_type
+        if st is DictSample:
+            return None
+        kinds = {f.name: f.type.kind for f in codec_for(st).fields}
+        return kinds if set(kinds.values()) <= SMALL_KINDS else None
 
     def _open_ahead(self, url: str, ahead: dict[str, Any]) -> None:
         try:
@@ -827,6 +855,7 @@ class Dataset(Generic[ST]):
     def _batch_raw(self, raw: Iterator[tuple[str, str, Any]], n: int) -> Iterator[SampleBatch]:
         unpackb = msgpack.unpackb
         st = self.sample_type
+        small_kinds = self._small_kinds()
         if st is DictSample:
 
             def is_array_field(name: str) -> bool:
@@ -841,9 +870,23 @@ class Dataset(Generic[ST]):
             chunk = list(itertools.islice(raw, n))
             if not chunk:
                 return
+            first, last = chunk[0][2], chunk[-1][2]
+            if (
+                type(first) is MemberRef
+                and type(last) is MemberRef
+                and first.shard.small
+                and last.shard is first.shard
+                and last.j - first.j == len(chunk) - 1  # consecutive samples of one shard
+            ):
+                sh, a, b = first.shard, first.j, last.j + 1
+                cols = read_small_batch(sh, a, b, small_kinds or {})
+                if cols is not None:
+                    yield SampleBatch(columns=cols, sample_type=st, keys=sh.keys[a:b])
+                    continue
             if any(type(c[2]) is MemberRef for c in chunk):
                 refs = [c[2] for c in chunk]
-                got = read_batch(refs, is_array_field) if all(type(r) is MemberRef for r in refs) else None
+                whole = all(type(r) is MemberRef for r in refs)
+                got = read_batch(refs, is_array_field) if whole and not refs[0].shard.small else None
                 if got is not None:
                     yield self._columns(got[0], chunk, [c[1] for c in chunk], st, got[1])
                     continue
