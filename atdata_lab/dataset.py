@@ -66,6 +66,7 @@ from .manifest.query import (
 from .manifest.shard_manifest import shard_id_for
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
+from .offset_index import header_offsets
 from .progress import ProgressLike
 from .sample import DictSample, codec_for
 from .schema import fields_of
@@ -461,7 +462,7 @@ class Dataset(Generic[ST]):
         row = self._rows.get(url)
         if row is not None:
             return row.num_samples
-        return self.shard_info(url).num_samples
+        return self._offsets_of(url).num_samples
 
     def _known_size(self, url: str) -> int | None:
         """A shard's size in bytes if known without reading it."""
@@ -498,6 +499,30 @@ class Dataset(Generic[ST]):
                 del self._rows[url]  # the local file changed since: scanned when needed
         return None
 
+    def _offsets_of(self, url: str) -> ShardInfo:
+        """A shard's offset index for reading samples by position. A local shard no writer or
+        index described is not read whole: its index comes from its tar headers alone (cached on
+        disk, see :mod:`~atdata_lab.offset_index`), with an empty ``checksum`` unless one is known
+        (:meth:`shard_info` hashes the shard)."""
+        info = self._indexed_info(url)
+        if info is not None:
+            return info
+        want = self.checksums.get(url)
+        if want:  # the local file checked against the checksum (once): its headers only
+            info = self._infos[url] = header_offsets(self._source_of(url), url, want)
+            return info
+        if not is_local(url):
+            return self.shard_info(url)
+        sig = local_shard_signature(local_path(url))
+        if sig is None:
+            raise ShardNotFoundError(f"shard {url} does not exist")
+        key = (local_path(url), *sig)
+        info = _scan_cache.get(key)
+        if info is None:
+            info = header_offsets(local_path(url), url)
+            _cache_put(key, info)
+        return info
+
     def shard_info(self, url: str) -> ShardInfo:
         """The offset index of a shard (scanned once on first use, then cached)."""
         info = self._indexed_info(url)
@@ -513,7 +538,7 @@ class Dataset(Generic[ST]):
                 raise ShardNotFoundError(f"shard {url} does not exist")
             key = (local_path(url), *sig)
             info = _scan_cache.get(key)
-        if info is None:
+        if info is None or not info.checksum:  # not scanned, or from its headers only: hashed now
             info = scan_shard(url, self.storage_options)
             if key is not None:
                 _cache_put(key, info)
@@ -999,7 +1024,7 @@ class Dataset(Generic[ST]):
         s = bisect.bisect_right(cum, k) - 1
         url = self.urls[s]
         i = k - cum[s]
-        return url, i, self.shard_info(url).keys[i]
+        return url, i, self._offsets_of(url).keys[i]
 
     def __getitem__(self, k: int) -> ST:
         """Sample ``k``, read with one seek through the shard's offset index."""
@@ -1015,7 +1040,7 @@ class Dataset(Generic[ST]):
     def _read_at(self, url: str, i: int, key: str) -> Any:
         """Sample ``i`` of shard ``url`` (its key ``key``), decoded, with map(), filter() and lenses
         applied (a sample filter() drops is a :class:`SampleKeyError`)."""
-        off, size = self.shard_info(url).offsets[i]
+        off, size = self._offsets_of(url).offsets[i]
         data = read_range(self._source_of(url), int(off), int(size), self.storage_options)
         if len(data) != size:
             raise ShardError(
@@ -1059,7 +1084,7 @@ class Dataset(Generic[ST]):
                     f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.urls[0]} (per their manifests)"
                 )
         for url in self.urls:
-            keys = self.shard_info(url).keys
+            keys = self._offsets_of(url).keys
             if key not in keys:
                 continue
             return self._read_at(url, keys.index(key), key)
@@ -1161,7 +1186,7 @@ class Dataset(Generic[ST]):
                 offset, data_offset, size, digest = row
                 loc = dataclasses_replace(loc, offset=offset, data_offset=data_offset, size=size)
         if loc.data_offset is None or loc.size is None:
-            keys = self.shard_info(url).keys
+            keys = self._offsets_of(url).keys
             try:
                 return self._read_at(url, keys.index(loc.key), loc.key)
             except ValueError:
@@ -1480,7 +1505,7 @@ class Dataset(Generic[ST]):
                 samples += m.num_samples
                 size += url_size(url, self.storage_options)
                 continue
-            info = info or self.shard_info(url)
+            info = info or self._offsets_of(url)
             samples += info.num_samples
             size += info.size
         first = self.head(1)
