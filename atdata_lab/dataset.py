@@ -693,6 +693,13 @@ class Dataset(Generic[ST]):
                 continue
             if refs and is_local(url):
                 info = self._known_info(url)
+                if info is None and self._small_kinds() is not None and local_path(url).endswith(".tar"):
+                    try:  # small samples: indexed from their headers (cached), then decoded by columns
+                        info = self._offsets_of(url)
+                    except (ShardError, OSError):
+                        info = None  # read whole below, which reports any damage where it is met
+                    if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
+                        info = None  # large samples of a shard nothing indexed: streamed, as before
                 shard = self._local_shard(url, local_path(url), info)
                 if shard is not None:
                     yield from zip(itertools.repeat(url), shard.keys, member_refs(shard))

@@ -238,3 +238,24 @@ def test_a_shard_shorter_than_its_index_is_reported(tmp_path, served):
     ds._infos[url] = info  # the index is kept (same size checks are the caller's)
     with pytest.raises(ShardError, match="shorter than its offset index"):
         list(ds.ordered(batch_size=32))
+
+
+def test_an_unindexed_shard_is_indexed_from_its_headers_and_read_by_columns(tmp_path, served):
+    urls = atdata.write_samples(readings(300), tmp_path / "d", maxcount=150).urls
+    dataset_module._scan_cache.clear()  # as a new process opening the files by path
+    fresh = atdata.Dataset[Reading](urls)
+    got = list(fresh.ordered(batch_size=32))
+    assert served["columns"] == 9  # 10 batches, one across the two shards (decoded as usual)
+    assert_same(got, ordinary(fresh, 32))
+
+
+def test_a_truncated_unindexed_shard_is_reported_where_the_stream_meets_it(tmp_path, served):
+    url = atdata.write_samples(readings(300), tmp_path / "d").urls[0]
+    os.truncate(url, os.path.getsize(url) // 2)
+    dataset_module._scan_cache.clear()
+    seen = []
+    with pytest.raises(ShardError, match="truncated"):
+        for batch in atdata.Dataset[Reading](url).ordered(batch_size=32):
+            seen.extend(batch.keys)
+    assert len(seen) > 100  # the samples before the damage were read
+    assert served == {"columns": 0, "fallback": 0}
