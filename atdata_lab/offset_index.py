@@ -131,8 +131,11 @@ def scan_headers(path: str, shard: str | None = None) -> tuple[np.ndarray, list[
         names = [m[0] for m in members]
         offs = np.asarray([m[1] for m in members], dtype=np.int64)
         sizes = np.asarray([m[2] for m in members], dtype=np.int64)
-    keys = [nm[:-8] for nm in names if nm.endswith(".msgpack")]
-    if len(keys) == len(names) and "." not in "".join(keys):  # all "<key>.msgpack": split_key's keys
+    joined = "\x00".join(names)
+    n = len(names)
+    if joined.count(".") == n and joined.count(".msgpack\x00") == n - 1 and joined.endswith(".msgpack"):
+        # every name is "<key>.msgpack" with no other dot: split_key's keys, cut at once
+        keys = joined[:-8].replace(".msgpack\x00", "\x00").split("\x00")
         return np.stack([offs, sizes], axis=1).astype(np.int64, copy=False), keys
     keys = []
     keep: list[int] = []
