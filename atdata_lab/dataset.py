@@ -728,11 +728,7 @@ class Dataset(Generic[ST]):
 
     def _small_kinds(self) -> dict[str, str] | None:
         """The sample type's field kinds when :func:`read_small_batch` decodes them all."""
-        st = self.sample_type
-        if st is DictSample:
-            return None
-        kinds = {f.name: f.type.kind for f in codec_for(st).fields}
-        return kinds if set(kinds.values()) <= SMALL_KINDS else None
+        return _small_kinds_of(self.sample_type)
 
     def _open_ahead(self, url: str, ahead: dict[str, Any]) -> None:
         try:
@@ -1673,6 +1669,14 @@ def _rebuild_dataset(urls: list[str], state: dict[str, Any]) -> Dataset:
     ds = Dataset.__new__(Dataset)
     ds.__dict__.update(state)
     return ds
+
+
+@functools.lru_cache(maxsize=256)
+def _small_kinds_of(st: type) -> dict[str, str] | None:
+    if st is DictSample:
+        return None
+    kinds = {f.name: f.type.kind for f in codec_for(st).fields}
+    return kinds if set(kinds.values()) <= SMALL_KINDS else None
 
 
 def _looks_like_array(b: bytes) -> bool:
