@@ -478,7 +478,7 @@ def _decode_block(sh: LocalShard, a: int, n: int, kinds: dict[str, str]) -> tupl
             rel = rel + len(c)
         elif kind == _ARRAY:
             _, name, length, dt, shape = st
-            cols[name] = np.ascontiguousarray(take(rel, length)).view(dt).reshape((n, *shape))
+            cols[name] = np.array(take(rel, length), order="C").view(dt).reshape((n, *shape))
             rel = rel + length
         elif kind == _F64:
             cols[st[1]] = np.ascontiguousarray(take(rel, 8)).view(">f8")[:, 0]

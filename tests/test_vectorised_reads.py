@@ -259,3 +259,12 @@ def test_a_truncated_unindexed_shard_is_reported_where_the_stream_meets_it(tmp_p
             seen.extend(batch.keys)
     assert len(seen) > 100  # the samples before the damage were read
     assert served == {"columns": 0, "fallback": 0}
+
+
+def test_batch_arrays_are_the_callers_own(tmp_path, served):
+    ds = atdata.write_samples(readings(1), tmp_path / "one")  # a block of one sample
+    (batch,) = ds.ordered(batch_size=4)
+    assert served == {"columns": 1, "fallback": 0}
+    assert batch.measurement.flags.writeable  # as the ordinary decoder gives it
+    batch.measurement[0, 0] = 7.0  # not the mapped file
+    assert ds[0].measurement[0] != 7.0
