@@ -326,7 +326,7 @@ def sample_sizes_are_large(info: ShardInfo, threshold: int) -> bool:
 SMALL_BLOCK = 4096  # samples decoded at once at most
 SMALL_BLOCK_MIN = 256
 SMALL_MISSES = 16  # blocks in a row that fit no layout: decode the shard's samples as usual
-GATHER_MAX = 16 << 20  # bytes copied per block when the samples are not evenly spaced
+GATHER_MAX = 16 << 20  # bytes of samples (with their padding) per block at most
 PAD = 16  # bytes read past a sample's end at most (a variable value's header)
 # the codec's field kinds this reader decodes; others (list, dict) are decoded as usual
 SMALL_KINDS = frozenset({"ndarray", "float", "int", "str", "bool", "bytes"})
@@ -428,6 +428,9 @@ def _decode_block(sh: LocalShard, a: int, n: int, kinds: dict[str, str]) -> tupl
         sh.u8 = np.frombuffer(sh.mv, np.uint8)
     u8, mv = sh.u8, sh.mv
     spans = sh.offsets[a : a + n]
+    most = max(1, GATHER_MAX // (int(spans[:, 1].max()) + PAD))
+    if n > most:  # a large sample among small ones: a shorter block (each row is copied out whole)
+        n, spans = most, spans[:most]
     offs, sizes = spans[:, 0], spans[:, 1]
     first = int(offs[0])
     if int((offs + sizes).max()) > len(u8):
@@ -435,8 +438,8 @@ def _decode_block(sh: LocalShard, a: int, n: int, kinds: dict[str, str]) -> tupl
             f"shard {sh.url} is shorter than its offset index says ({len(u8)} bytes); the file changed "
             "since it was indexed: re-insert the dataset"
         )
-    if first < BLOCK:
-        return 0, {}
+    if int(offs.min()) < BLOCK or int(sizes.min()) < 0:
+        return 0, {}  # not offsets of tar members: decoded as usual, which reports it
     # the offset index still describes this file: the block's first tar header is where it says
     _verify_checksums(mv, [first - BLOCK], [sh.keys[a]], sh.url, 0)
     steps = _small_layout(u8[first : first + int(sizes[0])].tobytes(), kinds)
@@ -448,12 +451,11 @@ def _decode_block(sh: LocalShard, a: int, n: int, kinds: dict[str, str]) -> tupl
         if first + (n - 1) * step + width > len(u8):
             return 0, {}
         rows = np.lib.stride_tricks.as_strided(u8[first:], (n, width), (step, 1), writeable=False)
-    else:
-        if n * width > GATHER_MAX:
+    else:  # unevenly spaced: each sample's row copied out of a sliding view of the file
+        if int(offs.max()) + width > len(u8):
             return 0, {}
-        idx = offs[:, None] + np.arange(width)
-        np.minimum(idx, len(u8) - 1, out=idx)
-        rows = u8[idx]
+        windows = np.lib.stride_tricks.as_strided(u8, (len(u8) - width + 1, width), (1, 1), writeable=False)
+        rows = windows[offs]
     every = np.arange(n)[:, None]
 
     def take(rel: int | np.ndarray, length: int) -> np.ndarray:

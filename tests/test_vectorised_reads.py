@@ -268,3 +268,13 @@ def test_batch_arrays_are_the_callers_own(tmp_path, served):
     assert batch.measurement.flags.writeable  # as the ordinary decoder gives it
     batch.measurement[0, 0] = 7.0  # not the mapped file
     assert ds[0].measurement[0] != 7.0
+
+
+def test_one_large_sample_among_small_ones_shortens_the_blocks(tmp_path, served):
+    samples = readings(300)
+    samples[5] = Reading(np.zeros(64, np.float32), 5.0, "L" * (3 << 20))  # 3 MB among 300-byte samples
+    ds = atdata.write_samples(samples, tmp_path / "d")
+    got = list(ds.ordered(batch_size=32))
+    assert_same(got, ordinary(ds, 32))
+    assert served["columns"] >= 5  # blocks of a few samples each (16 MB at most copied at once)
+    assert got[0].sensor_id[5] == "L" * (3 << 20)
