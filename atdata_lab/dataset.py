@@ -509,7 +509,10 @@ class Dataset(Generic[ST]):
             return info
         want = self.checksums.get(url)
         if want:  # the local file checked against the checksum (once): its headers only
-            info = self._infos[url] = header_offsets(self._source_of(url), url, want)
+            info = header_offsets(self._source_of(url), url, want)
+            if info is None:
+                return self.shard_info(url)
+            self._infos[url] = info
             return info
         if not is_local(url):
             return self.shard_info(url)
@@ -520,6 +523,8 @@ class Dataset(Generic[ST]):
         info = _scan_cache.get(key)
         if info is None:
             info = header_offsets(local_path(url), url)
+            if info is None:  # compressed: scanned by its reader
+                return self.shard_info(url)
             _cache_put(key, info)
         return info
 

@@ -230,14 +230,22 @@ def _save(
         pass
 
 
-def header_offsets(path: str, url: str | None = None, sha256: str = "") -> ShardInfo:
-    """The offset index of the local shard at ``path`` (cached, else from its tar headers). The
-    returned info's ``checksum`` is ``sha256`` (empty when unknown: nothing here hashes the shard).
+# compressed streams (gzip, bzip2, xz, zstd): their members are not where tar headers say
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
+
+
+def header_offsets(path: str, url: str | None = None, sha256: str = "") -> ShardInfo | None:
+    """The offset index of the local shard at ``path`` (cached, else from its tar headers); None
+    for a compressed shard (indexed by the reader of its format). The returned info's ``checksum``
+    is ``sha256`` (empty when unknown: nothing here hashes the shard).
 
     Raises:
         FileNotFoundError: no file at ``path``.
         ShardError: a damaged or truncated archive.
     """
+    with open(path, "rb") as f:
+        if f.read(6).startswith(_COMPRESSED):
+            return None
     st = os.stat(path)
     real = os.path.realpath(path)
     cache = offsets_cache_path(path)

@@ -246,3 +246,11 @@ def test_a_read_only_home_costs_only_the_rebuild(tmp_path, monkeypatch, scans):
         ro.chmod(0o700)
     if os.geteuid() != 0:  # root writes anyway
         assert not (ro / "home").exists()
+
+
+def test_compressed_shards_are_left_to_their_reader(tmp_path):
+    path = tmp_path / "d.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        add(tf, "000000.msgpack", msgpack.packb({"i": 0}))
+    assert offset_index.header_offsets(str(path)) is None
+    assert not offset_index.offsets_cache_path(str(path)).exists()
