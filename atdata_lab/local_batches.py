@@ -1,4 +1,6 @@
-"""Batches of large samples from local shards, with their arrays read straight into the batch.
+"""Batches from local shards through their offset index: large samples with their arrays read
+straight into the batch (:func:`read_batch`), small ones decoded by columns, a block of samples at
+a time (:func:`read_small_batch`, described further down).
 
 A batch of images read through a memory map costs one copy per image plus the page faults of
 touching the mapping. Here a run of consecutive samples of one shard is read with one
