@@ -43,7 +43,15 @@ from .errors import (
     ShardNotFoundError,
 )
 from .lens import LensNetwork
-from .local_batches import LocalShard, MemberRef, read_batch, sample_sizes_are_large
+from .local_batches import (
+    SMALL_KINDS,
+    LocalShard,
+    MemberRef,
+    member_refs,
+    read_batch,
+    read_small_batch,
+    sample_sizes_are_large,
+)
 from .manifest.aggregates import merge_aggregates
 from .manifest.builder import ManifestSidecars
 from .manifest.predicates import F, Predicate, query_fields
@@ -58,6 +66,7 @@ from .manifest.query import (
 from .manifest.shard_manifest import shard_id_for
 from .msgpack_view import unpack_map_views
 from .ndarray_codec import NDArrayFormatError, decode_ndarray, parse_ndarray_header
+from .offset_index import header_offsets
 from .progress import ProgressLike
 from .sample import DictSample, codec_for
 from .schema import fields_of
@@ -457,7 +466,7 @@ class Dataset(Generic[ST]):
         row = self._rows.get(url)
         if row is not None:
             return row.num_samples
-        return self.shard_info(url).num_samples
+        return self._offsets_of(url).num_samples
 
     def _known_size(self, url: str) -> int | None:
         """A shard's size in bytes if known without reading it."""
@@ -494,6 +503,35 @@ class Dataset(Generic[ST]):
                 del self._rows[url]  # the local file changed since: scanned when needed
         return None
 
+    def _offsets_of(self, url: str) -> ShardInfo:
+        """A shard's offset index for reading samples by position. A local shard no writer or
+        index described is not read whole: its index comes from its tar headers alone (cached on
+        disk, see :mod:`~atdata_lab.offset_index`), with an empty ``checksum`` unless one is known
+        (:meth:`shard_info` hashes the shard)."""
+        info = self._indexed_info(url)
+        if info is not None:
+            return info
+        want = self.checksums.get(url)
+        if want:  # the local file checked against the checksum (once): its headers only
+            info = header_offsets(self._source_of(url), url, want)
+            if info is None:
+                return self.shard_info(url)
+            self._infos[url] = info
+            return info
+        if not is_local(url):
+            return self.shard_info(url)
+        sig = local_shard_signature(local_path(url))
+        if sig is None:
+            raise ShardNotFoundError(f"shard {url} does not exist")
+        key = (local_path(url), *sig)
+        info = _scan_cache.get(key)
+        if info is None:
+            info = header_offsets(local_path(url), url)
+            if info is None:  # compressed: scanned by its reader
+                return self.shard_info(url)
+            _cache_put(key, info)
+        return info
+
     def shard_info(self, url: str) -> ShardInfo:
         """The offset index of a shard (scanned once on first use, then cached)."""
         info = self._indexed_info(url)
@@ -509,7 +547,7 @@ class Dataset(Generic[ST]):
                 raise ShardNotFoundError(f"shard {url} does not exist")
             key = (local_path(url), *sig)
             info = _scan_cache.get(key)
-        if info is None:
+        if info is None or not info.checksum:  # not scanned, or from its headers only: hashed now
             info = scan_shard(url, self.storage_options)
             if key is not None:
                 _cache_put(key, info)
@@ -635,9 +673,9 @@ class Dataset(Generic[ST]):
     def _raw(self, urls: list[str], refs: bool = False) -> Iterator[tuple[str, str, Any]]:
         """``(url, key, msgpack bytes)`` of every sample, shard by shard.
 
-        With ``refs``, samples of large-sample local shards whose offset index is known come as
-        unread :class:`MemberRef` s instead, for :func:`read_batch` (checksummed shards are read
-        whole, to hash them).
+        With ``refs``, samples of local shards whose offset index is known come as unread
+        :class:`MemberRef` s instead, for :func:`read_batch` (large samples) and
+        :func:`read_small_batch` (see :meth:`_local_shard`).
         """
         opts = self.storage_options
         ahead: dict[str, Any] = {}  # the next remote shard, opened and fetching while this one is decoded
@@ -655,20 +693,25 @@ class Dataset(Generic[ST]):
                 ):
                     checking[nxt] = _pool().submit(self._source_of, nxt)  # download the next one meanwhile
                 info = self._indexed_info(url) if refs else None
-                if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
-                    shard = LocalShard(url, src, info)
-                    for j, key in enumerate(info.keys):
-                        yield url, key, MemberRef(shard, j)
+                shard = self._local_shard(url, src, info)
+                if shard is not None:
+                    yield from zip(itertools.repeat(url), shard.keys, member_refs(shard))
                     continue
                 for key, data in iter_sample_members(src):
                     yield url, key, data
                 continue
             if refs and is_local(url):
                 info = self._known_info(url)
-                if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
-                    shard = LocalShard(url, local_path(url), info)
-                    for j, key in enumerate(info.keys):
-                        yield url, key, MemberRef(shard, j)
+                if info is None and self._small_kinds() is not None and local_path(url).endswith(".tar"):
+                    try:  # small samples: indexed from their headers (cached), then decoded by columns
+                        info = self._offsets_of(url)
+                    except (ShardError, OSError):
+                        info = None  # read whole below, which reports any damage where it is met
+                    if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
+                        info = None  # large samples of a shard nothing indexed: streamed, as before
+                shard = self._local_shard(url, local_path(url), info)
+                if shard is not None:
+                    yield from zip(itertools.repeat(url), shard.keys, member_refs(shard))
                     continue
             opened = ahead.pop(url, None)
             if not is_local(url) and i + 1 < len(urls) and not is_local(urls[i + 1]):
@@ -677,6 +720,24 @@ class Dataset(Generic[ST]):
                 opened.on_eof = functools.partial(self._open_ahead, urls[i + 1], ahead)
             for key, data in iter_sample_members(url, opts, opened=opened):
                 yield url, key, data
+
+    def _local_shard(self, url: str, path: str, info: ShardInfo | None) -> LocalShard | None:
+        """A local shard to read by batches through its offset index (None: read it whole): large
+        samples go straight into the batch arrays, small ones of a plain tar are decoded by columns
+        when the sample type's fields all decode so."""
+        if info is None:
+            return None
+        if sample_sizes_are_large(info, ZERO_COPY_MIN):
+            return LocalShard(url, path, info)
+        if info.num_samples == 0 or not path.endswith(".tar") or self._small_kinds() is None:
+            return None
+        shard = LocalShard(url, path, info)
+        shard.small = True
+        return shard
+
+    def _small_kinds(self) -> dict[str, str] | None:
+        """The sample type's field kinds when :func:`read_small_batch` decodes them all."""
+        return _small_kinds_of(self.sample_type)
 
     def _open_ahead(self, url: str, ahead: dict[str, Any]) -> None:
         try:
@@ -831,6 +892,7 @@ class Dataset(Generic[ST]):
     def _batch_raw(self, raw: Iterator[tuple[str, str, Any]], n: int) -> Iterator[SampleBatch]:
         unpackb = msgpack.unpackb
         st = self.sample_type
+        small_kinds = self._small_kinds()
         if st is DictSample:
 
             def is_array_field(name: str) -> bool:
@@ -845,9 +907,23 @@ class Dataset(Generic[ST]):
             chunk = list(itertools.islice(raw, n))
             if not chunk:
                 return
+            first, last = chunk[0][2], chunk[-1][2]
+            if (
+                type(first) is MemberRef
+                and type(last) is MemberRef
+                and first.shard.small
+                and last.shard is first.shard
+                and last.j - first.j == len(chunk) - 1  # consecutive samples of one shard
+            ):
+                sh, a, b = first.shard, first.j, last.j + 1
+                cols = read_small_batch(sh, a, b, small_kinds or {})
+                if cols is not None:
+                    yield SampleBatch(columns=cols, sample_type=st, keys=sh.keys[a:b])
+                    continue
             if any(type(c[2]) is MemberRef for c in chunk):
                 refs = [c[2] for c in chunk]
-                got = read_batch(refs, is_array_field) if all(type(r) is MemberRef for r in refs) else None
+                whole = all(type(r) is MemberRef for r in refs)
+                got = read_batch(refs, is_array_field) if whole and not refs[0].shard.small else None
                 if got is not None:
                     yield self._columns(got[0], chunk, [c[1] for c in chunk], st, got[1])
                     continue
@@ -960,7 +1036,7 @@ class Dataset(Generic[ST]):
         s = bisect.bisect_right(cum, k) - 1
         url = self.urls[s]
         i = k - cum[s]
-        return url, i, self.shard_info(url).keys[i]
+        return url, i, self._offsets_of(url).keys[i]
 
     def index_of(self, location: SampleLocation) -> int:
         """The number ``k`` (``ds[k]``) of the sample at ``location`` (a query hit): the inverse of
@@ -990,7 +1066,7 @@ class Dataset(Generic[ST]):
     def _read_at(self, url: str, i: int, key: str) -> Any:
         """Sample ``i`` of shard ``url`` (its key ``key``), decoded, with map(), filter() and lenses
         applied (a sample filter() drops is a :class:`SampleKeyError`)."""
-        off, size = self.shard_info(url).offsets[i]
+        off, size = self._offsets_of(url).offsets[i]
         data = read_range(self._source_of(url), int(off), int(size), self.storage_options)
         if len(data) != size:
             raise ShardError(
@@ -1034,7 +1110,7 @@ class Dataset(Generic[ST]):
                     f"no sample has key {key!r} in {len(self.urls)} shard(s) from {self.urls[0]} (per their manifests)"
                 )
         for url in self.urls:
-            keys = self.shard_info(url).keys
+            keys = self._offsets_of(url).keys
             if key not in keys:
                 continue
             return self._read_at(url, keys.index(key), key)
@@ -1136,7 +1212,7 @@ class Dataset(Generic[ST]):
                 offset, data_offset, size, digest = row
                 loc = dataclasses_replace(loc, offset=offset, data_offset=data_offset, size=size)
         if loc.data_offset is None or loc.size is None:
-            keys = self.shard_info(url).keys
+            keys = self._offsets_of(url).keys
             try:
                 return self._read_at(url, keys.index(loc.key), loc.key)
             except ValueError:
@@ -1455,7 +1531,7 @@ class Dataset(Generic[ST]):
                 samples += m.num_samples
                 size += url_size(url, self.storage_options)
                 continue
-            info = info or self.shard_info(url)
+            info = info or self._offsets_of(url)
             samples += info.num_samples
             size += info.size
         first = self.head(1)
@@ -1639,6 +1715,14 @@ def _rebuild_dataset(urls: list[str], state: dict[str, Any]) -> Dataset:
     ds = Dataset.__new__(Dataset)
     ds.__dict__.update(state)
     return ds
+
+
+@functools.lru_cache(maxsize=256)
+def _small_kinds_of(st: type) -> dict[str, str] | None:
+    if st is DictSample:
+        return None
+    kinds = {f.name: f.type.kind for f in codec_for(st).fields}
+    return kinds if set(kinds.values()) <= SMALL_KINDS else None
 
 
 def _looks_like_array(b: bytes) -> bool:

@@ -555,7 +555,7 @@ def read_ids(ds: Any, counts: np.ndarray, ids: np.ndarray) -> Iterator[tuple[str
         while j < n and shard_of[j] == s:
             j += 1
         url = ds.urls[s]
-        info = ds.shard_info(url)
+        info = ds._offsets_of(url)  # no hashing: the offsets only (from the headers when unindexed)
         local_idx = ids[i:j] - starts[s]
         src = ds._source_of(url)
         if is_local(src):
