@@ -326,9 +326,9 @@ class ShardSetWriter:
     def _flush(self, cur: _OpenShard) -> None:
         if cur.buf:
             data, cur.buf = cur.buf, bytearray()  # handed over whole, never touched again: no copy
-            self._emit(cur, data)
+            self._emit(cur, memoryview(data))
 
-    def _emit(self, cur: _OpenShard, data: bytes | bytearray | memoryview) -> None:
+    def _emit(self, cur: _OpenShard, data: bytes | memoryview) -> None:
         """Write ``data`` and hash it: large writes are hashed on a second thread (hashlib lets go
         of the GIL), handed over a few MiB at a time and in order; ``data`` must not change afterwards."""
         cur.sink.write(data)
