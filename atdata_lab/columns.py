@@ -361,31 +361,55 @@ class _Filler:
         self.pieces = pieces
 
     def fill(self, block: np.ndarray, starts: np.ndarray, lo: int, hi: int, rows: np.ndarray | None) -> None:
-        if rows is not None:  # every payload of one size: each piece is a strided copy
-            col = 0
-            for p in self.pieces:
-                w = int(p.lens[lo]) if len(p.lens) else 0
-                if p.mat is not None:
-                    rows[:, col : col + w] = p.mat[lo:hi]
-                elif p.flat is not None:
-                    rows[:, col : col + w] = p.flat[_flat_range(p, lo, hi)].reshape(hi - lo, w)
-                col += w
-            return
-        pos = starts.copy()
+        off = np.zeros(hi - lo, dtype=np.int64)  # where the next piece starts in each payload
         for p in self.pieces:
             lens = p.lens[lo:hi]
             if p.mat is not None:
                 w = p.mat.shape[1]
-                if w:
-                    block[pos[:, None] + np.arange(w)] = p.mat[lo:hi]
+                if rows is not None and (off == off[0]).all():  # one strided copy for all the rows
+                    o = int(off[0])
+                    rows[:, o : o + w] = p.mat[lo:hi]
+                elif w:
+                    _scatter_fixed(block, starts + off, p.mat[lo:hi])
             elif p.flat is not None:
                 sl = _flat_range(p, lo, hi)
-                src = p.flat[sl]
-                if len(src):
-                    first = sl.start
-                    src_starts = (p.ends[lo:hi] - lens) - first  # type: ignore[index]
-                    block[np.repeat(pos - src_starts, lens) + np.arange(len(src))] = src
-            pos += lens
+                _scatter_var(block, starts + off, p.flat[sl], lens)
+            off += lens
+
+
+SCATTER = 1 << 20  # bytes copied per fancy-indexed assignment at most (its index array is 8x that)
+
+
+def _scatter_fixed(block: np.ndarray, pos: np.ndarray, mat: np.ndarray) -> None:
+    """``mat[i]`` into ``block`` at ``pos[i]``, each row its own place."""
+    w = mat.shape[1]
+    if w >= 4096:
+        for i, p in enumerate(pos.tolist()):
+            block[p : p + w] = mat[i]
+        return
+    step = max(1, SCATTER // w)
+    ar = np.arange(w)
+    for a in range(0, len(pos), step):
+        block[pos[a : a + step, None] + ar] = mat[a : a + step]
+
+
+def _scatter_var(block: np.ndarray, pos: np.ndarray, flat: np.ndarray, lens: np.ndarray) -> None:
+    """Rows of ``flat`` (``lens`` bytes each, back to back) into ``block`` at ``pos``."""
+    ends = np.cumsum(lens)
+    begins = ends - lens
+    a, n = 0, len(lens)
+    while a < n:
+        b = max(a + 1, int(np.searchsorted(ends, int(begins[a]) + SCATTER, side="right")))
+        b = min(b, n)
+        if b == a + 1:
+            s, m = int(begins[a]), int(lens[a])
+            block[int(pos[a]) : int(pos[a]) + m] = flat[s : s + m]
+        else:
+            src = flat[int(begins[a]) : int(ends[b - 1])]
+            if len(src):
+                rel = np.repeat(pos[a:b] - (begins[a:b] - begins[a]), lens[a:b])
+                block[rel + np.arange(len(src))] = src
+        a = b
 
 
 def _flat_range(p: _Piece, lo: int, hi: int) -> slice:

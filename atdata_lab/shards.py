@@ -267,8 +267,8 @@ class ShardSetWriter:
         """Append ``len(sizes)`` members keyed ``"%06d" % k`` from ``k = first`` on, with the bytes
         :meth:`add` would give them, laid out in tar blocks at once (no sidecars: use :meth:`add`).
         ``fill(block, starts, lo, hi, rows)`` writes the payloads of members ``lo:hi`` into the
-        uint8 ``block`` at offsets ``starts``; ``rows`` is a ``(hi - lo, size)`` view of them when
-        they are all of one size (else None)."""
+        uint8 ``block`` at offsets ``starts``; ``rows`` is a ``(hi - lo, width)`` view of the members'
+        data areas when they are all of one padded size (else None)."""
         if self.sidecars is not None:
             raise InvalidArgumentError("add_rows() does not feed sidecars; add() does")
         n = len(sizes)
@@ -306,12 +306,11 @@ class ShardSetWriter:
         heads = ustar_headers(first + lo, sizes, ext)
         total = int(member.sum())
         block = np.zeros(total, dtype=np.uint8)
-        uniform = bool((member == member[0]).all()) and bool((sizes == sizes[0]).all())
-        if uniform:
+        if (member == member[0]).all():  # members of one padded size: a (rows, member) grid
             grid = block.reshape(hi - lo, int(member[0]))
             grid[:, :BLOCK] = heads
             starts = np.arange(hi - lo, dtype=np.int64) * int(member[0]) + BLOCK
-            fill(block, starts, lo, hi, grid[:, BLOCK : BLOCK + int(sizes[0])])
+            fill(block, starts, lo, hi, grid[:, BLOCK:])
         else:
             starts = np.cumsum(member) - member
             block.reshape(-1, BLOCK)[starts // BLOCK] = heads
@@ -345,6 +344,8 @@ class ShardSetWriter:
             return
         if self._hasher is None:
             self._hasher = ThreadPoolExecutor(1, thread_name_prefix="atdata-sha256")
+        if cur.hashed is not None:
+            cur.hashed.result()  # one batch hashed at a time: memory stays bounded if hashing lags
         cur.hashed = self._hasher.submit(_update_all, cur.sha, cur.unhashed)
         cur.unhashed, cur.unhashed_size = [], 0
 
