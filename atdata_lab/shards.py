@@ -153,9 +153,9 @@ class _OpenShard:
         "keep",
         "kept",
         "digests",
-        "hashed",
-        "unhashed",
-        "unhashed_size",
+        "async_io",
+        "unwritten",
+        "unwritten_size",
     )
 
     def __init__(self, sink: ShardSink, side: SidecarBuilder | None) -> None:
@@ -169,9 +169,9 @@ class _OpenShard:
         self.keep = side.values if side is not None else None
         self.kept: list[Any] = []
         self.digests: list[bytes] = []
-        self.hashed: Future | None = None  # the last sha256 update handed to the hashing thread
-        self.unhashed: list[Any] = []  # written, not yet handed to it
-        self.unhashed_size = 0
+        self.async_io = False  # whether its bytes go to the sink on the writing thread
+        self.unwritten: list[Any] = []  # bytes hashed, not yet handed to that thread
+        self.unwritten_size = 0
 
 
 class ShardSetWriter:
@@ -193,8 +193,8 @@ class ShardSetWriter:
 
     FLUSH = 1 << 20
     DIRECT = 64 << 10  # payloads at least this large go to the sink as they are (not copied into a buffer)
-    HASH_ASYNC = 64 << 10  # writes at least this large are hashed on a second thread, beside the write
-    HASH_BATCH = 8 << 20  # bytes handed to the hashing thread at once
+    WRITE_ASYNC = 64 << 10  # from a write this large on, a shard's bytes are written on a second thread
+    WRITE_BATCH = 8 << 20  # bytes handed to that thread at once
 
     def __init__(
         self,
@@ -223,7 +223,8 @@ class ShardSetWriter:
         self._staged: list[tuple[ShardSink, SidecarBuilder | None, int]] = []
         self.created: list[str] = []  # URLs of the shards commit() created (not found identical already)
         self._cur: _OpenShard | None = None
-        self._hasher: ThreadPoolExecutor | None = None
+        self._io: ThreadPoolExecutor | None = None  # writes (and syncs) shards beside the encoding
+        self._last_io: Future | None = None
 
     def add(self, key: str, payload: bytes, ext: str = "msgpack", sample: Any = None) -> None:
         """Append one member; ``sample`` (the object ``payload`` encodes) feeds the sidecars."""
@@ -328,31 +329,35 @@ class ShardSetWriter:
             self._emit(cur, memoryview(data))
 
     def _emit(self, cur: _OpenShard, data: bytes | memoryview) -> None:
-        """Write ``data`` and hash it: large writes are hashed on a second thread (hashlib lets go
-        of the GIL), handed over a few MiB at a time and in order; ``data`` must not change afterwards."""
-        cur.sink.write(data)
-        if cur.hashed is None and not cur.unhashed and len(data) < self.HASH_ASYNC:
-            cur.sha.update(data)
+        """Hash ``data`` and write it. Large writes (and all after them in the shard) go to the sink
+        on a second thread, a few MiB at a time and in order, while this one encodes and hashes the
+        next samples (file writes and hashlib let go of the GIL); ``data`` must not change afterwards."""
+        cur.sha.update(data)
+        if not cur.async_io and len(data) < self.WRITE_ASYNC:
+            cur.sink.write(data)
             return
-        cur.unhashed.append(data)
-        cur.unhashed_size += len(data)
-        if cur.unhashed_size >= self.HASH_BATCH:
+        cur.async_io = True
+        cur.unwritten.append(data)
+        cur.unwritten_size += len(data)
+        if cur.unwritten_size >= self.WRITE_BATCH:
             self._hand_over(cur)
 
-    def _hand_over(self, cur: _OpenShard) -> None:
-        if not cur.unhashed:
-            return
-        if self._hasher is None:
-            self._hasher = ThreadPoolExecutor(1, thread_name_prefix="atdata-sha256")
-        if cur.hashed is not None:
-            cur.hashed.result()  # one batch hashed at a time: memory stays bounded if hashing lags
-        cur.hashed = self._hasher.submit(_update_all, cur.sha, cur.unhashed)
-        cur.unhashed, cur.unhashed_size = [], 0
+    def _hand_over(self, cur: _OpenShard, sync: bool = False) -> None:
+        if self._io is None:
+            self._io = ThreadPoolExecutor(1, thread_name_prefix="atdata-write")
+        if self._last_io is not None:
+            self._last_io.result()  # one batch in flight at a time: memory stays bounded if the disk lags
+        self._last_io = self._io.submit(_write_all, cur.sink, cur.unwritten, sync)
+        cur.unwritten, cur.unwritten_size = [], 0
 
-    def _stop_hasher(self) -> None:
-        if self._hasher is not None:
-            self._hasher.shutdown()
-            self._hasher = None
+    def _stop_io(self, check: bool) -> None:
+        """Wait for the writing thread (``check``: raise what a write raised) and stop it."""
+        last, self._last_io = self._last_io, None
+        if self._io is not None:
+            self._io.shutdown()
+            self._io = None
+        if check and last is not None:
+            last.result()
 
     def _close_current(self) -> None:
         cur = self._cur
@@ -361,11 +366,9 @@ class ShardSetWriter:
         cur.buf += END_OF_ARCHIVE
         cur.pos += len(END_OF_ARCHIVE)
         self._flush(cur)
+        if cur.async_io:  # the rest written, then the shard synced, while the next one is encoded
+            self._hand_over(cur, sync=True)
         self._cur = None
-        self._hand_over(cur)
-        if cur.hashed is not None:
-            cur.hashed.result()
-            cur.hashed = None
         info = ShardInfo(
             cur.sink.url,
             cur.sha.hexdigest(),
@@ -383,7 +386,7 @@ class ShardSetWriter:
     def finish(self) -> list[ShardInfo]:
         """Close the last shard; return every shard's info (still staged, not published)."""
         self._close_current()
-        self._stop_hasher()
+        self._stop_io(check=True)
         return self.infos
 
     def commit(self) -> None:
@@ -434,7 +437,7 @@ class ShardSetWriter:
 
     def abort(self) -> None:
         """Discard everything staged (and the shard being written)."""
-        self._stop_hasher()
+        self._stop_io(check=False)
         sinks = [shard for shard, _side, _size in self._staged]
         if self._cur is not None:
             sinks.append(self._cur.sink)
@@ -447,9 +450,11 @@ class ShardSetWriter:
                 pass
 
 
-def _update_all(sha: Any, chunks: list[Any]) -> None:
+def _write_all(sink: ShardSink, chunks: list[Any], sync: bool) -> None:
     for c in chunks:
-        sha.update(c)
+        sink.write(c)
+    if sync:
+        sink.sync()
 
 
 def peek_samples(samples: Iterable[Any], call: str) -> tuple[Any, Iterator[Any], int | None]:

@@ -267,3 +267,35 @@ def test_index_write_from_a_dataframe_registers_the_entry_like_objects(tmp_path)
     batch = atdata.SampleBatch(columns=cols, sample_type=Small, keys=[str(i) for i in range(500)])
     via_batch = index.write_samples(batch, name="from-batch", maxcount=200, progress=False)
     assert via_batch.cid == from_objs.cid
+
+
+def test_a_failed_background_write_stops_the_write_and_publishes_nothing(tmp_path):
+    """Large members go to the sink on a second thread: a write failing there is raised here."""
+    from atdata_lab.shards import ShardSetWriter, encode_samples_into
+    from atdata_lab.stores.local import FileSink
+
+    class FailingSink(FileSink):  # stand-in: a disk that fails on demand (a real one cannot be made to)
+        writes = 0
+
+        def write(self, data):
+            FailingSink.writes += 1
+            if FailingSink.writes == 3:
+                raise OSError(28, "No space left on device")
+            super().write(data)
+
+    @atdata.packable
+    class Img:
+        image: NDArray
+
+    imgs = [Img(image=np.full((3, 224, 224), i, np.uint8)) for i in range(200)]
+    out = tmp_path / "out"
+    writer = ShardSetWriter(lambda i: str(out / f"d-{i:06d}.tar"), FailingSink, maxcount=80)
+    with pytest.raises(OSError, match="No space left"):
+        try:
+            encode_samples_into(writer, imgs, atdata.sample.codec_for(Img))
+            writer.finish()
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    assert not list(out.iterdir())  # no shard, no staging file
