@@ -304,17 +304,16 @@ class ShardSetWriter:
         hi: int,
         ext: str,
     ) -> None:
-        heads = ustar_headers(first + lo, sizes, ext)
         total = int(member.sum())
         block = np.zeros(total, dtype=np.uint8)
         if (member == member[0]).all():  # members of one padded size: a (rows, member) grid
             grid = block.reshape(hi - lo, int(member[0]))
-            grid[:, :BLOCK] = heads
+            ustar_headers(first + lo, sizes, ext, out=grid[:, :BLOCK])
             starts = np.arange(hi - lo, dtype=np.int64) * int(member[0]) + BLOCK
             fill(block, starts, lo, hi, grid[:, BLOCK:])
         else:
             starts = np.cumsum(member) - member
-            block.reshape(-1, BLOCK)[starts // BLOCK] = heads
+            block.reshape(-1, BLOCK)[starts // BLOCK] = ustar_headers(first + lo, sizes, ext)
             starts += BLOCK
             fill(block, starts, lo, hi, None)
         cur.offsets.extend(zip((starts + cur.pos).tolist(), sizes.tolist()))

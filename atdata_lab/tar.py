@@ -67,11 +67,13 @@ def ustar_header(name: str, size: int) -> bytes:
     return bytes(h)
 
 
-def ustar_headers(first: int, sizes: np.ndarray, ext: str) -> np.ndarray:
+def ustar_headers(first: int, sizes: np.ndarray, ext: str, out: np.ndarray | None = None) -> np.ndarray:
     """The headers :func:`ustar_header` gives members ``"%06d.{ext}" % k`` for ``k`` from ``first`` on,
-    of ``sizes`` bytes (each under 8 GiB), as one ``(len(sizes), 512)`` uint8 array built at once."""
+    of ``sizes`` bytes (each under 8 GiB), as one ``(len(sizes), 512)`` uint8 array built at once
+    (``out``, e.g. a strided view of the tar block they go in, or a new array)."""
     n = len(sizes)
-    out = np.empty((n, BLOCK), dtype=np.uint8)
+    if out is None:
+        out = np.empty((n, BLOCK), dtype=np.uint8)
     out[:] = np.frombuffer(_TEMPLATE, dtype=np.uint8)
     keys = np.arange(first, first + n, dtype=np.int64)
     suffix = np.frombuffer(("." + ext).encode("ascii"), dtype=np.uint8)

@@ -299,3 +299,15 @@ def test_a_failed_background_write_stops_the_write_and_publishes_nothing(tmp_pat
             writer.abort()
             raise
     assert not list(out.iterdir())  # no shard, no staging file
+
+
+def test_tar_headers_built_at_once_are_those_built_one_by_one():
+    from atdata_lab.tar import ustar_header, ustar_headers
+
+    rng = np.random.default_rng(0)
+    for first, n in [(0, 40), (999_990, 20), (123_456, 7)]:  # keys of 6 then 7 digits past 999999
+        sizes = rng.integers(0, 8**11 - 1, n)
+        heads = ustar_headers(first, sizes, "msgpack")
+        assert [h.tobytes() for h in heads] == [
+            ustar_header("%06d.msgpack" % (first + j), int(s)) for j, s in enumerate(sizes)
+        ]
