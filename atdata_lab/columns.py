@@ -452,6 +452,10 @@ def _encode_column(f: Field, col: Any, lo: int, hi: int, st: type) -> list[bytes
     if isinstance(col, _Text):
         return _text_pieces(col, lo, hi)
     values = col[lo:hi]
+    if kind == "ndarray" and values and all(type(v) is np.ndarray for v in values):
+        dt, shape = values[0].dtype, values[0].shape
+        if all(v.dtype == dt and v.dtype.str == dt.str and v.shape == shape for v in values):
+            return _ndarray_pieces(np.stack(values))  # arrays of one dtype and shape (a DataFrame's)
     if kind in ("str", "bytes") and all(type(v) is (str if kind == "str" else bytes) for v in values):
         raw = [v.encode("utf-8") for v in values] if kind == "str" else values
         lens = np.fromiter(map(len, raw), dtype=np.int64, count=n)
