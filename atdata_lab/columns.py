@@ -72,7 +72,7 @@ class Columns:
         """The rows as sample objects (for what needs them: manifests)."""
         cls = self.sample_type
         for i in range(self.n):
-            yield cls(**{f.name: _value_at(self.columns[f.name], i) for f in self.fields})
+            yield cls(**{f.name: self.columns[f.name][i] for f in self.fields})
 
     def observe(self, observer: HintObserver) -> None:
         """Feed the dtype and shape of every NDArray column to ``observer``."""
@@ -133,13 +133,13 @@ def as_columns(data: Any, sample_type: type | None, call: str) -> Columns:
     if _is_batch(data):
         st = sample_type or data.sample_type
         raw: dict[str, Any] = data.as_dict()
-        n = len(data)
+        n = None  # from the columns (a batch made from columns may have no keys)
     elif isinstance(data, Mapping):
         st, raw, n = sample_type, dict(data), None
     elif type(data).__name__ == "DataFrame":
         st, raw, n = sample_type, {str(c): _from_pandas(data[c]) for c in data.columns}, len(data)
     else:  # pyarrow Table / RecordBatch
-        st, raw, n = sample_type, {name: _from_arrow(data.column(name)) for name in data.column_names}, None
+        st, raw = sample_type, {name: _from_arrow(data.column(name)) for name in data.column_names}
         n = data.num_rows
     if st is None or st is DictSample or not isinstance(st, type):
         raise InvalidArgumentError(
@@ -169,7 +169,7 @@ def as_columns(data: Any, sample_type: type | None, call: str) -> Columns:
             cols[f.name] = None
             continue
         cols[f.name] = _check_column(f, raw[f.name], st, call)
-    lengths = {name: _length(c) for name, c in cols.items() if c is not None}
+    lengths = {name: len(c) for name, c in cols.items() if c is not None}
     if n is None:
         n = next(iter(lengths.values()), 0)
     bad = {k: v for k, v in lengths.items() if v != n}
@@ -244,10 +244,6 @@ def _from_arrow(col: Any) -> Any:
     return col.to_pylist()
 
 
-def _length(col: Any) -> int:
-    return len(col)
-
-
 _KIND_OK: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int, np.integer),
@@ -320,11 +316,6 @@ def _check_column(f: Field, col: Any, st: type, call: str) -> Any:
             hint = f" (make {st.__name__}.{f.name} Optional to allow None)" if t is type(None) else ""
             raise ColumnError(f"{where}, row {i}: {what}, but {want}{hint}")
     return col
-
-
-def _value_at(col: Any, i: int) -> Any:
-    v = col[i]
-    return v
 
 
 # ------------------------------------------------------------------------------ encoding
