@@ -29,6 +29,7 @@ import msgpack
 import numpy as np
 
 from .cache import verified_source
+from .columns import as_columns, is_columnar
 from .distributed import EpochIterator
 from .errors import (
     InvalidArgumentError,
@@ -1672,6 +1673,7 @@ def write_samples(
     progress: ProgressLike = False,
     content_metadata: Any = None,
     manifest: bool = False,
+    sample_type: type | None = None,
 ) -> Dataset:
     """Write samples to ``name-%06d.tar`` shards on local disk and return them as a :class:`Dataset`.
 
@@ -1684,11 +1686,22 @@ def write_samples(
     ``.manifest.parquet``, atdata's files) in the same pass, published just before its shard, so
     ``ds.query(where=...)`` works at once (needs ``pip install 'atdata-lab[manifest]'``).
 
+    ``samples`` may also be columns, one per field of ``sample_type``: a :class:`SampleBatch`, a dict
+    of arrays or lists, a pandas DataFrame or a pyarrow Table (see :mod:`atdata_lab.columns`). They
+    are encoded without one object per sample, into the bytes the same samples as objects give.
+
     Raises:
-        ValueError: ``samples`` is empty (no file is left behind).
+        ValueError: ``samples`` is empty (no file is left behind), or columns do not match
+            ``sample_type`` (the message names the column).
     """
-    first, every, total = peek_samples(samples, "write_samples")
-    cls = type(first)
+    total: int | None
+    cols = as_columns(samples, sample_type, "write_samples") if is_columnar(samples) else None
+    if cols is not None:
+        cls, first, total = cols.sample_type, None, cols.n
+        every: Iterator[Any] = cols.samples()
+    else:
+        first, every, total = peek_samples(samples, "write_samples")
+        cls = type(first)
     codec = codec_for(cls)
     url_for = _shard_pattern(path, split=maxcount is not None or maxsize is not None)
     writer = ShardSetWriter(
@@ -1699,7 +1712,10 @@ def write_samples(
         sidecars=ManifestSidecars(cls, first) if manifest else None,
     )
     try:
-        encode_samples_into(writer, every, codec, progress=progress, total=total)
+        if cols is not None and not manifest:
+            cols.write_into(writer, progress=progress)
+        else:
+            encode_samples_into(writer, every, codec, progress=progress, total=total)
         infos = writer.finish()
         writer.commit()
     except BaseException:

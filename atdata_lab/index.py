@@ -10,7 +10,7 @@ import contextlib
 import os
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +21,7 @@ import numpy as np
 from . import _journal, promotion
 from .atmosphere._store import PDSBlobStore
 from .cid import cid_for
+from .columns import as_columns, is_columnar
 from .dataset import Dataset
 from .entry import IndexEntry
 from .errors import (
@@ -296,6 +297,7 @@ class Index:
         progress: ProgressLike = True,
         data_store: DataStore | None = None,
         manifest: bool = False,
+        sample_type: type | None = None,
         _keep_taken: bool = False,
     ) -> IndexEntry:
         """Write samples as a new dataset: shards into the data store, entry into the index.
@@ -320,16 +322,26 @@ class Index:
         ``index.dataset(name).query(where=...)`` works (see :meth:`build_manifests` for entries
         written without).
 
+        ``samples`` may also be columns of ``sample_type`` (a SampleBatch, a dict of arrays or lists,
+        a pandas DataFrame, a pyarrow Table), written without one object per sample into the same
+        bytes (see :func:`~atdata_lab.dataset.write_samples`).
+
         Raises:
-            ValueError: empty input or a bad name (nothing is written), or data that does not fit
-                ``schema_ref`` (nothing is kept).
+            ValueError: empty input or a bad name (nothing is written), data that does not fit
+                ``schema_ref`` (nothing is kept), or columns that do not match ``sample_type``.
             SchemaNotFoundError: ``schema_ref`` is not stored in this index (a ``KeyError``).
             EntryConflictError: the name holds different content (a ``ValueError``).
         """
         check_dataset_name(name)
         tags = self._check_tags(tags)
-        first, every, total = peek_samples(samples, f"write({name!r})")
-        cls = type(first)
+        total: int | None
+        cols = as_columns(samples, sample_type, f"write({name!r})") if is_columnar(samples) else None
+        if cols is not None:
+            cls, first, total = cols.sample_type, None, cols.n
+            every: Iterator[Any] = cols.samples()
+        else:
+            first, every, total = peek_samples(samples, f"write({name!r})")
+            cls = type(first)
         codec = codec_for(cls)
         nd_fields = (
             [f.name for f in fields_of(cls) if f.type.kind == "ndarray"] if cls is not DictSample else []
@@ -354,9 +366,15 @@ class Index:
             exists=store.exists,
         )
         try:
-            n = encode_samples_into(writer, every, codec, observer=observer, progress=progress, total=total)
+            if cols is not None and not manifest:
+                cols.observe(observer)
+                n = cols.write_into(writer, progress=progress)
+            else:
+                n = encode_samples_into(
+                    writer, every, codec, observer=observer, progress=progress, total=total
+                )
             infos = writer.finish()
-            if cls is DictSample:
+            if cls is DictSample and first is not None:  # (columns always have a typed sample type)
                 schema = _infer_schema(name, first)
             else:
                 schema = Schema.from_type(cls).with_hints(observer.dtypes, observer.shapes)

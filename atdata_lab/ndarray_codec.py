@@ -68,7 +68,8 @@ def encode_ndarray(arr: np.ndarray) -> bytes:
     head = bytes((len(ds),)) + ds + bytes((len(shape),)) + _shape_structs[len(shape)].pack(*shape)
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
-    return head + arr.tobytes()
+    # one copy of the data (head + tobytes() made two); datetimes have no buffer: seen as bytes
+    return b"".join((head, arr.reshape(-1).view(np.uint8).data))
 
 
 def parse_ndarray_header(buf: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...], int]:

@@ -17,7 +17,7 @@ import mmap
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -29,7 +29,7 @@ import numpy as np
 from .errors import InvalidArgumentError, ShardExistsError, ShardNotFoundError
 from .progress import ProgressEvent, ProgressLike, resolve_progress
 from .stores.base import ShardSink
-from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header
+from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header, ustar_headers
 from .urls import is_local, local_path, open_url
 
 __all__ = [
@@ -105,21 +105,24 @@ class HintObserver:
     def observe(self, sample: Any) -> None:
         for name in self.fields:
             v = getattr(sample, name, None)
-            if not isinstance(v, np.ndarray):
-                continue
-            if name not in self._seen:
-                self._seen.add(name)
-                self.dtypes[name] = v.dtype.str
-                self.shapes[name] = v.shape
-                continue
-            if self.dtypes[name] is not None and v.dtype.str != self.dtypes[name]:
-                self.dtypes[name] = None  # mixed dtypes: record "any"
-            old = self.shapes[name]
-            if old is not None and old != v.shape:
-                if len(old) != v.ndim:
-                    self.shapes[name] = None
-                else:
-                    self.shapes[name] = tuple(a if a == b else None for a, b in zip(old, v.shape))
+            if isinstance(v, np.ndarray):
+                self.observe_array(name, v.dtype.str, v.shape)
+
+    def observe_array(self, name: str, dtype: str, shape: tuple) -> None:
+        """One array of field ``name`` (or a column of arrays all of this dtype and shape)."""
+        if name not in self._seen:
+            self._seen.add(name)
+            self.dtypes[name] = dtype
+            self.shapes[name] = shape
+            return
+        if self.dtypes[name] is not None and dtype != self.dtypes[name]:
+            self.dtypes[name] = None  # mixed dtypes: record "any"
+        old = self.shapes[name]
+        if old is not None and old != shape:
+            if len(old) != len(shape):
+                self.shapes[name] = None
+            else:
+                self.shapes[name] = tuple(a if a == b else None for a, b in zip(old, shape))
 
 
 class SidecarBuilder(Protocol):
@@ -139,7 +142,21 @@ class SidecarBuilder(Protocol):
 
 
 class _OpenShard:
-    __slots__ = ("sink", "sha", "pos", "offsets", "keys", "buf", "side", "keep", "kept", "digests")
+    __slots__ = (
+        "sink",
+        "sha",
+        "pos",
+        "offsets",
+        "keys",
+        "buf",
+        "side",
+        "keep",
+        "kept",
+        "digests",
+        "async_io",
+        "unwritten",
+        "unwritten_size",
+    )
 
     def __init__(self, sink: ShardSink, side: SidecarBuilder | None) -> None:
         self.sink = sink
@@ -152,6 +169,9 @@ class _OpenShard:
         self.keep = side.values if side is not None else None
         self.kept: list[Any] = []
         self.digests: list[bytes] = []
+        self.async_io = False  # whether its bytes go to the sink on the writing thread
+        self.unwritten: list[Any] = []  # bytes hashed, not yet handed to that thread
+        self.unwritten_size = 0
 
 
 class ShardSetWriter:
@@ -172,6 +192,9 @@ class ShardSetWriter:
     """
 
     FLUSH = 1 << 20
+    DIRECT = 64 << 10  # payloads at least this large go to the sink as they are (not copied into a buffer)
+    WRITE_ASYNC = 64 << 10  # from a write this large on, a shard's bytes are written on a second thread
+    WRITE_BATCH = 8 << 20  # bytes handed to that thread at once
 
     def __init__(
         self,
@@ -200,6 +223,8 @@ class ShardSetWriter:
         self._staged: list[tuple[ShardSink, SidecarBuilder | None, int]] = []
         self.created: list[str] = []  # URLs of the shards commit() created (not found identical already)
         self._cur: _OpenShard | None = None
+        self._io: ThreadPoolExecutor | None = None  # writes (and syncs) shards beside the encoding
+        self._last_io: Future | None = None
 
     def add(self, key: str, payload: bytes, ext: str = "msgpack", sample: Any = None) -> None:
         """Append one member; ``sample`` (the object ``payload`` encodes) feeds the sidecars."""
@@ -225,19 +250,113 @@ class ShardSetWriter:
                 cur.kept.extend(cur.keep(sample))
         cur.offsets.append((cur.pos + BLOCK, size))
         cur.keys.append(key)
-        buf += payload
+        if size >= self.DIRECT and type(payload) is bytes:
+            self._flush(cur)
+            self._emit(cur, payload)
+            buf = cur.buf
+        else:
+            buf += payload
         if padded != size:
             buf += _PADS[padded - size]
         cur.pos += BLOCK + padded
         if len(buf) >= self.FLUSH:
             self._flush(cur)
 
+    def add_rows(
+        self, first: int, sizes: np.ndarray, fill: Callable[..., None], ext: str = "msgpack"
+    ) -> None:
+        """Append ``len(sizes)`` members keyed ``"%06d" % k`` from ``k = first`` on, with the bytes
+        :meth:`add` would give them, laid out in tar blocks at once (no sidecars: use :meth:`add`).
+        ``fill(block, starts, lo, hi, rows)`` writes the payloads of members ``lo:hi`` into the
+        uint8 ``block`` at offsets ``starts``; ``rows`` is a ``(hi - lo, width)`` view of the members'
+        data areas when they are all of one padded size (else None)."""
+        if self.sidecars is not None:
+            raise InvalidArgumentError("add_rows() does not feed sidecars; add() does")
+        n = len(sizes)
+        member = BLOCK + ((sizes + (BLOCK - 1)) & ~(BLOCK - 1))
+        lo = 0
+        while lo < n:
+            cur = self._cur
+            count = len(cur.keys) if cur is not None else 0
+            take = n - lo if self.maxcount is None else min(n - lo, self.maxcount - count)
+            if self.maxsize is not None:
+                ends = (cur.pos if cur is not None else 0) + np.cumsum(member[lo : lo + take]) + 2 * BLOCK
+                take = int(np.searchsorted(ends, self.maxsize, side="right"))
+            if take <= 0 and cur is not None and count:
+                self._close_current()
+                continue
+            take = max(take, 1)  # a member larger than maxsize gets a shard of its own
+            if cur is None:
+                url = self.url_for(len(self.infos))
+                cur = self._cur = _OpenShard(self.open_sink(url), None)
+            hi = lo + take
+            self._add_block(cur, first, sizes[lo:hi], member[lo:hi], fill, lo, hi, ext)
+            lo = hi
+
+    def _add_block(
+        self,
+        cur: _OpenShard,
+        first: int,
+        sizes: np.ndarray,
+        member: np.ndarray,
+        fill: Callable[..., None],
+        lo: int,
+        hi: int,
+        ext: str,
+    ) -> None:
+        total = int(member.sum())
+        block = np.zeros(total, dtype=np.uint8)
+        if (member == member[0]).all():  # members of one padded size: a (rows, member) grid
+            grid = block.reshape(hi - lo, int(member[0]))
+            ustar_headers(first + lo, sizes, ext, out=grid[:, :BLOCK])
+            starts = np.arange(hi - lo, dtype=np.int64) * int(member[0]) + BLOCK
+            fill(block, starts, lo, hi, grid[:, BLOCK:])
+        else:
+            starts = np.cumsum(member) - member
+            block.reshape(-1, BLOCK)[starts // BLOCK] = ustar_headers(first + lo, sizes, ext)
+            starts += BLOCK
+            fill(block, starts, lo, hi, None)
+        cur.offsets.extend(zip((starts + cur.pos).tolist(), sizes.tolist()))
+        cur.keys.extend(["%06d" % k for k in range(first + lo, first + hi)])
+        cur.pos += total
+        self._flush(cur)
+        self._emit(cur, block.data)
+
     def _flush(self, cur: _OpenShard) -> None:
         if cur.buf:
-            data = bytes(cur.buf)
-            cur.sha.update(data)
+            data, cur.buf = cur.buf, bytearray()  # handed over whole, never touched again: no copy
+            self._emit(cur, memoryview(data))
+
+    def _emit(self, cur: _OpenShard, data: bytes | memoryview) -> None:
+        """Hash ``data`` and write it. Large writes (and all after them in the shard) go to the sink
+        on a second thread, a few MiB at a time and in order, while this one encodes and hashes the
+        next samples (file writes and hashlib let go of the GIL); ``data`` must not change afterwards."""
+        cur.sha.update(data)
+        if not cur.async_io and len(data) < self.WRITE_ASYNC:
             cur.sink.write(data)
-            cur.buf.clear()
+            return
+        cur.async_io = True
+        cur.unwritten.append(data)
+        cur.unwritten_size += len(data)
+        if cur.unwritten_size >= self.WRITE_BATCH:
+            self._hand_over(cur)
+
+    def _hand_over(self, cur: _OpenShard, sync: bool = False) -> None:
+        if self._io is None:
+            self._io = ThreadPoolExecutor(1, thread_name_prefix="atdata-write")
+        if self._last_io is not None:
+            self._last_io.result()  # one batch in flight at a time: memory stays bounded if the disk lags
+        self._last_io = self._io.submit(_write_all, cur.sink, cur.unwritten, sync)
+        cur.unwritten, cur.unwritten_size = [], 0
+
+    def _stop_io(self, check: bool) -> None:
+        """Wait for the writing thread (``check``: raise what a write raised) and stop it."""
+        last, self._last_io = self._last_io, None
+        if self._io is not None:
+            self._io.shutdown()
+            self._io = None
+        if check and last is not None:
+            last.result()
 
     def _close_current(self) -> None:
         cur = self._cur
@@ -246,6 +365,8 @@ class ShardSetWriter:
         cur.buf += END_OF_ARCHIVE
         cur.pos += len(END_OF_ARCHIVE)
         self._flush(cur)
+        if cur.async_io:  # the rest written, then the shard synced, while the next one is encoded
+            self._hand_over(cur, sync=True)
         self._cur = None
         info = ShardInfo(
             cur.sink.url,
@@ -264,6 +385,7 @@ class ShardSetWriter:
     def finish(self) -> list[ShardInfo]:
         """Close the last shard; return every shard's info (still staged, not published)."""
         self._close_current()
+        self._stop_io(check=True)
         return self.infos
 
     def commit(self) -> None:
@@ -314,6 +436,7 @@ class ShardSetWriter:
 
     def abort(self) -> None:
         """Discard everything staged (and the shard being written)."""
+        self._stop_io(check=False)
         sinks = [shard for shard, _side, _size in self._staged]
         if self._cur is not None:
             sinks.append(self._cur.sink)
@@ -324,6 +447,13 @@ class ShardSetWriter:
                 sink.abort()
             except OSError:
                 pass
+
+
+def _write_all(sink: ShardSink, chunks: list[Any], sync: bool) -> None:
+    for c in chunks:
+        sink.write(c)
+    if sync:
+        sink.sync()
 
 
 def peek_samples(samples: Iterable[Any], call: str) -> tuple[Any, Iterator[Any], int | None]:

@@ -67,6 +67,36 @@ def ustar_header(name: str, size: int) -> bytes:
     return bytes(h)
 
 
+def ustar_headers(first: int, sizes: np.ndarray, ext: str, out: np.ndarray | None = None) -> np.ndarray:
+    """The headers :func:`ustar_header` gives members ``"%06d.{ext}" % k`` for ``k`` from ``first`` on,
+    of ``sizes`` bytes (each under 8 GiB), as one ``(len(sizes), 512)`` uint8 array built at once
+    (``out``, e.g. a strided view of the tar block they go in, or a new array)."""
+    n = len(sizes)
+    if out is None:
+        out = np.empty((n, BLOCK), dtype=np.uint8)
+    out[:] = np.frombuffer(_TEMPLATE, dtype=np.uint8)
+    keys = np.arange(first, first + n, dtype=np.int64)
+    suffix = np.frombuffer(("." + ext).encode("ascii"), dtype=np.uint8)
+    sums = np.full(n, _TEMPLATE_SUM + int(suffix.sum()), dtype=np.int64)
+    lo = 0
+    while lo < n:  # keys of one width at a time (6 digits, then 7 past 999999...)
+        width = max(6, len(str(first + lo)))
+        hi = min(n, max(lo + 1, 10**width - first))
+        digits = (keys[lo:hi, None] // 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)) % 10 + 48
+        out[lo:hi, :width] = digits
+        out[lo:hi, width : width + len(suffix)] = suffix
+        sums[lo:hi] += digits.sum(axis=1)
+        lo = hi
+    octal = (np.asarray(sizes, dtype=np.int64)[:, None] >> (3 * np.arange(10, -1, -1, dtype=np.int64))) & 7
+    out[:, 124:135] = octal + 48
+    out[:, 135] = 0
+    sums += (octal + 48).sum(axis=1)
+    out[:, 148:154] = ((sums[:, None] >> (3 * np.arange(5, -1, -1, dtype=np.int64))) & 7) + 48
+    out[:, 154] = 0
+    out[:, 155] = 32
+    return out
+
+
 def split_key(name: str) -> tuple[str, str]:
     """WebDataset's rule: the key is the path up to the first dot of the basename."""
     slash = name.rfind("/") + 1
