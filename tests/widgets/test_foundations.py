@@ -58,9 +58,11 @@ def test_core_import_does_not_pull_widget_stacks():
     got = json.loads(out.stdout)
     assert got["before"] == {"ipywidgets": False, "matplotlib": False, "anywidget": False, "PIL": False}
     assert got["names"] == [
+        "CompareView",
         "IndexBrowser",
         "PromotionWizard",
         "SampleInspector",
+        "SamplesTable",
         "SchemaDiff",
         "SchemaDiffViewer",
         "diff",
