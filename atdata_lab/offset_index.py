@@ -168,9 +168,12 @@ def _load(
         return None
     try:
         with os.fdopen(fd, "rb") as f:
-            if os.fstat(f.fileno()).st_size > MAX_CACHE_BYTES:
+            have = os.fstat(f.fileno()).st_size
+            if have > MAX_CACHE_BYTES:
                 return None
-            blob = f.read(MAX_CACHE_BYTES + 1)
+            blob = f.read(have + 1)  # read(n) allocates n bytes up front: ask for what is there
+            if len(blob) > have:
+                return None  # grew while read: rebuilt
         d = msgpack.unpackb(blob, raw=False)
     except Exception:  # noqa: BLE001 - unreadable or not msgpack: rebuilt
         return None
