@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidArgumentError, ManifestError
+from .errors import InvalidArgumentError, ManifestError, NotFoundError
 from .logs import logger
 from .manifest.predicates import F, Predicate
 from .progress import ProgressEvent, ProgressLike, resolve_progress
@@ -810,7 +810,7 @@ class StatsComparison:
         for f in self.fields:
             if f.name == name:
                 return f
-        raise KeyError(name)
+        raise NotFoundError(f"no field {name!r} in this comparison; fields: {[f.name for f in self.fields]}")
 
     def __repr__(self) -> str:
         from .views.column_stats import stats_comparison_text
