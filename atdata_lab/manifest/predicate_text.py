@@ -25,15 +25,15 @@ import re
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from .predicates import F, Predicate
+from .predicates import COMPARISONS, F, Predicate
 
 __all__ = ["PredicateSyntaxError", "parse_predicate", "predicate_code", "query_code"]
 
 MAX_TEXT = 4000  # characters of a typed predicate
 MAX_DEPTH = 32  # nested parentheses / not
 MAX_ITEMS = 1000  # values of one isin list
-_OPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
-_SYMBOL = {v: k for k, v in _OPS.items()}
+_SYMBOL = {op: symbol for op, (symbol, _fn) in COMPARISONS.items()}
+_OPS = {symbol: op for op, symbol in _SYMBOL.items()}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*\Z")
 _TOKEN = re.compile(
     r"""

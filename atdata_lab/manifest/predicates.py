@@ -25,7 +25,7 @@ from .fields import resolve_manifest_fields
 
 __all__ = ["F", "FieldProxy", "Predicate", "query_fields"]
 
-_OPS = {
+COMPARISONS = {  # op name -> (Python symbol, function): the one table of comparisons
     "eq": ("==", operator.eq),
     "ne": ("!=", operator.ne),
     "lt": ("<", operator.lt),
@@ -94,7 +94,7 @@ class Predicate:
         col = df[self.field]
         if self.op == "isin":
             return col.isin(self.value)
-        return _OPS[self.op][1](col, self.value)
+        return COMPARISONS[self.op][1](col, self.value)
 
     def _field_names(self) -> set[str]:
         """The fields this predicate reads."""
@@ -140,7 +140,7 @@ class Predicate:
             return f"~{self.parts[0]!r}"
         if self.op == "isin":
             return f"F.{self.field}.isin({list(self.value)!r})"
-        return f"(F.{self.field} {_OPS[self.op][0]} {self.value!r})"
+        return f"(F.{self.field} {COMPARISONS[self.op][0]} {self.value!r})"
 
 
 def _real(v: Any) -> float | None:

@@ -15,7 +15,6 @@ raise :class:`~atdata_lab.errors.ManifestNotFoundError`, saying how to make mani
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,19 +22,10 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, ManifestError, ManifestNotFoundError
 from .predicate_text import query_code
-from .predicates import Predicate
+from .predicates import COMPARISONS, Predicate
 from .query import SampleLocation, _Joined, _mask_of, manifests_missing
 
 __all__ = ["SampleRows", "Selection", "predicate_matches"]
-
-_CMP = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "lt": operator.lt,
-    "le": operator.le,
-    "gt": operator.gt,
-    "ge": operator.ge,
-}
 
 
 def predicate_matches(predicate: Predicate, values: Mapping[str, Any]) -> bool:
@@ -56,7 +46,7 @@ def predicate_matches(predicate: Predicate, values: Mapping[str, Any]) -> bool:
     if v is None:
         return op == "ne"
     try:
-        return bool(_CMP[op](v, predicate.value))
+        return bool(COMPARISONS[op][1](v, predicate.value))
     except TypeError:
         return op == "ne"
 

@@ -637,6 +637,19 @@ class AtdataWidget(ipywidgets.VBox):
         """``button.on_click(self.ui(handler, what))``."""
         button.on_click(self.ui(handler, what))
 
+    def swap_toolbar(self, title: ipywidgets.Widget, swap: Callable[[], Any]) -> ipywidgets.HBox:
+        """``title`` beside a "Swap sides" button that calls ``swap()`` (the two-sided views)."""
+        button = self.part(
+            ipywidgets.Button(
+                description="Swap sides", icon="exchange", layout=ipywidgets.Layout(width="auto")
+            ),
+            "swap",
+        )
+        self.on_click(button, lambda _b: swap(), "Swapping the sides")
+        toolbar = ipywidgets.HBox([title, button])
+        toolbar.add_class("atdata-toolbar")
+        return toolbar
+
     def error_advice(self, exc: BaseException) -> str:
         """What to do next about ``exc``, shown under the message. Override per widget ("" = none)."""
         return ""

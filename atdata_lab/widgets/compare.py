@@ -73,15 +73,7 @@ class CompareView(AtdataWidget):
         self._title = self.part(ipywidgets.HTML(), "title")
         self._stats = self.part(ipywidgets.HTML(), "stats")
         self._schema_box = self.part(ipywidgets.VBox(), "schema")
-        swap = self.part(
-            ipywidgets.Button(
-                description="Swap sides", icon="exchange", layout=ipywidgets.Layout(width="auto")
-            ),
-            "swap",
-        )
-        self.on_click(swap, lambda _b: self.swap(), "Swapping the sides")
-        toolbar = ipywidgets.HBox([self._title, swap])
-        toolbar.add_class("atdata-toolbar")
+        toolbar = self.swap_toolbar(self._title, self.swap)
         stats_title = ipywidgets.HTML("<div class='atdata-section-title'>Field statistics</div>")
         schema_title = ipywidgets.HTML("<div class='atdata-section-title'>Schemas</div>")
         self.set_body(toolbar, stats_title, self._stats, schema_title, self._schema_box)

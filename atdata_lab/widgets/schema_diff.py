@@ -71,15 +71,7 @@ class SchemaDiffViewer(AtdataWidget):
         self._right_pane, self._right_body = _record_pane("right record")
         self.part(self._left_pane, "left-record")
         self.part(self._right_pane, "right-record")
-        swap = self.part(
-            ipywidgets.Button(
-                description="Swap sides", icon="exchange", layout=ipywidgets.Layout(width="auto")
-            ),
-            "swap",
-        )
-        self.on_click(swap, lambda _b: self.swap(), "Swapping the sides")
-        toolbar = ipywidgets.HBox([self._title, swap])
-        toolbar.add_class("atdata-toolbar")
+        toolbar = self.swap_toolbar(self._title, self.swap)
         records = self.part(ipywidgets.HBox([self._left_pane, self._right_pane]), "records")
         self.set_body(toolbar, self._verdict, self._table, records)
         self.compare(a, b)
