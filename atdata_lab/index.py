@@ -136,7 +136,7 @@ class ShardOffsets:
     def __init__(self, provider: IndexProvider | None) -> None:
         self.provider = provider
 
-    def __call__(self, url: str) -> tuple[np.ndarray, list[str]] | None:
+    def __call__(self, url: str) -> tuple[np.ndarray, list[str], np.ndarray | None] | None:
         if self.provider is None:
             return None
         r = self.provider.get_shards([url]).get(url)
@@ -296,6 +296,7 @@ class Index:
         progress: ProgressLike = True,
         data_store: DataStore | None = None,
         manifest: bool = False,
+        compression: str | None = None,
         _keep_taken: bool = False,
     ) -> IndexEntry:
         """Write samples as a new dataset: shards into the data store, entry into the index.
@@ -320,6 +321,9 @@ class Index:
         ``index.dataset(name).query(where=...)`` works (see :meth:`build_manifests` for entries
         written without).
 
+        ``compression="gzip"`` writes compact ``.tar.gz`` shards that atdata still reads (see
+        :func:`~atdata_lab.dataset.write_samples`).
+
         Raises:
             ValueError: empty input or a bad name (nothing is written), or data that does not fit
                 ``schema_ref`` (nothing is kept).
@@ -343,15 +347,21 @@ class Index:
         journal: Path | None = None
         existing = self.provider.get_entry(name)
         # Never write over files an entry may use: a name that exists (or left files) gets fresh URLs.
-        tag = uuid.uuid4().hex[:8] if existing is not None or store.exists(store.shard_url(name, 0)) else None
+        gz = ".gz" if compression == "gzip" else ""
+        tag = (
+            uuid.uuid4().hex[:8]
+            if existing is not None or store.exists(store.shard_url(name, 0) + gz)
+            else None
+        )
         sidecars = ManifestSidecars(cls, first) if manifest else None
         writer = ShardSetWriter(
-            lambda i: store.shard_url(name, i, tag=tag),
+            lambda i: store.shard_url(name, i, tag=tag) + gz,
             store.open_sink,
             maxcount=maxcount,
             maxsize=maxsize,
             sidecars=sidecars,
             exists=store.exists,
+            compression=compression,
         )
         try:
             n = encode_samples_into(writer, every, codec, observer=observer, progress=progress, total=total)
