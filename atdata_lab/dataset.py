@@ -1583,7 +1583,7 @@ def write_samples(
 
     ``compression="gzip"`` writes compact ``.tar.gz`` shards (about a quarter of the bytes for
     small samples) that atdata, webdataset, ``tar`` and ``gzip`` read as usual, and that keep
-    random access (one ~64 KiB block inflated per read; see :mod:`atdata_lab.seekable_gzip`).
+    random access (one ~32 KiB block inflated per read; see :mod:`atdata_lab.seekable_gzip`).
     ``maxsize`` then counts the uncompressed tar bytes.
 
     Raises:

@@ -119,6 +119,76 @@ def bench_rw(name: str, samples: list, tmp: Path, repeat: int, maxcount: int) ->
     return out
 
 
+def bench_compact(samples: list, tmp: Path, repeat: int, maxcount: int = 10_000) -> dict:
+    """Plain tar vs ``compression="gzip"`` on the same small samples, rounds interleaved: bytes per
+    sample, write and ordered batched read (32), random access p50 (warm: the inflated-block cache
+    as a reader has it; cold: the cache emptied before each read, one ~32 KiB block inflated), and
+    the first ``ds[k]`` of a gzip shard nothing has indexed (a scan, then the whole stream inflated
+    once: a scan finds no block table)."""
+    from atdata_lab import seekable_gzip
+    from atdata_lab.dataset import _scan_cache
+
+    out: dict = {"n": len(samples)}
+    counter = iter(range(10**6))
+    ks = [int(k) for k in np.random.default_rng(0).integers(0, len(samples), 500)]
+    times: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for comp in (None, "gzip"):
+            tag = comp or "plain"
+            gc.collect()
+            t = time.perf_counter()
+            ds = atdata.write_samples(
+                samples, tmp / f"compact-{next(counter)}" / "d", maxcount=maxcount, compression=comp
+            )
+            times.setdefault(f"{tag}_write", []).append(time.perf_counter() - t)
+            out[f"{tag}_bytes"] = sum(ds.shard_info(u).size for u in ds.urls)
+            gc.collect()
+            t = time.perf_counter()
+            for _b in ds.ordered(batch_size=32):
+                pass
+            times.setdefault(f"{tag}_read", []).append(time.perf_counter() - t)
+            ds[0]
+            lat, cold = [], []
+            for k in ks:
+                t = time.perf_counter()
+                ds[k]
+                lat.append(time.perf_counter() - t)
+            for k in ks[:200]:
+                seekable_gzip._cache.clear()
+                t = time.perf_counter()
+                ds[k]
+                cold.append(time.perf_counter() - t)
+            times.setdefault(f"{tag}_p50", []).append(statistics.median(lat))
+            times.setdefault(f"{tag}_cold_p50", []).append(statistics.median(cold))
+            if comp:
+                _scan_cache.clear()
+                seekable_gzip._cache.clear()
+                fresh = atdata.Dataset[type(samples[0])](ds.urls)
+                t = time.perf_counter()
+                fresh[len(samples) // 2]
+                times.setdefault("gzip_first", []).append(time.perf_counter() - t)
+    out.update({k: statistics.median(v) for k, v in times.items()})
+    return out
+
+
+def compact_rows(row, c: dict) -> None:
+    n = c["n"]
+    for tag, what in (("plain", "plain tar (default)"), ("gzip", 'compression="gzip"')):
+        row(
+            f"small ({n // 1000}k), {what}: bytes per sample / write / ordered read (32), samples/s",
+            f"{c[f'{tag}_bytes'] / n:,.0f} B / {n / c[f'{tag}_write']:,.0f} / {n / c[f'{tag}_read']:,.0f}",
+            target="<= 1.2x best peer (~265-280 B)" if tag == "gzip" else "—",
+        )
+        row(
+            f"small ({n // 1000}k), {what}: random access p50, us (warm / cold block cache)",
+            f"{c[f'{tag}_p50'] * 1e6:,.0f} / {c[f'{tag}_cold_p50'] * 1e6:,.0f}",
+        )
+    row(
+        f"small ({n // 1000}k), gzip: first ds[k] of an unindexed shard (scan + one inflate), ms",
+        f"{c['gzip_first'] * 1000:,.1f}",
+    )
+
+
 def _rows(n_entries: int) -> list[dict]:
     return [
         {
@@ -892,6 +962,7 @@ def main() -> None:
     m_n, m_shards = (1_000_000, 100) if not args.quick else (200_000, 20)
     m_write_n, m_pairs, m_rounds = (100_000, 9, 5) if not args.quick else (50_000, 5, 3)
     small = img = rss = s3 = ref = None
+    compact = None
     looks: list[dict] = []
     promo: list[dict] | str | None = None
     net: dict | str | None = None
@@ -904,6 +975,7 @@ def main() -> None:
         if "rw" in only:
             small = bench_rw("small", small_samples(n_small), tmp, repeat, maxcount=10_000)
             small["wds_s"] = webdataset_read_seconds(small["urls"], repeat)
+            compact = bench_compact(small_samples(n_small), tmp, repeat)
             img = bench_rw("image", image_samples(n_img), tmp, repeat, maxcount=500)
         if "lookups" in only:
             redis_server = None
@@ -979,6 +1051,8 @@ def main() -> None:
 
     if small is not None and img is not None:
         rw_rows(row, small, img, ref)
+    if compact is not None:
+        compact_rows(row, compact)
     for lk in looks:
         if "error" in lk:
             row(f"{lk['provider']} lookups", f"not measured: {lk['error']}")
