@@ -42,6 +42,7 @@ __all__ = [
     "open_maybe_gzip",
     "read_span",
     "is_gzip_name",
+    "find_blocks",
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -115,13 +116,24 @@ class GzipBlockWriter:
         return out
 
     def finish(self) -> bytes:
-        """The last block, the end of the deflate stream and the gzip trailer."""
-        out = self.end_block() + self._c.flush(zlib.Z_FINISH)
-        out += (self._crc & 0xFFFFFFFF).to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(
+        """The last block (ended by the end of the deflate stream, not by a flush) and the gzip trailer."""
+        out = self._c.flush(zlib.Z_FINISH)
+        self._cpos += len(out)
+        if self._size > self._block_d or not self._rows:
+            self._rows.append(
+                (
+                    self._block_c,
+                    self._cpos - self._block_c,
+                    self._block_d,
+                    self._size - self._block_d,
+                    self._block_crc,
+                )
+            )
+        trailer = (self._crc & 0xFFFFFFFF).to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(
             4, "little"
         )
-        self._cpos += len(out)
-        return out
+        self._cpos += len(trailer)
+        return out + trailer
 
     def table(self) -> np.ndarray:
         return np.asarray(self._rows, dtype=np.int64).reshape(-1, COLUMNS)
@@ -218,6 +230,79 @@ class GunzipReader:
 
     def table(self) -> np.ndarray:
         return np.asarray(self._rows, dtype=np.int64).reshape(-1, COLUMNS)
+
+
+def _deflate_start(data: Any, at: int) -> int:
+    """Where the deflate data of the gzip member at ``at`` starts (after its header's optional fields)."""
+    flags = data[at + 3]
+    pos = at + 10
+    if flags & 4:  # FEXTRA
+        pos += 2 + int.from_bytes(data[pos : pos + 2], "little")
+    for bit in (8, 16):  # FNAME, FCOMMENT: zero-terminated
+        if flags & bit:
+            pos = data.find(b"\x00", pos) + 1
+            if pos == 0:
+                raise ValueError("unterminated gzip header field")
+    return pos + (2 if flags & 2 else 0)  # FHCRC
+
+
+def find_blocks(data: Any, member: np.ndarray, header_at: dict[str, int]) -> np.ndarray | None:
+    """The blocks of one gzip member that start at full-flush points (as our writer makes them), for
+    a shard scanned without its table: ``data`` is the whole file (a buffer), ``member`` its row
+    from :class:`GunzipReader`, ``header_at`` the tar position of each msgpack member's header by
+    name. None when there is nothing to split (or the split does not rebuild the member exactly).
+
+    A candidate is the byte after each ``00 00 ff ff`` (the empty stored block a flush ends with)
+    whose first 512 inflated bytes are the tar header of a known member; the blocks between the
+    candidates are each inflated alone, and must add up to the member's length and crc32.
+    """
+    c0, c_len, d0, d_len, crc_all = (int(v) for v in member)
+    if d_len > BLOCK_MAX * 64:
+        return None
+    try:
+        start = _deflate_start(data, c0)
+    except (ValueError, IndexError):
+        return None
+    end = c0 + c_len - 8  # the gzip trailer
+    found = [(start, d0)]
+    i = data.find(b"\x00\x00\xff\xff", start, end)
+    while i >= 0:
+        c = i + 4
+        try:
+            head = zlib.decompressobj(-zlib.MAX_WBITS).decompress(data[c : c + 4096], 512)
+        except zlib.error:
+            head = b""
+        if len(head) == 512:
+            name = head[:100].split(b"\x00", 1)[0].decode("utf-8", "replace")
+            d = header_at.get(name)
+            if d is not None and d > found[-1][1] and head == ustar_like(head):
+                found.append((c, d))
+        i = data.find(b"\x00\x00\xff\xff", c, end)
+    if len(found) < 2:
+        return None
+    found.append((end, d0 + d_len))
+    rows, crc = [], 0
+    for (c, d), (c2, d2) in zip(found, found[1:]):
+        try:
+            out = zlib.decompressobj(-zlib.MAX_WBITS).decompress(data[c:c2], d2 - d + 1)
+        except zlib.error:
+            return None
+        if len(out) != d2 - d:
+            return None
+        crc = zlib.crc32(out, crc)
+        rows.append((c, c2 - c, d, d2 - d, zlib.crc32(out)))
+    if crc != crc_all:
+        return None
+    return np.asarray(rows, dtype=np.int64).reshape(-1, COLUMNS)
+
+
+def ustar_like(head: bytes) -> bytes:
+    """``head`` if it is a tar header with a valid checksum, else empty."""
+    try:
+        stored = int(head[148:156].split(b"\x00", 1)[0].strip(b" ") or b"-1", 8)
+    except ValueError:
+        return b""
+    return head if stored == sum(head[:148]) + 8 * 32 + sum(head[156:]) else b""
 
 
 class _Prefixed:

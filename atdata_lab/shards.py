@@ -28,7 +28,14 @@ import numpy as np
 
 from .errors import InvalidArgumentError, ShardExistsError, ShardNotFoundError
 from .progress import ProgressEvent, ProgressLike, resolve_progress
-from .seekable_gzip import BLOCK_MAX, BLOCK_TAR_BYTES, GZIP_MAGIC, GzipBlockWriter, open_maybe_gzip
+from .seekable_gzip import (
+    BLOCK_MAX,
+    BLOCK_TAR_BYTES,
+    GZIP_MAGIC,
+    GzipBlockWriter,
+    find_blocks,
+    open_maybe_gzip,
+)
 from .stores.base import ShardSink
 from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header
 from .urls import is_local, local_path, open_url
@@ -463,6 +470,13 @@ def scan_shard(url: str, storage_options: dict[str, Any] | None = None) -> Shard
             gz.drain()  # to the end of the gzip stream, checking its crc32
         while reader.read(1 << 20):  # hash any trailing bytes after the end-of-archive blocks
             pass
+    blocks = gz.table() if gz is not None else None
+    if blocks is not None and len(blocks) == 1 and is_local(url):
+        # one member: its flush points, if it has them at member boundaries (ours), split it in blocks
+        headers = {f"{k}.msgpack": int(o) - BLOCK for k, (o, _s) in zip(keys, offsets)}
+        mm = _map_local(local_path(url))
+        blocks = find_blocks(mm, blocks[0], headers) if mm else None
+        blocks = blocks if blocks is not None else gz.table()  # type: ignore[union-attr]
     return ShardInfo(
         url,
         reader.sha.hexdigest(),
@@ -470,7 +484,7 @@ def scan_shard(url: str, storage_options: dict[str, Any] | None = None) -> Shard
         len(keys),
         np.asarray(offsets, dtype=np.int64).reshape(-1, 2),
         keys,
-        gz.table() if gz is not None else None,
+        blocks,
     )
 
 
