@@ -144,9 +144,10 @@ class GunzipReader:
     than asked for, checks every member's crc32 and length, and notes each member as a block row
     (``table()``) for random access later. Damage is a :class:`ShardError` naming the shard."""
 
-    def __init__(self, f: Any, shard: str, first: bytes = b"") -> None:
+    def __init__(self, f: Any, shard: str, first: bytes = b"", *, table: bool = True) -> None:
         self.f = f
         self.shard = shard
+        self._track = table  # compute each member's crc32 for its table row (zlib checks it anyway)
         self._in = first  # compressed bytes read but not consumed yet
         self._pos = 0  # file position of ``_in[0]``
         self._d: Any = None  # the current member's inflater (None between members)
@@ -206,7 +207,8 @@ class GunzipReader:
             self._pos += len(data) - len(rest)
             self._in = rest
             if out:
-                self._crc = zlib.crc32(out, self._crc)
+                if self._track:
+                    self._crc = zlib.crc32(out, self._crc)
                 self._out += len(out)
             if self._d.eof:
                 self._rows.append(
@@ -319,12 +321,12 @@ class _Prefixed:
         return self.f.read(n)
 
 
-def open_maybe_gzip(f: Any, shard: str) -> tuple[Any, GunzipReader | None]:
+def open_maybe_gzip(f: Any, shard: str, *, table: bool = True) -> tuple[Any, GunzipReader | None]:
     """``(reader, gunzip)``: the tar bytes of ``f`` (inflated when it starts like gzip), and the
-    inflating reader (None for a plain tar)."""
+    inflating reader (None for a plain tar; ``table=False``: its table's crc32s are not computed)."""
     first = f.read(2)
     if first[:2] == GZIP_MAGIC:
-        g = GunzipReader(f, shard, first)
+        g = GunzipReader(f, shard, first, table=table)
         return g, g
     return _Prefixed(f, first), None
 

@@ -526,7 +526,7 @@ def iter_sample_members(
         except FileNotFoundError:
             raise ShardNotFoundError(f"shard {url} does not exist") from None
         if mm[:2] == GZIP_MAGIC:  # a gzip shard: inflated as it is read, each member bounded
-            yield from _iter_msgpack(open_maybe_gzip(mm, url)[0], url, BLOCK_MAX)
+            yield from _iter_msgpack(open_maybe_gzip(mm, url, table=False)[0], url, BLOCK_MAX)
             return
         for name, _off, _size, data in iter_members(mm, url):
             key, ext = split_key(name)
@@ -540,7 +540,7 @@ def iter_sample_members(
     except FileNotFoundError:
         raise ShardNotFoundError(f"shard {url} does not exist") from None
     with f:
-        tar, gz = open_maybe_gzip(f, url)
+        tar, gz = open_maybe_gzip(f, url, table=False)
         yield from _iter_msgpack(tar, url, BLOCK_MAX if gz is not None else None)
 
 
