@@ -282,3 +282,20 @@ def test_gzip_shards_promote_and_verify_on_the_sandbox_pds(pds_account):
     assert any("gzip-compressed" in b and "application/x-tar" in b for b in plan.blocking)
     with pytest.raises(atdata.AtdataLabError, match="gzip-compressed"):
         plan.execute(progress=False)
+
+
+def test_why_one_member_tarfile_stream_mode_stops_after_the_first(written, tmp_path):
+    """The reason for one gzip member cut by flushes rather than BGZF's many members: Python's
+    tarfile in stream mode (webdataset's, so atdata 0.7's) reads only the first member of a
+    multi-member file, silently. Our readers read every member of such a file (written elsewhere)."""
+    samples, ds = written
+    tar = gzip.decompress(open(ds.urls[0], "rb").read())
+    cut = int(ds.shard_info(ds.urls[0]).offsets[600, 0]) - 512  # between two tar members
+    multi = tmp_path / "multi.tar.gz"
+    multi.write_bytes(gzip.compress(tar[:cut], mtime=0) + gzip.compress(tar[cut:], mtime=0))
+    with tarfile.open(multi, "r|*") as t:
+        assert len(list(t)) == 600  # not 1200
+    d = fresh([str(multi)])
+    assert len(d) == 1200 and all(same(a, b) for a, b in zip(d.ordered(), samples[:1200], strict=True))
+    assert len(d.shard_info(str(multi)).blocks) == 2  # one block per member
+    assert same(d[900], samples[900]) and same(d[10], samples[10])
