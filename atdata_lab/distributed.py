@@ -558,7 +558,11 @@ def read_ids(ds: Any, counts: np.ndarray, ids: np.ndarray) -> Iterator[tuple[str
         info = ds._offsets_of(url)  # no hashing: the offsets only (from the headers when unindexed)
         local_idx = ids[i:j] - starts[s]
         src = ds._source_of(url)
-        if is_local(src):
+        if info.blocks is not None:  # a gzip shard: through its blocks (each inflated once, then cached)
+            for k in local_idx:
+                off, size = info.offsets[k]
+                yield url, info.keys[k], ds._read_tar_bytes(info, src, int(off), int(size))
+        elif is_local(src):
             yield from _local_run(maps, url, local_path(src), info, local_idx)
         else:
             yield from _remote_run(url, src, info, local_idx, ds.storage_options)

@@ -137,7 +137,7 @@ class ShardOffsets:
     def __init__(self, provider: IndexProvider | None) -> None:
         self.provider = provider
 
-    def __call__(self, url: str) -> tuple[np.ndarray, list[str]] | None:
+    def __call__(self, url: str) -> tuple[np.ndarray, list[str], np.ndarray | None] | None:
         if self.provider is None:
             return None
         r = self.provider.get_shards([url]).get(url)
@@ -298,6 +298,7 @@ class Index:
         data_store: DataStore | None = None,
         manifest: bool = False,
         sample_type: type | None = None,
+        compression: str | None = None,
         _keep_taken: bool = False,
     ) -> IndexEntry:
         """Write samples as a new dataset: shards into the data store, entry into the index.
@@ -325,6 +326,8 @@ class Index:
         ``samples`` may also be columns of ``sample_type`` (a SampleBatch, a dict of arrays or lists,
         a pandas DataFrame, a pyarrow Table), written without one object per sample into the same
         bytes (see :func:`~atdata_lab.dataset.write_samples`).
+        ``compression="gzip"`` writes compact ``.tar.gz`` shards that atdata still reads (see
+        :func:`~atdata_lab.dataset.write_samples`).
 
         Raises:
             ValueError: empty input or a bad name (nothing is written), data that does not fit
@@ -355,15 +358,21 @@ class Index:
         journal: Path | None = None
         existing = self.provider.get_entry(name)
         # Never write over files an entry may use: a name that exists (or left files) gets fresh URLs.
-        tag = uuid.uuid4().hex[:8] if existing is not None or store.exists(store.shard_url(name, 0)) else None
+        gz = ".gz" if compression == "gzip" else ""
+        tag = (
+            uuid.uuid4().hex[:8]
+            if existing is not None or store.exists(store.shard_url(name, 0) + gz)
+            else None
+        )
         sidecars = ManifestSidecars(cls, first) if manifest else None
         writer = ShardSetWriter(
-            lambda i: store.shard_url(name, i, tag=tag),
+            lambda i: store.shard_url(name, i, tag=tag) + gz,
             store.open_sink,
             maxcount=maxcount,
             maxsize=maxsize,
             sidecars=sidecars,
             exists=store.exists,
+            compression=compression,
         )
         try:
             if cols is not None and not manifest:

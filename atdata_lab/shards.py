@@ -28,6 +28,14 @@ import numpy as np
 
 from .errors import InvalidArgumentError, ShardExistsError, ShardNotFoundError
 from .progress import ProgressEvent, ProgressLike, resolve_progress
+from .seekable_gzip import (
+    BLOCK_MAX,
+    BLOCK_TAR_BYTES,
+    GZIP_MAGIC,
+    GzipBlockWriter,
+    find_blocks,
+    open_maybe_gzip,
+)
 from .stores.base import ShardSink
 from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header, ustar_headers
 from .urls import is_local, local_path, open_url
@@ -62,6 +70,10 @@ class ShardInfo:
         offsets: ``int64`` array of shape (num_samples, 2): data offset and length of each
             sample's msgpack member, in order.
         keys: The sample keys, in order.
+        blocks: For a gzip shard (``compression="gzip"``), its block table (see
+            :mod:`atdata_lab.seekable_gzip`): ``int64`` rows of compressed start, compressed length,
+            tar start, tar length and crc32 of each independently inflatable block; ``offsets`` are
+            then positions in the inflated tar stream. None for a plain tar.
     """
 
     url: str
@@ -70,18 +82,25 @@ class ShardInfo:
     num_samples: int
     offsets: np.ndarray = field(repr=False)
     keys: list[str] = field(repr=False)
+    blocks: np.ndarray | None = field(default=None, repr=False)
 
     def index_blob(self) -> bytes:
-        """Offsets and keys packed for storage in an index."""
-        return msgpack.packb({"o": np.ascontiguousarray(self.offsets, dtype="<i8").tobytes(), "k": self.keys})
+        """Offsets and keys (and a gzip shard's block table) packed for storage in an index."""
+        d: dict[str, Any] = {"o": np.ascontiguousarray(self.offsets, dtype="<i8").tobytes(), "k": self.keys}
+        if self.blocks is not None:
+            d["b"] = np.ascontiguousarray(self.blocks, dtype="<i8").tobytes()
+        return msgpack.packb(d)
 
     @staticmethod
-    def offsets_from_blob(blob: bytes) -> tuple[np.ndarray, list[str]]:
+    def offsets_from_blob(blob: bytes) -> tuple[np.ndarray, list[str], np.ndarray | None]:
         d = msgpack.unpackb(blob)
-        return np.frombuffer(d["o"], dtype="<i8").reshape(-1, 2), d["k"]
+        blocks = np.frombuffer(d["b"], dtype="<i8").reshape(-1, 5) if "b" in d else None
+        return np.frombuffer(d["o"], dtype="<i8").reshape(-1, 2), d["k"], blocks
 
     def with_url(self, url: str) -> ShardInfo:
-        return ShardInfo(url, self.checksum, self.size, self.num_samples, self.offsets, self.keys)
+        return ShardInfo(
+            url, self.checksum, self.size, self.num_samples, self.offsets, self.keys, self.blocks
+        )
 
 
 class ShardRow(NamedTuple):
@@ -156,12 +175,18 @@ class _OpenShard:
         "async_io",
         "unwritten",
         "unwritten_size",
+        "gz",
+        "written",
     )
 
-    def __init__(self, sink: ShardSink, side: SidecarBuilder | None) -> None:
+    def __init__(
+        self, sink: ShardSink, side: SidecarBuilder | None, gz: GzipBlockWriter | None = None
+    ) -> None:
         self.sink = sink
         self.sha = hashlib.sha256()
-        self.pos = 0
+        self.pos = 0  # tar bytes so far
+        self.written = 0  # file bytes so far (fewer than ``pos`` for a gzip shard)
+        self.gz = gz
         self.offsets: list[tuple[int, int]] = []
         self.keys: list[str] = []
         self.buf = bytearray()
@@ -189,6 +214,8 @@ class ShardSetWriter:
             just before their shard, so a shard that can be seen always has them complete.
         exists: URL -> whether a file is there (the store's); lets a commit keep the sidecar files
             already beside an identical shard that is reused.
+        compression: None (plain tar) or ``"gzip"``: ``.tar.gz`` shards cut into blocks that inflate
+            alone (:mod:`atdata_lab.seekable_gzip`); ``maxsize`` then counts the tar bytes.
     """
 
     FLUSH = 1 << 20
@@ -205,7 +232,11 @@ class ShardSetWriter:
         maxsize: int | None = None,
         sidecars: Callable[[str], SidecarBuilder] | None = None,
         exists: Callable[[str], bool] | None = None,
+        compression: str | None = None,
     ) -> None:
+        if compression not in (None, "gzip"):
+            raise InvalidArgumentError(f"compression must be None or 'gzip', not {compression!r}")
+        self.compression = compression
         if maxcount is not None and (not isinstance(maxcount, int) or maxcount < 1):
             raise InvalidArgumentError(f"maxcount must be a positive integer, not {maxcount!r}")
         if maxsize is not None and (not isinstance(maxsize, int) or maxsize < 2 * BLOCK):
@@ -238,10 +269,7 @@ class ShardSetWriter:
             self._close_current()
             cur = None
         if cur is None:
-            url = self.url_for(len(self.infos))
-            cur = self._cur = _OpenShard(
-                self.open_sink(url), self.sidecars(url) if self.sidecars is not None else None
-            )
+            cur = self._open_next()
         buf = cur.buf
         buf += ustar_header(f"{key}.{ext}", size)
         if cur.side is not None:
@@ -250,7 +278,7 @@ class ShardSetWriter:
                 cur.kept.extend(cur.keep(sample))
         cur.offsets.append((cur.pos + BLOCK, size))
         cur.keys.append(key)
-        if size >= self.DIRECT and type(payload) is bytes:
+        if size >= self.DIRECT and type(payload) is bytes and cur.gz is None:
             self._flush(cur)
             self._emit(cur, payload)
             buf = cur.buf
@@ -259,8 +287,28 @@ class ShardSetWriter:
         if padded != size:
             buf += _PADS[padded - size]
         cur.pos += BLOCK + padded
-        if len(buf) >= self.FLUSH:
+        if cur.gz is not None:
+            if size + BLOCK > BLOCK_MAX:
+                raise InvalidArgumentError(
+                    f"sample {key!r} is {size} bytes, past the {BLOCK_MAX}-byte bound of a gzip shard's member; "
+                    "write samples this large without compression"
+                )
+            if cur.gz.block_bytes + len(buf) >= BLOCK_TAR_BYTES:  # cut the block between two members
+                self._flush(cur)
+                self._emit(cur, cur.gz.end_block())
+        elif len(buf) >= self.FLUSH:
             self._flush(cur)
+
+    def _open_next(self) -> _OpenShard:
+        url = self.url_for(len(self.infos))
+        cur = self._cur = _OpenShard(
+            self.open_sink(url),
+            self.sidecars(url) if self.sidecars is not None else None,
+            GzipBlockWriter() if self.compression else None,
+        )
+        if cur.gz is not None:
+            self._emit(cur, cur.gz.header())
+        return cur
 
     def add_rows(
         self, first: int, sizes: np.ndarray, fill: Callable[..., None], ext: str = "msgpack"
@@ -287,8 +335,7 @@ class ShardSetWriter:
                 continue
             take = max(take, 1)  # a member larger than maxsize gets a shard of its own
             if cur is None:
-                url = self.url_for(len(self.infos))
-                cur = self._cur = _OpenShard(self.open_sink(url), None)
+                cur = self._open_next()
             hi = lo + take
             self._add_block(cur, first, sizes[lo:hi], member[lo:hi], fill, lo, hi, ext)
             lo = hi
@@ -320,18 +367,48 @@ class ShardSetWriter:
         cur.keys.extend(["%06d" % k for k in range(first + lo, first + hi)])
         cur.pos += total
         self._flush(cur)
-        self._emit(cur, block.data)
+        if cur.gz is None:
+            self._emit(cur, block.data)
+        else:
+            self._compress_members(cur, block, sizes, member)
+
+    def _compress_members(
+        self, cur: _OpenShard, block: np.ndarray, sizes: np.ndarray, member: np.ndarray
+    ) -> None:
+        """Compress members laid out one after another in ``block``, cutting the gzip block after
+        the member that brings it to ``BLOCK_TAR_BYTES``, where :meth:`add` cuts it."""
+        if int(sizes.max()) + BLOCK > BLOCK_MAX:
+            raise InvalidArgumentError(
+                f"a sample of {int(sizes.max())} bytes is past the {BLOCK_MAX}-byte bound of a gzip "
+                "shard's member; write samples this large without compression"
+            )
+        gz = cur.gz
+        assert gz is not None
+        ends = np.cumsum(member)
+        start = 0
+        while start < len(block):
+            j = int(np.searchsorted(ends, start + BLOCK_TAR_BYTES - gz.block_bytes, side="left"))
+            if j >= len(ends):
+                self._emit(cur, gz.compress(block[start:].data))
+                return
+            end = int(ends[j])
+            self._emit(cur, gz.compress(block[start:end].data))
+            self._emit(cur, gz.end_block())
+            start = end
 
     def _flush(self, cur: _OpenShard) -> None:
         if cur.buf:
             data, cur.buf = cur.buf, bytearray()  # handed over whole, never touched again: no copy
-            self._emit(cur, memoryview(data))
+            self._emit(cur, memoryview(data) if cur.gz is None else cur.gz.compress(data))
 
     def _emit(self, cur: _OpenShard, data: bytes | memoryview) -> None:
         """Hash ``data`` and write it. Large writes (and all after them in the shard) go to the sink
         on a second thread, a few MiB at a time and in order, while this one encodes and hashes the
         next samples (file writes and hashlib let go of the GIL); ``data`` must not change afterwards."""
+        if not data:
+            return
         cur.sha.update(data)
+        cur.written += len(data)
         if not cur.async_io and len(data) < self.WRITE_ASYNC:
             cur.sink.write(data)
             return
@@ -365,18 +442,21 @@ class ShardSetWriter:
         cur.buf += END_OF_ARCHIVE
         cur.pos += len(END_OF_ARCHIVE)
         self._flush(cur)
+        if cur.gz is not None:
+            self._emit(cur, cur.gz.finish())
         if cur.async_io:  # the rest written, then the shard synced, while the next one is encoded
             self._hand_over(cur, sync=True)
         self._cur = None
         info = ShardInfo(
             cur.sink.url,
             cur.sha.hexdigest(),
-            cur.pos,
+            cur.written,
             len(cur.keys),
             np.asarray(cur.offsets, dtype=np.int64).reshape(-1, 2),
             cur.keys,
+            cur.gz.table() if cur.gz is not None else None,
         )
-        self._staged.append((cur.sink, cur.side, cur.pos))
+        self._staged.append((cur.sink, cur.side, cur.written))
         self.infos.append(info)
         if cur.side is not None:
             cur.side.close(info, cur.kept, cur.digests)
@@ -516,20 +596,32 @@ class HashingReader:
 
 
 def scan_shard(url: str, storage_options: dict[str, Any] | None = None) -> ShardInfo:
-    """Read a whole shard once: its sha256, size, and per-sample offset index."""
+    """Read a whole shard once: its sha256, size, and per-sample offset index (a gzip shard is
+    inflated as it is read; its block table then has a row per gzip member)."""
     offsets: list[tuple[int, int]] = []
     keys: list[str] = []
     with open_url(url, storage_options) as f:
         reader = HashingReader(f)
-        for name, off, size, _ in iter_members(reader, url, with_data=False):
+        tar, gz = open_maybe_gzip(reader, url)
+        bound = BLOCK_MAX if gz is not None else None
+        for name, off, size, _ in iter_members(tar, url, with_data=False, max_member=bound):
             key, ext = split_key(name)
             if ext != "msgpack":
                 _warn_ext(ext, url)
                 continue
             offsets.append((off, size))
             keys.append(key)
+        if gz is not None:
+            gz.drain()  # to the end of the gzip stream, checking its crc32
         while reader.read(1 << 20):  # hash any trailing bytes after the end-of-archive blocks
             pass
+    blocks = gz.table() if gz is not None else None
+    if blocks is not None and len(blocks) == 1 and is_local(url):
+        # one member: its flush points, if it has them at member boundaries (ours), split it in blocks
+        headers = {f"{k}.msgpack": int(o) - BLOCK for k, (o, _s) in zip(keys, offsets)}
+        mm = _map_local(local_path(url))
+        blocks = find_blocks(mm, blocks[0], headers) if mm else None
+        blocks = blocks if blocks is not None else gz.table()  # type: ignore[union-attr]
     return ShardInfo(
         url,
         reader.sha.hexdigest(),
@@ -537,6 +629,7 @@ def scan_shard(url: str, storage_options: dict[str, Any] | None = None) -> Shard
         len(keys),
         np.asarray(offsets, dtype=np.int64).reshape(-1, 2),
         keys,
+        blocks,
     )
 
 
@@ -577,6 +670,9 @@ def iter_sample_members(
             mm = _map_local(local_path(url))
         except FileNotFoundError:
             raise ShardNotFoundError(f"shard {url} does not exist") from None
+        if mm[:2] == GZIP_MAGIC:  # a gzip shard: inflated as it is read, each member bounded
+            yield from _iter_msgpack(open_maybe_gzip(mm, url, table=False)[0], url, BLOCK_MAX)
+            return
         for name, _off, _size, data in iter_members(mm, url):
             key, ext = split_key(name)
             if ext == "msgpack":
@@ -589,12 +685,17 @@ def iter_sample_members(
     except FileNotFoundError:
         raise ShardNotFoundError(f"shard {url} does not exist") from None
     with f:
-        for name, _off, _size, data in iter_members(f, url):
-            key, ext = split_key(name)
-            if ext == "msgpack":
-                yield key, data  # type: ignore[misc]
-            else:
-                _warn_ext(ext, url)
+        tar, gz = open_maybe_gzip(f, url, table=False)
+        yield from _iter_msgpack(tar, url, BLOCK_MAX if gz is not None else None)
+
+
+def _iter_msgpack(f: Any, url: str, bound: int | None) -> Iterator[tuple[str, memoryview]]:
+    for name, _off, _size, data in iter_members(f, url, max_member=bound):
+        key, ext = split_key(name)
+        if ext == "msgpack":
+            yield key, data  # type: ignore[misc]
+        else:
+            _warn_ext(ext, url)
 
 
 def local_shard_signature(url: str) -> tuple | None:

@@ -185,14 +185,15 @@ RELEASE_EVERY = 16 << 20
 
 
 def iter_members(
-    f: BinaryIO | Any, shard: str, *, with_data: bool = True
+    f: BinaryIO | Any, shard: str, *, with_data: bool = True, max_member: int | None = None
 ) -> Iterator[tuple[str, int, int, memoryview | None]]:
     """Yield ``(name, data_offset, size, data)`` for each regular file in a tar archive.
 
     ``f`` is a file object (read in large chunks) or a whole-file buffer such as an ``mmap``
     (parsed in place: member data are views into it, nothing is copied). ``data`` is a
     memoryview (``None`` when ``with_data`` is false). Offsets are absolute file positions,
-    usable for random access later.
+    usable for random access later. ``max_member`` refuses members declaring more bytes (for
+    inflated streams, where a small file may declare any size and fill it).
 
     Raises:
         ShardError: truncated or corrupt archive; names the shard and the member.
@@ -282,6 +283,11 @@ def iter_members(
                     f"shard {shard}: corrupt PAX header for member {name!r}: size {pax['size'][:40]!r} "
                     "is not a byte count; the file is damaged or not a tar archive"
                 )
+        if max_member is not None and size > max_member:
+            raise ShardError(
+                f"shard {shard}: member {name!r} declares {size} bytes, past the {max_member}-byte bound of a "
+                "compressed shard's member (a forged or damaged file); refused"
+            )
         padded = (size + BLOCK - 1) & ~(BLOCK - 1)
         pos += BLOCK
         if len(buf) - pos < padded:

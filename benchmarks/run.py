@@ -164,6 +164,76 @@ def bench_first_access(tmp: Path, n: int = 5_000, repeat: int = 5) -> dict:
     return {"n": n, "headers_ms": cold * 1000, "cached_ms": cached * 1000}
 
 
+def bench_compact(samples: list, tmp: Path, repeat: int, maxcount: int = 10_000) -> dict:
+    """Plain tar vs ``compression="gzip"`` on the same small samples, rounds interleaved: bytes per
+    sample, write and ordered batched read (32), random access p50 (warm: the inflated-block cache
+    as a reader has it; cold: the cache emptied before each read, one ~32 KiB block inflated), and
+    the first ``ds[k]`` of a gzip shard nothing has indexed (a scan, then the whole stream inflated
+    once: a scan finds no block table)."""
+    from atdata_lab import seekable_gzip
+    from atdata_lab.dataset import _scan_cache
+
+    out: dict = {"n": len(samples)}
+    counter = iter(range(10**6))
+    ks = [int(k) for k in np.random.default_rng(0).integers(0, len(samples), 500)]
+    times: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for comp in (None, "gzip"):
+            tag = comp or "plain"
+            gc.collect()
+            t = time.perf_counter()
+            ds = atdata.write_samples(
+                samples, tmp / f"compact-{next(counter)}" / "d", maxcount=maxcount, compression=comp
+            )
+            times.setdefault(f"{tag}_write", []).append(time.perf_counter() - t)
+            out[f"{tag}_bytes"] = sum(ds.shard_info(u).size for u in ds.urls)
+            gc.collect()
+            t = time.perf_counter()
+            for _b in ds.ordered(batch_size=32):
+                pass
+            times.setdefault(f"{tag}_read", []).append(time.perf_counter() - t)
+            ds[0]
+            lat, cold = [], []
+            for k in ks:
+                t = time.perf_counter()
+                ds[k]
+                lat.append(time.perf_counter() - t)
+            for k in ks[:200]:
+                seekable_gzip._cache.clear()
+                t = time.perf_counter()
+                ds[k]
+                cold.append(time.perf_counter() - t)
+            times.setdefault(f"{tag}_p50", []).append(statistics.median(lat))
+            times.setdefault(f"{tag}_cold_p50", []).append(statistics.median(cold))
+            if comp:
+                _scan_cache.clear()
+                seekable_gzip._cache.clear()
+                fresh = atdata.Dataset[type(samples[0])](ds.urls)
+                t = time.perf_counter()
+                fresh[len(samples) // 2]
+                times.setdefault("gzip_first", []).append(time.perf_counter() - t)
+    out.update({k: statistics.median(v) for k, v in times.items()})
+    return out
+
+
+def compact_rows(row, c: dict) -> None:
+    n = c["n"]
+    for tag, what in (("plain", "plain tar (default)"), ("gzip", 'compression="gzip"')):
+        row(
+            f"small ({n // 1000}k), {what}: bytes per sample / write / ordered read (32), samples/s",
+            f"{c[f'{tag}_bytes'] / n:,.0f} B / {n / c[f'{tag}_write']:,.0f} / {n / c[f'{tag}_read']:,.0f}",
+            target="<= 1.2x best peer (~265-280 B)" if tag == "gzip" else "—",
+        )
+        row(
+            f"small ({n // 1000}k), {what}: random access p50, us (warm / cold block cache)",
+            f"{c[f'{tag}_p50'] * 1e6:,.0f} / {c[f'{tag}_cold_p50'] * 1e6:,.0f}",
+        )
+    row(
+        f"small ({n // 1000}k), gzip: first ds[k] of an unindexed shard (scan + one inflate), ms",
+        f"{c['gzip_first'] * 1000:,.1f}",
+    )
+
+
 def _rows(n_entries: int) -> list[dict]:
     return [
         {
@@ -961,7 +1031,7 @@ def main() -> None:
     # manifests: 1M samples in 100 shards (cached between runs); the write overhead on 100k samples
     m_n, m_shards = (1_000_000, 100) if not args.quick else (200_000, 20)
     m_write_n, m_pairs, m_rounds = (100_000, 9, 5) if not args.quick else (50_000, 5, 3)
-    small = img = rss = s3 = ref = first_access = None
+    small = img = rss = s3 = ref = first_access = compact = None
     looks: list[dict] = []
     promo: list[dict] | str | None = None
     net: dict | str | None = None
@@ -977,6 +1047,7 @@ def main() -> None:
             small = bench_rw("small", small_samples(n_small), tmp, repeat, maxcount=10_000)
             small["wds_s"] = webdataset_read_seconds(small["urls"], repeat)
             small["cols_write_s"] = columnar_write_seconds(n_small, tmp, repeat)
+            compact = bench_compact(small_samples(n_small), tmp, repeat)
             img = bench_rw("image", image_samples(n_img), tmp, repeat, maxcount=500)
             first_access = bench_first_access(tmp, repeat=repeat)
         if "lookups" in only:
@@ -1072,6 +1143,8 @@ def main() -> None:
             f"{first_access['headers_ms']:.1f} (offset index cached on disk: {first_access['cached_ms']:.1f})",
             target="< 20 ms",
         )
+    if compact is not None:
+        compact_rows(row, compact)
     for lk in looks:
         if "error" in lk:
             row(f"{lk['provider']} lookups", f"not measured: {lk['error']}")

@@ -36,6 +36,7 @@ from ..manifest.shard_manifest import read_manifest_bytes
 from ..progress import ProgressLike, resolve_progress
 from ..schema import Schema
 from ..schema_diff import SchemaDiff, schema_diff
+from ..seekable_gzip import is_gzip_name
 from ..stores.base import DataStore
 from ..stores.local import LocalDiskStore, is_safe_dataset_name
 from ..transfer import destinations
@@ -912,6 +913,16 @@ def _plan_data(
             msg = (
                 f"{len(over)} shard(s) exceed the PDS blob limit of {human_bytes(limit)} (e.g. {over[0]}): "
                 "re-write with a smaller maxsize= or copy to a store instead"
+            )
+            data.warnings.append(msg)
+            blocking.append(msg)
+        gz = [u for u in entry.data_urls if is_gzip_name(u)]
+        if gz:
+            # the PDS names a gzip blob application/gzip; atdata's storageBlobs lexicon accepts x-tar only
+            msg = (
+                f"{len(gz)} shard(s) are gzip-compressed (e.g. {gz[0]}), which the blob storage record does not "
+                "accept (application/x-tar only): copy to a store (copy_to=S3DataStore(...)) or re-write the "
+                "dataset without compression"
             )
             data.warnings.append(msg)
             blocking.append(msg)

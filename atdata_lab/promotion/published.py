@@ -45,6 +45,7 @@ from ..manifest.shard_manifest import (
     shard_id_for,
 )
 from ..schema import Schema
+from ..seekable_gzip import BLOCK_MAX, open_maybe_gzip
 from ..sources import BlobSource
 from ..stores.base import DataStore
 from ..tar import iter_members, split_key
@@ -997,7 +998,8 @@ def _manifest_mismatch(url: str, m: ShardManifest, options: dict[str, Any]) -> s
     digests = m.has_digests
     found = []
     with open_url(url, options) as f:
-        for name, data_off, size, data in iter_members(f, url):
+        tar, gz = open_maybe_gzip(f, url)  # a gzip shard's manifest places samples in its tar stream
+        for name, data_off, size, data in iter_members(tar, url, max_member=BLOCK_MAX if gz else None):
             key, ext = split_key(name)
             if ext == "msgpack":
                 digest = hashlib.sha256(data).digest() if digests and data is not None else None
