@@ -244,7 +244,7 @@ def _deflate_start(data: Any, at: int) -> int:
         if flags & bit:
             pos = data.find(b"\x00", pos) + 1
             if pos == 0:
-                raise ValueError("unterminated gzip header field")
+                raise ShardError("unterminated gzip header field")
     return pos + (2 if flags & 2 else 0)  # FHCRC
 
 
