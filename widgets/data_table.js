@@ -11,13 +11,8 @@
 //   subtitle    {column key: other cell key} — shown under the cell in small text
 //   empty_text  what the table says when it has no rows
 //   css_prefix  prefix of the per-part classes (e.g. "atdata-index-browser")
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
+//
+// el() and makeSortable() come from table_common.js (put in front of this file).
 
 function render({ model, el: root }) {
   const wrap = el("div", "atdata-data-table");
@@ -30,8 +25,6 @@ function render({ model, el: root }) {
     const columns = model.get("columns") || [];
     const rows = model.get("rows") || [];
     const rowKey = model.get("row_key");
-    const sortKey = model.get("sort_key");
-    const descending = model.get("descending");
     const selected = model.get("selected");
     const badges = model.get("badges") || {};
     const subtitle = model.get("subtitle") || {};
@@ -45,24 +38,7 @@ function render({ model, el: root }) {
       if (col.numeric) th.classList.add("atdata-num");
       const label = el("span", null, col.label);
       th.appendChild(label);
-      if (col.sortable) {
-        th.classList.add("atdata-sortable");
-        th.title = `Sort by ${col.label}`;
-        if (col.key === sortKey) {
-          th.classList.add("atdata-sorted");
-          th.setAttribute("aria-sort", descending ? "descending" : "ascending");
-          th.appendChild(el("span", "atdata-sort-indicator", descending ? " ▼" : " ▲"));
-        }
-        th.addEventListener("click", () => {
-          if (model.get("sort_key") === col.key) {
-            model.set("descending", !model.get("descending"));
-          } else {
-            model.set("sort_key", col.key);
-            model.set("descending", false);
-          }
-          model.save_changes();
-        });
-      }
+      if (col.sortable && makeSortable(model, th, th, col)) th.classList.add("atdata-sorted");
       htr.appendChild(th);
     }
     head.appendChild(htr);

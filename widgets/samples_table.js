@@ -4,17 +4,11 @@
 // (`request` = {offset, count, seq}); the kernel answers in `window` = {version, offset, rows}.
 // Sorting and filtering happen in the kernel (`sort_key`/`descending`, `filter_click`), which
 // bumps `version` (cached rows are dropped) and `n_rows`. Model traits: see _TableView in
-// atdata_lab/widgets/samples_table.py.
+// atdata_lab/widgets/samples_table.py. el() and makeSortable() come from table_common.js (put in
+// front of this file).
 
 const MAX_SCROLL_PX = 8000000; // browsers cap element heights (~33M px): taller tables scale the scrollbar
 const WIDTHS = { num: 112, img: 88, text: 240, arr: 150, none: 96, other: 180 };
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
 
 function render({ model, el: root }) {
   const wrap = el("div", "atdata-samples-table-view");
@@ -67,8 +61,6 @@ function render({ model, el: root }) {
   const drawHeader = () => {
     header.replaceChildren();
     header.style.gridTemplateColumns = template();
-    const sortKey = model.get("sort_key");
-    const descending = model.get("descending");
     const filterCol = model.get("filter_column");
     for (const col of columns()) {
       const th = el("div", "atdata-samples-table-th");
@@ -79,21 +71,7 @@ function render({ model, el: root }) {
       const label = el("span", "atdata-samples-table-th-label", col.label);
       title.appendChild(label);
       if (col.sortable) {
-        title.classList.add("atdata-sortable");
-        title.title = `Sort by ${col.label}`;
-        if (col.key === sortKey) {
-          th.setAttribute("aria-sort", descending ? "descending" : "ascending");
-          title.appendChild(el("span", "atdata-sort-indicator", descending ? " ▼" : " ▲"));
-        }
-        title.addEventListener("click", () => {
-          if (model.get("sort_key") === col.key) {
-            model.set("descending", !model.get("descending"));
-          } else {
-            model.set("sort_key", col.key);
-            model.set("descending", false);
-          }
-          model.save_changes();
-        });
+        makeSortable(model, th, title, col);
       } else if (col.why_not) {
         title.title = col.why_not;
       }

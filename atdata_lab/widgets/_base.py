@@ -143,6 +143,15 @@ def read_asset(name: str) -> str:
     return hit[1]
 
 
+ESM_PRELUDES = {"data_table.js": ("table_common.js",), "samples_table.js": ("table_common.js",)}
+
+
+def read_esm(name: str) -> str:
+    """The ES module ``name`` as anywidget loads it: one text, with the shared files it uses
+    (:data:`ESM_PRELUDES`, which have no exports) in front of it."""
+    return "\n".join([*(read_asset(p) for p in ESM_PRELUDES.get(name, ())), read_asset(name)])
+
+
 def stylesheet(*names: str) -> ipywidgets.HTML:
     """A hidden widget whose ``<style>`` element holds the CSS of ``names`` (in order)."""
     css = "\n".join(f"/* {n} */\n{read_asset(n)}" for n in names)
@@ -528,7 +537,7 @@ class DataTable(anywidget.AnyWidget):
     css_prefix = traitlets.Unicode("atdata-table", help="Prefix of the per-part CSS classes.").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(_esm=read_asset("data_table.js"), **kwargs)
+        super().__init__(_esm=read_esm("data_table.js"), **kwargs)
 
 
 class CopyButton(anywidget.AnyWidget):

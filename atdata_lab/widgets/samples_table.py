@@ -35,7 +35,7 @@ from ..manifest.predicates import Predicate
 from ..manifest.selection import SampleRows, Selection
 from ..views.samples import classify, sample_fields
 from ..views.samples_table import column_header, table_cell
-from ._base import AtdataWidget, CopyButton, ProgressBar, esc, html_table, read_asset
+from ._base import AtdataWidget, CopyButton, ProgressBar, esc, html_table, read_esm
 
 __all__ = ["SamplesTable"]
 
@@ -76,7 +76,7 @@ class _TableView(anywidget.AnyWidget):
     body_height = traitlets.Int(420, help="Pixel height of the scrolling rows.").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(_esm=read_asset("samples_table.js"), **kwargs)
+        super().__init__(_esm=read_esm("samples_table.js"), **kwargs)
 
 
 class SamplesTable(AtdataWidget):

@@ -91,6 +91,29 @@ def test_library_shortcuts_open_the_widgets(index):
 
 
 # ------------------------------------------------------------------------------------------- assets
+def test_each_es_module_is_one_valid_module_with_its_shared_parts_once(tmp_path):
+    """anywidget loads one ES module text per widget: the shared helpers (table_common.js) are put in
+    front of the modules that use them, are written once, and the result parses as a module."""
+    import re
+    import shutil
+
+    everything = {p.name: p.read_text() for p in (REPO / "widgets").glob("*.js")}
+    defined: dict[str, list[str]] = {}
+    for name, text in everything.items():
+        for fn in re.findall(r"^function (\w+)\(", text, re.M):
+            defined.setdefault(fn, []).append(name)
+    written_twice = {fn: names for fn, names in defined.items() if len(names) > 1 and fn != "render"}
+    assert written_twice == {}
+    for name, preludes in B.ESM_PRELUDES.items():
+        text = B.read_esm(name)
+        assert all(B.read_asset(p) in text for p in preludes) and text.endswith(B.read_asset(name))
+        assert not re.search(r"^export ", "".join(B.read_asset(p) for p in preludes), re.M)
+        if shutil.which("node"):
+            module = tmp_path / (name.replace(".js", ".mjs"))
+            module.write_text(text)
+            subprocess.run(["node", "--check", str(module)], check=True)
+
+
 def test_assets_load_from_the_checkout():
     assert not (REPO / "atdata_lab" / "_frontend").exists()  # an editable checkout
     for name in ("atdata.css", "index_browser.css", "sample_inspector.css", "data_table.js"):
