@@ -228,6 +228,21 @@ def _tile_background() -> str:
     return "() => getComputedStyle(document.querySelector('.atdata-sample-inspector-thumb')).backgroundColor"
 
 
+_CAPTION_SELECT_COLOURS = """() => {
+  const sel = document.querySelector('.widget-select-multiple.atdata-sample-inspector-captions select');
+  const bgOf = (n) => {
+    for (; n; n = n.parentElement) {
+      const c = getComputedStyle(n).backgroundColor;
+      if (c && c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  return Array.from(sel.options).map((o) => ({
+    text: o.textContent, selected: o.selected, fg: getComputedStyle(o).color, bg: bgOf(o),
+  }));
+}"""
+
+
 def test_grid_pages_with_captions_in_light_and_dark(lab):
     """Issue 19's grid, rendered: paging through all 72 samples (first/prev disabled on the first
     page, next/last on the last), the page box and the page size, captions cut to the tile's width
@@ -311,6 +326,12 @@ def test_grid_pages_with_captions_in_light_and_dark(lab):
         bg = lab.page.evaluate(_tile_background())
         ratio = _contrast(_rgb(captions[0]["fg"]), _rgb(bg))
         assert ratio >= 4.5, (theme, captions[0]["fg"], bg, ratio)
+        options = lab.page.evaluate(_CAPTION_SELECT_COLOURS)  # the Captions picker, chosen or not
+        assert any(o["selected"] for o in options), options
+        for o in options:
+            assert _contrast(_rgb(o["fg"]), _rgb(o["bg"])) >= 4.5, (theme, o)
+            if o["selected"] and light == "false":  # chosen rows darker than Chromium's light grey
+                assert sum(_rgb(o["bg"])[:3]) < sum(_rgb("rgb(206, 206, 206)")[:3]), o
         buttons["first"].click()
         expect(status).to_contain_text("samples 0–15 of 72")
         expect(buttons["prev"]).to_be_disabled()
