@@ -97,21 +97,18 @@ class GzipBlockWriter:
         self._cpos += len(out)
         return out
 
+    def _close_row(self) -> None:
+        """The current block's row of the table: where it is compressed, what it inflates to."""
+        c_len, d_len = self._cpos - self._block_c, self._size - self._block_d
+        self._rows.append((self._block_c, c_len, self._block_d, d_len, self._block_crc))
+
     def end_block(self) -> bytes:
         """Close the current block (a full flush); nothing when it is empty."""
         if self._size == self._block_d:
             return b""
         out = self._c.flush(zlib.Z_FULL_FLUSH)
         self._cpos += len(out)
-        self._rows.append(
-            (
-                self._block_c,
-                self._cpos - self._block_c,
-                self._block_d,
-                self._size - self._block_d,
-                self._block_crc,
-            )
-        )
+        self._close_row()
         self._block_c, self._block_d, self._block_crc = self._cpos, self._size, 0
         return out
 
@@ -120,15 +117,7 @@ class GzipBlockWriter:
         out = self._c.flush(zlib.Z_FINISH)
         self._cpos += len(out)
         if self._size > self._block_d or not self._rows:
-            self._rows.append(
-                (
-                    self._block_c,
-                    self._cpos - self._block_c,
-                    self._block_d,
-                    self._size - self._block_d,
-                    self._block_crc,
-                )
-            )
+            self._close_row()
         trailer = (self._crc & 0xFFFFFFFF).to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(
             4, "little"
         )
