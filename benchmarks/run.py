@@ -1125,7 +1125,9 @@ def main() -> None:
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {_mem_gb():.0f} GiB RAM, {platform.system()} "
         f"{platform.release()}; Python {platform.python_version()}, numpy {np.__version__}. "
-        f"Medians of {repeat} runs; data in the page cache. Load average (1 min) "
+        # the peers section says its own rounds
+        + ("Data" if only == {"peers"} else f"Medians of {repeat} runs; data")
+        + " in the page cache. Load average (1 min) "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after."
     )
     lines: list[str] = []  # the main table, printed only if a section filled it (not for --only peers)

@@ -2,7 +2,7 @@
 
 Builds the two cached peer venvs when they are missing (``~/.cache/atdata-lab/peers-*``, with
 LitData, and ``mds-*``: about 2 + 4 minutes once on 2 cores, torch from the CPU wheel on this
-machine's disk; 109 s and 254 s measured with pip's cache warm, more on a fresh machine),
+machine's disk; ``peers`` took 68 s with pip's cache off, as on a fresh machine, 109 s under load),
 then runs every peer's script on 200 small samples and 12 images: a setup, one round of every
 figure, and the peak-RSS process. No skip: a venv that cannot be built fails the test (CI builds
 them; they stay cached between runs on one machine). Well under a minute once the venvs exist.
