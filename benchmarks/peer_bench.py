@@ -1,7 +1,7 @@
 """The ``peers`` section of ``benchmarks/run.py``: atdata-lab beside the libraries a user would pick
 instead, on identical data, in one run.
 
-The peers (Lance, Hugging Face datasets, webdataset + wids, MosaicML streaming) run in their own
+The peers (Lance, Hugging Face datasets, webdataset + wids, MosaicML streaming, LitData) run in their own
 cached venvs (``peer_env.py``), one long-lived process each (``peers.py LIB serve``); atdata-lab
 runs here. Every side gets the same data (``peers.small_data`` / ``peers.image_data``: the same
 functions and seeds, checked by a digest), decodes it into stacked numpy batches of 32 and touches
@@ -33,7 +33,7 @@ import atdata_lab as atdata  # noqa: E402
 from benchmarks import peer_env  # noqa: E402
 from benchmarks.peers import BATCH, IMG_BYTES, RANDOM_K, digest, image_data, small_data, touch_all  # noqa: E402
 
-NAMES = {"lance": "Lance", "hf": "HF datasets", "wds": "webdataset", "mds": "MDS"}
+NAMES = {"lance": "Lance", "hf": "HF datasets", "wds": "webdataset", "mds": "MDS", "lit": "LitData"}
 SMALL_FIELDS = ("measurement", "timestamp", "sensor_id")
 IMG_FIELDS = ("image", "label")
 
@@ -317,7 +317,9 @@ def peer_rows(row, res: dict) -> None:
     img_mb = ni * IMG_BYTES / 1e6
     ours = res["ours"]
     peers = {lib: res[lib] for lib in NAMES if isinstance(res.get(lib), dict)}
-    missing = "; ".join(f"{NAMES[lib]}: {res[lib]}" for lib in NAMES if not isinstance(res.get(lib), dict))
+    missing = "; ".join(
+        f"{NAMES[lib]}: {res.get(lib, 'not measured')}" for lib in NAMES if not isinstance(res.get(lib), dict)
+    )
 
     def figure(name, value, higher_better=True, fmt="{:,.0f}", ours_cell=None, extra="", target="—"):
         vals = {lib: value(p) for lib, p in peers.items()}
@@ -331,9 +333,9 @@ def peer_rows(row, res: dict) -> None:
             f"{NAMES[lib]} {fmt.format(v)}"
             for lib, v in sorted(vals.items(), key=lambda x: -x[1] if higher_better else x[1])
         )
-        # the extra ratios name other peers; one against the best would repeat the first
-        extra = "".join(f"; {e}" for e in extra.split("; ") if e and not e.endswith(f"x {NAMES[best]}"))
-        ratio = f"{mine / vals[best]:.2f}x {NAMES[best]}" + extra
+        ratio = f"{mine / vals[best]:.2f}x {NAMES[best]}"
+        # the extra ratios name other peers or other forms of ours; one equal to the first is dropped
+        ratio += "".join(f"; {e}" for e in extra.split("; ") if e and e != ratio)
         row(name, ours_cell or fmt.format(mine), others + (f"; {missing}" if missing else ""), ratio, target)
 
     sw = ns / ours["write_small_s"]
@@ -346,7 +348,7 @@ def peer_rows(row, res: dict) -> None:
     if cols and lance:
         extra += f"; columns {cols / (ns / lance['write_small_s']):.2f}x Lance"
     figure(
-        f"small write ({ns // 1000}k), samples/s (ours: per object{' / from columns' if cols else ''})",
+        f"small write ({ns:,}), samples/s (ours: per object{' / from columns' if cols else ''})",
         lambda p: ns / p["write_small_s"],
         ours_cell=f"{sw:,.0f}" + (f" / {cols:,.0f}" if cols else " / columns not taken by this build"),
         extra=extra,
@@ -371,7 +373,8 @@ def peer_rows(row, res: dict) -> None:
             else " (no compact option in this build)"
         ),
         extra=(
-            f"; gzip {gz / ns / min(p['small_bytes'] / ns for p in peers.values()):.2f}x"
+            f"; gzip {gz / min(p['small_bytes'] for p in peers.values()):.2f}x "
+            + NAMES[min(peers, key=lambda lib: peers[lib]["small_bytes"])]
             if isinstance(gz, int) and peers
             else ""
         ),
@@ -432,7 +435,7 @@ def print_peer_table(res: dict) -> None:
         "Peers: "
         + ", ".join(
             f"{k} {v[k]}"
-            for k in ("pylance", "datasets", "pyarrow", "webdataset", "wids", "mosaicml-streaming")
+            for k in ("pylance", "datasets", "pyarrow", "webdataset", "wids", "mosaicml-streaming", "litdata")
             if k in v
         )
         + "."

@@ -3,8 +3,11 @@
 The peers pin things our own environment must not be bound by, and two of them conflict with each
 other, so they live in two venvs of their own under ``${ATDATA_LAB_CACHE:-~/.cache/atdata-lab}/``:
 
-* ``peers-<hash>``: Hugging Face ``datasets`` (Arrow), ``pylance`` (Lance) and ``webdataset`` with
-  ``wids`` (its random-access reader, a package of its own, which imports ``torch.distributed``).
+* ``peers-<hash>``: Hugging Face ``datasets`` (Arrow), ``pylance`` (Lance), ``webdataset`` with
+  ``wids`` (its random-access reader, a package of its own, which imports ``torch.distributed``) and
+  LitData (``litdata``, which needs torch and names ``torchvision`` unpinned: pinned here to the
+  release that takes this torch, else pip would bring torch 2.14 and its CUDA libraries). LitData's
+  requirements meet nothing else here; a venv of its own would repeat torch for ~100 MB of packages.
 * ``mds-<hash>``: MosaicML ``mosaicml-streaming`` (MDS), which requires torch. Its release pins
   ``numpy<2.2`` and ``transformers<5`` (hence ``huggingface-hub<1``), which ``datasets`` 5 cannot
   share.
@@ -13,9 +16,6 @@ Both take the CPU build of torch (``torch==2.13.0``, the wheel ``make setup`` in
 machine's disk: PyPI's default build would pull several GB of CUDA libraries). webdataset imports
 torch whenever it is installed, so its peak-RSS process blocks that import (as for a user without
 torch; ``peers.py rss``).
-
-LitData is not measured: it installs, but needs torch and its ``optimize`` writer runs a worker
-pool; a third venv and its own harness were left for later.
 
 Both are built with the project's own interpreter (the CPU torch wheel is for it). Pins are exact,
 so that numbers compare across runs. A build is atomic (a temporary sibling, checked by importing
@@ -51,20 +51,22 @@ VENVS: dict[str, tuple[str, ...]] = {
         "webdataset==1.0.2",
         "wids==0.1.11",
         "pillow==13.0.0",
+        "litdata==0.2.76",
+        "torchvision==0.28.0",
     ),
     "mds": (TORCH, "mosaicml-streaming==0.13.0"),
 }
 """Each venv's exact requirements (pip resolves the rest; the versions found are in its marker)."""
 
-LIBRARIES: dict[str, str] = {"lance": "peers", "hf": "peers", "wds": "peers", "mds": "mds"}
+LIBRARIES: dict[str, str] = {"lance": "peers", "hf": "peers", "wds": "peers", "lit": "peers", "mds": "mds"}
 """Which venv each peer of ``peers.py`` runs in."""
 
 _PROBES = {
-    "peers": ("datasets", "pylance", "pyarrow", "webdataset", "wids", "torch", "numpy"),
+    "peers": ("datasets", "pylance", "pyarrow", "webdataset", "wids", "litdata", "torch", "numpy"),
     "mds": ("mosaicml-streaming", "torch", "numpy"),
 }
 _IMPORTS = {
-    "peers": "import datasets, lance, webdataset, wids, PIL",
+    "peers": "import datasets, lance, webdataset, wids, PIL, litdata",
     # peers.py's torchvision workaround (see MDS there), then streaming
     "mds": "import torch; [torch.library.define(f'torchvision::{o}', '(Tensor dets, Tensor scores, "
     "float iou_threshold) -> Tensor') for o in ('nms', 'qnms')]; import streaming",

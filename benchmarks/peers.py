@@ -22,7 +22,7 @@ atdata-lab and takes the medians.
     ``{"base_mb": VmHWM after imports, "peak_mb": VmHWM at the end, "seconds": s}``.
 
 LIB is ``lance`` (pylance), ``hf`` (Hugging Face datasets), ``wds`` (webdataset; wids for random
-access) or ``mds`` (MosaicML streaming). Every reader yields stacked numpy batches and touches every
+access), ``mds`` (MosaicML streaming) or ``lit`` (LitData). Every reader yields stacked numpy batches and touches every
 page of every array it yields (:func:`touch`): a memory-mapped view that is never read is not a read.
 """
 
@@ -94,6 +94,36 @@ def digest(small: dict, img: dict) -> str:
 
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+KEYS = {"small": ("measurement", "timestamp", "sensor_id"), "img": ("image", "label")}
+
+
+def stack(samples: list, keys) -> dict:
+    """Per-sample dicts as one batch: arrays stacked, numbers as an array, strings as a list."""
+    out = {}
+    for k in keys:
+        vals = [s[k] for s in samples]
+        out[k] = (
+            vals
+            if isinstance(vals[0], str)
+            else np.stack(vals)
+            if isinstance(vals[0], np.ndarray)
+            else np.array(vals)
+        )
+    return out
+
+
+def batched(samples, kind: str):
+    """A per-sample reader (MDS, LitData) in stacked batches of 32."""
+    keys, buf = KEYS[kind], []
+    for sample in samples:
+        buf.append(sample)
+        if len(buf) == BATCH:
+            yield stack(buf, keys)
+            buf = []
+    if buf:
+        yield stack(buf, keys)
 
 
 def hwm_mb() -> float:
@@ -348,42 +378,77 @@ class MDS:
             local=str(local), shuffle=shuffled, shuffle_seed=0, batch_size=BATCH, predownload=BATCH * 8
         )
 
-    def _batches(self, ds, kind: str):
-        keys = ("measurement", "timestamp", "sensor_id") if kind == "small" else ("image", "label")
-        buf = []
-        for sample in ds:
-            buf.append(sample)
-            if len(buf) == BATCH:
-                yield self._stack(buf, keys)
-                buf = []
-        if buf:
-            yield self._stack(buf, keys)
-
-    @staticmethod
-    def _stack(buf: list, keys) -> dict:
-        out = {}
-        for k in keys:
-            vals = [s[k] for s in buf]
-            out[k] = (
-                vals
-                if isinstance(vals[0], str)
-                else np.stack(vals)
-                if isinstance(vals[0], np.ndarray)
-                else np.array(vals)
-            )
-        return out
-
     def ordered(self, ds, kind: str):
-        yield from self._batches(ds, kind)
+        yield from batched(ds, kind)
 
     def shuffled(self, ds, kind: str, seed: int):
-        yield from self._batches(ds, kind)  # a new epoch: a new order (seeded at construction)
+        yield from batched(ds, kind)  # a new epoch: a new order (seeded at construction)
 
     def get(self, ds, k: int, kind: str) -> dict:
         return ds[k]
 
 
-PEERS = {"lance": Lance, "hf": HF, "wds": WDS, "mds": MDS}
+class Lit:
+    """LitData: ``BinaryWriter`` (what ``litdata.optimize`` runs in each of its worker processes; no
+    compression, its default), chunks of 64 MB, read with ``StreamingDataset`` on the local folder
+    (read in place, no cache copy), samples stacked into batches of 32.
+
+    ``batch_decode`` (how many items LitData decodes at once) is set where its default hurts it:
+    ``"auto"`` decodes a window of neighbours (and copies each image out of the memory map) on every
+    ``ds[k]``, so random access uses ``0`` (one item, its documented per-item setting), and so do the
+    image reads (the docs' ``"auto"`` means one item for images, but it does not see a uint8 array as
+    one). The small streaming reads keep ``"auto"``, faster there."""
+
+    CHUNK_BYTES = "64MB"
+
+    def __init__(self) -> None:
+        os.environ.setdefault("LITDATA_DISABLE_VERSION_CHECK", "1")  # else it asks PyPI on every open
+        import litdata
+        from litdata.streaming.writer import BinaryWriter
+
+        self.litdata, self.writer = litdata, BinaryWriter
+
+    def prepare(self, small: dict, img: dict) -> None:
+        self.small, self.img = small, img
+
+    def _write(self, d: Path, rows) -> None:
+        w = self.writer(str(d), chunk_bytes=self.CHUNK_BYTES)
+        for i, row in enumerate(rows):
+            w.add_item(i, row)
+        w.done()
+        w.merge()
+
+    def write_small(self, d: Path) -> None:
+        s = self.small
+        self._write(
+            d,
+            (
+                {"measurement": m, "timestamp": t, "sensor_id": c}
+                for m, t, c in zip(s["measurement"], s["timestamp"], s["sensor_id"])
+            ),
+        )
+
+    def write_img(self, d: Path) -> None:
+        self._write(d, ({"image": a, "label": lab} for a, lab in zip(self.img["image"], self.img["label"])))
+
+    def open(self, d: Path, kind: str, shuffled: bool = False):
+        def dataset(batch_decode):
+            return self.litdata.StreamingDataset(str(d), shuffle=shuffled, seed=0, batch_decode=batch_decode)
+
+        return {"stream": dataset("auto" if kind == "small" else 0), "get": dataset(0)}
+
+    def ordered(self, ds, kind: str):
+        yield from batched(ds["stream"], kind)
+
+    def shuffled(self, ds, kind: str, seed: int):
+        ds["stream"].set_epoch(seed + 1)  # a new order each round (bare iteration keeps the epoch)
+        yield from batched(ds["stream"], kind)
+
+    def get(self, ds, k: int, kind: str) -> dict:
+        return ds["get"][k]
+
+
+PEERS = {"lance": Lance, "hf": HF, "wds": WDS, "mds": MDS, "lit": Lit}
 
 
 # --------------------------------------------------------------------------------- the rounds
@@ -475,10 +540,10 @@ def serve(lib: str) -> None:
 def rss(lib: str, d: str) -> None:
     """Peak RSS of this fresh process streaming the images written by ``setup`` into ``d``.
 
-    torch is blocked for every library but MDS (which needs it): webdataset would import it just
+    torch is blocked for every library but MDS and LitData (which need it): webdataset would import it just
     because it is installed (wids, in the same venv, needs it), ~150 MB that a user without torch
     does not pay."""
-    if lib != "mds":
+    if lib not in ("mds", "lit"):
         sys.modules["torch"] = None  # type: ignore[assignment]
     peer = PEERS[lib]()
     peer.n_small = peer.n_img = 0

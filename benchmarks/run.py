@@ -1110,7 +1110,7 @@ def main() -> None:
             from benchmarks.widgets_bench import widget_rows
 
             widget_table = widget_rows(manifest_data(m_n, m_shards), args.quick)
-        if "peers" in only:  # Lance, HF datasets, webdataset, MDS in their own venvs (peer_bench.py)
+        if "peers" in only:  # Lance, HF datasets, webdataset, MDS, LitData in their own venvs (peer_bench.py)
             from benchmarks.peer_bench import bench_peers
 
             n_peer_small, n_peer_img, peer_rounds = (20_000, 2_000, 3) if not args.quick else (5_000, 300, 3)
@@ -1125,15 +1125,15 @@ def main() -> None:
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {_mem_gb():.0f} GiB RAM, {platform.system()} "
         f"{platform.release()}; Python {platform.python_version()}, numpy {np.__version__}. "
-        f"Medians of {repeat} runs; data in the page cache. Load average (1 min) "
+        # the peers section says its own rounds
+        + ("Data" if only == {"peers"} else f"Medians of {repeat} runs; data")
+        + " in the page cache. Load average (1 min) "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after."
     )
-    print()
-    print("| figure | atdata-lab | atdata 0.7 | ratio | target |")
-    print("|---|---|---|---|---|")
+    lines: list[str] = []  # the main table, printed only if a section filled it (not for --only peers)
 
     def row(fig, ours, theirs="—", ratio="—", target="—"):
-        print(f"| {fig} | {ours} | {theirs} | {ratio} | {target} |")
+        lines.append(f"| {fig} | {ours} | {theirs} | {ratio} | {target} |")
 
     if small is not None and img is not None:
         rw_rows(row, small, img, ref)
@@ -1227,6 +1227,11 @@ def main() -> None:
         row(*r)
     for r in widget_table:
         row(*r)
+    if lines:
+        print()
+        print("| figure | atdata-lab | atdata 0.7 | ratio | target |")
+        print("|---|---|---|---|---|")
+        print("\n".join(lines))
     if peers is not None:
         from benchmarks.peer_bench import print_peer_table
 

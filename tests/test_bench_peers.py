@@ -1,7 +1,8 @@
 """The peers of ``make bench`` (benchmarks/peer_env.py, peers.py, peer_bench.py) on tiny data.
 
-Builds the two cached peer venvs when they are missing (``~/.cache/atdata-lab/peers-*`` and
-``mds-*``: about 3 + 4 minutes once on 2 cores, torch from the CPU wheel on this machine's disk),
+Builds the two cached peer venvs when they are missing (``~/.cache/atdata-lab/peers-*``, with
+LitData, and ``mds-*``: about 2 + 4 minutes once on 2 cores, torch from the CPU wheel on this
+machine's disk; ``peers`` took 68 s with pip's cache off, as on a fresh machine, 109 s under load),
 then runs every peer's script on 200 small samples and 12 images: a setup, one round of every
 figure, and the peak-RSS process. No skip: a venv that cannot be built fails the test (CI builds
 them; they stay cached between runs on one machine). Well under a minute once the venvs exist.
@@ -77,7 +78,12 @@ def test_our_side_and_the_rows(tmp_path: Path) -> None:
     info = ours.setup(tmp_path, 300, 4)
     fig = ours.round(0, info["columns"] is True)
     assert set(fig) >= FIGURES and all(v > 0 for v in fig.values())
-    fig.update(raw_img_s=fig["read_img_s"] / 2, small_bytes=info["small_bytes"], img_bytes=info["img_bytes"])
+    fig.update(
+        raw_img_s=fig["read_img_s"] / 2,
+        small_bytes=info["small_bytes"],
+        img_bytes=info["img_bytes"],
+        gzip_bytes=info["gzip_bytes"],
+    )
     fig["rss"] = {"peak_mb": 70.0, "base_mb": 40.0}
     half = {k: (v * 2 if k.endswith("_s") else v) for k, v in fig.items()}  # a peer twice as slow
     res = {
@@ -88,6 +94,7 @@ def test_our_side_and_the_rows(tmp_path: Path) -> None:
         "hf": half,
         "wds": "not measured: x",
         "mds": half,
+        "lit": half,
     }
     rows: list[tuple] = []
     peer_rows(lambda *r: rows.append(r), res)
@@ -95,4 +102,8 @@ def test_our_side_and_the_rows(tmp_path: Path) -> None:
     assert "2.00x" in by_name["small ordered read"][3]
     assert "0.50x" in by_name["random access to sample k"][3]  # lower is better: ours / best
     assert "webdataset: not measured: x" in by_name["small ordered read"][2]
+    # a ratio of another form of ours against the best peer is kept, and names that peer
+    assert "; columns " in by_name["small write"][3] and by_name["small write"][3].endswith("x Lance")
+    assert by_name["bytes on disk per small sample"][3].endswith("x Lance")  # the gzip ratio's peer
+    assert all(r[3] != "—" and r[4] != "—" for r in rows)  # every figure: a ratio and a target
     assert len(rows) == 10
