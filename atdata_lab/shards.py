@@ -16,6 +16,7 @@ import itertools
 import mmap
 import os
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -235,7 +236,9 @@ class ShardSetWriter:
     FLUSH = 1 << 20
     DIRECT = 64 << 10  # payloads at least this large go to the sink as they are (not copied into a buffer)
     WRITE_ASYNC = 64 << 10  # from a write this large on, a shard's bytes are written on a second thread
-    WRITE_BATCH = 8 << 20  # bytes handed to that thread at once
+    WRITE_BATCH = 2 << 20  # bytes handed to that thread at once
+    IN_FLIGHT = 2  # batches handed to that thread and not yet written, at most (bounds memory)
+    ROWS_BLOCK = 2 << 20  # tar bytes of the rows add_rows lays out at once
 
     def __init__(
         self,
@@ -269,7 +272,9 @@ class ShardSetWriter:
         self.created: list[str] = []  # URLs of the shards commit() created (not found identical already)
         self._cur: _OpenShard | None = None
         self._io: ThreadPoolExecutor | None = None  # writes (and syncs) shards beside the encoding
-        self._last_io: Future | None = None
+        self._in_flight: deque[Future] = deque()
+        self._syncer: ThreadPoolExecutor | None = None  # makes each shard durable once it is written
+        self._syncing: deque[Future] = deque()
         self._unsummed: list[tuple[ShardInfo, Any]] = []  # closed shards still hashed on that thread
 
     def add(self, key: str, payload: bytes, ext: str = "msgpack", sample: Any = None) -> None:
@@ -352,7 +357,14 @@ class ShardSetWriter:
             if cur is None:
                 cur = self._open_next()
             hi = lo + take
-            self._add_block(cur, first, sizes[lo:hi], member[lo:hi], fill, lo, hi, ext)
+            ends = np.cumsum(member[lo:hi])
+            a, done = lo, 0
+            while (
+                a < hi
+            ):  # blocks of about ROWS_BLOCK bytes: one is hashed and written while the next is built
+                b = min(hi, max(a + 1, lo + int(np.searchsorted(ends, done + self.ROWS_BLOCK, side="right"))))
+                self._add_block(cur, first, sizes[a:b], member[a:b], fill, a, b, ext)
+                done, a = int(ends[b - lo - 1]), b
             lo = hi
 
     def _add_block(
@@ -439,15 +451,23 @@ class ShardSetWriter:
     def _hand_over(self, cur: _OpenShard, sync: bool = False) -> None:
         if self._io is None:
             self._io = ThreadPoolExecutor(1, thread_name_prefix="atdata-write")
-        self._settle()  # one batch in flight at a time: memory stays bounded if the disk lags
-        self._last_io = self._io.submit(_write_all, cur.sink, cur.sha, cur.unwritten, sync)
+        while len(self._in_flight) >= self.IN_FLIGHT:  # memory stays bounded if the disk lags
+            self._in_flight.popleft().result()  # raises what that batch's hashing or writing raised
+        job = self._io.submit(_write_all, cur.sink, cur.sha, cur.unwritten)
+        self._in_flight.append(job)
         cur.unwritten, cur.unwritten_size = [], 0
+        if sync:  # the shard made durable on a third thread (it waits for the disk, not a core)
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(1, thread_name_prefix="atdata-sync")
+            self._syncing.append(self._syncer.submit(_sync_after, job, cur.sink))
 
     def _settle(self) -> None:
-        """Wait for the batch in flight (raising what its hashing or writing raised), then give the
-        shards closed before it their checksums (their last bytes were hashed on that thread)."""
-        if self._last_io is not None:
-            self._last_io.result()
+        """Wait for the batches in flight (raising what their hashing or writing raised), then give
+        the shards closed before them their checksums (their last bytes were hashed on that thread)."""
+        for waiting in (self._in_flight, self._syncing):
+            while waiting:
+                waiting[0].result()
+                waiting.popleft()
         for info, sha in self._unsummed:
             info.checksum = sha.hexdigest()
         self._unsummed.clear()
@@ -458,10 +478,12 @@ class ShardSetWriter:
             if check:
                 self._settle()
         finally:
-            self._last_io = None
-            if self._io is not None:
-                self._io.shutdown()
-                self._io = None
+            self._in_flight.clear()
+            self._syncing.clear()
+            for pool in (self._io, self._syncer):
+                if pool is not None:
+                    pool.shutdown()
+            self._io = self._syncer = None
 
     def _close_current(self) -> None:
         cur = self._cur
@@ -472,7 +494,9 @@ class ShardSetWriter:
         self._flush(cur)
         if cur.gz is not None:
             self._emit(cur, cur.gz.finish())
-        if cur.async_io:  # the rest written, then the shard synced, while the next one is encoded
+        if (
+            cur.async_io
+        ):  # the rest written, then the shard synced (on a third thread) while the next is encoded
             self._hand_over(cur, sync=True)
         self._cur = None
         info = ShardInfo(
@@ -559,12 +583,15 @@ class ShardSetWriter:
                 pass
 
 
-def _write_all(sink: ShardSink, sha: Any, chunks: list[Any], sync: bool) -> None:
+def _write_all(sink: ShardSink, sha: Any, chunks: list[Any]) -> None:
     for c in chunks:
         sha.update(c)
         sink.write(c)
-    if sync:
-        sink.sync()
+
+
+def _sync_after(written: Future, sink: ShardSink) -> None:
+    written.result()  # the shard's last bytes are written (else raise what their write raised)
+    sink.sync()
 
 
 def peek_samples(samples: Iterable[Any], call: str) -> tuple[Any, Iterator[Any], int | None]:
