@@ -303,9 +303,16 @@ def test_tar_headers_built_at_once_are_those_built_one_by_one():
     from atdata_lab.tar import ustar_header, ustar_headers
 
     rng = np.random.default_rng(0)
-    for first, n in [(0, 40), (999_990, 20), (123_456, 7)]:  # keys of 6 then 7 digits past 999999
-        sizes = rng.integers(0, 8**11 - 1, n)
-        heads = ustar_headers(first, sizes, "msgpack")
-        assert [h.tobytes() for h in heads] == [
-            ustar_header("%06d.msgpack" % (first + j), int(s)) for j, s in enumerate(sizes)
-        ]
+    # keys of 6 digits, then 7 past 999999, 9 and 10 (digits are written three at a time), 13
+    starts = [(0, 40), (999_990, 20), (123_456, 7), (99_999_995, 10), (999_999_998, 4), (10**12 - 2, 3)]
+    for first, n in starts:
+        for sizes in (rng.integers(0, 8**11 - 1, n), np.full(n, 331), rng.integers(0, 5000, n)):
+            for ext in ("msgpack", "x"):
+                heads = ustar_headers(first, sizes, ext)
+                assert [h.tobytes() for h in heads] == [
+                    ustar_header(f"{first + j:06d}.{ext}", int(s)) for j, s in enumerate(sizes)
+                ]
+    grid = np.full((5, 1024), 7, np.uint8)  # into a strided view of a block: its rows, nothing else
+    ustar_headers(41, np.full(5, 300), "msgpack", out=grid[:, :512])
+    assert [r[:512].tobytes() for r in grid] == [ustar_header(f"{k:06d}.msgpack", 300) for k in range(41, 46)]
+    assert (grid[:, 512:] == 7).all()
