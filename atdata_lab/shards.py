@@ -38,7 +38,7 @@ from .seekable_gzip import (
     open_maybe_gzip,
 )
 from .stores.base import ShardSink
-from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header, ustar_headers
+from .tar import BLOCK, END_OF_ARCHIVE, iter_members, member_keys, split_key, ustar_header, ustar_headers
 from .urls import is_local, local_path, open_url
 
 __all__ = [
@@ -392,7 +392,7 @@ class ShardSetWriter:
             fill(block, starts, lo, hi, None)
         cur.fold_offsets()
         cur.offset_blocks.append(np.stack([starts + cur.pos, sizes.astype(np.int64)], axis=1))
-        cur.keys.extend(["%06d" % k for k in range(first + lo, first + hi)])
+        cur.keys.extend(member_keys(first + lo, hi - lo))
         cur.pos += total
         self._flush(cur)
         if cur.gz is None:

@@ -85,6 +85,46 @@ def _column(out: np.ndarray, start: int, dtype: str) -> np.ndarray:
     return out[:, start : start + np.dtype(dtype).itemsize].view(dtype)[:, 0]
 
 
+def _key_width(first: int, lo: int, n: int) -> tuple[int, int]:
+    """The width of key ``first + lo`` (6 digits at least) and the end of the run of keys that wide."""
+    width = max(6, len(str(first + lo)))
+    return width, min(n, max(lo + 1, 10**width - first))
+
+
+def _put_digits(rows: np.ndarray, first: int, width: int) -> np.ndarray:
+    """The ``width`` decimal digits of ``first + i`` (zero-padded) at the start of each row ``i`` of
+    ``rows``, written a word per row (the byte after them is overwritten with a zero: the caller
+    writes it next); returns the sum of each row's digit bytes."""
+    keys = np.arange(first, first + len(rows), dtype=np.int64)
+    groups = []
+    for _ in range((width + 2) // 3):  # three digits at a time, from the right
+        keys, g = np.divmod(keys, 1000)
+        groups.append(g)
+    sums = np.zeros(len(rows), dtype=np.int64)
+    at = 0
+    for i, g in enumerate(reversed(groups)):  # left to right: each word's spare zero byte is
+        w = 3 if i else width - 3 * (len(groups) - 1)  # overwritten by the next word
+        _column(rows, at, "<u4")[:] = _DEC3[g] >> np.uint64(8 * (3 - w))
+        sums += _DEC3_SUM[g] - 48 * (3 - w)
+        at += w
+    return sums
+
+
+def member_keys(first: int, n: int) -> list[str]:
+    """``["%06d" % k for k in range(first, first + n)]``, made from their bytes at once (the keys
+    :func:`ustar_headers` names its members by)."""
+    keys: list[str] = []
+    lo = 0
+    while lo < n:
+        width, hi = _key_width(first, lo, n)
+        text = np.empty((hi - lo, width + 1), dtype=np.uint8)
+        _put_digits(text, first + lo, width)
+        text[:, width] = ord(" ")
+        keys += text.tobytes().decode("ascii").split()
+        lo = hi
+    return keys
+
+
 def ustar_headers(first: int, sizes: np.ndarray, ext: str, out: np.ndarray | None = None) -> np.ndarray:
     """The headers :func:`ustar_header` gives members ``"%06d.{ext}" % k`` for ``k`` from ``first`` on,
     of ``sizes`` bytes (each under 8 GiB), as one ``(len(sizes), 512)`` uint8 array built at once
@@ -99,8 +139,7 @@ def ustar_headers(first: int, sizes: np.ndarray, ext: str, out: np.ndarray | Non
     same = n > 0 and bool((sizes == sizes[0]).all())
     lo = 0
     while lo < n:  # keys of one width at a time (6 digits, then 7 past 999999...)
-        width = max(6, len(str(first + lo)))
-        hi = min(n, max(lo + 1, 10**width - first))
+        width, hi = _key_width(first, lo, n)
         rows = out[lo:hi]
         head = bytearray(_TEMPLATE)
         head[: width + len(suffix)] = b"0" * width + suffix
@@ -116,17 +155,7 @@ def ustar_headers(first: int, sizes: np.ndarray, ext: str, out: np.ndarray | Non
             _column(rows, 128, "<u4")[:] = _OCT4[b]
             _column(rows, 132, "<u4")[:] = _OCT3[c]
             sums += _OCT4_SUM[a] + _OCT4_SUM[b] + _OCT3_SUM[c]
-        keys = np.arange(first + lo, first + hi, dtype=np.int64)
-        groups = []
-        for _ in range((width + 2) // 3):  # three digits at a time, from the right
-            keys, g = np.divmod(keys, 1000)
-            groups.append(g)
-        at = 0
-        for i, g in enumerate(reversed(groups)):  # left to right: each word's spare zero byte is
-            w = 3 if i else width - 3 * (len(groups) - 1)  # overwritten by the next (the last's by
-            _column(rows, at, "<u4")[:] = _DEC3[g] >> np.uint64(8 * (3 - w))  # the suffix, below)
-            sums += _DEC3_SUM[g] - 48 * (3 - w)
-            at += w
+        sums += _put_digits(rows, first + lo, width)
         rows[:, width] = suffix[0]
         # the checksum: 6 octal digits, a NUL, a space
         chk = _OCT3[sums >> 9] | (_OCT3[sums & 511] << np.uint64(24)) | np.uint64(32 << 56)

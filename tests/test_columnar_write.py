@@ -300,12 +300,13 @@ def test_a_failed_background_write_stops_the_write_and_publishes_nothing(tmp_pat
 
 
 def test_tar_headers_built_at_once_are_those_built_one_by_one():
-    from atdata_lab.tar import ustar_header, ustar_headers
+    from atdata_lab.tar import member_keys, ustar_header, ustar_headers
 
     rng = np.random.default_rng(0)
     # keys of 6 digits, then 7 past 999999, 9 and 10 (digits are written three at a time), 13
     starts = [(0, 40), (999_990, 20), (123_456, 7), (99_999_995, 10), (999_999_998, 4), (10**12 - 2, 3)]
     for first, n in starts:
+        assert member_keys(first, n) == ["%06d" % k for k in range(first, first + n)]
         for sizes in (rng.integers(0, 8**11 - 1, n), np.full(n, 331), rng.integers(0, 5000, n)):
             for ext in ("msgpack", "x"):
                 heads = ustar_headers(first, sizes, ext)
