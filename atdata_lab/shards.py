@@ -357,12 +357,12 @@ class ShardSetWriter:
             if cur is None:
                 cur = self._open_next()
             hi = lo + take
+            # blocks of about ROWS_BLOCK bytes: one is hashed and written while the next is built
             ends = np.cumsum(member[lo:hi])
             a, done = lo, 0
-            while (
-                a < hi
-            ):  # blocks of about ROWS_BLOCK bytes: one is hashed and written while the next is built
-                b = min(hi, max(a + 1, lo + int(np.searchsorted(ends, done + self.ROWS_BLOCK, side="right"))))
+            while a < hi:
+                b = lo + int(np.searchsorted(ends, done + self.ROWS_BLOCK, side="right"))
+                b = min(hi, max(a + 1, b))
                 self._add_block(cur, first, sizes[a:b], member[a:b], fill, a, b, ext)
                 done, a = int(ends[b - lo - 1]), b
             lo = hi
@@ -460,6 +460,8 @@ class ShardSetWriter:
             if self._syncer is None:
                 self._syncer = ThreadPoolExecutor(1, thread_name_prefix="atdata-sync")
             self._syncing.append(self._syncer.submit(_sync_after, job, cur.sink))
+        while self._syncing and self._syncing[0].done():  # a failed sync stops the write early
+            self._syncing.popleft().result()
 
     def _settle(self) -> None:
         """Wait for the batches in flight (raising what their hashing or writing raised), then give
@@ -494,9 +496,7 @@ class ShardSetWriter:
         self._flush(cur)
         if cur.gz is not None:
             self._emit(cur, cur.gz.finish())
-        if (
-            cur.async_io
-        ):  # the rest written, then the shard synced (on a third thread) while the next is encoded
+        if cur.async_io:  # the rest written, then synced (on a third thread) while the next is encoded
             self._hand_over(cur, sync=True)
         self._cur = None
         info = ShardInfo(
