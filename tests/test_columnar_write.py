@@ -375,5 +375,5 @@ def test_a_failed_background_write_or_sync_of_columns_publishes_nothing(tmp_path
         except BaseException:
             writer.abort()
             raise
-    assert FailingSink.writes > 3
+    assert FailingSink.writes >= (4 if fails == "write" else 1)
     assert not list(out.iterdir())  # no shard, no staging file
