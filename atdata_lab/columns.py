@@ -447,11 +447,26 @@ def _encode_column(f: Field, col: Any, lo: int, hi: int, st: type) -> list[bytes
         dt, shape = values[0].dtype, values[0].shape
         if all(v.dtype == dt and v.dtype.str == dt.str and v.shape == shape for v in values):
             return _ndarray_pieces(np.stack(values))  # arrays of one dtype and shape (a DataFrame's)
-    if kind in ("str", "bytes") and all(type(v) is (str if kind == "str" else bytes) for v in values):
-        raw = [v.encode("utf-8") for v in values] if kind == "str" else values
-        lens = np.fromiter(map(len, raw), dtype=np.int64, count=n)
-        return [*_len_header(lens, kind == "str"), _Piece.var(np.frombuffer(b"".join(raw), dtype=_U8), lens)]
+    if kind in ("str", "bytes") and values and set(map(type, values)) == {str if kind == "str" else bytes}:
+        return _text_list_pieces(values, kind == "str")
     return [_packed_values(f, values, lo, st)]
+
+
+def _text_list_pieces(values: list, is_str: bool) -> list[bytes | _Piece]:
+    """A list of str (or bytes) as msgpack str (bin) headers and the UTF-8 bytes, back to back."""
+    n = len(values)
+    if is_str:
+        text = "".join(values)
+        flat = text.encode("utf-8")
+        if len(flat) == len(text):  # ASCII: each value's bytes are its characters
+            lens = np.fromiter(map(len, values), dtype=np.int64, count=n)
+        else:
+            raw = [v.encode("utf-8") for v in values]
+            lens = np.fromiter(map(len, raw), dtype=np.int64, count=n)
+    else:
+        flat = b"".join(values)
+        lens = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    return [*_len_header(lens, is_str), _Piece.var(np.frombuffer(flat, dtype=_U8), lens)]
 
 
 def _packed_values(f: Field, values: list, lo: int, st: type) -> _Piece:

@@ -16,6 +16,7 @@ import itertools
 import mmap
 import os
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from .seekable_gzip import (
     open_maybe_gzip,
 )
 from .stores.base import ShardSink
-from .tar import BLOCK, END_OF_ARCHIVE, iter_members, split_key, ustar_header, ustar_headers
+from .tar import BLOCK, END_OF_ARCHIVE, iter_members, member_keys, split_key, ustar_header, ustar_headers
 from .urls import is_local, local_path, open_url
 
 __all__ = [
@@ -151,7 +152,8 @@ class SidecarBuilder(Protocol):
     one flat list (no tuple is kept per sample), with the shard's keys and offsets and the sha256
     digest of each sample's encoded bytes, when the shard is complete (a bad value raises there,
     before anything is published); the files are asked for when the shard is committed. Every
-    member's tar header is one block, so a member starts ``BLOCK`` bytes before its data."""
+    member's tar header is one block, so a member starts ``BLOCK`` bytes before its data. The
+    shard's ``checksum`` may not be known yet at ``close`` (it is once the writer has finished)."""
 
     values: Callable[[Any], tuple[Any, ...]] | None
 
@@ -166,6 +168,7 @@ class _OpenShard:
         "sha",
         "pos",
         "offsets",
+        "offset_blocks",
         "keys",
         "buf",
         "side",
@@ -187,16 +190,28 @@ class _OpenShard:
         self.pos = 0  # tar bytes so far
         self.written = 0  # file bytes so far (fewer than ``pos`` for a gzip shard)
         self.gz = gz
-        self.offsets: list[tuple[int, int]] = []
+        self.offsets: list[tuple[int, int]] = []  # of members added one by one (add)
+        self.offset_blocks: list[np.ndarray] = []  # (n, 2) blocks of offsets before ``offsets``
         self.keys: list[str] = []
         self.buf = bytearray()
         self.side = side
         self.keep = side.values if side is not None else None
         self.kept: list[Any] = []
         self.digests: list[bytes] = []
-        self.async_io = False  # whether its bytes go to the sink on the writing thread
-        self.unwritten: list[Any] = []  # bytes hashed, not yet handed to that thread
+        self.async_io = False  # whether its bytes are hashed and written on the writing thread
+        self.unwritten: list[Any] = []  # bytes not yet handed to that thread (nor hashed)
         self.unwritten_size = 0
+
+    def all_offsets(self) -> np.ndarray:
+        """The ``(members, 2)`` data offsets and sizes of every member so far, in order."""
+        blocks = [*self.offset_blocks, np.asarray(self.offsets, dtype=np.int64).reshape(-1, 2)]
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+    def fold_offsets(self) -> None:
+        """The offsets of members added one by one, as a block (before a block of rows follows)."""
+        if self.offsets:
+            self.offset_blocks.append(np.asarray(self.offsets, dtype=np.int64).reshape(-1, 2))
+            self.offsets = []
 
 
 class ShardSetWriter:
@@ -221,7 +236,9 @@ class ShardSetWriter:
     FLUSH = 1 << 20
     DIRECT = 64 << 10  # payloads at least this large go to the sink as they are (not copied into a buffer)
     WRITE_ASYNC = 64 << 10  # from a write this large on, a shard's bytes are written on a second thread
-    WRITE_BATCH = 8 << 20  # bytes handed to that thread at once
+    WRITE_BATCH = 2 << 20  # bytes handed to that thread at once
+    IN_FLIGHT = 2  # batches handed to that thread and not yet written, at most (bounds memory)
+    ROWS_BLOCK = 2 << 20  # tar bytes of the rows add_rows lays out at once
 
     def __init__(
         self,
@@ -255,7 +272,10 @@ class ShardSetWriter:
         self.created: list[str] = []  # URLs of the shards commit() created (not found identical already)
         self._cur: _OpenShard | None = None
         self._io: ThreadPoolExecutor | None = None  # writes (and syncs) shards beside the encoding
-        self._last_io: Future | None = None
+        self._in_flight: deque[Future] = deque()
+        self._syncer: ThreadPoolExecutor | None = None  # makes each shard durable once it is written
+        self._syncing: deque[Future] = deque()
+        self._unsummed: list[tuple[ShardInfo, Any]] = []  # closed shards still hashed on that thread
 
     def add(self, key: str, payload: bytes, ext: str = "msgpack", sample: Any = None) -> None:
         """Append one member; ``sample`` (the object ``payload`` encodes) feeds the sidecars."""
@@ -337,7 +357,14 @@ class ShardSetWriter:
             if cur is None:
                 cur = self._open_next()
             hi = lo + take
-            self._add_block(cur, first, sizes[lo:hi], member[lo:hi], fill, lo, hi, ext)
+            # blocks of about ROWS_BLOCK bytes: one is hashed and written while the next is built
+            ends = np.cumsum(member[lo:hi])
+            a, done = lo, 0
+            while a < hi:
+                b = lo + int(np.searchsorted(ends, done + self.ROWS_BLOCK, side="right"))
+                b = min(hi, max(a + 1, b))
+                self._add_block(cur, first, sizes[a:b], member[a:b], fill, a, b, ext)
+                done, a = int(ends[b - lo - 1]), b
             lo = hi
 
     def _add_block(
@@ -363,8 +390,9 @@ class ShardSetWriter:
             block.reshape(-1, BLOCK)[starts // BLOCK] = ustar_headers(first + lo, sizes, ext)
             starts += BLOCK
             fill(block, starts, lo, hi, None)
-        cur.offsets.extend(zip((starts + cur.pos).tolist(), sizes.tolist()))
-        cur.keys.extend(["%06d" % k for k in range(first + lo, first + hi)])
+        cur.fold_offsets()
+        cur.offset_blocks.append(np.stack([starts + cur.pos, sizes.astype(np.int64)], axis=1))
+        cur.keys.extend(member_keys(first + lo, hi - lo))
         cur.pos += total
         self._flush(cur)
         if cur.gz is None:
@@ -402,14 +430,16 @@ class ShardSetWriter:
             self._emit(cur, memoryview(data) if cur.gz is None else cur.gz.compress(data))
 
     def _emit(self, cur: _OpenShard, data: bytes | memoryview) -> None:
-        """Hash ``data`` and write it. Large writes (and all after them in the shard) go to the sink
-        on a second thread, a few MiB at a time and in order, while this one encodes and hashes the
-        next samples (file writes and hashlib let go of the GIL); ``data`` must not change afterwards."""
+        """Hash ``data`` and write it. Large writes (and all after them in the shard) are hashed and
+        written on a second thread, a few MiB at a time and in order, while this one encodes the next
+        samples (hashlib and file writes let go of the GIL: two cores work); ``data`` must not change
+        afterwards. The shard's checksum is then known once that thread is done with it (see
+        :meth:`_settle`)."""
         if not data:
             return
-        cur.sha.update(data)
         cur.written += len(data)
         if not cur.async_io and len(data) < self.WRITE_ASYNC:
+            cur.sha.update(data)
             cur.sink.write(data)
             return
         cur.async_io = True
@@ -421,19 +451,41 @@ class ShardSetWriter:
     def _hand_over(self, cur: _OpenShard, sync: bool = False) -> None:
         if self._io is None:
             self._io = ThreadPoolExecutor(1, thread_name_prefix="atdata-write")
-        if self._last_io is not None:
-            self._last_io.result()  # one batch in flight at a time: memory stays bounded if the disk lags
-        self._last_io = self._io.submit(_write_all, cur.sink, cur.unwritten, sync)
+        while len(self._in_flight) >= self.IN_FLIGHT:  # memory stays bounded if the disk lags
+            self._in_flight.popleft().result()  # raises what that batch's hashing or writing raised
+        job = self._io.submit(_write_all, cur.sink, cur.sha, cur.unwritten)
+        self._in_flight.append(job)
         cur.unwritten, cur.unwritten_size = [], 0
+        if sync:  # the shard made durable on a third thread (it waits for the disk, not a core)
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(1, thread_name_prefix="atdata-sync")
+            self._syncing.append(self._syncer.submit(_sync_after, job, cur.sink))
+        while self._syncing and self._syncing[0].done():  # a failed sync stops the write early
+            self._syncing.popleft().result()
+
+    def _settle(self) -> None:
+        """Wait for the batches in flight (raising what their hashing or writing raised), then give
+        the shards closed before them their checksums (their last bytes were hashed on that thread)."""
+        for waiting in (self._in_flight, self._syncing):
+            while waiting:
+                waiting[0].result()
+                waiting.popleft()
+        for info, sha in self._unsummed:
+            info.checksum = sha.hexdigest()
+        self._unsummed.clear()
 
     def _stop_io(self, check: bool) -> None:
         """Wait for the writing thread (``check``: raise what a write raised) and stop it."""
-        last, self._last_io = self._last_io, None
-        if self._io is not None:
-            self._io.shutdown()
-            self._io = None
-        if check and last is not None:
-            last.result()
+        try:
+            if check:
+                self._settle()
+        finally:
+            self._in_flight.clear()
+            self._syncing.clear()
+            for pool in (self._io, self._syncer):
+                if pool is not None:
+                    pool.shutdown()
+            self._io = self._syncer = None
 
     def _close_current(self) -> None:
         cur = self._cur
@@ -444,18 +496,20 @@ class ShardSetWriter:
         self._flush(cur)
         if cur.gz is not None:
             self._emit(cur, cur.gz.finish())
-        if cur.async_io:  # the rest written, then the shard synced, while the next one is encoded
+        if cur.async_io:  # the rest written, then synced (on a third thread) while the next is encoded
             self._hand_over(cur, sync=True)
         self._cur = None
         info = ShardInfo(
             cur.sink.url,
-            cur.sha.hexdigest(),
+            "" if cur.async_io else cur.sha.hexdigest(),  # else filled in by _settle
             cur.written,
             len(cur.keys),
-            np.asarray(cur.offsets, dtype=np.int64).reshape(-1, 2),
+            cur.all_offsets(),
             cur.keys,
             cur.gz.table() if cur.gz is not None else None,
         )
+        if cur.async_io:
+            self._unsummed.append((info, cur.sha))
         self._staged.append((cur.sink, cur.side, cur.written))
         self.infos.append(info)
         if cur.side is not None:
@@ -529,11 +583,15 @@ class ShardSetWriter:
                 pass
 
 
-def _write_all(sink: ShardSink, chunks: list[Any], sync: bool) -> None:
+def _write_all(sink: ShardSink, sha: Any, chunks: list[Any]) -> None:
     for c in chunks:
+        sha.update(c)
         sink.write(c)
-    if sync:
-        sink.sync()
+
+
+def _sync_after(written: Future, sink: ShardSink) -> None:
+    written.result()  # the shard's last bytes are written (else raise what their write raised)
+    sink.sync()
 
 
 def peek_samples(samples: Iterable[Any], call: str) -> tuple[Any, Iterator[Any], int | None]:

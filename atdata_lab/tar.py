@@ -67,33 +67,100 @@ def ustar_header(name: str, size: int) -> bytes:
     return bytes(h)
 
 
+def _table(fmt: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``fmt % i`` for each ``i < count`` as a little-endian word (its bytes in order, then zeros)
+    and the sum of its bytes: the digits :func:`ustar_headers` writes a word at a time."""
+    texts = [fmt % i for i in range(count)]
+    words = np.frombuffer(b"".join(t.ljust(4, b"\x00") for t in texts), dtype="<u4").astype(np.uint64)
+    return words, np.array([sum(t) for t in texts], dtype=np.int64)
+
+
+_DEC3, _DEC3_SUM = _table(b"%03d", 1000)
+_OCT3, _OCT3_SUM = _table(b"%03o", 512)
+_OCT4, _OCT4_SUM = _table(b"%04o", 4096)
+
+
+def _column(out: np.ndarray, start: int, dtype: str) -> np.ndarray:
+    """Bytes ``start:start + itemsize`` of each row of ``out`` as one column of ``dtype``."""
+    return out[:, start : start + np.dtype(dtype).itemsize].view(dtype)[:, 0]
+
+
+def _key_width(first: int, lo: int, n: int) -> tuple[int, int]:
+    """The width of key ``first + lo`` (6 digits at least) and the end of the run of keys that wide."""
+    width = max(6, len(str(first + lo)))
+    return width, min(n, max(lo + 1, 10**width - first))
+
+
+def _put_digits(rows: np.ndarray, first: int, width: int) -> np.ndarray:
+    """The ``width`` decimal digits of ``first + i`` (zero-padded) at the start of each row ``i`` of
+    ``rows``, written a word per row (the byte after them is overwritten with a zero: the caller
+    writes it next); returns the sum of each row's digit bytes."""
+    keys = np.arange(first, first + len(rows), dtype=np.int64)
+    groups = []
+    for _ in range((width + 2) // 3):  # three digits at a time, from the right
+        keys, g = np.divmod(keys, 1000)
+        groups.append(g)
+    sums = np.zeros(len(rows), dtype=np.int64)
+    at = 0
+    for i, g in enumerate(reversed(groups)):  # left to right: each word's spare zero byte is
+        w = 3 if i else width - 3 * (len(groups) - 1)  # overwritten by the next word
+        _column(rows, at, "<u4")[:] = _DEC3[g] >> np.uint64(8 * (3 - w))
+        sums += _DEC3_SUM[g] - 48 * (3 - w)
+        at += w
+    return sums
+
+
+def member_keys(first: int, n: int) -> list[str]:
+    """``["%06d" % k for k in range(first, first + n)]``, made from their bytes at once (the keys
+    :func:`ustar_headers` names its members by)."""
+    keys: list[str] = []
+    lo = 0
+    while lo < n:
+        width, hi = _key_width(first, lo, n)
+        text = np.empty((hi - lo, width + 1), dtype=np.uint8)
+        _put_digits(text, first + lo, width)
+        text[:, width] = ord(" ")
+        keys += text.tobytes().decode("ascii").split()
+        lo = hi
+    return keys
+
+
 def ustar_headers(first: int, sizes: np.ndarray, ext: str, out: np.ndarray | None = None) -> np.ndarray:
     """The headers :func:`ustar_header` gives members ``"%06d.{ext}" % k`` for ``k`` from ``first`` on,
     of ``sizes`` bytes (each under 8 GiB), as one ``(len(sizes), 512)`` uint8 array built at once
-    (``out``, e.g. a strided view of the tar block they go in, or a new array)."""
+    (``out``, e.g. a strided view of the tar block they go in, or a new array). Each row starts as
+    one template; the bytes that differ (the key's digits, the size when sizes differ, the checksum)
+    are written a word per row (from tables of 3 and 4 digits), not a byte at a time."""
     n = len(sizes)
     if out is None:
         out = np.empty((n, BLOCK), dtype=np.uint8)
-    out[:] = np.frombuffer(_TEMPLATE, dtype=np.uint8)
-    keys = np.arange(first, first + n, dtype=np.int64)
-    suffix = np.frombuffer(("." + ext).encode("ascii"), dtype=np.uint8)
-    sums = np.full(n, _TEMPLATE_SUM + int(suffix.sum()), dtype=np.int64)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    suffix = ("." + ext).encode("ascii")
+    same = n > 0 and bool((sizes == sizes[0]).all())
     lo = 0
     while lo < n:  # keys of one width at a time (6 digits, then 7 past 999999...)
-        width = max(6, len(str(first + lo)))
-        hi = min(n, max(lo + 1, 10**width - first))
-        digits = (keys[lo:hi, None] // 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)) % 10 + 48
-        out[lo:hi, :width] = digits
-        out[lo:hi, width : width + len(suffix)] = suffix
-        sums[lo:hi] += digits.sum(axis=1)
+        width, hi = _key_width(first, lo, n)
+        rows = out[lo:hi]
+        head = bytearray(_TEMPLATE)
+        head[: width + len(suffix)] = b"0" * width + suffix
+        head[148:156] = bytes(8)
+        if same:
+            head[124:136] = b"%011o\x00" % int(sizes[0])
+        rows[:] = np.frombuffer(head, dtype=np.uint8)
+        sums = np.full(hi - lo, sum(head) - 48 * width + 8 * 32, dtype=np.int64)  # digits, chksum spaces
+        if not same:  # 11 octal digits and a NUL: 4 + 4 + 3 (+ the NUL a word of 3 digits ends in)
+            part = sizes[lo:hi]
+            a, b, c = (part >> 21) & 4095, (part >> 9) & 4095, part & 511
+            _column(rows, 124, "<u4")[:] = _OCT4[a]
+            _column(rows, 128, "<u4")[:] = _OCT4[b]
+            _column(rows, 132, "<u4")[:] = _OCT3[c]
+            sums += _OCT4_SUM[a] + _OCT4_SUM[b] + _OCT3_SUM[c]
+        sums += _put_digits(rows, first + lo, width)
+        rows[:, width] = suffix[0]
+        # the checksum: 6 octal digits, a NUL, a space
+        chk = _OCT3[sums >> 9] | (_OCT3[sums & 511] << np.uint64(24)) | np.uint64(32 << 56)
+        _column(rows, 148, "<u8")[:] = chk
         lo = hi
-    octal = (np.asarray(sizes, dtype=np.int64)[:, None] >> (3 * np.arange(10, -1, -1, dtype=np.int64))) & 7
-    out[:, 124:135] = octal + 48
-    out[:, 135] = 0
-    sums += (octal + 48).sum(axis=1)
-    out[:, 148:154] = ((sums[:, None] >> (3 * np.arange(5, -1, -1, dtype=np.int64))) & 7) + 48
-    out[:, 154] = 0
-    out[:, 155] = 32
     return out
 
 

@@ -14,7 +14,10 @@ atdata-lab and takes the medians.
         reader) and answers ``{"digest": sha256 of the data, "small_bytes": bytes on disk, ...}``.
     ``{"cmd": "round", "k": r}``
         One round of every figure: writes (timed, then deleted), ordered and shuffled reads in
-        batches of 32, random access p50. Answers seconds (and the p50s in seconds).
+        batches of 32, random access p50. Answers seconds (and the p50s in seconds). After each
+        write, ``sync_{kind}_s`` times fsyncing what it wrote (:func:`fsync_tree`): no peer makes
+        its files durable itself (Lance, for one, calls no fsync at all), atdata-lab fsyncs every
+        shard before publishing it, inside its timer; the table reports both ways.
     ``{"cmd": "quit"}``
 
 ``python peers.py LIB rss D``
@@ -80,6 +83,31 @@ def image_data(n: int) -> dict:
         "image": [rng.integers(0, 255, SHAPE, dtype=np.uint8) for _ in range(n)],
         "label": [i % 10 for i in range(n)],
     }
+
+
+def small_table(small: dict):
+    """The small samples as the pyarrow Table a columnar writer takes (Lance's input, and ours from
+    columns), built before any clock starts."""
+    import pyarrow as pa
+
+    m = np.stack(small["measurement"]).reshape(-1)
+    return pa.table(
+        {
+            "measurement": pa.FixedSizeListArray.from_arrays(pa.array(m), 64),
+            "timestamp": pa.array(small["timestamp"], pa.float64()),
+            "sensor_id": pa.array(small["sensor_id"], pa.string()),
+        }
+    )
+
+
+def fsync_tree(d: Path) -> None:
+    """Make a write durable after the fact: fsync every file under ``d``, and the folders."""
+    for p in [*sorted(d.rglob("*")), d]:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def digest(small: dict, img: dict) -> str:
@@ -149,14 +177,7 @@ class Lance:
 
     def prepare(self, small: dict, img: dict) -> None:
         pa = self.pa
-        m = np.stack(small["measurement"]).reshape(-1)
-        self.small_tbl = pa.table(
-            {
-                "measurement": pa.FixedSizeListArray.from_arrays(pa.array(m), 64),
-                "timestamp": pa.array(small["timestamp"], pa.float64()),
-                "sensor_id": pa.array(small["sensor_id"], pa.string()),
-            }
-        )
+        self.small_tbl = small_table(small)
         im = np.stack(img["image"]).reshape(-1)
         self.img_tbl = pa.table(
             {
@@ -505,6 +526,7 @@ class Server:
         for kind in ("small", "img"):
             target = self.dir / f"w{k}-{kind}"
             out[f"write_{kind}_s"] = timed(lambda: getattr(p, f"write_{kind}")(target))  # noqa: B023
+            out[f"sync_{kind}_s"] = timed(lambda: fsync_tree(target))  # noqa: B023
             shutil.rmtree(target, ignore_errors=True)
         for kind, n in (("small", self.n_small), ("img", self.n_img)):
             ds = self.ds[kind]

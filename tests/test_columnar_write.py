@@ -300,12 +300,80 @@ def test_a_failed_background_write_stops_the_write_and_publishes_nothing(tmp_pat
 
 
 def test_tar_headers_built_at_once_are_those_built_one_by_one():
-    from atdata_lab.tar import ustar_header, ustar_headers
+    from atdata_lab.tar import member_keys, ustar_header, ustar_headers
 
     rng = np.random.default_rng(0)
-    for first, n in [(0, 40), (999_990, 20), (123_456, 7)]:  # keys of 6 then 7 digits past 999999
-        sizes = rng.integers(0, 8**11 - 1, n)
-        heads = ustar_headers(first, sizes, "msgpack")
-        assert [h.tobytes() for h in heads] == [
-            ustar_header("%06d.msgpack" % (first + j), int(s)) for j, s in enumerate(sizes)
-        ]
+    # keys of 6 digits, then 7 past 999999, 9 and 10 (digits are written three at a time), 13
+    starts = [(0, 40), (999_990, 20), (123_456, 7), (99_999_995, 10), (999_999_998, 4), (10**12 - 2, 3)]
+    for first, n in starts:
+        assert member_keys(first, n) == ["%06d" % k for k in range(first, first + n)]
+        for sizes in (rng.integers(0, 8**11 - 1, n), np.full(n, 331), rng.integers(0, 5000, n)):
+            for ext in ("msgpack", "x"):
+                heads = ustar_headers(first, sizes, ext)
+                assert [h.tobytes() for h in heads] == [
+                    ustar_header(f"{first + j:06d}.{ext}", int(s)) for j, s in enumerate(sizes)
+                ]
+    grid = np.full((5, 1024), 7, np.uint8)  # into a strided view of a block: its rows, nothing else
+    ustar_headers(41, np.full(5, 300), "msgpack", out=grid[:, :512])
+    assert [r[:512].tobytes() for r in grid] == [ustar_header(f"{k:06d}.msgpack", 300) for k in range(41, 46)]
+    assert (grid[:, 512:] == 7).all()
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+@pytest.mark.parametrize("rows_block", [1, 5_000, 1 << 20])
+def test_rows_laid_out_a_block_at_a_time_give_the_same_shards(tmp_path, monkeypatch, compression, rows_block):
+    """add_rows lays rows out a few MiB at a time (one block is hashed and written while the next is
+    built): wherever the blocks are cut (one row each, a few rows, many), the files and their
+    checksums are those of the per-object writer."""
+    from atdata_lab.shards import ShardSetWriter
+
+    monkeypatch.setattr(ShardSetWriter, "ROWS_BLOCK", rows_block)
+    cols = small_columns(3000)
+    cols["sensor_id"][7] = "ü" * 300  # one longer member: a block of rows of several sizes
+    kw = {"compression": compression, "maxsize": 900_000}
+    ours = atdata.write_samples(cols, tmp_path / "c" / "d", sample_type=Small, **kw)
+    theirs = atdata.write_samples(objects(Small, cols), tmp_path / "o" / "d", **kw)
+    assert len(ours.urls) > 2
+    assert shard_bytes(ours) == shard_bytes(theirs)
+    assert [ours.shard_info(u).checksum for u in ours.urls] == [
+        hashlib.sha256(b).hexdigest() for b in shard_bytes(theirs)
+    ]
+    assert [np.asarray(ours.shard_info(u).offsets).tolist() for u in ours.urls] == [
+        np.asarray(theirs.shard_info(u).offsets).tolist() for u in theirs.urls
+    ]
+
+
+@pytest.mark.parametrize("fails", ["write", "sync"])
+def test_a_failed_background_write_or_sync_of_columns_publishes_nothing(tmp_path, fails):
+    """Rows are hashed and written on a second thread and each shard synced on a third: what fails
+    there is raised by the write, and nothing is published."""
+    from atdata_lab.columns import as_columns
+    from atdata_lab.shards import ShardSetWriter
+    from atdata_lab.stores.local import FileSink
+
+    class FailingSink(FileSink):  # stand-in: a disk that fails on demand (a real one cannot be made to)
+        writes = 0
+
+        def write(self, data):
+            FailingSink.writes += 1
+            if fails == "write" and FailingSink.writes == 4:
+                raise OSError(28, "No space left on device")
+            super().write(data)
+
+        def sync(self):
+            if fails == "sync":
+                raise OSError(5, "Input/output error")
+            super().sync()
+
+    out = tmp_path / "out"
+    writer = ShardSetWriter(lambda i: str(out / f"d-{i:06d}.tar"), FailingSink, maxcount=2000)
+    with pytest.raises(OSError, match="No space left" if fails == "write" else "Input/output"):
+        try:
+            as_columns(small_columns(9000), Small, "test").write_into(writer)
+            writer.finish()
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    assert FailingSink.writes >= (4 if fails == "write" else 1)
+    assert not list(out.iterdir())  # no shard, no staging file
