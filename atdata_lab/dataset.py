@@ -12,6 +12,7 @@ import functools
 import hashlib
 import itertools
 import mmap
+import operator
 import os
 import random
 import re
@@ -127,6 +128,7 @@ _ALLOWED_TYPES: dict[str, frozenset] = {
     "ndarray": frozenset({bytes, memoryview}),
 }
 _BIN = (bytes, memoryview)
+_KEY, _DATA = operator.itemgetter(1), operator.itemgetter(2)  # of a (url, key, data) item
 # Samples at least this large are read with zero-copy views of their bin values.
 ZERO_COPY_MIN = 16 << 10
 _NONE = frozenset({type(None)})
@@ -673,8 +675,9 @@ class Dataset(Generic[ST]):
     def _raw(self, urls: list[str], refs: bool = False) -> Iterator[tuple[str, str, Any]]:
         """``(url, key, msgpack bytes)`` of every sample, shard by shard.
 
-        With ``refs``, samples of local shards whose offset index is known come as unread
-        :class:`MemberRef` s instead, for :func:`read_batch` (large samples) and
+        With ``refs``, samples of local shards whose offset index is known (or, for a plain
+        ``.tar``, built from its headers) come as unread :class:`MemberRef` s instead, for
+        :func:`read_batch` (large samples) and
         :func:`read_small_batch` (see :meth:`_local_shard`).
         """
         opts = self.storage_options
@@ -702,13 +705,14 @@ class Dataset(Generic[ST]):
                 continue
             if refs and is_local(url):
                 info = self._known_info(url)
-                if info is None and self._small_kinds() is not None and local_path(url).endswith(".tar"):
-                    try:  # small samples: indexed from their headers (cached), then decoded by columns
+                if info is None and local_path(url).endswith(".tar"):
+                    # a shard nothing indexed: indexed from its headers (cached on disk), then read by
+                    # batches, large samples straight into the batch arrays, small ones by columns
+                    # (a fresh process holds no mapped shard: its memory is the batches')
+                    try:
                         info = self._offsets_of(url)
                     except (ShardError, OSError):
                         info = None  # read whole below, which reports any damage where it is met
-                    if info is not None and sample_sizes_are_large(info, ZERO_COPY_MIN):
-                        info = None  # large samples of a shard nothing indexed: streamed, as before
                 shard = self._local_shard(url, local_path(url), info)
                 if shard is not None:
                     yield from zip(itertools.repeat(url), shard.keys, member_refs(shard))
@@ -920,12 +924,13 @@ class Dataset(Generic[ST]):
                 if cols is not None:
                     yield SampleBatch(columns=cols, sample_type=st, keys=sh.keys[a:b])
                     continue
-            if any(type(c[2]) is MemberRef for c in chunk):
-                refs = [c[2] for c in chunk]
-                whole = all(type(r) is MemberRef for r in refs)
+            refs = list(map(_DATA, chunk))
+            kinds = set(map(type, refs))
+            if MemberRef in kinds:
+                whole = len(kinds) == 1
                 got = read_batch(refs, is_array_field) if whole and not refs[0].shard.small else None
                 if got is not None:
-                    yield self._columns(got[0], chunk, [c[1] for c in chunk], st, got[1])
+                    yield self._columns(got[0], chunk, list(map(_KEY, chunk)), st, got[1])
                     continue
                 # not one uniform batch: read the samples whole, and decode them as usual
                 chunk = [(u, k, d.shard.read_member(d.j) if type(d) is MemberRef else d) for u, k, d in chunk]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import itertools
 import mmap
+import operator
 import os
 import struct
 import weakref
@@ -188,10 +189,16 @@ def member_refs(shard: LocalShard) -> Iterator[MemberRef]:
 
 def _runs(refs: list[MemberRef], longest: int) -> list[tuple[int, int]]:
     """Split a batch into runs of consecutive samples of one shard: ``(first row, end row)``."""
+    first, n = refs[0], len(refs)
+    if n <= longest and refs[-1].shard is first.shard and refs[-1].j - first.j == n - 1:
+        # the usual batch, one run: checked with C-level loops
+        one = all(map(operator.is_, map(_SHARD, refs), itertools.repeat(first.shard)))
+        if one and list(map(_J, refs)) == list(range(first.j, first.j + n)):
+            return [(0, n)]
     runs, lo = [], 0
-    for i in range(1, len(refs) + 1):
+    for i in range(1, n + 1):
         if (
-            i == len(refs)
+            i == n
             or refs[i].shard is not refs[lo].shard
             or refs[i].j != refs[i - 1].j + 1
             or i - lo >= longest
@@ -199,6 +206,9 @@ def _runs(refs: list[MemberRef], longest: int) -> list[tuple[int, int]]:
             runs.append((lo, i))
             lo = i
     return runs
+
+
+_SHARD, _J = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def read_batch(
@@ -211,7 +221,9 @@ def read_batch(
     samples); raises ``ShardError`` for a damaged tar header or a file shorter than its index.
     """
     layout: _Layout | None = None
-    for ref in refs:
+    runs = _runs(refs, len(refs))
+    for lo, _hi in runs:  # each shard's layout, from its first sample in the batch
+        ref = refs[lo]
         sh = ref.shard
         if not sh.layout_tried:
             sh.layout = sh.find_layout(ref.j, is_array_field)
@@ -232,16 +244,19 @@ def read_batch(
         for name, dt, shape in zip(layout.names, layout.dtypes, layout.shapes)
     }
     rows = [memoryview(arrays[name]).cast("B") for name in layout.names]  # type: ignore[arg-type]
+    longest = max(1, IOV_MAX // (2 * len(layout.names) + 2))
+    if any(hi - lo > longest for lo, hi in runs):
+        runs = [(a, min(a + longest, hi)) for lo, hi in runs for a in range(lo, hi, longest)]
     unpackb = msgpack.unpackb
     maps: list[dict] = []
-    for lo, hi in _runs(refs, max(1, IOV_MAX // (2 * len(layout.names) + 2))):
+    for lo, hi in runs:
         sh = refs[lo].shard
         lay = sh.layout
         assert lay is not None
         spans = sh.spans[refs[lo].j : refs[hi - 1].j + 1]
         cuts = tuple(zip(lay.starts, lay.lengths))
         reach = lay.starts[-1] + lay.lengths[-1]
-        if min(size for _off, size in spans) < reach:
+        if min(map(_J, spans)) < reach:
             return None  # a sample too small for the layout
         start = spans[0][0] - BLOCK  # from the first sample's tar header
         if start < 0:
@@ -250,6 +265,7 @@ def read_batch(
         scratch = bytearray(end - start - lay.cut * (hi - lo))
         sv = memoryview(scratch)
         iov: list[memoryview] = []
+        add = iov.append
         pos, spos = start, 0
         at_of = []
         for r, (off, size) in enumerate(spans, lo):
@@ -261,15 +277,15 @@ def read_batch(
                 if gap < 0:
                     return None
                 if gap:
-                    iov.append(sv[spos : spos + gap])
+                    add(sv[spos : spos + gap])
                     spos += gap
-                iov.append(rows[k][r * length : (r + 1) * length])
+                add(rows[k][r * length : (r + 1) * length])
                 pos = off + cut_at + length
             gap = off + size - pos
             if gap < 0:
                 return None
             if gap:
-                iov.append(sv[spos : spos + gap])
+                add(sv[spos : spos + gap])
                 spos += gap
             pos = off + size
         got = os.preadv(sh.fd, iov, start)
@@ -285,7 +301,7 @@ def read_batch(
         for at, (_off, size) in zip(at_of, spans):
             for bin_at, stored, kept, _name, _header in checks:
                 p = at + bin_at
-                if sv[p : p + len(stored)] != stored:
+                if not scratch.startswith(stored, p):
                     return None
                 sv[p : p + len(kept)] = kept
             try:

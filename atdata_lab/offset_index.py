@@ -1,8 +1,10 @@
 """The offset index of a local shard built from its tar headers only, and cached on disk.
 
 A shard that no writer or index described still gets random access by position (``ds[k]``,
-``len(ds)``) without reading it whole: its tar headers are parsed in place through a memory map,
-one 512-byte header per member, each payload skipped (never read, never hashed). Regular ustar
+``len(ds)``) and batched reads without reading it whole: its tar headers are parsed in place
+through a memory map (members of at least :data:`PREAD_MIN` bytes: read with one ``pread`` each, so
+that the map's fault-around does not bring most of the file into the process's memory), one
+512-byte header per member, each payload skipped (never read, never hashed). Regular ustar
 members, the shards this package and WebDataset write, take a fast path (the sizes walked in
 Python, names and header checksums checked for all members at once); any other archive (PAX or
 GNU long-name headers, links, a truncated file) goes through :func:`~atdata_lab.tar.iter_members`,
@@ -98,17 +100,64 @@ def _fast_members(mm: Any, shard: str) -> tuple[list[str], np.ndarray, np.ndarra
         raise _Irregular  # no member: let iter_members say what the file is
     hb = np.concatenate(heads)
     h = hb * BLOCK
-    size_arr = np.concatenate(sizes)
-    if not np.isin(blocks[hb, 156], _REGULAR).all() or blocks[hb, 345].any():
+    names = _regular_names(blocks[hb])
+    _verify_checksums(mm, h.tolist(), names, shard, 0)
+    return names, h + BLOCK, np.concatenate(sizes)
+
+
+def _regular_names(rows: np.ndarray) -> list[str]:
+    """The member names of these header rows (raises :class:`_Irregular` unless every one is a
+    plain ustar header of a regular file)."""
+    if not np.isin(rows[:, 156], _REGULAR).all() or rows[:, 345].any():
         raise _Irregular  # links, PAX/GNU headers, ustar prefixes
-    raw = np.ascontiguousarray(blocks[hb, :100]).view("S100")[:, 0].tolist()  # without trailing NULs
+    raw = np.ascontiguousarray(rows[:, :100]).view("S100")[:, 0].tolist()  # without trailing NULs
     joined = b"\x00".join(raw)
     if joined.count(b"\x00") == len(raw) - 1:  # no NUL inside a name: decoded at once
-        names = joined.decode("utf-8", "replace").split("\x00")
-    else:
-        names = [b.split(b"\x00", 1)[0].decode("utf-8", "replace") for b in raw]
-    _verify_checksums(mm, h.tolist(), names, shard, 0)
-    return names, h + BLOCK, size_arr
+        return joined.decode("utf-8", "replace").split("\x00")
+    return [b.split(b"\x00", 1)[0].decode("utf-8", "replace") for b in raw]
+
+
+# members at least this large are walked with one pread per header, not through a memory map:
+# each fault on a map of cached pages maps the pages around it too (fault-around, 64 KiB), so
+# touching one header per large member would map most of the file into the process's RSS
+PREAD_MIN = 64 << 10
+
+
+def _pread_members(fd: int, size: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(names, data offsets, sizes)`` of a plain ustar archive whose first member is large,
+    one ``pread`` per header (raises :class:`_Irregular`, also for a bad header checksum: then
+    ``iter_members`` reports it, naming the member and the byte)."""
+    rows: list[bytes] = []
+    heads: list[int] = []
+    sizes: list[int] = []
+    pos = 0
+    try:
+        while True:
+            h = os.pread(fd, BLOCK, pos)
+            if len(h) < BLOCK or h[0] == 0:
+                if h == _ZERO:
+                    break
+                raise _Irregular  # truncated, or not a header
+            n = int(h[124:135], 8)
+            rows.append(h)
+            heads.append(pos)
+            sizes.append(n)
+            pos += BLOCK * (1 + (n + BLOCK - 1) // BLOCK)
+            if pos > size:
+                raise _Irregular
+    except ValueError:
+        raise _Irregular from None
+    if not rows:
+        raise _Irregular
+    block = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, BLOCK)
+    names = _regular_names(block)
+    stored = block[:, 148:154].astype(np.int64) - 0x30
+    if ((stored < 0) | (stored > 7)).any():
+        raise _Irregular
+    computed = block.sum(axis=1, dtype=np.int64) - block[:, 148:156].sum(axis=1, dtype=np.int64) + 8 * 32
+    if (stored @ (8 ** np.arange(5, -1, -1, dtype=np.int64)) != computed).any():
+        raise _Irregular
+    return names, np.asarray(heads, dtype=np.int64) + BLOCK, np.asarray(sizes, dtype=np.int64)
 
 
 def scan_headers(path: str, shard: str | None = None) -> tuple[np.ndarray, list[str]]:
@@ -121,11 +170,26 @@ def scan_headers(path: str, shard: str | None = None) -> tuple[np.ndarray, list[
     name = shard or path
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        mm: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-    if size and hasattr(mm, "madvise"):
+        first = os.pread(f.fileno(), BLOCK, 0)
+        large = False
+        try:
+            large = len(first) == BLOCK and int(first[124:135], 8) >= PREAD_MIN
+        except ValueError:
+            pass
+        got = None
+        if large:
+            try:
+                got = _pread_members(f.fileno(), size)
+            except _Irregular:
+                pass
+        mm: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size and got is None else b""
+    if got is None and size and hasattr(mm, "madvise"):
         mm.madvise(mmap.MADV_RANDOM)  # the headers only: no readahead of the payloads
     try:
-        names, offs, sizes = _fast_members(mm, name)
+        if got is not None:
+            names, offs, sizes = got
+        else:
+            names, offs, sizes = _fast_members(mm, name)
     except _Irregular:
         members = [(nm, off, sz) for nm, off, sz, _ in iter_members(mm, name, with_data=False)]
         names = [m[0] for m in members]

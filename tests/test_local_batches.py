@@ -144,7 +144,7 @@ def test_dict_samples_and_a_fresh_dataset_that_scanned_once(tmp_path, served):
     assert [x for b in batches for x in b.label] == [s.label for s in samples]
 
 
-def test_unknown_offsets_and_checksummed_shards_use_the_streaming_reader(tmp_path, served):
+def test_unknown_offsets_are_read_from_the_headers_and_checksummed_shards_stream(tmp_path, served):
     samples = images(40)
     ds = atdata.write_samples(samples, tmp_path / "d", maxcount=40)
     copied = []
@@ -152,12 +152,38 @@ def test_unknown_offsets_and_checksummed_shards_use_the_streaming_reader(tmp_pat
         copied.append(str(tmp_path / ("copy-" + os.path.basename(url))))
         with open(url, "rb") as src, open(copied[-1], "wb") as dst:
             dst.write(src.read())
-    check_batches(atdata.Dataset[Image](copied), samples, 16)  # streamed once, offsets unknown
+    dataset_module._scan_cache.clear()
+    check_batches(atdata.Dataset[Image](copied), samples, 16)  # indexed from the headers, read directly
+    assert served == {"direct": 3, "fallback": 0}
+    dataset_module._scan_cache.clear()  # a new process: the index comes from the disk cache
+    batches = list(atdata.Dataset(copied).ordered(batch_size=16))  # and without a sample type
+    assert served == {"direct": 6, "fallback": 0}
+    assert np.array_equal(np.concatenate([b.image for b in batches]), np.stack([s.image for s in samples]))
     sums = {u: ds.shard_info(u).checksum for u in ds.urls}
     check_batches(
         atdata.Dataset[Image](ds.urls, checksums=sums), samples, 16
     )  # offsets known, but hashed while read
-    assert served == {"direct": 0, "fallback": 0}
+    assert served == {"direct": 6, "fallback": 0}
+
+
+def test_large_members_are_indexed_without_mapping_the_shard(tmp_path):
+    """The headers of large members are read one by one (a map would put most of the file in the
+    process's memory); the index is the same as through the map, and damage is still reported."""
+    from atdata_lab import offset_index
+
+    samples = images(12, shape=(3, 160, 160))  # 75 KiB of pixels: members past PREAD_MIN
+    url = atdata.write_samples(samples, tmp_path / "d", maxcount=12).urls[0]
+    assert os.path.getsize(url) // 12 >= offset_index.PREAD_MIN
+    with open(url, "rb") as f:
+        read = offset_index._pread_members(f.fileno(), os.path.getsize(url))
+    offsets, keys = offset_index.scan_headers(url)
+    assert read[0] == [f"{k}.msgpack" for k in keys]
+    assert np.array_equal(read[1], offsets[:, 0]) and np.array_equal(read[2], offsets[:, 1])
+    with open(url, "r+b") as f:
+        f.seek(int(offsets[5][0]) - 512 + 3)  # the name field of the 6th member's header
+        f.write(b"?")
+    with pytest.raises(ShardError, match="corrupt tar header"):
+        offset_index.scan_headers(url)
 
 
 def test_pax_headers_written_by_other_tools(tmp_path, served):

@@ -180,3 +180,24 @@ def test_header_helpers():
     assert len(h) == 512
     members = list(iter_members(io.BytesIO(h + b"0123456789" + bytes(502) + bytes(1024)), "mem"))
     assert members[0][0] == "x.msgpack" and bytes(members[0][3]) == b"0123456789"
+
+
+def test_one_header_checked_alone_as_many_are():
+    """A single header (a batched read checks its run's first) takes a shortcut for the usual
+    "%06o\\0 " checksum field; any other encoding, and any damage, is decided as for many."""
+    from atdata_lab.tar import _verify_checksums
+
+    h = bytearray(ustar_header("x.msgpack", 10))
+    total = sum(h) - sum(h[148:156]) + 8 * 32
+    _verify_checksums(bytes(h), [0], ["x"], "s", 0)  # the shortcut
+    for field in (b" %06o " % total, b"%o\x00" % total + b" " * 2):
+        h[148:156] = field.ljust(8, b"\x00")[:8]  # other tools' encodings: the general check
+        _verify_checksums(bytes(h) + bytes(512), [0], ["x"], "s", 0)
+        _verify_checksums(memoryview(bytes(512) + bytes(h)), [512], ["x"], "s", 0)
+    h[148:156] = b"%06o\x00 " % (total + 1)
+    with pytest.raises(ShardError, match=r"s: corrupt tar header for member 'x' at byte 700"):
+        _verify_checksums(bytes(h), [0], ["x"], "s", 700)
+    h[148:156] = b"%06o\x00 " % total
+    h[3] ^= 1  # the name changed after the checksum was written
+    with pytest.raises(ShardError, match="checksum mismatch"):
+        _verify_checksums(bytearray(h), [0], ["x"], "s", 0)
