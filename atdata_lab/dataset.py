@@ -761,7 +761,14 @@ class Dataset(Generic[ST]):
 
     def _decode(self, url: str, key: str, data: Any) -> Any:
         codec = codec_for(self._decode_as or self.sample_type)
-        return codec.unpack(data, f"shard {url}, sample {key!r}")
+        where = f"shard {url}, sample {key!r}"
+        if len(data) < ZERO_COPY_MIN or codec.cls is DictSample:
+            return codec.unpack(data, where)
+        try:  # a large sample: its arrays decoded from views of ``data`` (one copy, not two)
+            mapping = unpack_map_views(data)
+        except Exception as e:  # noqa: BLE001 - hostile bytes raise several kinds; one error for all
+            raise SampleDecodeError(f"{where}: not a valid msgpack sample ({e})") from e
+        return codec.from_mapping(mapping, where)
 
     def _apply_ops(self, samples: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
         for key, s in samples:

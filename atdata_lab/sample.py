@@ -153,6 +153,10 @@ def _encode_value(f: Field, v: Any) -> Any:
 def _check_kind(f: Field, v: Any) -> Any:
     """Validate and convert one decoded value; raise ``ValueError`` with the reason."""
     kind = f.type.kind
+    if type(v) is memoryview:  # a large sample's bin value, read in place: arrays decode from it
+        if kind == "ndarray":
+            return decode_ndarray(v)
+        v = v.tobytes()
     if kind == "ndarray":
         if isinstance(v, bytes):
             return decode_ndarray(v)

@@ -223,3 +223,38 @@ def test_split_names_in_parent_folders_are_ignored(tmp_path):
     assert list(atdata.load_dataset(str(root / "shards-{000000..000001}.tar"))) == ["train"]
     atdata.write_samples(items(2), root / "test" / "d", maxcount=1)  # a split folder below the root
     assert sorted(atdata.load_dataset(str(root))) == ["test", "train"]
+
+
+@atdata.packable
+class LargeMixed:
+    image: NDArray
+    blob: bytes
+    label: int
+
+
+def test_random_access_to_large_samples_reads_their_bin_values_in_place(tmp_path):
+    """ds[k] of a large sample decodes its arrays from views of the bytes read (one copy): they are
+    writable and own their memory, a large bytes field is bytes, and damaged bytes are still a
+    SampleDecodeError naming shard and sample."""
+    from pathlib import Path
+
+    rng = np.random.default_rng(1)
+    samples = [
+        LargeMixed(image=rng.integers(0, 255, (3, 64, 64), dtype=np.uint8), blob=bytes([i]) * 20_000, label=i)
+        for i in range(6)
+    ]
+    ds = atdata.write_samples(samples, tmp_path / "d")
+    got = ds[4]
+    assert np.array_equal(got.image, samples[4].image) and got.label == 4
+    assert got.image.flags.writeable and got.image.flags.owndata
+    assert type(got.blob) is bytes and got.blob == samples[4].blob
+    got.image[0, 0, 0] ^= 1  # changing the copy changes nothing read later
+    assert np.array_equal(ds[4].image, samples[4].image)
+
+    url = ds.urls[0]
+    off, size = ds.shard_info(url).offsets[2]
+    raw = bytearray(Path(url).read_bytes())
+    raw[int(off)] = 0x91  # the map's first byte: now a one-item array
+    Path(url).write_bytes(bytes(raw))
+    with pytest.raises(atdata.SampleDecodeError, match=r"sample '000002'.*not a valid msgpack sample"):
+        atdata.Dataset[LargeMixed](url)[2]
