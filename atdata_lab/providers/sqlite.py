@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,37 @@ class SQLiteProvider(IndexProvider):
         self.conn = conn
         self._lock = threading.RLock()
         self.db = sqlite_utils.Database(conn)
+        self._enable_wal()
         with self._write():
             self._create()
-        if self.db.journal_mode != "wal":
-            self.db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
 
     def __repr__(self) -> str:
         return f"SQLiteProvider({str(self.path)!r})"
+
+    def _enable_wal(self, timeout: float = 30.0) -> None:
+        """Switch the file to WAL before anything else touches it, retrying while another process holds it.
+
+        SQLite does not call the busy handler for a journal-mode change, so processes that open a
+        new file together would otherwise get "database is locked" here. A file system without
+        WAL support keeps its mode (the switch returns the old one); writes are still serialised.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode = wal").fetchone()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e).lower() and "busy" not in str(e).lower():
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"the index {self.path} stayed locked by another process for {timeout:.0f} s "
+                        "while opening it: close the other kernel or process that holds it, or wait and retry"
+                    ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def _create(self) -> None:
         db = self.db

@@ -115,6 +115,44 @@ def test_four_processes_write_fifty_entries_each_into_one_index(backend, tmp_pat
     assert errors == 0 and locked == 0 and bad == 0
 
 
+def _open_at(path: str, start_at: float, results: Any) -> None:
+    from atdata_lab.providers.sqlite import SQLiteProvider
+
+    while time.time() < start_at:
+        pass
+    try:
+        SQLiteProvider(path)
+        results.put(None)
+    except Exception as e:  # reported to the parent, which asserts on it
+        results.put(repr(e))
+
+
+def test_eight_processes_open_a_new_sqlite_index_together(tmp_path):
+    """Opening is the racy moment: the switch to WAL does not wait on SQLite's busy handler, so
+    processes that create one file together used to get "database is locked" (3 in 320 opens here
+    before the fix; CI once failed the test above on it)."""
+    import multiprocessing
+
+    import atdata_lab.providers.sqlite  # noqa: F401  (imported before forking: the children only open)
+
+    ctx = multiprocessing.get_context("fork")
+    errors: list[str] = []
+    for round_ in range(25):
+        path = str(tmp_path / f"new-{round_}.db")
+        results = ctx.Queue()
+        start_at = time.time() + 0.2
+        procs = [ctx.Process(target=_open_at, args=(path, start_at, results)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        errors += [e for e in (results.get(timeout=120) for _ in procs) if e]
+        for p in procs:
+            p.join(timeout=120)
+        assert all(p.exitcode == 0 for p in procs)
+    assert not errors, errors[:3]
+    index = atdata.Index(path=str(tmp_path / "new-0.db"), data_store=atdata.LocalDiskStore(tmp_path / "data"))
+    assert index.provider.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 def test_concurrency_matrix(report_table):
     if not ROWS:
         pytest.skip("no concurrency test ran")
