@@ -73,7 +73,10 @@ class SQLiteProvider(IndexProvider):
                 self.conn.execute("PRAGMA journal_mode = wal").fetchone()
                 return
             except sqlite3.OperationalError as e:
-                if "locked" not in str(e).lower() and "busy" not in str(e).lower():
+                error = self._unwritable(e)
+                if error is not None:
+                    raise error from None
+                if "locked" not in str(e).lower():
                     raise
                 if time.monotonic() > deadline:
                     raise StoreError(
@@ -196,15 +199,22 @@ class SQLiteProvider(IndexProvider):
                     raise
                 self.conn.execute("COMMIT")
             except sqlite3.OperationalError as e:
-                text = str(e).lower()
-                if "full" in text or "disk i/o" in text or "readonly" in text or "read-only" in text:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    raise StoreError(
-                        f"the index {self.path} cannot be written ({e}): free disk space, or check "
-                        "that the folder is writable"
-                    ) from None
-                raise
+                error = self._unwritable(e)
+                if error is None:
+                    raise
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise error from None
+
+    def _unwritable(self, e: sqlite3.OperationalError) -> StoreError | None:
+        """The error to raise when SQLite says the file cannot be written (disk full, I/O, read-only)."""
+        text = str(e).lower()
+        if "full" in text or "disk i/o" in text or "readonly" in text or "read-only" in text:
+            return StoreError(
+                f"the index {self.path} cannot be written ({e}): free disk space, or check "
+                "that the folder is writable"
+            )
+        return None
 
     # ------------------------------------------------------------------ entries
     def put_entry(self, row: dict[str, Any], shards: list[dict[str, Any]], *, replace: bool = False) -> None:
